@@ -1,0 +1,101 @@
+/*
+ * Validation of the device configuration that a Moddable manifest's `config`
+ * (or a manufacturing provisioning file) carries.
+ *
+ * validateConfig() turns untrusted input into a typed DeviceConfig or throws a
+ * WcmError("CONFIG_INVALID") naming the field; it never echoes secret values.
+ */
+import { fromHex } from "./bytes";
+import { WcmError } from "./errors";
+import { checkDeviceId } from "./protocol";
+
+/** The three provisioning options of the seed. */
+export type ProvisioningOption = "certificate" | "secret" | "temporary";
+
+/** Where and how to reach the cloud. */
+export interface CloudConfig {
+  host: string;
+  port: number;
+  /** PEM trust anchor(s) for the cloud's server certificate. */
+  ca: string;
+  /** Name expected in the server certificate; defaults to host. */
+  serverName: string;
+  keepAliveSeconds: number;
+}
+
+/** A validated device configuration. Secrets are bytes, never strings in logs. */
+export type DeviceConfig =
+  | { deviceId: string; option: "secret"; secret: Uint8Array; cloud: CloudConfig }
+  | { deviceId: string; option: "temporary"; provisioningKey: Uint8Array; cloud: CloudConfig }
+  | { deviceId: string; option: "certificate"; certificate: string; privateKey: string; cloud: CloudConfig };
+
+const MAX_PEM = 8192;
+const HOST_PATTERN = /^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$/;
+
+function fail(field: string, rule: string): never {
+  throw new WcmError("CONFIG_INVALID", rule, field);
+}
+
+function keyMaterial(value: unknown, field: string): Uint8Array {
+  if (typeof value !== "string" || value.length < 32 || value.length > 128 || !/^[0-9a-fA-F]+$/.test(value) || value.length % 2) {
+    fail(field, "must be 16 to 64 bytes written as hex (32 to 128 hex digits)");
+  }
+  return fromHex(value);
+}
+
+function pem(value: unknown, field: string, kind: RegExp): string {
+  if (typeof value !== "string" || value.length > MAX_PEM || !kind.test(value)) {
+    fail(field, `must be PEM text of at most ${MAX_PEM} characters`);
+  }
+  return value;
+}
+
+const CERT_PEM = /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/;
+const KEY_PEM = /-----BEGIN (RSA |EC )?PRIVATE KEY-----[\s\S]+-----END (RSA |EC )?PRIVATE KEY-----/;
+
+/** Validates the cloud part of a configuration. */
+export function validateCloudConfig(input: unknown): CloudConfig {
+  if (typeof input !== "object" || input === null) fail("cloud", "must be an object");
+  const cloud = input as Record<string, unknown>;
+  if (typeof cloud.host !== "string" || !HOST_PATTERN.test(cloud.host)) fail("cloud.host", "must be a host name or address");
+  const port = cloud.port;
+  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) fail("cloud.port", "must be 1..65535");
+  const ca = pem(cloud.ca, "cloud.ca", CERT_PEM);
+  const serverName = cloud.serverName === undefined ? cloud.host : cloud.serverName;
+  if (typeof serverName !== "string" || !HOST_PATTERN.test(serverName)) fail("cloud.serverName", "must be a host name");
+  const keepAlive = cloud.keepAliveSeconds === undefined ? 60 : cloud.keepAliveSeconds;
+  if (typeof keepAlive !== "number" || !Number.isInteger(keepAlive) || keepAlive < 5 || keepAlive > 3600) {
+    fail("cloud.keepAliveSeconds", "must be 5..3600");
+  }
+  return { host: cloud.host, port, ca, serverName, keepAliveSeconds: keepAlive };
+}
+
+/**
+ * Validates a device configuration.
+ * @param input - the manifest `config` (or provisioning file) object
+ * @returns the typed configuration
+ * @throws WcmError CONFIG_INVALID naming the first field that breaks a rule
+ * @example validateConfig({ deviceId: "lamp-0001", option: "secret", secret: "00ff...", cloud: { host, port: 8883, ca } })
+ */
+export function validateConfig(input: unknown): DeviceConfig {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) fail("config", "must be an object");
+  const config = input as Record<string, unknown>;
+  const deviceId = checkDeviceId(config.deviceId, "CONFIG_INVALID");
+  const cloud = validateCloudConfig(config.cloud);
+  switch (config.option) {
+    case "secret":
+      return { deviceId, option: "secret", secret: keyMaterial(config.secret, "secret"), cloud };
+    case "temporary":
+      return { deviceId, option: "temporary", provisioningKey: keyMaterial(config.provisioningKey, "provisioningKey"), cloud };
+    case "certificate":
+      return {
+        deviceId,
+        option: "certificate",
+        certificate: pem(config.certificate, "certificate", CERT_PEM),
+        privateKey: pem(config.privateKey, "privateKey", KEY_PEM),
+        cloud,
+      };
+    default:
+      return fail("option", 'must be "certificate", "secret" or "temporary"');
+  }
+}

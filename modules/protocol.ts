@@ -1,0 +1,332 @@
+/*
+ * The wcm cloud session protocol: topics, login password, messages and reason
+ * codes, with bounded, strict parsers for each direction.
+ *
+ * This is the only module that knows the wire format; the device core and the
+ * reference cloud both use it. The normative description is docs/protocol.md.
+ * MQTT 3.1.1 at QoS 0: every request carries a request id (rid) and every
+ * operation is idempotent, so a device may resend a request whose response it
+ * did not see.
+ */
+import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from "./bytes";
+import { WcmError } from "./errors";
+import type { LoginKind } from "./derive";
+
+/** Protocol version carried in every message (`v`) and the topic prefix. */
+export const PROTOCOL_VERSION = 1;
+/** Largest message, in bytes, either side accepts on any wcm topic. */
+export const MAX_MESSAGE_BYTES = 1024;
+/** Largest application message payload, in bytes. */
+export const MAX_APP_PAYLOAD_BYTES = 4096;
+/** Device ids: 1 to 64 characters of [A-Za-z0-9._-], starting with a letter or digit. */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Request ids: 1 to 32 characters of [A-Za-z0-9_-]. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
+/** Application topic suffixes: 1 to 64 characters of [A-Za-z0-9_/-], no empty levels. */
+export const APP_SUFFIX_PATTERN = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/;
+
+/** Throws CONFIG_INVALID/MESSAGE_INVALID unless `deviceId` matches DEVICE_ID_PATTERN. */
+export function checkDeviceId(deviceId: unknown, code: "CONFIG_INVALID" | "MESSAGE_INVALID" = "MESSAGE_INVALID"): string {
+  if (typeof deviceId !== "string" || !DEVICE_ID_PATTERN.test(deviceId)) {
+    throw new WcmError(code, "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit", "deviceId");
+  }
+  return deviceId;
+}
+
+/** The per-device topics. Each device may use only its own. */
+export interface DeviceTopics {
+  /** device -> cloud requests */
+  request: string;
+  /** cloud -> device responses */
+  response: string;
+  /** device -> cloud status reports */
+  status: string;
+  /** prefix of the product's own messages, both directions (`<app>/<suffix>`) */
+  app: string;
+}
+
+/** The topics of `deviceId`: `wcm/v1/<deviceId>/{req,res,status,app/...}`. */
+export function deviceTopics(deviceId: string): DeviceTopics {
+  const base = `wcm/v${PROTOCOL_VERSION}/${deviceId}`;
+  return { request: `${base}/req`, response: `${base}/res`, status: `${base}/status`, app: `${base}/app` };
+}
+
+/** The application topic `wcm/v1/<deviceId>/app/<suffix>`; throws MESSAGE_INVALID for a bad suffix. */
+export function appTopic(deviceId: string, suffix: string): string {
+  if (suffix.length > 64 || !APP_SUFFIX_PATTERN.test(suffix)) {
+    throw new WcmError("MESSAGE_INVALID", "must be 1-64 characters of A-Z a-z 0-9 _ - separated by /", "topic");
+  }
+  return `${deviceTopics(deviceId).app}/${suffix}`;
+}
+
+/** Parses a topic into its device id and kind; undefined when it is not a wcm device topic. */
+export function parseTopic(topic: string): { deviceId: string; kind: "req" | "res" | "status" | "app"; suffix?: string } | undefined {
+  const parts = topic.split("/");
+  if (parts.length < 4 || parts[0] !== "wcm" || parts[1] !== `v${PROTOCOL_VERSION}`) return undefined;
+  const deviceId = parts[2];
+  if (!DEVICE_ID_PATTERN.test(deviceId)) return undefined;
+  const kind = parts[3];
+  if ((kind === "req" || kind === "res" || kind === "status") && parts.length === 4) return { deviceId, kind };
+  if (kind === "app" && parts.length > 4) {
+    const suffix = parts.slice(4).join("/");
+    if (suffix.length <= 64 && APP_SUFFIX_PATTERN.test(suffix)) return { deviceId, kind, suffix };
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- login
+
+/** The MQTT CONNECT password of a secret-based login: `v1:<kind>:<counter>:<base64url proof>`. */
+export interface LoginPassword {
+  kind: LoginKind;
+  counter: number;
+  proof: Uint8Array;
+}
+
+/** Largest login counter (2^48 - 1): a device can never run out. */
+export const MAX_LOGIN_COUNTER = 2 ** 48 - 1;
+
+/** Formats a login password. */
+export function formatLoginPassword(login: LoginPassword): string {
+  return `v${PROTOCOL_VERSION}:${login.kind}:${login.counter}:${toBase64Url(login.proof)}`;
+}
+
+/** Parses a login password (at most 128 characters); throws MESSAGE_INVALID when malformed. */
+export function parseLoginPassword(password: string): LoginPassword {
+  if (password.length > 128) throw new WcmError("MESSAGE_TOO_LARGE", "longer than 128 characters", "password");
+  const match = /^v1:([st]):(0|[1-9][0-9]{0,14}):([A-Za-z0-9_-]{43})$/.exec(password);
+  if (!match) throw new WcmError("MESSAGE_INVALID", "not v1:<s|t>:<counter>:<proof>", "password");
+  const counter = Number(match[2]);
+  if (counter > MAX_LOGIN_COUNTER) throw new WcmError("MESSAGE_INVALID", "counter out of range", "password");
+  return { kind: match[1] as LoginKind, counter, proof: fromBase64Url(match[3]) };
+}
+
+/** MQTT 3.1.1 CONNACK return codes the cloud uses, and what the device does with each. */
+export const CONNACK = {
+  accepted: 0,
+  /** the cloud is overloaded or failed: retry with back-off like a network failure */
+  serverUnavailable: 3,
+  /** unknown device, wrong secret, stale counter (replay): an authentication failure */
+  badCredentials: 4,
+  /** revoked device, retired credential, id not allowed for the provisioning key */
+  notAuthorized: 5,
+} as const;
+
+// ---------------------------------------------------------------- messages
+
+/** Reason codes carried in `reason` of a refused response. Catalogue: docs/protocol.md. */
+export type ReasonCode =
+  | "BAD_REQUEST"
+  | "TOO_LARGE"
+  | "UNKNOWN_OP"
+  | "NOTHING_TO_ISSUE"
+  | "BAD_PROOF"
+  | "GENERATION_MISMATCH"
+  | "RATE_LIMITED"
+  | "INTERNAL";
+
+const REASON_CODES: readonly ReasonCode[] = [
+  "BAD_REQUEST", "TOO_LARGE", "UNKNOWN_OP", "NOTHING_TO_ISSUE", "BAD_PROOF", "GENERATION_MISMATCH", "RATE_LIMITED", "INTERNAL",
+];
+
+/** Device -> cloud, on the request topic. */
+export type DeviceRequest =
+  | { v: 1; rid: string; op: "issue" }
+  | { v: 1; rid: string; op: "commit"; gen: number; proof: Uint8Array };
+
+/** Cloud -> device, on the response topic. */
+export type CloudResponse =
+  | { v: 1; rid: string; op: "issue"; ok: true; gen: number; nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array }
+  | { v: 1; rid: string; op: "commit"; ok: true; gen: number }
+  | { v: 1; rid: string; op: string; ok: false; reason: ReasonCode; detail?: string };
+
+/** Manager states reported in status messages and to the app. */
+export type DeviceState = "STOPPED" | "CONNECTING" | "ISSUING" | "ONLINE" | "RETRY_WAIT" | "AUTH_FAILED";
+/** The credential a device is using. */
+export type CredentialLabel = "certificate" | "secret" | "temporary" | "permanent";
+
+/** Device -> cloud, on the status topic (fire and forget). */
+export interface DeviceStatus {
+  v: 1;
+  state: DeviceState;
+  credential: CredentialLabel;
+  /** the most recent failure since boot, if any */
+  lastFailure?: { reason: string; detail?: string };
+}
+
+const STATES: readonly DeviceState[] = ["STOPPED", "CONNECTING", "ISSUING", "ONLINE", "RETRY_WAIT", "AUTH_FAILED"];
+const CREDENTIALS: readonly CredentialLabel[] = ["certificate", "secret", "temporary", "permanent"];
+
+function decodeObject(payload: Uint8Array, what: string): Record<string, unknown> {
+  if (payload.length > MAX_MESSAGE_BYTES) {
+    throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, what);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8Decode(payload));
+  } catch {
+    throw new WcmError("MESSAGE_INVALID", "not JSON", what);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new WcmError("MESSAGE_INVALID", "not a JSON object", what);
+  }
+  const object = value as Record<string, unknown>;
+  if (object.v !== PROTOCOL_VERSION) throw new WcmError("MESSAGE_INVALID", "unsupported version", `${what}.v`);
+  return object;
+}
+
+function onlyKeys(object: Record<string, unknown>, allowed: readonly string[], what: string): void {
+  for (const key of Object.keys(object)) {
+    if (!allowed.includes(key)) throw new WcmError("MESSAGE_INVALID", "unexpected field", `${what}.${key}`);
+  }
+}
+
+function requestId(object: Record<string, unknown>, what: string): string {
+  const rid = object.rid;
+  if (typeof rid !== "string" || !REQUEST_ID_PATTERN.test(rid)) {
+    throw new WcmError("MESSAGE_INVALID", "must be 1-32 characters of A-Z a-z 0-9 _ -", `${what}.rid`);
+  }
+  return rid;
+}
+
+function generation(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 0x7fffffff) {
+    throw new WcmError("MESSAGE_INVALID", "must be an integer 1..2^31-1", what);
+  }
+  return value;
+}
+
+function bytesField(value: unknown, length: number, what: string): Uint8Array {
+  if (typeof value !== "string") throw new WcmError("MESSAGE_INVALID", "must be base64url", what);
+  const bytes = fromBase64Url(value);
+  if (bytes.length !== length) throw new WcmError("MESSAGE_INVALID", `must be ${length} bytes`, what);
+  return bytes;
+}
+
+/** Serialises a device request. */
+export function encodeRequest(request: DeviceRequest): Uint8Array {
+  if (request.op === "commit") {
+    return utf8Encode(JSON.stringify({ v: 1, rid: request.rid, op: "commit", gen: request.gen, proof: toBase64Url(request.proof) }));
+  }
+  return utf8Encode(JSON.stringify({ v: 1, rid: request.rid, op: request.op }));
+}
+
+/**
+ * Parses a device request strictly. Throws WcmError MESSAGE_TOO_LARGE or
+ * MESSAGE_INVALID; the error carries `rid` when one could be read so the cloud
+ * can answer it.
+ */
+export function decodeRequest(payload: Uint8Array): DeviceRequest {
+  const object = decodeObject(payload, "request");
+  const rid = requestId(object, "request");
+  switch (object.op) {
+    case "issue":
+      onlyKeys(object, ["v", "rid", "op"], "request");
+      return { v: 1, rid, op: "issue" };
+    case "commit":
+      onlyKeys(object, ["v", "rid", "op", "gen", "proof"], "request");
+      return { v: 1, rid, op: "commit", gen: generation(object.gen, "request.gen"), proof: bytesField(object.proof, 32, "request.proof") };
+    default:
+      throw new WcmError("MESSAGE_INVALID", "unknown operation", "request.op");
+  }
+}
+
+/** Best effort: the request id of a payload that failed to parse, so the refusal can name it. */
+export function peekRequestId(payload: Uint8Array): string | undefined {
+  if (payload.length > MAX_MESSAGE_BYTES) return undefined;
+  try {
+    const value = JSON.parse(utf8Decode(payload)) as { rid?: unknown };
+    return typeof value?.rid === "string" && REQUEST_ID_PATTERN.test(value.rid) ? value.rid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Serialises a cloud response. */
+export function encodeResponse(response: CloudResponse): Uint8Array {
+  if (!response.ok) {
+    const out: Record<string, unknown> = { v: 1, rid: response.rid, op: response.op, ok: false, reason: response.reason };
+    if (response.detail !== undefined) out.detail = response.detail.slice(0, 200);
+    return utf8Encode(JSON.stringify(out));
+  }
+  if (response.op === "issue") {
+    return utf8Encode(JSON.stringify({
+      v: 1, rid: response.rid, op: "issue", ok: true, gen: response.gen,
+      nonce: toBase64Url(response.nonce), secret: toBase64Url(response.secret), tag: toBase64Url(response.tag),
+    }));
+  }
+  return utf8Encode(JSON.stringify({ v: 1, rid: response.rid, op: "commit", ok: true, gen: response.gen }));
+}
+
+/** Parses a cloud response strictly; throws MESSAGE_TOO_LARGE or MESSAGE_INVALID. */
+export function decodeResponse(payload: Uint8Array): CloudResponse {
+  const object = decodeObject(payload, "response");
+  const rid = requestId(object, "response");
+  const op = object.op;
+  if (typeof op !== "string" || op.length > 16) throw new WcmError("MESSAGE_INVALID", "must be a short string", "response.op");
+  if (object.ok === false) {
+    onlyKeys(object, ["v", "rid", "op", "ok", "reason", "detail"], "response");
+    const reason = object.reason;
+    if (typeof reason !== "string" || !REASON_CODES.includes(reason as ReasonCode)) {
+      throw new WcmError("MESSAGE_INVALID", "unknown reason code", "response.reason");
+    }
+    const detail = object.detail;
+    if (detail !== undefined && (typeof detail !== "string" || detail.length > 200)) {
+      throw new WcmError("MESSAGE_INVALID", "must be a string of at most 200 characters", "response.detail");
+    }
+    return { v: 1, rid, op, ok: false, reason: reason as ReasonCode, ...(detail !== undefined ? { detail } : {}) };
+  }
+  if (object.ok !== true) throw new WcmError("MESSAGE_INVALID", "must be true or false", "response.ok");
+  if (op === "issue") {
+    onlyKeys(object, ["v", "rid", "op", "ok", "gen", "nonce", "secret", "tag"], "response");
+    return {
+      v: 1, rid, op: "issue", ok: true, gen: generation(object.gen, "response.gen"),
+      nonce: bytesField(object.nonce, 16, "response.nonce"),
+      secret: bytesField(object.secret, 32, "response.secret"),
+      tag: bytesField(object.tag, 32, "response.tag"),
+    };
+  }
+  if (op === "commit") {
+    onlyKeys(object, ["v", "rid", "op", "ok", "gen"], "response");
+    return { v: 1, rid, op: "commit", ok: true, gen: generation(object.gen, "response.gen") };
+  }
+  throw new WcmError("MESSAGE_INVALID", "unknown operation", "response.op");
+}
+
+/** Serialises a status report. */
+export function encodeStatus(status: DeviceStatus): Uint8Array {
+  const out: Record<string, unknown> = { v: 1, state: status.state, credential: status.credential };
+  if (status.lastFailure) {
+    out.lastFailure = status.lastFailure.detail === undefined
+      ? { reason: status.lastFailure.reason }
+      : { reason: status.lastFailure.reason, detail: status.lastFailure.detail.slice(0, 200) };
+  }
+  return utf8Encode(JSON.stringify(out));
+}
+
+/** Parses a status report strictly; throws MESSAGE_TOO_LARGE or MESSAGE_INVALID. */
+export function decodeStatus(payload: Uint8Array): DeviceStatus {
+  const object = decodeObject(payload, "status");
+  onlyKeys(object, ["v", "state", "credential", "lastFailure"], "status");
+  if (!STATES.includes(object.state as DeviceState)) throw new WcmError("MESSAGE_INVALID", "unknown state", "status.state");
+  if (!CREDENTIALS.includes(object.credential as CredentialLabel)) {
+    throw new WcmError("MESSAGE_INVALID", "unknown credential", "status.credential");
+  }
+  const status: DeviceStatus = { v: 1, state: object.state as DeviceState, credential: object.credential as CredentialLabel };
+  const failure = object.lastFailure;
+  if (failure !== undefined) {
+    if (typeof failure !== "object" || failure === null || Array.isArray(failure)) {
+      throw new WcmError("MESSAGE_INVALID", "must be an object", "status.lastFailure");
+    }
+    const { reason, detail } = failure as Record<string, unknown>;
+    onlyKeys(failure as Record<string, unknown>, ["reason", "detail"], "status.lastFailure");
+    if (typeof reason !== "string" || !/^[A-Z0-9_-]{1,40}$/.test(reason)) {
+      throw new WcmError("MESSAGE_INVALID", "must be an upper-case code", "status.lastFailure.reason");
+    }
+    if (detail !== undefined && (typeof detail !== "string" || detail.length > 200)) {
+      throw new WcmError("MESSAGE_INVALID", "must be a string of at most 200 characters", "status.lastFailure.detail");
+    }
+    status.lastFailure = detail === undefined ? { reason } : { reason, detail: detail as string };
+  }
+  return status;
+}
