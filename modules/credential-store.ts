@@ -1,0 +1,109 @@
+/*
+ * The device's durable credential state, on two crash-safe records:
+ *   "cred"  the issued permanent secret (generation, whether the cloud confirmed it)
+ *   "ctr"   the login counter reservation
+ *
+ * The login counter makes every cloud login unique without a clock: the cloud
+ * accepts a counter only if it is larger than the last one it saw. The device
+ * reserves counters in blocks (one flash write per block) and persists the end
+ * of the block BEFORE it uses any counter in it, so after any power cut the
+ * next counter is larger than every counter ever sent.
+ */
+import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from "./bytes";
+import { WcmError } from "./errors";
+import type { DigestPort, KeyValuePort } from "./ports";
+import { MAX_LOGIN_COUNTER } from "./protocol";
+import { RecordStore } from "./record-store";
+
+/** An issued secret as the device keeps it. */
+export interface StoredSecret {
+  deviceId: string;
+  secret: Uint8Array;
+  /** the cloud's generation number for this secret (1 = first permanent secret) */
+  generation: number;
+  /** true once the cloud confirmed the commit (or a login with it succeeded) */
+  confirmed: boolean;
+}
+
+/** How many counters one flash write reserves. */
+export const COUNTER_BLOCK = 32;
+
+/** Durable credential state of one device. */
+export class CredentialStore {
+  readonly #secret: RecordStore;
+  readonly #counter: RecordStore;
+  readonly #deviceId: string;
+  #nextCounter: number | undefined;
+  #reservedUpTo = 0;
+
+  /**
+   * @param kv - the key-value port
+   * @param digest - SHA-256 for record checksums
+   * @param deviceId - records written for another device id are ignored
+   */
+  constructor(kv: KeyValuePort, digest: DigestPort, deviceId: string) {
+    this.#secret = new RecordStore(kv, digest, "cred");
+    this.#counter = new RecordStore(kv, digest, "ctr");
+    this.#deviceId = deviceId;
+  }
+
+  /** The stored issued secret for this device, if any valid one exists. */
+  loadSecret(): StoredSecret | undefined {
+    const record = this.#secret.read();
+    if (!record) return undefined;
+    try {
+      const value = JSON.parse(utf8Decode(record.payload)) as Record<string, unknown>;
+      if (value.id !== this.#deviceId || typeof value.s !== "string" || typeof value.g !== "number") return undefined;
+      const secret = fromBase64Url(value.s);
+      if (secret.length < 16 || secret.length > 64 || !Number.isInteger(value.g) || value.g < 1) return undefined;
+      return { deviceId: this.#deviceId, secret, generation: value.g, confirmed: value.c === true };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Stores an issued secret crash-safely. When this returns, loadSecret() gives it;
+   * if it is cut by a power failure, loadSecret() gives what it gave before.
+   * @throws WcmError STORE_FAILED / STORE_LIMIT
+   */
+  saveSecret(secret: StoredSecret): void {
+    if (secret.deviceId !== this.#deviceId) throw new WcmError("STATE_INVALID", "secret for another device", "deviceId");
+    const payload = utf8Encode(JSON.stringify({ id: this.#deviceId, s: toBase64Url(secret.secret), g: secret.generation, c: secret.confirmed }));
+    this.#secret.write(payload);
+  }
+
+  /**
+   * The next login counter, strictly larger than any returned before, across
+   * restarts and power cuts.
+   * @throws WcmError STORE_FAILED when the reservation cannot be persisted (no counter is used then)
+   */
+  nextLoginCounter(): number {
+    if (this.#nextCounter === undefined) {
+      this.#nextCounter = this.#readReservation();
+      this.#reservedUpTo = this.#nextCounter;
+    }
+    const counter = this.#nextCounter;
+    if (counter >= MAX_LOGIN_COUNTER) throw new WcmError("STORE_LIMIT", "login counter exhausted", "counter");
+    if (counter >= this.#reservedUpTo) {
+      const end = Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER);
+      this.#counter.write(utf8Encode(JSON.stringify({ id: this.#deviceId, n: end })));
+      this.#reservedUpTo = end;
+    }
+    this.#nextCounter = counter + 1;
+    return counter;
+  }
+
+  #readReservation(): number {
+    const record = this.#counter.read();
+    if (!record) return 1;
+    try {
+      const value = JSON.parse(utf8Decode(record.payload)) as Record<string, unknown>;
+      if (value.id !== this.#deviceId) return 1;
+      const n = value.n;
+      return typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= MAX_LOGIN_COUNTER ? n : 1;
+    } catch {
+      return 1;
+    }
+  }
+}

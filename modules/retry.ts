@@ -1,0 +1,53 @@
+/*
+ * Reconnect timing as a pure function (the randomness is an argument).
+ *
+ * Network failures and an unavailable server back off exponentially from seconds;
+ * authentication failures (the cloud refused the credential) back off from
+ * minutes, because retrying them fast cannot help and looks like an attack.
+ * A server's retry-after, when given, is honoured as a floor.
+ */
+
+/** Why the previous attempt failed, as far as retry timing is concerned. */
+export type FailureClass = "network" | "server" | "auth";
+
+/** Back-off bounds in milliseconds. */
+export interface RetryPolicy {
+  networkBaseMs: number;
+  networkMaxMs: number;
+  authBaseMs: number;
+  authMaxMs: number;
+}
+
+/** Defaults: 1 s doubling to 2 min for the network, 1 min doubling to 1 h for authentication. */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {
+  networkBaseMs: 1000,
+  networkMaxMs: 120_000,
+  authBaseMs: 60_000,
+  authMaxMs: 3_600_000,
+};
+
+/**
+ * The delay before the next attempt.
+ * @param failure - what kind of failure ended the previous attempt
+ * @param attempt - consecutive failures of this kind so far, starting at 1
+ * @param random01 - a uniform random number in [0, 1) (the jitter)
+ * @param policy - bounds
+ * @param retryAfterMs - a server-given minimum delay, if any
+ * @returns milliseconds: half the capped exponential delay plus a random share of the other half ("equal jitter")
+ * @example nextRetryDelay("network", 1, 0.5) === 750
+ */
+export function nextRetryDelay(
+  failure: FailureClass,
+  attempt: number,
+  random01: number,
+  policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+  retryAfterMs = 0,
+): number {
+  const base = failure === "auth" ? policy.authBaseMs : policy.networkBaseMs;
+  const max = failure === "auth" ? policy.authMaxMs : policy.networkMaxMs;
+  const exponent = Math.min(Math.max(attempt, 1) - 1, 30);
+  const capped = Math.min(max, base * 2 ** exponent);
+  const jitter = Math.min(Math.max(random01, 0), 0.999999);
+  const delay = Math.floor(capped / 2 + (capped / 2) * jitter);
+  return Math.max(delay, Math.min(retryAfterMs, max));
+}
