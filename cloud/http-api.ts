@@ -1,0 +1,243 @@
+/*
+ * The admin HTTP JSON API over the service layer (node:http, loopback).
+ *
+ * buildAdminApi() makes the app: a request handler plus inject() so tests call
+ * routes without sockets; listenAdminApi() binds it to a port (fastify's
+ * build/listen split). Bodies are bounded (1 MiB JSON, 50 MiB CSV). Errors are
+ * `{ "error": { "code", "message", "field"?, "line"? } }` with the HTTP status
+ * of the code (cloud/errors.ts; catalogue in cloud/README.md).
+ */
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from "node:http";
+import { timingSafeEqual, createHash } from "node:crypto";
+import { CloudError, isCloudError } from "./errors";
+import { MAX_CSV_BYTES } from "./csv";
+import type { CloudServices } from "./services";
+
+/** Largest JSON request body. */
+export const MAX_JSON_BODY_BYTES = 1024 * 1024;
+
+/** A request as the router sees it. */
+export interface AdminRequest {
+  method: string;
+  /** path and query, e.g. `/v1/devices?limit=10` */
+  url: string;
+  headers?: Record<string, string | undefined>;
+  /** raw body */
+  body?: string | Uint8Array;
+}
+
+/** A response: status and JSON body. */
+export interface AdminResponse {
+  status: number;
+  body: unknown;
+}
+
+/** The built API. */
+export interface AdminApi {
+  /** node:http request listener */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Runs a request through the routes without a socket. */
+  inject(request: AdminRequest): Promise<AdminResponse>;
+}
+
+/** Options of buildAdminApi. */
+export interface AdminApiOptions {
+  /** when set, every request needs `Authorization: Bearer <token>` */
+  token?: string;
+}
+
+type Handler = (ctx: { params: string[]; query: URLSearchParams; json: () => Record<string, unknown>; text: () => string }) => Promise<unknown>;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  body: "json" | "csv" | "none";
+  status?: number;
+  handler: Handler;
+}
+
+function queryInt(query: URLSearchParams, key: string): number | undefined {
+  const value = query.get(key);
+  if (value === null) return undefined;
+  if (!/^[0-9]{1,15}$/.test(value)) throw new CloudError("INVALID_INPUT", "must be a non-negative integer", { field: key });
+  return Number(value);
+}
+
+function queryString(query: URLSearchParams, key: string): string | undefined {
+  return query.get(key) ?? undefined;
+}
+
+function routes(services: CloudServices): Route[] {
+  const seg = "([A-Za-z0-9][A-Za-z0-9._-]{0,63})";
+  return [
+    { method: "GET", pattern: /^\/v1\/health$/, body: "none", handler: async () => ({ ok: true }) },
+    {
+      method: "GET", pattern: /^\/v1\/devices$/, body: "none",
+      handler: async ({ query }) => ({ devices: await services.listDevices({ limit: queryInt(query, "limit"), offset: queryInt(query, "offset") }) }),
+    },
+    {
+      method: "POST", pattern: /^\/v1\/devices$/, body: "json", status: 201,
+      handler: async ({ json }) => {
+        const body = json();
+        if (body.secretHex !== undefined) return services.registerSecretDevice(body as never);
+        return services.registerCertificateDevice(body as never);
+      },
+    },
+    {
+      method: "POST", pattern: /^\/v1\/devices\/import$/, body: "csv", status: 201,
+      handler: async ({ query, text }) => services.importDevicesCsv({ csv: text(), caName: queryString(query, "caName"), lot: queryString(query, "lot") }),
+    },
+    { method: "GET", pattern: new RegExp(`^/v1/devices/${seg}$`), body: "none", handler: async ({ params }) => services.getDevice({ deviceId: params[0] }) },
+    { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/revoke$`), body: "none", handler: async ({ params }) => services.revokeDevice({ deviceId: params[0] }) },
+    { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/rotate$`), body: "none", handler: async ({ params }) => services.rotateSecret({ deviceId: params[0] }) },
+    { method: "GET", pattern: /^\/v1\/cas$/, body: "none", handler: async () => ({ cas: await services.listProductCas() }) },
+    {
+      method: "POST", pattern: /^\/v1\/cas$/, body: "json", status: 201,
+      handler: async ({ json }) => {
+        const body = json();
+        return body.certificatePem !== undefined ? services.registerProductCa(body as never) : services.createProductCa(body as never);
+      },
+    },
+    { method: "POST", pattern: new RegExp(`^/v1/cas/${seg}/revoke$`), body: "none", handler: async ({ params }) => services.revokeProductCa({ name: params[0] }) },
+    {
+      method: "POST", pattern: new RegExp(`^/v1/cas/${seg}/certificates$`), body: "json", status: 201,
+      handler: async ({ params, json }) => services.issueDeviceCertificate({ ...json(), caName: params[0] } as never),
+    },
+    { method: "GET", pattern: /^\/v1\/lots$/, body: "none", handler: async () => ({ lots: await services.listProvisioningKeys() }) },
+    { method: "POST", pattern: /^\/v1\/lots$/, body: "json", status: 201, handler: async ({ json }) => services.createProvisioningKey(json() as never) },
+    { method: "POST", pattern: new RegExp(`^/v1/lots/${seg}/retire$`), body: "none", handler: async ({ params }) => services.retireProvisioningKey({ lot: params[0] }) },
+    {
+      method: "GET", pattern: /^\/v1\/audit$/, body: "none",
+      handler: async ({ query }) => ({ audit: await services.auditLog({ limit: queryInt(query, "limit"), deviceId: queryString(query, "deviceId") }) }),
+    },
+  ];
+}
+
+function errorBody(error: CloudError): AdminResponse {
+  const out: Record<string, unknown> = { code: error.code, message: error.message };
+  if (error.field !== undefined) out.field = error.field;
+  if (error.line !== undefined) out.line = error.line;
+  return { status: error.httpStatus, body: { error: out } };
+}
+
+function sameToken(given: string, expected: string): boolean {
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/**
+ * Builds the admin API over `services`.
+ * @example const api = buildAdminApi(cloud.services); const res = await api.inject({ method: "GET", url: "/v1/devices" });
+ */
+export function buildAdminApi(services: CloudServices, options: AdminApiOptions = {}): AdminApi {
+  const table = routes(services);
+
+  async function dispatch(request: AdminRequest): Promise<AdminResponse> {
+    try {
+      if (options.token !== undefined) {
+        const auth = request.headers?.authorization ?? "";
+        if (!auth.startsWith("Bearer ") || !sameToken(auth.slice(7), options.token)) {
+          throw new CloudError("UNAUTHORIZED", "missing or wrong bearer token");
+        }
+      }
+      const url = new URL(request.url, "http://admin.invalid");
+      const matches = table.filter((route) => route.pattern.test(url.pathname));
+      if (matches.length === 0) throw new CloudError("NOT_FOUND", `no route ${url.pathname.slice(0, 100)}`);
+      const route = matches.find((r) => r.method === request.method);
+      if (!route) throw new CloudError("METHOD_NOT_ALLOWED", `${request.method} not allowed here`);
+      const params = route.pattern.exec(url.pathname)!.slice(1);
+      const raw = request.body === undefined ? "" : typeof request.body === "string" ? request.body : Buffer.from(request.body).toString("utf8");
+      const contentType = (request.headers?.["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+      const limit = route.body === "csv" ? MAX_CSV_BYTES : MAX_JSON_BODY_BYTES;
+      if (Buffer.byteLength(raw) > limit) throw new CloudError("TOO_LARGE", `request body larger than ${limit} bytes`);
+      const json = (): Record<string, unknown> => {
+        if (contentType !== "application/json") throw new CloudError("UNSUPPORTED_MEDIA_TYPE", "send application/json");
+        let value: unknown;
+        try {
+          value = JSON.parse(raw);
+        } catch {
+          throw new CloudError("INVALID_INPUT", "body is not JSON", { field: "body" });
+        }
+        if (typeof value !== "object" || value === null || Array.isArray(value)) throw new CloudError("INVALID_INPUT", "must be a JSON object", { field: "body" });
+        return value as Record<string, unknown>;
+      };
+      const text = (): string => {
+        if (contentType !== "text/csv" && contentType !== "text/plain") throw new CloudError("UNSUPPORTED_MEDIA_TYPE", "send text/csv");
+        return raw;
+      };
+      const body = await route.handler({ params, query: url.searchParams, json, text });
+      return { status: route.status ?? 200, body };
+    } catch (error) {
+      if (isCloudError(error)) return errorBody(error);
+      return errorBody(new CloudError("INTERNAL", "internal error"));
+    }
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    const send = (response: AdminResponse): void => {
+      const text = JSON.stringify(response.body);
+      res.writeHead(response.status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
+      res.end(text);
+    };
+    const limit = (req.url ?? "").startsWith("/v1/devices/import") ? MAX_CSV_BYTES : MAX_JSON_BODY_BYTES;
+    const declared = Number(req.headers["content-length"] ?? "0");
+    if (declared > limit) {
+      send(errorBody(new CloudError("TOO_LARGE", `request body larger than ${limit} bytes`)));
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    req.on("data", (chunk: Buffer) => {
+      if (refused) return;
+      size += chunk.length;
+      if (size > limit) {
+        refused = true;
+        send(errorBody(new CloudError("TOO_LARGE", `request body larger than ${limit} bytes`)));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => {
+      if (refused) return;
+      const headers: Record<string, string | undefined> = {};
+      for (const [key, value] of Object.entries(req.headers)) headers[key] = Array.isArray(value) ? value.join(",") : value;
+      dispatch({ method: req.method ?? "GET", url: req.url ?? "/", headers, body: Buffer.concat(chunks) }).then(send, () => {
+        send(errorBody(new CloudError("INTERNAL", "internal error")));
+      });
+    });
+  }
+
+  return { handle, inject: dispatch };
+}
+
+/** A listening admin API. */
+export interface AdminListener {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Binds the API to `host:port` (port 0 = ephemeral). Keep host on loopback. */
+export async function listenAdminApi(api: AdminApi, address: { host: string; port: number }): Promise<AdminListener> {
+  const server = createServer({ requestTimeout: 60_000, headersTimeout: 10_000 }, api.handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(address.port, address.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = server.address();
+  return {
+    server,
+    port: typeof bound === "object" && bound ? bound.port : address.port,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}

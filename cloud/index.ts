@@ -1,0 +1,136 @@
+/*
+ * The reference cloud in one call: startCloud() opens the registry, makes the
+ * server TLS identity on first start, and runs the MQTT/TLS endpoint (with the
+ * issuance service) and, optionally, the admin HTTP API on loopback.
+ */
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { LogPort } from "../modules/ports";
+import { buildAdminApi, listenAdminApi, type AdminListener } from "./http-api";
+import { IssuanceService } from "./issuance";
+import { loadMasterKey } from "./master-key";
+import { MqttServer } from "./mqtt-server";
+import { nodeDigest } from "./node-digest";
+import { createServerIdentity, privateKeyPem } from "./pki";
+import { Registry } from "./registry";
+import { CloudServices } from "./services";
+
+export { CloudError, isCloudError, CLOUD_ERROR_CODES, type CloudErrorCode } from "./errors";
+export { CloudServices } from "./services";
+export type { DeviceView, AuditRecord } from "./registry";
+export type { ProductCaInfo, IssuedDeviceCertificate, ProvisioningKeyInfo, LotInfo } from "./services";
+
+/** Options of startCloud. */
+export interface StartCloudOptions {
+  /** directory of the registry (created, mode 0700) */
+  dataDir: string;
+  /** the 32-byte master key; else `masterKeyFile`, else env WCM_MASTER_KEY */
+  masterKey?: Uint8Array;
+  masterKeyFile?: string;
+  /** listen address of both endpoints (default 127.0.0.1) */
+  host?: string;
+  /** MQTT/TLS port (default 8883; 0 = ephemeral) */
+  mqttPort?: number;
+  /** admin HTTP port (0 = ephemeral; undefined = no HTTP API) */
+  httpPort?: number;
+  /** when set, the HTTP API requires `Authorization: Bearer <adminToken>` */
+  adminToken?: string;
+  /** ms a connection may take to complete TLS and CONNECT (default 10000) */
+  connectTimeoutMs?: number;
+  log?: LogPort;
+}
+
+/** A running cloud. */
+export interface Cloud {
+  mqttPort: number;
+  /** undefined when no HTTP API was asked for */
+  httpPort: number | undefined;
+  /** the trust anchor devices need for the MQTT endpoint (PEM) */
+  serverCaPem: string;
+  /** the name in the server certificate */
+  serverName: "localhost";
+  /** the admin service layer (actor "admin:api" in the audit log) */
+  services: CloudServices;
+  /** the registry (tests, tools) */
+  registry: Registry;
+  /** the MQTT endpoint (stats, disconnect) */
+  mqtt: MqttServer;
+  /** Stops both endpoints and closes the registry. */
+  close(): Promise<void>;
+}
+
+/** Returns the server CA and certificate, making them on first start. */
+async function serverIdentity(registry: Registry): Promise<{ caPem: string; certPem: string; keyPem: string }> {
+  let ca = registry.serverTls("ca");
+  let server = registry.serverTls("server");
+  if (!ca || !server) {
+    const identity = await createServerIdentity();
+    registry.tx(() => {
+      registry.storeServerTls("ca", identity.caCertPem, identity.caKeyDer);
+      registry.storeServerTls("server", identity.certPem, identity.keyDer);
+      registry.audit("cloud", "server-tls.create");
+    });
+    ca = registry.serverTls("ca")!;
+    server = registry.serverTls("server")!;
+  }
+  return { caPem: ca.certPem, certPem: server.certPem, keyPem: privateKeyPem(server.keyDer) };
+}
+
+/**
+ * Starts the cloud.
+ * @throws CloudError MASTER_KEY_MISSING / MASTER_KEY_INVALID / MASTER_KEY_WRONG before anything listens
+ * @example const cloud = await startCloud({ dataDir, masterKey, mqttPort: 0, httpPort: 0 });
+ */
+export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
+  const masterKey = loadMasterKey({ masterKey: options.masterKey, masterKeyFile: options.masterKeyFile });
+  const registry = Registry.open(options.dataDir, masterKey);
+  masterKey.fill(0);
+  let mqtt: MqttServer | undefined;
+  let http: AdminListener | undefined;
+  try {
+    const identity = await serverIdentity(registry);
+    writeFileSync(join(options.dataDir, "server-ca.pem"), identity.caPem);
+    const issuance = new IssuanceService(registry, nodeDigest, (n) => new Uint8Array(randomBytes(n)));
+    const host = options.host ?? "127.0.0.1";
+    mqtt = await MqttServer.start({
+      registry, digest: nodeDigest, issuance, host, port: options.mqttPort ?? 8883,
+      certPem: identity.certPem, keyPem: identity.keyPem, connectTimeoutMs: options.connectTimeoutMs, log: options.log,
+    });
+    const live = mqtt;
+    const services = new CloudServices(registry, "admin:api", {
+      deviceRevoked: (id) => live.disconnect(id),
+      caRevoked: (name) => live.disconnectWhere((id) => registry.device(id)?.ca_name === name),
+      lotRetired: (lot) => live.disconnectWhere((id) => {
+        const row = registry.device(id);
+        return row?.kind === "temporary" && row.lot === lot;
+      }),
+    });
+    if (options.httpPort !== undefined) {
+      http = await listenAdminApi(buildAdminApi(services.as("admin:http"), { token: options.adminToken }), { host, port: options.httpPort });
+    }
+    const httpListener = http;
+    let closed = false;
+    return {
+      mqttPort: mqtt.port,
+      httpPort: http?.port,
+      serverCaPem: identity.caPem,
+      serverName: "localhost",
+      services,
+      registry,
+      mqtt,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await httpListener?.close();
+        await live.close();
+        registry.close();
+      },
+    };
+  } catch (error) {
+    await http?.close();
+    await mqtt?.close();
+    registry.close();
+    throw error;
+  }
+}

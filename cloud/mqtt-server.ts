@@ -1,0 +1,268 @@
+/*
+ * The MQTT endpoint: aedes behind node:tls, with per-device authentication,
+ * topic ACLs, packet size bounds and the issuance service on the request topic.
+ *
+ * TLS: 1.2 minimum (1.3 allowed), ECDHE suites only, chosen by server
+ * preference (Moddable offers plain-RSA suites first). Client certificates are
+ * requested but verified by login.ts against the registered product CAs, not
+ * by OpenSSL, so password devices connect without one.
+ * ACL: a device publishes only to its own req, status and app/<suffix> topics
+ * and subscribes only to its own res and app/... topics. An unauthorized
+ * PUBLISH closes the connection ([MQTT-3.3.5-2] allows that or a silent ack);
+ * an unauthorized SUBSCRIBE is refused with 0x80 in SUBACK ([MQTT-3.9.3]).
+ */
+import { createServer, type Server, type TLSSocket } from "node:tls";
+import type { Socket } from "node:net";
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
+import type { DigestPort, LogPort } from "../modules/ports";
+import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, deviceTopics, encodeResponse, parseTopic } from "../modules/protocol";
+import type { IssuanceService } from "./issuance";
+import { verifyLogin, type LoginResult, type Session } from "./login";
+import { GuardedConnection } from "./packet-guard";
+import type { Registry } from "./registry";
+
+/** TLS 1.2 suites, in the server's order of preference: ECDHE only (forward secrecy). */
+export const TLS12_CIPHERS = [
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+].join(":");
+
+/** Largest MQTT packet (remaining length) the broker accepts: an app payload plus topic and header room. */
+export const DEFAULT_MAX_PACKET_BYTES = MAX_APP_PAYLOAD_BYTES + 512;
+
+/** Options of MqttServer.start. */
+export interface MqttServerOptions {
+  registry: Registry;
+  digest: DigestPort;
+  issuance: IssuanceService;
+  host: string;
+  /** 0 = ephemeral */
+  port: number;
+  certPem: string;
+  keyPem: string;
+  /** ms a connection may take to finish TLS and send CONNECT (default 10000) */
+  connectTimeoutMs?: number;
+  maxPacketBytes?: number;
+  /** most simultaneous TCP connections (default 10000) */
+  maxConnections?: number;
+  log?: LogPort;
+}
+
+/** Counters for operators and tests. */
+export interface MqttStats {
+  tlsErrors: number;
+  oversized: number;
+  refusedPublish: number;
+  refusedSubscribe: number;
+  loginsAccepted: number;
+  loginsRefused: number;
+}
+
+function authError(result: Extract<LoginResult, { ok: false }>): AuthenticateError {
+  const error = new Error(`${result.failure}: ${result.detail}`) as AuthenticateError;
+  error.returnCode = result.connack;
+  return error;
+}
+
+function subscriptionAllowed(topic: string, session: Session): boolean {
+  const topics = deviceTopics(session.deviceId);
+  if (topic === topics.response) return true;
+  if (!topic.startsWith(`${topics.app}/`)) return false;
+  const levels = topic.slice(topics.app.length + 1).split("/");
+  if (levels.length > 16) return false;
+  return levels.every((level, i) =>
+    level === "+" || (level === "#" && i === levels.length - 1) || (level.length <= 64 && APP_SUFFIX_PATTERN.test(level)));
+}
+
+/** The running MQTT endpoint. */
+export class MqttServer {
+  readonly stats: MqttStats = { tlsErrors: 0, oversized: 0, refusedPublish: 0, refusedSubscribe: 0, loginsAccepted: 0, loginsRefused: 0 };
+  readonly #sessions = new WeakMap<Client, Session>();
+  readonly #live = new Map<string, Client>();
+  readonly #sockets = new Set<Socket>();
+  #broker!: Aedes;
+  #server!: Server;
+  #port = 0;
+
+  private constructor(private readonly options: MqttServerOptions) {}
+
+  /** Starts the broker and the TLS listener. */
+  static async start(options: MqttServerOptions): Promise<MqttServer> {
+    const server = new MqttServer(options);
+    await server.#start();
+    return server;
+  }
+
+  /** The TCP port the endpoint listens on. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Number of authenticated live sessions. */
+  get liveSessions(): number {
+    return this.#live.size;
+  }
+
+  #log(level: "debug" | "info" | "warn" | "error", message: string): void {
+    this.options.log?.(level, message);
+  }
+
+  async #start(): Promise<void> {
+    const { registry, digest, issuance } = this.options;
+    const maxPacket = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+    this.#broker = await Aedes.createBroker({
+      connectTimeout: this.options.connectTimeoutMs ?? 10_000,
+      maxClientsIdLength: 64,
+      heartbeatInterval: 60_000,
+      authenticate: (client, username, password, done) => {
+        const socket = (client.conn as GuardedConnection).socket;
+        let result: LoginResult;
+        try {
+          result = verifyLogin(registry, digest, {
+            clientId: client.id, username: username ?? undefined, password: password ?? undefined,
+            peerCertificate: socket?.getPeerX509Certificate?.(),
+          });
+        } catch (error) {
+          this.#log("error", `login of ${client.id} failed internally: ${(error as Error).message}`);
+          result = { ok: false, connack: 3, failure: "INTERNAL", detail: "internal error" };
+        }
+        if (result.ok) {
+          this.#sessions.set(client, result.session);
+          this.stats.loginsAccepted++;
+          return done(null, true);
+        }
+        this.stats.loginsRefused++;
+        this.#log("info", `login refused: ${client.id.slice(0, 64)}: ${result.failure}`);
+        if (parseTopic(`wcm/v1/${client.id}/req`)) {
+          try {
+            registry.recordFailure(client.id, result.failure, result.detail);
+          } catch (error) {
+            this.#log("error", `cannot record a login failure: ${(error as Error).message}`);
+          }
+        }
+        done(authError(result), null);
+      },
+      authorizePublish: (client, packet, callback) => {
+        const session = client ? this.#sessions.get(client) : undefined;
+        const topic = parseTopic(packet.topic);
+        if (!session || !topic || topic.deviceId !== session.deviceId || topic.kind === "res") {
+          this.stats.refusedPublish++;
+          return callback(new Error("publish not authorized"));
+        }
+        if (topic.kind === "app" && packet.payload.length > MAX_APP_PAYLOAD_BYTES) {
+          this.stats.refusedPublish++;
+          return callback(new Error("application payload too large"));
+        }
+        packet.retain = false;
+        callback(null);
+      },
+      authorizeSubscribe: (client, subscription: Subscription, callback) => {
+        const session = this.#sessions.get(client);
+        if (!session || !subscriptionAllowed(subscription.topic, session)) {
+          this.stats.refusedSubscribe++;
+          return callback(null, null);
+        }
+        if (subscription.qos > 1) subscription.qos = 1;
+        callback(null, subscription);
+      },
+      published: (packet, client, callback) => {
+        const session = client ? this.#sessions.get(client) : undefined;
+        const topic = session ? parseTopic(packet.topic) : undefined;
+        if (session && topic && topic.deviceId === session.deviceId) {
+          const payload = Uint8Array.from(packet.payload as Buffer);
+          if (topic.kind === "req") {
+            const response = issuance.handleRequest(session, payload);
+            this.publish(deviceTopics(session.deviceId).response, encodeResponse(response));
+          } else if (topic.kind === "status") {
+            issuance.handleStatus(session, payload);
+          }
+        }
+        callback(null);
+      },
+    });
+    this.#broker.on("clientReady", (client) => {
+      this.#live.set(client.id, client);
+      const row = registry.device(client.id);
+      if (!row || row.revoked) client.close(); // revoked between authenticate and CONNACK
+    });
+    this.#broker.on("clientDisconnect", (client) => {
+      if (this.#live.get(client.id) === client) this.#live.delete(client.id);
+    });
+    this.#broker.on("clientError", (client, error) => this.#log("debug", `client ${client.id}: ${error.message}`));
+    this.#broker.on("connectionError", (_client, error) => this.#log("debug", `connection: ${error.message}`));
+
+    this.#server = createServer({
+      cert: this.options.certPem,
+      key: this.options.keyPem,
+      minVersion: "TLSv1.2",
+      ciphers: TLS12_CIPHERS,
+      honorCipherOrder: true,
+      requestCert: true,
+      rejectUnauthorized: false,
+      handshakeTimeout: this.options.connectTimeoutMs ?? 10_000,
+    });
+    this.#server.maxConnections = this.options.maxConnections ?? 10_000;
+    this.#server.on("connection", (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.on("close", () => this.#sockets.delete(socket));
+    });
+    this.#server.on("secureConnection", (socket: TLSSocket) => {
+      const connection = new GuardedConnection(socket, maxPacket);
+      connection.on("close", () => {
+        if (connection.oversized) this.stats.oversized++;
+      });
+      this.#broker.handle(connection);
+    });
+    this.#server.on("tlsClientError", (error) => {
+      this.stats.tlsErrors++;
+      this.#log("debug", `TLS handshake refused: ${error.message}`);
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(this.options.port, this.options.host, () => {
+        this.#server.off("error", reject);
+        resolve();
+      });
+    });
+    const address = this.#server.address();
+    this.#port = typeof address === "object" && address ? address.port : this.options.port;
+  }
+
+  /** Publishes a QoS 0 message from the cloud. */
+  publish(topic: string, payload: Uint8Array): void {
+    const packet: PublishPacket = { cmd: "publish", topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false };
+    this.#broker.publish(packet, (error) => {
+      if (error) this.#log("warn", `publish to ${topic} failed: ${error.message}`);
+    });
+  }
+
+  /** Closes the live session of `deviceId`, if any; returns whether there was one. */
+  disconnect(deviceId: string): boolean {
+    const client = this.#live.get(deviceId);
+    if (!client) return false;
+    this.#live.delete(deviceId);
+    client.close();
+    return true;
+  }
+
+  /** Closes the live sessions of every device for which `predicate` holds. */
+  disconnectWhere(predicate: (deviceId: string) => boolean): number {
+    let count = 0;
+    for (const id of [...this.#live.keys()]) {
+      if (predicate(id) && this.disconnect(id)) count++;
+    }
+    return count;
+  }
+
+  /** Stops listening, closes every connection and the broker. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#broker.close(() => resolve()));
+    await closed;
+  }
+}

@@ -1,0 +1,208 @@
+/*
+ * X.509 for the cloud: the server CA and TLS certificate, product CAs, device
+ * certificates, and checks on certificates that devices present.
+ *
+ * Generation uses @peculiar/x509 over node's WebCrypto: RSA-2048 with
+ * SHA-256 PKCS#1 v1.5 signatures everywhere (what Moddable's TLS verifies), EC
+ * P-256 device keys on request. Checks use node:crypto's X509Certificate.
+ * Private keys leave this module as PKCS#8 DER for the caller to seal.
+ */
+import { X509Certificate as NodeX509, createHash, webcrypto } from "node:crypto";
+import * as x509 from "@peculiar/x509";
+import { CloudError } from "./errors";
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+const crypto = webcrypto;
+// @peculiar/x509 is typed against the DOM's Crypto; node's webcrypto implements it.
+x509.cryptoProvider.set(crypto as never);
+
+const RSA_ALG = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256", publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
+const EC_ALG = { name: "ECDSA", namedCurve: "P-256" };
+const SIGNING = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
+const DAY_MS = 86_400_000;
+/** Largest certificate PEM the cloud accepts from any input. */
+export const MAX_CERT_PEM = 16_384;
+
+/** A certificate and its private key (PKCS#8 DER). */
+export interface CertificateAndKey {
+  certPem: string;
+  keyDer: Uint8Array;
+}
+
+/** PEM of PKCS#8 DER. */
+export function privateKeyPem(keyDer: Uint8Array): string {
+  const b64 = Buffer.from(keyDer).toString("base64").replace(/(.{64})/g, "$1\n").replace(/\n$/, "");
+  return `-----BEGIN PRIVATE KEY-----\n${b64}\n-----END PRIVATE KEY-----\n`;
+}
+
+function serial(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[0] &= 0x7f; // positive INTEGER
+  bytes[0] |= 0x01; // no leading zero byte
+  return Buffer.from(bytes).toString("hex");
+}
+
+async function rsaKeys(): Promise<CryptoKeyPair> {
+  return crypto.subtle.generateKey(RSA_ALG, true, ["sign", "verify"]) as Promise<CryptoKeyPair>;
+}
+
+async function exportKey(key: CryptoKey): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.exportKey("pkcs8", key));
+}
+
+async function importSigningKey(keyDer: Uint8Array): Promise<CryptoKey> {
+  return crypto.subtle.importKey("pkcs8", keyDer, SIGNING, false, ["sign"]);
+}
+
+function validity(days: number): { notBefore: Date; notAfter: Date } {
+  const now = Date.now();
+  // an hour of slack for device clocks that run a little behind
+  return { notBefore: new Date(now - 3_600_000), notAfter: new Date(now + days * DAY_MS) };
+}
+
+/**
+ * Creates a self-signed RSA-2048 CA certificate.
+ * @param commonName - subject CN (already validated by the caller)
+ * @param days - validity in days
+ */
+export async function createCa(commonName: string, days = 3650): Promise<CertificateAndKey> {
+  const keys = await rsaKeys();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: [{ CN: [commonName] }],
+    ...validity(days),
+    signingAlgorithm: SIGNING,
+    keys: keys as never,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+    ],
+  });
+  return { certPem: cert.toString("pem"), keyDer: await exportKey(keys.privateKey) };
+}
+
+/** What certificate to issue under a CA. */
+export interface IssueOptions {
+  caCertPem: string;
+  caKeyDer: Uint8Array;
+  commonName: string;
+  /** "server": serverAuth with SANs; "client": clientAuth, SAN dns = CN */
+  usage: "server" | "client";
+  /** DNS names and IP addresses for the SAN */
+  dnsNames?: string[];
+  ipAddresses?: string[];
+  /** "rsa" (RSA-2048, the default) or "ec" (P-256) */
+  keyType?: "rsa" | "ec";
+  days?: number;
+}
+
+/** Issues a certificate and a fresh key pair under a CA whose key we hold. */
+export async function issueCertificate(options: IssueOptions): Promise<CertificateAndKey> {
+  const keys = (options.keyType === "ec"
+    ? await crypto.subtle.generateKey(EC_ALG, true, ["sign", "verify"])
+    : await rsaKeys()) as CryptoKeyPair;
+  const ca = new x509.X509Certificate(options.caCertPem);
+  const names: x509.JsonGeneralName[] = [
+    ...(options.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
+    ...(options.ipAddresses ?? []).map((value) => ({ type: "ip" as const, value })),
+  ];
+  const usage = options.usage === "server"
+    ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
+    : x509.KeyUsageFlags.digitalSignature | (options.keyType === "ec" ? 0 : x509.KeyUsageFlags.keyEncipherment);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: [{ CN: [options.commonName] }],
+    issuer: ca.subject,
+    ...validity(options.days ?? 825),
+    signingAlgorithm: SIGNING,
+    publicKey: keys.publicKey as never,
+    signingKey: (await importSigningKey(options.caKeyDer)) as never,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(usage, true),
+      new x509.ExtendedKeyUsageExtension([options.usage === "server" ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
+      ...(names.length ? [new x509.SubjectAlternativeNameExtension(names)] : []),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey),
+    ],
+  });
+  return { certPem: cert.toString("pem"), keyDer: await exportKey(keys.privateKey) };
+}
+
+/** The cloud's own TLS identity: a server CA and a server certificate for localhost / 127.0.0.1. */
+export interface ServerIdentity {
+  caCertPem: string;
+  caKeyDer: Uint8Array;
+  certPem: string;
+  keyDer: Uint8Array;
+}
+
+/** Creates the server CA and an RSA-2048 server certificate (SAN localhost, 127.0.0.1, ::1). */
+export async function createServerIdentity(): Promise<ServerIdentity> {
+  const ca = await createCa("wcm cloud server CA");
+  const server = await issueCertificate({
+    caCertPem: ca.certPem, caKeyDer: ca.keyDer, commonName: "localhost", usage: "server",
+    dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"], days: 825,
+  });
+  return { caCertPem: ca.certPem, caKeyDer: ca.keyDer, certPem: server.certPem, keyDer: server.keyDer };
+}
+
+/**
+ * Parses one PEM certificate (at most MAX_CERT_PEM characters).
+ * @throws CloudError CERT_INVALID
+ */
+export function parseCertificate(pem: unknown, field = "certificate"): NodeX509 {
+  if (typeof pem !== "string" || pem.length > MAX_CERT_PEM || !pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new CloudError("CERT_INVALID", `must be one PEM certificate of at most ${MAX_CERT_PEM} characters`, { field });
+  }
+  try {
+    return new NodeX509(pem);
+  } catch {
+    throw new CloudError("CERT_INVALID", "not a parsable X.509 certificate", { field });
+  }
+}
+
+/** SHA-256 fingerprint of a certificate's DER, lower-case hex. */
+export function fingerprint(cert: NodeX509): string {
+  return createHash("sha256").update(cert.raw).digest("hex");
+}
+
+/** The subject CN and the DNS/URI subject alternative names of a certificate. */
+export function certificateNames(cert: NodeX509): { commonName: string | undefined; altNames: string[] } {
+  let commonName: string | undefined;
+  for (const line of cert.subject.split("\n")) {
+    if (line.startsWith("CN=")) commonName = line.slice(3);
+  }
+  const altNames: string[] = [];
+  for (const entry of (cert.subjectAltName ?? "").split(", ")) {
+    const match = /^(DNS|URI):(.*)$/.exec(entry);
+    if (match) altNames.push(match[2]);
+  }
+  return { commonName, altNames };
+}
+
+/** True when the certificate names `id` as its CN or one of its SANs. */
+export function certificateNamesId(cert: NodeX509, id: string): boolean {
+  const { commonName, altNames } = certificateNames(cert);
+  return commonName === id || altNames.includes(id);
+}
+
+/** True when `cert` was issued and signed by `ca`, and `ca` is a CA certificate. */
+export function issuedBy(cert: NodeX509, ca: NodeX509): boolean {
+  try {
+    return ca.ca && cert.checkIssued(ca) && cert.verify(ca.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/** True when `now` lies within the certificate's validity period. */
+export function withinValidity(cert: NodeX509, now: number): boolean {
+  return Date.parse(cert.validFrom) <= now && now <= Date.parse(cert.validTo);
+}
+
+/** True when the certificate is a CA (basic constraints CA:TRUE). */
+export function isCa(cert: NodeX509): boolean {
+  return cert.ca;
+}

@@ -1,0 +1,495 @@
+/*
+ * The device registry on SQLite (better-sqlite3).
+ *
+ * Holds product CAs, devices, provisioning keys (lots) and their allowlists,
+ * the cloud's own TLS identity and an append-only audit log. Every secret and
+ * private key is sealed with AES-256-GCM under the master key (sealing.ts),
+ * bound to its row. Each method that writes runs in one transaction and writes
+ * its audit record in that same transaction, so a refusal changes nothing.
+ *
+ * Durability: WAL with synchronous=FULL. An answer the cloud sends (an issued
+ * secret, a commit, a CONNACK after a counter update) is a promise the device
+ * acts on; FULL makes the transaction durable before the answer leaves, at the
+ * cost of one fsync per write, which login and issuance rates easily afford.
+ *
+ * Callers validate input (services.ts, login.ts, issuance.ts); this module
+ * enforces state rules (exists, revoked, pending) and throws CloudError.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync, chmodSync } from "node:fs";
+import { join } from "node:path";
+import { CloudError } from "./errors";
+import { SecretBox } from "./sealing";
+
+/** How a device proves its identity to the cloud. */
+export type DeviceKind = "secret" | "certificate" | "temporary";
+
+/** A device row as stored (sealed columns are opaque blobs). */
+export interface DeviceRow {
+  id: string;
+  kind: DeviceKind;
+  secret_enc: Buffer | null;
+  generation: number;
+  pending_secret_enc: Buffer | null;
+  pending_generation: number | null;
+  pending_nonce: Buffer | null;
+  lot: string | null;
+  ca_name: string | null;
+  cert_fingerprint: string | null;
+  temp_retired: number;
+  revoked: number;
+  last_counter: number;
+  state: string | null;
+  credential: string | null;
+  last_failure: string | null;
+  last_failure_detail: string | null;
+  last_failure_at: number | null;
+  last_seen: number | null;
+  created_at: number;
+}
+
+/** What the admin sees of a device: never a secret. */
+export interface DeviceView {
+  deviceId: string;
+  kind: DeviceKind;
+  generation: number;
+  pendingGeneration: number | null;
+  lot: string | null;
+  ca: string | null;
+  certFingerprint: string | null;
+  tempRetired: boolean;
+  revoked: boolean;
+  state: string | null;
+  credential: string | null;
+  lastFailure: string | null;
+  lastFailureDetail: string | null;
+  lastFailureAt: string | null;
+  lastSeen: string | null;
+  createdAt: string;
+}
+
+/** A product CA row. */
+export interface CaRow {
+  name: string;
+  cert_pem: string;
+  fingerprint: string;
+  key_enc: Buffer | null;
+  revoked: number;
+  created_at: number;
+}
+
+/** A provisioning key (lot) row. */
+export interface LotRow {
+  lot: string;
+  key_enc: Buffer;
+  has_allowlist: number;
+  retired: number;
+  created_at: number;
+}
+
+/** One audit record. */
+export interface AuditRecord {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  deviceId: string | null;
+  detail: string | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS server_tls (name TEXT PRIMARY KEY, cert_pem TEXT NOT NULL, key_enc BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS product_cas (
+  name TEXT PRIMARY KEY, cert_pem TEXT NOT NULL, fingerprint TEXT NOT NULL UNIQUE, key_enc BLOB,
+  revoked INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('secret', 'certificate', 'temporary')),
+  secret_enc BLOB, generation INTEGER NOT NULL DEFAULT 0,
+  pending_secret_enc BLOB, pending_generation INTEGER, pending_nonce BLOB,
+  lot TEXT, ca_name TEXT, cert_fingerprint TEXT,
+  temp_retired INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0,
+  last_counter INTEGER NOT NULL DEFAULT -1,
+  state TEXT, credential TEXT, last_failure TEXT, last_failure_detail TEXT, last_failure_at INTEGER,
+  last_seen INTEGER, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS provisioning_keys (
+  lot TEXT PRIMARY KEY, key_enc BLOB NOT NULL, has_allowlist INTEGER NOT NULL,
+  retired INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS lot_devices (lot TEXT NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (lot, device_id));
+CREATE INDEX IF NOT EXISTS lot_devices_by_device ON lot_devices (device_id);
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL,
+  action TEXT NOT NULL, device_id TEXT, detail TEXT);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+`;
+
+const KEY_CHECK_PLAINTEXT = "wcm master key check v1";
+
+/** Additional data that binds a sealed device secret to its row and generation. */
+export function deviceSecretAad(id: string, generation: number): string {
+  return `device:${id}:secret:${generation}`;
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+/** Options of Registry.open. */
+export interface RegistryOptions {
+  /** wall clock in ms (tests may pin it) */
+  now?: () => number;
+}
+
+/** The registry. Synchronous: better-sqlite3 runs each statement to completion. */
+export class Registry {
+  readonly db: Database.Database;
+  readonly box: SecretBox;
+  readonly now: () => number;
+  /** the database file */
+  readonly path: string;
+
+  private constructor(db: Database.Database, box: SecretBox, path: string, now: () => number) {
+    this.db = db;
+    this.box = box;
+    this.path = path;
+    this.now = now;
+  }
+
+  /**
+   * Opens (creating if needed) `<dataDir>/registry.sqlite` and checks the master key.
+   * @throws CloudError MASTER_KEY_WRONG when the database was created under another key
+   */
+  static open(dataDir: string, masterKey: Uint8Array, options: RegistryOptions = {}): Registry {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const path = join(dataDir, "registry.sqlite");
+    const db = new Database(path);
+    try {
+      chmodSync(path, 0o600);
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      db.pragma("busy_timeout = 5000");
+      db.exec(SCHEMA);
+      const registry = new Registry(db, new SecretBox(masterKey), path, options.now ?? Date.now);
+      registry.checkMasterKey();
+      return registry;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  }
+
+  private checkMasterKey(): void {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'key_check'").get() as { value: Buffer } | undefined;
+    if (!row) {
+      const sealed = this.box.seal(Buffer.from(KEY_CHECK_PLAINTEXT), "meta:key_check");
+      this.db.prepare("INSERT INTO meta (key, value) VALUES ('key_check', ?)").run(sealed);
+      return;
+    }
+    const opened = Buffer.from(this.box.open(row.value, "meta:key_check")).toString();
+    if (opened !== KEY_CHECK_PLAINTEXT) throw new CloudError("MASTER_KEY_WRONG", "the registry was created under another master key");
+  }
+
+  /** Closes the database. */
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction; a throw rolls everything back. */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  /** Appends an audit record. Never pass a secret in `detail`. */
+  audit(actor: string, action: string, deviceId?: string | null, detail?: string | null): void {
+    this.db.prepare("INSERT INTO audit (at, actor, action, device_id, detail) VALUES (?, ?, ?, ?, ?)")
+      .run(this.now(), actor.slice(0, 64), action.slice(0, 64), deviceId ?? null, detail === undefined || detail === null ? null : detail.slice(0, 200));
+  }
+
+  /** The most recent audit records, newest first (at most `limit`, 1..10000), optionally for one device. */
+  auditLog(limit = 100, deviceId?: string): AuditRecord[] {
+    const bounded = Math.max(1, Math.min(10_000, Math.floor(limit)));
+    const rows = (deviceId === undefined
+      ? this.db.prepare("SELECT * FROM audit ORDER BY seq DESC LIMIT ?").all(bounded)
+      : this.db.prepare("SELECT * FROM audit WHERE device_id = ? ORDER BY seq DESC LIMIT ?").all(deviceId, bounded)) as
+      { seq: number; at: number; actor: string; action: string; device_id: string | null; detail: string | null }[];
+    return rows.map((r) => ({ seq: r.seq, at: iso(r.at)!, actor: r.actor, action: r.action, deviceId: r.device_id, detail: r.detail }));
+  }
+
+  // ------------------------------------------------------------ server TLS identity
+
+  /** The stored server identity, if any. */
+  serverTls(name: string): { certPem: string; keyDer: Uint8Array } | undefined {
+    const row = this.db.prepare("SELECT cert_pem, key_enc FROM server_tls WHERE name = ?").get(name) as { cert_pem: string; key_enc: Buffer } | undefined;
+    return row && { certPem: row.cert_pem, keyDer: this.box.open(row.key_enc, `server_tls:${name}`) };
+  }
+
+  /** Stores a server certificate and its (sealed) key under `name`, unless one exists. */
+  storeServerTls(name: string, certPem: string, keyDer: Uint8Array): void {
+    this.db.prepare("INSERT OR IGNORE INTO server_tls (name, cert_pem, key_enc) VALUES (?, ?, ?)")
+      .run(name, certPem, this.box.seal(keyDer, `server_tls:${name}`));
+  }
+
+  // ------------------------------------------------------------ product CAs
+
+  /** A product CA by name. */
+  ca(name: string): CaRow | undefined {
+    return this.db.prepare("SELECT * FROM product_cas WHERE name = ?").get(name) as CaRow | undefined;
+  }
+
+  /** Every product CA (revoked ones too). */
+  cas(): CaRow[] {
+    return this.db.prepare("SELECT * FROM product_cas ORDER BY name").all() as CaRow[];
+  }
+
+  /** The CA's private key, when the cloud created the CA. */
+  caKey(row: CaRow): Uint8Array | undefined {
+    return row.key_enc ? this.box.open(row.key_enc, `ca:${row.name}:key`) : undefined;
+  }
+
+  /** Inserts a product CA. @throws CA_EXISTS */
+  insertCa(name: string, certPem: string, fp: string, keyDer: Uint8Array | undefined, actor: string): void {
+    this.tx(() => {
+      if (this.ca(name)) throw new CloudError("CA_EXISTS", `a CA named ${name} exists`, { field: "name" });
+      if (this.db.prepare("SELECT 1 FROM product_cas WHERE fingerprint = ?").get(fp)) {
+        throw new CloudError("CA_EXISTS", "this certificate is already registered under another name", { field: "certificate" });
+      }
+      this.db.prepare("INSERT INTO product_cas (name, cert_pem, fingerprint, key_enc, revoked, created_at) VALUES (?, ?, ?, ?, 0, ?)")
+        .run(name, certPem, fp, keyDer ? this.box.seal(keyDer, `ca:${name}:key`) : null, this.now());
+      this.audit(actor, keyDer ? "ca.create" : "ca.register", null, `ca=${name} sha256=${fp.slice(0, 16)}`);
+    });
+  }
+
+  /** Revokes a product CA: every device under it is refused from the next connect. @throws CA_NOT_FOUND */
+  revokeCa(name: string, actor: string): void {
+    this.tx(() => {
+      if (!this.ca(name)) throw new CloudError("CA_NOT_FOUND", `no CA named ${name}`, { field: "name" });
+      this.db.prepare("UPDATE product_cas SET revoked = 1 WHERE name = ?").run(name);
+      this.audit(actor, "ca.revoke", null, `ca=${name}`);
+    });
+  }
+
+  // ------------------------------------------------------------ devices
+
+  /** A device row, or undefined. */
+  device(id: string): DeviceRow | undefined {
+    return this.db.prepare("SELECT * FROM devices WHERE id = ?").get(id) as DeviceRow | undefined;
+  }
+
+  /** The device's active secret (secret devices only). */
+  activeSecret(row: DeviceRow): Uint8Array | undefined {
+    return row.secret_enc ? this.box.open(row.secret_enc, deviceSecretAad(row.id, row.generation)) : undefined;
+  }
+
+  /** The device's pending (issued, not yet committed) secret. */
+  pendingSecret(row: DeviceRow): Uint8Array | undefined {
+    return row.pending_secret_enc && row.pending_generation !== null
+      ? this.box.open(row.pending_secret_enc, deviceSecretAad(row.id, row.pending_generation))
+      : undefined;
+  }
+
+  /** A device as the admin sees it. */
+  view(row: DeviceRow): DeviceView {
+    return {
+      deviceId: row.id, kind: row.kind, generation: row.generation, pendingGeneration: row.pending_generation,
+      lot: row.lot, ca: row.ca_name, certFingerprint: row.cert_fingerprint,
+      tempRetired: row.temp_retired === 1, revoked: row.revoked === 1,
+      state: row.state, credential: row.credential,
+      lastFailure: row.last_failure, lastFailureDetail: row.last_failure_detail, lastFailureAt: iso(row.last_failure_at),
+      lastSeen: iso(row.last_seen), createdAt: iso(row.created_at)!,
+    };
+  }
+
+  /** Devices in id order, `limit` (1..10000) from `offset`. */
+  listDevices(limit = 1000, offset = 0): DeviceView[] {
+    const rows = this.db.prepare("SELECT * FROM devices ORDER BY id LIMIT ? OFFSET ?")
+      .all(Math.max(1, Math.min(10_000, Math.floor(limit))), Math.max(0, Math.floor(offset))) as DeviceRow[];
+    return rows.map((row) => this.view(row));
+  }
+
+  /** Number of devices. */
+  countDevices(): number {
+    return (this.db.prepare("SELECT COUNT(*) AS n FROM devices").get() as { n: number }).n;
+  }
+
+  private requireAbsent(id: string): void {
+    if (this.device(id)) throw new CloudError("DEVICE_EXISTS", `device ${id} is already registered`, { field: "id" });
+  }
+
+  /** Inserts a shared-secret device (generation 0, the manufactured secret). Call inside tx(). @throws DEVICE_EXISTS */
+  insertSecretDevice(id: string, secret: Uint8Array, actor: string): void {
+    this.requireAbsent(id);
+    this.db.prepare("INSERT INTO devices (id, kind, secret_enc, generation, created_at) VALUES (?, 'secret', ?, 0, ?)")
+      .run(id, this.box.seal(secret, deviceSecretAad(id, 0)), this.now());
+    this.audit(actor, "device.register", id, "kind=secret");
+  }
+
+  /** Inserts a certificate device under a CA, optionally pinned to one certificate. Call inside tx(). @throws DEVICE_EXISTS */
+  insertCertificateDevice(id: string, caName: string, certFingerprint: string | null, actor: string): void {
+    this.requireAbsent(id);
+    this.db.prepare("INSERT INTO devices (id, kind, ca_name, cert_fingerprint, created_at) VALUES (?, 'certificate', ?, ?, ?)")
+      .run(id, caName, certFingerprint, this.now());
+    this.audit(actor, "device.register", id, `kind=certificate ca=${caName}${certFingerprint ? ` sha256=${certFingerprint.slice(0, 16)}` : ""}`);
+  }
+
+  /** Pins a certificate device to a new certificate (re-issue). Call inside tx(). */
+  pinCertificate(id: string, certFingerprint: string, actor: string): void {
+    this.db.prepare("UPDATE devices SET cert_fingerprint = ? WHERE id = ?").run(certFingerprint, id);
+    this.audit(actor, "device.certificate", id, `sha256=${certFingerprint.slice(0, 16)}`);
+  }
+
+  /** Revokes a device. @throws DEVICE_NOT_FOUND */
+  revokeDevice(id: string, actor: string): void {
+    this.tx(() => {
+      if (!this.device(id)) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "id" });
+      this.db.prepare("UPDATE devices SET revoked = 1 WHERE id = ?").run(id);
+      this.audit(actor, "device.revoke", id);
+    });
+  }
+
+  /**
+   * Accepts a login: stores `counter` only if it exceeds the stored one (compare
+   * and set, durable before the caller sends CONNACK). Returns false on a replay.
+   */
+  acceptLoginCounter(id: string, counter: number): boolean {
+    const result = this.db.prepare("UPDATE devices SET last_counter = ?, last_seen = ? WHERE id = ? AND last_counter < ? AND revoked = 0")
+      .run(counter, this.now(), id, counter);
+    return result.changes === 1;
+  }
+
+  /** Accepts a certificate login (no counter). */
+  touch(id: string): void {
+    this.db.prepare("UPDATE devices SET last_seen = ? WHERE id = ?").run(this.now(), id);
+  }
+
+  /** Creates the row of a temporary device at its first successful login. Returns false if a row appeared meanwhile. */
+  insertTemporaryDevice(id: string, lot: string, counter: number): boolean {
+    return this.tx(() => {
+      if (this.device(id)) return false;
+      this.db.prepare("INSERT INTO devices (id, kind, generation, lot, last_counter, last_seen, created_at) VALUES (?, 'temporary', 0, ?, ?, ?, ?)")
+        .run(id, lot, counter, this.now(), this.now());
+      this.audit("mqtt", "device.first-login", id, `lot=${lot}`);
+      return true;
+    });
+  }
+
+  /** Records why a login or request of `id` failed (on the row if it exists, and in the audit log). */
+  recordFailure(id: string, code: string, detail?: string): void {
+    this.tx(() => {
+      this.db.prepare("UPDATE devices SET last_failure = ?, last_failure_detail = ?, last_failure_at = ? WHERE id = ?")
+        .run(code, detail === undefined ? null : detail.slice(0, 200), this.now(), id);
+      this.audit("mqtt", "login.refused", id, detail ? `${code}: ${detail}` : code);
+    });
+  }
+
+  /**
+   * Stores a newly issued secret as pending, unless one is pending already.
+   * Returns false (nothing stored) when a pending secret exists.
+   */
+  storePending(id: string, secret: Uint8Array, generation: number, nonce: Uint8Array, actor: string): boolean {
+    return this.tx(() => {
+      const result = this.db.prepare(
+        "UPDATE devices SET pending_secret_enc = ?, pending_generation = ?, pending_nonce = ? WHERE id = ? AND pending_secret_enc IS NULL AND revoked = 0",
+      ).run(this.box.seal(secret, deviceSecretAad(id, generation)), generation, Buffer.from(nonce), id);
+      if (result.changes !== 1) return false;
+      this.audit(actor, "secret.issue", id, `gen=${generation}`);
+      return true;
+    });
+  }
+
+  /**
+   * Makes the pending secret of generation `generation` the active one, in one
+   * transaction: the old secret and the temporary credential stop working at the
+   * same instant the new one starts. With `counter`, also stores the login counter
+   * (a login with the pending secret). Returns false when nothing matching is pending
+   * or the counter is stale; then nothing changed.
+   */
+  commitPending(id: string, generation: number, actor: string, counter?: number): boolean {
+    return this.tx(() => {
+      const row = this.device(id);
+      if (!row || row.revoked || row.pending_secret_enc === null || row.pending_generation !== generation) return false;
+      if (counter !== undefined && !(counter > row.last_counter)) return false;
+      this.db.prepare(
+        `UPDATE devices SET secret_enc = pending_secret_enc, generation = pending_generation, kind = 'secret', credential = 'permanent',
+           temp_retired = CASE WHEN lot IS NULL THEN temp_retired ELSE 1 END,
+           pending_secret_enc = NULL, pending_generation = NULL, pending_nonce = NULL,
+           last_counter = CASE WHEN ? IS NULL THEN last_counter ELSE ? END, last_seen = ? WHERE id = ?`,
+      ).run(counter ?? null, counter ?? null, this.now(), id);
+      this.audit(actor, "secret.commit", id, `gen=${generation}`);
+      return true;
+    });
+  }
+
+  /** Stores a device's status report. */
+  storeStatus(id: string, state: string, credential: string, lastFailure?: { reason: string; detail?: string }): void {
+    if (lastFailure) {
+      this.db.prepare(
+        `UPDATE devices SET state = ?, credential = ?, last_seen = ?,
+           last_failure_at = CASE WHEN last_failure IS ? AND last_failure_detail IS ? THEN last_failure_at ELSE ? END,
+           last_failure = ?, last_failure_detail = ? WHERE id = ?`,
+      ).run(state, credential, this.now(), lastFailure.reason, lastFailure.detail ?? null, this.now(), lastFailure.reason, lastFailure.detail ?? null, id);
+    } else {
+      this.db.prepare("UPDATE devices SET state = ?, credential = ?, last_seen = ? WHERE id = ?").run(state, credential, this.now(), id);
+    }
+  }
+
+  // ------------------------------------------------------------ provisioning keys
+
+  /** A lot by name. */
+  lot(lot: string): LotRow | undefined {
+    return this.db.prepare("SELECT * FROM provisioning_keys WHERE lot = ?").get(lot) as LotRow | undefined;
+  }
+
+  /** Every lot with its allowlist size. */
+  lots(): (Omit<LotRow, "key_enc"> & { devices: number })[] {
+    return this.db.prepare(
+      "SELECT lot, has_allowlist, retired, created_at, (SELECT COUNT(*) FROM lot_devices d WHERE d.lot = p.lot) AS devices FROM provisioning_keys p ORDER BY lot",
+    ).all() as (Omit<LotRow, "key_enc"> & { devices: number })[];
+  }
+
+  /** The provisioning key of a lot. */
+  lotKey(row: LotRow): Uint8Array {
+    return this.box.open(row.key_enc, `lot:${row.lot}:key`);
+  }
+
+  /** Unretired lots whose key `id` may use: those listing it, and those without an allowlist. */
+  lotsAllowing(id: string): LotRow[] {
+    return this.db.prepare(
+      `SELECT * FROM provisioning_keys p WHERE retired = 0 AND
+         (has_allowlist = 0 OR EXISTS (SELECT 1 FROM lot_devices d WHERE d.lot = p.lot AND d.device_id = ?)) ORDER BY lot`,
+    ).all(id) as LotRow[];
+  }
+
+  /** True when the lot lists `id` (or has no allowlist). */
+  lotAllows(row: LotRow, id: string): boolean {
+    return row.has_allowlist === 0 || this.db.prepare("SELECT 1 FROM lot_devices WHERE lot = ? AND device_id = ?").get(row.lot, id) !== undefined;
+  }
+
+  /** Inserts a lot with its key and optional allowlist. @throws LOT_EXISTS */
+  insertLot(lot: string, key: Uint8Array, allowlist: string[] | undefined, actor: string): void {
+    this.tx(() => {
+      if (this.lot(lot)) throw new CloudError("LOT_EXISTS", `lot ${lot} exists`, { field: "lot" });
+      this.db.prepare("INSERT INTO provisioning_keys (lot, key_enc, has_allowlist, retired, created_at) VALUES (?, ?, ?, 0, ?)")
+        .run(lot, this.box.seal(key, `lot:${lot}:key`), allowlist ? 1 : 0, this.now());
+      if (allowlist) this.addToAllowlist(lot, allowlist);
+      this.audit(actor, "lot.create", null, `lot=${lot} allowlist=${allowlist ? allowlist.length : "none"}`);
+    });
+  }
+
+  /** Adds ids to a lot's allowlist. Call inside tx(). */
+  addToAllowlist(lot: string, ids: string[]): void {
+    const insert = this.db.prepare("INSERT OR IGNORE INTO lot_devices (lot, device_id) VALUES (?, ?)");
+    for (const id of ids) insert.run(lot, id);
+  }
+
+  /** Retires a lot: its temporary credentials stop working at the next connect. @throws LOT_NOT_FOUND */
+  retireLot(lot: string, actor: string): void {
+    this.tx(() => {
+      if (!this.lot(lot)) throw new CloudError("LOT_NOT_FOUND", `no lot ${lot}`, { field: "lot" });
+      this.db.prepare("UPDATE provisioning_keys SET retired = 1 WHERE lot = ?").run(lot);
+      this.audit(actor, "lot.retire", null, `lot=${lot}`);
+    });
+  }
+}

@@ -1,0 +1,346 @@
+/*
+ * The admin service layer: every operation an operator can perform, validated
+ * and audited, used by the CLI, the HTTP API, the demo and tests alike.
+ *
+ * Each method validates its whole input (bounded sizes, device ids via
+ * protocol.checkDeviceId) before it writes, writes in one transaction, and
+ * throws CloudError; a refused call changes nothing stored. Results never
+ * contain a stored secret, except the values created by the call itself and
+ * shown once (a provisioning key, a device private key).
+ */
+import { randomBytes, X509Certificate as NodeX509 } from "node:crypto";
+import { checkDeviceId } from "../modules/protocol";
+import { parseRegistrationCsv } from "./csv";
+import { CloudError } from "./errors";
+import { certificateNamesId, createCa, fingerprint, isCa, issueCertificate, issuedBy, parseCertificate, privateKeyPem, withinValidity } from "./pki";
+import type { AuditRecord, CaRow, DeviceView, Registry } from "./registry";
+
+/** Names of CAs and lots: like device ids. */
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Largest allowlist given at lot creation. */
+export const MAX_ALLOWLIST = 1_000_000;
+
+/** A product CA as the admin sees it. */
+export interface ProductCaInfo {
+  name: string;
+  certificatePem: string;
+  fingerprint: string;
+  /** true when the cloud holds the key and can issue device certificates */
+  canIssue: boolean;
+  revoked: boolean;
+  createdAt: string;
+}
+
+/** A device certificate issued by the cloud, with its private key (shown once). */
+export interface IssuedDeviceCertificate {
+  deviceId: string;
+  caName: string;
+  certificatePem: string;
+  /** PKCS#8 PEM */
+  privateKeyPem: string;
+  fingerprint: string;
+}
+
+/** A provisioning key created for a lot (the key is shown once). */
+export interface ProvisioningKeyInfo {
+  lot: string;
+  /** 32 random bytes as 64 hex digits */
+  provisioningKeyHex: string;
+  /** size of the allowlist, or null when any device id may use the key */
+  allowlist: number | null;
+}
+
+/** A lot as the admin sees it (never its key). */
+export interface LotInfo {
+  lot: string;
+  allowlist: number | null;
+  retired: boolean;
+  createdAt: string;
+}
+
+/** Callbacks the running cloud installs so that revocations end live sessions. */
+export interface ServiceHooks {
+  deviceRevoked?(deviceId: string): void;
+  caRevoked?(caName: string): void;
+  lotRetired?(lot: string): void;
+}
+
+function invalid(field: string, rule: string): never {
+  throw new CloudError("INVALID_INPUT", rule, { field });
+}
+
+function object(input: unknown): Record<string, unknown> {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) invalid("body", "must be an object");
+  return input as Record<string, unknown>;
+}
+
+function deviceId(value: unknown, field = "deviceId"): string {
+  try {
+    return checkDeviceId(value);
+  } catch {
+    invalid(field, "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit");
+  }
+}
+
+function name(value: unknown, field: string): string {
+  if (typeof value !== "string" || !NAME_PATTERN.test(value)) invalid(field, "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit");
+  return value;
+}
+
+function secretHex(value: unknown, field = "secretHex"): Uint8Array {
+  if (typeof value !== "string" || !/^([0-9a-fA-F]{2}){16,64}$/.test(value)) invalid(field, "must be 16 to 64 bytes written as hex");
+  return Uint8Array.from(Buffer.from(value, "hex"));
+}
+
+function optionalInt(value: unknown, field: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) invalid(field, `must be an integer ${min}..${max}`);
+  return value;
+}
+
+/** The admin services over one registry. */
+export class CloudServices {
+  /**
+   * @param registry - the open registry
+   * @param actor - who performs the operations, for the audit log (e.g. "admin:cli")
+   * @param hooks - installed by startCloud to end live sessions on revocation
+   */
+  constructor(readonly registry: Registry, readonly actor = "admin", readonly hooks: ServiceHooks = {}) {}
+
+  /** The same services acting as another actor (audit log). */
+  as(actor: string): CloudServices {
+    return new CloudServices(this.registry, actor, this.hooks);
+  }
+
+  #caInfo(row: CaRow): ProductCaInfo {
+    return {
+      name: row.name, certificatePem: row.cert_pem, fingerprint: row.fingerprint, canIssue: row.key_enc !== null,
+      revoked: row.revoked === 1, createdAt: new Date(row.created_at).toISOString(),
+    };
+  }
+
+  #requireCa(caName: string, field = "caName"): CaRow {
+    const row = this.registry.ca(caName);
+    if (!row) throw new CloudError("CA_NOT_FOUND", `no CA named ${caName}`, { field });
+    if (row.revoked) throw new CloudError("CA_REVOKED", `CA ${caName} is revoked`, { field });
+    return row;
+  }
+
+  /**
+   * Creates a product CA (self-signed RSA-2048; its key is kept sealed so the
+   * cloud can issue device certificates).
+   * @example await services.createProductCa({ name: "lamps-2025" })
+   */
+  async createProductCa(input: { name: string; days?: number }): Promise<ProductCaInfo> {
+    const body = object(input);
+    const caName = name(body.name, "name");
+    const days = optionalInt(body.days, "days", 1, 36_500, 3650);
+    if (this.registry.ca(caName)) throw new CloudError("CA_EXISTS", `a CA named ${caName} exists`, { field: "name" });
+    const ca = await createCa(`${caName} product CA`, days);
+    this.registry.insertCa(caName, ca.certPem, fingerprint(new NodeX509(ca.certPem)), ca.keyDer, this.actor);
+    return this.#caInfo(this.registry.ca(caName)!);
+  }
+
+  /** Registers an external product CA from its PEM certificate (the cloud does not hold its key). */
+  async registerProductCa(input: { name: string; certificatePem: string }): Promise<ProductCaInfo> {
+    const body = object(input);
+    const caName = name(body.name, "name");
+    const cert = parseCertificate(body.certificatePem, "certificatePem");
+    if (!isCa(cert)) throw new CloudError("CERT_INVALID", "not a CA certificate (basic constraints CA:TRUE)", { field: "certificatePem" });
+    if (!withinValidity(cert, this.registry.now())) throw new CloudError("CERT_INVALID", "outside its validity period", { field: "certificatePem" });
+    this.registry.insertCa(caName, cert.toString(), fingerprint(cert), undefined, this.actor);
+    return this.#caInfo(this.registry.ca(caName)!);
+  }
+
+  /** Every product CA. */
+  async listProductCas(): Promise<ProductCaInfo[]> {
+    return this.registry.cas().map((row) => this.#caInfo(row));
+  }
+
+  /** Revokes a product CA: devices under it are refused from the next connect, live sessions end. */
+  async revokeProductCa(input: { name: string }): Promise<ProductCaInfo> {
+    const caName = name(object(input).name, "name");
+    this.registry.revokeCa(caName, this.actor);
+    this.hooks.caRevoked?.(caName);
+    return this.#caInfo(this.registry.ca(caName)!);
+  }
+
+  /**
+   * Issues a device certificate (CN and SAN = device id, clientAuth) from a CA the
+   * cloud created. Does not register the device: call registerCertificateDevice.
+   * @param input.keyType - "rsa" (RSA-2048, default; what Moddable can sign with) or "ec" (P-256)
+   */
+  async issueDeviceCertificate(input: { caName: string; deviceId: string; keyType?: "rsa" | "ec"; days?: number }): Promise<IssuedDeviceCertificate> {
+    const body = object(input);
+    const caName = name(body.caName, "caName");
+    const id = deviceId(body.deviceId);
+    if (body.keyType !== undefined && body.keyType !== "rsa" && body.keyType !== "ec") invalid("keyType", "must be rsa or ec");
+    const days = optionalInt(body.days, "days", 1, 36_500, 825);
+    const ca = this.#requireCa(caName);
+    const caKey = this.registry.caKey(ca);
+    if (!caKey) throw new CloudError("CA_HAS_NO_KEY", `the cloud does not hold the key of CA ${caName}`, { field: "caName" });
+    const issued = await issueCertificate({
+      caCertPem: ca.cert_pem, caKeyDer: caKey, commonName: id, usage: "client", dnsNames: [id],
+      keyType: (body.keyType as "rsa" | "ec" | undefined) ?? "rsa", days,
+    });
+    const fp = fingerprint(new NodeX509(issued.certPem));
+    this.registry.tx(() => this.registry.audit(this.actor, "certificate.issue", id, `ca=${caName} sha256=${fp.slice(0, 16)}`));
+    return { deviceId: id, caName, certificatePem: issued.certPem, privateKeyPem: privateKeyPem(issued.keyDer), fingerprint: fp };
+  }
+
+  /**
+   * Registers a shared-secret device (the secret it was manufactured with, 16-64 bytes hex).
+   * @example await services.registerSecretDevice({ deviceId: "lamp-0001", secretHex: "00ff..." })
+   */
+  async registerSecretDevice(input: { deviceId: string; secretHex: string }): Promise<DeviceView> {
+    const body = object(input);
+    const id = deviceId(body.deviceId);
+    const secret = secretHex(body.secretHex);
+    this.registry.tx(() => this.registry.insertSecretDevice(id, secret, this.actor));
+    return this.registry.view(this.registry.device(id)!);
+  }
+
+  /**
+   * Registers a certificate device, either pinned to one certificate
+   * (`certificatePem`, whose CN or SAN must be the id and whose issuer must be a
+   * registered CA) or by id under a CA (`caName`: any valid certificate of that
+   * CA naming the id is accepted).
+   */
+  async registerCertificateDevice(input: { deviceId: string; certificatePem?: string; caName?: string }): Promise<DeviceView> {
+    const body = object(input);
+    const id = deviceId(body.deviceId);
+    if ((body.certificatePem === undefined) === (body.caName === undefined)) invalid("certificatePem", "give exactly one of certificatePem and caName");
+    if (body.caName !== undefined) {
+      const ca = this.#requireCa(name(body.caName, "caName"));
+      this.registry.tx(() => this.registry.insertCertificateDevice(id, ca.name, null, this.actor));
+    } else {
+      const cert = parseCertificate(body.certificatePem, "certificatePem");
+      if (!certificateNamesId(cert, id)) throw new CloudError("CERT_INVALID", "CN or SAN must equal the device id", { field: "certificatePem" });
+      if (!withinValidity(cert, this.registry.now())) throw new CloudError("CERT_INVALID", "outside its validity period", { field: "certificatePem" });
+      const ca = this.registry.cas().find((row) => !row.revoked && issuedBy(cert, new NodeX509(row.cert_pem)));
+      if (!ca) throw new CloudError("UNKNOWN_CA", "not issued by a registered, unrevoked product CA", { field: "certificatePem" });
+      this.registry.tx(() => this.registry.insertCertificateDevice(id, ca.name, fingerprint(cert), this.actor));
+    }
+    return this.registry.view(this.registry.device(id)!);
+  }
+
+  /**
+   * Creates a provisioning key for a lot: 32 random bytes, returned once.
+   * With `allowlist`, only those device ids may use it; without, any id may.
+   */
+  async createProvisioningKey(input: { lot: string; allowlist?: string[] }): Promise<ProvisioningKeyInfo> {
+    const body = object(input);
+    const lot = name(body.lot, "lot");
+    let allowlist: string[] | undefined;
+    if (body.allowlist !== undefined) {
+      if (!Array.isArray(body.allowlist) || body.allowlist.length > MAX_ALLOWLIST) invalid("allowlist", `must be an array of at most ${MAX_ALLOWLIST} device ids`);
+      allowlist = body.allowlist.map((id, i) => deviceId(id, `allowlist[${i}]`));
+    }
+    const key = new Uint8Array(randomBytes(32));
+    this.registry.insertLot(lot, key, allowlist, this.actor);
+    return { lot, provisioningKeyHex: Buffer.from(key).toString("hex"), allowlist: allowlist ? new Set(allowlist).size : null };
+  }
+
+  /** Retires a lot's provisioning key: its devices that have not committed a permanent secret can no longer log in. */
+  async retireProvisioningKey(input: { lot: string }): Promise<LotInfo> {
+    const lot = name(object(input).lot, "lot");
+    this.registry.retireLot(lot, this.actor);
+    this.hooks.lotRetired?.(lot);
+    return (await this.listProvisioningKeys()).find((l) => l.lot === lot)!;
+  }
+
+  /** Every lot (never its key). */
+  async listProvisioningKeys(): Promise<LotInfo[]> {
+    return this.registry.lots().map((row) => ({
+      lot: row.lot, allowlist: row.has_allowlist ? row.devices : null, retired: row.retired === 1, createdAt: new Date(row.created_at).toISOString(),
+    }));
+  }
+
+  /** Devices with state, credential, last failure and last seen, in id order. */
+  async listDevices(input: { limit?: number; offset?: number } = {}): Promise<DeviceView[]> {
+    const body = object(input);
+    const limit = optionalInt(body.limit, "limit", 1, 10_000, 1000);
+    const offset = optionalInt(body.offset, "offset", 0, Number.MAX_SAFE_INTEGER, 0);
+    return this.registry.listDevices(limit, offset);
+  }
+
+  /** One device. @throws DEVICE_NOT_FOUND */
+  async getDevice(input: { deviceId: string }): Promise<DeviceView> {
+    const id = deviceId(object(input).deviceId);
+    const row = this.registry.device(id);
+    if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
+    return this.registry.view(row);
+  }
+
+  /** Revokes a device: refused at every later connect, and its live session is closed. */
+  async revokeDevice(input: { deviceId: string }): Promise<DeviceView> {
+    const id = deviceId(object(input).deviceId);
+    this.registry.revokeDevice(id, this.actor);
+    this.hooks.deviceRevoked?.(id);
+    return this.registry.view(this.registry.device(id)!);
+  }
+
+  /**
+   * Starts a secret rotation for a shared-secret device: a new secret is stored
+   * as pending; the device fetches it with `issue` (wrapped under its current
+   * secret) and commits it like an issued permanent secret.
+   * @throws DEVICE_NOT_FOUND, DEVICE_REVOKED, INVALID_INPUT (not a secret device or a rotation is pending)
+   */
+  async rotateSecret(input: { deviceId: string }): Promise<DeviceView> {
+    const id = deviceId(object(input).deviceId);
+    const row = this.registry.device(id);
+    if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
+    if (row.revoked) throw new CloudError("DEVICE_REVOKED", `device ${id} is revoked`, { field: "deviceId" });
+    if (row.kind !== "secret") invalid("deviceId", "only shared-secret devices rotate their secret");
+    if (!this.registry.storePending(id, new Uint8Array(randomBytes(32)), row.generation + 1, new Uint8Array(randomBytes(16)), this.actor)) {
+      invalid("deviceId", "a rotation is already pending");
+    }
+    return this.registry.view(this.registry.device(id)!);
+  }
+
+  /**
+   * Bulk registration from CSV (`device_id,option,secret_hex`): option secret
+   * registers the id with its secret; certificate registers the id under
+   * `caName`; temporary adds the id to the allowlist of `lot`. All or nothing:
+   * the first bad line is reported (CSV_INVALID with `line`) and nothing is imported.
+   */
+  async importDevicesCsv(input: { csv: string; caName?: string; lot?: string }): Promise<{ imported: number; secret: number; certificate: number; temporary: number }> {
+    const body = object(input);
+    if (typeof body.csv !== "string") invalid("csv", "must be CSV text");
+    const rows = parseRegistrationCsv(body.csv);
+    const caName = body.caName === undefined ? undefined : name(body.caName, "caName");
+    const lotName = body.lot === undefined ? undefined : name(body.lot, "lot");
+    const counts = { imported: 0, secret: 0, certificate: 0, temporary: 0 };
+    this.registry.tx(() => {
+      const ca = caName === undefined ? undefined : this.#requireCa(caName);
+      const lot = lotName === undefined ? undefined : this.registry.lot(lotName);
+      if (lotName !== undefined && !lot) throw new CloudError("LOT_NOT_FOUND", `no lot ${lotName}`, { field: "lot" });
+      if (lot?.retired) throw new CloudError("LOT_RETIRED", `lot ${lotName} is retired`, { field: "lot" });
+      for (const row of rows) {
+        if (this.registry.device(row.deviceId)) {
+          throw new CloudError("CSV_INVALID", `device ${row.deviceId} is already registered`, { line: row.line });
+        }
+        if (row.option === "secret") {
+          this.registry.insertSecretDevice(row.deviceId, Uint8Array.from(Buffer.from(row.secretHex!, "hex")), this.actor);
+        } else if (row.option === "certificate") {
+          if (!ca) throw new CloudError("CSV_INVALID", "certificate rows need a CA (caName / --ca)", { line: row.line });
+          this.registry.insertCertificateDevice(row.deviceId, ca.name, null, this.actor);
+        } else {
+          if (!lot) throw new CloudError("CSV_INVALID", "temporary rows need a lot (lot / --lot)", { line: row.line });
+          this.registry.addToAllowlist(lot.lot, [row.deviceId]);
+        }
+        counts[row.option]++;
+        counts.imported++;
+      }
+      this.registry.audit(this.actor, "device.import", null, `rows=${counts.imported}`);
+    });
+    return counts;
+  }
+
+  /** The most recent audit records, newest first. */
+  async auditLog(input: { limit?: number; deviceId?: string } = {}): Promise<AuditRecord[]> {
+    const body = object(input);
+    const limit = optionalInt(body.limit, "limit", 1, 10_000, 100);
+    return this.registry.auditLog(limit, body.deviceId === undefined ? undefined : deviceId(body.deviceId));
+  }
+}
