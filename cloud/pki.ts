@@ -8,6 +8,7 @@
  * Private keys leave this module as PKCS#8 DER for the caller to seal.
  */
 import { X509Certificate as NodeX509, createHash, webcrypto } from "node:crypto";
+import "./reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { CloudError } from "./errors";
 
