@@ -56,6 +56,8 @@ export interface Cloud {
   registry: Registry;
   /** the MQTT endpoint (stats, disconnect) */
   mqtt: MqttServer;
+  /** the issuance service (stats) */
+  issuance: IssuanceService;
   /** Stops both endpoints and closes the registry. */
   close(): Promise<void>;
 }
@@ -119,6 +121,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       services,
       registry,
       mqtt,
+      issuance,
       async close() {
         if (closed) return;
         closed = true;

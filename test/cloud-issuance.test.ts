@@ -1,0 +1,176 @@
+/*
+ * IssuanceService over MQTT: issue -> commit, idempotent retries, the pending
+ * secret committed by a login, malformed and oversized requests, status
+ * reports, and secret rotation for a shared-secret device.
+ */
+import assert from "node:assert/strict";
+import type { MqttClient } from "mqtt";
+import { deriveCommitProof, deriveWrapKey, unwrapSecret } from "../modules/derive";
+import { CONNACK, deviceTopics, encodeStatus, MAX_MESSAGE_BYTES, type CloudResponse } from "../modules/protocol";
+import { utf8Encode } from "../modules/bytes";
+import { connectDevice, digest, end, exchange, loginPassword, mustConnect, newSecret, sleep, startTestCloud, temporarySecret, type TestCloud } from "./cloud-helpers";
+
+type IssueOk = Extract<CloudResponse, { op: "issue"; ok: true }>;
+
+function unwrap(response: CloudResponse, wrappingSecret: Uint8Array, id: string): { secret: Uint8Array; gen: number } {
+  assert.equal(response.ok, true, `expected ok, got ${JSON.stringify(response)}`);
+  const r = response as IssueOk;
+  const secret = unwrapSecret(digest, deriveWrapKey(digest, wrappingSecret), id, r.nonce, { ciphertext: r.secret, tag: r.tag });
+  assert.ok(secret, "wrapped secret must verify under the session's wrap key");
+  return { secret, gen: r.gen };
+}
+
+describe("cloud issuance (IssuanceService over MQTT)", function () {
+  let t: TestCloud;
+  let provisioningKeyHex: string;
+  let counter = 0;
+  const clients: MqttClient[] = [];
+
+  async function tempSession(id: string): Promise<{ client: MqttClient; temp: Uint8Array }> {
+    const temp = temporarySecret(provisioningKeyHex, id);
+    const client = await mustConnect(t.cloud, { id, password: loginPassword(id, temp, "t", ++counter) });
+    clients.push(client);
+    return { client, temp };
+  }
+
+  function row(id: string) {
+    return t.cloud.registry.device(id);
+  }
+
+  before(async function () {
+    t = await startTestCloud();
+    provisioningKeyHex = (await t.cloud.services.createProvisioningKey({ lot: "lot-i" })).provisioningKeyHex;
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await end(c);
+  });
+  after(async () => t?.stop());
+
+  it("issue_thenCommit_TemporaryRetiredAndNewSecretWorks", async function () {
+    const id = "iss-1";
+    const { client, temp } = await tempSession(id);
+    const issued = unwrap(await exchange(client, id, { v: 1, rid: "r1", op: "issue" }), temp, id);
+    assert.equal(issued.gen, 1);
+    assert.equal(row(id)!.kind, "temporary", "pending is not active");
+    const commit = await exchange(client, id, { v: 1, rid: "r2", op: "commit", gen: 1, proof: deriveCommitProof(digest, issued.secret, id, 1) });
+    assert.deepEqual(commit, { v: 1, rid: "r2", op: "commit", ok: true, gen: 1 });
+    const after = row(id)!;
+    assert.equal(after.kind, "secret");
+    assert.equal(after.generation, 1);
+    assert.equal(after.temp_retired, 1);
+    assert.equal(after.pending_secret_enc, null);
+    const retired = await connectDevice(t.cloud, { id, password: loginPassword(id, temp, "t", ++counter) });
+    assert.equal(retired.code, CONNACK.notAuthorized);
+    assert.equal(row(id)!.last_failure, "TEMP_RETIRED");
+    clients.push(await mustConnect(t.cloud, { id, password: loginPassword(id, issued.secret, "s", ++counter) }));
+  });
+
+  it("issue_Twice_SameSecretGenerationAndNonce", async function () {
+    const id = "iss-2";
+    const { client } = await tempSession(id);
+    const first = await exchange(client, id, { v: 1, rid: "a", op: "issue" });
+    const second = await exchange(client, id, { v: 1, rid: "b", op: "issue" });
+    assert.deepEqual({ ...second, rid: "a" }, first);
+    // also across a new session
+    await end(client);
+    const again = await tempSession(id);
+    const third = await exchange(again.client, id, { v: 1, rid: "c", op: "issue" });
+    assert.deepEqual({ ...third, rid: "a" }, first);
+  });
+
+  it("commit_Repeated_IdempotentOk", async function () {
+    const id = "iss-3";
+    const { client, temp } = await tempSession(id);
+    const issued = unwrap(await exchange(client, id, { v: 1, rid: "i", op: "issue" }), temp, id);
+    const proof = deriveCommitProof(digest, issued.secret, id, issued.gen);
+    assert.equal((await exchange(client, id, { v: 1, rid: "c1", op: "commit", gen: issued.gen, proof })).ok, true);
+    assert.equal((await exchange(client, id, { v: 1, rid: "c2", op: "commit", gen: issued.gen, proof })).ok, true);
+    const reissue = await exchange(client, id, { v: 1, rid: "i2", op: "issue" });
+    assert.deepEqual(reissue, { v: 1, rid: "i2", op: "issue", ok: false, reason: "NOTHING_TO_ISSUE" });
+  });
+
+  it("commit_WrongProofOrGeneration_RefusedAndNothingStored", async function () {
+    const id = "iss-4";
+    const { client, temp } = await tempSession(id);
+    const issued = unwrap(await exchange(client, id, { v: 1, rid: "i", op: "issue" }), temp, id);
+    const before = row(id);
+    const bad = await exchange(client, id, { v: 1, rid: "c", op: "commit", gen: issued.gen, proof: deriveCommitProof(digest, newSecret().bytes, id, issued.gen) });
+    assert.deepEqual(bad, { v: 1, rid: "c", op: "commit", ok: false, reason: "BAD_PROOF" });
+    const wrongGen = await exchange(client, id, { v: 1, rid: "g", op: "commit", gen: 7, proof: deriveCommitProof(digest, issued.secret, id, 7) });
+    assert.equal(wrongGen.ok === false && wrongGen.reason, "GENERATION_MISMATCH");
+    assert.deepEqual(row(id), before);
+  });
+
+  it("login_WithPendingSecret_CommitsIt", async function () {
+    const id = "iss-5";
+    const { client, temp } = await tempSession(id);
+    const issued = unwrap(await exchange(client, id, { v: 1, rid: "i", op: "issue" }), temp, id);
+    await end(client);
+    // the commit was lost: the device logs in with the new secret
+    clients.push(await mustConnect(t.cloud, { id, password: loginPassword(id, issued.secret, "s", ++counter) }));
+    const after = row(id)!;
+    assert.equal(after.kind, "secret");
+    assert.equal(after.generation, issued.gen);
+    assert.equal(after.pending_secret_enc, null);
+    assert.equal((await connectDevice(t.cloud, { id, password: loginPassword(id, temp, "t", ++counter) })).code, CONNACK.notAuthorized);
+  });
+
+  it("issue_FromSecretSessionWithoutPending_NothingToIssue", async function () {
+    const s = newSecret();
+    await t.cloud.services.registerSecretDevice({ deviceId: "iss-6", secretHex: s.hex });
+    const client = await mustConnect(t.cloud, { id: "iss-6", password: loginPassword("iss-6", s.bytes, "s", 1) });
+    clients.push(client);
+    const response = await exchange(client, "iss-6", { v: 1, rid: "x", op: "issue" });
+    assert.deepEqual(response, { v: 1, rid: "x", op: "issue", ok: false, reason: "NOTHING_TO_ISSUE" });
+  });
+
+  it("handleRequest_MalformedAndOversized_RefusedAndNothingStored", async function () {
+    const id = "iss-7";
+    const { client } = await tempSession(id);
+    const before = row(id);
+    const cases: [string | Uint8Array, string, string][] = [
+      ['{"v":1,"rid":"m1","op":"issue","extra":1}', "m1", "BAD_REQUEST"],
+      ['{"v":1,"rid":"m2","op":"commit","gen":0,"proof":"AAAA"}', "m2", "BAD_REQUEST"],
+      ['{"v":1,"rid":"m3","op":"explode"}', "m3", "UNKNOWN_OP"],
+      ["not json at all", "-", "BAD_REQUEST"],
+      [`{"v":1,"rid":"m5","op":"issue","pad":"${"x".repeat(MAX_MESSAGE_BYTES)}"}`, "-", "TOO_LARGE"],
+    ];
+    for (const [payload, rid, reason] of cases) {
+      const response = await exchange(client, id, typeof payload === "string" ? utf8Encode(payload) : payload);
+      assert.equal(response.ok, false);
+      assert.equal(response.rid, rid);
+      assert.equal(response.ok === false && response.reason, reason);
+    }
+    assert.deepEqual(row(id), before);
+  });
+
+  it("handleStatus_StoredAndBadOnesIgnored", async function () {
+    const id = "iss-8";
+    const { client } = await tempSession(id);
+    const topic = deviceTopics(id).status;
+    client.publish(topic, Buffer.from(encodeStatus({ v: 1, state: "ONLINE", credential: "temporary", lastFailure: { reason: "JOIN_FAILED", detail: "no AP" } })));
+    const badBefore = t.cloud.issuance.stats.badStatus;
+    client.publish(topic, Buffer.from('{"v":1,"state":"PARTYING","credential":"temporary"}'));
+    await sleep(200);
+    const device = await t.cloud.services.getDevice({ deviceId: id });
+    assert.equal(device.state, "ONLINE");
+    assert.equal(device.credential, "temporary");
+    assert.equal(device.lastFailure, "JOIN_FAILED");
+    assert.equal(t.cloud.issuance.stats.badStatus, badBefore + 1);
+  });
+
+  it("rotateSecret_IssueFromSecretSessionAndCommit_OldSecretDead", async function () {
+    const id = "iss-9";
+    const s = newSecret();
+    await t.cloud.services.registerSecretDevice({ deviceId: id, secretHex: s.hex });
+    await t.cloud.services.rotateSecret({ deviceId: id });
+    const client = await mustConnect(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 1) });
+    clients.push(client);
+    const issued = unwrap(await exchange(client, id, { v: 1, rid: "r", op: "issue" }), s.bytes, id);
+    assert.equal(issued.gen, 1);
+    const commit = await exchange(client, id, { v: 1, rid: "c", op: "commit", gen: 1, proof: deriveCommitProof(digest, issued.secret, id, 1) });
+    assert.equal(commit.ok, true);
+    assert.equal((await connectDevice(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 2) })).code, CONNACK.badCredentials);
+    clients.push(await mustConnect(t.cloud, { id, password: loginPassword(id, issued.secret, "s", 3) }));
+  });
+});
