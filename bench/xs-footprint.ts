@@ -1,0 +1,101 @@
+/*
+ * `npm run bench:xs`: the core's footprint on Moddable's XS engine (xsnap).
+ *
+ * Compute: xsnap's meter (XS "meter index", roughly bytecode steps) of one crank.
+ * Heap: XS slots allocated during the step, from the meter's currentHeapCount
+ * after a gc() before it (no collection runs in a step: the worker's heap is
+ * large), so garbage is included: an upper bound on the step's slot peak. A slot
+ * is 16 bytes on ESP32 (32-bit) and 32 bytes in this 64-bit worker; figures use
+ * 16. Chunk memory (string, array and ArrayBuffer bytes) is not in the meter;
+ * the lin build's instrumentation gives slots and chunks of the real app
+ * (tools/check-moddable-sim.ts). A "retained after gc()" figure was tried and
+ * dropped: XS's post-collection count did not track objects kept alive here.
+ * Size: esbuild minified bundle (modules/ + @noble/hashes) and its gzip size.
+ * Goal: the manager within 64 KB of flash and 32 KB of heap.
+ */
+import { gzipSync } from "node:zlib";
+import { bundleForXs } from "../test/xs/bundle";
+import { XsWorker } from "../test/xs/xsnap";
+
+const ESP32_SLOT_BYTES = 16;
+const FLASH_GOAL = 64 * 1024;
+const HEAP_GOAL = 32 * 1024;
+
+interface Row {
+  step: string;
+  compute: number;
+  allocatedBytes: number;
+  note: string;
+}
+
+async function meterSteps(): Promise<Row[]> {
+  const worker = new XsWorker("wcm-bench");
+  try {
+    const load = async (code: string) => (await worker.evaluate(code)).meter;
+    const before = await load("gc();");
+    const loaded = await load(await bundleForXs("bench/xs/bench-entry.ts"));
+    const rows: Row[] = [{
+      step: "load the bundle (core + noble + fake cloud)",
+      compute: loaded.compute,
+      allocatedBytes: (loaded.currentHeapCount - before.currentHeapCount) * ESP32_SLOT_BYTES,
+      note: "on a device the preloaded code lives in flash",
+    }];
+    const steps: [string, string][] = [
+      ["baseline", "empty crank"],
+      ["temporarySecret", "temporary-secret derivation"],
+      ["loginProof", "login proof"],
+      ["issuanceDeviceSide", "issuance exchange, device side"],
+      ["bootSecret", "boot to ONLINE, shared secret (fake cloud)"],
+      ["bootTemporary", "boot to ONLINE, temporary -> permanent (fake cloud)"],
+    ];
+    for (const [name, label] of steps) {
+      await load("wcmBench.run('release'); gc();");
+      const base = await load("gc();");
+      const result = await worker.evaluate(`wcmBench.run(${JSON.stringify(name)});`);
+      rows.push({
+        step: label,
+        compute: result.meter.compute,
+        allocatedBytes: (result.meter.currentHeapCount - base.currentHeapCount) * ESP32_SLOT_BYTES,
+        note: result.commands.join(" "),
+      });
+    }
+    return rows;
+  } finally {
+    worker.close();
+  }
+}
+
+async function sizes(): Promise<{ name: string; minified: number; gzip: number }[]> {
+  const entries: [string, string][] = [
+    ["manager + config + noble digest (what main.ts ships)", `export { ConnectionManager } from "./modules/manager"; export { validateConfig } from "./modules/config"; export { nobleDigest } from "./modules/noble-digest";`],
+    ["manager + config (host supplies a native digest)", `export { ConnectionManager } from "./modules/manager"; export { validateConfig } from "./modules/config";`],
+    ["@noble/hashes sha256 + hmac alone", `export { nobleDigest } from "./modules/noble-digest";`],
+  ];
+  const out = [];
+  for (const [name, source] of entries) {
+    const code = await bundleForXs({ source }, { minify: true, format: "esm" });
+    out.push({ name, minified: Buffer.byteLength(code), gzip: gzipSync(code, { level: 9 }).length });
+  }
+  return out;
+}
+
+function kb(bytes: number): string {
+  return `${(bytes / 1024).toFixed(1)} KB`;
+}
+
+function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((header, i) => Math.max(header.length, ...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join(" | ")} |`;
+  return [line(headers), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n");
+}
+
+const rows = await meterSteps();
+const sizeRows = await sizes();
+console.log("wcm core on XS (xsnap-worker, XS 13): compute = XS meter steps; heap = XS slots allocated in the step x 16 B (ESP32 slot size), garbage included\n");
+console.log(table(["step", "compute", "heap (slots allocated)", "note"], rows.map((row) => [row.step, String(row.compute), kb(row.allocatedBytes), row.note])));
+console.log("\nshipped size of the core (esbuild, ES2022, minified)\n");
+console.log(table(["bundle", "minified", "gzip"], sizeRows.map((row) => [row.name, kb(row.minified), kb(row.gzip)])));
+const shipped = sizeRows[0];
+const boot = rows.find((row) => row.step.startsWith("boot to ONLINE, temporary"));
+console.log(`\ngoal: flash <= ${kb(FLASH_GOAL)}: ${shipped.minified <= FLASH_GOAL ? "met" : "NOT met"} (${kb(shipped.minified)} minified source; XS bytecode differs, see docs/moddable.md)`);
+if (boot) console.log(`goal: heap <= ${kb(HEAP_GOAL)}: ${boot.allocatedBytes <= HEAP_GOAL ? "met" : "not shown by this bound"} (${kb(boot.allocatedBytes)} of slots allocated by a whole temporary boot, garbage and fake cloud included; chunks not counted)`);

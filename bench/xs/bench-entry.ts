@@ -1,0 +1,100 @@
+/*
+ * The workloads bench/xs-footprint.ts meters inside XS. The bundle installs
+ * `globalThis.wcmBench`; each step is then run in its own xsnap crank so its
+ * compute and heap figures are its own. Results stay reachable in `kept` until
+ * the next step, so "retained" heap is what the step leaves alive.
+ */
+import { fromHex } from "../../modules/bytes";
+import { validateConfig } from "../../modules/config";
+import { CredentialStore } from "../../modules/credential-store";
+import { deriveCloudLoginKey, deriveCommitProof, deriveLoginProof, deriveTemporarySecret, deriveWrapKey, unwrapSecret, wrapSecret } from "../../modules/derive";
+import { ConnectionManager } from "../../modules/manager";
+import { nobleDigest } from "../../modules/noble-digest";
+import type { DigestPort } from "../../modules/ports";
+import { MemoryFlash, TestBed, testRandom } from "../../test/support/scenarios";
+
+const KEY = fromHex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff00112233445566778899aabbccddeeff");
+const SECRET = fromHex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+const CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----";
+
+/** Counts the digest operations a side performs. */
+function counting(digest: DigestPort): DigestPort & { hmacs: number } {
+  const port = {
+    hmacs: 0,
+    sha256: (data: Uint8Array) => digest.sha256(data),
+    hmacSha256: (key: Uint8Array, data: Uint8Array) => {
+      port.hmacs++;
+      return digest.hmacSha256(key, data);
+    },
+  };
+  return port;
+}
+
+let kept: unknown;
+
+function bootToOnline(option: "secret" | "temporary"): string {
+  const bed = new TestBed(nobleDigest, "bench");
+  if (option === "secret") bed.cloud.registerSecret("bench-0001", SECRET);
+  else bed.cloud.addProvisioningKey(KEY);
+  const cloud = { host: "cloud.example", port: 8883, ca: CA };
+  const config = validateConfig(option === "secret"
+    ? { deviceId: "bench-0001", option, secret: "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", cloud }
+    : { deviceId: "bench-0001", option, provisioningKey: "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff00112233445566778899aabbccddeeff", cloud });
+  const digest = counting(nobleDigest);
+  const manager = new ConnectionManager(config, {
+    digest,
+    random: testRandom(nobleDigest, "bench/device"),
+    clock: { now: () => bed.time.now },
+    scheduler: bed.time,
+    kv: new MemoryFlash(),
+    link: bed.cloud.linkFactory(),
+  });
+  manager.start();
+  bed.time.advance(1000);
+  const status = manager.status;
+  if (status.state !== "ONLINE") throw new Error(`bench boot ended ${status.state}`);
+  kept = { bed, manager };
+  return `${status.state}/${status.credential}, device HMACs ${digest.hmacs}`;
+}
+
+const steps: Record<string, () => string> = {
+  /** nothing: the cost of a crank */
+  baseline: () => "",
+  temporarySecret: () => {
+    kept = deriveTemporarySecret(nobleDigest, KEY, "bench-0001");
+    return "1 HMAC";
+  },
+  loginProof: () => {
+    const loginKey = deriveCloudLoginKey(nobleDigest, SECRET);
+    kept = deriveLoginProof(nobleDigest, loginKey, "bench-0001", "s", 42);
+    return "2 HMACs (login key + proof)";
+  },
+  issuanceDeviceSide: () => {
+    // what the device does with an issue response: unwrap, store in two slots, prove
+    const wrapKey = deriveWrapKey(nobleDigest, SECRET);
+    const nonce = new Uint8Array(16).fill(7);
+    const wrapped = wrapSecret(nobleDigest, wrapKey, "bench-0001", nonce, KEY); // the cloud's half, for input
+    const secret = unwrapSecret(nobleDigest, wrapKey, "bench-0001", nonce, wrapped);
+    if (!secret) throw new Error("unwrap failed");
+    const store = new CredentialStore(new MemoryFlash(), nobleDigest, "bench-0001");
+    store.saveSecret({ deviceId: "bench-0001", secret, generation: 1, confirmed: false });
+    kept = deriveCommitProof(nobleDigest, secret, "bench-0001", 1);
+    store.saveSecret({ deviceId: "bench-0001", secret, generation: 1, confirmed: true });
+    return "incl. the cloud-side wrap (2 HMACs) used as input";
+  },
+  bootSecret: () => bootToOnline("secret"),
+  bootTemporary: () => bootToOnline("temporary"),
+  release: () => {
+    kept = undefined;
+    return "";
+  },
+};
+
+(globalThis as unknown as { wcmBench: unknown }).wcmBench = {
+  run(name: string): void {
+    const step = steps[name];
+    if (!step) throw new Error(`no step ${name}`);
+    const note = step();
+    (globalThis as unknown as { issueCommand(buffer: ArrayBuffer): ArrayBuffer }).issueCommand(new TextEncoder().encode(note).buffer as ArrayBuffer);
+  },
+};
