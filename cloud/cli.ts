@@ -1,0 +1,214 @@
+/*
+ * The admin CLI: `npm run cloud -- <command> [args] [--options]`.
+ *
+ * Operates on the registry in a data directory (`--data <dir>` or env
+ * WCM_DATA) under the master key (`--master-key-file <file>` or env
+ * WCM_MASTER_KEY), through the same service layer as the HTTP API. `serve`
+ * runs the cloud standalone. Output is JSON on stdout; errors go to stderr as
+ * `error <CODE>: <message>` with exit status 1 (2 for usage errors).
+ * Run with no command for the list.
+ */
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { CloudError, isCloudError } from "./errors";
+import { generateMasterKeyHex, loadMasterKey } from "./master-key";
+import { Registry } from "./registry";
+import { CloudServices } from "./services";
+import { startCloud } from "./index";
+
+const USAGE = `wcm cloud admin
+
+usage: npm run cloud -- <command> [arguments] [--data <dir>] [--master-key-file <file>]
+
+  gen-master-key                                 print a new random master key (64 hex digits)
+  serve [--host 127.0.0.1] [--mqtt-port 8883] [--http-port 8080] [--admin-token-file f]
+  ca create <name> [--days n]                    create a product CA (RSA-2048, key kept sealed)
+  ca register <name> <cert.pem>                  register an external product CA
+  ca list | ca revoke <name>
+  cert issue <ca> <device-id> [--ec] [--days n] [--out <dir>]
+                                                 issue a device certificate + PKCS#8 key
+  device add-secret <device-id> (--secret-file f | --secret-hex hex)
+  device add-cert <device-id> (<cert.pem> | --ca <name>)
+  device list [--limit n] [--offset n] | device show <id> | device revoke <id> | device rotate <id>
+  lot create <lot> [--allow id,id,...] [--allow-file f]   create a provisioning key (shown once)
+  lot list | lot retire <lot>
+  import <devices.csv> [--ca <name>] [--lot <lot>]       bulk registration, all or nothing
+  audit [--limit n] [--device <id>]
+
+environment: WCM_DATA (data directory), WCM_MASTER_KEY (64 hex digits)`;
+
+class UsageError extends Error {}
+
+interface Parsed {
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+const VALUE_FLAGS = new Set(["data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device"]);
+const BOOLEAN_FLAGS = new Set(["ec", "help"]);
+
+function parse(argv: string[]): Parsed {
+  const positional: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg.startsWith("--")) {
+      const name = arg.slice(2);
+      if (BOOLEAN_FLAGS.has(name)) flags.set(name, true);
+      else if (VALUE_FLAGS.has(name)) {
+        if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value`);
+        flags.set(name, argv[++i]);
+      } else throw new UsageError(`unknown option --${name}`);
+    } else positional.push(arg);
+  }
+  return { positional, flags };
+}
+
+function flag(parsed: Parsed, name: string): string | undefined {
+  const value = parsed.flags.get(name);
+  return typeof value === "string" ? value : undefined;
+}
+
+function intFlag(parsed: Parsed, name: string): number | undefined {
+  const value = flag(parsed, name);
+  if (value === undefined) return undefined;
+  if (!/^[0-9]{1,9}$/.test(value)) throw new UsageError(`--${name} must be a number`);
+  return Number(value);
+}
+
+function need(parsed: Parsed, index: number, what: string): string {
+  const value = parsed.positional[index];
+  if (value === undefined) throw new UsageError(`missing ${what}`);
+  return value;
+}
+
+function readText(path: string, limit: number): string {
+  const text = readFileSync(path, "utf8");
+  if (Buffer.byteLength(text) > limit) throw new CloudError("TOO_LARGE", `${path} is larger than ${limit} bytes`);
+  return text;
+}
+
+function dataDir(parsed: Parsed, env: NodeJS.ProcessEnv): string {
+  const dir = flag(parsed, "data") ?? env.WCM_DATA;
+  if (!dir) throw new UsageError("give the data directory with --data <dir> or WCM_DATA");
+  return dir;
+}
+
+function openServices(parsed: Parsed, env: NodeJS.ProcessEnv): CloudServices {
+  const key = loadMasterKey({ masterKeyFile: flag(parsed, "master-key-file"), env });
+  const registry = Registry.open(dataDir(parsed, env), key);
+  key.fill(0);
+  return new CloudServices(registry, "admin:cli");
+}
+
+async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: string) => void): Promise<unknown> {
+  const [group, action] = parsed.positional;
+  if (group === "gen-master-key") {
+    out(generateMasterKeyHex());
+    return undefined;
+  }
+  if (group === "serve") {
+    const token = flag(parsed, "admin-token-file");
+    const cloud = await startCloud({
+      dataDir: dataDir(parsed, env), masterKeyFile: flag(parsed, "master-key-file"),
+      host: flag(parsed, "host") ?? "127.0.0.1", mqttPort: intFlag(parsed, "mqtt-port") ?? 8883, httpPort: intFlag(parsed, "http-port") ?? 8080,
+      adminToken: token === undefined ? undefined : readText(token, 4096).trim(),
+      log: (level, message) => {
+        if (level !== "debug") process.stderr.write(`${new Date().toISOString()} ${level} ${message}\n`);
+      },
+    });
+    out(JSON.stringify({ mqttPort: cloud.mqttPort, httpPort: cloud.httpPort, serverName: cloud.serverName, serverCa: join(dataDir(parsed, env), "server-ca.pem") }));
+    const stop = () => void cloud.close().then(() => process.exit(0));
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    return new Promise(() => undefined);
+  }
+  const services = openServices(parsed, env);
+  try {
+    switch (`${group} ${action}`) {
+      case "ca create": return await services.createProductCa({ name: need(parsed, 2, "CA name"), days: intFlag(parsed, "days") });
+      case "ca register": return await services.registerProductCa({ name: need(parsed, 2, "CA name"), certificatePem: readText(need(parsed, 3, "certificate file"), 65536) });
+      case "ca list": return await services.listProductCas();
+      case "ca revoke": return await services.revokeProductCa({ name: need(parsed, 2, "CA name") });
+      case "cert issue": {
+        const issued = await services.issueDeviceCertificate({
+          caName: need(parsed, 2, "CA name"), deviceId: need(parsed, 3, "device id"), keyType: parsed.flags.has("ec") ? "ec" : "rsa", days: intFlag(parsed, "days"),
+        });
+        const dir = flag(parsed, "out");
+        if (dir === undefined) return issued;
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        writeFileSync(join(dir, `${issued.deviceId}.cert.pem`), issued.certificatePem);
+        writeFileSync(join(dir, `${issued.deviceId}.key.pem`), issued.privateKeyPem, { mode: 0o600 });
+        return { deviceId: issued.deviceId, caName: issued.caName, fingerprint: issued.fingerprint, certificate: join(dir, `${issued.deviceId}.cert.pem`), privateKey: join(dir, `${issued.deviceId}.key.pem`) };
+      }
+      case "device add-secret": {
+        const file = flag(parsed, "secret-file");
+        const secretHex = file !== undefined ? readText(file, 1024).trim() : flag(parsed, "secret-hex");
+        if (secretHex === undefined) throw new UsageError("give --secret-file <file> or --secret-hex <hex>");
+        return await services.registerSecretDevice({ deviceId: need(parsed, 2, "device id"), secretHex });
+      }
+      case "device add-cert": {
+        const ca = flag(parsed, "ca");
+        const id = need(parsed, 2, "device id");
+        if (ca !== undefined) return await services.registerCertificateDevice({ deviceId: id, caName: ca });
+        return await services.registerCertificateDevice({ deviceId: id, certificatePem: readText(need(parsed, 3, "certificate file"), 65536) });
+      }
+      case "device list": return await services.listDevices({ limit: intFlag(parsed, "limit"), offset: intFlag(parsed, "offset") });
+      case "device show": return await services.getDevice({ deviceId: need(parsed, 2, "device id") });
+      case "device revoke": return await services.revokeDevice({ deviceId: need(parsed, 2, "device id") });
+      case "device rotate": return await services.rotateSecret({ deviceId: need(parsed, 2, "device id") });
+      case "lot create": {
+        const inline = flag(parsed, "allow");
+        const file = flag(parsed, "allow-file");
+        let allowlist: string[] | undefined;
+        if (inline !== undefined) allowlist = inline.split(",").map((s) => s.trim()).filter(Boolean);
+        if (file !== undefined) allowlist = [...(allowlist ?? []), ...readText(file, 64 * 1024 * 1024).split(/\r?\n/).map((s) => s.trim()).filter(Boolean)];
+        return await services.createProvisioningKey({ lot: need(parsed, 2, "lot"), allowlist });
+      }
+      case "lot list": return await services.listProvisioningKeys();
+      case "lot retire": return await services.retireProvisioningKey({ lot: need(parsed, 2, "lot") });
+      default:
+        if (group === "import") {
+          return await services.importDevicesCsv({ csv: readText(need(parsed, 1, "CSV file"), 50 * 1024 * 1024), caName: flag(parsed, "ca"), lot: flag(parsed, "lot") });
+        }
+        if (group === "audit") return await services.auditLog({ limit: intFlag(parsed, "limit"), deviceId: flag(parsed, "device") });
+        throw new UsageError(group === undefined ? "no command" : `unknown command ${parsed.positional.slice(0, 2).join(" ")}`);
+    }
+  } finally {
+    services.registry.close();
+  }
+}
+
+/**
+ * Runs the CLI. Returns the exit status (0 ok, 1 refused, 2 usage).
+ * @example await runCli(["device", "list", "--data", "/var/lib/wcm"], process.env)
+ */
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env, io = { out: (t: string) => process.stdout.write(`${t}\n`), err: (t: string) => process.stderr.write(`${t}\n`) }): Promise<number> {
+  try {
+    const parsed = parse(argv);
+    if (parsed.flags.has("help") || parsed.positional.length === 0) {
+      io.out(USAGE);
+      return parsed.flags.has("help") ? 0 : 2;
+    }
+    const result = await command(parsed, env, io.out);
+    if (result !== undefined) io.out(JSON.stringify(result, null, 2));
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`usage: ${error.message} (run with --help)`);
+      return 2;
+    }
+    if (isCloudError(error)) {
+      io.err(`error ${error.message}`);
+      return 1;
+    }
+    io.err(`error INTERNAL: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && /cli\.(ts|js)$/.test(process.argv[1])) {
+  runCli(process.argv.slice(2)).then((code) => {
+    if (code !== 0 || process.argv[2] !== "serve") process.exitCode = code;
+  });
+}
