@@ -8,7 +8,8 @@
  * `error <CODE>: <message>` with exit status 1 (2 for usage errors).
  * Run with no command for the list.
  */
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync, realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { CloudError, isCloudError } from "./errors";
 import { generateMasterKeyHex, loadMasterKey } from "./master-key";
@@ -179,11 +180,22 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
   }
 }
 
+/** Where the CLI writes its output and errors. */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const STDIO: CliIo = {
+  out: (text) => void process.stdout.write(`${text}\n`),
+  err: (text) => void process.stderr.write(`${text}\n`),
+};
+
 /**
  * Runs the CLI. Returns the exit status (0 ok, 1 refused, 2 usage).
  * @example await runCli(["device", "list", "--data", "/var/lib/wcm"], process.env)
  */
-export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env, io = { out: (t: string) => process.stdout.write(`${t}\n`), err: (t: string) => process.stderr.write(`${t}\n`) }): Promise<number> {
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env, io: CliIo = STDIO): Promise<number> {
   try {
     const parsed = parse(argv);
     if (parsed.flags.has("help") || parsed.positional.length === 0) {
@@ -207,7 +219,15 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
   }
 }
 
-if (process.argv[1] && /cli\.(ts|js)$/.test(process.argv[1])) {
+function invokedDirectly(): boolean {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
   runCli(process.argv.slice(2)).then((code) => {
     if (code !== 0 || process.argv[2] !== "serve") process.exitCode = code;
   });
