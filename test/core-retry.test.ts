@@ -1,0 +1,115 @@
+/*
+ * nextRetryDelay: equal-jitter exponential back-off, its bounds per failure class,
+ * the server floor, and clamping of out-of-range inputs.
+ */
+import assert from "node:assert/strict";
+import { DEFAULT_RETRY_POLICY, nextRetryDelay, type FailureClass, type RetryPolicy } from "../modules/retry";
+
+const RANDOMS = [0, 1e-9, 0.25, 0.5, 0.75, 0.999999, 0.9999999999];
+
+/** The capped exponential delay for `attempt` (the upper bound of the jittered delay). */
+function capped(failure: FailureClass, attempt: number, policy: RetryPolicy = DEFAULT_RETRY_POLICY): number {
+  const base = failure === "auth" ? policy.authBaseMs : policy.networkBaseMs;
+  const max = failure === "auth" ? policy.authMaxMs : policy.networkMaxMs;
+  return Math.min(max, base * 2 ** (Math.max(attempt, 1) - 1));
+}
+
+describe("nextRetryDelay", () => {
+  it("DocExample_Network1_Half_750", () => {
+    assert.equal(nextRetryDelay("network", 1, 0.5), 750);
+  });
+
+  it("Defaults", () => {
+    assert.deepEqual(DEFAULT_RETRY_POLICY, { networkBaseMs: 1000, networkMaxMs: 120_000, authBaseMs: 60_000, authMaxMs: 3_600_000 });
+  });
+
+  for (const failure of ["network", "server", "auth"] as FailureClass[]) {
+    it(`Bounds_${failure}_HalfToFullOfCappedExponential`, () => {
+      for (let attempt = 1; attempt <= 40; attempt++) {
+        const upper = capped(failure, attempt);
+        for (const random of RANDOMS) {
+          const delay = nextRetryDelay(failure, attempt, random);
+          assert.ok(Number.isInteger(delay), `${failure} ${attempt} ${random}: ${delay} not an integer`);
+          assert.ok(delay >= upper / 2, `${failure} attempt ${attempt} random ${random}: ${delay} < ${upper / 2}`);
+          assert.ok(delay < upper, `${failure} attempt ${attempt} random ${random}: ${delay} >= ${upper}`);
+        }
+        assert.equal(nextRetryDelay(failure, attempt, 0), upper / 2, "random 0 gives exactly half");
+      }
+    });
+
+    it(`NonDecreasingInAttempt_${failure}`, () => {
+      for (const random of RANDOMS) {
+        let previous = 0;
+        for (let attempt = 1; attempt <= 40; attempt++) {
+          const delay = nextRetryDelay(failure, attempt, random);
+          assert.ok(delay >= previous, `attempt ${attempt}: ${delay} < ${previous}`);
+          previous = delay;
+        }
+      }
+    });
+  }
+
+  it("Network_DoublesFromOneSecond_CapsAtTwoMinutes", () => {
+    const expected = [500, 1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000];
+    assert.deepEqual(expected.map((_, i) => nextRetryDelay("network", i + 1, 0)), expected);
+    assert.equal(nextRetryDelay("network", 100, 0.999999), 119_999);
+  });
+
+  it("Auth_DoublesFromOneMinute_CapsAtOneHour", () => {
+    const expected = [30_000, 60_000, 120_000, 240_000, 480_000, 960_000, 1_800_000, 1_800_000];
+    assert.deepEqual(expected.map((_, i) => nextRetryDelay("auth", i + 1, 0)), expected);
+    assert.ok(nextRetryDelay("auth", 1000, 0.999999) < 3_600_000);
+  });
+
+  it("Classes_ServerUsesNetworkBounds_AuthIsSlower", () => {
+    for (let attempt = 1; attempt <= 12; attempt++) {
+      for (const random of RANDOMS) {
+        assert.equal(nextRetryDelay("server", attempt, random), nextRetryDelay("network", attempt, random));
+        assert.ok(nextRetryDelay("auth", attempt, random) > nextRetryDelay("network", attempt, random));
+      }
+    }
+    // the first auth retry waits at least 30 s, the first network retry at most 1 s
+    assert.ok(nextRetryDelay("auth", 1, 0) >= 30_000);
+    assert.ok(nextRetryDelay("network", 1, 0.999999) < 1000);
+  });
+
+  it("AttemptBelowOne_TreatedAsOne", () => {
+    for (const attempt of [0, -1, -1000]) {
+      assert.equal(nextRetryDelay("network", attempt, 0.5), nextRetryDelay("network", 1, 0.5));
+      assert.equal(nextRetryDelay("auth", attempt, 0.5), nextRetryDelay("auth", 1, 0.5));
+    }
+  });
+
+  it("HugeAttempt_StaysFiniteAndCapped", () => {
+    for (const attempt of [31, 1000, 1e9, Number.MAX_SAFE_INTEGER]) {
+      const delay = nextRetryDelay("network", attempt, 0.5);
+      assert.ok(Number.isFinite(delay));
+      assert.equal(delay, 90_000);
+    }
+  });
+
+  it("RandomOutOfRange_Clamped", () => {
+    assert.equal(nextRetryDelay("network", 1, -5), 500);
+    assert.equal(nextRetryDelay("network", 1, 1), 999);
+    assert.equal(nextRetryDelay("network", 1, 42), 999);
+    assert.equal(nextRetryDelay("auth", 20, 1), 3_599_998);
+  });
+
+  it("RetryAfter_IsAFloor", () => {
+    assert.equal(nextRetryDelay("network", 1, 0.5, DEFAULT_RETRY_POLICY, 10_000), 10_000);
+    // a smaller retry-after changes nothing
+    assert.equal(nextRetryDelay("network", 5, 0.5, DEFAULT_RETRY_POLICY, 100), nextRetryDelay("network", 5, 0.5));
+    assert.equal(nextRetryDelay("auth", 1, 0, DEFAULT_RETRY_POLICY, 45_000), 45_000);
+  });
+
+  it("RetryAfter_CappedAtClassMaximum", () => {
+    assert.equal(nextRetryDelay("network", 1, 0, DEFAULT_RETRY_POLICY, 24 * 3_600_000), 120_000);
+    assert.equal(nextRetryDelay("auth", 1, 0, DEFAULT_RETRY_POLICY, 24 * 3_600_000), 3_600_000);
+  });
+
+  it("CustomPolicy", () => {
+    const policy: RetryPolicy = { networkBaseMs: 10, networkMaxMs: 50, authBaseMs: 100, authMaxMs: 150 };
+    assert.deepEqual([1, 2, 3, 4, 5].map((attempt) => nextRetryDelay("network", attempt, 0, policy)), [5, 10, 20, 25, 25]);
+    assert.deepEqual([1, 2, 3].map((attempt) => nextRetryDelay("auth", attempt, 0, policy)), [50, 75, 75]);
+  });
+});
