@@ -42,6 +42,7 @@ async function main(): Promise<number> {
   const devices = configs.map((config) => createNodeDevice(config, { flashFile: join(dataDir, `${config.deviceId}.flash.json`) }));
   board.note("devices: one per provisioning option, each with its own simulated flash");
 
+  const unsubscribers: (() => void)[] = [];
   const done = new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), TIMEOUT_MS);
     const check = () => {
@@ -54,18 +55,24 @@ async function main(): Promise<number> {
     };
     for (const { manager } of devices) {
       board.add(manager.deviceId, manager.status);
-      manager.onStatus((status: ManagerStatus) => {
+      unsubscribers.push(manager.onStatus((status: ManagerStatus) => {
         board.update(manager.deviceId, status);
         check();
-      });
+      }));
     }
   });
   for (const { manager } of devices) manager.start();
   const ok = await done;
+  for (const unsubscribe of unsubscribers) unsubscribe();
   board.finish();
 
   const seconds = ((performance.now() - started) / 1000).toFixed(2);
-  const rows = await services.listDevices();
+  // Status reports are fire-and-forget (QoS 0): give the last ones a moment to land.
+  let rows = await services.listDevices();
+  for (let i = 0; ok && i < 20 && rows.some((row) => row.state !== "ONLINE"); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    rows = await services.listDevices();
+  }
   console.log(ok ? `\nall devices ONLINE in ${seconds} s; the cloud's registry now says:` : `\ntimed out after ${TIMEOUT_MS / 1000} s; the cloud's registry says:`);
   for (const row of rows) {
     console.log(`  ${row.deviceId.padEnd(18)} ${String(row.credential ?? row.kind).padEnd(11)} ${String(row.state ?? "-").padEnd(8)} generation ${row.generation}`);

@@ -216,6 +216,7 @@ export class ConnectionManager {
   // ------------------------------------------------------------ connecting
 
   #initialLabel(): CredentialLabel {
+    if (this.#config.option === "certificate") return "certificate";
     const stored = this.#store.loadSecret();
     if (stored) return "permanent";
     return this.#config.option;

@@ -91,7 +91,7 @@ export function formatLoginPassword(login: LoginPassword): string {
   return `v${PROTOCOL_VERSION}:${login.kind}:${login.counter}:${toBase64Url(login.proof)}`;
 }
 
-/** Parses a login password (at most 128 characters); throws MESSAGE_INVALID when malformed. */
+/** Parses a login password; throws MESSAGE_TOO_LARGE above 128 characters, MESSAGE_INVALID when malformed. */
 export function parseLoginPassword(password: string): LoginPassword {
   if (password.length > 128) throw new WcmError("MESSAGE_TOO_LARGE", "longer than 128 characters", "password");
   const match = /^v1:([st]):(0|[1-9][0-9]{0,14}):([A-Za-z0-9_-]{43})$/.exec(password);

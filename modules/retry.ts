@@ -45,9 +45,9 @@ export function nextRetryDelay(
 ): number {
   const base = failure === "auth" ? policy.authBaseMs : policy.networkBaseMs;
   const max = failure === "auth" ? policy.authMaxMs : policy.networkMaxMs;
-  const exponent = Math.min(Math.max(attempt, 1) - 1, 30);
+  const exponent = Number.isFinite(attempt) ? Math.min(Math.max(Math.floor(attempt), 1) - 1, 30) : 0;
   const capped = Math.min(max, base * 2 ** exponent);
-  const jitter = Math.min(Math.max(random01, 0), 0.999999);
+  const jitter = Number.isFinite(random01) ? Math.min(Math.max(random01, 0), 0.999999) : 0.5;
   const delay = Math.floor(capped / 2 + (capped / 2) * jitter);
   return Math.max(delay, Math.min(retryAfterMs, max));
 }

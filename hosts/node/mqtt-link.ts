@@ -10,6 +10,8 @@ import type { CloudLink, LinkConnectOptions, LinkEvents } from "../../modules/po
 export interface NodeLinkOptions {
   /** milliseconds to wait for TCP + TLS + CONNACK (default 30 s) */
   connectTimeoutMs?: number;
+  /** highest TLS version to offer; "TLSv1.2" behaves like Moddable's SecureSocket */
+  maxTlsVersion?: "TLSv1.2" | "TLSv1.3";
 }
 
 /** Makes a CloudLink backed by MQTT.js. */
@@ -33,7 +35,9 @@ export function createMqttLink(options: NodeLinkOptions = {}): CloudLink {
   return {
     connect(connect: LinkConnectOptions, linkEvents: LinkEvents): void {
       events = linkEvents;
+      const tlsVersion = options.maxTlsVersion ? ({ maxVersion: options.maxTlsVersion } as object) : {};
       client = mqtt.connect({
+        ...tlsVersion,
         protocol: "mqtts",
         host: connect.host,
         port: connect.port,
