@@ -218,6 +218,7 @@ describe("RecordStore", () => {
         for (let i = 1; i < writes; i++) store.write(text(`v${i}`));
         flash.cutPowerAtWrite(1, mode);
         assert.throws(() => store.write(text(`v${writes}`)), (error: unknown) => isWcmError(error, "STORE_FAILED"));
+        flash.restorePower();
         const after = read(new RecordStore(flash, digest, "rec"));
         if (writes === 1) assert.equal(after, undefined);
         else assert.deepEqual(after, { payload: `v${writes - 1}`, generation: writes - 1 });
@@ -285,6 +286,7 @@ describe("CredentialStore.loadSecret/saveSecret", () => {
       new CredentialStore(flash, digest, "lamp-0001").saveSecret(stored(SECRET_A, 1, false));
       flash.cutPowerAtWrite(1, mode);
       assert.throws(() => new CredentialStore(flash, digest, "lamp-0001").saveSecret(stored(SECRET_B, 2, false)), (error: unknown) => isWcmError(error, "STORE_FAILED"));
+      flash.restorePower();
       assert.deepEqual(new CredentialStore(flash, digest, "lamp-0001").loadSecret(), stored(SECRET_A, 1, false));
     });
   }
@@ -393,6 +395,7 @@ describe("CredentialStore.nextLoginCounter", () => {
       } catch (error) {
         assert.ok(isWcmError(error, "STORE_FAILED"), `unexpected ${String(error)}`);
         log.cuts++;
+        flash.restorePower(); // the reboot
       }
       // once saved, the secret survives every later cut
       if (log.secretSaved) assert.deepEqual(new CredentialStore(flash, digest, "lamp-0001").loadSecret()?.secret, SECRET_A);
@@ -432,6 +435,9 @@ describe("CredentialStore.nextLoginCounter", () => {
       flash.set("k", Uint8Array.of(1, 2, 3, 4));
       flash.cutPowerAtWrite(1, mode);
       assert.throws(() => flash.set("k", Uint8Array.of(5, 6, 7, 8)), PowerCut);
+      assert.ok(flash.powerLost);
+      assert.throws(() => flash.get("k"), PowerCut); // nothing runs until the reboot
+      flash.restorePower();
       assert.deepEqual(flash.get("k"), mode === "erased" ? undefined : Uint8Array.of(5, 6));
       flash.set("k", Uint8Array.of(9)); // disarmed after one cut
       assert.deepEqual(flash.get("k"), Uint8Array.of(9));

@@ -5,7 +5,8 @@
  * - every set erases the key, then writes it (as Moddable's ESP32 Preference does);
  * - scriptable power cuts: cutPowerAtWrite(n) makes the n-th next set stop after
  *   the erase or after a torn (partial) write, and throw PowerCut; the file then
- *   holds exactly what a real flash would after the cut.
+ *   holds exactly what a real flash would after the cut, and every later access
+ *   throws PowerCut too (the CPU stopped) until restorePower() (the reboot).
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { WcmError } from "../../modules/errors";
@@ -31,6 +32,7 @@ export class SimulatedFlash implements KeyValuePort {
   #cutMode: CutMode = "erased";
   /** how many set() calls completed or were cut, since creation */
   writes = 0;
+  #powerLost = false;
 
   /** @param file - a JSON file to persist to (omit for memory only) */
   constructor(file?: string) {
@@ -48,13 +50,25 @@ export class SimulatedFlash implements KeyValuePort {
     this.#cutMode = mode;
   }
 
+  /** True from a simulated power cut until restorePower(). */
+  get powerLost(): boolean {
+    return this.#powerLost;
+  }
+
+  /** Ends a simulated outage: the device reboots with what the flash holds. */
+  restorePower(): void {
+    this.#powerLost = false;
+  }
+
   get(key: string): Uint8Array | undefined {
+    this.#checkPower(key);
     this.#checkKey(key);
     const value = this.#entries.get(key);
     return value ? value.slice() : undefined;
   }
 
   set(key: string, value: Uint8Array): void {
+    this.#checkPower(key);
     this.#checkKey(key);
     if (value.length > MAX_VALUE_BYTES) throw new WcmError("STORE_LIMIT", `value larger than ${MAX_VALUE_BYTES} bytes`, key);
     this.writes++;
@@ -62,6 +76,7 @@ export class SimulatedFlash implements KeyValuePort {
     if (this.#cutAt > 0 && --this.#cutAt === 0) {
       if (this.#cutMode === "torn" && value.length > 1) this.#entries.set(key, value.slice(0, Math.floor(value.length / 2)));
       this.#persist();
+      this.#powerLost = true;
       throw new PowerCut(key, this.#cutMode);
     }
     this.#entries.set(key, value.slice());
@@ -69,6 +84,7 @@ export class SimulatedFlash implements KeyValuePort {
   }
 
   delete(key: string): void {
+    this.#checkPower(key);
     this.#checkKey(key);
     this.#entries.delete(key);
     this.#persist();
@@ -77,6 +93,10 @@ export class SimulatedFlash implements KeyValuePort {
   /** The keys present (for tests and inspection). */
   keys(): string[] {
     return [...this.#entries.keys()];
+  }
+
+  #checkPower(key: string): void {
+    if (this.#powerLost) throw new PowerCut(key, this.#cutMode);
   }
 
   #checkKey(key: string): void {
