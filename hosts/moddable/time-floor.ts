@@ -1,0 +1,64 @@
+/*
+ * Wall time for certificate checks. Moddable TLS verifies certificate dates,
+ * and an ESP32 boots at 1970 with no battery-backed clock; hotspots may block
+ * NTP. So the device keeps a persisted time floor (Preference "wcm"/"timeFloor",
+ * seconds): at boot the clock is raised to it, SNTP (when reachable) moves it
+ * forward, and it is saved again every hour while running. A floor is never
+ * moved backwards, so a wrong NTP answer in the past cannot undo it.
+ */
+import Preference from "preference";
+import SNTP from "sntp";
+import Time from "time";
+import Timer from "timer";
+
+const DOMAIN = "wcm";
+const KEY = "timeFloor";
+const SAVE_EVERY_MS = 60 * 60 * 1000;
+
+function savedFloor(): number {
+  const value = Preference.get(DOMAIN, KEY);
+  return typeof value === "number" && Number.isFinite(value) ? value : 0;
+}
+
+function save(seconds: number): void {
+  if (seconds > savedFloor()) Preference.set(DOMAIN, KEY, Math.floor(seconds));
+}
+
+/**
+ * Raises the clock to max(now, saved floor, build floor), then saves the floor hourly.
+ * @param buildFloorSeconds - a floor from the build (e.g. the build date)
+ * @returns the wall time in seconds after the raise
+ */
+export function applyTimeFloor(buildFloorSeconds = 0): number {
+  const now = Math.floor(Date.now() / 1000);
+  const floor = Math.max(savedFloor(), buildFloorSeconds);
+  if (floor > now) Time.set(floor);
+  Timer.repeat(() => save(Date.now() / 1000), SAVE_EVERY_MS);
+  return Math.max(now, floor);
+}
+
+/**
+ * Asks SNTP `host` once (with SNTP's own retries); on success sets the clock if
+ * it moves forward and saves the floor. `done` is called once either way.
+ */
+export function syncTime(host: string, done: (ok: boolean) => void): void {
+  let finished = false;
+  const finish = (ok: boolean) => {
+    if (finished) return;
+    finished = true;
+    done(ok);
+  };
+  try {
+    new SNTP({ host }, (message, value) => {
+      if (message === SNTP.time && typeof value === "number") {
+        if (value * 1000 > Date.now()) Time.set(value);
+        save(value);
+        finish(true);
+      } else if (message === SNTP.error) {
+        finish(false);
+      }
+    });
+  } catch {
+    finish(false);
+  }
+}

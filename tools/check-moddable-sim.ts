@@ -1,0 +1,198 @@
+/*
+ * Builds the Moddable app for the lin simulator and runs it headless against the
+ * reference cloud on loopback, as three devices:
+ *   - a certificate device (RSA key from a cloud-made product CA, mutual TLS),
+ *   - a shared-secret device,
+ *   - a temporary device, which must end PERMANENT and, restarted, log in again
+ *     with its issued secret (kept in the simulator's Preference file).
+ * Needs $MODDABLE (an SDK whose lin tools are built: mcconfig, mcsim on PATH or
+ * under $MODDABLE/build/bin/lin/release), tsc on PATH, xvfb-run, stdbuf, timeout.
+ * Usage: tsx tools/check-moddable-sim.ts    (exit 0 when every check passes)
+ *
+ * It writes provisioning/device.json (the manifest fragment the build includes)
+ * for each device and restores the previous one at the end, and it moves the
+ * simulator's shared /tmp/modpreferences.json aside while it runs. Secrets are
+ * never printed: trace lines from main.ts carry none.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { startCloud } from "../cloud/index";
+import * as x509 from "@peculiar/x509";
+import { issueCertificate } from "../cloud/pki";
+import { Registry } from "../cloud/registry";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const MODDABLE = process.env.MODDABLE;
+if (!MODDABLE || !existsSync(join(MODDABLE, "tools", "mcconfig.js"))) {
+  console.error("check-moddable-sim: set MODDABLE to a Moddable SDK checkout with its lin tools built");
+  process.exit(2);
+}
+const BIN = join(MODDABLE, "build", "bin", "lin", "release");
+const ENV = { ...process.env, MODDABLE, PATH: `${BIN}:${process.env.PATH}` };
+const PROVISIONING = join(ROOT, "provisioning", "device.json");
+const PREFERENCES = "/tmp/modpreferences.json";
+const APP = join(MODDABLE, "build", "bin", "lin", "mc", "debug", "main", "mc.so");
+const RUN_SECONDS = Number(process.env.WCM_SIM_SECONDS ?? 45);
+
+interface Outcome { name: string; ok: boolean; detail: string }
+const outcomes: Outcome[] = [];
+
+function record(name: string, ok: boolean, detail: string): void {
+  outcomes.push({ name, ok, detail });
+  console.log(`${ok ? "PASS" : "FAIL"} ${name}: ${detail}`);
+}
+
+function build(config: Record<string, unknown>): void {
+  mkdirSync(join(ROOT, "provisioning"), { recursive: true });
+  writeFileSync(PROVISIONING, JSON.stringify({ config: { wcm: config } }, null, 2), { mode: 0o600 });
+  const started = Date.now();
+  const result = spawnSync("mcconfig", ["-d", "-m", "-p", "lin", "-t", "build"], { cwd: ROOT, env: ENV, encoding: "utf8" });
+  const log = `${result.stdout}${result.stderr}`;
+  if (result.status !== 0 || /typescript compile failure|error TS\d+/.test(log)) {
+    throw new Error(`mcconfig failed (${result.status}):\n${log.split("\n").filter((line) => /error|fail/i.test(line)).slice(0, 30).join("\n")}`);
+  }
+  console.log(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/** Runs mcsim until a trace line matches `until` (or the time runs out); returns the wcm trace lines. */
+function simulate(until: RegExp, seconds = RUN_SECONDS): Promise<string[]> {
+  return new Promise((done) => {
+    const child = spawn("xvfb-run", ["-a", "timeout", String(seconds), "stdbuf", "-o0", "-e0", join(BIN, "mcsim"), APP], { env: ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const lines: string[] = [];
+    let buffer = "";
+    let finished = false;
+    const stop = () => {
+      if (finished) return;
+      finished = true;
+      try {
+        process.kill(-child.pid!, "SIGTERM");
+      } catch {
+        // already gone
+      }
+      setTimeout(() => done(lines), 500);
+    };
+    const onData = (chunk: Buffer) => {
+      buffer += chunk.toString("utf8");
+      let newline: number;
+      while ((newline = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, newline).trim();
+        buffer = buffer.slice(newline + 1);
+        if (process.env.WCM_SIM_VERBOSE && !line.startsWith("instruments")) console.log(`  # ${line}`);
+        if (line.startsWith("wcm ") || line.startsWith("MQTT FAIL") || /date validation|subjectAltName|tls_server_name/.test(line)) {
+          lines.push(line);
+          console.log(`  | ${line}`);
+          if (until.test(line)) setTimeout(stop, 1500);
+        }
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("exit", () => stop());
+  });
+}
+
+/**
+ * Moddable's TLS (ssl_cert.js verify(), SDK 8.2.3) needs two things the cloud's
+ * own server identity (cloud/pki.ts createServerIdentity) lacks:
+ * - it checks the SAN only while walking a chain of two or more certificates, so
+ *   a server that sends its leaf alone fails "subjectAltName match failed":
+ *   the served certificate must be leaf + CA;
+ * - it reads the AuthorityKeyIdentifier of the last certificate sent (the CA)
+ *   and throws when there is none: the CA needs an AKI (= its own SKI).
+ * Until the cloud makes such an identity itself, this makes one and stores it
+ * before the cloud's first start (the cloud then uses it as is).
+ */
+async function serveChain(dataDir: string, masterKey: Uint8Array): Promise<void> {
+  const registry = Registry.open(dataDir, masterKey.slice());
+  try {
+    if (registry.serverTls("server")) return;
+    const alg = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256", publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
+    const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"]) as { publicKey: unknown; privateKey: Parameters<typeof crypto.subtle.exportKey>[1] };
+    const now = Date.now();
+    const ca = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: "01" + randomBytes(15).toString("hex"),
+      name: [{ CN: ["wcm sim server CA"] }],
+      notBefore: new Date(now - 3_600_000),
+      notAfter: new Date(now + 30 * 86_400_000),
+      signingAlgorithm: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
+      keys: keys as never,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+        await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey as never),
+      ],
+    });
+    const caPem = ca.toString("pem");
+    const caKeyDer = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
+    const server = await issueCertificate({ caCertPem: caPem, caKeyDer, commonName: "localhost", usage: "server", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], days: 30 });
+    registry.tx(() => {
+      registry.storeServerTls("ca", caPem, caKeyDer);
+      registry.storeServerTls("server", `${server.certPem.trim()}\n${caPem.trim()}\n`, server.keyDer);
+    });
+  } finally {
+    registry.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), "wcm-sim-cloud-"));
+  const savedProvisioning = existsSync(PROVISIONING) ? readFileSync(PROVISIONING) : undefined;
+  const savedPreferences = existsSync(PREFERENCES) ? `${PREFERENCES}.wcm-check-${process.pid}` : undefined;
+  if (savedPreferences) renameSync(PREFERENCES, savedPreferences);
+  const masterKey = new Uint8Array(randomBytes(32));
+  await serveChain(dataDir, masterKey);
+  const cloud = await startCloud({ dataDir, masterKey: masterKey.slice(), mqttPort: 0 });
+  try {
+    const cloudSettings = { host: "localhost", port: cloud.mqttPort, ca: cloud.serverCaPem, serverName: cloud.serverName, keepAliveSeconds: 30 };
+    const common = { sntp: "", networks: [] };
+
+    // 1. certificate device
+    await cloud.services.createProductCa({ name: "sim-ca" });
+    const issued = await cloud.services.issueDeviceCertificate({ caName: "sim-ca", deviceId: "sim-cert-0001", keyType: "rsa" });
+    await cloud.services.registerCertificateDevice({ deviceId: "sim-cert-0001", caName: "sim-ca" });
+    rmSync(PREFERENCES, { force: true });
+    build({ ...common, deviceId: "sim-cert-0001", option: "certificate", certificate: issued.certificatePem, privateKey: issued.privateKeyPem, cloud: cloudSettings });
+    let lines = await simulate(/wcm state ONLINE/);
+    record("certificate device ONLINE", lines.some((line) => /wcm state ONLINE credential certificate/.test(line)), lines.at(-1) ?? "no trace");
+
+    // 2. shared-secret device
+    rmSync(PREFERENCES, { force: true });
+    const secretHex = randomBytes(32).toString("hex");
+    await cloud.services.registerSecretDevice({ deviceId: "sim-secret-0002", secretHex });
+    build({ ...common, deviceId: "sim-secret-0002", option: "secret", secret: secretHex, cloud: cloudSettings });
+    lines = await simulate(/wcm state ONLINE/);
+    record("shared-secret device ONLINE", lines.some((line) => /wcm state ONLINE credential secret/.test(line)), lines.at(-1) ?? "no trace");
+
+    // 3. temporary device: PERMANENT, then a restart keeps the issued secret
+    const lot = await cloud.services.createProvisioningKey({ lot: "sim-lot" });
+    rmSync(PREFERENCES, { force: true });
+    build({ ...common, deviceId: "sim-temp-0001", option: "temporary", provisioningKey: lot.provisioningKeyHex, cloud: cloudSettings });
+    lines = await simulate(/wcm state ONLINE/);
+    record("temporary device ONLINE as permanent", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && lines.some((line) => /wcm state ISSUING/.test(line)), lines.at(-1) ?? "no trace");
+    const afterFirst = await cloud.services.getDevice({ deviceId: "sim-temp-0001" });
+    record("cloud committed generation 1 and retired the temporary secret", afterFirst.generation === 1 && afterFirst.tempRetired, `generation ${afterFirst.generation}, tempRetired ${afterFirst.tempRetired}`);
+    lines = await simulate(/wcm state ONLINE/);
+    record("restarted temporary device ONLINE with its stored permanent secret", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && !lines.some((line) => /ISSUING|credential temporary/.test(line)), lines.at(-1) ?? "no trace");
+    const afterSecond = await cloud.services.getDevice({ deviceId: "sim-temp-0001" });
+    record("no second issuance", afterSecond.generation === 1, `generation ${afterSecond.generation}`);
+  } finally {
+    await cloud.close();
+    rmSync(dataDir, { recursive: true, force: true });
+    if (savedProvisioning) writeFileSync(PROVISIONING, savedProvisioning, { mode: 0o600 });
+    else rmSync(PROVISIONING, { force: true });
+    rmSync(PREFERENCES, { force: true });
+    if (savedPreferences) renameSync(savedPreferences, PREFERENCES);
+  }
+  const failed = outcomes.filter((outcome) => !outcome.ok);
+  console.log(`\n${outcomes.length - failed.length}/${outcomes.length} checks passed`);
+  process.exit(failed.length ? 1 : 0);
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
