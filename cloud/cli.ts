@@ -30,7 +30,7 @@ usage: npm run cloud -- <command> [arguments] [--data <dir>] [--master-key-file 
                                                  issue a device certificate + PKCS#8 key
   device add-secret <device-id> (--secret-file f | --secret-hex hex)
   device add-cert <device-id> (<cert.pem> | --ca <name>)
-  device list [--limit n] [--offset n] | device show <id> | device revoke <id> | device rotate <id>
+  device list [--limit n] [--offset n] | device show <id> | device revoke <id> | device rotate <id> | device reset-counter <id>
   lot create <lot> [--allow id,id,...] [--allow-file f]   create a provisioning key (shown once)
   lot list | lot retire <lot>
   import <devices.csv> [--ca <name>] [--lot <lot>]       bulk registration, all or nothing
@@ -158,6 +158,7 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
       case "device show": return await services.getDevice({ deviceId: need(parsed, 2, "device id") });
       case "device revoke": return await services.revokeDevice({ deviceId: need(parsed, 2, "device id") });
       case "device rotate": return await services.rotateSecret({ deviceId: need(parsed, 2, "device id") });
+      case "device reset-counter": return await services.resetLoginCounter({ deviceId: need(parsed, 2, "device id") });
       case "lot create": {
         const inline = flag(parsed, "allow");
         const file = flag(parsed, "allow-file");

@@ -90,6 +90,7 @@ function routes(services: CloudServices): Route[] {
     { method: "GET", pattern: new RegExp(`^/v1/devices/${seg}$`), body: "none", handler: async ({ params }) => services.getDevice({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/revoke$`), body: "none", handler: async ({ params }) => services.revokeDevice({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/rotate$`), body: "none", handler: async ({ params }) => services.rotateSecret({ deviceId: params[0] }) },
+    { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/reset-counter$`), body: "none", handler: async ({ params }) => services.resetLoginCounter({ deviceId: params[0] }) },
     { method: "GET", pattern: /^\/v1\/cas$/, body: "none", handler: async () => ({ cas: await services.listProductCas() }) },
     {
       method: "POST", pattern: /^\/v1\/cas$/, body: "json", status: 201,

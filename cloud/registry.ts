@@ -340,6 +340,18 @@ export class Registry {
     this.audit(actor, "device.certificate", id, `sha256=${certFingerprint.slice(0, 16)}`);
   }
 
+  /**
+   * Resets a device's login counter to 0, so a device whose flash was erased
+   * (its counter restarts at 1) can log in again. Audited. @throws DEVICE_NOT_FOUND
+   */
+  resetLoginCounter(id: string, actor: string): void {
+    this.tx(() => {
+      if (!this.device(id)) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "id" });
+      this.db.prepare("UPDATE devices SET last_counter = 0 WHERE id = ?").run(id);
+      this.audit(actor, "device.counter-reset", id);
+    });
+  }
+
   /** Revokes a device. @throws DEVICE_NOT_FOUND */
   revokeDevice(id: string, actor: string): void {
     this.tx(() => {

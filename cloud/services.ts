@@ -281,6 +281,17 @@ export class CloudServices {
   }
 
   /**
+   * Resets the device's login counter (after its flash was erased, see
+   * docs/protocol.md 4.2). The device's next login with any counter is accepted.
+   * @throws DEVICE_NOT_FOUND, INVALID_INPUT
+   */
+  async resetLoginCounter(input: { deviceId: string }): Promise<DeviceView> {
+    const id = deviceId(object(input).deviceId);
+    this.registry.resetLoginCounter(id, this.actor);
+    return this.registry.view(this.registry.device(id)!);
+  }
+
+  /**
    * Starts a secret rotation for a shared-secret device: a new secret is stored
    * as pending; the device fetches it with `issue` (wrapped under its current
    * secret) and commits it like an issued permanent secret.

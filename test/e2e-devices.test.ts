@@ -162,6 +162,30 @@ describe("e2e: ConnectionManager against the reference cloud", function () {
     }
   });
 
+  it("ErasedFlash_CounterReplayRefused_UntilOperatorResetsCounter", async () => {
+    const secret = randomBytes(32).toString("hex");
+    await test.cloud.services.registerSecretDevice({ deviceId: "e2e-secret-4", secretHex: secret });
+    const config = { deviceId: "e2e-secret-4", option: "secret", secret, cloud: cloudConfig(test.cloud) };
+    for (let boot = 0; boot < 2; boot++) {
+      const { manager } = createNodeDevice(config, { kv: new SimulatedFlash() }); // a fresh (erased) flash each boot
+      manager.start();
+      try {
+        const status = await waitFor(manager, (s) => s.state === "ONLINE" || s.state === "AUTH_FAILED");
+        assert.equal(status.state, boot === 0 ? "ONLINE" : "AUTH_FAILED", `boot ${boot}`);
+      } finally {
+        manager.stop();
+      }
+    }
+    await test.cloud.services.resetLoginCounter({ deviceId: "e2e-secret-4" });
+    const { manager } = createNodeDevice(config, { kv: new SimulatedFlash() });
+    manager.start();
+    try {
+      await waitFor(manager, online);
+    } finally {
+      manager.stop();
+    }
+  });
+
   it("CloudUnreachable_RetriesAsNetworkFailure", async () => {
     const secret = randomBytes(32).toString("hex");
     const { manager } = createNodeDevice({
