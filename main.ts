@@ -9,6 +9,7 @@
  * Trace lines start with "wcm " so a test harness can follow them; secrets are
  * never traced.
  */
+import Instrumentation from "instrumentation";
 import config from "mc/config";
 import { validateConfig, type DeviceConfig } from "wcm/config";
 import { CredentialStore } from "wcm/credential-store";
@@ -35,6 +36,12 @@ function describe(status: ManagerStatus): string {
   if (status.retryInMs !== undefined) line += ` retryInMs ${Math.round(status.retryInMs)}`;
   if (status.lastFailure) line += ` lastFailure ${status.lastFailure.reason}${status.lastFailure.detail ? ` (${status.lastFailure.detail})` : ""}`;
   return line;
+}
+
+/** The whole VM's XS heap use (slots and chunks, bytes): wcm, TLS and MQTT together. */
+function heapReport(): string {
+  const read = (name: "XS Slot Heap Used" | "XS Chunk Heap Used") => Instrumentation.get(Instrumentation.map(name));
+  return `slots ${read("XS Slot Heap Used") ?? "?"} chunks ${read("XS Chunk Heap Used") ?? "?"}`;
 }
 
 function hotspotCredentials(device: DeviceConfig, app: AppSettings): HotspotCredentials {
@@ -68,7 +75,10 @@ function main(): void {
     link: createModdableLink,
     log: (level, message) => trace(`wcm log ${level} ${message}\n`),
   });
-  manager.onStatus((status) => trace(`${describe(status)}\n`));
+  manager.onStatus((status) => {
+    trace(`${describe(status)}\n`);
+    if (status.state === "ONLINE") trace(`wcm heap ${heapReport()}\n`);
+  });
 
   let started = false;
   startNetwork(app.networks ?? [], {

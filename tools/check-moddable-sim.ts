@@ -16,7 +16,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startCloud } from "../cloud/index";
@@ -54,7 +54,24 @@ function build(config: Record<string, unknown>): void {
   if (result.status !== 0 || /typescript compile failure|error TS\d+/.test(log)) {
     throw new Error(`mcconfig failed (${result.status}):\n${log.split("\n").filter((line) => /error|fail/i.test(line)).slice(0, 30).join("\n")}`);
   }
-  console.log(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`built in ${((Date.now() - started) / 1000).toFixed(1)} s; ${bytecodeSizes()}`);
+}
+
+function lastState(lines: string[]): string {
+  const states = lines.filter((line) => line.startsWith("wcm state"));
+  const heap = lines.filter((line) => line.startsWith("wcm heap")).at(-1);
+  return `${states.at(-1) ?? "no state traced"}${heap ? `; ${heap.slice(4)} (bytes, whole VM)` : ""}`;
+}
+
+/** Sizes of the compiled XS bytecode (debug build, line info included) of the core and the host modules. */
+function bytecodeSizes(): string {
+  const base = join(MODDABLE!, "build", "tmp", "lin", "mc", "debug", "main", "modules");
+  const total = (folder: string) => {
+    const dir = join(base, folder);
+    if (!existsSync(dir)) return 0;
+    return readdirSync(dir).filter((file) => file.endsWith(".xsb")).reduce((sum, file) => sum + statSync(join(dir, file)).size, 0);
+  };
+  return `bytecode: core (wcm/*) ${total("wcm")} B, Moddable host (wcm-host/*) ${total("wcm-host")} B`;
 }
 
 /** Runs mcsim until a trace line matches `until` (or the time runs out); returns the wcm trace lines. */
@@ -157,7 +174,7 @@ async function main(): Promise<void> {
     rmSync(PREFERENCES, { force: true });
     build({ ...common, deviceId: "sim-cert-0001", option: "certificate", certificate: issued.certificatePem, privateKey: issued.privateKeyPem, cloud: cloudSettings });
     let lines = await simulate(/wcm state ONLINE/);
-    record("certificate device ONLINE", lines.some((line) => /wcm state ONLINE credential certificate/.test(line)), lines.at(-1) ?? "no trace");
+    record("certificate device ONLINE", lines.some((line) => /wcm state ONLINE credential certificate/.test(line)), lastState(lines));
 
     // 2. shared-secret device
     rmSync(PREFERENCES, { force: true });
@@ -165,18 +182,18 @@ async function main(): Promise<void> {
     await cloud.services.registerSecretDevice({ deviceId: "sim-secret-0002", secretHex });
     build({ ...common, deviceId: "sim-secret-0002", option: "secret", secret: secretHex, cloud: cloudSettings });
     lines = await simulate(/wcm state ONLINE/);
-    record("shared-secret device ONLINE", lines.some((line) => /wcm state ONLINE credential secret/.test(line)), lines.at(-1) ?? "no trace");
+    record("shared-secret device ONLINE", lines.some((line) => /wcm state ONLINE credential secret/.test(line)), lastState(lines));
 
     // 3. temporary device: PERMANENT, then a restart keeps the issued secret
     const lot = await cloud.services.createProvisioningKey({ lot: "sim-lot" });
     rmSync(PREFERENCES, { force: true });
     build({ ...common, deviceId: "sim-temp-0001", option: "temporary", provisioningKey: lot.provisioningKeyHex, cloud: cloudSettings });
     lines = await simulate(/wcm state ONLINE/);
-    record("temporary device ONLINE as permanent", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && lines.some((line) => /wcm state ISSUING/.test(line)), lines.at(-1) ?? "no trace");
+    record("temporary device ONLINE as permanent", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && lines.some((line) => /wcm state ISSUING/.test(line)), lastState(lines));
     const afterFirst = await cloud.services.getDevice({ deviceId: "sim-temp-0001" });
     record("cloud committed generation 1 and retired the temporary secret", afterFirst.generation === 1 && afterFirst.tempRetired, `generation ${afterFirst.generation}, tempRetired ${afterFirst.tempRetired}`);
     lines = await simulate(/wcm state ONLINE/);
-    record("restarted temporary device ONLINE with its stored permanent secret", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && !lines.some((line) => /ISSUING|credential temporary/.test(line)), lines.at(-1) ?? "no trace");
+    record("restarted temporary device ONLINE with its stored permanent secret", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && !lines.some((line) => /ISSUING|credential temporary/.test(line)), lastState(lines));
     const afterSecond = await cloud.services.getDevice({ deviceId: "sim-temp-0001" });
     record("no second issuance", afterSecond.generation === 1, `generation ${afterSecond.generation}`);
   } finally {
