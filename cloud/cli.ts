@@ -34,6 +34,7 @@ usage: npm run cloud -- <command> [arguments] [--data <dir>] [--master-key-file 
   lot create <lot> [--allow id,id,...] [--allow-file f]   create a provisioning key (shown once)
   lot list | lot retire <lot>
   import <devices.csv> [--ca <name>] [--lot <lot>]       bulk registration, all or nothing
+  import-bundle <bundle.jsonl> [--checksum <file>]        manufacturing bundle (default checksum <bundle>.sha256)
   audit [--limit n] [--device <id>]
 
 environment: WCM_DATA (data directory), WCM_MASTER_KEY (64 hex digits)`;
@@ -45,7 +46,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(["data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device"]);
+const VALUE_FLAGS = new Set(["data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device", "checksum"]);
 const BOOLEAN_FLAGS = new Set(["ec", "help"]);
 
 function parse(argv: string[]): Parsed {
@@ -172,6 +173,10 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
       default:
         if (group === "import") {
           return await services.importDevicesCsv({ csv: readText(need(parsed, 1, "CSV file"), 50 * 1024 * 1024), caName: flag(parsed, "ca"), lot: flag(parsed, "lot") });
+        }
+        if (group === "import-bundle") {
+          const file = need(parsed, 1, "bundle file");
+          return await services.importBundle({ bundle: readFileSync(file), checksum: readText(flag(parsed, "checksum") ?? `${file}.sha256`, 1024) });
         }
         if (group === "audit") return await services.auditLog({ limit: intFlag(parsed, "limit"), deviceId: flag(parsed, "device") });
         throw new UsageError(group === undefined ? "no command" : `unknown command ${parsed.positional.slice(0, 2).join(" ")}`);

@@ -10,6 +10,7 @@
  */
 import { randomBytes, X509Certificate as NodeX509 } from "node:crypto";
 import { checkDeviceId } from "../modules/protocol";
+import { importBundle, type BundleImportResult } from "./bundle";
 import { parseRegistrationCsv } from "./csv";
 import { CloudError } from "./errors";
 import { certificateNamesId, createCa, fingerprint, isCa, issueCertificate, issuedBy, parseCertificate, privateKeyPem, withinValidity } from "./pki";
@@ -346,6 +347,21 @@ export class CloudServices {
       this.registry.audit(this.actor, "device.import", null, `rows=${counts.imported}`);
     });
     return counts;
+  }
+
+  /**
+   * Imports a manufacturing registration bundle (cloud/bundle.ts,
+   * docs/manufacturing.md) after checking it against its SHA-256 checksum.
+   * All or nothing; importing the same bundle again changes nothing and
+   * answers `alreadyImported: true`.
+   * @throws BUNDLE_INVALID (checksum, or a bad line with `line`), CA_NOT_FOUND, CA_REVOKED, LOT_EXISTS
+   */
+  async importBundle(input: { bundle: Uint8Array; checksum: string }): Promise<BundleImportResult> {
+    const body = object(input);
+    if (!(body.bundle instanceof Uint8Array)) invalid("bundle", "must be bytes");
+    if (typeof body.checksum !== "string" || body.checksum.length > 1024) invalid("checksum", "must be the checksum file's text");
+    const bytes = body.bundle as Uint8Array;
+    return importBundle(this.registry, this.actor, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), body.checksum as string);
   }
 
   /** The most recent audit records, newest first. */

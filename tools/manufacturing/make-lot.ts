@@ -1,0 +1,333 @@
+/*
+ * make-lot: identities for a manufacturing lot, one command
+ * (`npm run make-lot -- --option secret --count 1000 --prefix lamp- --start 1 --out ./lot-1`).
+ *
+ * Per device (out/devices/): `<id>.json`, the provisioning file the firmware
+ * reads (validateConfig's shape without `cloud`), and `<id>.nvs.csv`, an
+ * ESP-IDF NVS partition CSV for nvs_partition_gen.py. Per lot: `cloud.json`
+ * (the firmware-wide cloud settings), `lot.json` (the arguments), `lot-key.json`
+ * (temporary: the lot's provisioning key, made once), `bundle.jsonl` + `bundle.jsonl.sha256`
+ * (the registration bundle for `npm run cloud -- import-bundle`).
+ *
+ * Resumable: `journal.jsonl` records each finished device after its files are
+ * in place (written to a temporary name, then renamed). A re-run with the same
+ * arguments skips journaled devices whose files parse, redoes the others, and
+ * rebuilds the bundle from the device files, so the bundle is byte-identical.
+ * Secret-bearing files are 0600 and the out dir 0700; no secret is printed.
+ * Format details: docs/manufacturing.md.
+ */
+import { randomBytes, X509Certificate } from "node:crypto";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { bundleSha256, checksumLine, BUNDLE_FORMAT, type BundleHeader } from "../../cloud/bundle";
+import { loadMasterKey } from "../../cloud/master-key";
+import { fingerprint } from "../../cloud/pki";
+import { Registry } from "../../cloud/registry";
+import { CloudServices } from "../../cloud/services";
+import { validateCloudConfig } from "../../modules/config";
+import { DEVICE_ID_PATTERN } from "../../modules/protocol";
+
+export type LotOption = "secret" | "temporary" | "certificate";
+
+/** What to make. */
+export interface MakeLotOptions {
+  option: LotOption;
+  count: number;
+  prefix: string;
+  start: number;
+  out: string;
+  /** MAC-based ids: id = prefix + 12 hex digits of (macBase + n) */
+  macBase?: string;
+  /** zero-padding of the number in ids (default 4) */
+  pad?: number;
+  /** lot name (default `<prefix>lot-<first>-<last>`) */
+  lot?: string;
+  /** certificate: product CA in the cloud registry */
+  caName?: string;
+  keyType?: "rsa" | "ec";
+  /** cloud settings for cloud.json */
+  cloudHost?: string;
+  cloudPort?: number;
+  /** PEM text of the cloud's server CA */
+  cloudCaPem?: string;
+  serverName?: string;
+  /** certificate: the services that issue certificates (the cloud registry) */
+  services?: CloudServices;
+  /** testing: stop (as if interrupted) after this many devices made by this run */
+  stopAfter?: number;
+  /** progress output (default process.stderr) */
+  progress?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/** What a run did. */
+export interface MakeLotResult {
+  lot: string;
+  made: number;
+  skipped: number;
+  interrupted: boolean;
+  bundle?: string;
+  sha256?: string;
+}
+
+const ARG_KEYS = ["option", "count", "prefix", "start", "macBase", "pad", "lot", "caName", "keyType"] as const;
+
+class ToolError extends Error {}
+
+function writeAtomic(path: string, text: string, mode: number): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, text, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
+
+/** The device ids of a lot, in order. */
+export function lotIds(options: Pick<MakeLotOptions, "prefix" | "start" | "count" | "macBase" | "pad">): string[] {
+  const ids: string[] = [];
+  let base: number | undefined;
+  if (options.macBase !== undefined) {
+    if (!/^([0-9a-fA-F]{2}[:-]?){5}[0-9a-fA-F]{2}$/.test(options.macBase)) throw new ToolError("--mac-base must be a MAC address like 24:0a:c4:00:00:00");
+    base = parseInt(options.macBase.replace(/[:-]/g, ""), 16);
+  }
+  for (let i = 0; i < options.count; i++) {
+    const n = options.start + i;
+    const suffix = base !== undefined ? (base + n).toString(16).padStart(12, "0") : String(n).padStart(options.pad ?? 4, "0");
+    if (suffix.length > 12 && base !== undefined) throw new ToolError("MAC range passes ff:ff:ff:ff:ff:ff");
+    const id = `${options.prefix}${suffix}`;
+    if (!DEVICE_ID_PATTERN.test(id)) throw new ToolError(`device id ${id} is not valid (1-64 of A-Z a-z 0-9 . _ -)`);
+    ids.push(id);
+  }
+  return ids;
+}
+
+/** The NVS partition CSV (nvs_partition_gen.py) of one provisioning file. Keys are at most 15 characters. */
+export function nvsCsv(device: Record<string, string>): string {
+  const rows = ["key,type,encoding,value", "wcm,namespace,,", `deviceId,data,string,${device.deviceId}`, `option,data,string,${device.option}`];
+  if (device.secret) rows.push(`secret,data,hex2bin,${device.secret}`);
+  if (device.provisioningKey) rows.push(`provKey,data,hex2bin,${device.provisioningKey}`);
+  const der = (pem: string) => pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
+  if (device.certificate) rows.push(`cert,data,base64,${der(device.certificate)}`);
+  if (device.privateKey) rows.push(`key,data,base64,${der(device.privateKey)}`);
+  return `${rows.join("\n")}\n`;
+}
+
+class Progress {
+  #last = 0;
+  #lastPct = -1;
+  constructor(readonly stream: NodeJS.WritableStream & { isTTY?: boolean }, readonly total: number) {}
+  update(done: number, force = false): void {
+    const pct = Math.floor((done * 100) / this.total);
+    if (this.stream.isTTY) {
+      const width = 30;
+      const filled = Math.round((done / this.total) * width);
+      this.stream.write(`\r[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${this.total} ${pct}%${done === this.total ? "\n" : ""}`);
+      return;
+    }
+    const now = Date.now();
+    if (force || done === this.total || pct >= this.#lastPct + 10 || now - this.#last > 5000) {
+      this.#last = now;
+      this.#lastPct = pct;
+      this.stream.write(`make-lot: ${done}/${this.total} devices (${pct}%)\n`);
+    }
+  }
+}
+
+function readJson(path: string): Record<string, unknown> | undefined {
+  try {
+    const value = JSON.parse(readFileSync(path, "utf8")) as unknown;
+    return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A device's files are complete when both parse and name the device. */
+function deviceComplete(out: string, id: string): boolean {
+  const json = readJson(join(out, "devices", `${id}.json`));
+  if (!json || json.deviceId !== id) return false;
+  try {
+    const csv = readFileSync(join(out, "devices", `${id}.nvs.csv`), "utf8");
+    return csv.startsWith("key,type,encoding,value\n") && csv.endsWith("\n") && csv.includes(`deviceId,data,string,${id}\n`);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes (or resumes) a lot.
+ * @throws Error with a message for the operator (never containing a secret)
+ */
+export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
+  const o = { pad: 4, keyType: "rsa" as const, ...options };
+  if (!["secret", "temporary", "certificate"].includes(o.option)) throw new ToolError("--option must be secret, temporary or certificate");
+  if (!Number.isInteger(o.count) || o.count < 1 || o.count > 2_000_000) throw new ToolError("--count must be 1..2000000");
+  if (!Number.isInteger(o.start) || o.start < 0) throw new ToolError("--start must be a non-negative integer");
+  const ids = lotIds(o);
+  o.lot ??= `${o.prefix}lot-${o.start}-${o.start + o.count - 1}`;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(o.lot)) throw new ToolError(`lot name ${o.lot} is not valid: give --lot`);
+  if (o.option === "certificate" && (!o.caName || !o.services)) throw new ToolError("certificate lots need --ca-name and --data (the cloud registry holding the CA key)");
+  const out = o.out;
+  mkdirSync(join(out, "devices"), { recursive: true, mode: 0o700 });
+  chmodSync(out, 0o700);
+  chmodSync(join(out, "devices"), 0o700);
+
+  // the arguments: a re-run must match them
+  const args: Record<string, unknown> = {};
+  for (const key of ARG_KEYS) args[key] = o[key] ?? null;
+  if (o.option !== "certificate") args.keyType = null;
+  const lotFile = join(out, "lot.json");
+  const previous = readJson(lotFile);
+  if (previous) {
+    if (JSON.stringify(previous) !== JSON.stringify(args)) throw new ToolError(`${lotFile} was made with other arguments; use another --out or the same arguments`);
+  } else writeAtomic(lotFile, `${JSON.stringify(args)}\n`, 0o600);
+
+  // the lot's cloud settings (firmware-wide)
+  if (o.cloudCaPem !== undefined) {
+    const cloud = validateCloudConfig({ host: o.cloudHost ?? "localhost", port: o.cloudPort ?? 8883, ca: o.cloudCaPem, serverName: o.serverName });
+    writeAtomic(join(out, "cloud.json"), `${JSON.stringify(cloud, null, 2)}\n`, 0o644);
+  }
+
+  // temporary: one provisioning key per lot, made once
+  let provisioningKeyHex: string | undefined;
+  if (o.option === "temporary") {
+    const keyFile = join(out, "lot-key.json");
+    const existing = readJson(keyFile);
+    if (existing && typeof existing.provisioningKeyHex === "string" && /^[0-9a-f]{64}$/.test(existing.provisioningKeyHex)) {
+      provisioningKeyHex = existing.provisioningKeyHex;
+    } else {
+      provisioningKeyHex = randomBytes(32).toString("hex");
+      writeAtomic(keyFile, `${JSON.stringify({ lot: o.lot, provisioningKeyHex })}\n`, 0o600);
+    }
+  }
+
+  // the journal: devices finished by earlier runs
+  const journalFile = join(out, "journal.jsonl");
+  const journaled = new Set<string>();
+  if (existsSync(journalFile)) {
+    for (const line of readFileSync(journalFile, "utf8").split("\n")) {
+      try {
+        const entry = JSON.parse(line) as { id?: unknown };
+        if (typeof entry.id === "string") journaled.add(entry.id);
+      } catch {
+        // a torn last line: that device is redone
+      }
+    }
+  }
+
+  const progress = new Progress(o.progress ?? process.stderr, ids.length);
+  let made = 0;
+  let skipped = 0;
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    if (journaled.has(id) && deviceComplete(out, id)) {
+      skipped++;
+      continue;
+    }
+    if (o.stopAfter !== undefined && made >= o.stopAfter) {
+      progress.update(i, true);
+      return { lot: o.lot, made, skipped, interrupted: true };
+    }
+    let device: Record<string, string>;
+    if (o.option === "secret") device = { deviceId: id, option: "secret", secret: randomBytes(32).toString("hex") };
+    else if (o.option === "temporary") device = { deviceId: id, option: "temporary", provisioningKey: provisioningKeyHex! };
+    else {
+      const issued = await o.services!.issueDeviceCertificate({ caName: o.caName!, deviceId: id, keyType: o.keyType });
+      device = { deviceId: id, option: "certificate", certificate: issued.certificatePem, privateKey: issued.privateKeyPem };
+    }
+    writeAtomic(join(out, "devices", `${id}.json`), `${JSON.stringify(device, null, 2)}\n`, 0o600);
+    writeAtomic(join(out, "devices", `${id}.nvs.csv`), nvsCsv(device), 0o600);
+    appendFileSync(journalFile, `${JSON.stringify({ n: o.start + i, id })}\n`, { mode: 0o600 });
+    made++;
+    progress.update(i + 1);
+  }
+  progress.update(ids.length, true);
+
+  // the bundle, rebuilt from the device files: identical on every complete run
+  const header: BundleHeader = { format: BUNDLE_FORMAT, version: 1, lot: o.lot, option: o.option, count: ids.length };
+  if (o.option === "certificate") header.caName = o.caName;
+  if (o.option === "temporary") header.provisioningKeyHex = provisioningKeyHex;
+  const lines = [JSON.stringify(header)];
+  for (const id of ids) {
+    const device = readJson(join(out, "devices", `${id}.json`))!;
+    if (o.option === "secret") lines.push(JSON.stringify({ deviceId: id, secretHex: device.secret }));
+    else if (o.option === "temporary") lines.push(JSON.stringify({ deviceId: id }));
+    else lines.push(JSON.stringify({ deviceId: id, certFingerprint: fingerprint(new X509Certificate(device.certificate as string)) }));
+  }
+  const text = `${lines.join("\n")}\n`;
+  const bundle = join(out, "bundle.jsonl");
+  const sha256 = bundleSha256(text);
+  writeAtomic(bundle, text, 0o600);
+  writeAtomic(`${bundle}.sha256`, checksumLine(sha256, "bundle.jsonl"), 0o644);
+  return { lot: o.lot, made, skipped, interrupted: false, bundle, sha256 };
+}
+
+const USAGE = `usage: npm run make-lot -- --option secret|temporary|certificate --count N --prefix lamp- --start 1 --out <dir>
+  [--mac-base 24:0a:c4:00:00:00] [--pad 4] [--lot <name>]
+  [--cloud-host localhost] [--cloud-port 8883] [--cloud-ca <server-ca.pem>] [--server-name <name>]
+  certificate: --ca-name <product CA> --data <cloud data dir> [--master-key-file f | WCM_MASTER_KEY] [--key rsa|ec]`;
+
+const VALUE_FLAGS = new Set(["option", "count", "prefix", "start", "out", "mac-base", "pad", "lot", "ca-name", "data", "master-key-file", "key", "cloud-host", "cloud-port", "cloud-ca", "server-name", "stop-after"]);
+
+/** Runs the command line; returns the exit status. */
+export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const flags = new Map<string, string>();
+  try {
+    for (let i = 0; i < argv.length; i++) {
+      const name = argv[i].replace(/^--/, "");
+      if (!argv[i].startsWith("--") || !VALUE_FLAGS.has(name) || i + 1 >= argv.length) throw new ToolError(`bad argument ${argv[i]}`);
+      flags.set(name, argv[++i]);
+    }
+    const int = (name: string, fallback?: number): number => {
+      const v = flags.get(name);
+      if (v === undefined) {
+        if (fallback === undefined) throw new ToolError(`--${name} is required`);
+        return fallback;
+      }
+      if (!/^[0-9]{1,9}$/.test(v)) throw new ToolError(`--${name} must be a number`);
+      return Number(v);
+    };
+    const out = flags.get("out");
+    if (!out) throw new ToolError("--out is required");
+    const keyType = flags.get("key") ?? "rsa";
+    if (keyType !== "rsa" && keyType !== "ec") throw new ToolError("--key must be rsa or ec");
+    const data = flags.get("data") ?? env.WCM_DATA;
+    let caFile = flags.get("cloud-ca");
+    if (caFile === undefined && data !== undefined && existsSync(join(data, "server-ca.pem"))) caFile = join(data, "server-ca.pem");
+    let services: CloudServices | undefined;
+    if (flags.get("option") === "certificate" && data !== undefined) {
+      const key = loadMasterKey({ masterKeyFile: flags.get("master-key-file"), env });
+      services = new CloudServices(Registry.open(data, key), "admin:make-lot");
+      key.fill(0);
+    }
+    try {
+      const result = await makeLot({
+        option: (flags.get("option") ?? "") as LotOption, count: int("count"), prefix: flags.get("prefix") ?? "", start: int("start", 1), out,
+        macBase: flags.get("mac-base"), pad: int("pad", 4), lot: flags.get("lot"), caName: flags.get("ca-name"), keyType,
+        cloudHost: flags.get("cloud-host"), cloudPort: flags.has("cloud-port") ? int("cloud-port") : undefined,
+        cloudCaPem: caFile === undefined ? undefined : readFileSync(caFile, "utf8"), serverName: flags.get("server-name"),
+        services, stopAfter: flags.has("stop-after") ? int("stop-after") : undefined,
+      });
+      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      return result.interrupted ? 3 : 0;
+    } finally {
+      services?.registry.close();
+    }
+  } catch (error) {
+    if (error instanceof ToolError) {
+      process.stderr.write(`make-lot: ${error.message}\n${USAGE}\n`);
+      return 2;
+    }
+    process.stderr.write(`make-lot: error ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+function invokedDirectly(): boolean {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) void runMakeLot(process.argv.slice(2)).then((code) => (process.exitCode = code));
