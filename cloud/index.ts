@@ -102,6 +102,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     const live = mqtt;
     const services = new CloudServices(registry, "admin:api", {
       deviceRevoked: (id) => live.disconnect(id),
+      secretRotated: (id) => live.notifyRotation(id),
       caRevoked: (name) => live.disconnectWhere((id) => registry.device(id)?.ca_name === name),
       lotRetired: (lot) => live.disconnectWhere((id) => {
         const row = registry.device(id);

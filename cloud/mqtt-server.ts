@@ -15,7 +15,7 @@ import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { Socket } from "node:net";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
 import type { DigestPort, LogPort } from "../modules/ports";
-import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, deviceTopics, encodeResponse, parseTopic } from "../modules/protocol";
+import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, deviceTopics, encodeNotice, encodeResponse, parseTopic } from "../modules/protocol";
 import type { IssuanceService } from "./issuance";
 import { verifyLogin, type LoginResult, type Session } from "./login";
 import { GuardedConnection } from "./packet-guard";
@@ -189,6 +189,14 @@ export class MqttServer {
       const row = registry.device(client.id);
       if (!row || row.revoked) client.close(); // revoked between authenticate and CONNACK
     });
+    // A device that was offline when its rotation was started hears of it as soon
+    // as it subscribes to its response topic.
+    this.#broker.on("subscribe", (subscriptions, client) => {
+      const session = client ? this.#sessions.get(client) : undefined;
+      if (session && subscriptions.some((sub) => sub.topic === deviceTopics(session.deviceId).response)) {
+        this.notifyRotation(session.deviceId);
+      }
+    });
     this.#broker.on("clientDisconnect", (client) => {
       if (this.#live.get(client.id) === client) this.#live.delete(client.id);
     });
@@ -238,6 +246,21 @@ export class MqttServer {
     this.#broker.publish(packet, (error) => {
       if (error) this.#log("warn", `publish to ${topic} failed: ${error.message}`);
     });
+  }
+
+  /**
+   * Tells the live session of `deviceId` that a rotated secret waits for it
+   * (a notice on its response topic), when that session logged in with a secret
+   * and the device has a pending rotation. Returns whether a notice was sent.
+   */
+  notifyRotation(deviceId: string): boolean {
+    const client = this.#live.get(deviceId);
+    const session = client ? this.#sessions.get(client) : undefined;
+    if (!session || session.credential !== "s") return false;
+    const row = this.options.registry.device(deviceId);
+    if (!row || row.revoked || row.kind !== "secret" || row.pending_generation === null) return false;
+    this.publish(deviceTopics(deviceId).response, encodeNotice({ v: 1, notice: "rotate" }));
+    return true;
   }
 
   /** Closes the live session of `deviceId`, if any; returns whether there was one. */

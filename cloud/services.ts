@@ -64,6 +64,8 @@ export interface ServiceHooks {
   deviceRevoked?(deviceId: string): void;
   caRevoked?(caName: string): void;
   lotRetired?(lot: string): void;
+  /** a rotated secret is pending: tell the device's live session */
+  secretRotated?(deviceId: string): void;
 }
 
 function invalid(field: string, rule: string): never {
@@ -307,6 +309,7 @@ export class CloudServices {
     if (!this.registry.storePending(id, new Uint8Array(randomBytes(32)), row.generation + 1, new Uint8Array(randomBytes(16)), this.actor)) {
       invalid("deviceId", "a rotation is already pending");
     }
+    this.hooks.secretRotated?.(id);
     return this.registry.view(this.registry.device(id)!);
   }
 

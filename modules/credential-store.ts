@@ -23,6 +23,11 @@ export interface StoredSecret {
   generation: number;
   /** true once the cloud confirmed the commit (or a login with it succeeded) */
   confirmed: boolean;
+  /**
+   * While unconfirmed after a rotation: the secret it replaces, kept so the
+   * device can still log in if the cloud never saw the commit.
+   */
+  previous?: { secret: Uint8Array; generation: number };
 }
 
 /** How many counters one flash write reserves. */
@@ -56,7 +61,12 @@ export class CredentialStore {
       if (value.id !== this.#deviceId || typeof value.s !== "string" || typeof value.g !== "number") return undefined;
       const secret = fromBase64Url(value.s);
       if (secret.length < 16 || secret.length > 64 || !Number.isInteger(value.g) || value.g < 1) return undefined;
-      return { deviceId: this.#deviceId, secret, generation: value.g, confirmed: value.c === true };
+      const loaded: StoredSecret = { deviceId: this.#deviceId, secret, generation: value.g, confirmed: value.c === true };
+      if (typeof value.p === "string" && typeof value.pg === "number" && Number.isInteger(value.pg) && value.pg >= 1) {
+        const previous = fromBase64Url(value.p);
+        if (previous.length >= 16 && previous.length <= 64) loaded.previous = { secret: previous, generation: value.pg };
+      }
+      return loaded;
     } catch {
       return undefined;
     }
@@ -69,7 +79,12 @@ export class CredentialStore {
    */
   saveSecret(secret: StoredSecret): void {
     if (secret.deviceId !== this.#deviceId) throw new WcmError("STATE_INVALID", "secret for another device", "deviceId");
-    const payload = utf8Encode(JSON.stringify({ id: this.#deviceId, s: toBase64Url(secret.secret), g: secret.generation, c: secret.confirmed }));
+    const record: Record<string, unknown> = { id: this.#deviceId, s: toBase64Url(secret.secret), g: secret.generation, c: secret.confirmed };
+    if (secret.previous && !secret.confirmed) {
+      record.p = toBase64Url(secret.previous.secret);
+      record.pg = secret.previous.generation;
+    }
+    const payload = utf8Encode(JSON.stringify(record));
     this.#secret.write(payload);
   }
 

@@ -41,12 +41,13 @@ import type {
 import {
   appTopic,
   CONNACK,
-  decodeResponse,
+  decodeCloudMessage,
   deviceTopics,
   encodeRequest,
   encodeStatus,
   formatLoginPassword,
   MAX_APP_PAYLOAD_BYTES,
+  type CloudNotice,
   type CloudResponse,
   type CredentialLabel,
   type DeviceRequest,
@@ -138,7 +139,7 @@ export class ConnectionManager {
   #retryTimer: ScheduledTask | undefined;
   #connectTimer: ScheduledTask | undefined;
   #failures: { cls: FailureClass; count: number } = { cls: "network", count: 0 };
-  #useTemporaryOnce = false;
+  #useFallbackOnce = false;
 
   constructor(config: DeviceConfig, ports: ManagerPorts, options: ManagerOptions = {}) {
     this.#config = config;
@@ -226,9 +227,10 @@ export class ConnectionManager {
     const config = this.#config;
     if (config.option === "certificate") return { label: "certificate" };
     this.#stored = this.#store.loadSecret();
-    if (this.#stored && !this.#useTemporaryOnce) {
+    if (this.#stored && !this.#useFallbackOnce) {
       return { label: "permanent", kind: "s", secret: this.#stored.secret };
     }
+    if (this.#stored?.previous) return { label: "permanent", kind: "s", secret: this.#stored.previous.secret };
     if (config.option === "secret") return { label: "secret", kind: "s", secret: config.secret };
     return {
       label: "temporary",
@@ -241,7 +243,7 @@ export class ConnectionManager {
     if (!this.#running) return;
     this.#retryTimer = undefined;
     const credential = this.#chooseCredential();
-    this.#useTemporaryOnce = false;
+    this.#useFallbackOnce = false;
     this.#credential = credential;
     const config = this.#config;
     let password: string | undefined;
@@ -294,7 +296,7 @@ export class ConnectionManager {
     link.subscribe(this.#topics.response);
     for (const topic of this.#appHandlers.keys()) link.subscribe(topic);
     const credential = this.#credential as ActiveCredential;
-    if (credential.label === "permanent" && this.#stored && !this.#stored.confirmed) {
+    if (credential.label === "permanent" && this.#stored && !this.#stored.confirmed && credential.secret === this.#stored.secret) {
       // The cloud accepted the issued secret, so it has committed it.
       this.#saveConfirmed(this.#stored);
     }
@@ -350,14 +352,15 @@ export class ConnectionManager {
 
   #onMessage(topic: string, payload: Uint8Array): void {
     if (topic === this.#topics.response) {
-      let response: CloudResponse;
+      let message: CloudResponse | CloudNotice;
       try {
-        response = decodeResponse(payload);
+        message = decodeCloudMessage(payload);
       } catch (error) {
         this.#log("warn", `ignored a malformed response (${isWcmError(error) ? error.message : "error"})`);
         return;
       }
-      this.#onResponse(response);
+      if ("notice" in message) this.#onRotateNotice();
+      else this.#onResponse(message);
       return;
     }
     const handler = this.#appHandlers.get(topic);
@@ -384,6 +387,13 @@ export class ConnectionManager {
     else this.#fail("server", "PROTOCOL_VIOLATION", "response does not match request");
   }
 
+  /** The cloud holds a rotated secret for this device: fetch it (idempotent if already fetching). */
+  #onRotateNotice(): void {
+    const credential = this.#credential;
+    if (this.#status.state !== "ONLINE" || credential?.kind !== "s" || this.#pending) return;
+    this.#send({ v: 1, rid: this.#newRequestId(), op: "issue" });
+  }
+
   #onIssued(response: Extract<CloudResponse, { op: "issue"; ok: true }>): void {
     const credential = this.#credential as ActiveCredential;
     const wrapKey = deriveWrapKey(this.#ports.digest, credential.secret as Uint8Array);
@@ -396,6 +406,10 @@ export class ConnectionManager {
       return;
     }
     const stored: StoredSecret = { deviceId: this.#config.deviceId, secret, generation: response.gen, confirmed: false };
+    if (credential.label === "permanent" && this.#stored) {
+      // a rotation of an issued secret: keep the one it replaces until the commit is confirmed
+      stored.previous = { secret: credential.secret as Uint8Array, generation: this.#stored.generation };
+    }
     try {
       // Stored before the proof is sent: the cloud retires the temporary secret
       // only after the proof, and accepts a login with this one from now on.
@@ -419,10 +433,11 @@ export class ConnectionManager {
     this.#credential = { label: "permanent", kind: "s", secret: stored.secret };
     this.#setStatus({ credential: "permanent" });
     this.#goOnline();
+    this.#log("info", `secret generation ${generation} committed`);
   }
 
   #saveConfirmed(stored: StoredSecret): void {
-    const confirmed = { ...stored, confirmed: true };
+    const confirmed: StoredSecret = { deviceId: stored.deviceId, secret: stored.secret, generation: stored.generation, confirmed: true };
     try {
       this.#store.saveSecret(confirmed);
       this.#stored = confirmed;
@@ -440,11 +455,13 @@ export class ConnectionManager {
     if (code === CONNACK.badCredentials || code === CONNACK.notAuthorized) {
       const reason = code === CONNACK.badCredentials ? "BAD_CREDENTIALS" : "NOT_AUTHORIZED";
       const credential = this.#credential;
-      if (credential?.label === "permanent" && this.#stored && !this.#stored.confirmed && this.#config.option === "temporary") {
+      if (credential?.label === "permanent" && this.#stored && !this.#stored.confirmed
+        && credential.secret === this.#stored.secret && this.#config.option !== "certificate") {
         // The cloud never saw the proof for this secret (it lost the pending one):
-        // the temporary credential is still the live one. Try it once, now.
-        this.#useTemporaryOnce = true;
-        this.#recordFailure(reason, "unconfirmed issued secret refused; falling back to temporary credential");
+        // the credential it replaces (the previous secret, the configured secret
+        // or the temporary one) is still the live one. Try it once, now.
+        this.#useFallbackOnce = true;
+        this.#recordFailure(reason, "unconfirmed issued secret refused; falling back to the credential it replaces");
         this.#scheduleRetry(0, "RETRY_WAIT");
         return;
       }

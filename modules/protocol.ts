@@ -293,6 +293,33 @@ export function decodeResponse(payload: Uint8Array): CloudResponse {
   throw new WcmError("MESSAGE_INVALID", "unknown operation", "response.op");
 }
 
+/**
+ * Cloud -> device, on the response topic, unsolicited: "rotate" says the cloud
+ * holds a new secret for the device (an operator rotation); the device fetches
+ * it with an `issue` request and commits it as in issuance.
+ */
+export interface CloudNotice {
+  v: 1;
+  notice: "rotate";
+}
+
+/** Serialises a notice. */
+export function encodeNotice(notice: CloudNotice): Uint8Array {
+  return utf8Encode(JSON.stringify({ v: 1, notice: notice.notice }));
+}
+
+/**
+ * Parses anything the cloud sends on the response topic: a response, or a
+ * notice (an object with a `notice` field). Throws MESSAGE_TOO_LARGE or MESSAGE_INVALID.
+ */
+export function decodeCloudMessage(payload: Uint8Array): CloudResponse | CloudNotice {
+  const object = decodeObject(payload, "response");
+  if (!("notice" in object)) return decodeResponse(payload);
+  onlyKeys(object, ["v", "notice"], "notice");
+  if (object.notice !== "rotate") throw new WcmError("MESSAGE_INVALID", "unknown notice", "notice.notice");
+  return { v: 1, notice: "rotate" };
+}
+
 /** Serialises a status report. */
 export function encodeStatus(status: DeviceStatus): Uint8Array {
   const out: Record<string, unknown> = { v: 1, state: status.state, credential: status.credential };

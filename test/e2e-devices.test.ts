@@ -11,7 +11,9 @@ import type { Cloud } from "../cloud/index";
 import type { DeviceView } from "../cloud/registry";
 import { SimulatedFlash } from "../hosts/node/file-preferences";
 import { createNodeDevice } from "../hosts/node/device";
+import { CredentialStore } from "../modules/credential-store";
 import type { ConnectionManager, ManagerStatus } from "../modules/manager";
+import { nobleDigest } from "../modules/noble-digest";
 import { startTestCloud, type TestCloud } from "./cloud-helpers";
 
 /** Secrets that could be active for a device at once: its secret, and its temporary credential while not retired. */
@@ -40,6 +42,16 @@ function waitFor(manager: ConnectionManager, done: (status: ManagerStatus) => bo
       resolve(status);
     });
   });
+}
+
+/** Polls `done` every 10 ms for up to `ms`; resolves either way (the caller asserts). */
+async function until(done: () => boolean, ms = 10_000): Promise<void> {
+  for (const end = Date.now() + ms; !done() && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
+}
+
+/** Whether the flash holds a confirmed issued secret for the device. */
+function storedConfirmed(flash: SimulatedFlash, deviceId: string): boolean {
+  return new CredentialStore(flash, nobleDigest, deviceId).loadSecret()?.confirmed === true;
 }
 
 const online = (status: ManagerStatus) => status.state === "ONLINE";
@@ -184,6 +196,82 @@ describe("e2e: ConnectionManager against the reference cloud", function () {
     } finally {
       manager.stop();
     }
+  });
+
+  it("Rotation_OnlineDevice_FetchesCommitsAndKeepsNewSecret_OldSecretRefused", async () => {
+    const secret = randomBytes(32).toString("hex");
+    await test.cloud.services.registerSecretDevice({ deviceId: "e2e-rotate-1", secretHex: secret });
+    const config = { deviceId: "e2e-rotate-1", option: "secret", secret, cloud: cloudConfig(test.cloud) };
+    const flash = new SimulatedFlash();
+    const first = createNodeDevice(config, { kv: flash, manager: fastRetry });
+    first.manager.start();
+    try {
+      await waitFor(first.manager, online);
+      await test.cloud.services.rotateSecret({ deviceId: "e2e-rotate-1" });
+      const rotated = await waitFor(first.manager, (s) => s.credential === "permanent");
+      assert.equal(rotated.state, "ONLINE");
+    } finally {
+      first.manager.stop();
+    }
+    const view = await test.cloud.services.getDevice({ deviceId: "e2e-rotate-1" });
+    assert.equal(view.generation, 1);
+    assert.equal(view.pendingGeneration, null);
+    assert.equal(activeSecrets(view), 1);
+    // the manufactured secret no longer works; the flash's rotated one does
+    const old = createNodeDevice(config, { kv: new SimulatedFlash(), manager: fastRetry });
+    old.manager.start();
+    try {
+      assert.equal((await waitFor(old.manager, (s) => s.state === "AUTH_FAILED")).lastFailure?.reason, "BAD_CREDENTIALS");
+    } finally {
+      old.manager.stop();
+    }
+    const again = createNodeDevice(config, { kv: flash });
+    again.manager.start();
+    try {
+      assert.equal((await waitFor(again.manager, online)).credential, "permanent");
+    } finally {
+      again.manager.stop();
+    }
+  });
+
+  it("Rotation_PowerCutAtEveryWrite_OfflineDeviceHearsOnConnect_EndsOnNewGeneration", async () => {
+    const lot = await test.cloud.services.createProvisioningKey({ lot: "e2e-rotate-lot" });
+    let cuts = 0;
+    for (let cut = 1; cut <= 20; cut++) {
+      const deviceId = `e2e-rotcut-${cut}`;
+      const config = { deviceId, option: "temporary", provisioningKey: lot.provisioningKeyHex, cloud: cloudConfig(test.cloud) };
+      const flash = new SimulatedFlash();
+      const boot = createNodeDevice(config, { kv: flash, manager: fastRetry });
+      boot.manager.start();
+      await waitFor(boot.manager, (s) => online(s) && s.credential === "permanent");
+      boot.manager.stop();
+      // rotate the (now permanent, generation 1) device while it is offline
+      await test.cloud.services.rotateSecret({ deviceId });
+      flash.cutPowerAtWrite(cut, cut % 2 ? "erased" : "torn");
+      const rotating = createNodeDevice(config, { kv: flash, manager: fastRetry });
+      const committed = () => test.cloud.registry.device(deviceId)?.pending_generation === null;
+      rotating.manager.start();
+      await until(() => flash.powerLost || (committed() && rotating.manager.status.credential === "permanent" && storedConfirmed(flash, deviceId)));
+      rotating.manager.stop();
+      const lost = flash.powerLost;
+      flash.cutPowerAtWrite(0);
+      flash.restorePower();
+      const after = createNodeDevice(config, { kv: flash, manager: fastRetry });
+      after.manager.start();
+      try {
+        await waitFor(after.manager, online);
+        await until(committed);
+      } finally {
+        after.manager.stop();
+      }
+      const view = await test.cloud.services.getDevice({ deviceId });
+      assert.equal(view.generation, 2, `cut ${cut}: rotation completed`);
+      assert.equal(view.pendingGeneration, null, `cut ${cut}: nothing pending`);
+      assert.equal(activeSecrets(view), 1, `cut ${cut}: one active secret`);
+      if (!lost) break;
+      cuts++;
+    }
+    assert.ok(cuts >= 2, `only ${cuts} cut points`);
   });
 
   it("CloudUnreachable_RetriesAsNetworkFailure", async () => {
