@@ -120,3 +120,92 @@ export type CloudLinkFactory = () => CloudLink;
 export interface LogPort {
   (level: "debug" | "info" | "warn" | "error", message: string): void;
 }
+
+// ---------------------------------------------------------------- Wi-Fi
+
+/** How an access point secures its network, as a scan reports it. */
+export type NetworkSecurity = "open" | "psk" | "enterprise";
+
+/** One access point seen by a scan. */
+export interface ScanResult {
+  ssid: string;
+  bssid: string;
+  /** dBm, e.g. -60 */
+  rssi: number;
+  channel: number;
+  security: NetworkSecurity;
+  /** Hotspot 2.0 roaming-consortium OIs (hex, e.g. "5a03ba"), when advertised */
+  roamingConsortium?: string[];
+}
+
+/** Server validation for WPA2-Enterprise: the RADIUS server's trust anchor and name. */
+export interface EapServerCheck {
+  /** PEM trust anchor(s) for the RADIUS server's certificate */
+  ca: string;
+  /** the name the RADIUS server's certificate must carry (SAN DNS or CN) */
+  serverName: string;
+}
+
+/** What to join. Secrets here are derived hotspot keys or the owner's network password, never the device secret. */
+export type JoinRequest =
+  | { security: "open"; ssid: string; bssid?: string }
+  | { security: "psk"; ssid: string; bssid?: string; password: string }
+  | {
+      security: "enterprise"; ssid: string; bssid?: string; method: "ttls-pap";
+      /** inner identity: the device id */
+      identity: string;
+      /** outer (anonymous) identity, e.g. "anonymous@wcm" */
+      anonymousIdentity?: string;
+      password: string;
+      server: EapServerCheck;
+    }
+  | {
+      security: "enterprise"; ssid: string; bssid?: string; method: "tls";
+      identity: string;
+      certificate: string;
+      privateKey: string;
+      server: EapServerCheck;
+    };
+
+/**
+ * Why joining or staying on a network failed. Hyphenated names follow the
+ * original connection-manager reason codes.
+ */
+export type NetworkFailureReason =
+  | "NETWORK-NOT-FOUND"
+  | "INCORRECT-PASSWORD"
+  | "EAP-REJECTED"
+  | "EAP-SERVER-UNTRUSTED"
+  | "EAP-TIMEOUT"
+  | "ASSOCIATION-FAILED"
+  | "DHCP-TIMEOUT"
+  | "INTERNET-NOT-REACHABLE"
+  | "CONNECTION-LOST";
+
+/** A failure with its reason; `detail` may carry the RADIUS server's Reply-Message. */
+export interface NetworkFailure {
+  reason: NetworkFailureReason;
+  detail?: string;
+}
+
+/** Outcome callbacks of one join(): exactly one of onJoined/onFailed, then at most one onLost. */
+export interface JoinEvents {
+  /** associated, authenticated, and an address obtained */
+  onJoined(info: { ip: string; ssid: string; bssid: string }): void;
+  onFailed(failure: NetworkFailure): void;
+  /** the joined network went away (out of range, deauthenticated) */
+  onLost(failure: NetworkFailure): void;
+}
+
+/**
+ * The Wi-Fi radio (Moddable's WiFi plus, on ESP32, a native WPA2-Enterprise
+ * module; a simulated radio on Node). One join at a time: a new join or leave()
+ * ends the previous one, after which its callbacks are not called.
+ */
+export interface NetworkPort {
+  /** Scans all channels; `done` gets every access point heard (possibly none). */
+  scan(done: (results: ScanResult[]) => void): void;
+  join(request: JoinRequest, events: JoinEvents): void;
+  /** Leaves the current network (no callbacks follow). */
+  leave(): void;
+}
