@@ -161,6 +161,15 @@ export function importBundle(registry: Registry, actor: string, bundle: Buffer, 
   const exists = db.prepare("SELECT 1 FROM devices WHERE id = ?").pluck();
   const auditStmt = db.prepare("INSERT INTO audit (at, actor, action, device_id, detail) VALUES (?, ?, 'device.register', ?, ?)");
   const actorName = actor.slice(0, 64);
+  // the devices' primary key refuses a registered id; report it with its line
+  const insertOnce = (line: number, id: string, insert: () => unknown) => {
+    try {
+      insert();
+    } catch (error) {
+      if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") bad(line, `device ${id} is already registered`);
+      throw error;
+    }
+  };
   const fresh = registry.tx(() => {
     if (db.prepare("SELECT 1 FROM imported_bundles WHERE sha256 = ?").get(sha256)) return false;
     if (header.option === "secret") {
@@ -168,8 +177,7 @@ export function importBundle(registry: Registry, actor: string, bundle: Buffer, 
       const detail = `kind=secret ${tag}`;
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i];
-        if (exists.get(row.deviceId)) bad(lines[i], `device ${row.deviceId} is already registered`);
-        insert.run(row.deviceId, registry.box.seal(Buffer.from(row.secretHex!, "hex"), deviceSecretAad(row.deviceId, 0)), now);
+        insertOnce(lines[i], row.deviceId, () => insert.run(row.deviceId, registry.box.seal(Buffer.from(row.secretHex!, "hex"), deviceSecretAad(row.deviceId, 0)), now));
         auditStmt.run(now, actorName, row.deviceId, detail);
       }
     } else if (header.option === "certificate") {
@@ -179,8 +187,7 @@ export function importBundle(registry: Registry, actor: string, bundle: Buffer, 
       const insert = db.prepare("INSERT INTO devices (id, kind, ca_name, cert_fingerprint, created_at) VALUES (?, 'certificate', ?, ?, ?)");
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i];
-        if (exists.get(row.deviceId)) bad(lines[i], `device ${row.deviceId} is already registered`);
-        insert.run(row.deviceId, ca.name, row.certFingerprint ?? null, now);
+        insertOnce(lines[i], row.deviceId, () => insert.run(row.deviceId, ca.name, row.certFingerprint ?? null, now));
         auditStmt.run(now, actorName, row.deviceId, `kind=certificate ca=${ca.name} ${tag}`);
       }
     } else {

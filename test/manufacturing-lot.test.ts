@@ -168,5 +168,11 @@ describe("manufacturing: make-lot and import-bundle", function () {
     assert.equal(await runCli(["import-bundle", join(out, "bundle.jsonl")], env, io), 0);
     assert.equal((JSON.parse(outLines.at(-1)!) as { alreadyImported: boolean }).alreadyImported, true);
     assert.equal(t.cloud.services.registry.countDevices(), before + 5);
+
+    // another lot that reuses registered ids: refused at the first one's line, nothing imported
+    const clash = join(work, "clash");
+    await makeLot({ ...base(), option: "secret", count: 6, prefix: "mfg-b-", start: 0, out: clash });
+    await assert.rejects(importOut(clash), (e) => isCloudError(e, "BUNDLE_INVALID") && e.line === 3);
+    assert.equal(t.cloud.services.registry.countDevices(), before + 5);
   });
 });
