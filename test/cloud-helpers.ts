@@ -11,7 +11,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import { startCloud, type Cloud, type StartCloudOptions } from "../cloud/index";
 import { deriveCloudLoginKey, deriveLoginProof, deriveTemporarySecret, type LoginKind } from "../modules/derive";
 import { nobleDigest } from "../modules/noble-digest";
-import { decodeResponse, deviceTopics, encodeRequest, formatLoginPassword, type CloudResponse, type DeviceRequest } from "../modules/protocol";
+import { decodeCloudMessage, deviceTopics, encodeRequest, formatLoginPassword, type CloudResponse, type DeviceRequest } from "../modules/protocol";
 
 export const digest = nobleDigest;
 
@@ -106,9 +106,11 @@ export async function exchange(client: MqttClient, id: string, payload: Uint8Arr
     }, timeoutMs);
     const onMessage = (topic: string, message: Buffer) => {
       if (topic !== topics.response) return;
+      const decoded = decodeCloudMessage(new Uint8Array(message));
+      if ("notice" in decoded) return; // unsolicited notices are not the answer
       clearTimeout(timer);
       client.off("message", onMessage);
-      resolve(decodeResponse(new Uint8Array(message)));
+      resolve(decoded);
     };
     client.on("message", onMessage);
     client.publish(topics.request, Buffer.from(bytes), { qos: 0 });

@@ -159,6 +159,26 @@ describe("cloud issuance (IssuanceService over MQTT)", function () {
     assert.equal(t.cloud.issuance.stats.badStatus, badBefore + 1);
   });
 
+  it("rotateSecret_LiveAndLaterSessions_GetRotateNotice", async function () {
+    const id = "iss-10";
+    const s = newSecret();
+    await t.cloud.services.registerSecretDevice({ deviceId: id, secretHex: s.hex });
+    const notices = async (client: MqttClient, action: () => Promise<unknown>) => {
+      const seen: string[] = [];
+      client.on("message", (_topic, message) => seen.push(message.toString()));
+      await client.subscribeAsync(deviceTopics(id).response, { qos: 0 });
+      await action();
+      for (let i = 0; i < 50 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      return seen;
+    };
+    const live = await mustConnect(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 1) });
+    clients.push(live);
+    assert.deepEqual(await notices(live, () => t.cloud.services.rotateSecret({ deviceId: id })), ['{"v":1,"notice":"rotate"}']);
+    const later = await mustConnect(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 2) });
+    clients.push(later);
+    assert.deepEqual(await notices(later, async () => undefined), ['{"v":1,"notice":"rotate"}'], "a session that subscribes hears of the pending rotation");
+  });
+
   it("rotateSecret_IssueFromSecretSessionAndCommit_OldSecretDead", async function () {
     const id = "iss-9";
     const s = newSecret();
