@@ -79,6 +79,9 @@ export async function createCa(commonName: string, days = 3650): Promise<Certifi
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+      // Moddable's TLS (ssl_cert.js, SDK 8.2.3) reads the AKI of the last
+      // certificate of a chain and throws without one: a root carries its own.
+      await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey as never),
     ],
   });
   return { certPem: cert.toString("pem"), keyDer: await exportKey(keys.privateKey) };
@@ -97,13 +100,15 @@ export interface IssueOptions {
   /** "rsa" (RSA-2048, the default) or "ec" (P-256) */
   keyType?: "rsa" | "ec";
   days?: number;
+  /** the public key of a certificate request: certify it instead of making a key pair (keyDer is then empty) */
+  publicKey?: x509.PublicKey;
 }
 
-/** Issues a certificate and a fresh key pair under a CA whose key we hold. */
+/** Issues a certificate and a fresh key pair (or for `publicKey`) under a CA whose key we hold. */
 export async function issueCertificate(options: IssueOptions): Promise<CertificateAndKey> {
-  const keys = (options.keyType === "ec"
+  const keys = (options.publicKey ? { publicKey: options.publicKey, privateKey: undefined } : options.keyType === "ec"
     ? await crypto.subtle.generateKey(EC_ALG, true, ["sign", "verify"])
-    : await rsaKeys()) as CryptoKeyPair;
+    : await rsaKeys()) as unknown as { publicKey: CryptoKey; privateKey: CryptoKey | undefined };
   const ca = new x509.X509Certificate(options.caCertPem);
   const names: x509.JsonGeneralName[] = [
     ...(options.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
@@ -128,7 +133,32 @@ export async function issueCertificate(options: IssueOptions): Promise<Certifica
       await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey),
     ],
   });
-  return { certPem: cert.toString("pem"), keyDer: await exportKey(keys.privateKey) };
+  return { certPem: cert.toString("pem"), keyDer: keys.privateKey ? await exportKey(keys.privateKey) : new Uint8Array(0) };
+}
+
+/**
+ * Parses and verifies a PKCS#10 certificate request (PEM, self-signed by its key).
+ * @returns its public key, key type and subject CN
+ * @throws CloudError CERT_INVALID
+ */
+export async function parseCertificateRequest(pem: unknown): Promise<{ publicKey: x509.PublicKey; keyType: "rsa" | "ec"; commonName: string | undefined }> {
+  if (typeof pem !== "string" || pem.length > MAX_CERT_PEM || !pem.includes("-----BEGIN CERTIFICATE REQUEST-----")) {
+    throw new CloudError("CERT_INVALID", `must be one PEM certificate request of at most ${MAX_CERT_PEM} characters`, { field: "csrPem" });
+  }
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(pem);
+  } catch {
+    throw new CloudError("CERT_INVALID", "not a parsable PKCS#10 request", { field: "csrPem" });
+  }
+  if (!(await csr.verify().catch(() => false))) throw new CloudError("CERT_INVALID", "the request's signature does not verify", { field: "csrPem" });
+  const algorithm = csr.publicKey.algorithm as { name: string; namedCurve?: string; modulusLength?: number };
+  let keyType: "rsa" | "ec";
+  if (algorithm.name === "ECDSA" && algorithm.namedCurve === "P-256") keyType = "ec";
+  else if (algorithm.name.startsWith("RSA") && (algorithm.modulusLength ?? 0) >= 2048) keyType = "rsa";
+  else throw new CloudError("CERT_INVALID", "the key must be RSA (2048 bits or more) or EC P-256", { field: "csrPem" });
+  const commonName = csr.subjectName.getField("CN")[0];
+  return { publicKey: csr.publicKey, keyType, commonName };
 }
 
 /** The cloud's own TLS identity: a server CA and a server certificate for localhost / 127.0.0.1. */
@@ -139,14 +169,19 @@ export interface ServerIdentity {
   keyDer: Uint8Array;
 }
 
-/** Creates the server CA and an RSA-2048 server certificate (SAN localhost, 127.0.0.1, ::1). */
+/**
+ * Creates the server CA and an RSA-2048 server certificate (SAN localhost,
+ * 127.0.0.1, ::1); `certPem` is the chain to serve (leaf, then CA).
+ */
 export async function createServerIdentity(): Promise<ServerIdentity> {
   const ca = await createCa("wcm cloud server CA");
   const server = await issueCertificate({
     caCertPem: ca.certPem, caKeyDer: ca.keyDer, commonName: "localhost", usage: "server",
     dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"], days: 825,
   });
-  return { caCertPem: ca.certPem, caKeyDer: ca.keyDer, certPem: server.certPem, keyDer: server.keyDer };
+  // Served as leaf + CA: Moddable's TLS checks the server name only while it
+  // walks a chain of two or more certificates.
+  return { caCertPem: ca.certPem, caKeyDer: ca.keyDer, certPem: `${server.certPem.trim()}\n${ca.certPem.trim()}\n`, keyDer: server.keyDer };
 }
 
 /**

@@ -13,7 +13,7 @@ import { checkDeviceId } from "../modules/protocol";
 import { importBundle, type BundleImportResult } from "./bundle";
 import { parseRegistrationCsv } from "./csv";
 import { CloudError } from "./errors";
-import { certificateNamesId, createCa, fingerprint, isCa, issueCertificate, issuedBy, parseCertificate, privateKeyPem, withinValidity } from "./pki";
+import { certificateNamesId, createCa, fingerprint, isCa, issueCertificate, issuedBy, parseCertificate, parseCertificateRequest, privateKeyPem, withinValidity } from "./pki";
 import type { AuditRecord, CaRow, DeviceView, Registry } from "./registry";
 
 /** Names of CAs and lots: like device ids. */
@@ -189,6 +189,29 @@ export class CloudServices {
     const fp = fingerprint(new NodeX509(issued.certPem));
     this.registry.tx(() => this.registry.audit(this.actor, "certificate.issue", id, `ca=${caName} sha256=${fp.slice(0, 16)}`));
     return { deviceId: id, caName, certificatePem: issued.certPem, privateKeyPem: privateKeyPem(issued.keyDer), fingerprint: fp };
+  }
+
+  /**
+   * Signs a device's PKCS#10 request (key made on the device or elsewhere) with a
+   * CA the cloud created: CN and SAN = device id, clientAuth. The request's CN,
+   * if any, must be the device id. Does not register the device.
+   */
+  async signDeviceCsr(input: { caName: string; deviceId: string; csrPem: string; days?: number }): Promise<{ deviceId: string; caName: string; certificatePem: string; fingerprint: string }> {
+    const body = object(input);
+    const caName = name(body.caName, "caName");
+    const id = deviceId(body.deviceId);
+    const days = optionalInt(body.days, "days", 1, 36_500, 825);
+    const request = await parseCertificateRequest(body.csrPem);
+    if (request.commonName !== undefined && request.commonName !== id) throw new CloudError("CERT_INVALID", "the request's CN must be the device id", { field: "csrPem" });
+    const ca = this.#requireCa(caName);
+    const caKey = this.registry.caKey(ca);
+    if (!caKey) throw new CloudError("CA_HAS_NO_KEY", `the cloud does not hold the key of CA ${caName}`, { field: "caName" });
+    const issued = await issueCertificate({
+      caCertPem: ca.cert_pem, caKeyDer: caKey, commonName: id, usage: "client", dnsNames: [id], keyType: request.keyType, days, publicKey: request.publicKey,
+    });
+    const fp = fingerprint(new NodeX509(issued.certPem));
+    this.registry.tx(() => this.registry.audit(this.actor, "certificate.sign", id, `ca=${caName} sha256=${fp.slice(0, 16)}`));
+    return { deviceId: id, caName, certificatePem: issued.certPem, fingerprint: fp };
   }
 
   /**

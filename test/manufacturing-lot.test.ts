@@ -4,11 +4,12 @@
  * a running cloud (devices log in; idempotent; checksum and malformed rows refused).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../cloud/cli";
 import { isCloudError } from "../cloud/errors";
+import { privateKeyPem } from "../cloud/pki";
 import { validateConfig } from "../modules/config";
 import { makeLot, type MakeLotOptions } from "../tools/manufacturing/make-lot";
 import { end, loginPassword, mustConnect, connectDevice, startTestCloud, temporarySecret, type TestCloud } from "./cloud-helpers";
@@ -139,6 +140,25 @@ describe("manufacturing: make-lot and import-bundle", function () {
     assert.equal((await importOut(out)).imported, 2);
     assert.match((await t.cloud.services.getDevice({ deviceId: id })).certFingerprint ?? "", /^[0-9a-f]{64}$/);
     await end(await mustConnect(t.cloud, { id, cert: file.certificate, key: file.privateKey }));
+  });
+
+  it("csrLot_SignsRequestsMadeElsewhere_DeviceKeepsItsKeyAndLogsIn", async function () {
+    const x509 = await import("@peculiar/x509");
+    const { webcrypto } = await import("node:crypto");
+    const csrDir = join(work, "csrs");
+    mkdirSync(csrDir);
+    const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
+    const keys = await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"]);
+    const id = "mfg-x-0001";
+    const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${id}`, keys: keys as never, signingAlgorithm: alg });
+    writeFileSync(join(csrDir, `${id}.csr.pem`), csr.toString("pem"));
+    const out = join(work, "csr");
+    await makeLot({ ...base(), option: "certificate", count: 1, prefix: "mfg-x-", start: 1, caName: "mfg-ca", services: t.cloud.services, csrDir, out });
+    const file = device(out, id);
+    assert.equal(file.privateKey, undefined, "the key stays where the request was made");
+    assert.equal((await importOut(out)).imported, 1);
+    const keyPem = privateKeyPem(new Uint8Array(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey)));
+    await end(await mustConnect(t.cloud, { id, cert: file.certificate, key: keyPem }));
   });
 
   it("importBundle_BadChecksumOrMalformedRow_RefusedWithLineNothingImported", async function () {

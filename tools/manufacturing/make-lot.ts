@@ -46,6 +46,8 @@ export interface MakeLotOptions {
   /** certificate: product CA in the cloud registry */
   caName?: string;
   keyType?: "rsa" | "ec";
+  /** certificate: sign `<csrDir>/<id>.csr.pem` (keys made elsewhere) instead of making key pairs */
+  csrDir?: string;
   /** cloud settings for cloud.json */
   cloudHost?: string;
   cloudPort?: number;
@@ -70,7 +72,7 @@ export interface MakeLotResult {
   sha256?: string;
 }
 
-const ARG_KEYS = ["option", "count", "prefix", "start", "macBase", "pad", "lot", "caName", "keyType"] as const;
+const ARG_KEYS = ["option", "count", "prefix", "start", "macBase", "pad", "lot", "caName", "keyType", "csrDir"] as const;
 
 class ToolError extends Error {}
 
@@ -174,7 +176,7 @@ export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
   // the arguments: a re-run must match them
   const args: Record<string, unknown> = {};
   for (const key of ARG_KEYS) args[key] = o[key] ?? null;
-  if (o.option !== "certificate") args.keyType = null;
+  if (o.option !== "certificate" || o.csrDir !== undefined) args.keyType = null;
   const lotFile = join(out, "lot.json");
   const previous = readJson(lotFile);
   if (previous) {
@@ -230,7 +232,12 @@ export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
     let device: Record<string, string>;
     if (o.option === "secret") device = { deviceId: id, option: "secret", secret: randomBytes(32).toString("hex") };
     else if (o.option === "temporary") device = { deviceId: id, option: "temporary", provisioningKey: provisioningKeyHex! };
-    else {
+    else if (o.csrDir !== undefined) {
+      const csrFile = join(o.csrDir, `${id}.csr.pem`);
+      if (!existsSync(csrFile)) throw new ToolError(`no certificate request ${csrFile}`);
+      const signed = await o.services!.signDeviceCsr({ caName: o.caName!, deviceId: id, csrPem: readFileSync(csrFile, "utf8") });
+      device = { deviceId: id, option: "certificate", certificate: signed.certificatePem };
+    } else {
       const issued = await o.services!.issueDeviceCertificate({ caName: o.caName!, deviceId: id, keyType: o.keyType });
       device = { deviceId: id, option: "certificate", certificate: issued.certificatePem, privateKey: issued.privateKeyPem };
     }
@@ -264,9 +271,10 @@ export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
 const USAGE = `usage: npm run make-lot -- --option secret|temporary|certificate --count N --prefix lamp- --start 1 --out <dir>
   [--mac-base 24:0a:c4:00:00:00] [--pad 4] [--lot <name>]
   [--cloud-host localhost] [--cloud-port 8883] [--cloud-ca <server-ca.pem>] [--server-name <name>]
-  certificate: --ca-name <product CA> --data <cloud data dir> [--master-key-file f | WCM_MASTER_KEY] [--key rsa|ec]`;
+  certificate: --ca-name <product CA> --data <cloud data dir> [--master-key-file f | WCM_MASTER_KEY] [--key rsa|ec]
+               [--csr-dir <dir>: sign <dir>/<id>.csr.pem instead of making keys]`;
 
-const VALUE_FLAGS = new Set(["option", "count", "prefix", "start", "out", "mac-base", "pad", "lot", "ca-name", "data", "master-key-file", "key", "cloud-host", "cloud-port", "cloud-ca", "server-name", "stop-after"]);
+const VALUE_FLAGS = new Set(["option", "count", "prefix", "start", "out", "mac-base", "pad", "lot", "ca-name", "data", "master-key-file", "key", "cloud-host", "cloud-port", "cloud-ca", "server-name", "stop-after", "csr-dir"]);
 
 /** Runs the command line; returns the exit status. */
 export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -305,7 +313,7 @@ export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = proces
         macBase: flags.get("mac-base"), pad: int("pad", 4), lot: flags.get("lot"), caName: flags.get("ca-name"), keyType,
         cloudHost: flags.get("cloud-host"), cloudPort: flags.has("cloud-port") ? int("cloud-port") : undefined,
         cloudCaPem: caFile === undefined ? undefined : readFileSync(caFile, "utf8"), serverName: flags.get("server-name"),
-        services, stopAfter: flags.has("stop-after") ? int("stop-after") : undefined,
+        csrDir: flags.get("csr-dir"), services, stopAfter: flags.has("stop-after") ? int("stop-after") : undefined,
       });
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       return result.interrupted ? 3 : 0;
