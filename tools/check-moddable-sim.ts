@@ -20,9 +20,6 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync,
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startCloud } from "../cloud/index";
-import * as x509 from "@peculiar/x509";
-import { issueCertificate } from "../cloud/pki";
-import { Registry } from "../cloud/registry";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const MODDABLE = process.env.MODDABLE;
@@ -111,57 +108,12 @@ function simulate(until: RegExp, seconds = RUN_SECONDS): Promise<string[]> {
   });
 }
 
-/**
- * Moddable's TLS (ssl_cert.js verify(), SDK 8.2.3) needs two things the cloud's
- * own server identity (cloud/pki.ts createServerIdentity) lacks:
- * - it checks the SAN only while walking a chain of two or more certificates, so
- *   a server that sends its leaf alone fails "subjectAltName match failed":
- *   the served certificate must be leaf + CA;
- * - it reads the AuthorityKeyIdentifier of the last certificate sent (the CA)
- *   and throws when there is none: the CA needs an AKI (= its own SKI).
- * Until the cloud makes such an identity itself, this makes one and stores it
- * before the cloud's first start (the cloud then uses it as is).
- */
-async function serveChain(dataDir: string, masterKey: Uint8Array): Promise<void> {
-  const registry = Registry.open(dataDir, masterKey.slice());
-  try {
-    if (registry.serverTls("server")) return;
-    const alg = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256", publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
-    const keys = await crypto.subtle.generateKey(alg, true, ["sign", "verify"]) as { publicKey: unknown; privateKey: Parameters<typeof crypto.subtle.exportKey>[1] };
-    const now = Date.now();
-    const ca = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: "01" + randomBytes(15).toString("hex"),
-      name: [{ CN: ["wcm sim server CA"] }],
-      notBefore: new Date(now - 3_600_000),
-      notAfter: new Date(now + 30 * 86_400_000),
-      signingAlgorithm: { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
-      keys: keys as never,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, 0, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
-        await x509.AuthorityKeyIdentifierExtension.create(keys.publicKey as never),
-      ],
-    });
-    const caPem = ca.toString("pem");
-    const caKeyDer = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keys.privateKey));
-    const server = await issueCertificate({ caCertPem: caPem, caKeyDer, commonName: "localhost", usage: "server", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], days: 30 });
-    registry.tx(() => {
-      registry.storeServerTls("ca", caPem, caKeyDer);
-      registry.storeServerTls("server", `${server.certPem.trim()}\n${caPem.trim()}\n`, server.keyDer);
-    });
-  } finally {
-    registry.close();
-  }
-}
-
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "wcm-sim-cloud-"));
   const savedProvisioning = existsSync(PROVISIONING) ? readFileSync(PROVISIONING) : undefined;
   const savedPreferences = existsSync(PREFERENCES) ? `${PREFERENCES}.wcm-check-${process.pid}` : undefined;
   if (savedPreferences) renameSync(PREFERENCES, savedPreferences);
   const masterKey = new Uint8Array(randomBytes(32));
-  await serveChain(dataDir, masterKey);
   const cloud = await startCloud({ dataDir, masterKey: masterKey.slice(), mqttPort: 0 });
   try {
     const cloudSettings = { host: "localhost", port: cloud.mqttPort, ca: cloud.serverCaPem, serverName: cloud.serverName, keepAliveSeconds: 30 };
