@@ -7,6 +7,7 @@
  */
 import { fromHex } from "./bytes";
 import { WcmError } from "./errors";
+import { checkHotspotRev, validateHotspotProfiles, type HotspotSet } from "./hotspots";
 import { checkDeviceId } from "./protocol";
 
 /** The three provisioning options of the seed. */
@@ -23,11 +24,53 @@ export interface CloudConfig {
   keepAliveSeconds: number;
 }
 
+/** Settings every option may carry. */
+export interface CommonConfig {
+  /** hotspot profiles built into the firmware (used until the cloud sends a newer set) */
+  hotspots?: HotspotSet;
+  /** the firmware's build time, Unix seconds: the first wall-time floor */
+  buildTime?: number;
+}
+
 /** A validated device configuration. Secrets are bytes, never strings in logs. */
-export type DeviceConfig =
+export type DeviceConfig = CommonConfig & (
   | { deviceId: string; option: "secret"; secret: Uint8Array; cloud: CloudConfig }
   | { deviceId: string; option: "temporary"; provisioningKey: Uint8Array; cloud: CloudConfig }
-  | { deviceId: string; option: "certificate"; certificate: string; privateKey: string; cloud: CloudConfig };
+  | { deviceId: string; option: "certificate"; certificate: string; privateKey: string; cloud: CloudConfig });
+
+/** Build times accepted: 2020-01-01 .. 2100-01-01. */
+export const BUILD_TIME_RANGE = [1_577_836_800, 4_102_444_800] as const;
+
+/**
+ * Validates the optional common settings: `hotspots` is an array of profiles
+ * (revision 0) or `{ rev, profiles }`; `buildTime` is Unix seconds.
+ */
+export function validateCommonConfig(config: Record<string, unknown>): CommonConfig {
+  const out: CommonConfig = {};
+  const hotspots = config.hotspots;
+  if (hotspots !== undefined) {
+    if (Array.isArray(hotspots)) {
+      out.hotspots = { rev: 0, profiles: validateHotspotProfiles(hotspots, "hotspots", "CONFIG_INVALID") };
+    } else if (typeof hotspots === "object" && hotspots !== null) {
+      const set = hotspots as Record<string, unknown>;
+      for (const key of Object.keys(set)) if (key !== "rev" && key !== "profiles") fail(`hotspots.${key}`, "unexpected field");
+      out.hotspots = {
+        rev: set.rev === undefined ? 0 : checkHotspotRev(set.rev, "hotspots.rev", "CONFIG_INVALID"),
+        profiles: validateHotspotProfiles(set.profiles, "hotspots.profiles", "CONFIG_INVALID"),
+      };
+    } else {
+      fail("hotspots", "must be an array of profiles or { rev, profiles }");
+    }
+  }
+  const buildTime = config.buildTime;
+  if (buildTime !== undefined) {
+    if (typeof buildTime !== "number" || !Number.isInteger(buildTime) || buildTime < BUILD_TIME_RANGE[0] || buildTime > BUILD_TIME_RANGE[1]) {
+      fail("buildTime", "must be Unix seconds between 2020 and 2100");
+    }
+    out.buildTime = buildTime;
+  }
+  return out;
+}
 
 const MAX_PEM = 8192;
 const HOST_PATTERN = /^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$/;
@@ -82,11 +125,12 @@ export function validateConfig(input: unknown): DeviceConfig {
   const config = input as Record<string, unknown>;
   const deviceId = checkDeviceId(config.deviceId, "CONFIG_INVALID");
   const cloud = validateCloudConfig(config.cloud);
+  const common = () => validateCommonConfig(config);
   switch (config.option) {
     case "secret":
-      return { deviceId, option: "secret", secret: keyMaterial(config.secret, "secret"), cloud };
+      return { deviceId, option: "secret", secret: keyMaterial(config.secret, "secret"), cloud, ...common() };
     case "temporary":
-      return { deviceId, option: "temporary", provisioningKey: keyMaterial(config.provisioningKey, "provisioningKey"), cloud };
+      return { deviceId, option: "temporary", provisioningKey: keyMaterial(config.provisioningKey, "provisioningKey"), cloud, ...common() };
     case "certificate":
       return {
         deviceId,
@@ -94,6 +138,7 @@ export function validateConfig(input: unknown): DeviceConfig {
         certificate: pem(config.certificate, "certificate", CERT_PEM),
         privateKey: pem(config.privateKey, "privateKey", KEY_PEM),
         cloud,
+        ...common(),
       };
     default:
       return fail("option", 'must be "certificate", "secret" or "temporary"');

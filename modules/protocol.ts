@@ -11,11 +11,18 @@
 import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from "./bytes";
 import { WcmError } from "./errors";
 import type { LoginKind } from "./derive";
+import { checkHotspotRev, checkSsid, hotspotProfilesJson, validateHotspotProfiles, type HotspotProfile } from "./hotspots";
+import type { NetworkFailureReason } from "./ports";
 
 /** Protocol version carried in every message (`v`) and the topic prefix. */
 export const PROTOCOL_VERSION = 1;
 /** Largest message, in bytes, either side accepts on any wcm topic. */
 export const MAX_MESSAGE_BYTES = 1024;
+/**
+ * Largest `config` response (the hotspot profile set with its envelope): the one
+ * message allowed over MAX_MESSAGE_BYTES, and only cloud -> device.
+ */
+export const MAX_CONFIG_BYTES = 4096;
 /** Largest application message payload, in bytes. */
 export const MAX_APP_PAYLOAD_BYTES = 4096;
 /** Device ids: 1 to 64 characters of [A-Za-z0-9._-], starting with a letter or digit. */
@@ -123,25 +130,81 @@ export type ReasonCode =
   | "BAD_PROOF"
   | "GENERATION_MISMATCH"
   | "RATE_LIMITED"
+  | "NOTHING_PENDING"
   | "INTERNAL";
 
 const REASON_CODES: readonly ReasonCode[] = [
-  "BAD_REQUEST", "TOO_LARGE", "UNKNOWN_OP", "NOTHING_TO_ISSUE", "BAD_PROOF", "GENERATION_MISMATCH", "RATE_LIMITED", "INTERNAL",
+  "BAD_REQUEST", "TOO_LARGE", "UNKNOWN_OP", "NOTHING_TO_ISSUE", "BAD_PROOF", "GENERATION_MISMATCH", "RATE_LIMITED", "NOTHING_PENDING", "INTERNAL",
 ];
+
+/** Every NetworkFailureReason (ports.ts), for validation. */
+export const NETWORK_FAILURE_REASONS: readonly NetworkFailureReason[] = [
+  "NETWORK-NOT-FOUND", "INCORRECT-PASSWORD", "EAP-REJECTED", "EAP-SERVER-UNTRUSTED", "EAP-TIMEOUT",
+  "ASSOCIATION-FAILED", "DHCP-TIMEOUT", "INTERNET-NOT-REACHABLE", "CONNECTION-LOST",
+];
+
+/** Which kind of network a report is about. */
+export type NetworkKind = "private" | "hotspot";
+
+/** One network failure as a device reports it in `hello` (consecutive repeats counted in `n`). */
+export interface NetworkFailureReport {
+  kind: NetworkKind;
+  ssid: string;
+  reason: NetworkFailureReason;
+  /** e.g. the RADIUS Reply-Message; at most 64 characters */
+  detail?: string;
+  /** how many times in a row (1..9999) */
+  n: number;
+}
+
+/** Most failure reports in one `hello`. */
+export const MAX_FAILURE_REPORTS = 4;
+/** Longest `detail` of a failure report. */
+export const MAX_FAILURE_DETAIL = 64;
+
+/** Outcomes of a private network change, reported with `network-result`. */
+export type NetworkResult = "JOINED" | "FAILED" | "FORGOTTEN" | "UNREADABLE";
+const NETWORK_RESULTS: readonly NetworkResult[] = ["JOINED", "FAILED", "FORGOTTEN", "UNREADABLE"];
 
 /** Device -> cloud, on the request topic. */
 export type DeviceRequest =
   | { v: 1; rid: string; op: "issue" }
-  | { v: 1; rid: string; op: "commit"; gen: number; proof: Uint8Array };
+  | { v: 1; rid: string; op: "commit"; gen: number; proof: Uint8Array }
+  | {
+      v: 1; rid: string; op: "hello";
+      /** the hotspot profile revision the device holds (0 = firmware's or none) */
+      rev: number;
+      /** the device's X25519 sealing public key */
+      key: Uint8Array;
+      /** the network the device is on now */
+      net?: { kind: NetworkKind; ssid: string };
+      /** network failures since the last acknowledged hello */
+      failures?: NetworkFailureReport[];
+    }
+  | { v: 1; rid: string; op: "config" }
+  | { v: 1; rid: string; op: "network" }
+  | { v: 1; rid: string; op: "network-result"; seq: number; result: NetworkResult; reason?: NetworkFailureReason; detail?: string };
 
 /** Cloud -> device, on the response topic. */
 export type CloudResponse =
   | { v: 1; rid: string; op: "issue"; ok: true; gen: number; nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array }
   | { v: 1; rid: string; op: "commit"; ok: true; gen: number }
+  | {
+      v: 1; rid: string; op: "hello"; ok: true;
+      /** the cloud's wall clock, Unix seconds */
+      time: number;
+      /** the current hotspot profile revision (0 = none set) */
+      rev: number;
+      /** true when a sealed network change waits for the device */
+      network: boolean;
+    }
+  | { v: 1; rid: string; op: "config"; ok: true; rev: number; hotspots: HotspotProfile[] }
+  | { v: 1; rid: string; op: "network"; ok: true; seq: number; sealed: Uint8Array }
+  | { v: 1; rid: string; op: "network-result"; ok: true; seq: number }
   | { v: 1; rid: string; op: string; ok: false; reason: ReasonCode; detail?: string };
 
 /** Manager states reported in status messages and to the app. */
-export type DeviceState = "STOPPED" | "CONNECTING" | "ISSUING" | "ONLINE" | "RETRY_WAIT" | "AUTH_FAILED";
+export type DeviceState = "STOPPED" | "SCANNING" | "JOINING" | "CONNECTING" | "ISSUING" | "ONLINE" | "RETRY_WAIT" | "AUTH_FAILED";
 /** The credential a device is using. */
 export type CredentialLabel = "certificate" | "secret" | "temporary" | "permanent";
 
@@ -154,12 +217,12 @@ export interface DeviceStatus {
   lastFailure?: { reason: string; detail?: string };
 }
 
-const STATES: readonly DeviceState[] = ["STOPPED", "CONNECTING", "ISSUING", "ONLINE", "RETRY_WAIT", "AUTH_FAILED"];
+const STATES: readonly DeviceState[] = ["STOPPED", "SCANNING", "JOINING", "CONNECTING", "ISSUING", "ONLINE", "RETRY_WAIT", "AUTH_FAILED"];
 const CREDENTIALS: readonly CredentialLabel[] = ["certificate", "secret", "temporary", "permanent"];
 
-function decodeObject(payload: Uint8Array, what: string): Record<string, unknown> {
-  if (payload.length > MAX_MESSAGE_BYTES) {
-    throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, what);
+function decodeObject(payload: Uint8Array, what: string, limit = MAX_MESSAGE_BYTES): Record<string, unknown> {
+  if (payload.length > limit) {
+    throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${limit} bytes`, what);
   }
   let value: unknown;
   try {
@@ -203,12 +266,116 @@ function bytesField(value: unknown, length: number, what: string): Uint8Array {
   return bytes;
 }
 
-/** Serialises a device request. */
-export function encodeRequest(request: DeviceRequest): Uint8Array {
-  if (request.op === "commit") {
-    return utf8Encode(JSON.stringify({ v: 1, rid: request.rid, op: "commit", gen: request.gen, proof: toBase64Url(request.proof) }));
+function uint(value: unknown, max: number, what: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
+    throw new WcmError("MESSAGE_INVALID", `must be an integer 0..${max}`, what);
   }
-  return utf8Encode(JSON.stringify({ v: 1, rid: request.rid, op: request.op }));
+  return value;
+}
+
+function shortText(value: unknown, max: number, what: string): string {
+  if (typeof value !== "string" || value.length > max) throw new WcmError("MESSAGE_INVALID", `must be a string of at most ${max} characters`, what);
+  return value;
+}
+
+function networkReason(value: unknown, what: string): NetworkFailureReason {
+  if (!NETWORK_FAILURE_REASONS.includes(value as NetworkFailureReason)) throw new WcmError("MESSAGE_INVALID", "unknown network failure reason", what);
+  return value as NetworkFailureReason;
+}
+
+function networkKind(value: unknown, what: string): NetworkKind {
+  if (value !== "private" && value !== "hotspot") throw new WcmError("MESSAGE_INVALID", "must be private or hotspot", what);
+  return value;
+}
+
+function failureJson(failure: NetworkFailureReport): Record<string, unknown> {
+  const out: Record<string, unknown> = { kind: failure.kind, ssid: failure.ssid, reason: failure.reason };
+  if (failure.detail !== undefined) out.detail = failure.detail.slice(0, MAX_FAILURE_DETAIL);
+  out.n = Math.min(Math.max(1, Math.floor(failure.n)), 9999);
+  return out;
+}
+
+/**
+ * Serialises a device request. A `hello` whose failure list would make it larger
+ * than MAX_MESSAGE_BYTES is sent with fewer failures (the oldest kept).
+ */
+export function encodeRequest(request: DeviceRequest): Uint8Array {
+  switch (request.op) {
+    case "commit":
+      return utf8Encode(JSON.stringify({ v: 1, rid: request.rid, op: "commit", gen: request.gen, proof: toBase64Url(request.proof) }));
+    case "hello": {
+      const out: Record<string, unknown> = { v: 1, rid: request.rid, op: "hello", rev: request.rev, key: toBase64Url(request.key) };
+      if (request.net) out.net = { kind: request.net.kind, ssid: request.net.ssid };
+      const failures = (request.failures ?? []).slice(0, MAX_FAILURE_REPORTS).map(failureJson);
+      for (let count = failures.length; ; count--) {
+        if (count > 0) out.failures = failures.slice(0, count);
+        else delete out.failures;
+        const bytes = utf8Encode(JSON.stringify(out));
+        if (bytes.length <= MAX_MESSAGE_BYTES || count === 0) return bytes;
+      }
+    }
+    case "network-result": {
+      const out: Record<string, unknown> = { v: 1, rid: request.rid, op: request.op, seq: request.seq, result: request.result };
+      if (request.reason !== undefined) out.reason = request.reason;
+      if (request.detail !== undefined) out.detail = request.detail.slice(0, MAX_FAILURE_DETAIL);
+      return utf8Encode(JSON.stringify(out));
+    }
+    default:
+      return utf8Encode(JSON.stringify({ v: 1, rid: request.rid, op: request.op }));
+  }
+}
+
+function decodeFailures(value: unknown): NetworkFailureReport[] {
+  if (!Array.isArray(value) || value.length > MAX_FAILURE_REPORTS) {
+    throw new WcmError("MESSAGE_INVALID", `must be an array of at most ${MAX_FAILURE_REPORTS} reports`, "request.failures");
+  }
+  return value.map((item, i) => {
+    const what = `request.failures[${i}]`;
+    if (typeof item !== "object" || item === null || Array.isArray(item)) throw new WcmError("MESSAGE_INVALID", "must be an object", what);
+    const object = item as Record<string, unknown>;
+    onlyKeys(object, ["kind", "ssid", "reason", "detail", "n"], what);
+    const report: NetworkFailureReport = {
+      kind: networkKind(object.kind, `${what}.kind`),
+      ssid: checkSsid(object.ssid, `${what}.ssid`, "MESSAGE_INVALID"),
+      reason: networkReason(object.reason, `${what}.reason`),
+      n: uint(object.n, 9999, `${what}.n`),
+    };
+    if (report.n < 1) throw new WcmError("MESSAGE_INVALID", "must be at least 1", `${what}.n`);
+    if (object.detail !== undefined) report.detail = shortText(object.detail, MAX_FAILURE_DETAIL, `${what}.detail`);
+    return report;
+  });
+}
+
+function decodeHello(object: Record<string, unknown>, rid: string): DeviceRequest {
+  onlyKeys(object, ["v", "rid", "op", "rev", "key", "net", "failures"], "request");
+  const request: Extract<DeviceRequest, { op: "hello" }> = {
+    v: 1, rid, op: "hello",
+    rev: checkHotspotRev(object.rev, "request.rev", "MESSAGE_INVALID"),
+    key: bytesField(object.key, 32, "request.key"),
+  };
+  if (object.net !== undefined) {
+    const net = object.net;
+    if (typeof net !== "object" || net === null || Array.isArray(net)) throw new WcmError("MESSAGE_INVALID", "must be an object", "request.net");
+    onlyKeys(net as Record<string, unknown>, ["kind", "ssid"], "request.net");
+    const { kind, ssid } = net as Record<string, unknown>;
+    request.net = { kind: networkKind(kind, "request.net.kind"), ssid: checkSsid(ssid, "request.net.ssid", "MESSAGE_INVALID") };
+  }
+  if (object.failures !== undefined) request.failures = decodeFailures(object.failures);
+  return request;
+}
+
+function decodeNetworkResult(object: Record<string, unknown>, rid: string): DeviceRequest {
+  onlyKeys(object, ["v", "rid", "op", "seq", "result", "reason", "detail"], "request");
+  if (!NETWORK_RESULTS.includes(object.result as NetworkResult)) throw new WcmError("MESSAGE_INVALID", "unknown result", "request.result");
+  const request: Extract<DeviceRequest, { op: "network-result" }> = {
+    v: 1, rid, op: "network-result", seq: generation(object.seq, "request.seq"), result: object.result as NetworkResult,
+  };
+  if (object.reason !== undefined) request.reason = networkReason(object.reason, "request.reason");
+  if (object.detail !== undefined) request.detail = shortText(object.detail, MAX_FAILURE_DETAIL, "request.detail");
+  if ((request.result === "FAILED") !== (request.reason !== undefined)) {
+    throw new WcmError("MESSAGE_INVALID", "a reason comes with FAILED and only with FAILED", "request.reason");
+  }
+  return request;
 }
 
 /**
@@ -226,6 +393,14 @@ export function decodeRequest(payload: Uint8Array): DeviceRequest {
     case "commit":
       onlyKeys(object, ["v", "rid", "op", "gen", "proof"], "request");
       return { v: 1, rid, op: "commit", gen: generation(object.gen, "request.gen"), proof: bytesField(object.proof, 32, "request.proof") };
+    case "hello":
+      return decodeHello(object, rid);
+    case "config":
+    case "network":
+      onlyKeys(object, ["v", "rid", "op"], "request");
+      return { v: 1, rid, op: object.op };
+    case "network-result":
+      return decodeNetworkResult(object, rid);
     default:
       throw new WcmError("MESSAGE_INVALID", "unknown operation", "request.op");
   }
@@ -249,18 +424,43 @@ export function encodeResponse(response: CloudResponse): Uint8Array {
     if (response.detail !== undefined) out.detail = response.detail.slice(0, 200);
     return utf8Encode(JSON.stringify(out));
   }
-  if (response.op === "issue") {
-    return utf8Encode(JSON.stringify({
-      v: 1, rid: response.rid, op: "issue", ok: true, gen: response.gen,
-      nonce: toBase64Url(response.nonce), secret: toBase64Url(response.secret), tag: toBase64Url(response.tag),
-    }));
+  switch (response.op) {
+    case "issue":
+      return utf8Encode(JSON.stringify({
+        v: 1, rid: response.rid, op: "issue", ok: true, gen: response.gen,
+        nonce: toBase64Url(response.nonce), secret: toBase64Url(response.secret), tag: toBase64Url(response.tag),
+      }));
+    case "hello":
+      return utf8Encode(JSON.stringify({ v: 1, rid: response.rid, op: "hello", ok: true, time: response.time, rev: response.rev, network: response.network }));
+    case "config":
+      return utf8Encode(JSON.stringify({ v: 1, rid: response.rid, op: "config", ok: true, rev: response.rev, hotspots: hotspotProfilesJson(response.hotspots) }));
+    case "network":
+      return utf8Encode(JSON.stringify({ v: 1, rid: response.rid, op: "network", ok: true, seq: response.seq, sealed: toBase64Url(response.sealed) }));
+    case "network-result":
+      return utf8Encode(JSON.stringify({ v: 1, rid: response.rid, op: "network-result", ok: true, seq: response.seq }));
+    default:
+      return utf8Encode(JSON.stringify({ v: 1, rid: response.rid, op: "commit", ok: true, gen: response.gen }));
   }
-  return utf8Encode(JSON.stringify({ v: 1, rid: response.rid, op: "commit", ok: true, gen: response.gen }));
 }
 
-/** Parses a cloud response strictly; throws MESSAGE_TOO_LARGE or MESSAGE_INVALID. */
+/** Largest sealed network change in a `network` response (bytes before base64url). */
+export const MAX_SEALED_BYTES = 512;
+/** Largest Unix time the cloud may send (year 36812; rejects garbage, not the far future). */
+export const MAX_TIME_SECONDS = 2 ** 40;
+
+/**
+ * Parses a cloud response strictly; throws MESSAGE_TOO_LARGE or MESSAGE_INVALID.
+ * Only a successful `config` response may be larger than MAX_MESSAGE_BYTES (up to MAX_CONFIG_BYTES).
+ */
 export function decodeResponse(payload: Uint8Array): CloudResponse {
-  const object = decodeObject(payload, "response");
+  const object = decodeObject(payload, "response", MAX_CONFIG_BYTES);
+  return responseFrom(object, payload.length);
+}
+
+function responseFrom(object: Record<string, unknown>, size: number): CloudResponse {
+  if (size > MAX_MESSAGE_BYTES && !(object.op === "config" && object.ok === true)) {
+    throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, "response");
+  }
   const rid = requestId(object, "response");
   const op = object.op;
   if (typeof op !== "string" || op.length > 16) throw new WcmError("MESSAGE_INVALID", "must be a short string", "response.op");
@@ -290,17 +490,45 @@ export function decodeResponse(payload: Uint8Array): CloudResponse {
     onlyKeys(object, ["v", "rid", "op", "ok", "gen"], "response");
     return { v: 1, rid, op: "commit", ok: true, gen: generation(object.gen, "response.gen") };
   }
+  if (op === "hello") {
+    onlyKeys(object, ["v", "rid", "op", "ok", "time", "rev", "network"], "response");
+    if (typeof object.network !== "boolean") throw new WcmError("MESSAGE_INVALID", "must be true or false", "response.network");
+    return {
+      v: 1, rid, op: "hello", ok: true, time: uint(object.time, MAX_TIME_SECONDS, "response.time"),
+      rev: checkHotspotRev(object.rev, "response.rev", "MESSAGE_INVALID"), network: object.network,
+    };
+  }
+  if (op === "config") {
+    onlyKeys(object, ["v", "rid", "op", "ok", "rev", "hotspots"], "response");
+    return {
+      v: 1, rid, op: "config", ok: true, rev: checkHotspotRev(object.rev, "response.rev", "MESSAGE_INVALID"),
+      hotspots: validateHotspotProfiles(object.hotspots, "response.hotspots", "MESSAGE_INVALID"),
+    };
+  }
+  if (op === "network") {
+    onlyKeys(object, ["v", "rid", "op", "ok", "seq", "sealed"], "response");
+    if (typeof object.sealed !== "string" || object.sealed.length > Math.ceil((MAX_SEALED_BYTES * 4) / 3)) {
+      throw new WcmError("MESSAGE_INVALID", `must be base64url of at most ${MAX_SEALED_BYTES} bytes`, "response.sealed");
+    }
+    return { v: 1, rid, op: "network", ok: true, seq: generation(object.seq, "response.seq"), sealed: fromBase64Url(object.sealed) };
+  }
+  if (op === "network-result") {
+    onlyKeys(object, ["v", "rid", "op", "ok", "seq"], "response");
+    return { v: 1, rid, op: "network-result", ok: true, seq: generation(object.seq, "response.seq") };
+  }
   throw new WcmError("MESSAGE_INVALID", "unknown operation", "response.op");
 }
 
 /**
  * Cloud -> device, on the response topic, unsolicited: "rotate" says the cloud
  * holds a new secret for the device (an operator rotation); the device fetches
- * it with an `issue` request and commits it as in issuance.
+ * it with an `issue` request and commits it as in issuance. "config": the hotspot
+ * profile set changed (fetch it with `config`). "network": a sealed private
+ * network change waits (fetch it with `network`).
  */
 export interface CloudNotice {
   v: 1;
-  notice: "rotate";
+  notice: "rotate" | "config" | "network";
 }
 
 /** Serialises a notice. */
@@ -313,11 +541,60 @@ export function encodeNotice(notice: CloudNotice): Uint8Array {
  * notice (an object with a `notice` field). Throws MESSAGE_TOO_LARGE or MESSAGE_INVALID.
  */
 export function decodeCloudMessage(payload: Uint8Array): CloudResponse | CloudNotice {
-  const object = decodeObject(payload, "response");
-  if (!("notice" in object)) return decodeResponse(payload);
+  const object = decodeObject(payload, "response", MAX_CONFIG_BYTES);
+  if (!("notice" in object)) return responseFrom(object, payload.length);
+  if (payload.length > MAX_MESSAGE_BYTES) throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, "notice");
   onlyKeys(object, ["v", "notice"], "notice");
-  if (object.notice !== "rotate") throw new WcmError("MESSAGE_INVALID", "unknown notice", "notice.notice");
-  return { v: 1, notice: "rotate" };
+  if (object.notice !== "rotate" && object.notice !== "config" && object.notice !== "network") {
+    throw new WcmError("MESSAGE_INVALID", "unknown notice", "notice.notice");
+  }
+  return { v: 1, notice: object.notice };
+}
+
+// ---------------------------------------------------------------- sealed network changes
+
+/** A private network change as sealed by the cloud (the plaintext of `network`'s `sealed`). */
+export type NetworkChange =
+  | { seq: number; action: "set"; ssid: string; password: string; priority: number }
+  | { seq: number; action: "forget"; ssid: string };
+
+/** Highest private network priority (higher is tried first). */
+export const MAX_NETWORK_PRIORITY = 100;
+
+/**
+ * Throws a WcmError with `code` unless `password` is "" (an open network), a
+ * WPA2 passphrase (8-63 printable ASCII characters) or a raw PSK (64 hex digits).
+ */
+export function checkNetworkPassword(password: unknown, field: string, code: "MESSAGE_INVALID" | "CONFIG_INVALID"): string {
+  if (typeof password !== "string" || !(password === "" || /^[\x20-\x7e]{8,63}$/.test(password) || /^[0-9a-fA-F]{64}$/.test(password))) {
+    throw new WcmError(code, "must be empty (open), 8-63 printable ASCII characters or 64 hex digits", field);
+  }
+  return password;
+}
+
+/** Serialises a network change for sealing. */
+export function encodeNetworkChange(change: NetworkChange): Uint8Array {
+  return utf8Encode(JSON.stringify(change.action === "set"
+    ? { v: 1, seq: change.seq, action: "set", ssid: change.ssid, password: change.password, priority: change.priority }
+    : { v: 1, seq: change.seq, action: "forget", ssid: change.ssid }));
+}
+
+/** Parses an opened network change strictly; throws MESSAGE_INVALID. */
+export function decodeNetworkChange(plaintext: Uint8Array): NetworkChange {
+  const object = decodeObject(plaintext, "change");
+  const seq = generation(object.seq, "change.seq");
+  const ssid = checkSsid(object.ssid, "change.ssid", "MESSAGE_INVALID");
+  if (object.action === "forget") {
+    onlyKeys(object, ["v", "seq", "action", "ssid"], "change");
+    return { seq, action: "forget", ssid };
+  }
+  if (object.action !== "set") throw new WcmError("MESSAGE_INVALID", "must be set or forget", "change.action");
+  onlyKeys(object, ["v", "seq", "action", "ssid", "password", "priority"], "change");
+  return {
+    seq, action: "set", ssid,
+    password: checkNetworkPassword(object.password, "change.password", "MESSAGE_INVALID"),
+    priority: uint(object.priority, MAX_NETWORK_PRIORITY, "change.priority"),
+  };
 }
 
 /** Serialises a status report. */
