@@ -1,7 +1,8 @@
 /*
  * The reference cloud in one call: startCloud() opens the registry, makes the
  * server TLS identity on first start, and runs the MQTT/TLS endpoint (with the
- * issuance service) and, optionally, the admin HTTP API on loopback.
+ * issuance service), optionally the RADIUS server for hotspots (cloud/radius/)
+ * and the admin HTTP API on loopback.
  */
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -13,13 +14,21 @@ import { loadMasterKey } from "./master-key";
 import { MqttServer } from "./mqtt-server";
 import { nodeDigest } from "./node-digest";
 import { createServerIdentity, privateKeyPem } from "./pki";
+import { radiusIdentity, RADIUS_SERVER_NAME } from "./radius/identity";
+import { RadiusServer, type RadiusServerOptions } from "./radius/server";
 import { Registry } from "./registry";
 import { CloudServices } from "./services";
 
 export { CloudError, isCloudError, CLOUD_ERROR_CODES, type CloudErrorCode } from "./errors";
 export { CloudServices } from "./services";
 export type { DeviceView, AuditRecord } from "./registry";
-export type { ProductCaInfo, IssuedDeviceCertificate, ProvisioningKeyInfo, LotInfo } from "./services";
+export type { ProductCaInfo, IssuedDeviceCertificate, ProvisioningKeyInfo, LotInfo, NasClientInfo } from "./services";
+export { RADIUS_SERVER_NAME } from "./radius/identity";
+export { RadiusServer } from "./radius/server";
+
+/** Tunables of the RADIUS server (docs/radius.md); everything else comes from the cloud. */
+export type RadiusTuning = Pick<RadiusServerOptions,
+  "fragmentSize" | "maxReassembly" | "maxSessions" | "sessionIdleMs" | "deviceRate" | "nasRate" | "duplicateTtlMs" | "sessionTimeoutS">;
 
 /** Options of startCloud. */
 export interface StartCloudOptions {
@@ -36,6 +45,10 @@ export interface StartCloudOptions {
   httpPort?: number;
   /** when set, the HTTP API requires `Authorization: Bearer <adminToken>` */
   adminToken?: string;
+  /** RADIUS UDP port (undefined = no RADIUS server; 0 = ephemeral) */
+  radiusPort?: number;
+  /** RADIUS limits and fragment size */
+  radius?: RadiusTuning;
   /** ms a connection may take to complete TLS and CONNECT (default 10000) */
   connectTimeoutMs?: number;
   log?: LogPort;
@@ -46,10 +59,16 @@ export interface Cloud {
   mqttPort: number;
   /** undefined when no HTTP API was asked for */
   httpPort: number | undefined;
-  /** the trust anchor devices need for the MQTT endpoint (PEM) */
+  /** undefined when no RADIUS server was asked for */
+  radiusPort: number | undefined;
+  /** the trust anchor devices need for the MQTT endpoint and the RADIUS server (PEM) */
   serverCaPem: string;
   /** the name in the server certificate */
   serverName: "localhost";
+  /** the name in the RADIUS server's certificate, which devices validate */
+  radiusServerName: typeof RADIUS_SERVER_NAME;
+  /** the RADIUS server (stats), when running */
+  radius: RadiusServer | undefined;
   /** the admin service layer (actor "admin:api" in the audit log) */
   services: CloudServices;
   /** the registry (tests, tools) */
@@ -90,6 +109,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   masterKey.fill(0);
   let mqtt: MqttServer | undefined;
   let http: AdminListener | undefined;
+  let radius: RadiusServer | undefined;
   try {
     const identity = await serverIdentity(registry);
     writeFileSync(join(options.dataDir, "server-ca.pem"), identity.caPem);
@@ -109,6 +129,15 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         return row?.kind === "temporary" && row.lot === lot;
       }),
     });
+    if (options.radiusPort !== undefined) {
+      const tls = await radiusIdentity(registry);
+      radius = new RadiusServer({
+        ...options.radius, registry, digest: nodeDigest, certPem: tls.certPem, keyPem: tls.keyPem,
+        host, port: options.radiusPort, log: options.log,
+      });
+      await radius.start();
+    }
+    const radiusServer = radius;
     if (options.httpPort !== undefined) {
       http = await listenAdminApi(buildAdminApi(services.as("admin:http"), { token: options.adminToken }), { host, port: options.httpPort });
     }
@@ -117,8 +146,11 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     return {
       mqttPort: mqtt.port,
       httpPort: http?.port,
+      radiusPort: radiusServer?.port,
       serverCaPem: identity.caPem,
       serverName: "localhost",
+      radiusServerName: RADIUS_SERVER_NAME,
+      radius: radiusServer,
       services,
       registry,
       mqtt,
@@ -127,12 +159,14 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         if (closed) return;
         closed = true;
         await httpListener?.close();
+        await radiusServer?.close();
         await live.close();
         registry.close();
       },
     };
   } catch (error) {
     await http?.close();
+    await radius?.close();
     await mqtt?.close();
     registry.close();
     throw error;

@@ -45,6 +45,10 @@ export interface DeviceRow {
   last_failure_detail: string | null;
   last_failure_at: number | null;
   last_seen: number | null;
+  /** end of a lockout (ms), or null */
+  locked_until: number | null;
+  /** lockouts since the last successful login or unlock (the next one lasts longer) */
+  lockouts: number;
   created_at: number;
 }
 
@@ -65,6 +69,10 @@ export interface DeviceView {
   lastFailureDetail: string | null;
   lastFailureAt: string | null;
   lastSeen: string | null;
+  /** end of the current lockout, when the device is locked out */
+  lockedUntil: string | null;
+  /** lockouts since the last successful login or unlock */
+  lockouts: number;
   createdAt: string;
 }
 
@@ -84,7 +92,30 @@ export interface LotRow {
   key_enc: Buffer;
   has_allowlist: number;
   retired: number;
+  /** the key was revoked (compromised): implies retired */
+  revoked: number;
   created_at: number;
+}
+
+/** A RADIUS client (access point or controller) row; `address` is an IP address or "*" (matched by NAS-Identifier). */
+export interface NasClientRow {
+  name: string;
+  address: string;
+  secret_enc: Buffer;
+  created_at: number;
+}
+
+/** Filters of Registry.auditLog (all optional, combined with AND). */
+export interface AuditFilter {
+  /** exact action, or a prefix ending in `.` or `*` (e.g. `login.`, `device.*`) */
+  action?: string;
+  actor?: string;
+  /** ms since the epoch, inclusive */
+  since?: number;
+  /** ms since the epoch, exclusive */
+  until?: number;
+  /** only records with a smaller sequence number (paging) */
+  before?: number;
 }
 
 /** One audit record. */
@@ -112,18 +143,28 @@ CREATE TABLE IF NOT EXISTS devices (
   temp_retired INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0,
   last_counter INTEGER NOT NULL DEFAULT -1,
   state TEXT, credential TEXT, last_failure TEXT, last_failure_detail TEXT, last_failure_at INTEGER,
-  last_seen INTEGER, created_at INTEGER NOT NULL);
+  last_seen INTEGER, locked_until INTEGER, lockouts INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS provisioning_keys (
   lot TEXT PRIMARY KEY, key_enc BLOB NOT NULL, has_allowlist INTEGER NOT NULL,
-  retired INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+  retired INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS lot_devices (lot TEXT NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (lot, device_id));
 CREATE INDEX IF NOT EXISTS lot_devices_by_device ON lot_devices (device_id);
+CREATE INDEX IF NOT EXISTS devices_by_lot ON devices (lot);
 CREATE TABLE IF NOT EXISTS audit (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL,
   action TEXT NOT NULL, device_id TEXT, detail TEXT);
+CREATE TABLE IF NOT EXISTS nas_clients (
+  name TEXT PRIMARY KEY, address TEXT NOT NULL, secret_enc BLOB NOT NULL, created_at INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
 `;
+
+/** Columns added after the first schema: added to older registries at open. */
+const ADDED_COLUMNS: [table: string, column: string, declaration: string][] = [
+  ["devices", "locked_until", "INTEGER"],
+  ["devices", "lockouts", "INTEGER NOT NULL DEFAULT 0"],
+  ["provisioning_keys", "revoked", "INTEGER NOT NULL DEFAULT 0"],
+];
 
 const KEY_CHECK_PLAINTEXT = "wcm master key check v1";
 
@@ -171,6 +212,11 @@ export class Registry {
       db.pragma("synchronous = FULL");
       db.pragma("foreign_keys = ON");
       db.pragma("busy_timeout = 5000");
+      for (const [table, column, declaration] of ADDED_COLUMNS) {
+        const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+        const hasColumn = db.prepare(`SELECT 1 FROM pragma_table_info('${table}') WHERE name = ?`).get(column) !== undefined;
+        if (hasTable && !hasColumn) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${declaration}`);
+      }
       db.exec(SCHEMA);
       const registry = new Registry(db, new SecretBox(masterKey), path, options.now ?? Date.now);
       registry.checkMasterKey();
@@ -208,12 +254,48 @@ export class Registry {
       .run(this.now(), actor.slice(0, 64), action.slice(0, 64), deviceId ?? null, detail === undefined || detail === null ? null : detail.slice(0, 200));
   }
 
-  /** The most recent audit records, newest first (at most `limit`, 1..10000), optionally for one device. */
-  auditLog(limit = 100, deviceId?: string): AuditRecord[] {
+  /**
+   * The most recent audit records, newest first (at most `limit`, 1..10000),
+   * filtered by device, action (exact, or a prefix ending in `.` or `*`), actor,
+   * time range (ms, `since` inclusive, `until` exclusive) and below a sequence
+   * number (`before`, for paging).
+   */
+  auditLog(limit = 100, deviceId?: string, filter: AuditFilter = {}): AuditRecord[] {
     const bounded = Math.max(1, Math.min(10_000, Math.floor(limit)));
-    const rows = (deviceId === undefined
-      ? this.db.prepare("SELECT * FROM audit ORDER BY seq DESC LIMIT ?").all(bounded)
-      : this.db.prepare("SELECT * FROM audit WHERE device_id = ? ORDER BY seq DESC LIMIT ?").all(deviceId, bounded)) as
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (deviceId !== undefined) {
+      where.push("device_id = ?");
+      args.push(deviceId);
+    }
+    if (filter.action !== undefined) {
+      if (filter.action.endsWith("*") || filter.action.endsWith(".")) {
+        const prefix = filter.action.replace(/\*$/, "");
+        where.push("substr(action, 1, ?) = ?");
+        args.push(prefix.length, prefix);
+      } else {
+        where.push("action = ?");
+        args.push(filter.action);
+      }
+    }
+    if (filter.actor !== undefined) {
+      where.push("actor = ?");
+      args.push(filter.actor);
+    }
+    if (filter.since !== undefined) {
+      where.push("at >= ?");
+      args.push(filter.since);
+    }
+    if (filter.until !== undefined) {
+      where.push("at < ?");
+      args.push(filter.until);
+    }
+    if (filter.before !== undefined) {
+      where.push("seq < ?");
+      args.push(filter.before);
+    }
+    const sql = `SELECT * FROM audit${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...args, bounded) as
       { seq: number; at: number; actor: string; action: string; device_id: string | null; detail: string | null }[];
     return rows.map((r) => ({ seq: r.seq, at: iso(r.at)!, actor: r.actor, action: r.action, deviceId: r.device_id, detail: r.detail }));
   }
@@ -298,7 +380,9 @@ export class Registry {
       tempRetired: row.temp_retired === 1, revoked: row.revoked === 1,
       state: row.state, credential: row.credential,
       lastFailure: row.last_failure, lastFailureDetail: row.last_failure_detail, lastFailureAt: iso(row.last_failure_at),
-      lastSeen: iso(row.last_seen), createdAt: iso(row.created_at)!,
+      lastSeen: iso(row.last_seen),
+      lockedUntil: row.locked_until !== null && row.locked_until > this.now() ? iso(row.locked_until) : null, lockouts: row.lockouts ?? 0,
+      createdAt: iso(row.created_at)!,
     };
   }
 
@@ -366,14 +450,14 @@ export class Registry {
    * and set, durable before the caller sends CONNACK). Returns false on a replay.
    */
   acceptLoginCounter(id: string, counter: number): boolean {
-    const result = this.db.prepare("UPDATE devices SET last_counter = ?, last_seen = ? WHERE id = ? AND last_counter < ? AND revoked = 0")
+    const result = this.db.prepare("UPDATE devices SET last_counter = ?, last_seen = ?, lockouts = 0, locked_until = NULL WHERE id = ? AND last_counter < ? AND revoked = 0")
       .run(counter, this.now(), id, counter);
     return result.changes === 1;
   }
 
   /** Accepts a certificate login (no counter). */
   touch(id: string): void {
-    this.db.prepare("UPDATE devices SET last_seen = ? WHERE id = ?").run(this.now(), id);
+    this.db.prepare("UPDATE devices SET last_seen = ?, lockouts = 0, locked_until = NULL WHERE id = ?").run(this.now(), id);
   }
 
   /** Creates the row of a temporary device at its first successful login. Returns false if a row appeared meanwhile. */
@@ -387,12 +471,43 @@ export class Registry {
     });
   }
 
-  /** Records why a login or request of `id` failed (on the row if it exists, and in the audit log). */
-  recordFailure(id: string, code: string, detail?: string): void {
+  /**
+   * Records why a login or request of `id` failed (on the row if it exists, and in the audit log).
+   * @param via - who refused: "mqtt" (login.refused) or "radius" (radius.refused)
+   * @param suppressed - earlier refusals of `id` that were not written (cloud/limits.ts RefusalAudit)
+   */
+  recordFailure(id: string, code: string, detail?: string, via: "mqtt" | "radius" = "mqtt", suppressed = 0): void {
     this.tx(() => {
       this.db.prepare("UPDATE devices SET last_failure = ?, last_failure_detail = ?, last_failure_at = ? WHERE id = ?")
         .run(code, detail === undefined ? null : detail.slice(0, 200), this.now(), id);
-      this.audit("mqtt", "login.refused", id, detail ? `${code}: ${detail}` : code);
+      const more = suppressed > 0 ? ` (+${suppressed} refusals not written)` : "";
+      this.audit(via, via === "radius" ? "radius.refused" : "login.refused", id, `${detail ? `${code}: ${detail}` : code}${more}`);
+    });
+  }
+
+  /**
+   * Locks a device out until `until` (ms): its logins are refused with
+   * LOCKED_OUT (CONNACK 5) without being verified. Stored as the last failure
+   * and audited. Returns false when there is no such device row.
+   */
+  lockDevice(id: string, until: number, lockouts: number, detail: string): boolean {
+    return this.tx(() => {
+      const result = this.db.prepare(
+        "UPDATE devices SET locked_until = ?, lockouts = ?, last_failure = 'LOCKED_OUT', last_failure_detail = ?, last_failure_at = ? WHERE id = ?",
+      ).run(until, lockouts, detail.slice(0, 200), this.now(), id);
+      if (result.changes !== 1) return false;
+      this.audit("mqtt", "login.lockout", id, `until=${new Date(until).toISOString()} lockout=${lockouts} ${detail}`);
+      return true;
+    });
+  }
+
+  /** Ends a device's lockout and forgets its lockout count. Audited. @throws DEVICE_NOT_FOUND */
+  unlockDevice(id: string, actor: string): void {
+    this.tx(() => {
+      const row = this.device(id);
+      if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "id" });
+      this.db.prepare("UPDATE devices SET locked_until = NULL, lockouts = 0 WHERE id = ?").run(id);
+      this.audit(actor, "device.unlock", id, row.locked_until !== null && row.locked_until > this.now() ? "was locked" : "was not locked");
     });
   }
 
@@ -427,9 +542,10 @@ export class Registry {
         `UPDATE devices SET secret_enc = pending_secret_enc, generation = pending_generation, kind = 'secret', credential = 'permanent',
            temp_retired = CASE WHEN lot IS NULL THEN temp_retired ELSE 1 END,
            pending_secret_enc = NULL, pending_generation = NULL, pending_nonce = NULL,
-           last_counter = CASE WHEN ? IS NULL THEN last_counter ELSE ? END, last_seen = ? WHERE id = ?`,
-      ).run(counter ?? null, counter ?? null, this.now(), id);
-      this.audit(actor, "secret.commit", id, `gen=${generation}`);
+           last_counter = CASE WHEN ? IS NULL THEN last_counter ELSE ? END, last_seen = ?,
+           lockouts = CASE WHEN ? IS NULL THEN lockouts ELSE 0 END WHERE id = ?`,
+      ).run(counter ?? null, counter ?? null, this.now(), counter ?? null, id);
+      this.audit(actor, "secret.commit", id, `gen=${generation}${row.kind === "temporary" ? " temporary-retired" : ""}`);
       return true;
     });
   }
@@ -457,7 +573,7 @@ export class Registry {
   /** Every lot with its allowlist size. */
   lots(): (Omit<LotRow, "key_enc"> & { devices: number })[] {
     return this.db.prepare(
-      "SELECT lot, has_allowlist, retired, created_at, (SELECT COUNT(*) FROM lot_devices d WHERE d.lot = p.lot) AS devices FROM provisioning_keys p ORDER BY lot",
+      "SELECT lot, has_allowlist, retired, revoked, created_at, (SELECT COUNT(*) FROM lot_devices d WHERE d.lot = p.lot) AS devices FROM provisioning_keys p ORDER BY lot",
     ).all() as (Omit<LotRow, "key_enc"> & { devices: number })[];
   }
 
@@ -496,12 +612,100 @@ export class Registry {
     for (const id of ids) insert.run(lot, id);
   }
 
-  /** Retires a lot: its temporary credentials stop working at the next connect. @throws LOT_NOT_FOUND */
+  /**
+   * Retires a lot's provisioning key ("the lot is done"): no new temporary
+   * login; a live temporary session may still finish its issuance, a pending
+   * issued secret may still be committed; devices that hold a permanent
+   * secret are not affected. Retiring twice changes nothing. @throws LOT_NOT_FOUND
+   */
   retireLot(lot: string, actor: string): void {
     this.tx(() => {
-      if (!this.lot(lot)) throw new CloudError("LOT_NOT_FOUND", `no lot ${lot}`, { field: "lot" });
+      const row = this.lot(lot);
+      if (!row) throw new CloudError("LOT_NOT_FOUND", `no lot ${lot}`, { field: "lot" });
+      if (row.retired) return;
       this.db.prepare("UPDATE provisioning_keys SET retired = 1 WHERE lot = ?").run(lot);
       this.audit(actor, "lot.retire", null, `lot=${lot}`);
+    });
+  }
+
+  /**
+   * Revokes a lot's provisioning key (it leaked): retired and revoked at once;
+   * no temporary login, issue or commit from a temporary session; secrets
+   * issued under the key but not yet committed are dropped (a genuine device
+   * among them needs re-provisioning). Devices that already committed a
+   * permanent secret keep it. Returns the ids of the lot's devices that were
+   * still temporary (the caller closes their sessions). @throws LOT_NOT_FOUND
+   */
+  revokeLotKey(lot: string, actor: string): string[] {
+    return this.tx(() => {
+      if (!this.lot(lot)) throw new CloudError("LOT_NOT_FOUND", `no lot ${lot}`, { field: "lot" });
+      this.db.prepare("UPDATE provisioning_keys SET retired = 1, revoked = 1 WHERE lot = ?").run(lot);
+      const temporary = (this.db.prepare("SELECT id FROM devices WHERE lot = ? AND kind = 'temporary'").all(lot) as { id: string }[]).map((r) => r.id);
+      const dropped = this.db.prepare(
+        "UPDATE devices SET pending_secret_enc = NULL, pending_generation = NULL, pending_nonce = NULL WHERE lot = ? AND kind = 'temporary' AND pending_secret_enc IS NOT NULL",
+      ).run(lot).changes;
+      this.audit(actor, "lot.key-revoke", null, `lot=${lot} temporary=${temporary.length} pending-dropped=${dropped}`);
+      return temporary;
+    });
+  }
+
+  /**
+   * Revokes a whole lot: its key is retired and revoked (revokeLotKey) and every
+   * device of the lot (temporary or permanent) is revoked, each audited.
+   * Returns the revoked device ids. @throws LOT_NOT_FOUND
+   */
+  revokeLot(lot: string, actor: string): string[] {
+    return this.tx(() => {
+      this.revokeLotKey(lot, actor);
+      const ids = (this.db.prepare("SELECT id FROM devices WHERE lot = ? AND revoked = 0").all(lot) as { id: string }[]).map((r) => r.id);
+      const revoke = this.db.prepare("UPDATE devices SET revoked = 1 WHERE id = ?");
+      for (const id of ids) {
+        revoke.run(id);
+        this.audit(actor, "device.revoke", id, `lot=${lot}`);
+      }
+      this.audit(actor, "lot.revoke", null, `lot=${lot} devices=${ids.length}`);
+      return ids;
+    });
+  }
+
+  // ------------------------------------------------------------ RADIUS clients (NAS)
+
+  /** A NAS client by name. */
+  nasClient(name: string): NasClientRow | undefined {
+    return this.db.prepare("SELECT * FROM nas_clients WHERE name = ?").get(name) as NasClientRow | undefined;
+  }
+
+  /** Every NAS client, by name. */
+  nasClients(): NasClientRow[] {
+    return this.db.prepare("SELECT * FROM nas_clients ORDER BY name").all() as NasClientRow[];
+  }
+
+  /** NAS clients that may send from `address`: those registered with it, and those with address "*". */
+  nasClientsFor(address: string): NasClientRow[] {
+    return this.db.prepare("SELECT * FROM nas_clients WHERE address = ? OR address = '*' ORDER BY name").all(address) as NasClientRow[];
+  }
+
+  /** The shared secret of a NAS client. */
+  nasSecret(row: NasClientRow): Uint8Array {
+    return this.box.open(row.secret_enc, `nas:${row.name}:secret`);
+  }
+
+  /** Inserts a NAS client with its (sealed) shared secret. @throws NAS_EXISTS */
+  insertNasClient(name: string, address: string, secret: Uint8Array, actor: string): void {
+    this.tx(() => {
+      if (this.nasClient(name)) throw new CloudError("NAS_EXISTS", `a NAS client named ${name} exists`, { field: "name" });
+      this.db.prepare("INSERT INTO nas_clients (name, address, secret_enc, created_at) VALUES (?, ?, ?, ?)")
+        .run(name, address, this.box.seal(secret, `nas:${name}:secret`), this.now());
+      this.audit(actor, "nas.add", null, `nas=${name} address=${address}`);
+    });
+  }
+
+  /** Removes a NAS client: its packets are dropped from then on. @throws NAS_NOT_FOUND */
+  removeNasClient(name: string, actor: string): void {
+    this.tx(() => {
+      if (!this.nasClient(name)) throw new CloudError("NAS_NOT_FOUND", `no NAS client named ${name}`, { field: "name" });
+      this.db.prepare("DELETE FROM nas_clients WHERE name = ?").run(name);
+      this.audit(actor, "nas.remove", null, `nas=${name}`);
     });
   }
 }

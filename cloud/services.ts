@@ -9,12 +9,13 @@
  * shown once (a provisioning key, a device private key).
  */
 import { randomBytes, X509Certificate as NodeX509 } from "node:crypto";
+import { isIP } from "node:net";
 import { checkDeviceId } from "../modules/protocol";
 import { importBundle, type BundleImportResult } from "./bundle";
 import { parseRegistrationCsv } from "./csv";
 import { CloudError } from "./errors";
 import { certificateNamesId, createCa, fingerprint, isCa, issueCertificate, issuedBy, parseCertificate, parseCertificateRequest, privateKeyPem, withinValidity } from "./pki";
-import type { AuditRecord, CaRow, DeviceView, Registry } from "./registry";
+import type { AuditFilter, AuditRecord, CaRow, DeviceView, NasClientRow, Registry } from "./registry";
 
 /** Names of CAs and lots: like device ids. */
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -55,15 +56,37 @@ export interface ProvisioningKeyInfo {
 export interface LotInfo {
   lot: string;
   allowlist: number | null;
+  /** no new temporary login (retire or revoke) */
   retired: boolean;
+  /** the key was revoked: also no issuance from a live temporary session, pending secrets dropped */
+  revoked: boolean;
   createdAt: string;
 }
+
+/** A RADIUS client (access point) as the admin sees it: never its secret. */
+export interface NasClientInfo {
+  name: string;
+  /** source IP address of its RADIUS packets, or "*" (any address, matched by NAS-Identifier = name) */
+  address: string;
+  createdAt: string;
+}
+
+/** Bounds of a NAS shared secret (RFC 2865 section 3 recommends at least 16 octets). */
+export const NAS_SECRET_MIN = 16;
+export const NAS_SECRET_MAX = 128;
 
 /** Callbacks the running cloud installs so that revocations end live sessions. */
 export interface ServiceHooks {
   deviceRevoked?(deviceId: string): void;
   caRevoked?(caName: string): void;
+  /** a lot's key was retired: nothing to close (live temporary sessions may finish) */
   lotRetired?(lot: string): void;
+  /** a lot's key was revoked: close the sessions of `temporaryIds` */
+  lotKeyRevoked?(lot: string, temporaryIds: string[]): void;
+  /** a whole lot was revoked: close the sessions of `deviceIds` */
+  lotRevoked?(lot: string, deviceIds: string[]): void;
+  /** an operator unlocked `deviceId`: forget in-memory failures and locks; returns whether it was locked in memory */
+  deviceUnlocked?(deviceId: string): boolean;
   /** a rotated secret is pending: tell the device's live session */
   secretRotated?(deviceId: string): void;
 }
@@ -99,6 +122,18 @@ function optionalInt(value: unknown, field: string, min: number, max: number, fa
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) invalid(field, `must be an integer ${min}..${max}`);
   return value;
+}
+
+/** A time filter: ISO 8601 text or ms since the epoch. */
+function time(value: unknown, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === "number" && Number.isInteger(value) && value >= 0) return value;
+  if (typeof value === "string" && /^[0-9]{1,15}$/.test(value)) return Number(value);
+  if (typeof value === "string" && value.length <= 40 && /^\d{4}-\d{2}-\d{2}/.test(value)) {
+    const ms = Date.parse(value);
+    if (Number.isFinite(ms)) return ms;
+  }
+  invalid(field, "must be an ISO 8601 time or ms since the epoch");
 }
 
 /** The admin services over one registry. */
@@ -267,18 +302,56 @@ export class CloudServices {
     return { lot, provisioningKeyHex: Buffer.from(key).toString("hex"), allowlist: allowlist ? new Set(allowlist).size : null };
   }
 
-  /** Retires a lot's provisioning key: its devices that have not committed a permanent secret can no longer log in. */
+  /**
+   * Retires a lot's provisioning key, once the lot is done: from now on no
+   * temporary login with it (CONNACK 5, LOT_RETIRED). Gentle: a temporary
+   * session already open may finish its issuance, an issued secret may still
+   * be committed, and devices that hold a permanent secret are not affected.
+   * Retiring a retired lot changes nothing. @throws LOT_NOT_FOUND
+   */
   async retireProvisioningKey(input: { lot: string }): Promise<LotInfo> {
     const lot = name(object(input).lot, "lot");
     this.registry.retireLot(lot, this.actor);
     this.hooks.lotRetired?.(lot);
-    return (await this.listProvisioningKeys()).find((l) => l.lot === lot)!;
+    return this.#lotInfo(lot);
+  }
+
+  /**
+   * Revokes a lot's provisioning key at once (it leaked): no temporary login
+   * with it, live temporary sessions of the lot closed, secrets issued under it
+   * but not committed dropped. Devices that already hold a permanent secret
+   * keep working (revoke them, or the lot, if they are suspect). @throws LOT_NOT_FOUND
+   */
+  async revokeProvisioningKey(input: { lot: string }): Promise<LotInfo & { closedTemporary: number }> {
+    const lot = name(object(input).lot, "lot");
+    const temporary = this.registry.revokeLotKey(lot, this.actor);
+    this.hooks.lotKeyRevoked?.(lot, temporary);
+    return { ...this.#lotInfo(lot), closedTemporary: temporary.length };
+  }
+
+  /**
+   * Revokes a whole lot: its key is revoked (as revokeProvisioningKey) and every
+   * device of the lot, temporary or permanent, is revoked and its live session
+   * closed; each device's revocation is audited. @throws LOT_NOT_FOUND
+   */
+  async revokeLot(input: { lot: string }): Promise<LotInfo & { revokedDevices: number }> {
+    const lot = name(object(input).lot, "lot");
+    const ids = this.registry.revokeLot(lot, this.actor);
+    this.hooks.lotRevoked?.(lot, ids);
+    return { ...this.#lotInfo(lot), revokedDevices: ids.length };
+  }
+
+  #lotInfo(lot: string): LotInfo {
+    const row = this.registry.lots().find((l) => l.lot === lot);
+    if (!row) throw new CloudError("LOT_NOT_FOUND", `no lot ${lot}`, { field: "lot" });
+    return { lot: row.lot, allowlist: row.has_allowlist ? row.devices : null, retired: row.retired === 1, revoked: row.revoked === 1, createdAt: new Date(row.created_at).toISOString() };
   }
 
   /** Every lot (never its key). */
   async listProvisioningKeys(): Promise<LotInfo[]> {
     return this.registry.lots().map((row) => ({
-      lot: row.lot, allowlist: row.has_allowlist ? row.devices : null, retired: row.retired === 1, createdAt: new Date(row.created_at).toISOString(),
+      lot: row.lot, allowlist: row.has_allowlist ? row.devices : null, retired: row.retired === 1, revoked: row.revoked === 1,
+      createdAt: new Date(row.created_at).toISOString(),
     }));
   }
 
@@ -303,6 +376,24 @@ export class CloudServices {
     const id = deviceId(object(input).deviceId);
     this.registry.revokeDevice(id, this.actor);
     this.hooks.deviceRevoked?.(id);
+    return this.registry.view(this.registry.device(id)!);
+  }
+
+  /**
+   * Ends a device's lockout (LOCKED_OUT after repeated failed logins) and
+   * forgets its failure and lockout counts, so its next login is verified at
+   * once. Works on an id with no device row when the running cloud holds a
+   * lock for it in memory. Audited. @throws DEVICE_NOT_FOUND, INVALID_INPUT
+   */
+  async unlockDevice(input: { deviceId: string }): Promise<DeviceView | { deviceId: string; unlocked: boolean }> {
+    const id = deviceId(object(input).deviceId);
+    const inMemory = this.hooks.deviceUnlocked?.(id) ?? false;
+    if (!this.registry.device(id)) {
+      if (!inMemory) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
+      this.registry.tx(() => this.registry.audit(this.actor, "device.unlock", id, "unregistered id, was locked"));
+      return { deviceId: id, unlocked: true };
+    }
+    this.registry.unlockDevice(id, this.actor);
     return this.registry.view(this.registry.device(id)!);
   }
 
@@ -390,10 +481,64 @@ export class CloudServices {
     return importBundle(this.registry, this.actor, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), body.checksum as string);
   }
 
-  /** The most recent audit records, newest first. */
-  async auditLog(input: { limit?: number; deviceId?: string } = {}): Promise<AuditRecord[]> {
+  /**
+   * The most recent audit records, newest first, filtered (all optional, AND):
+   * `deviceId`; `action` exact or a prefix ending in `.` or `*` (`login.`,
+   * `lot.*`); `actor`; `since` / `until` as ISO 8601 or ms since the epoch;
+   * `before` a sequence number (paging: pass the last `seq` you got).
+   * @example await services.auditLog({ action: "login.", since: "2025-06-01T00:00:00Z", limit: 50 })
+   */
+  async auditLog(input: { limit?: number; deviceId?: string; action?: string; actor?: string; since?: string | number; until?: string | number; before?: number } = {}): Promise<AuditRecord[]> {
     const body = object(input);
     const limit = optionalInt(body.limit, "limit", 1, 10_000, 100);
-    return this.registry.auditLog(limit, body.deviceId === undefined ? undefined : deviceId(body.deviceId));
+    const filter: AuditFilter = {};
+    if (body.action !== undefined) {
+      if (typeof body.action !== "string" || !/^[a-z0-9.*_-]{1,64}$/.test(body.action)) invalid("action", "must be an action name or a prefix ending in . or *");
+      filter.action = body.action;
+    }
+    if (body.actor !== undefined) {
+      if (typeof body.actor !== "string" || body.actor.length < 1 || body.actor.length > 64) invalid("actor", "must be 1-64 characters");
+      filter.actor = body.actor;
+    }
+    filter.since = time(body.since, "since");
+    filter.until = time(body.until, "until");
+    if (body.before !== undefined) filter.before = optionalInt(body.before, "before", 1, Number.MAX_SAFE_INTEGER, 1);
+    return this.registry.auditLog(limit, body.deviceId === undefined ? undefined : deviceId(body.deviceId), filter);
+  }
+
+  #nasInfo(row: NasClientRow): NasClientInfo {
+    return { name: row.name, address: row.address, createdAt: new Date(row.created_at).toISOString() };
+  }
+
+  /**
+   * Registers a RADIUS client (an access point or its controller) with its shared secret.
+   * @param input.address - the IP address its packets come from, or "*" to match it by NAS-Identifier (= name) from any address
+   * @param input.secret - the shared secret, 16-128 printable ASCII characters
+   * @throws INVALID_INPUT, NAS_EXISTS
+   * @example await services.addNasClient({ name: "ap-lobby", address: "10.0.0.2", secret: "a long random shared secret" })
+   */
+  async addNasClient(input: { name: string; address: string; secret: string }): Promise<NasClientInfo> {
+    const body = object(input);
+    const nasName = name(body.name, "name");
+    const address = body.address;
+    if (typeof address !== "string" || (address !== "*" && isIP(address) === 0)) invalid("address", "must be an IPv4 or IPv6 address, or *");
+    const secret = body.secret;
+    if (typeof secret !== "string" || !/^[\x21-\x7e]+$/.test(secret) || secret.length < NAS_SECRET_MIN || secret.length > NAS_SECRET_MAX) {
+      invalid("secret", `must be ${NAS_SECRET_MIN}-${NAS_SECRET_MAX} printable ASCII characters without spaces`);
+    }
+    this.registry.insertNasClient(nasName, address.toLowerCase(), Buffer.from(secret as string, "latin1"), this.actor);
+    return this.#nasInfo(this.registry.nasClient(nasName)!);
+  }
+
+  /** Every RADIUS client (never a secret). */
+  async listNasClients(): Promise<NasClientInfo[]> {
+    return this.registry.nasClients().map((row) => this.#nasInfo(row));
+  }
+
+  /** Removes a RADIUS client; its packets are dropped from the next one on. @throws NAS_NOT_FOUND */
+  async removeNasClient(input: { name: string }): Promise<{ removed: string }> {
+    const nasName = name(object(input).name, "name");
+    this.registry.removeNasClient(nasName, this.actor);
+    return { removed: nasName };
   }
 }

@@ -1,0 +1,50 @@
+/*
+ * Which access point sent a packet, and its shared secret: NAS clients come
+ * from the registry's nas_clients table (added with the admin services), matched
+ * by the packet's source address, and by NAS-Identifier (= the client's name)
+ * when several share an address or the client is registered with address "*".
+ * The registry is read per packet, so clients added or removed while the server
+ * runs apply at once; opened secrets are cached while their sealed value is unchanged.
+ */
+import type { NasClientRow, Registry } from "../registry";
+
+/** A known NAS client. */
+export interface NasClient {
+  name: string;
+  secret: Buffer;
+}
+
+/** IPv4-mapped IPv6 source addresses as plain IPv4 ("::ffff:10.0.0.2" -> "10.0.0.2"). */
+export function normalizeAddress(address: string): string {
+  const lower = address.toLowerCase();
+  return lower.startsWith("::ffff:") && lower.includes(".") ? lower.slice(7) : lower;
+}
+
+/** NAS client lookup over the registry. */
+export class NasDirectory {
+  readonly #cache = new Map<string, { sealed: Buffer; secret: Buffer }>();
+
+  constructor(readonly registry: Registry) {}
+
+  /**
+   * The client for a packet from `address` carrying `nasIdentifier` (if any); undefined when unknown.
+   * @example directory.lookup("127.0.0.1", undefined)
+   */
+  lookup(address: string, nasIdentifier: string | undefined): NasClient | undefined {
+    const source = normalizeAddress(address);
+    const rows = this.registry.nasClientsFor(source);
+    let row: NasClientRow | undefined;
+    if (nasIdentifier !== undefined) row = rows.find((r) => r.name === nasIdentifier);
+    if (!row) {
+      const byAddress = rows.filter((r) => r.address === source);
+      if (byAddress.length === 1) row = byAddress[0];
+    }
+    if (!row) return undefined;
+    const cached = this.#cache.get(row.name);
+    if (cached && cached.sealed.equals(row.secret_enc)) return { name: row.name, secret: cached.secret };
+    const secret = Buffer.from(this.registry.nasSecret(row));
+    if (this.#cache.size > 10_000) this.#cache.clear();
+    this.#cache.set(row.name, { sealed: Buffer.from(row.secret_enc), secret });
+    return { name: row.name, secret };
+  }
+}

@@ -1,0 +1,322 @@
+/*
+ * The RADIUS authentication server (RFC 2865, RFC 3579) of the reference
+ * cloud, over node:dgram.
+ *
+ * Per datagram: decode with bounds, find the NAS client (unknown: dropped),
+ * require and verify the Message-Authenticator (missing or wrong: dropped
+ * silently), answer retransmissions from the duplicate cache, then run the EAP
+ * step: Identity starts a session (per-NAS rate limit, State bound to it),
+ * later rounds are routed by State. Access-Accept carries EAP-Success and the
+ * MSK as MS-MPPE keys; Access-Reject carries EAP-Failure and a Reply-Message
+ * reason, recorded on the device row and audited. Every packet is handled in
+ * its own try/catch: a bad one is counted and dropped, never fatal.
+ * handle() is the whole server without a socket (tests); start() binds it.
+ */
+import { constants, randomBytes, type X509Certificate } from "node:crypto";
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { createSecureContext, type SecureContext } from "node:tls";
+import type { DigestPort, LogPort } from "../../modules/ports";
+import type { Registry } from "../registry";
+import { checkDeviceCertificate, checkHotspotPassword, type RadiusReason } from "./decide";
+import { EAP_CODE, EAP_TYPE, EapCodecError, decodeEap, encodeEap } from "./eap";
+import { DuplicateCache, SessionTable, TokenBuckets, type Rate } from "./limits";
+import { mppeKeyAttributes } from "./mppe";
+import { NasDirectory, normalizeAddress, type NasClient } from "./nas";
+import {
+  ATTR, RADIUS_CODE, attribute, decodePacket, joinEapMessage, signResponse, splitEapMessage, verifyMessageAuthenticator,
+  type RadiusAttribute, type RadiusPacket,
+} from "./packet";
+import { EapSession, type EapMethod, type EapStep, type SessionContext } from "./session";
+import { DEVICE_ID_PATTERN } from "../../modules/protocol";
+
+/** Options of the RADIUS server. */
+export interface RadiusServerOptions {
+  registry: Registry;
+  digest: DigestPort;
+  /** the server certificate (RADIUS_SERVER_NAME) and key, PEM */
+  certPem: string;
+  keyPem: string;
+  /** listen address (default 127.0.0.1) and UDP port (default 1812; 0 = ephemeral) */
+  host?: string;
+  port?: number;
+  /** most TLS bytes per EAP message (default 1000) */
+  fragmentSize?: number;
+  /** most bytes of one reassembled TLS message from a peer (default 64 KiB) */
+  maxReassembly?: number;
+  /** most concurrent EAP sessions (default 1000); the least recently used is evicted */
+  maxSessions?: number;
+  /** ms after which an idle EAP session is dropped (default 30000) */
+  sessionIdleMs?: number;
+  /** authentication attempts per device (default burst 10, 0.2/s) */
+  deviceRate?: Rate;
+  /** new EAP sessions per NAS client (default burst 500, 200/s) */
+  nasRate?: Rate;
+  /** ms a response is kept for retransmitted requests (default 5000) */
+  duplicateTtlMs?: number;
+  /** Session-Timeout sent in Access-Accept, seconds (default 3600; 0 = none) */
+  sessionTimeoutS?: number;
+  log?: LogPort;
+  /** clock in ms (tests) */
+  now?: () => number;
+}
+
+/** Counters of the server. */
+export interface RadiusStats {
+  received: number;
+  malformed: number;
+  unknownClient: number;
+  badAuthenticator: number;
+  unsupportedCode: number;
+  duplicates: number;
+  challenges: number;
+  accepts: number;
+  rejects: number;
+  /** EAP responses dropped by a session (stale identifier, still busy) */
+  staleEap: number;
+  /** packets that raised an unexpected error (dropped) */
+  errors: number;
+  /** rejects per reason */
+  reasons: Partial<Record<RadiusReason, number>>;
+}
+
+/** The address a datagram came from. */
+export type Source = Pick<RemoteInfo, "address" | "port">;
+
+const MAX_IDENTITY = 253;
+
+/** The RADIUS server. */
+export class RadiusServer {
+  readonly stats: RadiusStats = {
+    received: 0, malformed: 0, unknownClient: 0, badAuthenticator: 0, unsupportedCode: 0, duplicates: 0,
+    challenges: 0, accepts: 0, rejects: 0, staleEap: 0, errors: 0, reasons: {},
+  };
+  readonly sessions: SessionTable<EapSession>;
+  readonly #options: RadiusServerOptions;
+  readonly #nas: NasDirectory;
+  readonly #duplicates: DuplicateCache;
+  readonly #deviceBuckets: TokenBuckets;
+  readonly #nasBuckets: TokenBuckets;
+  readonly #secureContext: SecureContext;
+  readonly #now: () => number;
+  #socket: Socket | undefined;
+  #sweep: NodeJS.Timeout | undefined;
+
+  constructor(options: RadiusServerOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#nas = new NasDirectory(options.registry);
+    this.#duplicates = new DuplicateCache(options.duplicateTtlMs ?? 5000);
+    this.#deviceBuckets = new TokenBuckets(options.deviceRate ?? { burst: 10, perSecond: 0.2 });
+    this.#nasBuckets = new TokenBuckets(options.nasRate ?? { burst: 500, perSecond: 200 });
+    this.sessions = new SessionTable<EapSession>(options.maxSessions ?? 1000, options.sessionIdleMs ?? 30_000);
+    this.#secureContext = createSecureContext({
+      cert: options.certPem, key: options.keyPem, minVersion: "TLSv1.2", maxVersion: "TLSv1.2",
+      // ECDHE only, by server preference; no tickets (no resumption across EAP sessions)
+      ciphers: "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES128-SHA",
+      honorCipherOrder: true,
+      secureOptions: constants.SSL_OP_NO_TICKET,
+    });
+  }
+
+  /** The bound UDP port (after start()). */
+  get port(): number {
+    return this.#socket?.address().port ?? 0;
+  }
+
+  /**
+   * Binds the UDP socket.
+   * @returns the port
+   */
+  async start(): Promise<number> {
+    const socket = createSocket(this.#options.host?.includes(":") ? "udp6" : "udp4");
+    socket.on("message", (message, rinfo) => {
+      this.handle(message, rinfo).then((response) => {
+        if (response) socket.send(response, rinfo.port, rinfo.address);
+      }, () => {
+        this.stats.errors++;
+      });
+    });
+    socket.on("error", (error) => this.#log("error", `radius socket: ${error.message}`));
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(this.#options.port ?? 1812, this.#options.host ?? "127.0.0.1", () => {
+        socket.off("error", reject);
+        resolve();
+      });
+    });
+    this.#socket = socket;
+    this.#sweep = setInterval(() => this.sessions.sweep(this.#now()), 5000);
+    this.#sweep.unref();
+    return this.port;
+  }
+
+  /** Stops listening and ends every EAP session. */
+  async close(): Promise<void> {
+    if (this.#sweep) clearInterval(this.#sweep);
+    this.sessions.clear();
+    const socket = this.#socket;
+    this.#socket = undefined;
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+
+  #log(level: "debug" | "info" | "warn" | "error", message: string): void {
+    this.#options.log?.(level, message);
+  }
+
+  /**
+   * Handles one datagram as if it arrived from `source`.
+   * @returns the response datagram, or undefined when the packet is dropped
+   * @example const reply = await server.handle(datagram, { address: "127.0.0.1", port: 50000 });
+   */
+  async handle(datagram: Uint8Array, source: Source): Promise<Buffer | undefined> {
+    this.stats.received++;
+    let packet: RadiusPacket;
+    try {
+      packet = decodePacket(datagram);
+    } catch (error) {
+      this.stats.malformed++;
+      this.#log("debug", `radius: malformed packet from ${source.address}: ${(error as Error).message}`);
+      return undefined;
+    }
+    try {
+      if (packet.code !== RADIUS_CODE.accessRequest && packet.code !== RADIUS_CODE.statusServer) {
+        this.stats.unsupportedCode++;
+        return undefined;
+      }
+      const nasId = attribute(packet, ATTR.nasIdentifier)?.toString("utf8");
+      const nas = this.#nas.lookup(source.address, nasId);
+      if (!nas) {
+        this.stats.unknownClient++;
+        this.#log("warn", `radius: packet from unknown client ${source.address}`);
+        return undefined;
+      }
+      if (!verifyMessageAuthenticator(packet, nas.secret)) {
+        this.stats.badAuthenticator++;
+        this.#log("warn", `radius: missing or wrong Message-Authenticator from ${nas.name}`);
+        return undefined;
+      }
+      if (packet.code === RADIUS_CODE.statusServer) return signResponse(RADIUS_CODE.accessAccept, packet, nas.secret, []);
+      const key = `${nas.name}|${normalizeAddress(source.address)}:${source.port}`;
+      const now = this.#now();
+      const verdict = this.#duplicates.check(key, packet.identifier, packet.authenticator, now);
+      if (verdict.kind !== "new") {
+        this.stats.duplicates++;
+        return verdict.kind === "resend" ? verdict.response : undefined;
+      }
+      let response: Buffer | undefined;
+      try {
+        response = await this.#access(packet, nas);
+      } finally {
+        this.#duplicates.answer(key, packet.identifier, packet.authenticator, response, this.#now());
+      }
+      return response;
+    } catch (error) {
+      this.stats.errors++;
+      this.#log("error", `radius: packet from ${source.address} failed: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  #context(): SessionContext {
+    const { registry, digest } = this.#options;
+    return {
+      secureContext: this.#secureContext,
+      fragmentSize: this.#options.fragmentSize ?? 1000,
+      maxReassembly: this.#options.maxReassembly ?? 64 * 1024,
+      allowDevice: (id) => this.#deviceBuckets.take(id, this.#now()),
+      checkPassword: (userName, password) => checkHotspotPassword(registry, digest, userName, password),
+      checkCertificate: (identity: string, leaf: X509Certificate | undefined) => checkDeviceCertificate(registry, identity, leaf),
+    };
+  }
+
+  #reject(request: RadiusPacket, nas: NasClient, reason: RadiusReason, detail: string, deviceId: string | undefined, eap?: Buffer): Buffer {
+    this.stats.rejects++;
+    this.stats.reasons[reason] = (this.stats.reasons[reason] ?? 0) + 1;
+    this.#log("info", `radius: reject ${deviceId ?? "-"} via ${nas.name}: ${reason} (${detail})`);
+    if (deviceId !== undefined && reason !== "RATE_LIMITED") {
+      try {
+        this.#options.registry.recordFailure(deviceId, reason, detail, "radius");
+      } catch (error) {
+        this.#log("error", `radius: recording a failure failed: ${(error as Error).message}`);
+      }
+    }
+    const attrs: RadiusAttribute[] = [{ type: ATTR.replyMessage, value: Buffer.from(reason) }];
+    if (eap) attrs.push(...splitEapMessage(eap));
+    return signResponse(RADIUS_CODE.accessReject, request, nas.secret, attrs);
+  }
+
+  #failure(identifier: number): Buffer {
+    return encodeEap({ code: EAP_CODE.failure, identifier, data: Buffer.alloc(0) });
+  }
+
+  #initialMethod(identity: string): EapMethod {
+    const local = identity.split("@")[0];
+    if (DEVICE_ID_PATTERN.test(local) && this.#options.registry.device(local)?.kind === "certificate") return "tls";
+    return "ttls";
+  }
+
+  async #access(packet: RadiusPacket, nas: NasClient): Promise<Buffer | undefined> {
+    const eapBytes = joinEapMessage(packet);
+    if (!eapBytes) return this.#reject(packet, nas, "METHOD_UNSUPPORTED", "no EAP-Message (only EAP is served)", undefined);
+    let eap;
+    try {
+      eap = decodeEap(eapBytes);
+    } catch (error) {
+      if (!(error instanceof EapCodecError)) throw error;
+      return this.#reject(packet, nas, "BAD_EAP", error.message, undefined, this.#failure(eapBytes.length > 1 ? eapBytes[1] : 0));
+    }
+    const state = attribute(packet, ATTR.state);
+    const now = this.#now();
+    if (!state) {
+      if (eap.code !== EAP_CODE.response || eap.type !== EAP_TYPE.identity) {
+        return this.#reject(packet, nas, "BAD_EAP", "a conversation starts with EAP-Response/Identity", undefined, this.#failure(eap.identifier));
+      }
+      if (eap.data.length > MAX_IDENTITY) return this.#reject(packet, nas, "BAD_EAP", "identity over 253 bytes", undefined, this.#failure(eap.identifier));
+      if (!this.#nasBuckets.take(nas.name, now)) return this.#reject(packet, nas, "RATE_LIMITED", `NAS ${nas.name} rate limit`, undefined, this.#failure(eap.identifier));
+      const identity = eap.data.toString("utf8");
+      const session = new EapSession(this.#context(), nas.name, identity, this.#initialMethod(identity));
+      const stateValue = randomBytes(16);
+      this.sessions.add(stateValue.toString("hex"), session, now);
+      return this.#answer(packet, nas, session.start(eap.identifier), stateValue);
+    }
+    const stateKey = state.toString("hex");
+    const session = this.sessions.get(stateKey, now);
+    if (!session || session.nasName !== nas.name) {
+      return this.#reject(packet, nas, "TIMEOUT", "unknown or expired EAP session", undefined, this.#failure(eap.identifier));
+    }
+    const step = await session.step(eap);
+    if (step.kind === "accept" || step.kind === "reject") this.sessions.remove(stateKey);
+    return this.#answer(packet, nas, step, state);
+  }
+
+  #answer(request: RadiusPacket, nas: NasClient, step: EapStep, state: Buffer): Buffer | undefined {
+    switch (step.kind) {
+      case "drop":
+        this.stats.staleEap++;
+        this.#log("debug", `radius: EAP response dropped: ${step.detail}`);
+        return undefined;
+      case "challenge":
+        this.stats.challenges++;
+        return signResponse(RADIUS_CODE.accessChallenge, request, nas.secret, [...splitEapMessage(step.eap), { type: ATTR.state, value: state }]);
+      case "reject":
+        return this.#reject(request, nas, step.reason, step.detail, step.deviceId, step.eap);
+      case "accept": {
+        this.stats.accepts++;
+        this.#log("info", `radius: accept ${step.deviceId} (${step.decision.credential}) via ${nas.name}`);
+        const attrs: RadiusAttribute[] = [
+          { type: ATTR.userName, value: Buffer.from(step.deviceId) },
+          ...splitEapMessage(step.eap),
+          ...mppeKeyAttributes(step.msk, nas.secret, request.authenticator),
+        ];
+        const timeout = this.#options.sessionTimeoutS ?? 3600;
+        if (timeout > 0) {
+          const value = Buffer.alloc(4);
+          value.writeUInt32BE(timeout);
+          attrs.push({ type: ATTR.sessionTimeout, value });
+        }
+        step.msk.fill(0);
+        return signResponse(RADIUS_CODE.accessAccept, request, nas.secret, attrs);
+      }
+    }
+  }
+}

@@ -1,0 +1,180 @@
+/*
+ * One EAP conversation (RFC 3748) after the peer's Identity: EAP-TTLS with
+ * PAP inside (RFC 5281) or EAP-TLS (RFC 5216), chosen from the identity and
+ * switched on a Nak. Each step takes the peer's EAP-Response and returns the
+ * next EAP-Request (a challenge), or the final Success (with the MSK) or Failure.
+ *
+ * TLS runs in a TlsTunnel (TLS 1.2); outgoing flights are fragmented and
+ * incoming ones reassembled (fragments.ts). The credential decisions are
+ * callbacks (decide.ts through server.ts), so this module writes nothing.
+ */
+import type { X509Certificate } from "node:crypto";
+import type { SecureContext } from "node:tls";
+import { readPap } from "./avp";
+import type { Decision, RadiusReason } from "./decide";
+import { EAP_CODE, EAP_TYPE, EapCodecError, TLS_FLAG, decodeTlsFrame, encodeEap, encodeTlsFrame, type EapPacket, type TlsFrame } from "./eap";
+import { FragmentReceiver, FragmentSender, ReassemblyTooLarge } from "./fragments";
+import { TlsTunnel } from "./tls-tunnel";
+
+/** The EAP methods the server offers. */
+export type EapMethod = "ttls" | "tls";
+
+/** Exporter labels of the MSK (RFC 5281 section 8, RFC 5216 section 2.3). */
+export const MSK_LABEL: Record<EapMethod, string> = { ttls: "ttls keying material", tls: "client EAP encryption" };
+
+/** Most EAP round trips one session may take (a full handshake with 300-byte fragments takes about 20). */
+export const MAX_ROUNDS = 100;
+
+/** What a session needs from the server. */
+export interface SessionContext {
+  secureContext: SecureContext;
+  fragmentSize: number;
+  maxReassembly: number;
+  /** false when the device's rate limit is exhausted */
+  allowDevice(deviceId: string): boolean;
+  checkPassword(userName: string, password: Uint8Array): Decision;
+  checkCertificate(identity: string, leaf: X509Certificate | undefined): Decision;
+}
+
+/** The server's next move. */
+export type EapStep =
+  | { kind: "challenge"; eap: Buffer }
+  | { kind: "accept"; eap: Buffer; msk: Buffer; deviceId: string; decision: Decision & { ok: true } }
+  | { kind: "reject"; eap: Buffer; reason: RadiusReason; detail: string; deviceId?: string }
+  | { kind: "drop"; detail: string };
+
+function methodType(method: EapMethod): number {
+  return method === "tls" ? EAP_TYPE.tls : EAP_TYPE.ttls;
+}
+
+/** One EAP session, keyed by the RADIUS State the server gave it. */
+export class EapSession {
+  readonly nasName: string;
+  readonly identity: string;
+  method: EapMethod;
+  #lastRequestId = 0;
+  #rounds = 0;
+  #tunnel: TlsTunnel | undefined;
+  #sender: FragmentSender;
+  #receiver: FragmentReceiver;
+  #accepted: (Decision & { ok: true }) | undefined;
+  #finishedSent = false;
+  #busy = false;
+  #switched = false;
+
+  constructor(readonly context: SessionContext, nasName: string, identity: string, method: EapMethod) {
+    this.nasName = nasName;
+    this.identity = identity;
+    this.method = method;
+    this.#sender = new FragmentSender(context.fragmentSize, 0);
+    this.#receiver = new FragmentReceiver(context.maxReassembly);
+  }
+
+  /** The EAP-Request that starts the method (TLS Start), answering the Identity response `identityId`. */
+  start(identityId: number): EapStep {
+    return this.#request({ flags: TLS_FLAG.start, version: 0, fragment: Buffer.alloc(0) }, identityId);
+  }
+
+  /** Frees the TLS state. */
+  close(): void {
+    this.#tunnel?.destroy();
+    this.#tunnel = undefined;
+  }
+
+  #request(frame: TlsFrame, previousId: number): EapStep {
+    this.#lastRequestId = (previousId + 1) & 0xff;
+    const eap = encodeEap({ code: EAP_CODE.request, identifier: this.#lastRequestId, type: methodType(this.method), data: encodeTlsFrame(frame) });
+    return { kind: "challenge", eap };
+  }
+
+  #reject(id: number, reason: RadiusReason, detail: string, deviceId?: string): EapStep {
+    this.close();
+    return { kind: "reject", eap: encodeEap({ code: EAP_CODE.failure, identifier: id, data: Buffer.alloc(0) }), reason, detail, deviceId };
+  }
+
+  #accept(id: number, decision: Decision & { ok: true }): EapStep {
+    const msk = this.#tunnel!.exportKey(MSK_LABEL[this.method], 64);
+    this.close();
+    return { kind: "accept", eap: encodeEap({ code: EAP_CODE.success, identifier: id, data: Buffer.alloc(0) }), msk, deviceId: decision.deviceId, decision };
+  }
+
+  /**
+   * Handles the peer's next EAP-Response.
+   * @returns the next request, the final accept/reject, or drop (a response to an old request, or one arriving while busy)
+   */
+  async step(eap: EapPacket): Promise<EapStep> {
+    if (eap.code !== EAP_CODE.response) return this.#reject(eap.identifier, "BAD_EAP", "not an EAP-Response");
+    if (eap.identifier !== this.#lastRequestId) return { kind: "drop", detail: `EAP id ${eap.identifier}, expected ${this.#lastRequestId}` };
+    if (this.#busy) return { kind: "drop", detail: "previous response still in progress" };
+    if (++this.#rounds > MAX_ROUNDS) return this.#reject(eap.identifier, "BAD_EAP", `more than ${MAX_ROUNDS} EAP rounds`);
+    this.#busy = true;
+    try {
+      return await this.#step(eap);
+    } catch (error) {
+      if (error instanceof ReassemblyTooLarge) return this.#reject(eap.identifier, "TOO_LARGE", error.message);
+      if (error instanceof EapCodecError || (error instanceof Error && error.message.startsWith("BAD_EAP"))) {
+        return this.#reject(eap.identifier, "BAD_EAP", error.message);
+      }
+      throw error;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #step(eap: EapPacket): Promise<EapStep> {
+    const id = eap.identifier;
+    if (eap.type === EAP_TYPE.nak) return this.#nak(eap);
+    if (eap.type !== methodType(this.method)) return this.#reject(id, "BAD_EAP", `EAP type ${eap.type} in a ${this.method} session`);
+    const frame = decodeTlsFrame(eap.data);
+    if (this.#sender.pending) {
+      if (frame.fragment.length !== 0 || frame.flags & TLS_FLAG.more) return this.#reject(id, "BAD_EAP", "expected an ACK of our fragment");
+      return this.#request(this.#sender.next(), id);
+    }
+    const message = this.#receiver.add(frame);
+    if (message === undefined) return this.#request({ flags: 0, version: 0, fragment: Buffer.alloc(0) }, id); // ACK a fragment
+    if (message.length === 0) {
+      // The ACK of our last flight: in EAP-TLS, of the server Finished.
+      if (this.method === "tls" && this.#finishedSent && this.#accepted) return this.#accept(id, this.#accepted);
+      return this.#reject(id, "BAD_EAP", "empty TLS message");
+    }
+    this.#tunnel ??= new TlsTunnel({ isServer: true, secureContext: this.context.secureContext, requestCert: this.method === "tls", rejectUnauthorized: false });
+    const tunnel = this.#tunnel;
+    await tunnel.feed(message);
+    if (tunnel.error) return this.#reject(id, "TLS_FAILED", tunnel.error.message.slice(0, 120));
+    const out = tunnel.drain();
+    if (tunnel.secure) {
+      if (this.method === "tls" && !this.#accepted) {
+        const leaf = tunnel.socket.getPeerX509Certificate();
+        const claimed = leaf?.subject.split("\n").find((l) => l.startsWith("CN="))?.slice(3) ?? this.identity;
+        if (!this.context.allowDevice(claimed)) return this.#reject(id, "RATE_LIMITED", "device rate limit", claimed);
+        const decision = this.context.checkCertificate(this.identity, leaf);
+        if (!decision.ok) return this.#reject(id, decision.reason, decision.detail, decision.deviceId);
+        this.#accepted = decision;
+        this.#finishedSent = true;
+      }
+      if (this.method === "ttls") {
+        const clear = tunnel.takeCleartext();
+        if (clear.length > 0) {
+          const pap = readPap(clear);
+          if (!this.context.allowDevice(pap.userName)) return this.#reject(id, "RATE_LIMITED", "device rate limit", pap.userName);
+          const decision = this.context.checkPassword(pap.userName, pap.password);
+          if (!decision.ok) return this.#reject(id, decision.reason, decision.detail, decision.deviceId);
+          return this.#accept(id, decision);
+        }
+      }
+    }
+    if (out.length === 0) return this.#reject(id, "TLS_FAILED", "TLS produced no answer");
+    this.#sender.load(out);
+    return this.#request(this.#sender.next(), id);
+  }
+
+  #nak(eap: EapPacket): EapStep {
+    const wanted = [...eap.data];
+    if (this.#tunnel || this.#receiver.active || this.#switched) return this.#reject(eap.identifier, "BAD_EAP", "Nak after the method started");
+    const other: EapMethod = this.method === "ttls" ? "tls" : "ttls";
+    if (!wanted.includes(methodType(other))) return this.#reject(eap.identifier, "METHOD_UNSUPPORTED", `peer wants EAP types ${wanted.join(",") || "none"}`);
+    this.method = other;
+    this.#switched = true;
+    return this.start(eap.identifier);
+  }
+}
