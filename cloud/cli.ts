@@ -15,6 +15,7 @@ import { CloudError, isCloudError } from "./errors";
 import { generateMasterKeyHex, loadMasterKey } from "./master-key";
 import { Registry } from "./registry";
 import { CloudServices } from "./services";
+import type { AuditRecord, DeviceView } from "./registry";
 import { startCloud } from "./index";
 
 const USAGE = `wcm cloud admin
@@ -22,7 +23,7 @@ const USAGE = `wcm cloud admin
 usage: npm run cloud -- <command> [arguments] [--data <dir>] [--master-key-file <file>]
 
   gen-master-key                                 print a new random master key (64 hex digits)
-  serve [--host 127.0.0.1] [--mqtt-port 8883] [--http-port 8080] [--admin-token-file f]
+  serve [--host 127.0.0.1] [--mqtt-port 8883] [--http-port 8080] [--radius-port 1812] [--admin-token-file f]
   ca create <name> [--days n]                    create a product CA (RSA-2048, key kept sealed)
   ca register <name> <cert.pem>                  register an external product CA
   ca list | ca revoke <name>
@@ -30,12 +31,18 @@ usage: npm run cloud -- <command> [arguments] [--data <dir>] [--master-key-file 
                                                  issue a device certificate + PKCS#8 key
   device add-secret <device-id> (--secret-file f | --secret-hex hex)
   device add-cert <device-id> (<cert.pem> | --ca <name>)
-  device list [--limit n] [--offset n] | device show <id> | device revoke <id> | device rotate <id> | device reset-counter <id>
+  device list [--limit n] [--offset n] [--table] | device show <id> [--table]
+  device revoke <id> | device rotate <id> | device reset-counter <id> | device unlock <id>
   lot create <lot> [--allow id,id,...] [--allow-file f]   create a provisioning key (shown once)
-  lot list | lot retire <lot>
+  lot list
+  lot retire <lot>                               the lot is done: no new temporary login; open sessions may finish
+  lot revoke-key <lot>                           the key leaked: no temporary login, temporary sessions closed, pending dropped
+  lot revoke <lot>                               revoke the key and every device of the lot (sessions closed)
   import <devices.csv> [--ca <name>] [--lot <lot>]       bulk registration, all or nothing
   import-bundle <bundle.jsonl> [--checksum <file>]        manufacturing bundle (default checksum <bundle>.sha256)
-  audit [--limit n] [--device <id>]
+  nas add <name> <address|*> (--secret-file f | --secret s)   register a RADIUS client (access point)
+  nas list | nas remove <name>
+  audit [--limit n] [--device <id>] [--action a|prefix.] [--actor a] [--since t] [--until t] [--before seq] [--table]
 
 environment: WCM_DATA (data directory), WCM_MASTER_KEY (64 hex digits)`;
 
@@ -46,8 +53,8 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(["data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device", "checksum"]);
-const BOOLEAN_FLAGS = new Set(["ec", "help"]);
+const VALUE_FLAGS = new Set(["radius-port", "secret", "data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device", "checksum", "action", "actor", "since", "until", "before"]);
+const BOOLEAN_FLAGS = new Set(["ec", "help", "table"]);
 
 function parse(argv: string[]): Parsed {
   const positional: string[] = [];
@@ -103,6 +110,36 @@ function openServices(parsed: Parsed, env: NodeJS.ProcessEnv): CloudServices {
   return new CloudServices(registry, "admin:cli");
 }
 
+/** `2025-06-01T12:00:05.123Z` as `06-01 12:00:05`, null as `-`. */
+function shortTime(value: string | null | undefined): string {
+  return value ? `${value.slice(5, 10)} ${value.slice(11, 19)}` : "-";
+}
+
+/** Devices as a compact text table: identity, credential, state, network, last failure, last seen, flags. */
+export function deviceTable(devices: DeviceView[]): string {
+  const rows: string[][] = [["DEVICE", "KIND", "CRED", "STATE", "NETWORK", "LAST FAILURE", "FAILED AT", "LAST SEEN", "FLAGS"]];
+  for (const d of devices) {
+    const flags = [d.revoked ? "revoked" : "", d.lockedUntil ? `locked<${shortTime(d.lockedUntil)}` : "", d.pendingGeneration !== null ? `pending-g${d.pendingGeneration}` : "",
+      d.lot !== null && !d.tempRetired && d.kind === "temporary" ? `lot:${d.lot}` : ""].filter(Boolean).join(",");
+    const network = (d as DeviceView & { network?: string | null }).network;
+    rows.push([d.deviceId, `${d.kind}${d.generation > 0 ? `/g${d.generation}` : ""}`, d.credential ?? "-", d.state ?? "-", network ?? "-",
+      d.lastFailure ?? "-", shortTime(d.lastFailureAt), shortTime(d.lastSeen), flags || "-"]);
+  }
+  return textTable(rows);
+}
+
+/** Audit records as a compact text table. */
+export function auditTable(records: AuditRecord[]): string {
+  const rows = [["SEQ", "AT", "ACTOR", "ACTION", "DEVICE", "DETAIL"]];
+  for (const r of records) rows.push([String(r.seq), r.at.slice(0, 19).replace("T", " "), r.actor, r.action, r.deviceId ?? "-", r.detail ?? ""]);
+  return textTable(rows);
+}
+
+function textTable(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ").trimEnd()).join("\n");
+}
+
 async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: string) => void): Promise<unknown> {
   const [group, action] = parsed.positional;
   if (group === "gen-master-key") {
@@ -114,12 +151,13 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
     const cloud = await startCloud({
       dataDir: dataDir(parsed, env), masterKeyFile: flag(parsed, "master-key-file"),
       host: flag(parsed, "host") ?? "127.0.0.1", mqttPort: intFlag(parsed, "mqtt-port") ?? 8883, httpPort: intFlag(parsed, "http-port") ?? 8080,
+      radiusPort: intFlag(parsed, "radius-port"),
       adminToken: token === undefined ? undefined : readText(token, 4096).trim(),
       log: (level, message) => {
         if (level !== "debug") process.stderr.write(`${new Date().toISOString()} ${level} ${message}\n`);
       },
     });
-    out(JSON.stringify({ mqttPort: cloud.mqttPort, httpPort: cloud.httpPort, serverName: cloud.serverName, serverCa: join(dataDir(parsed, env), "server-ca.pem") }));
+    out(JSON.stringify({ mqttPort: cloud.mqttPort, httpPort: cloud.httpPort, radiusPort: cloud.radiusPort, radiusServerName: cloud.radiusServerName, serverName: cloud.serverName, serverCa: join(dataDir(parsed, env), "server-ca.pem") }));
     const stop = () => void cloud.close().then(() => process.exit(0));
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
@@ -155,8 +193,19 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
         if (ca !== undefined) return await services.registerCertificateDevice({ deviceId: id, caName: ca });
         return await services.registerCertificateDevice({ deviceId: id, certificatePem: readText(need(parsed, 3, "certificate file"), 65536) });
       }
-      case "device list": return await services.listDevices({ limit: intFlag(parsed, "limit"), offset: intFlag(parsed, "offset") });
-      case "device show": return await services.getDevice({ deviceId: need(parsed, 2, "device id") });
+      case "device list": {
+        const devices = await services.listDevices({ limit: intFlag(parsed, "limit"), offset: intFlag(parsed, "offset") });
+        if (!parsed.flags.has("table")) return devices;
+        out(deviceTable(devices));
+        return undefined;
+      }
+      case "device show": {
+        const device = await services.getDevice({ deviceId: need(parsed, 2, "device id") });
+        if (!parsed.flags.has("table")) return device;
+        out(deviceTable([device]));
+        return undefined;
+      }
+      case "device unlock": return await services.unlockDevice({ deviceId: need(parsed, 2, "device id") });
       case "device revoke": return await services.revokeDevice({ deviceId: need(parsed, 2, "device id") });
       case "device rotate": return await services.rotateSecret({ deviceId: need(parsed, 2, "device id") });
       case "device reset-counter": return await services.resetLoginCounter({ deviceId: need(parsed, 2, "device id") });
@@ -168,8 +217,18 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
         if (file !== undefined) allowlist = [...(allowlist ?? []), ...readText(file, 64 * 1024 * 1024).split(/\r?\n/).map((s) => s.trim()).filter(Boolean)];
         return await services.createProvisioningKey({ lot: need(parsed, 2, "lot"), allowlist });
       }
+      case "nas add": {
+        const file = flag(parsed, "secret-file");
+        const secret = file !== undefined ? readText(file, 1024).trim() : flag(parsed, "secret");
+        if (secret === undefined) throw new UsageError("give --secret-file <file> or --secret <secret>");
+        return await services.addNasClient({ name: need(parsed, 2, "NAS name"), address: need(parsed, 3, "address (IP or *)"), secret });
+      }
+      case "nas list": return await services.listNasClients();
+      case "nas remove": return await services.removeNasClient({ name: need(parsed, 2, "NAS name") });
       case "lot list": return await services.listProvisioningKeys();
       case "lot retire": return await services.retireProvisioningKey({ lot: need(parsed, 2, "lot") });
+      case "lot revoke-key": return await services.revokeProvisioningKey({ lot: need(parsed, 2, "lot") });
+      case "lot revoke": return await services.revokeLot({ lot: need(parsed, 2, "lot") });
       default:
         if (group === "import") {
           return await services.importDevicesCsv({ csv: readText(need(parsed, 1, "CSV file"), 50 * 1024 * 1024), caName: flag(parsed, "ca"), lot: flag(parsed, "lot") });
@@ -178,7 +237,15 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
           const file = need(parsed, 1, "bundle file");
           return await services.importBundle({ bundle: readFileSync(file), checksum: readText(flag(parsed, "checksum") ?? `${file}.sha256`, 1024) });
         }
-        if (group === "audit") return await services.auditLog({ limit: intFlag(parsed, "limit"), deviceId: flag(parsed, "device") });
+        if (group === "audit") {
+          const records = await services.auditLog({
+            limit: intFlag(parsed, "limit"), deviceId: flag(parsed, "device"), action: flag(parsed, "action"), actor: flag(parsed, "actor"),
+            since: flag(parsed, "since"), until: flag(parsed, "until"), before: intFlag(parsed, "before"),
+          });
+          if (!parsed.flags.has("table")) return records;
+          out(auditTable(records));
+          return undefined;
+        }
         throw new UsageError(group === undefined ? "no command" : `unknown command ${parsed.positional.slice(0, 2).join(" ")}`);
     }
   } finally {

@@ -107,6 +107,9 @@ function routes(services: CloudServices): Route[] {
     { method: "GET", pattern: /^\/v1\/lots$/, body: "none", handler: async () => ({ lots: await services.listProvisioningKeys() }) },
     { method: "POST", pattern: /^\/v1\/lots$/, body: "json", status: 201, handler: async ({ json }) => services.createProvisioningKey(json() as never) },
     { method: "POST", pattern: new RegExp(`^/v1/lots/${seg}/retire$`), body: "none", handler: async ({ params }) => services.retireProvisioningKey({ lot: params[0] }) },
+    { method: "GET", pattern: /^\/v1\/nas-clients$/, body: "none", handler: async () => ({ nasClients: await services.listNasClients() }) },
+    { method: "POST", pattern: /^\/v1\/nas-clients$/, body: "json", status: 201, handler: async ({ json }) => services.addNasClient(json() as never) },
+    { method: "DELETE", pattern: new RegExp(`^/v1/nas-clients/${seg}$`), body: "none", handler: async ({ params }) => services.removeNasClient({ name: params[0] }) },
     {
       method: "GET", pattern: /^\/v1\/audit$/, body: "none",
       handler: async ({ query }) => ({ audit: await services.auditLog({ limit: queryInt(query, "limit"), deviceId: queryString(query, "deviceId") }) }),
