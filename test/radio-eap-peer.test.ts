@@ -5,41 +5,9 @@
  * rejection, Nak, retransmitted requests, malformed input.
  */
 import assert from "node:assert/strict";
-import { createCa, issueCertificate, privateKeyPem } from "../cloud/pki";
 import { EAP_CODE, EAP_TYPE, decodeEap, encodeEap } from "../hosts/node/radio/eap";
 import { EapPeer, papAvps, type EapPeerCredentials } from "../hosts/node/radio/eap-peer";
-import { EapResponder, type ResponderOptions } from "./radio-helpers";
-
-export interface RadioPki {
-  caPem: string;
-  server: { certPem: string; keyPem: string };
-  otherCaPem: string;
-  productCaPem: string;
-  rsaDevice: { certPem: string; keyPem: string };
-  ecDevice: { certPem: string; keyPem: string };
-}
-
-let pkiPromise: Promise<RadioPki> | undefined;
-/** A server CA with a radius.localhost certificate, an unrelated CA, and a product CA with two devices. */
-export function radioPki(): Promise<RadioPki> {
-  pkiPromise ??= (async () => {
-    const ca = await createCa("radio test server CA");
-    const server = await issueCertificate({ caCertPem: ca.certPem, caKeyDer: ca.keyDer, commonName: "radius.localhost", usage: "server", dnsNames: ["radius.localhost"] });
-    const other = await createCa("some other CA");
-    const product = await createCa("radio test product CA");
-    const rsa = await issueCertificate({ caCertPem: product.certPem, caKeyDer: product.keyDer, commonName: "dev-rsa", usage: "client", dnsNames: ["dev-rsa"] });
-    const ec = await issueCertificate({ caCertPem: product.certPem, caKeyDer: product.keyDer, commonName: "dev-ec", usage: "client", dnsNames: ["dev-ec"], keyType: "ec" });
-    return {
-      caPem: ca.certPem,
-      server: { certPem: server.certPem, keyPem: privateKeyPem(server.keyDer) },
-      otherCaPem: other.certPem,
-      productCaPem: product.certPem,
-      rsaDevice: { certPem: rsa.certPem, keyPem: privateKeyPem(rsa.keyDer) },
-      ecDevice: { certPem: ec.certPem, keyPem: privateKeyPem(ec.keyDer) },
-    };
-  })();
-  return pkiPromise;
-}
+import { EapResponder, radioPki, type RadioPki, type ResponderOptions } from "./radio-helpers";
 
 type Outcome =
   | { kind: "success"; peerMsk: Uint8Array; serverMsk: Uint8Array; rounds: number }

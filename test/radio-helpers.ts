@@ -7,6 +7,7 @@
 import { createSocket, type Socket } from "node:dgram";
 import { X509Certificate, randomBytes } from "node:crypto";
 import * as tls from "node:tls";
+import { createCa, issueCertificate, privateKeyPem } from "../cloud/pki";
 import { EAP_CODE, EAP_TYPE, TlsFragmenter, TlsPipe, decodeEap, encodeEap, exportMsk, settle, tlsStart } from "../hosts/node/radio/eap";
 import {
   RADIUS_ATTR, RADIUS_CODE, attribute, decodeRadius, eapMessageAttributes, encodeResponse, encryptMppeKey,
@@ -156,6 +157,10 @@ export interface TestRadiusOptions extends ResponderOptions {
   secret: string;
   /** fault: answer nothing */
   silent?: boolean;
+  /** fault: sign answers with this secret instead (the AP must discard them) */
+  answerSecret?: string;
+  /** fault: send MPPE keys that are not the MSK's halves */
+  wrongKeys?: boolean;
 }
 
 /** A UDP RADIUS server around EapResponder (one session per State). */
@@ -183,7 +188,7 @@ export class TestRadiusServer {
   async #onMessage(bytes: Uint8Array, address: string, port: number): Promise<void> {
     this.requests++;
     if (this.options.silent) return;
-    const secret = new TextEncoder().encode(this.options.secret);
+    let secret = new TextEncoder().encode(this.options.secret);
     if (!verifyRequest(bytes, secret)) return;
     const packet = decodeRadius(bytes);
     const key = `${address}:${port}:${packet.identifier}:${Buffer.from(packet.authenticator).toString("hex")}`;
@@ -204,6 +209,8 @@ export class TestRadiusServer {
       this.#sessions.set(stateKey, session);
     }
     const step = await session.handle(eap);
+    if (this.options.answerSecret) secret = new TextEncoder().encode(this.options.answerSecret);
+    if (step.kind === "success" && this.options.wrongKeys) step.msk = step.msk.map((b) => b ^ 1);
     let answer: Uint8Array;
     if (step.kind === "request") {
       answer = encodeResponse(RADIUS_CODE.accessChallenge, packet.identifier, packet.authenticator,
@@ -229,4 +236,35 @@ export class TestRadiusServer {
   close(): Promise<void> {
     return new Promise((resolve) => this.#socket.close(() => resolve()));
   }
+}
+
+export interface RadioPki {
+  caPem: string;
+  server: { certPem: string; keyPem: string };
+  otherCaPem: string;
+  productCaPem: string;
+  rsaDevice: { certPem: string; keyPem: string };
+  ecDevice: { certPem: string; keyPem: string };
+}
+
+let pkiPromise: Promise<RadioPki> | undefined;
+/** A server CA with a radius.localhost certificate, an unrelated CA, and a product CA with two devices. */
+export function radioPki(): Promise<RadioPki> {
+  pkiPromise ??= (async () => {
+    const ca = await createCa("radio test server CA");
+    const server = await issueCertificate({ caCertPem: ca.certPem, caKeyDer: ca.keyDer, commonName: "radius.localhost", usage: "server", dnsNames: ["radius.localhost"] });
+    const other = await createCa("some other CA");
+    const product = await createCa("radio test product CA");
+    const rsa = await issueCertificate({ caCertPem: product.certPem, caKeyDer: product.keyDer, commonName: "dev-rsa", usage: "client", dnsNames: ["dev-rsa"] });
+    const ec = await issueCertificate({ caCertPem: product.certPem, caKeyDer: product.keyDer, commonName: "dev-ec", usage: "client", dnsNames: ["dev-ec"], keyType: "ec" });
+    return {
+      caPem: ca.certPem,
+      server: { certPem: server.certPem, keyPem: privateKeyPem(server.keyDer) },
+      otherCaPem: other.certPem,
+      productCaPem: product.certPem,
+      rsaDevice: { certPem: rsa.certPem, keyPem: privateKeyPem(rsa.keyDer) },
+      ecDevice: { certPem: ec.certPem, keyPem: privateKeyPem(ec.keyDer) },
+    };
+  })();
+  return pkiPromise;
 }

@@ -2,13 +2,16 @@
  * A simulated device on the Node host: the portable ConnectionManager wired to
  * node:tls + MQTT.js, a file-backed Moddable-like flash, and system or
  * deterministic clock/randomness. Tests, the demo and the benchmarks use it.
+ * With `radio` (hosts/node/radio), the device joins simulated access points
+ * and reaches the cloud only where the joined network lets it.
  */
 import { validateConfig } from "../../modules/config";
 import { ConnectionManager, type ManagerOptions, type ManagerPorts } from "../../modules/manager";
 import { nobleDigest } from "../../modules/noble-digest";
-import type { CloudLinkFactory, KeyValuePort, LogPort } from "../../modules/ports";
+import type { CloudLinkFactory, KeyValuePort, LogPort, NetworkPort } from "../../modules/ports";
 import { SimulatedFlash } from "./file-preferences";
 import { createMqttLink } from "./mqtt-link";
+import type { SimulatedRadio } from "./radio/radio";
 import { systemClock, systemRandom, systemScheduler } from "./sim-ports";
 
 /** Options of a simulated device; every port can be replaced. */
@@ -16,6 +19,11 @@ export interface NodeDeviceOptions extends Partial<ManagerPorts> {
   /** a JSON file that plays the device's flash (ignored when `kv` is given) */
   flashFile?: string;
   manager?: ManagerOptions;
+  /**
+   * the simulated Wi-Fi radio: becomes ManagerPorts.network (unless `network`
+   * is given) and gates the default MQTT link by what the joined AP reaches
+   */
+  radio?: SimulatedRadio;
 }
 
 /**
@@ -24,7 +32,10 @@ export interface NodeDeviceOptions extends Partial<ManagerPorts> {
  */
 export function createNodeDevice(config: unknown, options: NodeDeviceOptions = {}): { manager: ConnectionManager; flash: KeyValuePort } {
   const flash = options.kv ?? new SimulatedFlash(options.flashFile);
-  const link: CloudLinkFactory = options.link ?? (() => createMqttLink());
+  const radio = options.radio;
+  const link: CloudLinkFactory = options.link ?? (() => createMqttLink(radio ? { gate: radio.gate } : {}));
+  // spread, so this compiles whether or not ManagerPorts has `network` yet (it is being added to modules/manager.ts)
+  const network = (options as { network?: NetworkPort }).network ?? radio;
   const log: LogPort | undefined = options.log;
   const manager = new ConnectionManager(
     validateConfig(config),
@@ -36,6 +47,7 @@ export function createNodeDevice(config: unknown, options: NodeDeviceOptions = {
       kv: flash,
       link,
       ...(log ? { log } : {}),
+      ...(network ? { network } : {}),
     },
     options.manager,
   );

@@ -1,10 +1,15 @@
 /*
  * CloudLink over MQTT.js and node:tls: MQTT 3.1.1, QoS 0, no automatic
  * reconnect (the core reconnects), exactly one onClose per connect().
- * A refused CONNECT is reported with its CONNACK return code.
+ * A refused CONNECT is reported with its CONNACK return code. An optional
+ * gate (the simulated radio) says whether the destination is reachable at all;
+ * when it is not, the link closes at once with an INTERNET-NOT-REACHABLE detail.
  */
 import mqtt, { type MqttClient } from "mqtt";
 import type { CloudLink, LinkConnectOptions, LinkEvents } from "../../modules/ports";
+
+/** Whether the network the device is on lets it reach host:port (hosts/node/radio SimulatedRadio.gate). */
+export type LinkGate = (host: string, port: number) => { reachable: true } | { reachable: false; detail: string };
 
 /** Options of the Node link that a device on real hardware would not have. */
 export interface NodeLinkOptions {
@@ -12,6 +17,8 @@ export interface NodeLinkOptions {
   connectTimeoutMs?: number;
   /** highest TLS version to offer; "TLSv1.2" behaves like Moddable's SecureSocket */
   maxTlsVersion?: "TLSv1.2" | "TLSv1.3";
+  /** checked before connecting; unreachable → onClose (network-level) with "INTERNET-NOT-REACHABLE: <detail>" */
+  gate?: LinkGate;
 }
 
 /** Makes a CloudLink backed by MQTT.js. */
@@ -35,6 +42,11 @@ export function createMqttLink(options: NodeLinkOptions = {}): CloudLink {
   return {
     connect(connect: LinkConnectOptions, linkEvents: LinkEvents): void {
       events = linkEvents;
+      const reach = options.gate?.(connect.host, connect.port);
+      if (reach && !reach.reachable) {
+        queueMicrotask(() => finish(`INTERNET-NOT-REACHABLE: ${reach.detail}`));
+        return;
+      }
       const tlsVersion = options.maxTlsVersion ? ({ maxVersion: options.maxTlsVersion } as object) : {};
       client = mqtt.connect({
         ...tlsVersion,
