@@ -1,0 +1,249 @@
+/*
+ * The RADIUS server against a stock supplicant: wpa_supplicant's eapol_test
+ * (Debian package eapoltest, installed by .ci/run) acting as access point and
+ * device at once. EAP-TTLS/PAP for secret, temporary and pending-secret
+ * devices, EAP-TLS with RSA and EC keys, the MPPE keys checked by eapol_test
+ * against its own MSK, fragmentation both ways (300-byte fragments), and the
+ * refusals: wrong password, revoked, unknown, temporary after commit, wrong NAS
+ * secret (no answer), unregistered CA, wrong server name on the device side.
+ * Skipped with a message when eapol_test is not installed.
+ */
+import { strict as assert } from "node:assert";
+import { execFile, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createCa, issueCertificate, privateKeyPem } from "../cloud/pki";
+import { radiusIdentity, RADIUS_SERVER_NAME } from "../cloud/radius/identity";
+import { RadiusServer } from "../cloud/radius/server";
+import { nodeDigest } from "../cloud/node-digest";
+import { deriveHotspotPassword } from "../modules/derive";
+import { newSecret, startTestCloud, temporarySecret, type TestCloud } from "./cloud-helpers";
+
+const NAS_SECRET = "eapol-test-shared-secret";
+
+function hasEapolTest(): boolean {
+  try {
+    execFileSync("sh", ["-c", "command -v eapol_test"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface EapolResult {
+  code: number;
+  output: string;
+}
+
+/** Runs eapol_test without blocking the event loop (the server runs in this process). */
+function eapolTest(conf: string, port: number, options: { secret?: string; timeoutS?: number } = {}): Promise<EapolResult> {
+  const args = ["-c", conf, "-a", "127.0.0.1", "-p", String(port), "-s", options.secret ?? NAS_SECRET, "-r0", "-t", String(options.timeoutS ?? 10)];
+  return new Promise((resolve) => {
+    execFile("eapol_test", args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout) => {
+      const code = error ? (typeof (error as { code?: unknown }).code === "number" ? (error as { code: number }).code : 1) : 0;
+      resolve({ code, output: stdout });
+    });
+  });
+}
+
+function assertSuccess(result: EapolResult): void {
+  const tail = result.output.split("\n").slice(-15).join("\n");
+  assert.equal(result.code, 0, `eapol_test failed:\n${tail}`);
+  assert.match(result.output, /^SUCCESS$/m);
+  assert.match(result.output, /MPPE keys OK: 1 {2}mismatch: 0/, "the MS-MPPE keys match the MSK eapol_test derived");
+}
+
+function assertFailure(result: EapolResult): void {
+  assert.notEqual(result.code, 0);
+  assert.match(result.output, /^FAILURE$/m);
+}
+
+describe("radius: eapol_test (stock wpa_supplicant)", function () {
+  this.timeout(60_000);
+  let t: TestCloud;
+  let dir: string;
+  let caFile: string;
+  let port: number;
+  const secretDevice = newSecret();
+  let lotKeyHex: string;
+  let productCa: string;
+
+  before(async function () {
+    if (!hasEapolTest()) {
+      // CI installs it (.ci/run); a developer machine may not have it.
+      console.log("      eapol_test not installed (apt-get install eapoltest): skipping the stock supplicant tests");
+      this.skip();
+    }
+    t = await startTestCloud({ radiusPort: 0 });
+    port = t.cloud.radiusPort!;
+    dir = mkdtempSync(join(tmpdir(), "wcm-eapol-"));
+    caFile = join(dir, "server-ca.pem");
+    writeFileSync(caFile, t.cloud.serverCaPem);
+    const services = t.cloud.services;
+    await services.addNasClient({ name: "ap-test", address: "127.0.0.1", secret: NAS_SECRET });
+    await services.registerSecretDevice({ deviceId: "lamp-s1", secretHex: secretDevice.hex });
+    await services.registerSecretDevice({ deviceId: "lamp-revoked", secretHex: secretDevice.hex });
+    await services.revokeDevice({ deviceId: "lamp-revoked" });
+    const lot = await services.createProvisioningKey({ lot: "lot-1", allowlist: ["lamp-t1", "lamp-t2"] });
+    lotKeyHex = lot.provisioningKeyHex;
+    productCa = (await services.createProductCa({ name: "lamps" })).name;
+  });
+
+  after(async () => {
+    await t?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  function ttlsConf(name: string, identity: string, password: string, extra = ""): string {
+    const file = join(dir, `${name}.conf`);
+    writeFileSync(file, `network={
+  key_mgmt=WPA-EAP
+  eap=TTLS
+  identity="${identity}"
+  anonymous_identity="anonymous@wcm"
+  password="${password}"
+  phase2="auth=PAP"
+  ca_cert="${caFile}"
+  domain_match="${RADIUS_SERVER_NAME}"
+${extra}}
+`);
+    return file;
+  }
+
+  function tlsConf(name: string, identity: string, certPem: string, keyPem: string, extra = ""): string {
+    const cert = join(dir, `${name}.cert.pem`);
+    const key = join(dir, `${name}.key.pem`);
+    writeFileSync(cert, certPem);
+    writeFileSync(key, keyPem, { mode: 0o600 });
+    const file = join(dir, `${name}.conf`);
+    writeFileSync(file, `network={
+  key_mgmt=WPA-EAP
+  eap=TLS
+  identity="${identity}"
+  ca_cert="${caFile}"
+  client_cert="${cert}"
+  private_key="${key}"
+  domain_match="${RADIUS_SERVER_NAME}"
+${extra}}
+`);
+    return file;
+  }
+
+  const password = (secret: Uint8Array, id: string) => deriveHotspotPassword(nodeDigest, secret, id);
+
+  it("TTLS/PAP: a shared-secret device is accepted, with the MSK as MS-MPPE keys", async () => {
+    const accepts = t.cloud.radius!.stats.accepts;
+    assertSuccess(await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port));
+    assert.equal(t.cloud.radius!.stats.accepts, accepts + 1);
+  });
+
+  it("TTLS/PAP: a temporary device (lot allowlist, no row yet) is accepted; nothing is written", async () => {
+    assertSuccess(await eapolTest(ttlsConf("t1", "lamp-t1", password(temporarySecret(lotKeyHex, "lamp-t1"), "lamp-t1")), port));
+    assert.equal(t.cloud.registry.device("lamp-t1"), undefined);
+  });
+
+  it("TTLS/PAP: the pending issued secret is accepted without committing it", async () => {
+    await t.cloud.services.rotateSecret({ deviceId: "lamp-s1" });
+    const row = t.cloud.registry.device("lamp-s1")!;
+    const pending = t.cloud.registry.pendingSecret(row)!;
+    assertSuccess(await eapolTest(ttlsConf("s1p", "lamp-s1", password(pending, "lamp-s1")), port));
+    const after = t.cloud.registry.device("lamp-s1")!;
+    assert.equal(after.generation, 0);
+    assert.equal(after.pending_generation, 1);
+    assertSuccess(await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port));
+  });
+
+  it("TTLS/PAP: wrong password -> Access-Reject BAD_PASSWORD, recorded on the device and audited", async () => {
+    assertFailure(await eapolTest(ttlsConf("bad", "lamp-s1", "not-the-password"), port));
+    const view = await t.cloud.services.getDevice({ deviceId: "lamp-s1" });
+    assert.equal(view.lastFailure, "BAD_PASSWORD");
+    const audit = t.cloud.registry.auditLog(5, "lamp-s1");
+    assert.ok(audit.some((r) => r.actor === "radius" && r.action === "radius.refused" && r.detail?.startsWith("BAD_PASSWORD")));
+  });
+
+  it("TTLS/PAP: revoked device -> REVOKED; unknown device -> UNKNOWN_DEVICE", async () => {
+    const before = { ...t.cloud.radius!.stats.reasons };
+    assertFailure(await eapolTest(ttlsConf("rev", "lamp-revoked", password(secretDevice.bytes, "lamp-revoked")), port));
+    assertFailure(await eapolTest(ttlsConf("unk", "lamp-nobody", password(secretDevice.bytes, "lamp-nobody")), port));
+    assert.equal(t.cloud.radius!.stats.reasons.REVOKED, (before.REVOKED ?? 0) + 1);
+    assert.equal(t.cloud.radius!.stats.reasons.UNKNOWN_DEVICE, (before.UNKNOWN_DEVICE ?? 0) + 1);
+    assert.equal((await t.cloud.services.getDevice({ deviceId: "lamp-revoked" })).lastFailure, "REVOKED");
+  });
+
+  it("TTLS/PAP: the temporary credential after commit -> TEMP_RETIRED; the permanent secret works", async () => {
+    const registry = t.cloud.registry;
+    assert.ok(registry.insertTemporaryDevice("lamp-t2", "lot-1", 1));
+    const permanent = new Uint8Array(randomBytes(32));
+    assert.ok(registry.storePending("lamp-t2", permanent, 1, new Uint8Array(16), "test"));
+    assert.ok(registry.commitPending("lamp-t2", 1, "test"));
+    assertFailure(await eapolTest(ttlsConf("t2", "lamp-t2", password(temporarySecret(lotKeyHex, "lamp-t2"), "lamp-t2")), port));
+    assert.equal(registry.device("lamp-t2")!.last_failure, "TEMP_RETIRED");
+    assertSuccess(await eapolTest(ttlsConf("t2p", "lamp-t2", password(permanent, "lamp-t2")), port));
+  });
+
+  it("EAP-TLS: certificate devices with RSA and EC keys are accepted", async () => {
+    for (const keyType of ["rsa", "ec"] as const) {
+      const id = `lamp-c-${keyType}`;
+      const issued = await t.cloud.services.issueDeviceCertificate({ caName: productCa, deviceId: id, keyType });
+      await t.cloud.services.registerCertificateDevice({ deviceId: id, certificatePem: issued.certificatePem });
+      assertSuccess(await eapolTest(tlsConf(id, id, issued.certificatePem, issued.privateKeyPem), port));
+    }
+  });
+
+  it("EAP-TLS: a certificate from an unregistered CA -> UNKNOWN_CA (after a Nak from TTLS to TLS)", async () => {
+    const rogue = await createCa("rogue CA");
+    const leaf = await issueCertificate({ caCertPem: rogue.certPem, caKeyDer: rogue.keyDer, commonName: "lamp-rogue", usage: "client", dnsNames: ["lamp-rogue"] });
+    const before = t.cloud.radius!.stats.reasons.UNKNOWN_CA ?? 0;
+    assertFailure(await eapolTest(tlsConf("rogue", "lamp-rogue", leaf.certPem, privateKeyPem(leaf.keyDer)), port));
+    assert.equal(t.cloud.radius!.stats.reasons.UNKNOWN_CA, before + 1);
+  });
+
+  it("a wrong NAS secret gets no answer (Message-Authenticator fails): eapol_test times out", async () => {
+    const dropped = t.cloud.radius!.stats.badAuthenticator;
+    const result = await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port, { secret: "some-other-shared-secret", timeoutS: 2 });
+    assert.notEqual(result.code, 0);
+    assert.doesNotMatch(result.output, /Access-Challenge/);
+    assert.ok(t.cloud.radius!.stats.badAuthenticator > dropped);
+  });
+
+  it("the device refuses a server certificate without its expected name (domain_match)", async () => {
+    const file = join(dir, "wrong-name.conf");
+    writeFileSync(file, `network={
+  key_mgmt=WPA-EAP
+  eap=TTLS
+  identity="lamp-s1"
+  anonymous_identity="anonymous@wcm"
+  password="${password(secretDevice.bytes, "lamp-s1")}"
+  phase2="auth=PAP"
+  ca_cert="${caFile}"
+  domain_match="radius.example.com"
+}
+`);
+    const result = await eapolTest(file, port, { timeoutS: 5 });
+    assertFailure(result);
+    assert.match(result.output, /Domain mismatch|domain_match|CTRL-EVENT-EAP-TLS-CERT-ERROR/);
+  });
+
+  it("fragmentation both ways: 300-byte fragments from the server and from eapol_test (fragment_size=300)", async () => {
+    const tls = await radiusIdentity(t.cloud.registry);
+    const server = new RadiusServer({ registry: t.cloud.registry, digest: nodeDigest, certPem: tls.certPem, keyPem: tls.keyPem, port: 0, fragmentSize: 300 });
+    const smallPort = await server.start();
+    try {
+      assertSuccess(await eapolTest(ttlsConf("frag", "lamp-s1", password(secretDevice.bytes, "lamp-s1"), "  fragment_size=300\n"), smallPort));
+      const ttlsChallenges = server.stats.challenges;
+      const id = "lamp-c-rsa";
+      const issued = await t.cloud.services.issueDeviceCertificate({ caName: productCa, deviceId: "lamp-c-frag", keyType: "rsa" });
+      await t.cloud.services.registerCertificateDevice({ deviceId: "lamp-c-frag", certificatePem: issued.certificatePem });
+      const result = await eapolTest(tlsConf("frag-tls", "lamp-c-frag", issued.certificatePem, issued.privateKeyPem, "  fragment_size=300\n"), smallPort);
+      assertSuccess(result);
+      // The peer's certificate flight (over 1 KiB) arrived in several fragments that we ACKed.
+      assert.ok(server.stats.challenges - ttlsChallenges >= 8, `EAP-TLS took ${server.stats.challenges - ttlsChallenges} challenges`);
+      assert.ok(ttlsChallenges >= 6, `TTLS took ${ttlsChallenges} challenges`);
+      void id;
+    } finally {
+      await server.close();
+    }
+  });
+});
