@@ -7,30 +7,13 @@
  * with the MQTT link (no internet, walled garden) against the real cloud.
  */
 import assert from "node:assert/strict";
-import type { JoinRequest, NetworkFailure } from "../modules/ports";
+import type { JoinRequest } from "../modules/ports";
 import { createMqttLink } from "../hosts/node/mqtt-link";
 import { SimulatedAir, SimulatedRadio, type AccessPointConfig } from "../hosts/node/radio/index";
 import { RADIUS_ATTR } from "../hosts/node/radio/radius-codec";
 import { EAP_TYPE } from "../hosts/node/radio/eap";
-import { TestRadiusServer, radioPki, type RadioPki, type TestRadiusOptions } from "./radio-helpers";
+import { TestRadiusServer, joinOnce, radioPki, type RadioPki, type TestRadiusOptions } from "./radio-helpers";
 import { startTestCloud, type TestCloud } from "./cloud-helpers";
-
-export type JoinOutcome =
-  | { kind: "joined"; ip: string; ssid: string; bssid: string; lost: Promise<NetworkFailure> }
-  | { kind: "failed"; failure: NetworkFailure };
-
-/** Joins and resolves with the outcome; `lost` resolves if the network is lost later. */
-export function joinOnce(radio: SimulatedRadio, request: JoinRequest): Promise<JoinOutcome> {
-  return new Promise((resolve) => {
-    let onLost: (failure: NetworkFailure) => void = () => {};
-    const lost = new Promise<NetworkFailure>((r) => { onLost = r; });
-    radio.join(request, {
-      onJoined: (info) => resolve({ kind: "joined", ...info, lost }),
-      onFailed: (failure) => resolve({ kind: "failed", failure }),
-      onLost: (failure) => onLost(failure),
-    });
-  });
-}
 
 const SECRET = "nas-shared-secret";
 

@@ -7,6 +7,8 @@
 import { createSocket, type Socket } from "node:dgram";
 import { X509Certificate, randomBytes } from "node:crypto";
 import * as tls from "node:tls";
+import type { JoinRequest, NetworkFailure } from "../modules/ports";
+import type { SimulatedRadio } from "../hosts/node/radio/radio";
 import { createCa, issueCertificate, privateKeyPem } from "../cloud/pki";
 import { EAP_CODE, EAP_TYPE, TlsFragmenter, TlsPipe, decodeEap, encodeEap, exportMsk, settle, tlsStart } from "../hosts/node/radio/eap";
 import {
@@ -267,4 +269,21 @@ export function radioPki(): Promise<RadioPki> {
     };
   })();
   return pkiPromise;
+}
+
+export type JoinOutcome =
+  | { kind: "joined"; ip: string; ssid: string; bssid: string; lost: Promise<NetworkFailure> }
+  | { kind: "failed"; failure: NetworkFailure };
+
+/** Joins and resolves with the outcome; `lost` resolves if the network is lost later. */
+export function joinOnce(radio: SimulatedRadio, request: JoinRequest): Promise<JoinOutcome> {
+  return new Promise((resolve) => {
+    let onLost: (failure: NetworkFailure) => void = () => {};
+    const lost = new Promise<NetworkFailure>((r) => { onLost = r; });
+    radio.join(request, {
+      onJoined: (info) => resolve({ kind: "joined", ...info, lost }),
+      onFailed: (failure) => resolve({ kind: "failed", failure }),
+      onLost: (failure) => onLost(failure),
+    });
+  });
 }
