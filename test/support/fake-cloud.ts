@@ -7,22 +7,36 @@
  * Scriptable faults: drop the next N messages in either direction, refuse the
  * next connects with a CONNACK code, fail connects at the network level, and
  * lose the cloud's pending secret (a cloud that crashed before persisting it).
+ *
+ * Networks (docs/protocol.md 7.5-7.8): `hello`, `config`, `network` and
+ * `network-result`; hotspot profile sets (setHotspots), private network changes
+ * sealed to the device's key (setNetwork, forgetNetwork), the notices for both,
+ * and hotspotPasswordOk() for a fake RADIUS server.
  */
 import { constantTimeEqual } from "../../modules/bytes";
 import {
   deriveCloudLoginKey,
   deriveCommitProof,
+  deriveHotspotPassword,
   deriveLoginProof,
   deriveTemporarySecret,
   deriveWrapKey,
   wrapSecret,
 } from "../../modules/derive";
+import type { HotspotProfile, HotspotSet } from "../../modules/hotspots";
+import { sealTo } from "../../modules/seal";
 import type { CloudLink, CloudLinkFactory, DigestPort, LinkConnectOptions, LinkEvents, RandomPort, SchedulerPort } from "../../modules/ports";
 import {
   CONNACK,
   decodeRequest,
   deviceTopics,
+  encodeNetworkChange,
+  encodeNotice,
   encodeResponse,
+  type CloudNotice,
+  type DeviceRequest,
+  type NetworkChange,
+  type NetworkFailureReport,
   parseLoginPassword,
   parseTopic,
   type CloudResponse,
@@ -36,6 +50,18 @@ interface DeviceRecord {
   revoked: boolean;
   lastCounter: number;
   certificate: boolean;
+  /** the device's sealing public key (from hello) */
+  sealKey?: Uint8Array;
+  networkSeq?: number;
+  sealed?: { seq: number; blob: Uint8Array };
+  /** every network-result received */
+  networkResults?: Extract<DeviceRequest, { op: "network-result" }>[];
+  /** every failure list received in a hello */
+  networkFailures?: NetworkFailureReport[];
+  /** the network the device said it is on */
+  net?: { kind: string; ssid: string };
+  /** the profile revision the device reported */
+  rev?: number;
 }
 
 interface Session {
@@ -58,6 +84,10 @@ export class FakeCloud {
   #dropToDevice = 0;
   #refuse: number[] = [];
   #networkFailures = 0;
+  /** the hotspot profile set (revision 0 = none set) */
+  hotspots: HotspotSet = { rev: 0, profiles: [] };
+  /** the cloud's wall clock, Unix seconds, sent in hello */
+  timeSeconds = 1_780_000_000;
 
   constructor(
     readonly digest: DigestPort,
@@ -103,6 +133,59 @@ export class FakeCloud {
   /** Closes every open session (a cloud restart). */
   dropAllSessions(): void {
     for (const session of this.sessions) this.#close(session, "cloud restarted");
+  }
+
+  /** Replaces the hotspot profile set (revision + 1) and tells live sessions. */
+  setHotspots(profiles: HotspotProfile[]): number {
+    this.hotspots = { rev: this.hotspots.rev + 1, profiles };
+    for (const session of this.sessions) if (session.open) this.#notice(session, "config");
+    return this.hotspots.rev;
+  }
+
+  /** Seals a private network to the device's key (it must have said hello) and tells it. Returns the change's seq. */
+  setNetwork(deviceId: string, network: { ssid: string; password: string; priority: number }): number {
+    return this.#change(deviceId, (seq) => ({ seq, action: "set", ...network }));
+  }
+
+  /** Seals a "forget" for `ssid` and tells the device. */
+  forgetNetwork(deviceId: string, ssid: string): number {
+    return this.#change(deviceId, (seq) => ({ seq, action: "forget", ssid }));
+  }
+
+  #change(deviceId: string, make: (seq: number) => NetworkChange): number {
+    const record = this.devices.get(deviceId);
+    if (!record?.sealKey) throw new Error(`${deviceId} has no sealing key yet`);
+    const seq = (record.networkSeq ?? 0) + 1;
+    record.networkSeq = seq;
+    record.sealed = { seq, blob: sealTo(this.digest, record.sealKey, deviceId, encodeNetworkChange(make(seq)), this.random.bytes(32)) };
+    for (const session of this.sessions) if (session.open && session.deviceId === deviceId) this.#notice(session, "network");
+    return seq;
+  }
+
+  /**
+   * What a RADIUS server backed by this cloud answers for an EAP-TTLS/PAP
+   * login: the password must be the hotspot password of the device's active
+   * secret, or of its temporary secret while that is live.
+   */
+  hotspotPasswordOk(deviceId: string, password: string): boolean {
+    const record = this.devices.get(deviceId);
+    if (record?.revoked) return false;
+    const secrets: Uint8Array[] = [];
+    if (record?.secret) secrets.push(record.secret);
+    if (record?.pending) secrets.push(record.pending.secret);
+    const key = this.#temporaryKey(deviceId);
+    if (key && !record?.temporaryRetired) secrets.push(deriveTemporarySecret(this.digest, key, deviceId));
+    return secrets.some((secret) => deriveHotspotPassword(this.digest, secret, deviceId) === password);
+  }
+
+  /** What such a RADIUS server answers for an EAP-TLS login (the fake trusts any registered certificate device). */
+  certificateOk(deviceId: string): boolean {
+    const record = this.devices.get(deviceId);
+    return !!record?.certificate && !record.revoked;
+  }
+
+  #notice(session: Session, notice: CloudNotice["notice"]): void {
+    this.#deliver(session, deviceTopics(session.deviceId).response, encodeNotice({ v: 1, notice }));
   }
 
   /** How many secrets would let `deviceId` log in now (must never exceed 1). */
@@ -244,7 +327,9 @@ export class FakeCloud {
     try {
       const request = decodeRequest(payload);
       this.requests.push(request.op);
-      if (request.op === "issue") {
+      if (request.op === "hello" || request.op === "config" || request.op === "network" || request.op === "network-result") {
+        response = this.#networkRequest(record, request);
+      } else if (request.op === "issue") {
         if (session.kind !== "t" || !session.secret) {
           response = { v: 1, rid: request.rid, op: "issue", ok: false, reason: "NOTHING_TO_ISSUE" };
         } else {
@@ -253,7 +338,7 @@ export class FakeCloud {
           const wrapped = wrapSecret(this.digest, deriveWrapKey(this.digest, session.secret), session.deviceId, pending.nonce, pending.secret);
           response = { v: 1, rid: request.rid, op: "issue", ok: true, gen: pending.generation, nonce: pending.nonce, secret: wrapped.ciphertext, tag: wrapped.tag };
         }
-      } else {
+      } else if (request.op === "commit") {
         const pending = record.pending;
         if (pending && pending.generation === request.gen
           && constantTimeEqual(deriveCommitProof(this.digest, pending.secret, session.deviceId, request.gen), request.proof)) {
@@ -265,11 +350,36 @@ export class FakeCloud {
         } else {
           response = { v: 1, rid: request.rid, op: "commit", ok: false, reason: "BAD_PROOF" };
         }
+      } else {
+        return;
       }
     } catch {
       return;
     }
     this.#deliver(session, topics.response, encodeResponse(response));
+  }
+
+  #networkRequest(record: DeviceRecord, request: Extract<DeviceRequest, { op: "hello" | "config" | "network" | "network-result" }>): CloudResponse {
+    const rid = request.rid;
+    switch (request.op) {
+      case "hello":
+        if (record.sealKey && !constantTimeEqual(record.sealKey, request.key)) delete record.sealed; // sealed to a key the device lost
+        record.sealKey = request.key;
+        record.rev = request.rev;
+        if (request.net) record.net = request.net;
+        else delete record.net;
+        if (request.failures) (record.networkFailures ??= []).push(...request.failures);
+        return { v: 1, rid, op: "hello", ok: true, time: this.timeSeconds, rev: this.hotspots.rev, network: record.sealed !== undefined };
+      case "config":
+        return { v: 1, rid, op: "config", ok: true, rev: this.hotspots.rev, hotspots: this.hotspots.profiles };
+      case "network":
+        if (!record.sealed) return { v: 1, rid, op: "network", ok: false, reason: "NOTHING_PENDING" };
+        return { v: 1, rid, op: "network", ok: true, seq: record.sealed.seq, sealed: record.sealed.blob };
+      case "network-result":
+        (record.networkResults ??= []).push(request);
+        if (record.sealed?.seq === request.seq) delete record.sealed;
+        return { v: 1, rid, op: "network-result", ok: true, seq: request.seq };
+    }
   }
 
   #deliver(session: Session, topic: string, payload: Uint8Array): void {

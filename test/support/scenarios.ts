@@ -6,9 +6,12 @@
 import { fromHex, toHex } from "../../modules/bytes";
 import { validateConfig, type DeviceConfig } from "../../modules/config";
 import { CredentialStore } from "../../modules/credential-store";
+import type { HotspotProfile } from "../../modules/hotspots";
 import { ConnectionManager, type ManagerStatus } from "../../modules/manager";
-import type { DigestPort, KeyValuePort, RandomPort, ScheduledTask, SchedulerPort } from "../../modules/ports";
+import { NetworkStore } from "../../modules/network-store";
+import type { DigestPort, JoinRequest, KeyValuePort, RandomPort, ScheduledTask, SchedulerPort } from "../../modules/ports";
 import { FakeCloud } from "./fake-cloud";
+import { FakeRadio, type FakeAccessPoint } from "./fake-radio";
 
 /** A portable in-memory flash with erase-then-write semantics and a power-cut switch. */
 export class MemoryFlash implements KeyValuePort {
@@ -115,21 +118,42 @@ export class TestBed {
     this.cloud = new FakeCloud(digest, testRandom(digest, `${seed}/cloud`), this.time);
   }
 
-  config(deviceId: string, option: "secret" | "temporary" | "certificate", key?: Uint8Array): DeviceConfig {
+  config(deviceId: string, option: "secret" | "temporary" | "certificate", key?: Uint8Array, extra: Record<string, unknown> = {}): DeviceConfig {
     const cloud = { host: "localhost", port: 8883, ca: CA };
-    if (option === "secret") return validateConfig({ deviceId, option, secret: toHex(key as Uint8Array), cloud });
-    if (option === "temporary") return validateConfig({ deviceId, option, provisioningKey: toHex(key as Uint8Array), cloud });
-    return validateConfig({ deviceId, option, certificate: CA, privateKey: KEY, cloud });
+    if (option === "secret") return validateConfig({ deviceId, option, secret: toHex(key as Uint8Array), cloud, ...extra });
+    if (option === "temporary") return validateConfig({ deviceId, option, provisioningKey: toHex(key as Uint8Array), cloud, ...extra });
+    return validateConfig({ deviceId, option, certificate: CA, privateKey: KEY, cloud, ...extra });
   }
 
-  device(config: DeviceConfig, flash: KeyValuePort = new MemoryFlash(), seed = config.deviceId): { manager: ConnectionManager; flash: KeyValuePort; states: ManagerStatus[] } {
+  /** A fake radio whose enterprise access points ask this cloud (hotspotPasswordOk / certificateOk). */
+  radio(): FakeRadio {
+    return new FakeRadio(this.time);
+  }
+
+  /** A partner hotspot access point backed by this cloud's fake RADIUS server. */
+  hotspotAp(ssid: string, bssid: string, rssi: number, extra: Partial<FakeAccessPoint> = {}): FakeAccessPoint {
+    return {
+      ssid, bssid, rssi, security: "enterprise",
+      radius: {
+        serverName: RADIUS_NAME, ca: RADIUS_CA,
+        check: (request) => {
+          const ok = request.method === "tls" ? this.cloud.certificateOk(request.identity) : this.cloud.hotspotPasswordOk(request.identity, request.password);
+          return ok ? { ok: true } : { ok: false, replyMessage: "unknown device or wrong password" };
+        },
+      },
+      ...extra,
+    };
+  }
+
+  device(config: DeviceConfig, flash: KeyValuePort = new MemoryFlash(), seed = config.deviceId, radio?: FakeRadio): { manager: ConnectionManager; flash: KeyValuePort; states: ManagerStatus[] } {
     const manager = new ConnectionManager(config, {
       digest: this.digest,
       random: testRandom(this.digest, `${seed}/device`),
       clock: { now: () => this.time.now },
       scheduler: this.time,
       kv: flash,
-      link: this.cloud.linkFactory(),
+      link: radio ? radio.gate(this.cloud.linkFactory()) : this.cloud.linkFactory(),
+      ...(radio ? { network: radio } : {}),
     }, { requestTimeoutMs: 2000 });
     const states: ManagerStatus[] = [];
     manager.onStatus((status) => states.push(status));
@@ -277,6 +301,189 @@ export function scenarioBackoffClasses(digest: DigestPort): void {
   check(flaky.manager.status.state === "ONLINE", `recovers after network failures: ${flaky.manager.status.state}`);
 }
 
+// ---------------------------------------------------------------- networks
+
+const RADIUS_NAME = "radius.localhost";
+const RADIUS_CA = "-----BEGIN CERTIFICATE-----\nMIIBradiusCA\n-----END CERTIFICATE-----";
+const ZIPKEY: HotspotProfile = { name: "zipkey", roamingConsortium: ["5a03ba"], radius: { serverName: RADIUS_NAME, ca: RADIUS_CA } };
+const PARTNER: HotspotProfile = { name: "partner", ssid: "Partner", anonymousIdentity: "anon@partner", radius: { serverName: RADIUS_NAME, ca: RADIUS_CA } };
+const CAFE: HotspotProfile = { name: "cafe", ssid: "Cafe", radius: { serverName: RADIUS_NAME, ca: RADIUS_CA } };
+/** 2026-01-01, the firmware's build time in these scenarios */
+const BUILD_TIME = 1_767_225_600;
+
+function hotspotConfig(bed: TestBed, deviceId: string, option: "secret" | "temporary" | "certificate", key?: Uint8Array): DeviceConfig {
+  return bed.config(deviceId, option, key, { hotspots: [ZIPKEY], buildTime: BUILD_TIME });
+}
+
+function joinsTo(radio: FakeRadio, ssid: string): JoinRequest[] {
+  return radio.joins.filter((join) => join.ssid === ssid);
+}
+
+/**
+ * Each option joins a partner hotspot (matched by roaming-consortium OI, never
+ * the stronger neighbour's PSK network) with its own credential (TTLS/PAP with
+ * the derived password; EAP-TLS for certificates), then reaches ONLINE; the
+ * hello brings the cloud's time and a newer profile set (fetched with config).
+ */
+export function scenarioHotspotJoinEachOption(digest: DigestPort): void {
+  const bed = new TestBed(digest);
+  bed.cloud.registerSecret("dev-secret", SECRET);
+  bed.cloud.registerCertificate("dev-cert");
+  bed.cloud.addProvisioningKey(PROVISIONING_KEY);
+  const rev = bed.cloud.setHotspots([ZIPKEY, PARTNER]);
+  const setups = [
+    { config: hotspotConfig(bed, "dev-secret", "secret", SECRET), method: "ttls-pap", credential: "secret" },
+    { config: hotspotConfig(bed, "dev-cert", "certificate"), method: "tls", credential: "certificate" },
+    { config: hotspotConfig(bed, "dev-temp", "temporary", PROVISIONING_KEY), method: "ttls-pap", credential: "permanent" },
+  ];
+  const devices = setups.map((setup) => {
+    const radio = bed.radio();
+    radio.add({ ssid: "Neighbour", bssid: "02:00:00:00:00:01", rssi: -30, security: "psk", psk: "not-ours-12" });
+    radio.add(bed.hotspotAp("ZipKey", "02:00:00:00:00:02", -60, { roamingConsortium: ["5A03BA"] }));
+    const flash = new MemoryFlash();
+    return { setup, radio, ...bed.device(setup.config, flash, undefined, radio) };
+  });
+  for (const device of devices) device.manager.start();
+  bed.time.advance(5000);
+  for (const { setup, radio, manager, states, flash } of devices) {
+    const id = setup.config.deviceId;
+    const status = manager.status;
+    check(status.state === "ONLINE" && status.credential === setup.credential, `${id}: ${status.state}/${status.credential} (${status.lastFailure?.reason ?? ""} ${status.lastFailure?.detail ?? ""})`);
+    check(status.network?.kind === "hotspot" && status.network.ssid === "ZipKey" && status.network.profile === "zipkey", `${id}: on ${JSON.stringify(status.network)}`);
+    check(states.some((s) => s.state === "SCANNING") && states.some((s) => s.state === "JOINING"), `${id}: scanned and joined`);
+    check(joinsTo(radio, "Neighbour").length === 0, `${id}: never tried the neighbour's network`);
+    const join = radio.joins[0];
+    check(join.security === "enterprise" && join.method === setup.method && join.identity === id, `${id}: joined with ${JSON.stringify(join).slice(0, 80)}`);
+    if (join.security === "enterprise" && join.method === "ttls-pap") check(join.anonymousIdentity === "anonymous@wcm", `${id}: outer identity`);
+    const clock = manager.wallClock();
+    check(clock.synced && clock.unixSeconds >= bed.cloud.timeSeconds, `${id}: wall clock ${clock.unixSeconds}`);
+    check(manager.hotspots.rev === rev && manager.hotspots.profiles.length === 2, `${id}: profiles rev ${manager.hotspots.rev}`);
+    const store = new NetworkStore(flash, digest, id);
+    check(store.loadHotspots()?.rev === rev, `${id}: profile set stored`);
+    check(store.loadTimeFloor() >= bed.cloud.timeSeconds, `${id}: time floor stored`);
+    check(bed.cloud.devices.get(id)?.sealKey?.length === 32, `${id}: cloud holds the sealing key`);
+    check(bed.cloud.devices.get(id)?.net?.ssid === "ZipKey", `${id}: cloud knows the network`);
+  }
+  // After issuance the temporary device's hotspot password is derived from its permanent secret.
+  const temp = devices[2];
+  temp.manager.stop();
+  const again = bed.device(temp.setup.config, temp.flash, "temp-boot2", temp.radio);
+  again.manager.start();
+  bed.time.advance(5000);
+  check(again.manager.status.state === "ONLINE", `temporary device after restart: ${again.manager.status.state}`);
+  const last = temp.radio.joins[temp.radio.joins.length - 1];
+  const first = temp.radio.joins[0];
+  check(last.security === "enterprise" && last.method === "ttls-pap" && first.security === "enterprise" && first.method === "ttls-pap"
+    && last.password !== first.password, "the permanent secret's hotspot password replaces the temporary one");
+}
+
+/** A device online on a hotspot, for the hand-off scenarios. */
+function onHotspot(bed: TestBed, digest: DigestPort, homePsk: string) {
+  bed.cloud.registerSecret("dev-secret", SECRET);
+  const radio = bed.radio();
+  radio.add(bed.hotspotAp("ZipKey", "02:00:00:00:00:02", -70, { roamingConsortium: ["5a03ba"] }));
+  radio.add({ ssid: "Home", bssid: "02:00:00:00:00:03", rssi: -50, security: "psk", psk: homePsk });
+  const flash = new MemoryFlash();
+  const config = hotspotConfig(bed, "dev-secret", "secret", SECRET);
+  const device = bed.device(config, flash, undefined, radio);
+  device.manager.start();
+  bed.time.advance(3000);
+  check(device.manager.status.state === "ONLINE" && device.manager.status.network?.kind === "hotspot", `online on the hotspot: ${device.manager.status.state}`);
+  return { radio, config, ...device, store: new NetworkStore(flash, digest, "dev-secret") };
+}
+
+/**
+ * Hand-off with a wrong password: the device stores the network, leaves the
+ * hotspot, fails INCORRECT-PASSWORD, falls back to the hotspot and reports
+ * FAILED with the reason (and the failure in its next hello); it keeps trying
+ * the private network with back-off.
+ */
+export function scenarioHandoffWrongPassword(digest: DigestPort): void {
+  const bed = new TestBed(digest);
+  const { radio, manager, store } = onHotspot(bed, digest, "right-password");
+  const seq = bed.cloud.setNetwork("dev-secret", { ssid: "Home", password: "wrong-password", priority: 10 });
+  bed.time.advance(5000);
+  const status = manager.status;
+  check(status.state === "ONLINE" && status.network?.kind === "hotspot", `fell back to the hotspot: ${status.state} ${JSON.stringify(status.network)}`);
+  check(joinsTo(radio, "Home").length === 1, "tried the private network once");
+  check(store.loadNetworks().networks[0]?.password === "wrong-password" && store.loadNetworks().seq === seq, "network stored");
+  const results = bed.cloud.devices.get("dev-secret")?.networkResults ?? [];
+  check(results.some((r) => r.seq === seq && r.result === "FAILED" && r.reason === "INCORRECT-PASSWORD"), `cloud got FAILED INCORRECT-PASSWORD: ${JSON.stringify(results)}`);
+  const failures = bed.cloud.devices.get("dev-secret")?.networkFailures ?? [];
+  check(failures.some((f) => f.kind === "private" && f.ssid === "Home" && f.reason === "INCORRECT-PASSWORD"), `failure reported in hello: ${JSON.stringify(failures)}`);
+  check(bed.cloud.devices.get("dev-secret")?.sealed === undefined, "the cloud dropped the delivered change");
+  bed.time.advance(15 * 60_000);
+  check(joinsTo(radio, "Home").length >= 2, `kept trying the private network (${joinsTo(radio, "Home").length} joins)`);
+  check(manager.status.state === "ONLINE" && manager.status.network?.kind === "hotspot", `back on the hotspot: ${manager.status.state}`);
+}
+
+/** Hand-off success: JOINED, reported over the private network; a restart goes straight to it; forget returns to the hotspot. */
+export function scenarioHandoffJoinedThenForget(digest: DigestPort): void {
+  const bed = new TestBed(digest);
+  const { radio, manager, store, flash, config } = onHotspot(bed, digest, "right-password");
+  const seq = bed.cloud.setNetwork("dev-secret", { ssid: "Home", password: "right-password", priority: 10 });
+  bed.time.advance(5000);
+  let status = manager.status;
+  check(status.state === "ONLINE" && status.network?.kind === "private" && status.network.ssid === "Home", `on the private network: ${status.state} ${JSON.stringify(status.network)}`);
+  const cloudRecord = bed.cloud.devices.get("dev-secret");
+  check(cloudRecord?.networkResults?.some((r) => r.seq === seq && r.result === "JOINED") === true, "cloud got JOINED");
+  check(cloudRecord?.net?.kind === "private", "hello says private");
+
+  manager.stop();
+  const before = radio.joins.length;
+  const second = bed.device(config, flash, "boot2", radio);
+  second.manager.start();
+  bed.time.advance(3000);
+  check(second.manager.status.network?.ssid === "Home" && radio.joins.length === before + 1, "restart joins the private network first");
+
+  const forget = bed.cloud.forgetNetwork("dev-secret", "Home");
+  bed.time.advance(5000);
+  status = second.manager.status;
+  check(status.state === "ONLINE" && status.network?.kind === "hotspot", `after forget, on the hotspot: ${status.state} ${JSON.stringify(status.network)}`);
+  check(store.loadNetworks().networks.length === 0 && store.loadNetworks().seq === forget, "forgotten in flash");
+  check(cloudRecord?.networkResults?.some((r) => r.seq === forget && r.result === "FORGOTTEN") === true, "cloud got FORGOTTEN");
+}
+
+/**
+ * Faults in order of preference: a hotspot without internet
+ * (INTERNET-NOT-REACHABLE), one whose RADIUS rejects (EAP-REJECTED with the
+ * Reply-Message), then one that works; nothing in range first (NETWORK-NOT-FOUND,
+ * rescans). Every failure reaches the cloud with its reason.
+ */
+export function scenarioNetworkFaults(digest: DigestPort): void {
+  const bed = new TestBed(digest);
+  bed.cloud.registerSecret("dev-secret", SECRET);
+  const radio = bed.radio();
+  const noInternet = radio.add(bed.hotspotAp("Zip-1", "02:00:00:00:01:01", -40, { roamingConsortium: ["5a03ba"], internet: false, inRange: false }));
+  const rejecting = radio.add(bed.hotspotAp("Partner", "02:00:00:00:01:02", -50, { inRange: false }));
+  rejecting.radius = { ...rejecting.radius!, check: () => ({ ok: false, replyMessage: "device not allowed at this venue" }) };
+  const working = radio.add(bed.hotspotAp("Cafe", "02:00:00:00:01:03", -80, { inRange: false }));
+  const config = bed.config("dev-secret", "secret", SECRET, { hotspots: [ZIPKEY, PARTNER, CAFE] });
+  const device = bed.device(config, new MemoryFlash(), undefined, radio);
+  device.manager.start();
+  bed.time.advance(2000);
+  check(device.manager.status.state === "RETRY_WAIT" && device.manager.status.lastFailure?.reason === "NETWORK-NOT-FOUND", `nothing in range: ${device.manager.status.state} ${device.manager.status.lastFailure?.reason}`);
+  const scans = radio.scans;
+  for (const ap of [noInternet, rejecting, working]) ap.inRange = true;
+  bed.time.advance(60_000);
+  check(radio.scans > scans, "rescanned");
+  const status = device.manager.status;
+  check(status.state === "ONLINE" && status.network?.ssid === "Cafe", `online on the working hotspot: ${status.state} ${JSON.stringify(status.network)}`);
+  check(radio.joins.map((j) => j.ssid).join(",").startsWith("Zip-1,Partner,Cafe"), `tried in order: ${radio.joins.map((j) => j.ssid).join(",")}`);
+  const partnerJoin = radio.joins.find((j) => j.ssid === "Partner");
+  check(partnerJoin?.security === "enterprise" && partnerJoin.method === "ttls-pap" && partnerJoin.anonymousIdentity === "anon@partner", "profile's outer identity used");
+  const failures = bed.cloud.devices.get("dev-secret")?.networkFailures ?? [];
+  check(failures.some((f) => f.ssid === "Zip-1" && f.reason === "INTERNET-NOT-REACHABLE"), `no-internet reported: ${JSON.stringify(failures)}`);
+  check(failures.some((f) => f.ssid === "Partner" && f.reason === "EAP-REJECTED" && f.detail === "device not allowed at this venue"), "EAP reject reported with the Reply-Message");
+  // Losing the network: the device rescans and comes back.
+  radio.outOfRange("Cafe");
+  bed.time.advance(100);
+  check(device.manager.status.state !== "ONLINE", "lost the network");
+  working.inRange = true;
+  bed.time.advance(5 * 60_000);
+  check(device.manager.status.state === "ONLINE", `back online after the loss: ${device.manager.status.state}`);
+}
+
 /** Every scenario, by name (the XS runner iterates this). */
 export const SCENARIOS: Record<string, (digest: DigestPort) => unknown> = {
   scenarioAllOptionsOnline,
@@ -285,4 +492,8 @@ export const SCENARIOS: Record<string, (digest: DigestPort) => unknown> = {
   scenarioPowerCutSweep,
   scenarioCloudLostPending,
   scenarioBackoffClasses,
+  scenarioHotspotJoinEachOption,
+  scenarioHandoffWrongPassword,
+  scenarioHandoffJoinedThenForget,
+  scenarioNetworkFaults,
 };
