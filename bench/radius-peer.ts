@@ -11,6 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
+import { createSecureContext, type SecureContext } from "node:tls";
 import { AVP_CODE, encodeAvps } from "../cloud/radius/avp";
 import { EAP_CODE, EAP_TYPE, TLS_FLAG, decodeEap, decodeTlsFrame, encodeEap, encodeTlsFrame, type TlsFrame } from "../cloud/radius/eap";
 import { FragmentReceiver, FragmentSender } from "../cloud/radius/fragments";
@@ -55,6 +56,20 @@ export interface PeerResult {
 }
 
 const MAX_EXCHANGES = 120;
+
+/** TLS client contexts by trust anchor and client certificate (parsing them per conversation costs more than the handshake). */
+const contexts = new Map<string, SecureContext>();
+
+function clientContext(options: PeerOptions): SecureContext {
+  const key = `${options.caPem}|${options.certPem ?? ""}|${options.keyPem ?? ""}`;
+  let context = contexts.get(key);
+  if (!context) {
+    context = createSecureContext({ ca: options.caPem, cert: options.certPem, key: options.keyPem, minVersion: "TLSv1.2", maxVersion: "TLSv1.2" });
+    if (contexts.size > 64) contexts.clear();
+    contexts.set(key, context);
+  }
+  return context;
+}
 
 /** Runs one EAP authentication. */
 export async function authenticate(transport: Transport, options: PeerOptions): Promise<PeerResult> {
@@ -104,10 +119,7 @@ export async function authenticate(transport: Transport, options: PeerOptions): 
       const frame = decodeTlsFrame(request.data);
       if (frame.flags & TLS_FLAG.start) {
         tunnel?.destroy();
-        tunnel = new TlsTunnel({
-          ca: options.caPem, servername: options.serverName, minVersion: "TLSv1.2", maxVersion: "TLSv1.2",
-          cert: options.certPem, key: options.keyPem,
-        });
+        tunnel = new TlsTunnel({ secureContext: clientContext(options), servername: options.serverName });
         await tunnel.settle();
         sender.load(tunnel.drain());
         eapOut = reply(sender.next());

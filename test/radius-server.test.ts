@@ -132,12 +132,13 @@ describe("radius: server (in-process handle)", function () {
     assert.equal(decodePacket(answer!).code, RADIUS_CODE.accessChallenge);
   });
 
-  it("handle_RemovedNasClient_DroppedFromTheNextPacket", async () => {
+  it("handle_RemovedNasClient_DroppedWithinASecond", async () => {
     await t.cloud.services.addNasClient({ name: "ap-gone", address: "127.0.0.9", secret: "soon-removed-secret" });
     const s = server();
     const request = () => signRequest(5, randomBytes(16), Buffer.from("soon-removed-secret"), splitEapMessage(encodeEap({ code: 2, identifier: 0, type: 1, data: Buffer.from("a") })));
     assert.ok(await s.handle(request(), { address: "127.0.0.9", port: 5 }));
     await t.cloud.services.removeNasClient({ name: "ap-gone" });
+    clock += 1000; // lookups are cached for a second
     assert.equal(await s.handle(request(), { address: "127.0.0.9", port: 5 }), undefined);
   });
 
@@ -152,7 +153,7 @@ describe("radius: server (in-process handle)", function () {
       const m = Buffer.from(good);
       for (let k = 0; k < 1 + (i % 4); k++) m[Math.floor(Math.random() * m.length)] = Math.floor(Math.random() * 256);
       const answer = await s.handle(m, { address: "127.0.0.1", port: 42000 + (i % 100) });
-      if (answer) assert.ok([RADIUS_CODE.accessChallenge, RADIUS_CODE.accessReject, RADIUS_CODE.accessAccept].includes(decodePacket(answer).code));
+      if (answer) assert.ok(([RADIUS_CODE.accessChallenge, RADIUS_CODE.accessReject, RADIUS_CODE.accessAccept] as number[]).includes(decodePacket(answer).code));
     }
     assert.equal(s.stats.errors, 0);
     const result = await authenticate(via(s), ttls());

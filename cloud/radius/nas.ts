@@ -3,8 +3,10 @@
  * from the registry's nas_clients table (added with the admin services), matched
  * by the packet's source address, and by NAS-Identifier (= the client's name)
  * when several share an address or the client is registered with address "*".
- * The registry is read per packet, so clients added or removed while the server
- * runs apply at once; opened secrets are cached while their sealed value is unchanged.
+ * A lookup is cached for at most `cacheMs` (default 1 s), so clients added or
+ * removed while the server runs apply within a second, and a busy access point
+ * costs one registry query per second instead of one per packet; opened secrets
+ * are cached while their sealed value is unchanged.
  */
 import type { NasClientRow, Registry } from "../registry";
 
@@ -23,14 +25,27 @@ export function normalizeAddress(address: string): string {
 /** NAS client lookup over the registry. */
 export class NasDirectory {
   readonly #cache = new Map<string, { sealed: Buffer; secret: Buffer }>();
+  readonly #recent = new Map<string, { client: NasClient | undefined; at: number }>();
 
-  constructor(readonly registry: Registry) {}
+  /** @param now - clock in ms; @param cacheMs - how long a lookup is reused */
+  constructor(readonly registry: Registry, readonly now: () => number = Date.now, readonly cacheMs = 1000) {}
 
   /**
    * The client for a packet from `address` carrying `nasIdentifier` (if any); undefined when unknown.
    * @example directory.lookup("127.0.0.1", undefined)
    */
   lookup(address: string, nasIdentifier: string | undefined): NasClient | undefined {
+    const key = `${address}|${nasIdentifier ?? ""}`;
+    const now = this.now();
+    const recent = this.#recent.get(key);
+    if (recent && now - recent.at < this.cacheMs && now >= recent.at) return recent.client;
+    const client = this.#find(address, nasIdentifier);
+    if (this.#recent.size >= 4096) this.#recent.clear();
+    this.#recent.set(key, { client, at: now });
+    return client;
+  }
+
+  #find(address: string, nasIdentifier: string | undefined): NasClient | undefined {
     const source = normalizeAddress(address);
     const rows = this.registry.nasClientsFor(source);
     let row: NasClientRow | undefined;

@@ -104,7 +104,7 @@ export class RadiusServer {
   constructor(options: RadiusServerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#nas = new NasDirectory(options.registry);
+    this.#nas = new NasDirectory(options.registry, this.#now);
     this.#duplicates = new DuplicateCache(options.duplicateTtlMs ?? 5000);
     this.#deviceBuckets = new TokenBuckets(options.deviceRate ?? { burst: 10, perSecond: 0.2 });
     this.#nasBuckets = new TokenBuckets(options.nasRate ?? { burst: 500, perSecond: 200 });
