@@ -169,6 +169,21 @@ describe("radio: simulated air, access points and radio", function () {
     assert.equal(server.requests, 0);
   });
 
+  it("RADIUS server down (nothing listens) → EAP-TIMEOUT; the radio's own 802.1X deadline too", async () => {
+    const closed = await radius();
+    const port = closed.port;
+    await closed.close();
+    servers = servers.filter((s) => s !== closed);
+    const air = new SimulatedAir();
+    air.addAccessPoint({ ssid: "ZipKey", security: "enterprise", radius: { host: "127.0.0.1", port, secret: SECRET, timeoutMs: 100, retries: 1 } });
+    const down = await joinOnce(new SimulatedRadio(air), ttlsRequest());
+    assert.equal(down.kind === "failed" && down.failure.reason, "EAP-TIMEOUT");
+    const slow = new SimulatedAir();
+    slow.addAccessPoint({ ssid: "ZipKey", security: "enterprise", radius: { host: "127.0.0.1", port, secret: SECRET, timeoutMs: 5000 } });
+    const deadline = await joinOnce(new SimulatedRadio(slow, { eapTimeoutMs: 150 }), ttlsRequest());
+    assert.deepEqual(deadline.kind === "failed" && deadline.failure, { reason: "EAP-TIMEOUT", detail: "802.1X did not finish in 150 ms" });
+  });
+
   it("answers signed with another secret are discarded → EAP-TIMEOUT", async () => {
     const server = await radius({ answerSecret: "not-the-secret" });
     const air = new SimulatedAir();

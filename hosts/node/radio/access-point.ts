@@ -269,15 +269,17 @@ export class SimulatedAccessPoint {
   /**
    * 802.1X in pass-through mode for one station: relays its EAP to the RADIUS
    * server until Accept, Reject, a timeout, or the station gives up.
-   * `station(eap)` delivers an EAP packet to the station and returns its step.
+   * `station(eap)` delivers an EAP packet to the station and returns its step;
+   * `cancelled()` is asked between rounds, `signal` aborts a RADIUS wait at once.
    */
-  async authenticate(mac: string, station: StationEap, cancelled: () => boolean = () => false): Promise<NasOutcome> {
+  async authenticate(mac: string, station: StationEap, cancelled: () => boolean = () => false, signal?: AbortSignal): Promise<NasOutcome> {
     const radius = this.radius;
     if (!radius) throw new Error(`AP ${this.ssid} has no RADIUS server`);
     const secret = new TextEncoder().encode(radius.secret);
     const socket = createSocket(radius.host.includes(":") ? "udp6" : "udp4");
     socket.on("error", () => {}); // ICMP errors on UDP look like silence: a timeout follows
     const client = new RadiusTransport(socket, radius, secret, (kind, detail) => this.#log(kind, detail, mac), () => this.faults.dropRadius, this.env.scheduler);
+    signal?.addEventListener("abort", () => client.close(), { once: true });
     const toStation = async (eap: Uint8Array): Promise<EapPeerStep> => {
       this.#log("eap-to-station", describeEap(eap), mac);
       const step = await station(eap);

@@ -12,7 +12,7 @@
  * DHCP-TIMEOUT; AP out of range or deauthentication after joining → onLost
  * CONNECTION-LOST.
  */
-import type { JoinEvents, JoinRequest, NetworkFailure, NetworkPort, ScanResult } from "../../../modules/ports";
+import type { JoinEvents, JoinRequest, NetworkFailure, NetworkPort, ScanResult, ScheduledTask } from "../../../modules/ports";
 import type { LinkGate } from "../mqtt-link";
 import type { NasOutcome, SimulatedAccessPoint } from "./access-point";
 import type { SimulatedAir } from "./air";
@@ -157,12 +157,19 @@ export class SimulatedRadio implements NetworkPort {
       );
       const eapTimeoutMs = this.#options.eapTimeoutMs ?? 30_000;
       let timedOut = false;
-      const timer = this.#air.scheduler.after(eapTimeoutMs, () => { timedOut = true; });
+      const abort = new AbortController();
+      let timer: ScheduledTask | undefined;
       const outcome = await Promise.race([
-        ap.authenticate(this.mac, (eap) => peer.handle(eap), () => !current() || timedOut || outOfRange()),
-        new Promise<NasOutcome>((resolve) => this.#air.scheduler.after(eapTimeoutMs, () => resolve({ kind: "timeout", detail: `802.1X did not finish in ${eapTimeoutMs} ms` }))),
+        ap.authenticate(this.mac, (eap) => peer.handle(eap), () => !current() || timedOut || outOfRange(), abort.signal),
+        new Promise<NasOutcome>((resolve) => {
+          timer = this.#air.scheduler.after(eapTimeoutMs, () => {
+            timedOut = true;
+            resolve({ kind: "timeout", detail: `802.1X did not finish in ${eapTimeoutMs} ms` });
+          });
+        }),
       ]);
-      timer.cancel();
+      timer?.cancel();
+      abort.abort();
       peer.close();
       if (!current()) return;
       if (outcome.kind !== "accepted") ap.disassociate(this.mac);
