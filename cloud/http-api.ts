@@ -91,6 +91,7 @@ function routes(services: CloudServices): Route[] {
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/revoke$`), body: "none", handler: async ({ params }) => services.revokeDevice({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/rotate$`), body: "none", handler: async ({ params }) => services.rotateSecret({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/reset-counter$`), body: "none", handler: async ({ params }) => services.resetLoginCounter({ deviceId: params[0] }) },
+    { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/unlock$`), body: "none", handler: async ({ params }) => services.unlockDevice({ deviceId: params[0] }) },
     { method: "GET", pattern: /^\/v1\/cas$/, body: "none", handler: async () => ({ cas: await services.listProductCas() }) },
     {
       method: "POST", pattern: /^\/v1\/cas$/, body: "json", status: 201,
@@ -107,12 +108,19 @@ function routes(services: CloudServices): Route[] {
     { method: "GET", pattern: /^\/v1\/lots$/, body: "none", handler: async () => ({ lots: await services.listProvisioningKeys() }) },
     { method: "POST", pattern: /^\/v1\/lots$/, body: "json", status: 201, handler: async ({ json }) => services.createProvisioningKey(json() as never) },
     { method: "POST", pattern: new RegExp(`^/v1/lots/${seg}/retire$`), body: "none", handler: async ({ params }) => services.retireProvisioningKey({ lot: params[0] }) },
+    { method: "POST", pattern: new RegExp(`^/v1/lots/${seg}/revoke-key$`), body: "none", handler: async ({ params }) => services.revokeProvisioningKey({ lot: params[0] }) },
+    { method: "POST", pattern: new RegExp(`^/v1/lots/${seg}/revoke$`), body: "none", handler: async ({ params }) => services.revokeLot({ lot: params[0] }) },
     { method: "GET", pattern: /^\/v1\/nas-clients$/, body: "none", handler: async () => ({ nasClients: await services.listNasClients() }) },
     { method: "POST", pattern: /^\/v1\/nas-clients$/, body: "json", status: 201, handler: async ({ json }) => services.addNasClient(json() as never) },
     { method: "DELETE", pattern: new RegExp(`^/v1/nas-clients/${seg}$`), body: "none", handler: async ({ params }) => services.removeNasClient({ name: params[0] }) },
     {
       method: "GET", pattern: /^\/v1\/audit$/, body: "none",
-      handler: async ({ query }) => ({ audit: await services.auditLog({ limit: queryInt(query, "limit"), deviceId: queryString(query, "deviceId") }) }),
+      handler: async ({ query }) => ({
+        audit: await services.auditLog({
+          limit: queryInt(query, "limit"), deviceId: queryString(query, "deviceId"), action: queryString(query, "action"), actor: queryString(query, "actor"),
+          since: queryString(query, "since"), until: queryString(query, "until"), before: queryInt(query, "before"),
+        }),
+      }),
     },
   ];
 }

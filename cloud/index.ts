@@ -11,7 +11,7 @@ import type { LogPort } from "../modules/ports";
 import { buildAdminApi, listenAdminApi, type AdminListener } from "./http-api";
 import { IssuanceService } from "./issuance";
 import { loadMasterKey } from "./master-key";
-import { MqttServer } from "./mqtt-server";
+import { MqttServer, type AbuseLimits } from "./mqtt-server";
 import { nodeDigest } from "./node-digest";
 import { createServerIdentity, privateKeyPem } from "./pki";
 import { radiusIdentity, RADIUS_SERVER_NAME } from "./radius/identity";
@@ -51,6 +51,10 @@ export interface StartCloudOptions {
   radius?: RadiusTuning;
   /** ms a connection may take to complete TLS and CONNECT (default 10000) */
   connectTimeoutMs?: number;
+  /** most simultaneous MQTT/TLS connections (default 10000) */
+  maxConnections?: number;
+  /** login rates, lockout, unauthenticated-connection caps, refusal audit throttle (defaults: cloud/limits.ts) */
+  limits?: AbuseLimits;
   log?: LogPort;
 }
 
@@ -117,17 +121,22 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     const host = options.host ?? "127.0.0.1";
     mqtt = await MqttServer.start({
       registry, digest: nodeDigest, issuance, host, port: options.mqttPort ?? 8883,
-      certPem: identity.certPem, keyPem: identity.keyPem, connectTimeoutMs: options.connectTimeoutMs, log: options.log,
+      certPem: identity.certPem, keyPem: identity.keyPem, connectTimeoutMs: options.connectTimeoutMs,
+      maxConnections: options.maxConnections, limits: options.limits, log: options.log,
     });
     const live = mqtt;
     const services = new CloudServices(registry, "admin:api", {
       deviceRevoked: (id) => live.disconnect(id),
       secretRotated: (id) => live.notifyRotation(id),
       caRevoked: (name) => live.disconnectWhere((id) => registry.device(id)?.ca_name === name),
-      lotRetired: (lot) => live.disconnectWhere((id) => {
-        const row = registry.device(id);
-        return row?.kind === "temporary" && row.lot === lot;
-      }),
+      // retiring a lot closes nothing: a temporary session already open may finish its issuance
+      lotKeyRevoked: (_lot, temporaryIds) => {
+        for (const id of temporaryIds) live.disconnect(id);
+      },
+      lotRevoked: (_lot, deviceIds) => {
+        for (const id of deviceIds) live.disconnect(id);
+      },
+      deviceUnlocked: (id) => live.guard.unlock(id, Date.now()),
     });
     if (options.radiusPort !== undefined) {
       const tls = await radiusIdentity(registry);

@@ -100,7 +100,8 @@ export class IssuanceService {
     if (session.credential === "t") {
       if (row.kind !== "temporary") return "NOTHING_TO_ISSUE";
       const lot = row.lot === null ? undefined : this.registry.lot(row.lot);
-      if (!lot || lot.retired) return "NOTHING_TO_ISSUE";
+      // a retired key lets an open session finish; a revoked one does not
+      if (!lot || lot.revoked) return "NOTHING_TO_ISSUE";
       return session.loginSecret;
     }
     if (session.credential === "s" && row.kind === "secret" && row.generation === session.generation) return session.loginSecret;

@@ -34,7 +34,25 @@ export interface Session {
 /** Short failure codes stored in devices.last_failure and the audit log. Catalogue: cloud/README.md. */
 export type LoginFailure =
   | "BAD_LOGIN" | "UNKNOWN_DEVICE" | "BAD_PROOF" | "REPLAY" | "REVOKED" | "TEMP_RETIRED" | "LOT_RETIRED" | "NOT_ALLOWED"
-  | "CERT_REQUIRED" | "UNKNOWN_CA" | "CA_REVOKED" | "CERT_EXPIRED" | "CERT_MISMATCH" | "INTERNAL";
+  | "CERT_REQUIRED" | "UNKNOWN_CA" | "CA_REVOKED" | "CERT_EXPIRED" | "CERT_MISMATCH" | "INTERNAL"
+  | "LOT_REVOKED" | "RATE_LIMITED" | "LOCKED_OUT";
+
+/**
+ * The abuse limits a login passes before any proof is verified (cloud/limits.ts
+ * LoginGuard behind it): a locked-out id is refused with CONNACK 5 LOCKED_OUT,
+ * an id or lot over its login rate with CONNACK 3 RATE_LIMITED (the device
+ * retries with its network back-off).
+ */
+export interface LoginGate {
+  /** ms clock of the lockouts */
+  now(): number;
+  /** the end of an in-memory lock of an id with no device row */
+  memoryLockedUntil(id: string): number | undefined;
+  /** takes a login token of the device id; false = over its rate */
+  admitDevice(id: string): boolean;
+  /** takes a temporary-login token of the lot; false = over its rate */
+  admitLot(lot: string): boolean;
+}
 
 /** The outcome of a login. */
 export type LoginResult =
@@ -94,7 +112,7 @@ function verifySecret(registry: Registry, digest: DigestPort, id: string, login:
   return refuse(CONNACK.badCredentials, "BAD_PROOF", "wrong secret");
 }
 
-function verifyTemporary(registry: Registry, digest: DigestPort, id: string, login: LoginPassword): LoginResult {
+function verifyTemporary(registry: Registry, digest: DigestPort, id: string, login: LoginPassword, gate: LoginGate | undefined): LoginResult {
   const row = registry.device(id);
   if (row) {
     if (row.revoked) return refuse(CONNACK.notAuthorized, "REVOKED", "device revoked");
@@ -104,15 +122,19 @@ function verifyTemporary(registry: Registry, digest: DigestPort, id: string, log
         : refuse(CONNACK.notAuthorized, "NOT_ALLOWED", "device has no temporary credential");
     }
     const lot = row.lot === null ? undefined : registry.lot(row.lot);
+    if (lot?.revoked) return refuse(CONNACK.notAuthorized, "LOT_REVOKED", "provisioning key revoked");
     if (!lot || lot.retired) return refuse(CONNACK.notAuthorized, "LOT_RETIRED", "provisioning key retired");
     if (!registry.lotAllows(lot, id)) return refuse(CONNACK.notAuthorized, "NOT_ALLOWED", "id not allowed for the provisioning key");
+    if (gate && !gate.admitLot(lot.lot)) return refuse(CONNACK.serverUnavailable, "RATE_LIMITED", "provisioning key over its login rate");
     const temporary = deriveTemporarySecret(digest, registry.lotKey(lot), id);
     if (!proofMatches(digest, temporary, id, login)) return refuse(CONNACK.badCredentials, "BAD_PROOF", "wrong temporary secret");
     if (!registry.acceptLoginCounter(id, login.counter)) return refuse(CONNACK.badCredentials, "REPLAY", "login counter not above the last one");
     return { ok: true, session: { deviceId: id, credential: "t", loginSecret: temporary, generation: 0, lot: lot.lot } };
   }
-  const lots = registry.lotsAllowing(id);
-  if (lots.length === 0) return refuse(CONNACK.notAuthorized, "NOT_ALLOWED", "id not allowed for any provisioning key");
+  const allowing = registry.lotsAllowing(id);
+  if (allowing.length === 0) return refuse(CONNACK.notAuthorized, "NOT_ALLOWED", "id not allowed for any provisioning key");
+  const lots = gate ? allowing.filter((lot) => gate.admitLot(lot.lot)) : allowing;
+  if (lots.length === 0) return refuse(CONNACK.serverUnavailable, "RATE_LIMITED", "provisioning key over its login rate");
   for (const lot of lots) {
     const temporary = deriveTemporarySecret(digest, registry.lotKey(lot), id);
     if (proofMatches(digest, temporary, id, login)) {
@@ -130,14 +152,21 @@ function verifyTemporary(registry: Registry, digest: DigestPort, id: string, log
  * @param registry - the registry (counters and first-login rows are written here)
  * @param digest - HMAC for derive.ts
  * @param attempt - client id, user name, password bytes and TLS client certificate
+ * @param gate - lockouts and login rates, checked before any proof (none: no limits)
  * @returns ok with the session, or the CONNACK code (3, 4 or 5) and a failure code
  * @example verifyLogin(registry, nodeDigest, { clientId: "lamp-1", username: "lamp-1", password, peerCertificate: undefined })
  */
-export function verifyLogin(registry: Registry, digest: DigestPort, attempt: LoginAttempt): LoginResult {
+export function verifyLogin(registry: Registry, digest: DigestPort, attempt: LoginAttempt, gate?: LoginGate): LoginResult {
   const id = attempt.clientId;
   if (!DEVICE_ID_PATTERN.test(id)) return refuse(CONNACK.badCredentials, "BAD_LOGIN", "client id is not a device id");
-  if (attempt.username !== id) return refuse(CONNACK.badCredentials, "BAD_LOGIN", "user name must equal the client id");
   const row = registry.device(id);
+  if (gate) {
+    const now = gate.now();
+    const lockedUntil = row ? (row.locked_until !== null && row.locked_until > now ? row.locked_until : undefined) : gate.memoryLockedUntil(id);
+    if (lockedUntil !== undefined) return refuse(CONNACK.notAuthorized, "LOCKED_OUT", `locked out until ${new Date(lockedUntil).toISOString()}`);
+    if (!gate.admitDevice(id)) return refuse(CONNACK.serverUnavailable, "RATE_LIMITED", "device id over its login rate");
+  }
+  if (attempt.username !== id) return refuse(CONNACK.badCredentials, "BAD_LOGIN", "user name must equal the client id");
   if (row && row.kind === "certificate") {
     if (row.revoked) return refuse(CONNACK.notAuthorized, "REVOKED", "device revoked");
     return verifyCertificate(registry, id, row.ca_name, row.cert_fingerprint, attempt.peerCertificate);
@@ -158,5 +187,5 @@ export function verifyLogin(registry: Registry, digest: DigestPort, attempt: Log
   } catch {
     return refuse(CONNACK.badCredentials, "BAD_LOGIN", "password is not v1:<s|t>:<counter>:<proof>");
   }
-  return login.kind === "s" ? verifySecret(registry, digest, id, login) : verifyTemporary(registry, digest, id, login);
+  return login.kind === "s" ? verifySecret(registry, digest, id, login) : verifyTemporary(registry, digest, id, login, gate);
 }

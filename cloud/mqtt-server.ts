@@ -10,6 +10,11 @@
  * and subscribes only to its own res and app/... topics. An unauthorized
  * PUBLISH closes the connection ([MQTT-3.3.5-2] allows that or a silent ack);
  * an unauthorized SUBSCRIBE is refused with 0x80 in SUBACK ([MQTT-3.9.3]).
+ * Abuse limits (cloud/limits.ts): at TCP accept, caps on unauthenticated
+ * connections per source address and in total and on new connections per
+ * source (a refused socket is closed before any TLS work); at CONNECT, a
+ * lockout check and per-device / per-lot login rates before any proof is
+ * verified; refusals are written to the registry through a throttle.
  */
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { Socket } from "node:net";
@@ -17,7 +22,8 @@ import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Su
 import type { DigestPort, LogPort } from "../modules/ports";
 import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, deviceTopics, encodeNotice, encodeResponse, parseTopic } from "../modules/protocol";
 import type { IssuanceService } from "./issuance";
-import { verifyLogin, type LoginResult, type Session } from "./login";
+import { ConnectionLimiter, LoginGuard, RefusalAudit, type ConnectionLimits, type LoginLimits, type RefusalAuditLimits } from "./limits";
+import { verifyLogin, type LoginGate, type LoginResult, type Session } from "./login";
 import { GuardedConnection } from "./packet-guard";
 import type { Registry } from "./registry";
 
@@ -49,7 +55,18 @@ export interface MqttServerOptions {
   maxPacketBytes?: number;
   /** most simultaneous TCP connections (default 10000) */
   maxConnections?: number;
+  /** abuse limits (defaults: cloud/limits.ts) */
+  limits?: AbuseLimits;
+  /** ms clock of rate limits and lockouts (default Date.now; tests may pin it) */
+  now?: () => number;
   log?: LogPort;
+}
+
+/** Settings of the abuse limits, each partial over its defaults (cloud/limits.ts). */
+export interface AbuseLimits {
+  login?: Partial<LoginLimits>;
+  connections?: Partial<ConnectionLimits>;
+  refusalAudit?: Partial<RefusalAuditLimits>;
 }
 
 /** Counters for operators and tests. */
@@ -60,6 +77,15 @@ export interface MqttStats {
   refusedSubscribe: number;
   loginsAccepted: number;
   loginsRefused: number;
+  /** connections closed at accept by the unauthenticated caps or the per-source rate */
+  connectionsRefused: number;
+  /** logins refused with RATE_LIMITED */
+  rateLimited: number;
+  /** lockouts started */
+  lockouts: number;
+  /** login refusals written to the registry, and counted only */
+  refusalsWritten: number;
+  refusalsNotWritten: number;
 }
 
 function authError(result: Extract<LoginResult, { ok: false }>): AuthenticateError {
@@ -80,7 +106,17 @@ function subscriptionAllowed(topic: string, session: Session): boolean {
 
 /** The running MQTT endpoint. */
 export class MqttServer {
-  readonly stats: MqttStats = { tlsErrors: 0, oversized: 0, refusedPublish: 0, refusedSubscribe: 0, loginsAccepted: 0, loginsRefused: 0 };
+  readonly stats: MqttStats = {
+    tlsErrors: 0, oversized: 0, refusedPublish: 0, refusedSubscribe: 0, loginsAccepted: 0, loginsRefused: 0,
+    connectionsRefused: 0, rateLimited: 0, lockouts: 0, refusalsWritten: 0, refusalsNotWritten: 0,
+  };
+  readonly guard: LoginGuard;
+  readonly refusals: RefusalAudit;
+  readonly connections: ConnectionLimiter;
+  readonly #now: () => number;
+  /** unauthenticated connections by "address:port", with their source address */
+  readonly #unauthenticated = new Map<string, string>();
+  #aggregateTimer: NodeJS.Timeout | undefined;
   readonly #sessions = new WeakMap<Client, Session>();
   readonly #live = new Map<string, Client>();
   readonly #sockets = new Set<Socket>();
@@ -88,7 +124,12 @@ export class MqttServer {
   #server!: Server;
   #port = 0;
 
-  private constructor(private readonly options: MqttServerOptions) {}
+  private constructor(private readonly options: MqttServerOptions) {
+    this.guard = new LoginGuard(options.limits?.login);
+    this.refusals = new RefusalAudit(options.limits?.refusalAudit);
+    this.connections = new ConnectionLimiter(options.limits?.connections);
+    this.#now = options.now ?? Date.now;
+  }
 
   /** Starts the broker and the TLS listener. */
   static async start(options: MqttServerOptions): Promise<MqttServer> {
@@ -102,6 +143,11 @@ export class MqttServer {
     return this.#port;
   }
 
+  /** Connections accepted that have not (yet) logged in. */
+  get unauthenticatedConnections(): number {
+    return this.connections.unauthenticated;
+  }
+
   /** Number of authenticated live sessions. */
   get liveSessions(): number {
     return this.#live.size;
@@ -109,6 +155,54 @@ export class MqttServer {
 
   #log(level: "debug" | "info" | "warn" | "error", message: string): void {
     this.options.log?.(level, message);
+  }
+
+  /** Counts a refused login of a well-formed id, starts a lockout at the threshold, writes the refusal through the throttle. */
+  #refused(id: string, result: Extract<LoginResult, { ok: false }>, now: number): void {
+    const { registry } = this.options;
+    const row = registry.device(id);
+    const outcome = this.guard.failed(id, result.failure, now, row ? row.lockouts ?? 0 : undefined);
+    if (outcome.lockout) {
+      this.stats.lockouts++;
+      const detail = `${this.guard.limits.lockoutThreshold} consecutive refused logins, last ${result.failure}`;
+      this.#log("warn", `device ${id} locked out until ${new Date(outcome.lockout.until).toISOString()} (${detail})`);
+      if (row) {
+        registry.lockDevice(id, outcome.lockout.until, outcome.lockout.count, detail);
+      } else if (this.refusals.admit(`${id}#lockout`, "LOCKOUT", now).write) {
+        registry.tx(() => registry.audit("mqtt", "login.lockout", id, `unregistered id until=${new Date(outcome.lockout!.until).toISOString()} ${detail}`));
+      }
+    }
+    const decision = this.refusals.admit(id, result.failure, now);
+    if (decision.write) {
+      this.stats.refusalsWritten++;
+      registry.recordFailure(id, result.failure, result.detail, "mqtt", decision.suppressed);
+    } else {
+      this.stats.refusalsNotWritten++;
+    }
+  }
+
+  /**
+   * Writes one audit row with the refusals that were counted but not written
+   * (login.refused-aggregate). Runs every refusal window and at close.
+   */
+  flushRefusalAudit(): void {
+    const aggregate = this.refusals.takeAggregate(this.#now());
+    if (!aggregate) return;
+    const parts = Object.entries(aggregate.byFailure).map(([failure, n]) => `${failure}=${n}`).join(" ");
+    try {
+      const { registry } = this.options;
+      registry.tx(() => registry.audit("mqtt", "login.refused-aggregate", null, `total=${aggregate.total} ${parts}`));
+    } catch (error) {
+      this.#log("error", `cannot write the refusal aggregate: ${(error as Error).message}`);
+    }
+  }
+
+  #authenticated(socket: TLSSocket): void {
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    const source = this.#unauthenticated.get(key);
+    if (source === undefined) return;
+    this.#unauthenticated.delete(key);
+    this.connections.release(source);
   }
 
   async #start(): Promise<void> {
@@ -120,12 +214,19 @@ export class MqttServer {
       heartbeatInterval: 60_000,
       authenticate: (client, username, password, done) => {
         const socket = (client.conn as GuardedConnection).socket;
+        const now = this.#now();
+        const gate: LoginGate = {
+          now: () => now,
+          memoryLockedUntil: (id) => this.guard.memoryLockedUntil(id, now),
+          admitDevice: (id) => this.guard.admitDevice(id, now),
+          admitLot: (lot) => this.guard.admitLot(lot, now),
+        };
         let result: LoginResult;
         try {
           result = verifyLogin(registry, digest, {
             clientId: client.id, username: username ?? undefined, password: password ?? undefined,
             peerCertificate: socket?.getPeerX509Certificate?.(),
-          });
+          }, gate);
         } catch (error) {
           this.#log("error", `login of ${client.id} failed internally: ${(error as Error).message}`);
           result = { ok: false, connack: 3, failure: "INTERNAL", detail: "internal error" };
@@ -133,13 +234,16 @@ export class MqttServer {
         if (result.ok) {
           this.#sessions.set(client, result.session);
           this.stats.loginsAccepted++;
+          this.guard.succeeded(client.id);
+          if (socket) this.#authenticated(socket);
           return done(null, true);
         }
         this.stats.loginsRefused++;
-        this.#log("info", `login refused: ${client.id.slice(0, 64)}: ${result.failure}`);
+        if (result.failure === "RATE_LIMITED") this.stats.rateLimited++;
+        this.#log("debug", `login refused: ${client.id.slice(0, 64)}: ${result.failure}`);
         if (parseTopic(`wcm/v1/${client.id}/req`)) {
           try {
-            registry.recordFailure(client.id, result.failure, result.detail);
+            this.#refused(client.id, result, now);
           } catch (error) {
             this.#log("error", `cannot record a login failure: ${(error as Error).message}`);
           }
@@ -215,9 +319,27 @@ export class MqttServer {
     });
     this.#server.maxConnections = this.options.maxConnections ?? 10_000;
     this.#server.on("connection", (socket: Socket) => {
+      const source = socket.remoteAddress ?? "?";
+      const refusal = this.connections.admit(source, this.#now());
+      if (refusal) {
+        this.stats.connectionsRefused++;
+        socket.destroy();
+        return;
+      }
+      const key = `${source}:${socket.remotePort}`;
+      this.#unauthenticated.set(key, source);
       this.#sockets.add(socket);
-      socket.on("close", () => this.#sockets.delete(socket));
+      socket.on("close", () => {
+        this.#sockets.delete(socket);
+        if (this.#unauthenticated.get(key) === source) {
+          this.#unauthenticated.delete(key);
+          this.connections.release(source);
+        }
+      });
     });
+    const window = this.refusals.limits.windowMs;
+    this.#aggregateTimer = setInterval(() => this.flushRefusalAudit(), window);
+    this.#aggregateTimer.unref();
     this.#server.on("secureConnection", (socket: TLSSocket) => {
       const connection = new GuardedConnection(socket, maxPacket);
       connection.on("close", () => {
@@ -283,6 +405,8 @@ export class MqttServer {
 
   /** Stops listening, closes every connection and the broker. */
   async close(): Promise<void> {
+    clearInterval(this.#aggregateTimer);
+    this.flushRefusalAudit();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
     await new Promise<void>((resolve) => this.#broker.close(() => resolve()));

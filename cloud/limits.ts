@@ -1,0 +1,376 @@
+/*
+ * Abuse limits of the MQTT endpoint, in memory and sans I/O (the clock is passed in):
+ *
+ * - BoundedMap: a Map with a size bound that evicts the least recently used entry.
+ * - TokenBuckets: per-key token buckets (login rate per device id, per lot,
+ *   new connections per source address) over a BoundedMap.
+ * - LoginGuard: per-device and per-lot login rate limits, consecutive-failure
+ *   counting and the lockout period (the lock itself is stored on the device
+ *   row for registered devices, here only for ids with no row).
+ * - RefusalAudit: decides which login refusals get an audit row, so a flood of
+ *   failed logins writes a bounded number of rows (one per id and window, and a
+ *   global budget; the rest are counted and written as one aggregate row).
+ * - ConnectionLimiter: caps concurrent unauthenticated connections per source
+ *   address and in total, and the rate of new connections per source, so a
+ *   flood before CONNECT costs bounded memory and bounded TLS handshakes.
+ *
+ * Every map is bounded; eviction only ever forgets (a fresh bucket is full, a
+ * forgotten failure count restarts at 0), never refuses a client.
+ */
+
+/** A Map whose size is bounded: inserting past the bound evicts the least recently used entry. */
+export class BoundedMap<K, V> {
+  readonly #map = new Map<K, V>();
+  /** entries evicted so far */
+  evictions = 0;
+
+  constructor(readonly maxSize: number, private readonly onEvict?: (key: K, value: V) => void) {}
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  /** The entry, marked as most recently used. */
+  get(key: K): V | undefined {
+    const value = this.#map.get(key);
+    if (value !== undefined) {
+      this.#map.delete(key);
+      this.#map.set(key, value);
+    }
+    return value;
+  }
+
+  /** Peeks without touching the use order. */
+  peek(key: K): V | undefined {
+    return this.#map.get(key);
+  }
+
+  set(key: K, value: V): void {
+    this.#map.delete(key);
+    this.#map.set(key, value);
+    while (this.#map.size > this.maxSize) {
+      const oldest = this.#map.keys().next().value as K;
+      const evicted = this.#map.get(oldest) as V;
+      this.#map.delete(oldest);
+      this.evictions++;
+      this.onEvict?.(oldest, evicted);
+    }
+  }
+
+  delete(key: K): boolean {
+    return this.#map.delete(key);
+  }
+
+  entries(): IterableIterator<[K, V]> {
+    return this.#map.entries();
+  }
+}
+
+/** Burst size and sustained rate of a token bucket. */
+export interface RateLimit {
+  /** tokens a full bucket holds (the burst) */
+  burst: number;
+  /** tokens added per second */
+  perSecond: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** Token buckets per key over a bounded map. */
+export class TokenBuckets {
+  readonly #buckets: BoundedMap<string, Bucket>;
+
+  constructor(readonly limit: RateLimit, maxKeys: number) {
+    this.#buckets = new BoundedMap(maxKeys);
+  }
+
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  /** Takes one token for `key` at time `now` (ms); false when the bucket is empty. */
+  take(key: string, now: number): boolean {
+    const bucket = this.#buckets.get(key) ?? { tokens: this.limit.burst, at: now };
+    bucket.tokens = Math.min(this.limit.burst, bucket.tokens + (Math.max(0, now - bucket.at) / 1000) * this.limit.perSecond);
+    bucket.at = now;
+    const ok = bucket.tokens >= 1;
+    if (ok) bucket.tokens -= 1;
+    this.#buckets.set(key, bucket);
+    return ok;
+  }
+}
+
+/** Settings of the login guard. */
+export interface LoginLimits {
+  /** logins per device id (default burst 10, 0.2/s: one every 5 s sustained) */
+  perDevice: RateLimit;
+  /** temporary-credential logins per provisioning key / lot (default burst 1000, 100/s) */
+  perLot: RateLimit;
+  /** consecutive refused logins of one device id that start a lockout (default 10) */
+  lockoutThreshold: number;
+  /** first lockout period; each further lockout doubles it (default 60 s) */
+  lockoutBaseMs: number;
+  /** longest lockout period (default 1 h) */
+  lockoutMaxMs: number;
+  /** device ids tracked in memory (buckets, failure counts), LRU-evicted beyond (default 50,000) */
+  maxTrackedIds: number;
+}
+
+/** The defaults of the login guard. */
+export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
+  perDevice: { burst: 10, perSecond: 0.2 },
+  perLot: { burst: 1000, perSecond: 100 },
+  lockoutThreshold: 10,
+  lockoutBaseMs: 60_000,
+  lockoutMaxMs: 3_600_000,
+  maxTrackedIds: 50_000,
+};
+
+/** Refusals that do not count towards a lockout: the cloud's own state, not a guess. */
+const NOT_COUNTED = new Set(["RATE_LIMITED", "LOCKED_OUT", "INTERNAL"]);
+
+interface IdState {
+  failures: number;
+  /** lockouts so far (ids with no device row only; registered devices keep theirs on the row) */
+  lockouts: number;
+  /** memory lock (ids with no device row only) */
+  lockedUntil: number;
+}
+
+/** What a refused login did to the failure count. */
+export interface FailureOutcome {
+  /** consecutive counted failures now */
+  failures: number;
+  /** set when this failure starts a lockout: its end (ms) and the lockout's number */
+  lockout?: { until: number; count: number };
+}
+
+/**
+ * Per-device and per-lot login rate limits and the lockout rule.
+ * The caller (mqtt-server.ts) asks admitDevice() before verifying a login,
+ * admitLot() before deriving a temporary secret, and reports each outcome.
+ */
+export class LoginGuard {
+  readonly limits: LoginLimits;
+  readonly #device: TokenBuckets;
+  readonly #lot: TokenBuckets;
+  readonly #ids: BoundedMap<string, IdState>;
+
+  constructor(limits: Partial<LoginLimits> = {}) {
+    this.limits = { ...DEFAULT_LOGIN_LIMITS, ...limits };
+    this.#device = new TokenBuckets(this.limits.perDevice, this.limits.maxTrackedIds);
+    this.#lot = new TokenBuckets(this.limits.perLot, 10_000);
+    this.#ids = new BoundedMap(this.limits.maxTrackedIds);
+  }
+
+  /** Ids tracked in memory (bounded by maxTrackedIds). */
+  get trackedIds(): number {
+    return Math.max(this.#ids.size, this.#device.size);
+  }
+
+  /** Takes a login token for `id`; false = rate limited. */
+  admitDevice(id: string, now: number): boolean {
+    return this.#device.take(id, now);
+  }
+
+  /** Takes a temporary-login token for `lot`; false = rate limited. */
+  admitLot(lot: string, now: number): boolean {
+    return this.#lot.take(lot, now);
+  }
+
+  /** The end of the memory lock of an id with no device row, if it is locked at `now`. */
+  memoryLockedUntil(id: string, now: number): number | undefined {
+    const state = this.#ids.peek(id);
+    return state && state.lockedUntil > now ? state.lockedUntil : undefined;
+  }
+
+  /** A login of `id` succeeded: its failure count and memory lockouts restart. */
+  succeeded(id: string): void {
+    this.#ids.delete(id);
+  }
+
+  /** An operator unlocked `id`: forget its failures and memory lock. Returns whether it was locked in memory. */
+  unlock(id: string, now: number): boolean {
+    const locked = this.memoryLockedUntil(id, now) !== undefined;
+    this.#ids.delete(id);
+    return locked;
+  }
+
+  /** The lockout period of the `count`-th lockout. */
+  lockoutPeriod(count: number): number {
+    return Math.min(this.limits.lockoutMaxMs, this.limits.lockoutBaseMs * 2 ** Math.min(30, Math.max(0, count - 1)));
+  }
+
+  /**
+   * A login of `id` was refused with `failure`. Counts it (unless it is a rate
+   * limit, lockout or internal error) and, at the threshold, starts a lockout:
+   * `storedLockouts` is the row's lockout count for registered devices, or
+   * undefined for ids with no row (then the lock is kept here).
+   */
+  failed(id: string, failure: string, now: number, storedLockouts?: number): FailureOutcome {
+    if (NOT_COUNTED.has(failure)) return { failures: this.#ids.peek(id)?.failures ?? 0 };
+    const state = this.#ids.get(id) ?? { failures: 0, lockouts: 0, lockedUntil: 0 };
+    state.failures++;
+    let lockout: FailureOutcome["lockout"];
+    if (state.failures >= this.limits.lockoutThreshold) {
+      const count = (storedLockouts ?? state.lockouts) + 1;
+      lockout = { until: now + this.lockoutPeriod(count), count };
+      state.failures = 0;
+      if (storedLockouts === undefined) {
+        state.lockouts = count;
+        state.lockedUntil = lockout.until;
+      }
+    }
+    this.#ids.set(id, state);
+    return lockout ? { failures: this.limits.lockoutThreshold, lockout } : { failures: state.failures };
+  }
+}
+
+/** Settings of the refusal audit throttle. */
+export interface RefusalAuditLimits {
+  /** at most one refusal row per device id and reason within this window (default 60 s) */
+  windowMs: number;
+  /** refusal rows per second over all ids (default burst 100, 20/s) */
+  global: RateLimit;
+  /** ids remembered (default 50,000) */
+  maxTrackedIds: number;
+}
+
+export const DEFAULT_REFUSAL_AUDIT: RefusalAuditLimits = { windowMs: 60_000, global: { burst: 100, perSecond: 20 }, maxTrackedIds: 50_000 };
+
+interface RefusalState {
+  failure: string;
+  windowStart: number;
+  suppressed: number;
+}
+
+/**
+ * Decides which refusals are written (device row and audit log). A refusal is
+ * written when its id has no recent row for the same reason and the global
+ * budget allows; otherwise it is counted. The counts come back on the next
+ * written row of that id ("+N suppressed") or, through takeAggregate(), in one
+ * periodic aggregate row; none is lost, even when an id is evicted.
+ */
+export class RefusalAudit {
+  readonly limits: RefusalAuditLimits;
+  readonly #ids: BoundedMap<string, RefusalState>;
+  readonly #global: TokenBuckets;
+  #aggregate = 0;
+  #aggregateByFailure = new Map<string, number>();
+
+  constructor(limits: Partial<RefusalAuditLimits> = {}) {
+    this.limits = { ...DEFAULT_REFUSAL_AUDIT, ...limits };
+    this.#ids = new BoundedMap(this.limits.maxTrackedIds, (_id, state) => this.#addAggregate(state.failure, state.suppressed));
+    this.#global = new TokenBuckets(this.limits.global, 1);
+  }
+
+  #addAggregate(failure: string, count: number): void {
+    if (count <= 0) return;
+    this.#aggregate += count;
+    if (this.#aggregateByFailure.size < 64 || this.#aggregateByFailure.has(failure)) {
+      this.#aggregateByFailure.set(failure, (this.#aggregateByFailure.get(failure) ?? 0) + count);
+    }
+  }
+
+  /**
+   * Whether to write this refusal now; when yes, `suppressed` is the number of
+   * refusals of this id that were not written since its last row.
+   */
+  admit(id: string, failure: string, now: number): { write: boolean; suppressed: number } {
+    const state = this.#ids.get(id);
+    const fresh = !state || state.failure !== failure || now - state.windowStart >= this.limits.windowMs;
+    if (fresh && this.#global.take("*", now)) {
+      const suppressed = state?.suppressed ?? 0;
+      this.#ids.set(id, { failure, windowStart: now, suppressed: 0 });
+      return { write: true, suppressed };
+    }
+    if (state) state.suppressed++;
+    else this.#addAggregate(failure, 1);
+    return { write: false, suppressed: 0 };
+  }
+
+  /**
+   * The refusals counted but not written, per reason, and resets the count:
+   * refusals of ids whose window has ended (their own row will not come) plus
+   * those dropped by the global budget or eviction.
+   */
+  takeAggregate(now: number): { total: number; byFailure: Record<string, number> } | undefined {
+    for (const [id, state] of [...this.#ids.entries()]) {
+      if (now - state.windowStart >= this.limits.windowMs) {
+        this.#addAggregate(state.failure, state.suppressed);
+        this.#ids.delete(id);
+      }
+    }
+    if (this.#aggregate === 0) return undefined;
+    const out = { total: this.#aggregate, byFailure: Object.fromEntries(this.#aggregateByFailure) };
+    this.#aggregate = 0;
+    this.#aggregateByFailure = new Map();
+    return out;
+  }
+}
+
+/** Settings of the connection limiter. */
+export interface ConnectionLimits {
+  /** concurrent unauthenticated connections from one source address (default 64) */
+  unauthenticatedPerSource: number;
+  /** concurrent unauthenticated connections in total (default 512) */
+  unauthenticatedTotal: number;
+  /** new connections per source address (default burst 100, 20/s): bounds TLS handshakes per source */
+  newPerSource: RateLimit;
+  /** source addresses tracked (default 50,000) */
+  maxTrackedSources: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  unauthenticatedPerSource: 64,
+  unauthenticatedTotal: 512,
+  newPerSource: { burst: 100, perSecond: 20 },
+  maxTrackedSources: 50_000,
+};
+
+/** Why a connection was refused at accept. */
+export type ConnectionRefusal = "SOURCE_RATE" | "SOURCE_UNAUTHENTICATED" | "TOTAL_UNAUTHENTICATED";
+
+/**
+ * Admission of TCP connections before TLS: a connection is unauthenticated
+ * from accept until its CONNECT is accepted (or it closes). Refused
+ * connections are closed at once, before any TLS work.
+ */
+export class ConnectionLimiter {
+  readonly limits: ConnectionLimits;
+  readonly #perSource = new Map<string, number>();
+  readonly #rate: TokenBuckets;
+  #total = 0;
+
+  constructor(limits: Partial<ConnectionLimits> = {}) {
+    this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...limits };
+    this.#rate = new TokenBuckets(this.limits.newPerSource, this.limits.maxTrackedSources);
+  }
+
+  /** Unauthenticated connections now. */
+  get unauthenticated(): number {
+    return this.#total;
+  }
+
+  /** Admits a new connection from `source`; on success the caller must call release() exactly once. */
+  admit(source: string, now: number): ConnectionRefusal | undefined {
+    if (this.#total >= this.limits.unauthenticatedTotal) return "TOTAL_UNAUTHENTICATED";
+    const current = this.#perSource.get(source) ?? 0;
+    if (current >= this.limits.unauthenticatedPerSource) return "SOURCE_UNAUTHENTICATED";
+    if (!this.#rate.take(source, now)) return "SOURCE_RATE";
+    this.#perSource.set(source, current + 1);
+    this.#total++;
+    return undefined;
+  }
+
+  /** The connection authenticated or closed: it no longer counts. */
+  release(source: string): void {
+    const current = this.#perSource.get(source) ?? 0;
+    if (current <= 1) this.#perSource.delete(source);
+    else this.#perSource.set(source, current - 1);
+    this.#total = Math.max(0, this.#total - 1);
+  }
+}
