@@ -15,6 +15,7 @@ import { CloudError, isCloudError } from "./errors";
 import { generateMasterKeyHex, loadMasterKey } from "./master-key";
 import { Registry } from "./registry";
 import { CloudServices } from "./services";
+import { NetworkServices } from "./network-service";
 import type { AuditRecord, DeviceView } from "./registry";
 import { startCloud } from "./index";
 
@@ -33,6 +34,10 @@ usage: npm run cloud -- <command> [arguments] [--data <dir>] [--master-key-file 
   device add-cert <device-id> (<cert.pem> | --ca <name>)
   device list [--limit n] [--offset n] [--table] | device show <id> [--table]
   device revoke <id> | device rotate <id> | device reset-counter <id> | device unlock <id>
+  device network <id> --ssid s (--password-file f | --password p) [--priority 0-100]
+                                                 hand a private network to the device (sealed to its key)
+  device forget-network <id> --ssid s            tell the device to forget a private network
+  hotspot list | hotspot set <profiles.json>     the hotspot profile set (a JSON array; set bumps the revision)
   lot create <lot> [--allow id,id,...] [--allow-file f]   create a provisioning key (shown once)
   lot list
   lot retire <lot>                               the lot is done: no new temporary login; open sessions may finish
@@ -53,7 +58,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(["radius-port", "secret", "data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device", "checksum", "action", "actor", "since", "until", "before"]);
+const VALUE_FLAGS = new Set(["radius-port", "secret", "data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device", "checksum", "action", "actor", "since", "until", "before", "ssid", "password", "password-file", "priority"]);
 const BOOLEAN_FLAGS = new Set(["ec", "help", "table"]);
 
 function parse(argv: string[]): Parsed {
@@ -121,7 +126,9 @@ export function deviceTable(devices: DeviceView[]): string {
   for (const d of devices) {
     const flags = [d.revoked ? "revoked" : "", d.lockedUntil ? `locked<${shortTime(d.lockedUntil)}` : "", d.pendingGeneration !== null ? `pending-g${d.pendingGeneration}` : "",
       d.lot !== null && !d.tempRetired && d.kind === "temporary" ? `lot:${d.lot}` : ""].filter(Boolean).join(",");
-    const network = (d as DeviceView & { network?: string | null }).network;
+    const on = d.network?.on;
+    const result = d.network?.lastResult;
+    const network = on ? `${on.kind}:${on.ssid}${result ? ` (${result.result}${result.reason ? ` ${result.reason}` : ""})` : ""}` : null;
     rows.push([d.deviceId, `${d.kind}${d.generation > 0 ? `/g${d.generation}` : ""}`, d.credential ?? "-", d.state ?? "-", network ?? "-",
       d.lastFailure ?? "-", shortTime(d.lastFailureAt), shortTime(d.lastSeen), flags || "-"]);
   }
@@ -209,6 +216,34 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
       case "device revoke": return await services.revokeDevice({ deviceId: need(parsed, 2, "device id") });
       case "device rotate": return await services.rotateSecret({ deviceId: need(parsed, 2, "device id") });
       case "device reset-counter": return await services.resetLoginCounter({ deviceId: need(parsed, 2, "device id") });
+      case "device network": {
+        const file = flag(parsed, "password-file");
+        const password = file !== undefined ? readText(file, 1024).replace(/\r?\n$/, "") : flag(parsed, "password");
+        if (password === undefined) throw new UsageError("give --password-file <file> or --password <text> (\"\" for an open network)");
+        const ssid = flag(parsed, "ssid");
+        if (ssid === undefined) throw new UsageError("give --ssid <name>");
+        const priority = intFlag(parsed, "priority");
+        return await new NetworkServices(services.registry, services.actor).setDeviceNetwork({
+          deviceId: need(parsed, 2, "device id"), ssid, password, ...(priority === undefined ? {} : { priority }),
+        });
+      }
+      case "device forget-network": {
+        const ssid = flag(parsed, "ssid");
+        if (ssid === undefined) throw new UsageError("give --ssid <name>");
+        return await new NetworkServices(services.registry, services.actor).forgetDeviceNetwork({ deviceId: need(parsed, 2, "device id"), ssid });
+      }
+      case "hotspot list": return await new NetworkServices(services.registry, services.actor).listHotspotProfiles();
+      case "hotspot set": {
+        let value: unknown;
+        try {
+          value = JSON.parse(readText(need(parsed, 2, "profiles file"), 64 * 1024));
+        } catch (error) {
+          if (isCloudError(error)) throw error;
+          throw new CloudError("INVALID_INPUT", "the profiles file is not JSON", { field: "profiles" });
+        }
+        const profiles = Array.isArray(value) ? value : (value as { profiles?: unknown })?.profiles;
+        return await new NetworkServices(services.registry, services.actor).setHotspotProfiles({ profiles: profiles as never });
+      }
       case "lot create": {
         const inline = flag(parsed, "allow");
         const file = flag(parsed, "allow-file");

@@ -12,6 +12,7 @@ import { timingSafeEqual, createHash } from "node:crypto";
 import { CloudError, isCloudError } from "./errors";
 import { MAX_CSV_BYTES } from "./csv";
 import type { CloudServices } from "./services";
+import { NetworkServices } from "./network-service";
 
 /** Largest JSON request body. */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
@@ -42,6 +43,8 @@ export interface AdminApi {
 
 /** Options of buildAdminApi. */
 export interface AdminApiOptions {
+  /** hotspot profiles and private networks (default: over the same registry and actor as `services`) */
+  network?: NetworkServices;
   /** when set, every request needs `Authorization: Bearer <token>` */
   token?: string;
 }
@@ -67,7 +70,7 @@ function queryString(query: URLSearchParams, key: string): string | undefined {
   return query.get(key) ?? undefined;
 }
 
-function routes(services: CloudServices): Route[] {
+function routes(services: CloudServices, network: NetworkServices): Route[] {
   const seg = "([A-Za-z0-9][A-Za-z0-9._-]{0,63})";
   return [
     { method: "GET", pattern: /^\/v1\/health$/, body: "none", handler: async () => ({ ok: true }) },
@@ -104,6 +107,16 @@ function routes(services: CloudServices): Route[] {
     {
       method: "POST", pattern: new RegExp(`^/v1/cas/${seg}/certificates$`), body: "json", status: 201,
       handler: async ({ params, json }) => services.issueDeviceCertificate({ ...json(), caName: params[0] } as never),
+    },
+    { method: "GET", pattern: /^\/v1\/hotspots$/, body: "none", handler: async () => network.listHotspotProfiles() },
+    { method: "PUT", pattern: /^\/v1\/hotspots$/, body: "json", handler: async ({ json }) => network.setHotspotProfiles(json() as never) },
+    {
+      method: "PUT", pattern: new RegExp(`^/v1/devices/${seg}/network$`), body: "json",
+      handler: async ({ params, json }) => network.setDeviceNetwork({ ...json(), deviceId: params[0] } as never),
+    },
+    {
+      method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/network/forget$`), body: "json",
+      handler: async ({ params, json }) => network.forgetDeviceNetwork({ ...json(), deviceId: params[0] } as never),
     },
     { method: "GET", pattern: /^\/v1\/lots$/, body: "none", handler: async () => ({ lots: await services.listProvisioningKeys() }) },
     { method: "POST", pattern: /^\/v1\/lots$/, body: "json", status: 201, handler: async ({ json }) => services.createProvisioningKey(json() as never) },
@@ -143,7 +156,7 @@ function sameToken(given: string, expected: string): boolean {
  * @example const api = buildAdminApi(cloud.services); const res = await api.inject({ method: "GET", url: "/v1/devices" });
  */
 export function buildAdminApi(services: CloudServices, options: AdminApiOptions = {}): AdminApi {
-  const table = routes(services);
+  const table = routes(services, options.network ?? new NetworkServices(services.registry, services.actor));
 
   async function dispatch(request: AdminRequest): Promise<AdminResponse> {
     try {

@@ -18,6 +18,7 @@ import { radiusIdentity, RADIUS_SERVER_NAME } from "./radius/identity";
 import { RadiusServer, type RadiusServerOptions } from "./radius/server";
 import { Registry } from "./registry";
 import { CloudServices } from "./services";
+import { NetworkServices } from "./network-service";
 
 export { CloudError, isCloudError, CLOUD_ERROR_CODES, type CloudErrorCode } from "./errors";
 export { CloudServices } from "./services";
@@ -81,6 +82,8 @@ export interface Cloud {
   mqtt: MqttServer;
   /** the issuance service (stats) */
   issuance: IssuanceService;
+  /** hotspot profiles and devices' private networks (actor "admin:api") */
+  network: NetworkServices;
   /** Stops both endpoints and closes the registry. */
   close(): Promise<void>;
 }
@@ -125,6 +128,10 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       maxConnections: options.maxConnections, limits: options.limits, log: options.log,
     });
     const live = mqtt;
+    const network = new NetworkServices(registry, "admin:api", {
+      hotspotsChanged: () => live.notifyConfig(),
+      networkChanged: (id) => live.notifyNetwork(id),
+    });
     const services = new CloudServices(registry, "admin:api", {
       deviceRevoked: (id) => live.disconnect(id),
       secretRotated: (id) => live.notifyRotation(id),
@@ -148,7 +155,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     }
     const radiusServer = radius;
     if (options.httpPort !== undefined) {
-      http = await listenAdminApi(buildAdminApi(services.as("admin:http"), { token: options.adminToken }), { host, port: options.httpPort });
+      http = await listenAdminApi(buildAdminApi(services.as("admin:http"), { token: options.adminToken, network: network.as("admin:http") }), { host, port: options.httpPort });
     }
     const httpListener = http;
     let closed = false;
@@ -164,6 +171,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       registry,
       mqtt,
       issuance,
+      network,
       async close() {
         if (closed) return;
         closed = true;

@@ -17,6 +17,7 @@ import {
   type CloudResponse, type DeviceRequest, type ReasonCode,
 } from "../modules/protocol";
 import type { Session } from "./login";
+import { DeviceNetworkService, isNetworkRequest } from "./network-service";
 import type { DeviceRow, Registry } from "./registry";
 
 /** The request id used to answer a request whose own id could not be read. */
@@ -34,7 +35,7 @@ function peekOp(payload: Uint8Array): string {
   if (payload.length > MAX_MESSAGE_BYTES) return "unknown";
   try {
     const value = JSON.parse(Buffer.from(payload).toString("utf8")) as { op?: unknown };
-    return typeof value?.op === "string" && /^[a-z]{1,16}$/.test(value.op) ? value.op : "unknown";
+    return typeof value?.op === "string" && /^[a-z-]{1,16}$/.test(value.op) ? value.op : "unknown";
   } catch {
     return "unknown";
   }
@@ -43,12 +44,16 @@ function peekOp(payload: Uint8Array): string {
 /** The issuance service. */
 export class IssuanceService {
   readonly stats: IssuanceStats = { badRequests: 0, badStatus: 0, issued: 0, committed: 0 };
+  /** hello, config, network and network-result (cloud/network-service.ts) */
+  readonly network: DeviceNetworkService;
 
   constructor(
     private readonly registry: Registry,
     private readonly digest: DigestPort,
     private readonly random: (length: number) => Uint8Array,
-  ) {}
+  ) {
+    this.network = new DeviceNetworkService(registry);
+  }
 
   /**
    * Handles one payload from the session's request topic.
@@ -67,6 +72,7 @@ export class IssuanceService {
       return this.refuse(rid, op, "BAD_REQUEST", isWcmError(error) ? error.message : "malformed request");
     }
     try {
+      if (isNetworkRequest(request)) return this.network.handle(session, request);
       return request.op === "issue" ? this.issue(session, request.rid) : this.commit(session, request.rid, request.gen, request.proof);
     } catch {
       return this.refuse(request.rid, request.op, "INTERNAL", "internal error");

@@ -20,7 +20,7 @@ import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { Socket } from "node:net";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
 import type { DigestPort, LogPort } from "../modules/ports";
-import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, deviceTopics, encodeNotice, encodeResponse, parseTopic } from "../modules/protocol";
+import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, MAX_CONFIG_BYTES, deviceTopics, encodeNotice, encodeResponse, parseTopic } from "../modules/protocol";
 import type { IssuanceService } from "./issuance";
 import { ConnectionLimiter, LoginGuard, RefusalAudit, type ConnectionLimits, type LoginLimits, type RefusalAuditLimits } from "./limits";
 import { verifyLogin, type LoginGate, type LoginResult, type Session } from "./login";
@@ -37,8 +37,12 @@ export const TLS12_CIPHERS = [
   "ECDHE-ECDSA-CHACHA20-POLY1305",
 ].join(":");
 
-/** Largest MQTT packet (remaining length) the broker accepts: an app payload plus topic and header room. */
-export const DEFAULT_MAX_PACKET_BYTES = MAX_APP_PAYLOAD_BYTES + 512;
+/**
+ * Largest MQTT packet (remaining length) the broker accepts: the largest payload
+ * on any wcm topic (an app payload, or a `config` response, which only the cloud
+ * sends) plus topic and header room.
+ */
+export const DEFAULT_MAX_PACKET_BYTES = Math.max(MAX_APP_PAYLOAD_BYTES, MAX_CONFIG_BYTES) + 512;
 
 /** Options of MqttServer.start. */
 export interface MqttServerOptions {
@@ -382,6 +386,25 @@ export class MqttServer {
     const row = this.options.registry.device(deviceId);
     if (!row || row.revoked || row.kind !== "secret" || row.pending_generation === null) return false;
     this.publish(deviceTopics(deviceId).response, encodeNotice({ v: 1, notice: "rotate" }));
+    return true;
+  }
+
+  /** Tells every live session that the hotspot profile set changed (`config` notice). Returns how many were told. */
+  notifyConfig(): number {
+    let count = 0;
+    for (const [deviceId, client] of this.#live) {
+      if (!this.#sessions.get(client)) continue;
+      this.publish(deviceTopics(deviceId).response, encodeNotice({ v: 1, notice: "config" }));
+      count++;
+    }
+    return count;
+  }
+
+  /** Tells the live session of `deviceId` that a sealed network change waits (`network` notice). */
+  notifyNetwork(deviceId: string): boolean {
+    const client = this.#live.get(deviceId);
+    if (!client || !this.#sessions.get(client)) return false;
+    this.publish(deviceTopics(deviceId).response, encodeNotice({ v: 1, notice: "network" }));
     return true;
   }
 

@@ -25,6 +25,7 @@ import { mkdirSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import { CloudError } from "./errors";
 import { SecretBox } from "./sealing";
+import { deviceNetworkView, migrateNetworkSchema, type DeviceNetworkView } from "./network-registry";
 
 /** How a device proves its identity to the cloud. */
 export type DeviceKind = "secret" | "certificate" | "temporary";
@@ -74,6 +75,8 @@ export interface DeviceView {
   lastFailureDetail: string | null;
   lastFailureAt: string | null;
   lastSeen: string | null;
+  /** hotspot revision, sealing key, network, pending change, last result, reported failures (cloud/network-registry.ts) */
+  network: DeviceNetworkView;
   /** end of the current lockout, when the device is locked out */
   lockedUntil: string | null;
   /** lockouts since the last successful login or unlock */
@@ -223,6 +226,7 @@ export class Registry {
         if (hasTable && !hasColumn) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${declaration}`);
       }
       db.exec(SCHEMA);
+      migrateNetworkSchema(db);
       const registry = new Registry(db, new SecretBox(masterKey), path, options.now ?? Date.now);
       registry.checkMasterKey();
       return registry;
@@ -386,6 +390,7 @@ export class Registry {
       state: row.state, credential: row.credential,
       lastFailure: row.last_failure, lastFailureDetail: row.last_failure_detail, lastFailureAt: iso(row.last_failure_at),
       lastSeen: iso(row.last_seen),
+      network: deviceNetworkView(row as never),
       lockedUntil: row.locked_until !== null && row.locked_until > this.now() ? iso(row.locked_until) : null, lockouts: row.lockouts ?? 0,
       createdAt: iso(row.created_at)!,
     };

@@ -1,0 +1,215 @@
+/*
+ * The registry's network tables and columns: hotspot profiles (one versioned
+ * set for the fleet) and, per device, its sealing public key, the profile
+ * revision and network it reported, the pending sealed network change, the
+ * outcome of the last change, and the network failures it reported.
+ *
+ * migrateNetworkSchema() is the small migration Registry.open runs: it adds
+ * what is missing (tables, then columns with ALTER TABLE ADD COLUMN) and is
+ * idempotent, so registries made before these features open unchanged.
+ * Private network credentials are never stored here in clear: only the blob
+ * sealed to the device's key (modules/seal.ts), which the cloud cannot open.
+ */
+import type Database from "better-sqlite3";
+import type { HotspotProfile, HotspotSet } from "../modules/hotspots";
+import type { NetworkFailureReport, NetworkResult } from "../modules/protocol";
+import type { Registry } from "./registry";
+
+/** Columns this migration adds to `devices`. */
+export const NETWORK_DEVICE_COLUMNS: readonly [string, string][] = [
+  ["seal_key", "BLOB"],
+  ["config_rev", "INTEGER"],
+  ["net_kind", "TEXT"],
+  ["net_ssid", "TEXT"],
+  ["net_seq", "INTEGER NOT NULL DEFAULT 0"],
+  ["net_sealed", "BLOB"],
+  ["net_sealed_seq", "INTEGER"],
+  ["net_action", "TEXT"],
+  ["net_result", "TEXT"],
+  ["net_result_seq", "INTEGER"],
+  ["net_result_reason", "TEXT"],
+  ["net_result_detail", "TEXT"],
+  ["net_result_at", "INTEGER"],
+  ["net_failures", "TEXT"],
+  ["net_failures_at", "INTEGER"],
+];
+
+/** The network columns of a device row (absent on rows read before the migration). */
+export interface NetworkColumns {
+  seal_key: Buffer | null;
+  config_rev: number | null;
+  net_kind: string | null;
+  net_ssid: string | null;
+  net_seq: number;
+  net_sealed: Buffer | null;
+  net_sealed_seq: number | null;
+  net_action: string | null;
+  net_result: string | null;
+  net_result_seq: number | null;
+  net_result_reason: string | null;
+  net_result_detail: string | null;
+  net_result_at: number | null;
+  net_failures: string | null;
+  net_failures_at: number | null;
+}
+
+/** What the admin sees of a device's networks (never a password: the cloud holds none). */
+export interface DeviceNetworkView {
+  /** the device sent its sealing key (network changes can be sealed to it) */
+  sealingKey: boolean;
+  /** hotspot profile revision the device reported */
+  configRev: number | null;
+  /** the network the device reported being on at its last hello */
+  on: { kind: string; ssid: string } | null;
+  /** a change waiting for the device */
+  pendingChange: { seq: number; action: string } | null;
+  /** the outcome of the last change */
+  lastResult: { seq: number; result: string; reason: string | null; detail: string | null; at: string | null } | null;
+  /** network failures the device reported at its last hello that had any */
+  failures: NetworkFailureReport[];
+  failuresAt: string | null;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS hotspot_profiles (
+  position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, ssid TEXT, roaming_consortium TEXT,
+  anonymous_identity TEXT, server_name TEXT NOT NULL, ca_pem TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hotspot_revision (id INTEGER PRIMARY KEY CHECK (id = 1), rev INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+`;
+
+/** Adds the network tables and device columns that are missing. Idempotent. */
+export function migrateNetworkSchema(db: Database.Database): void {
+  db.transaction(() => {
+    db.exec(SCHEMA);
+    const have = new Set((db.prepare("PRAGMA table_info(devices)").all() as { name: string }[]).map((c) => c.name));
+    for (const [name, type] of NETWORK_DEVICE_COLUMNS) {
+      if (!have.has(name)) db.exec(`ALTER TABLE devices ADD COLUMN ${name} ${type}`);
+    }
+  }).immediate();
+}
+
+function iso(ms: number | null | undefined): string | null {
+  return ms === null || ms === undefined ? null : new Date(ms).toISOString();
+}
+
+/** The network part of a device view. */
+export function deviceNetworkView(row: Partial<NetworkColumns>): DeviceNetworkView {
+  let failures: NetworkFailureReport[] = [];
+  try {
+    failures = row.net_failures ? (JSON.parse(row.net_failures) as NetworkFailureReport[]) : [];
+  } catch {
+    failures = [];
+  }
+  return {
+    sealingKey: !!row.seal_key,
+    configRev: row.config_rev ?? null,
+    on: row.net_kind && row.net_ssid ? { kind: row.net_kind, ssid: row.net_ssid } : null,
+    pendingChange: row.net_sealed && row.net_sealed_seq ? { seq: row.net_sealed_seq, action: row.net_action ?? "set" } : null,
+    lastResult: row.net_result && row.net_result_seq
+      ? { seq: row.net_result_seq, result: row.net_result, reason: row.net_result_reason ?? null, detail: row.net_result_detail ?? null, at: iso(row.net_result_at) }
+      : null,
+    failures,
+    failuresAt: iso(row.net_failures_at),
+  };
+}
+
+/** Queries and updates of the network tables, over an open registry. */
+export class NetworkRegistry {
+  constructor(readonly registry: Registry) {}
+
+  get #db(): Database.Database {
+    return this.registry.db;
+  }
+
+  /** The device's network columns, or undefined for an unknown device. */
+  columns(id: string): NetworkColumns | undefined {
+    return this.#db.prepare(`SELECT ${NETWORK_DEVICE_COLUMNS.map(([name]) => name).join(", ")} FROM devices WHERE id = ?`).get(id) as NetworkColumns | undefined;
+  }
+
+  /** The current hotspot profile set (revision 0 and no profiles when none was ever set). */
+  hotspotSet(): HotspotSet {
+    const revision = this.#db.prepare("SELECT rev FROM hotspot_revision WHERE id = 1").get() as { rev: number } | undefined;
+    const rows = this.#db.prepare("SELECT * FROM hotspot_profiles ORDER BY position").all() as {
+      name: string; ssid: string | null; roaming_consortium: string | null; anonymous_identity: string | null; server_name: string; ca_pem: string;
+    }[];
+    return {
+      rev: revision?.rev ?? 0,
+      profiles: rows.map((r) => {
+        const profile: HotspotProfile = { name: r.name, radius: { serverName: r.server_name, ca: r.ca_pem } };
+        if (r.ssid !== null) profile.ssid = r.ssid;
+        if (r.roaming_consortium !== null) profile.roamingConsortium = r.roaming_consortium.split(",");
+        if (r.anonymous_identity !== null) profile.anonymousIdentity = r.anonymous_identity;
+        return profile;
+      }),
+    };
+  }
+
+  /** Replaces the profile set and bumps its revision, in one transaction (audited). Returns the new revision. */
+  replaceHotspots(profiles: readonly HotspotProfile[], actor: string): number {
+    return this.registry.tx(() => {
+      const rev = this.hotspotSet().rev + 1;
+      this.#db.prepare("DELETE FROM hotspot_profiles").run();
+      const insert = this.#db.prepare(
+        "INSERT INTO hotspot_profiles (position, name, ssid, roaming_consortium, anonymous_identity, server_name, ca_pem) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      );
+      profiles.forEach((p, i) => insert.run(i, p.name, p.ssid ?? null, p.roamingConsortium?.join(",") ?? null, p.anonymousIdentity ?? null, p.radius.serverName, p.radius.ca));
+      this.#db.prepare("INSERT INTO hotspot_revision (id, rev, updated_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, updated_at = excluded.updated_at")
+        .run(rev, this.registry.now());
+      this.registry.audit(actor, "hotspots.set", null, `rev=${rev} profiles=${profiles.map((p) => p.name).join(",")}`);
+      return rev;
+    });
+  }
+
+  /**
+   * Stores what a device said in `hello`. A new sealing key voids a pending
+   * change sealed to the old one (the device can no longer open it): the change
+   * is dropped and its outcome recorded as UNREADABLE for the operator.
+   */
+  storeHello(id: string, hello: { key: Uint8Array; rev: number; net?: { kind: string; ssid: string }; failures?: NetworkFailureReport[] }): void {
+    this.registry.tx(() => {
+      const row = this.columns(id);
+      if (!row) return;
+      const key = Buffer.from(hello.key);
+      if (row.seal_key && !key.equals(row.seal_key) && row.net_sealed_seq !== null) {
+        this.#db.prepare(
+          `UPDATE devices SET net_sealed = NULL, net_sealed_seq = NULL, net_action = NULL, net_result = 'UNREADABLE', net_result_seq = ?,
+             net_result_reason = NULL, net_result_detail = 'the device changed its sealing key; set the network again', net_result_at = ? WHERE id = ?`,
+        ).run(row.net_sealed_seq, this.registry.now(), id);
+        this.registry.audit("mqtt", "network.voided", id, `seq=${row.net_sealed_seq}: sealing key changed`);
+      }
+      this.#db.prepare("UPDATE devices SET seal_key = ?, config_rev = ?, net_kind = ?, net_ssid = ? WHERE id = ?")
+        .run(key, hello.rev, hello.net?.kind ?? null, hello.net?.ssid ?? null, id);
+      if (hello.failures?.length) {
+        this.#db.prepare("UPDATE devices SET net_failures = ?, net_failures_at = ? WHERE id = ?").run(JSON.stringify(hello.failures), this.registry.now(), id);
+      }
+    });
+  }
+
+  /** Stores a sealed change as the device's pending one (replacing any), with the next sequence number. Returns it. */
+  storeSealedChange(id: string, action: "set" | "forget", seal: (seq: number) => Uint8Array, actor: string): number {
+    return this.registry.tx(() => {
+      const row = this.columns(id);
+      if (!row) throw new Error(`no device ${id}`);
+      const seq = row.net_seq + 1;
+      this.#db.prepare("UPDATE devices SET net_seq = ?, net_sealed = ?, net_sealed_seq = ?, net_action = ? WHERE id = ?")
+        .run(seq, Buffer.from(seal(seq)), seq, action, id);
+      this.registry.audit(actor, `network.${action}`, id, `seq=${seq}`);
+      return seq;
+    });
+  }
+
+  /** Records the outcome of change `seq`; a pending change with that seq is delivered and dropped. */
+  storeResult(id: string, result: { seq: number; result: NetworkResult; reason?: string; detail?: string }): void {
+    this.registry.tx(() => {
+      const row = this.columns(id);
+      if (!row || result.seq > row.net_seq) return;
+      if (row.net_sealed_seq === result.seq) {
+        this.#db.prepare("UPDATE devices SET net_sealed = NULL, net_sealed_seq = NULL, net_action = NULL WHERE id = ?").run(id);
+      }
+      if (row.net_result_seq !== null && result.seq < row.net_result_seq) return;
+      this.#db.prepare("UPDATE devices SET net_result = ?, net_result_seq = ?, net_result_reason = ?, net_result_detail = ?, net_result_at = ? WHERE id = ?")
+        .run(result.result, result.seq, result.reason ?? null, result.detail ?? null, this.registry.now(), id);
+      this.registry.audit("mqtt", "network.result", id, `seq=${result.seq} ${result.result}${result.reason ? ` ${result.reason}` : ""}`);
+    });
+  }
+}

@@ -1,0 +1,188 @@
+/*
+ * Networks in the cloud: the device-facing handler of `hello`, `config`,
+ * `network` and `network-result` (sans I/O, called by issuance.ts for the
+ * session's request topic), and the admin operations (hotspot profile set,
+ * a device's private networks) used by the CLI and the HTTP API.
+ *
+ * A private network's password reaches the cloud only in an admin call; it is
+ * sealed to the device's X25519 key at once (modules/seal.ts) and only the
+ * sealed blob is stored, so neither the registry nor the broker ever holds
+ * it in clear. The audit log records the change's sequence number, never the
+ * SSID or the password.
+ */
+import { randomBytes } from "node:crypto";
+import { validateHotspotProfiles, type HotspotProfile, type HotspotSet } from "../modules/hotspots";
+import { isWcmError } from "../modules/errors";
+import {
+  checkDeviceId, checkNetworkPassword, encodeNetworkChange, MAX_NETWORK_PRIORITY,
+  type CloudResponse, type DeviceRequest,
+} from "../modules/protocol";
+import { checkSsid } from "../modules/hotspots";
+import { sealTo } from "../modules/seal";
+import { CloudError } from "./errors";
+import type { Session } from "./login";
+import { NetworkRegistry } from "./network-registry";
+import { nodeDigest } from "./node-digest";
+import type { DeviceView, Registry } from "./registry";
+
+type NetworkRequest = Extract<DeviceRequest, { op: "hello" | "config" | "network" | "network-result" }>;
+
+/** True for the requests DeviceNetworkService answers. */
+export function isNetworkRequest(request: DeviceRequest): request is NetworkRequest {
+  return request.op === "hello" || request.op === "config" || request.op === "network" || request.op === "network-result";
+}
+
+/** Answers a device's network requests. */
+export class DeviceNetworkService {
+  readonly net: NetworkRegistry;
+
+  constructor(readonly registry: Registry) {
+    this.net = new NetworkRegistry(registry);
+  }
+
+  /** One request from an authenticated session; always one response. */
+  handle(session: Session, request: NetworkRequest): CloudResponse {
+    const id = session.deviceId;
+    const rid = request.rid;
+    switch (request.op) {
+      case "hello": {
+        this.net.storeHello(id, request);
+        const columns = this.net.columns(id);
+        return {
+          v: 1, rid, op: "hello", ok: true, time: Math.floor(this.registry.now() / 1000),
+          rev: this.net.hotspotSet().rev, network: !!columns?.net_sealed,
+        };
+      }
+      case "config": {
+        const set = this.net.hotspotSet();
+        return { v: 1, rid, op: "config", ok: true, rev: set.rev, hotspots: set.profiles };
+      }
+      case "network": {
+        const columns = this.net.columns(id);
+        if (!columns?.net_sealed || columns.net_sealed_seq === null) return { v: 1, rid, op: "network", ok: false, reason: "NOTHING_PENDING" };
+        return { v: 1, rid, op: "network", ok: true, seq: columns.net_sealed_seq, sealed: Uint8Array.from(columns.net_sealed) };
+      }
+      case "network-result":
+        this.net.storeResult(id, request);
+        return { v: 1, rid, op: "network-result", ok: true, seq: request.seq };
+    }
+  }
+}
+
+/** Callbacks the running cloud installs so that live devices hear of changes. */
+export interface NetworkHooks {
+  /** the hotspot profile set changed: tell every live device */
+  hotspotsChanged?(rev: number): void;
+  /** a sealed network change waits for the device */
+  networkChanged?(deviceId: string): void;
+}
+
+function invalid(field: string, rule: string): never {
+  throw new CloudError("INVALID_INPUT", rule, { field });
+}
+
+function object(input: unknown): Record<string, unknown> {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) invalid("body", "must be an object");
+  return input as Record<string, unknown>;
+}
+
+function deviceId(value: unknown): string {
+  try {
+    return checkDeviceId(value);
+  } catch {
+    invalid("deviceId", "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit");
+  }
+}
+
+/** Runs a core validator, turning its WcmError into INVALID_INPUT naming the field. */
+function core<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (isWcmError(error)) invalid(error.field ?? "body", error.message.replace(/^[A-Z_]+: (?:[^:]+: )?/, ""));
+    throw error;
+  }
+}
+
+/** Admin operations on hotspot profiles and devices' private networks. */
+export class NetworkServices {
+  readonly net: NetworkRegistry;
+
+  /**
+   * @param registry - the open registry
+   * @param actor - for the audit log
+   * @param hooks - installed by startCloud to notify live devices
+   */
+  constructor(readonly registry: Registry, readonly actor = "admin", readonly hooks: NetworkHooks = {}) {
+    this.net = new NetworkRegistry(registry);
+  }
+
+  /** The same services acting as another actor (audit log). */
+  as(actor: string): NetworkServices {
+    return new NetworkServices(this.registry, actor, this.hooks);
+  }
+
+  /** The hotspot profile set with its revision. */
+  async listHotspotProfiles(): Promise<HotspotSet> {
+    return this.net.hotspotSet();
+  }
+
+  /**
+   * Replaces the hotspot profile set (revision + 1); live devices are told
+   * with a `config` notice, the others learn it at their next hello.
+   * @throws INVALID_INPUT naming the first bad field (bounds: modules/hotspots.ts)
+   * @example await services.setHotspotProfiles({ profiles: [{ name: "zipkey", roamingConsortium: ["5a03ba"], radius: { serverName: "radius.localhost", ca } }] })
+   */
+  async setHotspotProfiles(input: { profiles: HotspotProfile[] }): Promise<HotspotSet> {
+    const body = object(input);
+    const profiles = core(() => validateHotspotProfiles(body.profiles, "profiles", "MESSAGE_INVALID"));
+    const rev = this.net.replaceHotspots(profiles, this.actor);
+    this.hooks.hotspotsChanged?.(rev);
+    return this.net.hotspotSet();
+  }
+
+  #sealable(id: string): { key: Uint8Array; view: DeviceView } {
+    const row = this.registry.device(id);
+    if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
+    if (row.revoked) throw new CloudError("DEVICE_REVOKED", `device ${id} is revoked`, { field: "deviceId" });
+    const columns = this.net.columns(id);
+    if (!columns?.seal_key) invalid("deviceId", "the device has not sent its sealing key yet (it does at its first connection)");
+    return { key: Uint8Array.from(columns.seal_key), view: this.registry.view(row) };
+  }
+
+  /**
+   * Hands a private network to a device: sealed to the device's key, stored
+   * as its pending change (replacing an undelivered one), and announced with a
+   * `network` notice. The device reports JOINED or FAILED (device status).
+   * @param input.password - "" for an open network, 8-63 printable ASCII or 64 hex digits
+   * @param input.priority - 0..100, higher first (default 50)
+   * @throws DEVICE_NOT_FOUND, DEVICE_REVOKED, INVALID_INPUT
+   */
+  async setDeviceNetwork(input: { deviceId: string; ssid: string; password: string; priority?: number }): Promise<DeviceView> {
+    const body = object(input);
+    const id = deviceId(body.deviceId);
+    const ssid = core(() => checkSsid(body.ssid, "ssid", "MESSAGE_INVALID"));
+    const password = core(() => checkNetworkPassword(body.password, "password", "MESSAGE_INVALID"));
+    const priority = body.priority === undefined ? 50 : body.priority;
+    if (typeof priority !== "number" || !Number.isInteger(priority) || priority < 0 || priority > MAX_NETWORK_PRIORITY) {
+      invalid("priority", `must be an integer 0..${MAX_NETWORK_PRIORITY}`);
+    }
+    const { key } = this.#sealable(id);
+    this.net.storeSealedChange(id, "set", (seq) =>
+      sealTo(nodeDigest, key, id, encodeNetworkChange({ seq, action: "set", ssid, password, priority }), new Uint8Array(randomBytes(32))), this.actor);
+    this.hooks.networkChanged?.(id);
+    return this.registry.view(this.registry.device(id)!);
+  }
+
+  /** Tells a device to forget a private network (sealed like a set). @throws DEVICE_NOT_FOUND, DEVICE_REVOKED, INVALID_INPUT */
+  async forgetDeviceNetwork(input: { deviceId: string; ssid: string }): Promise<DeviceView> {
+    const body = object(input);
+    const id = deviceId(body.deviceId);
+    const ssid = core(() => checkSsid(body.ssid, "ssid", "MESSAGE_INVALID"));
+    const { key } = this.#sealable(id);
+    this.net.storeSealedChange(id, "forget", (seq) =>
+      sealTo(nodeDigest, key, id, encodeNetworkChange({ seq, action: "forget", ssid }), new Uint8Array(randomBytes(32))), this.actor);
+    this.hooks.networkChanged?.(id);
+    return this.registry.view(this.registry.device(id)!);
+  }
+}
