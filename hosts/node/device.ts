@@ -8,7 +8,7 @@
 import { validateConfig } from "../../modules/config";
 import { ConnectionManager, type ManagerOptions, type ManagerPorts } from "../../modules/manager";
 import { nobleDigest } from "../../modules/noble-digest";
-import type { CloudLinkFactory, KeyValuePort, LogPort, NetworkPort } from "../../modules/ports";
+import type { CloudLinkFactory, KeyValuePort, LogPort } from "../../modules/ports";
 import { SimulatedFlash } from "./file-preferences";
 import { createMqttLink } from "./mqtt-link";
 import type { SimulatedRadio } from "./radio/radio";
@@ -34,8 +34,7 @@ export function createNodeDevice(config: unknown, options: NodeDeviceOptions = {
   const flash = options.kv ?? new SimulatedFlash(options.flashFile);
   const radio = options.radio;
   const link: CloudLinkFactory = options.link ?? (() => createMqttLink(radio ? { gate: radio.gate } : {}));
-  // spread, so this compiles whether or not ManagerPorts has `network` yet (it is being added to modules/manager.ts)
-  const network = (options as { network?: NetworkPort }).network ?? radio;
+  const network = options.network ?? radio;
   const log: LogPort | undefined = options.log;
   const manager = new ConnectionManager(
     validateConfig(config),
