@@ -34,6 +34,19 @@ export type Decision =
   | { ok: true; deviceId: string; credential: HotspotCredential }
   | { ok: false; deviceId: string | undefined; reason: RadiusReason; detail: string };
 
+/** Parsed product CA certificates by PEM (parsing one per authentication costs more than the check). */
+const parsedCas = new Map<string, X509Certificate>();
+
+function caCertificate(pem: string): X509Certificate {
+  let cert = parsedCas.get(pem);
+  if (!cert) {
+    if (parsedCas.size >= 1024) parsedCas.clear();
+    cert = new X509Certificate(pem);
+    parsedCas.set(pem, cert);
+  }
+  return cert;
+}
+
 function refuse(deviceId: string | undefined, reason: RadiusReason, detail: string): Decision {
   return { ok: false, deviceId, reason, detail };
 }
@@ -91,7 +104,7 @@ export function checkDeviceCertificate(registry: Registry, identity: string, lea
   if (!DEVICE_ID_PATTERN.test(id)) id = "";
   const row = id === "" ? undefined : registry.device(id);
   if (!row) {
-    const known = registry.cas().some((ca) => !ca.revoked && issuedBy(leaf, new X509Certificate(ca.cert_pem)));
+    const known = registry.cas().some((ca) => !ca.revoked && issuedBy(leaf, caCertificate(ca.cert_pem)));
     return known
       ? refuse(id || undefined, "UNKNOWN_DEVICE", "certificate device not registered")
       : refuse(id || undefined, "UNKNOWN_CA", "certificate not issued by a registered CA");
@@ -101,7 +114,7 @@ export function checkDeviceCertificate(registry: Registry, identity: string, lea
   const ca = row.ca_name === null ? undefined : registry.ca(row.ca_name);
   if (!ca) return refuse(id, "UNKNOWN_CA", "the device's CA is not registered");
   if (ca.revoked) return refuse(id, "CA_REVOKED", `CA ${ca.name} is revoked`);
-  const caCert = new X509Certificate(ca.cert_pem);
+  const caCert = caCertificate(ca.cert_pem);
   if (!issuedBy(leaf, caCert)) return refuse(id, "UNKNOWN_CA", "certificate not issued by the device's CA");
   const now = registry.now();
   if (!withinValidity(leaf, now) || !withinValidity(caCert, now)) return refuse(id, "CERT_EXPIRED", "certificate outside its validity period");
