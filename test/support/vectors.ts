@@ -22,6 +22,8 @@ import {
   type LoginKind,
 } from "../../modules/derive";
 import type { DigestPort } from "../../modules/ports";
+import { utf8Encode } from "../../modules/bytes";
+import { hkdfSha256, openSealed, sealPublicKey, sealTo } from "../../modules/seal";
 
 /** The derivations the vectors cover. */
 export type VectorFunction =
@@ -31,7 +33,10 @@ export type VectorFunction =
   | "deriveHotspotPassword"
   | "deriveWrapKey"
   | "wrapSecret"
-  | "deriveCommitProof";
+  | "deriveCommitProof"
+  | "hkdfSha256"
+  | "sealPublicKey"
+  | "sealTo";
 
 /** One vector: the function, its inputs, and the expected result. */
 export interface DeriveVector {
@@ -54,6 +59,12 @@ export const VECTORS: readonly DeriveVector[] = [
   { name: "wrap-secret/secret 2 under wrap key 1", fn: "wrapSecret", inputs: { wrapKey: "fb4a1e34b1fcb43260b60999518ea52570fadad7047fe43c75954bd6a02eb8c1", deviceId: "lamp-0001", nonce: "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf", secret: "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c" }, expected: "91b4be1fc6e53f200a823ffc33e12510b57ee9e2ac28409ea501ee08a25f860dac1b8a91fc11c76419a6277b178bb3a87b8c1fb60adecf09660098f7d516c49f" },
   { name: "commit-proof/generation 1", fn: "deriveCommitProof", inputs: { newSecret: "5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c5c", deviceId: "lamp-0001", generation: 1 }, expected: "e55344d199b09a424923030628069d7c4318f225998ad11db5f695f3b5dd9ab0" },
   { name: "commit-proof/generation 7", fn: "deriveCommitProof", inputs: { newSecret: "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", deviceId: "lamp-0001", generation: 7 }, expected: "0ebe0243f2e0460b8401178e7830a843115f1a6579a7d4f4346e23e973dbd031" },
+  // RFC 5869 A.1 (HKDF-SHA256 over the DigestPort)
+  { name: "hkdf/RFC 5869 A.1", fn: "hkdfSha256", inputs: { ikm: "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", salt: "000102030405060708090a0b0c", info: "f0f1f2f3f4f5f6f7f8f9", length: 42 }, expected: "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865" },
+  // RFC 7748 6.1 (Alice)
+  { name: "seal-public-key/RFC 7748 6.1", fn: "sealPublicKey", inputs: { secretKey: "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a" }, expected: "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a" },
+  // checked against node:crypto (X25519, HKDF, ChaCha20-Poly1305)
+  { name: "seal/network change to lamp-0001", fn: "sealTo", inputs: { publicKey: "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", deviceId: "lamp-0001", ephemeralSecret: "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb", plaintext: '{"v":1,"seq":1,"action":"set","ssid":"Home","password":"correct horse","priority":10}', deviceSecretKey: "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a" }, expected: "01de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f927da77117cf4d0e6136aea1a55aa435239c942e18568fb89e8096a01b0c13ed76bb9bfd8f58d627ba8d9aba1b5e3baaf50cd704f78dab186cb03eb3505381aacb2c9519475c4981e378e166fc60565e780c46055d838dccb83658a4cc05634712bb6adcb8" },
 ];
 
 function bytes(vector: DeriveVector, field: string): Uint8Array {
@@ -93,6 +104,12 @@ export function computeVector(digest: DigestPort, vector: DeriveVector): string 
     }
     case "deriveCommitProof":
       return toHex(deriveCommitProof(digest, bytes(vector, "newSecret"), text(vector, "deviceId"), integer(vector, "generation")));
+    case "hkdfSha256":
+      return toHex(hkdfSha256(digest, bytes(vector, "ikm"), bytes(vector, "salt"), bytes(vector, "info"), integer(vector, "length")));
+    case "sealPublicKey":
+      return toHex(sealPublicKey(bytes(vector, "secretKey")));
+    case "sealTo":
+      return toHex(sealTo(digest, bytes(vector, "publicKey"), text(vector, "deviceId"), utf8Encode(text(vector, "plaintext")), bytes(vector, "ephemeralSecret")));
   }
 }
 
@@ -128,6 +145,17 @@ export function checkVectors(digest: DigestPort): VectorResult[] {
       tampered[63] ^= 1;
       const refused = unwrapSecret(...args, { ciphertext: tampered.subarray(0, 32), tag: tampered.subarray(32) }) === undefined;
       results.push(refused ? { name: `${vector.name}/tampered tag refused`, ok: true } : { name: `${vector.name}/tampered tag refused`, ok: false, got: "accepted" });
+    }
+    if (vector.fn === "sealTo") {
+      const sealed = fromHex(vector.expected);
+      const key = bytes(vector, "deviceSecretKey");
+      const opened = openSealed(digest, key, text(vector, "deviceId"), sealed);
+      const openOk = opened !== undefined && toHex(opened) === toHex(utf8Encode(text(vector, "plaintext")));
+      results.push(openOk ? { name: `${vector.name}/open`, ok: true } : { name: `${vector.name}/open`, ok: false, got: opened ? toHex(opened) : "refused" });
+      const tampered = sealed.slice();
+      tampered[40] ^= 1;
+      const refused = openSealed(digest, key, text(vector, "deviceId"), tampered) === undefined;
+      results.push(refused ? { name: `${vector.name}/tampered refused`, ok: true } : { name: `${vector.name}/tampered refused`, ok: false, got: "opened" });
     }
   }
   return results;
