@@ -19,6 +19,8 @@ export interface NodeLinkOptions {
   maxTlsVersion?: "TLSv1.2" | "TLSv1.3";
   /** checked before connecting; unreachable → onClose (network-level) with "INTERNET-NOT-REACHABLE: <detail>" */
   gate?: LinkGate;
+  /** local address to connect from (benchmarks spread simulated devices over 127.0.0.0/8) */
+  localAddress?: string;
 }
 
 /** Makes a CloudLink backed by MQTT.js. */
@@ -50,6 +52,7 @@ export function createMqttLink(options: NodeLinkOptions = {}): CloudLink {
       const tlsVersion = options.maxTlsVersion ? ({ maxVersion: options.maxTlsVersion } as object) : {};
       client = mqtt.connect({
         ...tlsVersion,
+        ...(options.localAddress ? ({ localAddress: options.localAddress } as object) : {}),
         protocol: "mqtts",
         host: connect.host,
         port: connect.port,

@@ -1,0 +1,111 @@
+/*
+ * The reference cloud in a child process for bench/fleet-load.ts, so it can be
+ * SIGKILLed in the middle of a storm and restarted on the same data directory
+ * and port, and so its RSS is its own.
+ * IPC: {cmd:"start", dataDir, port, masterKeyHex, lot?} | {cmd:"stats"} | {cmd:"check", expected} | {cmd:"close"};
+ * each answered with a message of the same cmd (or {cmd:"error"}).
+ */
+import { startCloud, type Cloud } from "../cloud/index";
+
+export interface FleetChildStats {
+  rss: number;
+  heapUsed: number;
+  cpuMicros: number;
+  loginsAccepted: number;
+  loginsRefused: number;
+  rateLimited: number;
+  connectionsRefused: number;
+  tlsErrors: number;
+  liveSessions: number;
+  unauthenticated: number;
+  issued: number;
+  committed: number;
+}
+
+/** The registry's view of the fleet after a run. */
+export interface FleetCheck {
+  devices: number;
+  /** rows still on the temporary credential */
+  temporary: number;
+  /** permanent rows whose temporary credential is not retired (two active secrets) */
+  twoActive: number;
+  /** rows with a pending secret left */
+  pending: number;
+  revoked: number;
+  lockedOut: number;
+  /** rows whose last status report is ONLINE */
+  online: number;
+  /** refusals by reason over the whole run (audit), and lockouts */
+  refusals: Record<string, number>;
+}
+
+export type FleetChildRequest =
+  | { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; lot?: string }
+  | { cmd: "stats" }
+  | { cmd: "check" }
+  | { cmd: "close" };
+
+let cloud: Cloud | undefined;
+
+function stats(): FleetChildStats {
+  const memory = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  return {
+    rss: memory.rss, heapUsed: memory.heapUsed, cpuMicros: cpu.user + cpu.system,
+    loginsAccepted: cloud?.mqtt.stats.loginsAccepted ?? 0, loginsRefused: cloud?.mqtt.stats.loginsRefused ?? 0,
+    rateLimited: cloud?.mqtt.stats.rateLimited ?? 0, connectionsRefused: cloud?.mqtt.stats.connectionsRefused ?? 0,
+    tlsErrors: cloud?.mqtt.stats.tlsErrors ?? 0, liveSessions: cloud?.mqtt.liveSessions ?? 0,
+    unauthenticated: cloud?.mqtt.unauthenticatedConnections ?? 0,
+    issued: cloud?.issuance.stats.issued ?? 0, committed: cloud?.issuance.stats.committed ?? 0,
+  };
+}
+
+function check(): FleetCheck {
+  const db = cloud!.registry.db;
+  const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
+  const refusals: Record<string, number> = {};
+  for (const row of db.prepare("SELECT detail FROM audit WHERE action = 'login.refused'").all() as { detail: string | null }[]) {
+    const reason = (row.detail ?? "?").split(":")[0];
+    refusals[reason] = (refusals[reason] ?? 0) + 1;
+  }
+  return {
+    devices: count("SELECT COUNT(*) AS n FROM devices"),
+    temporary: count("SELECT COUNT(*) AS n FROM devices WHERE kind = 'temporary'"),
+    twoActive: count("SELECT COUNT(*) AS n FROM devices WHERE kind = 'secret' AND lot IS NOT NULL AND temp_retired = 0"),
+    pending: count("SELECT COUNT(*) AS n FROM devices WHERE pending_secret_enc IS NOT NULL"),
+    revoked: count("SELECT COUNT(*) AS n FROM devices WHERE revoked = 1"),
+    lockedOut: count("SELECT COUNT(*) AS n FROM devices WHERE lockouts > 0 OR last_failure = 'LOCKED_OUT'"),
+    online: count("SELECT COUNT(*) AS n FROM devices WHERE state = 'ONLINE'"),
+    refusals,
+  };
+}
+
+process.on("message", (message: FleetChildRequest) => {
+  void (async () => {
+    try {
+      if (message.cmd === "start") {
+        cloud = await startCloud({
+          dataDir: message.dataDir, masterKey: Uint8Array.from(Buffer.from(message.masterKeyHex, "hex")), mqttPort: message.port,
+          maxConnections: 30_000,
+        });
+        let provisioningKeyHex: string | undefined;
+        if (message.lot && !cloud.registry.lot(message.lot)) {
+          provisioningKeyHex = (await cloud.services.createProvisioningKey({ lot: message.lot })).provisioningKeyHex;
+        }
+        process.send?.({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, provisioningKeyHex, stats: stats() });
+      } else if (message.cmd === "stats") {
+        process.send?.({ cmd: "stats", stats: stats() });
+      } else if (message.cmd === "check") {
+        process.send?.({ cmd: "check", check: check() });
+      } else if (message.cmd === "close") {
+        await cloud?.close();
+        cloud = undefined;
+        process.send?.({ cmd: "close" });
+        setTimeout(() => process.exit(0), 50).unref();
+      }
+    } catch (error) {
+      process.send?.({ cmd: "error", message: error instanceof Error ? error.message : String(error) });
+    }
+  })();
+});
+process.on("disconnect", () => process.exit(0));
