@@ -249,9 +249,9 @@ export class RadiusServer {
     return encodeEap({ code: EAP_CODE.failure, identifier, data: Buffer.alloc(0) });
   }
 
+  /** EAP-TLS for a bare device id registered as a certificate device; TTLS otherwise (an NAI such as anonymous@wcm costs no query). */
   #initialMethod(identity: string): EapMethod {
-    const local = identity.split("@")[0];
-    if (DEVICE_ID_PATTERN.test(local) && this.#options.registry.device(local)?.kind === "certificate") return "tls";
+    if (DEVICE_ID_PATTERN.test(identity) && this.#options.registry.device(identity)?.kind === "certificate") return "tls";
     return "ttls";
   }
 
