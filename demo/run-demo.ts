@@ -1,11 +1,16 @@
 /*
  * `npm start`: the whole loop on one machine.
  *
- * Starts the reference cloud on loopback in a temporary directory, provisions
- * three devices (one per option: certificate, shared secret, temporary
- * credentials), runs them in the Node simulator host, and shows each one's
- * state live, one line per device, until every device is ONLINE and the
- * temporary one is PERMANENT. Exits 0 then, 1 on a timeout.
+ * Starts the reference cloud on loopback in a temporary directory (MQTT/TLS,
+ * RADIUS, admin API), provisions three devices (one per option: certificate,
+ * shared secret, temporary credentials) and runs them in the Node simulator
+ * host; a fourth device (temporary credentials) has a simulated radio: it joins
+ * the partner hotspot "ZipKey" (WPA2-Enterprise, EAP-TTLS against the cloud's
+ * RADIUS server, a walled garden that reaches only the cloud), becomes
+ * PERMANENT, receives its owner's Wi-Fi from the operator (sealed to the
+ * device's key) and moves to it. Each device's state is shown live, one line
+ * per device. Exits 0 when all are ONLINE (the radio device on the owner's
+ * network, the cloud holding JOINED), 1 on a timeout.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +19,7 @@ import { randomBytes } from "node:crypto";
 import { startCloud } from "../cloud/index";
 import type { ManagerStatus } from "../modules/manager";
 import { createNodeDevice } from "../hosts/node/device";
+import { SimulatedAir, SimulatedRadio } from "../hosts/node/radio/index";
 import { StatusBoard } from "./status-board";
 
 const TIMEOUT_MS = 60_000;
@@ -21,9 +27,9 @@ const TIMEOUT_MS = 60_000;
 async function main(): Promise<number> {
   const dataDir = mkdtempSync(join(tmpdir(), "wcm-demo-"));
   const started = performance.now();
-  const cloud = await startCloud({ dataDir, masterKey: new Uint8Array(randomBytes(32)), mqttPort: 0, httpPort: 0 });
+  const cloud = await startCloud({ dataDir, masterKey: new Uint8Array(randomBytes(32)), mqttPort: 0, httpPort: 0, radiusPort: 0 });
   const board = new StatusBoard(process.stdout);
-  board.note(`cloud: MQTT/TLS on 127.0.0.1:${cloud.mqttPort}, admin API on 127.0.0.1:${cloud.httpPort}, data in ${dataDir}`);
+  board.note(`cloud: MQTT/TLS 127.0.0.1:${cloud.mqttPort}, RADIUS 127.0.0.1:${cloud.radiusPort}, admin API 127.0.0.1:${cloud.httpPort}, data in ${dataDir}`);
 
   const services = cloud.services;
   const ca = await services.createProductCa({ name: "demo-products" });
@@ -40,17 +46,63 @@ async function main(): Promise<number> {
     { deviceId: "demo-temp-0001", option: "temporary", provisioningKey: lot.provisioningKeyHex, cloud: cloudConfig },
   ];
   const devices = configs.map((config) => createNodeDevice(config, { flashFile: join(dataDir, `${config.deviceId}.flash.json`) }));
-  board.note("devices: one per provisioning option, each with its own simulated flash");
+
+  // The air around the fourth device: a partner hotspot and its owner's Wi-Fi.
+  const nasSecret = randomBytes(24).toString("base64url");
+  await services.addNasClient({ name: "zipkey-ap", address: "127.0.0.1", secret: nasSecret });
+  const air = new SimulatedAir();
+  air.addAccessPoint({
+    ssid: "ZipKey", security: "enterprise", roamingConsortium: ["5a03ba"], rssi: -55,
+    internet: "walled-garden", walledGarden: [{ host: "127.0.0.1", port: cloud.mqttPort }],
+    radius: { host: "127.0.0.1", port: cloud.radiusPort as number, secret: nasSecret },
+  });
+  const homePassword = randomBytes(12).toString("base64url");
+  air.addAccessPoint({ ssid: "Home-5G", security: "psk", password: homePassword, rssi: -65, internet: "full" });
+  const hotspotLot = await services.createProvisioningKey({ lot: "demo-lot-2", allowlist: ["demo-radio-0001"] });
+  const radioDevice = createNodeDevice({
+    deviceId: "demo-radio-0001", option: "temporary", provisioningKey: hotspotLot.provisioningKeyHex, cloud: cloudConfig,
+    hotspots: [{ name: "zipkey", roamingConsortium: ["5a03ba"], radius: { serverName: cloud.radiusServerName, ca: cloud.serverCaPem } }],
+  }, { flashFile: join(dataDir, "demo-radio-0001.flash.json"), radio: new SimulatedRadio(air) });
+  devices.push(radioDevice);
+  board.note("devices: one per provisioning option, each with its own simulated flash; demo-radio-0001 has a Wi-Fi radio");
+  board.note("air: ZipKey (partner hotspot, WPA2-Enterprise, walled garden) and Home-5G (the owner's WPA2-PSK network)");
 
   const unsubscribers: (() => void)[] = [];
   const done = new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), TIMEOUT_MS);
+    let handedOff = false;
+    let joinedReported = false;
     const check = () => {
       const all = devices.map((d) => d.manager.status);
-      const finished = all.every((s) => s.state === "ONLINE") && all[2].credential === "permanent";
+      const radio = all[3];
+      if (!handedOff && radio.state === "ONLINE" && radio.credential === "permanent" && radio.network?.kind === "hotspot") {
+        handedOff = true;
+        void handOff();
+      }
+      const finished = all.every((s) => s.state === "ONLINE") && all[2].credential === "permanent"
+        && radio.credential === "permanent" && radio.network?.ssid === "Home-5G" && joinedReported;
       if (finished) {
         clearTimeout(timer);
         resolve(true);
+      }
+    };
+    // The operator gives the device its owner's network once the device has sent
+    // its sealing key (in its first hello); the cloud stores it sealed to that key.
+    const handOff = async () => {
+      for (let i = 0; i < 100 && !(await services.getDevice({ deviceId: "demo-radio-0001" })).network.sealingKey; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await cloud.network.setDeviceNetwork({ deviceId: "demo-radio-0001", ssid: "Home-5G", password: homePassword, priority: 80 });
+      board.event("operator: set demo-radio-0001's private network Home-5G (sealed to the device's key)");
+      for (let i = 0; i < 500; i++) {
+        const result = (await services.getDevice({ deviceId: "demo-radio-0001" })).network.lastResult;
+        if (result?.result === "JOINED") {
+          board.event(`cloud: demo-radio-0001 reported ${result.result} Home-5G`);
+          joinedReported = true;
+          check();
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 20));
       }
     };
     for (const { manager } of devices) {
@@ -69,13 +121,16 @@ async function main(): Promise<number> {
   const seconds = ((performance.now() - started) / 1000).toFixed(2);
   // Status reports are fire-and-forget (QoS 0): give the last ones a moment to land.
   let rows = await services.listDevices();
-  for (let i = 0; ok && i < 20 && rows.some((row) => row.state !== "ONLINE"); i++) {
+  const settled = () => rows.every((row) => row.state === "ONLINE")
+    && rows.find((row) => row.deviceId === "demo-radio-0001")?.network.on?.ssid === "Home-5G";
+  for (let i = 0; ok && i < 40 && !settled(); i++) {
     await new Promise((resolve) => setTimeout(resolve, 50));
     rows = await services.listDevices();
   }
   console.log(ok ? `\nall devices ONLINE in ${seconds} s; the cloud's registry now says:` : `\ntimed out after ${TIMEOUT_MS / 1000} s; the cloud's registry says:`);
   for (const row of rows) {
-    console.log(`  ${row.deviceId.padEnd(18)} ${String(row.credential ?? row.kind).padEnd(11)} ${String(row.state ?? "-").padEnd(8)} generation ${row.generation}`);
+    const on = row.network.on ? `  on ${row.network.on.kind} ${row.network.on.ssid}` : "";
+    console.log(`  ${row.deviceId.padEnd(18)} ${String(row.credential ?? row.kind).padEnd(11)} ${String(row.state ?? "-").padEnd(8)} generation ${row.generation}${on}`);
   }
   for (const { manager } of devices) manager.stop();
   await cloud.close();
