@@ -312,6 +312,8 @@ export class MqttServer {
     this.#broker.on("connectionError", (_client, error) => this.#log("debug", `connection: ${error.message}`));
 
     this.#server = createServer({
+      // small MQTT packets (CONNACK, responses) must not wait for the peer's delayed ACK
+      noDelay: true,
       cert: this.options.certPem,
       key: this.options.keyPem,
       minVersion: "TLSv1.2",
