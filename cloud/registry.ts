@@ -194,6 +194,7 @@ export interface RegistryOptions {
 /** The registry. Synchronous: better-sqlite3 runs each statement to completion. */
 export class Registry {
   readonly db: Database.Database;
+  readonly #statements = new Map<string, Database.Statement>();
   readonly box: SecretBox;
   readonly now: () => number;
   /** the database file */
@@ -205,6 +206,16 @@ export class Registry {
     this.path = path;
     this.now = now;
   }
+  /** The prepared statement for `sql`, made once and reused (preparing costs more than running). */
+  stmt(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
 
   /**
    * Opens (creating if needed) `<dataDir>/registry.sqlite` and checks the master key.
@@ -237,10 +248,10 @@ export class Registry {
   }
 
   private checkMasterKey(): void {
-    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'key_check'").get() as { value: Buffer } | undefined;
+    const row = this.stmt("SELECT value FROM meta WHERE key = 'key_check'").get() as { value: Buffer } | undefined;
     if (!row) {
       const sealed = this.box.seal(Buffer.from(KEY_CHECK_PLAINTEXT), "meta:key_check");
-      this.db.prepare("INSERT INTO meta (key, value) VALUES ('key_check', ?)").run(sealed);
+      this.stmt("INSERT INTO meta (key, value) VALUES ('key_check', ?)").run(sealed);
       return;
     }
     const opened = Buffer.from(this.box.open(row.value, "meta:key_check")).toString();
@@ -259,7 +270,7 @@ export class Registry {
 
   /** Appends an audit record. Never pass a secret in `detail`. */
   audit(actor: string, action: string, deviceId?: string | null, detail?: string | null): void {
-    this.db.prepare("INSERT INTO audit (at, actor, action, device_id, detail) VALUES (?, ?, ?, ?, ?)")
+    this.stmt("INSERT INTO audit (at, actor, action, device_id, detail) VALUES (?, ?, ?, ?, ?)")
       .run(this.now(), actor.slice(0, 64), action.slice(0, 64), deviceId ?? null, detail === undefined || detail === null ? null : detail.slice(0, 200));
   }
 
@@ -304,7 +315,7 @@ export class Registry {
       args.push(filter.before);
     }
     const sql = `SELECT * FROM audit${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, bounded) as
+    const rows = this.stmt(sql).all(...args, bounded) as
       { seq: number; at: number; actor: string; action: string; device_id: string | null; detail: string | null }[];
     return rows.map((r) => ({ seq: r.seq, at: iso(r.at)!, actor: r.actor, action: r.action, deviceId: r.device_id, detail: r.detail }));
   }
@@ -313,13 +324,13 @@ export class Registry {
 
   /** The stored server identity, if any. */
   serverTls(name: string): { certPem: string; keyDer: Uint8Array } | undefined {
-    const row = this.db.prepare("SELECT cert_pem, key_enc FROM server_tls WHERE name = ?").get(name) as { cert_pem: string; key_enc: Buffer } | undefined;
+    const row = this.stmt("SELECT cert_pem, key_enc FROM server_tls WHERE name = ?").get(name) as { cert_pem: string; key_enc: Buffer } | undefined;
     return row && { certPem: row.cert_pem, keyDer: this.box.open(row.key_enc, `server_tls:${name}`) };
   }
 
   /** Stores a server certificate and its (sealed) key under `name`, unless one exists. */
   storeServerTls(name: string, certPem: string, keyDer: Uint8Array): void {
-    this.db.prepare("INSERT OR IGNORE INTO server_tls (name, cert_pem, key_enc) VALUES (?, ?, ?)")
+    this.stmt("INSERT OR IGNORE INTO server_tls (name, cert_pem, key_enc) VALUES (?, ?, ?)")
       .run(name, certPem, this.box.seal(keyDer, `server_tls:${name}`));
   }
 
@@ -327,12 +338,12 @@ export class Registry {
 
   /** A product CA by name. */
   ca(name: string): CaRow | undefined {
-    return this.db.prepare("SELECT * FROM product_cas WHERE name = ?").get(name) as CaRow | undefined;
+    return this.stmt("SELECT * FROM product_cas WHERE name = ?").get(name) as CaRow | undefined;
   }
 
   /** Every product CA (revoked ones too). */
   cas(): CaRow[] {
-    return this.db.prepare("SELECT * FROM product_cas ORDER BY name").all() as CaRow[];
+    return this.stmt("SELECT * FROM product_cas ORDER BY name").all() as CaRow[];
   }
 
   /** The CA's private key, when the cloud created the CA. */
@@ -344,10 +355,10 @@ export class Registry {
   insertCa(name: string, certPem: string, fp: string, keyDer: Uint8Array | undefined, actor: string): void {
     this.tx(() => {
       if (this.ca(name)) throw new CloudError("CA_EXISTS", `a CA named ${name} exists`, { field: "name" });
-      if (this.db.prepare("SELECT 1 FROM product_cas WHERE fingerprint = ?").get(fp)) {
+      if (this.stmt("SELECT 1 FROM product_cas WHERE fingerprint = ?").get(fp)) {
         throw new CloudError("CA_EXISTS", "this certificate is already registered under another name", { field: "certificate" });
       }
-      this.db.prepare("INSERT INTO product_cas (name, cert_pem, fingerprint, key_enc, revoked, created_at) VALUES (?, ?, ?, ?, 0, ?)")
+      this.stmt("INSERT INTO product_cas (name, cert_pem, fingerprint, key_enc, revoked, created_at) VALUES (?, ?, ?, ?, 0, ?)")
         .run(name, certPem, fp, keyDer ? this.box.seal(keyDer, `ca:${name}:key`) : null, this.now());
       this.audit(actor, keyDer ? "ca.create" : "ca.register", null, `ca=${name} sha256=${fp.slice(0, 16)}`);
     });
@@ -357,7 +368,7 @@ export class Registry {
   revokeCa(name: string, actor: string): void {
     this.tx(() => {
       if (!this.ca(name)) throw new CloudError("CA_NOT_FOUND", `no CA named ${name}`, { field: "name" });
-      this.db.prepare("UPDATE product_cas SET revoked = 1 WHERE name = ?").run(name);
+      this.stmt("UPDATE product_cas SET revoked = 1 WHERE name = ?").run(name);
       this.audit(actor, "ca.revoke", null, `ca=${name}`);
     });
   }
@@ -366,7 +377,7 @@ export class Registry {
 
   /** A device row, or undefined. */
   device(id: string): DeviceRow | undefined {
-    return this.db.prepare("SELECT * FROM devices WHERE id = ?").get(id) as DeviceRow | undefined;
+    return this.stmt("SELECT * FROM devices WHERE id = ?").get(id) as DeviceRow | undefined;
   }
 
   /** The device's active secret (secret devices only). */
@@ -398,14 +409,14 @@ export class Registry {
 
   /** Devices in id order, `limit` (1..10000) from `offset`. */
   listDevices(limit = 1000, offset = 0): DeviceView[] {
-    const rows = this.db.prepare("SELECT * FROM devices ORDER BY id LIMIT ? OFFSET ?")
+    const rows = this.stmt("SELECT * FROM devices ORDER BY id LIMIT ? OFFSET ?")
       .all(Math.max(1, Math.min(10_000, Math.floor(limit))), Math.max(0, Math.floor(offset))) as DeviceRow[];
     return rows.map((row) => this.view(row));
   }
 
   /** Number of devices. */
   countDevices(): number {
-    return (this.db.prepare("SELECT COUNT(*) AS n FROM devices").get() as { n: number }).n;
+    return (this.stmt("SELECT COUNT(*) AS n FROM devices").get() as { n: number }).n;
   }
 
   private requireAbsent(id: string): void {
@@ -415,7 +426,7 @@ export class Registry {
   /** Inserts a shared-secret device (generation 0, the manufactured secret). Call inside tx(). @throws DEVICE_EXISTS */
   insertSecretDevice(id: string, secret: Uint8Array, actor: string): void {
     this.requireAbsent(id);
-    this.db.prepare("INSERT INTO devices (id, kind, secret_enc, generation, created_at) VALUES (?, 'secret', ?, 0, ?)")
+    this.stmt("INSERT INTO devices (id, kind, secret_enc, generation, created_at) VALUES (?, 'secret', ?, 0, ?)")
       .run(id, this.box.seal(secret, deviceSecretAad(id, 0)), this.now());
     this.audit(actor, "device.register", id, "kind=secret");
   }
@@ -423,14 +434,14 @@ export class Registry {
   /** Inserts a certificate device under a CA, optionally pinned to one certificate. Call inside tx(). @throws DEVICE_EXISTS */
   insertCertificateDevice(id: string, caName: string, certFingerprint: string | null, actor: string): void {
     this.requireAbsent(id);
-    this.db.prepare("INSERT INTO devices (id, kind, ca_name, cert_fingerprint, created_at) VALUES (?, 'certificate', ?, ?, ?)")
+    this.stmt("INSERT INTO devices (id, kind, ca_name, cert_fingerprint, created_at) VALUES (?, 'certificate', ?, ?, ?)")
       .run(id, caName, certFingerprint, this.now());
     this.audit(actor, "device.register", id, `kind=certificate ca=${caName}${certFingerprint ? ` sha256=${certFingerprint.slice(0, 16)}` : ""}`);
   }
 
   /** Pins a certificate device to a new certificate (re-issue). Call inside tx(). */
   pinCertificate(id: string, certFingerprint: string, actor: string): void {
-    this.db.prepare("UPDATE devices SET cert_fingerprint = ? WHERE id = ?").run(certFingerprint, id);
+    this.stmt("UPDATE devices SET cert_fingerprint = ? WHERE id = ?").run(certFingerprint, id);
     this.audit(actor, "device.certificate", id, `sha256=${certFingerprint.slice(0, 16)}`);
   }
 
@@ -441,7 +452,7 @@ export class Registry {
   resetLoginCounter(id: string, actor: string): void {
     this.tx(() => {
       if (!this.device(id)) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "id" });
-      this.db.prepare("UPDATE devices SET last_counter = 0 WHERE id = ?").run(id);
+      this.stmt("UPDATE devices SET last_counter = 0 WHERE id = ?").run(id);
       this.audit(actor, "device.counter-reset", id);
     });
   }
@@ -450,7 +461,7 @@ export class Registry {
   revokeDevice(id: string, actor: string): void {
     this.tx(() => {
       if (!this.device(id)) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "id" });
-      this.db.prepare("UPDATE devices SET revoked = 1 WHERE id = ?").run(id);
+      this.stmt("UPDATE devices SET revoked = 1 WHERE id = ?").run(id);
       this.audit(actor, "device.revoke", id);
     });
   }
@@ -460,21 +471,21 @@ export class Registry {
    * and set, durable before the caller sends CONNACK). Returns false on a replay.
    */
   acceptLoginCounter(id: string, counter: number): boolean {
-    const result = this.db.prepare("UPDATE devices SET last_counter = ?, last_seen = ?, lockouts = 0, locked_until = NULL WHERE id = ? AND last_counter < ? AND revoked = 0")
+    const result = this.stmt("UPDATE devices SET last_counter = ?, last_seen = ?, lockouts = 0, locked_until = NULL WHERE id = ? AND last_counter < ? AND revoked = 0")
       .run(counter, this.now(), id, counter);
     return result.changes === 1;
   }
 
   /** Accepts a certificate login (no counter). */
   touch(id: string): void {
-    this.db.prepare("UPDATE devices SET last_seen = ?, lockouts = 0, locked_until = NULL WHERE id = ?").run(this.now(), id);
+    this.stmt("UPDATE devices SET last_seen = ?, lockouts = 0, locked_until = NULL WHERE id = ?").run(this.now(), id);
   }
 
   /** Creates the row of a temporary device at its first successful login. Returns false if a row appeared meanwhile. */
   insertTemporaryDevice(id: string, lot: string, counter: number): boolean {
     return this.tx(() => {
       if (this.device(id)) return false;
-      this.db.prepare("INSERT INTO devices (id, kind, generation, lot, last_counter, last_seen, created_at) VALUES (?, 'temporary', 0, ?, ?, ?, ?)")
+      this.stmt("INSERT INTO devices (id, kind, generation, lot, last_counter, last_seen, created_at) VALUES (?, 'temporary', 0, ?, ?, ?, ?)")
         .run(id, lot, counter, this.now(), this.now());
       this.audit("mqtt", "device.first-login", id, `lot=${lot}`);
       return true;
@@ -488,7 +499,7 @@ export class Registry {
    */
   recordFailure(id: string, code: string, detail?: string, via: "mqtt" | "radius" = "mqtt", suppressed = 0): void {
     this.tx(() => {
-      this.db.prepare("UPDATE devices SET last_failure = ?, last_failure_detail = ?, last_failure_at = ? WHERE id = ?")
+      this.stmt("UPDATE devices SET last_failure = ?, last_failure_detail = ?, last_failure_at = ? WHERE id = ?")
         .run(code, detail === undefined ? null : detail.slice(0, 200), this.now(), id);
       const more = suppressed > 0 ? ` (+${suppressed} refusals not written)` : "";
       this.audit(via, via === "radius" ? "radius.refused" : "login.refused", id, `${detail ? `${code}: ${detail}` : code}${more}`);
@@ -502,7 +513,7 @@ export class Registry {
    */
   lockDevice(id: string, until: number, lockouts: number, detail: string): boolean {
     return this.tx(() => {
-      const result = this.db.prepare(
+      const result = this.stmt(
         "UPDATE devices SET locked_until = ?, lockouts = ?, last_failure = 'LOCKED_OUT', last_failure_detail = ?, last_failure_at = ? WHERE id = ?",
       ).run(until, lockouts, detail.slice(0, 200), this.now(), id);
       if (result.changes !== 1) return false;
@@ -516,7 +527,7 @@ export class Registry {
     this.tx(() => {
       const row = this.device(id);
       if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "id" });
-      this.db.prepare("UPDATE devices SET locked_until = NULL, lockouts = 0 WHERE id = ?").run(id);
+      this.stmt("UPDATE devices SET locked_until = NULL, lockouts = 0 WHERE id = ?").run(id);
       this.audit(actor, "device.unlock", id, row.locked_until !== null && row.locked_until > this.now() ? "was locked" : "was not locked");
     });
   }
@@ -527,7 +538,7 @@ export class Registry {
    */
   storePending(id: string, secret: Uint8Array, generation: number, nonce: Uint8Array, actor: string): boolean {
     return this.tx(() => {
-      const result = this.db.prepare(
+      const result = this.stmt(
         "UPDATE devices SET pending_secret_enc = ?, pending_generation = ?, pending_nonce = ? WHERE id = ? AND pending_secret_enc IS NULL AND revoked = 0",
       ).run(this.box.seal(secret, deviceSecretAad(id, generation)), generation, Buffer.from(nonce), id);
       if (result.changes !== 1) return false;
@@ -548,7 +559,7 @@ export class Registry {
       const row = this.device(id);
       if (!row || row.revoked || row.pending_secret_enc === null || row.pending_generation !== generation) return false;
       if (counter !== undefined && !(counter > row.last_counter)) return false;
-      this.db.prepare(
+      this.stmt(
         `UPDATE devices SET secret_enc = pending_secret_enc, generation = pending_generation, kind = 'secret', credential = 'permanent',
            temp_retired = CASE WHEN lot IS NULL THEN temp_retired ELSE 1 END,
            pending_secret_enc = NULL, pending_generation = NULL, pending_nonce = NULL,
@@ -563,13 +574,13 @@ export class Registry {
   /** Stores a device's status report. */
   storeStatus(id: string, state: string, credential: string, lastFailure?: { reason: string; detail?: string }): void {
     if (lastFailure) {
-      this.db.prepare(
+      this.stmt(
         `UPDATE devices SET state = ?, credential = ?, last_seen = ?,
            last_failure_at = CASE WHEN last_failure IS ? AND last_failure_detail IS ? THEN last_failure_at ELSE ? END,
            last_failure = ?, last_failure_detail = ? WHERE id = ?`,
       ).run(state, credential, this.now(), lastFailure.reason, lastFailure.detail ?? null, this.now(), lastFailure.reason, lastFailure.detail ?? null, id);
     } else {
-      this.db.prepare("UPDATE devices SET state = ?, credential = ?, last_seen = ? WHERE id = ?").run(state, credential, this.now(), id);
+      this.stmt("UPDATE devices SET state = ?, credential = ?, last_seen = ? WHERE id = ?").run(state, credential, this.now(), id);
     }
   }
 
@@ -577,12 +588,12 @@ export class Registry {
 
   /** A lot by name. */
   lot(lot: string): LotRow | undefined {
-    return this.db.prepare("SELECT * FROM provisioning_keys WHERE lot = ?").get(lot) as LotRow | undefined;
+    return this.stmt("SELECT * FROM provisioning_keys WHERE lot = ?").get(lot) as LotRow | undefined;
   }
 
   /** Every lot with its allowlist size. */
   lots(): (Omit<LotRow, "key_enc"> & { devices: number })[] {
-    return this.db.prepare(
+    return this.stmt(
       "SELECT lot, has_allowlist, retired, revoked, created_at, (SELECT COUNT(*) FROM lot_devices d WHERE d.lot = p.lot) AS devices FROM provisioning_keys p ORDER BY lot",
     ).all() as (Omit<LotRow, "key_enc"> & { devices: number })[];
   }
@@ -594,7 +605,7 @@ export class Registry {
 
   /** Unretired lots whose key `id` may use: those listing it, and those without an allowlist. */
   lotsAllowing(id: string): LotRow[] {
-    return this.db.prepare(
+    return this.stmt(
       `SELECT * FROM provisioning_keys p WHERE retired = 0 AND
          (has_allowlist = 0 OR EXISTS (SELECT 1 FROM lot_devices d WHERE d.lot = p.lot AND d.device_id = ?)) ORDER BY lot`,
     ).all(id) as LotRow[];
@@ -602,14 +613,14 @@ export class Registry {
 
   /** True when the lot lists `id` (or has no allowlist). */
   lotAllows(row: LotRow, id: string): boolean {
-    return row.has_allowlist === 0 || this.db.prepare("SELECT 1 FROM lot_devices WHERE lot = ? AND device_id = ?").get(row.lot, id) !== undefined;
+    return row.has_allowlist === 0 || this.stmt("SELECT 1 FROM lot_devices WHERE lot = ? AND device_id = ?").get(row.lot, id) !== undefined;
   }
 
   /** Inserts a lot with its key and optional allowlist. @throws LOT_EXISTS */
   insertLot(lot: string, key: Uint8Array, allowlist: string[] | undefined, actor: string): void {
     this.tx(() => {
       if (this.lot(lot)) throw new CloudError("LOT_EXISTS", `lot ${lot} exists`, { field: "lot" });
-      this.db.prepare("INSERT INTO provisioning_keys (lot, key_enc, has_allowlist, retired, created_at) VALUES (?, ?, ?, 0, ?)")
+      this.stmt("INSERT INTO provisioning_keys (lot, key_enc, has_allowlist, retired, created_at) VALUES (?, ?, ?, 0, ?)")
         .run(lot, this.box.seal(key, `lot:${lot}:key`), allowlist ? 1 : 0, this.now());
       if (allowlist) this.addToAllowlist(lot, allowlist);
       this.audit(actor, "lot.create", null, `lot=${lot} allowlist=${allowlist ? allowlist.length : "none"}`);
@@ -618,7 +629,7 @@ export class Registry {
 
   /** Adds ids to a lot's allowlist. Call inside tx(). */
   addToAllowlist(lot: string, ids: string[]): void {
-    const insert = this.db.prepare("INSERT OR IGNORE INTO lot_devices (lot, device_id) VALUES (?, ?)");
+    const insert = this.stmt("INSERT OR IGNORE INTO lot_devices (lot, device_id) VALUES (?, ?)");
     for (const id of ids) insert.run(lot, id);
   }
 
@@ -633,7 +644,7 @@ export class Registry {
       const row = this.lot(lot);
       if (!row) throw new CloudError("LOT_NOT_FOUND", `no lot ${lot}`, { field: "lot" });
       if (row.retired) return;
-      this.db.prepare("UPDATE provisioning_keys SET retired = 1 WHERE lot = ?").run(lot);
+      this.stmt("UPDATE provisioning_keys SET retired = 1 WHERE lot = ?").run(lot);
       this.audit(actor, "lot.retire", null, `lot=${lot}`);
     });
   }
@@ -649,9 +660,9 @@ export class Registry {
   revokeLotKey(lot: string, actor: string): string[] {
     return this.tx(() => {
       if (!this.lot(lot)) throw new CloudError("LOT_NOT_FOUND", `no lot ${lot}`, { field: "lot" });
-      this.db.prepare("UPDATE provisioning_keys SET retired = 1, revoked = 1 WHERE lot = ?").run(lot);
-      const temporary = (this.db.prepare("SELECT id FROM devices WHERE lot = ? AND kind = 'temporary'").all(lot) as { id: string }[]).map((r) => r.id);
-      const dropped = this.db.prepare(
+      this.stmt("UPDATE provisioning_keys SET retired = 1, revoked = 1 WHERE lot = ?").run(lot);
+      const temporary = (this.stmt("SELECT id FROM devices WHERE lot = ? AND kind = 'temporary'").all(lot) as { id: string }[]).map((r) => r.id);
+      const dropped = this.stmt(
         "UPDATE devices SET pending_secret_enc = NULL, pending_generation = NULL, pending_nonce = NULL WHERE lot = ? AND kind = 'temporary' AND pending_secret_enc IS NOT NULL",
       ).run(lot).changes;
       this.audit(actor, "lot.key-revoke", null, `lot=${lot} temporary=${temporary.length} pending-dropped=${dropped}`);
@@ -667,8 +678,8 @@ export class Registry {
   revokeLot(lot: string, actor: string): string[] {
     return this.tx(() => {
       this.revokeLotKey(lot, actor);
-      const ids = (this.db.prepare("SELECT id FROM devices WHERE lot = ? AND revoked = 0").all(lot) as { id: string }[]).map((r) => r.id);
-      const revoke = this.db.prepare("UPDATE devices SET revoked = 1 WHERE id = ?");
+      const ids = (this.stmt("SELECT id FROM devices WHERE lot = ? AND revoked = 0").all(lot) as { id: string }[]).map((r) => r.id);
+      const revoke = this.stmt("UPDATE devices SET revoked = 1 WHERE id = ?");
       for (const id of ids) {
         revoke.run(id);
         this.audit(actor, "device.revoke", id, `lot=${lot}`);
@@ -682,17 +693,17 @@ export class Registry {
 
   /** A NAS client by name. */
   nasClient(name: string): NasClientRow | undefined {
-    return this.db.prepare("SELECT * FROM nas_clients WHERE name = ?").get(name) as NasClientRow | undefined;
+    return this.stmt("SELECT * FROM nas_clients WHERE name = ?").get(name) as NasClientRow | undefined;
   }
 
   /** Every NAS client, by name. */
   nasClients(): NasClientRow[] {
-    return this.db.prepare("SELECT * FROM nas_clients ORDER BY name").all() as NasClientRow[];
+    return this.stmt("SELECT * FROM nas_clients ORDER BY name").all() as NasClientRow[];
   }
 
   /** NAS clients that may send from `address`: those registered with it, and those with address "*". */
   nasClientsFor(address: string): NasClientRow[] {
-    return this.db.prepare("SELECT * FROM nas_clients WHERE address = ? OR address = '*' ORDER BY name").all(address) as NasClientRow[];
+    return this.stmt("SELECT * FROM nas_clients WHERE address = ? OR address = '*' ORDER BY name").all(address) as NasClientRow[];
   }
 
   /** The shared secret of a NAS client. */
@@ -704,7 +715,7 @@ export class Registry {
   insertNasClient(name: string, address: string, secret: Uint8Array, actor: string): void {
     this.tx(() => {
       if (this.nasClient(name)) throw new CloudError("NAS_EXISTS", `a NAS client named ${name} exists`, { field: "name" });
-      this.db.prepare("INSERT INTO nas_clients (name, address, secret_enc, created_at) VALUES (?, ?, ?, ?)")
+      this.stmt("INSERT INTO nas_clients (name, address, secret_enc, created_at) VALUES (?, ?, ?, ?)")
         .run(name, address, this.box.seal(secret, `nas:${name}:secret`), this.now());
       this.audit(actor, "nas.add", null, `nas=${name} address=${address}`);
     });
@@ -714,7 +725,7 @@ export class Registry {
   removeNasClient(name: string, actor: string): void {
     this.tx(() => {
       if (!this.nasClient(name)) throw new CloudError("NAS_NOT_FOUND", `no NAS client named ${name}`, { field: "name" });
-      this.db.prepare("DELETE FROM nas_clients WHERE name = ?").run(name);
+      this.stmt("DELETE FROM nas_clients WHERE name = ?").run(name);
       this.audit(actor, "nas.remove", null, `nas=${name}`);
     });
   }
