@@ -10,6 +10,8 @@ import { startCloud, type Cloud } from "../cloud/index";
 export interface FleetChildStats {
   rss: number;
   heapUsed: number;
+  /** live memory after a full GC (heap used + external), when the child runs with --expose-gc; else 0 */
+  liveAfterGc: number;
   cpuMicros: number;
   loginsAccepted: number;
   loginsRefused: number;
@@ -41,17 +43,26 @@ export interface FleetCheck {
 
 export type FleetChildRequest =
   | { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; lot?: string }
-  | { cmd: "stats" }
+  | { cmd: "stats"; full?: boolean }
   | { cmd: "check" }
   | { cmd: "close" };
 
 let cloud: Cloud | undefined;
 
-function stats(): FleetChildStats {
+function liveAfterGc(): number {
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (!collect) return 0;
+  collect();
+  const memory = process.memoryUsage();
+  return memory.heapUsed + memory.external;
+}
+
+function stats(full = false): FleetChildStats {
+  const live = full ? liveAfterGc() : 0;
   const memory = process.memoryUsage();
   const cpu = process.cpuUsage();
   return {
-    rss: memory.rss, heapUsed: memory.heapUsed, cpuMicros: cpu.user + cpu.system,
+    rss: memory.rss, heapUsed: memory.heapUsed, liveAfterGc: live, cpuMicros: cpu.user + cpu.system,
     loginsAccepted: cloud?.mqtt.stats.loginsAccepted ?? 0, loginsRefused: cloud?.mqtt.stats.loginsRefused ?? 0,
     rateLimited: cloud?.mqtt.stats.rateLimited ?? 0, connectionsRefused: cloud?.mqtt.stats.connectionsRefused ?? 0,
     tlsErrors: cloud?.mqtt.stats.tlsErrors ?? 0, liveSessions: cloud?.mqtt.liveSessions ?? 0,
@@ -94,7 +105,7 @@ process.on("message", (message: FleetChildRequest) => {
         }
         process.send?.({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, provisioningKeyHex, stats: stats() });
       } else if (message.cmd === "stats") {
-        process.send?.({ cmd: "stats", stats: stats() });
+        process.send?.({ cmd: "stats", stats: stats(message.full === true) });
       } else if (message.cmd === "check") {
         process.send?.({ cmd: "check", check: check() });
       } else if (message.cmd === "close") {

@@ -316,23 +316,30 @@ export class RefusalAudit {
 export interface ConnectionLimits {
   /** concurrent unauthenticated connections from one source address (default 64) */
   unauthenticatedPerSource: number;
-  /** concurrent unauthenticated connections in total (default 512) */
+  /** concurrent unauthenticated connections in total (default 256: each one in a TLS handshake holds ~40 KB of TLS state) */
   unauthenticatedTotal: number;
   /** new connections per source address (default burst 100, 20/s): bounds TLS handshakes per source */
   newPerSource: RateLimit;
+  /**
+   * new connections over all sources (default burst 300, 300/s, about what one
+   * core completes in TLS handshakes): beyond it a flood is shed at accept, before
+   * any TLS object exists, so memory stays bounded however many sources join in
+   */
+  newTotal: RateLimit;
   /** source addresses tracked (default 50,000) */
   maxTrackedSources: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   unauthenticatedPerSource: 64,
-  unauthenticatedTotal: 512,
+  unauthenticatedTotal: 256,
   newPerSource: { burst: 100, perSecond: 20 },
+  newTotal: { burst: 300, perSecond: 300 },
   maxTrackedSources: 50_000,
 };
 
 /** Why a connection was refused at accept. */
-export type ConnectionRefusal = "SOURCE_RATE" | "SOURCE_UNAUTHENTICATED" | "TOTAL_UNAUTHENTICATED";
+export type ConnectionRefusal = "SOURCE_RATE" | "TOTAL_RATE" | "SOURCE_UNAUTHENTICATED" | "TOTAL_UNAUTHENTICATED";
 
 /**
  * Admission of TCP connections before TLS: a connection is unauthenticated
@@ -343,11 +350,13 @@ export class ConnectionLimiter {
   readonly limits: ConnectionLimits;
   readonly #perSource = new Map<string, number>();
   readonly #rate: TokenBuckets;
+  readonly #totalRate: TokenBuckets;
   #total = 0;
 
   constructor(limits: Partial<ConnectionLimits> = {}) {
     this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...limits };
     this.#rate = new TokenBuckets(this.limits.newPerSource, this.limits.maxTrackedSources);
+    this.#totalRate = new TokenBuckets(this.limits.newTotal, 1);
   }
 
   /** Unauthenticated connections now. */
@@ -361,6 +370,7 @@ export class ConnectionLimiter {
     const current = this.#perSource.get(source) ?? 0;
     if (current >= this.limits.unauthenticatedPerSource) return "SOURCE_UNAUTHENTICATED";
     if (!this.#rate.take(source, now)) return "SOURCE_RATE";
+    if (!this.#totalRate.take("*", now)) return "TOTAL_RATE";
     this.#perSource.set(source, current + 1);
     this.#total++;
     return undefined;

@@ -97,6 +97,17 @@ describe("cloud limits (BoundedMap, TokenBuckets, LoginGuard, RefusalAudit, Conn
     rate.admit("x", 0);
     assert.equal(rate.admit("x", 0), "SOURCE_RATE");
   });
+
+  it("ConnectionLimiter_TotalRate_ShedsAManySourceFloodAtAccept", function () {
+    const limiter = new ConnectionLimiter({ newTotal: { burst: 3, perSecond: 2 } });
+    for (const source of ["a", "b", "c"]) {
+      assert.equal(limiter.admit(source, 0), undefined);
+      limiter.release(source);
+    }
+    assert.equal(limiter.admit("d", 0), "TOTAL_RATE");
+    assert.equal(limiter.unauthenticated, 0, "a refused connection does not count");
+    assert.equal(limiter.admit("d", 500), undefined, "the bucket refills at 2/s");
+  });
 });
 
 describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", function () {
