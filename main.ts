@@ -3,32 +3,37 @@
  * that the build put in mc/config (config.wcm, from provisioning/device.json)
  * and reports every state change with trace().
  *
- * Boot: raise the clock to the persisted time floor (TLS checks certificate
- * dates), bring the network up (hosts/lin: the desktop's; hosts/esp32: Wi-Fi,
- * WPA2-Enterprise hotspots included), try SNTP, then start the manager.
+ * Boot: raise the clock to the time floors (TLS checks certificate dates: the
+ * host's persisted floor, config timeFloor/buildTime, and the core's wall
+ * clock), then start the manager.
+ * - ESP32 (hosts/esp32): the manager gets the radio as its NetworkPort and
+ *   scans, selects and joins networks itself (stored private networks, hotspot
+ *   profiles from config.wcm.hotspots or the cloud); SNTP is tried in the
+ *   background once a network is joined.
+ * - lin (hosts/lin): no NetworkPort; the desktop's network is up, SNTP is
+ *   tried, then the manager connects directly.
+ * The clock is raised to the core's wall clock after every status change, so
+ * the time the cloud tells in `hello` reaches the system clock.
  * Trace lines start with "wcm " so a test harness can follow them; secrets are
  * never traced.
  */
 import Instrumentation from "instrumentation";
 import config from "mc/config";
 import { validateConfig, type DeviceConfig } from "wcm/config";
-import { CredentialStore } from "wcm/credential-store";
-import { deriveHotspotPassword, deriveTemporarySecret } from "wcm/derive";
 import { ConnectionManager, type ManagerStatus } from "wcm/manager";
 import { createModdableLink } from "wcm-host/mqtt-link";
-import { startNetwork } from "wcm-host/network";
-import type { HotspotCredentials, NetworkConfig } from "wcm-host/network-types";
+import { createNetworkPort } from "wcm-host/network";
 import { moddableClock, moddableRandom, moddableScheduler, nativeDigest, preferenceStore } from "wcm-host/ports";
-import { applyTimeFloor, syncTime } from "wcm-host/time-floor";
+import { applyTimeFloor, raiseClock, syncTime } from "wcm-host/time-floor";
 
 interface AppSettings {
-  networks?: NetworkConfig[];
   /** SNTP server; "" skips SNTP */
   sntp?: string;
   /** seconds: the clock is never set below this (e.g. the build date) */
   timeFloor?: number;
-  /** PEM CA of partner hotspots' RADIUS servers */
-  hotspotCa?: string;
+  /** no longer used: private networks come from the cloud, hotspots from `hotspots` */
+  networks?: unknown;
+  hotspotCa?: unknown;
 }
 
 function describe(status: ManagerStatus): string {
@@ -44,15 +49,6 @@ function heapReport(): string {
   return `slots ${read("XS Slot Heap Used") ?? "?"} chunks ${read("XS Chunk Heap Used") ?? "?"}`;
 }
 
-function hotspotCredentials(device: DeviceConfig, app: AppSettings): HotspotCredentials {
-  const base: HotspotCredentials = { identity: device.deviceId, ...(app.hotspotCa ? { ca: app.hotspotCa } : {}) };
-  if (device.option === "certificate") return { ...base, certificate: device.certificate, privateKey: device.privateKey };
-  const stored = new CredentialStore(preferenceStore(), nativeDigest, device.deviceId).loadSecret();
-  const secret = stored?.secret
-    ?? (device.option === "secret" ? device.secret : deriveTemporarySecret(nativeDigest, device.provisioningKey, device.deviceId));
-  return { ...base, password: deriveHotspotPassword(nativeDigest, secret, device.deviceId) };
-}
-
 function main(): void {
   const settings = (config as Record<string, unknown>).wcm as (Record<string, unknown> & AppSettings) | undefined;
   let device: DeviceConfig;
@@ -63,8 +59,11 @@ function main(): void {
     return;
   }
   const app: AppSettings = settings ?? {};
-  const wallClock = applyTimeFloor(app.timeFloor ?? 0);
-  trace(`wcm boot device ${device.deviceId} option ${device.option} time ${wallClock}\n`);
+  if (app.networks !== undefined || app.hotspotCa !== undefined) {
+    trace("wcm config: networks/hotspotCa are ignored (hotspot profiles go in hotspots; private networks come from the cloud)\n");
+  }
+  applyTimeFloor(Math.max(app.timeFloor ?? 0, device.buildTime ?? 0));
+  const network = createNetworkPort();
 
   const manager = new ConnectionManager(device, {
     digest: nativeDigest,
@@ -73,33 +72,43 @@ function main(): void {
     scheduler: moddableScheduler,
     kv: preferenceStore(),
     link: createModdableLink,
+    ...(network ? { network } : {}),
     log: (level, message) => trace(`wcm log ${level} ${message}\n`),
   });
+  // the core's wall clock: build time, the cloud's last time (persisted), monotonic time
+  raiseClock(manager.wallClock().unixSeconds);
+  trace(`wcm boot device ${device.deviceId} option ${device.option} time ${Math.floor(Date.now() / 1000)} radio ${network ? "yes" : "no"} hotspots ${manager.hotspots.profiles.length}\n`);
+
+  const sntp = app.sntp ?? (config as Record<string, unknown>).sntp;
+  const sntpHost = typeof sntp === "string" ? sntp : "";
+  let sntpTried = false;
+  let synced = false;
   manager.onStatus((status) => {
     trace(`${describe(status)}\n`);
+    const wall = manager.wallClock();
+    if (wall.synced && raiseClock(wall.unixSeconds)) trace(`wcm time ${wall.unixSeconds} (cloud)\n`);
+    if (wall.synced && !synced) {
+      synced = true;
+      trace(`wcm time synced ${wall.unixSeconds}\n`);
+    }
     if (status.state === "ONLINE") trace(`wcm heap ${heapReport()}\n`);
+    if (network && status.network && !sntpTried && sntpHost) {
+      // once per boot, in the background: TLS already has the floors and the cloud's time
+      sntpTried = true;
+      syncTime(sntpHost, (ok) => trace(`wcm sntp ${ok ? "ok" : "unavailable"}\n`));
+    }
   });
 
-  let started = false;
-  startNetwork(app.networks ?? [], {
-    onUp(detail) {
-      trace(`wcm network up ${detail}\n`);
-      if (started) return;
-      started = true;
-      const sntp = app.sntp ?? (config as Record<string, unknown>).sntp;
-      if (typeof sntp === "string" && sntp) {
-        syncTime(sntp, (ok) => {
-          trace(`wcm sntp ${ok ? "ok" : "unavailable"}\n`);
-          manager.start();
-        });
-      } else {
-        manager.start();
-      }
-    },
-    onDown(detail) {
-      trace(`wcm network down ${detail}\n`);
-    },
-  }, () => hotspotCredentials(device, app));
+  if (network) {
+    manager.start();
+  } else if (sntpHost) {
+    syncTime(sntpHost, (ok) => {
+      trace(`wcm sntp ${ok ? "ok" : "unavailable"}\n`);
+      manager.start();
+    });
+  } else {
+    manager.start();
+  }
 }
 
 main();

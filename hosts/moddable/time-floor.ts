@@ -1,10 +1,15 @@
 /*
  * Wall time for certificate checks. Moddable TLS verifies certificate dates,
  * and an ESP32 boots at 1970 with no battery-backed clock; hotspots may block
- * NTP. So the device keeps a persisted time floor (Preference "wcm"/"timeFloor",
- * seconds): at boot the clock is raised to it, SNTP (when reachable) moves it
- * forward, and it is saved again every hour while running. A floor is never
- * moved backwards, so a wrong NTP answer in the past cannot undo it.
+ * NTP. So the system clock (Time.set) is only ever raised, from:
+ * - a persisted host floor (Preference "wcm"/"timeFloor", seconds), saved again
+ *   every hour while running, and config.wcm.timeFloor / buildTime, at boot;
+ * - the core's wall clock (ConnectionManager.wallClock(), modules/wall-clock.ts):
+ *   the build time, the newest time the cloud told in `hello` (which the core
+ *   persists itself), plus monotonic time; main.ts raises the clock to it at
+ *   boot and after every status change (raiseClock);
+ * - SNTP when reachable (syncTime).
+ * A floor is never moved backwards, so a wrong answer in the past cannot undo it.
  */
 import Preference from "preference";
 import SNTP from "sntp";
@@ -35,6 +40,18 @@ export function applyTimeFloor(buildFloorSeconds = 0): number {
   if (floor > now) Time.set(floor);
   Timer.repeat(() => save(Date.now() / 1000), SAVE_EVERY_MS);
   return Math.max(now, floor);
+}
+
+/**
+ * Raises the system clock to `seconds` when it is behind (never lowers it), and
+ * the persisted floor with it.
+ * @returns true when the clock was set
+ */
+export function raiseClock(seconds: number): boolean {
+  if (!Number.isFinite(seconds) || seconds * 1000 <= Date.now() + 1000) return false;
+  Time.set(Math.floor(seconds));
+  save(seconds);
+  return true;
 }
 
 /**
