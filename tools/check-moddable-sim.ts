@@ -68,7 +68,8 @@ function bytecodeSizes(): string {
     if (!existsSync(dir)) return 0;
     return readdirSync(dir).filter((file) => file.endsWith(".xsb")).reduce((sum, file) => sum + statSync(join(dir, file)).size, 0);
   };
-  return `bytecode: core (wcm/*) ${total("wcm")} B, Moddable host (wcm-host/*) ${total("wcm-host")} B`;
+  const noble = ["ciphers", "curves", "curves/abstract", "hashes"].reduce((sum, folder) => sum + total(join("@noble", folder)), 0);
+  return `bytecode: core (wcm/*) ${total("wcm")} B, @noble modules ${noble} B, Moddable host (wcm-host/*) ${total("wcm-host")} B`;
 }
 
 /** Runs mcsim until a trace line matches `until` (or the time runs out); returns the wcm trace lines. */
@@ -117,7 +118,7 @@ async function main(): Promise<void> {
   const cloud = await startCloud({ dataDir, masterKey: masterKey.slice(), mqttPort: 0 });
   try {
     const cloudSettings = { host: "localhost", port: cloud.mqttPort, ca: cloud.serverCaPem, serverName: cloud.serverName, keepAliveSeconds: 30 };
-    const common = { sntp: "", networks: [] };
+    const common = { sntp: "" };
 
     // 1. certificate device
     await cloud.services.createProductCa({ name: "sim-ca" });
