@@ -114,9 +114,8 @@ export async function issueCertificate(options: IssueOptions): Promise<Certifica
     ...(options.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
     ...(options.ipAddresses ?? []).map((value) => ({ type: "ip" as const, value })),
   ];
-  const usage = options.usage === "server"
-    ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
-    : x509.KeyUsageFlags.digitalSignature | (options.keyType === "ec" ? 0 : x509.KeyUsageFlags.keyEncipherment);
+  // keyEncipherment only for RSA keys (plain-RSA key transport); EC keys only sign
+  const usage = x509.KeyUsageFlags.digitalSignature | (options.keyType === "ec" ? 0 : x509.KeyUsageFlags.keyEncipherment);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: [{ CN: [options.commonName] }],

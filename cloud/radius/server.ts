@@ -112,7 +112,8 @@ export class RadiusServer {
     this.#secureContext = createSecureContext({
       cert: options.certPem, key: options.keyPem, minVersion: "TLSv1.2", maxVersion: "TLSv1.2",
       // ECDHE only, by server preference; no tickets (no resumption across EAP sessions)
-      ciphers: "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES128-SHA",
+      ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"
+        + ":ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES128-SHA",
       honorCipherOrder: true,
       secureOptions: constants.SSL_OP_NO_TICKET,
     });
