@@ -45,9 +45,12 @@ async function meterSteps(): Promise<Row[]> {
       ["temporarySecret", "temporary-secret derivation"],
       ["loginProof", "login proof"],
       ["issuanceDeviceSide", "issuance exchange, device side"],
+      ["sealKeyPair", "network sealing key pair (first hello)"],
+      ["openSealed", "open a sealed network change"],
       ["bootSecret", "boot to ONLINE, shared secret (fake cloud)"],
       ["bootTemporary", "boot to ONLINE, temporary -> permanent (fake cloud)"],
     ];
+    await load("wcmBench.run('prepareSealed');");
     for (const [name, label] of steps) {
       await load("wcmBench.run('release'); gc();");
       const base = await load("gc();");

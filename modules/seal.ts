@@ -1,36 +1,55 @@
 /*
  * End-to-end sealing of private network credentials to a key only the device
- * holds (ECIES over X25519).
+ * holds: ECIES over X25519, with every symmetric step over the DigestPort.
  *
  * The device makes an X25519 key pair at first boot and keeps the secret key in
  * flash (network-store.ts); the cloud stores its public key. To send a network
  * change, the cloud makes an ephemeral key pair per message:
  *
- *   shared      = X25519(ephemeral secret, device public key)        (32 bytes; all-zero refused)
- *   key||nonce  = HKDF-SHA256(ikm = shared, salt = ephemeral public || device public,
- *                             info = "wcm-v1 network-seal" 0x00 deviceId, L = 44)
- *   sealed      = 0x01 || ephemeral public (32) || ChaCha20-Poly1305(key, nonce, plaintext, aad = none)
+ *   shared        = X25519(ephemeral secret, device public key)      (32 bytes; all-zero refused)
+ *   encKey||macKey = HKDF-SHA256(ikm = shared, salt = ephemeral public || device public,
+ *                                info = "wcm-v1 network-seal-2" 0x00 deviceId, L = 64)
+ *   stream        = S(0) || S(1) || ...,  S(i) = HMAC(encKey, "wcm-v1 seal-stream" 0x00 u32be(i))
+ *   ciphertext    = plaintext XOR stream (truncated to the plaintext)
+ *   tag           = HMAC(macKey, "wcm-v1 seal-tag" 0x00 deviceId 0x00 ephemeral public
+ *                        0x00 u32be(ciphertext length) 0x00 ciphertext)       (32 bytes)
+ *   sealed        = 0x02 || ephemeral public (32) || ciphertext || tag (32)
  *
- * The key is fresh for every message (fresh ephemeral key), so the derived
- * nonce is never reused under one key. The device id in `info` binds a blob to
- * its device. HKDF runs over the DigestPort's HMAC (RFC 5869), so a host's
- * native or hardware HMAC serves; X25519 and ChaCha20-Poly1305 come from
- * @noble/curves and @noble/ciphers (pure JS, checked on XS by test/xs-core.test.ts).
- * Test vectors: docs/protocol.md 5.7, test/support/vectors.ts.
+ * That is HMAC-SHA256 as a PRF in counter mode for the keystream and
+ * encrypt-then-MAC with the full 32-byte tag, checked in constant time before
+ * anything is decrypted. Keys are fresh for every message (fresh ephemeral key),
+ * so no nonce is needed: the stream never repeats under one key, and the tag
+ * binds the blob to its device (deviceId also in `info`) and to its ephemeral
+ * key. encKey and macKey are independent HKDF outputs.
+ *
+ * Why HMAC rather than an AEAD cipher: format 0x01 (label "wcm-v1 network-seal")
+ * used ChaCha20-Poly1305 from @noble/ciphers and X25519 from @noble/curves,
+ * 57 KB of XS bytecode whose only gain was speed on long messages, and a network
+ * change is about 100 bytes (4 HMACs of stream and tag, 3 of HKDF). The device
+ * has native SHA-256/HMAC behind its DigestPort (Moddable's crypt Digest), so
+ * this construction puts no JavaScript cipher or hash in flash; with the
+ * self-contained X25519 (x25519.ts) the core needs no @noble module at all
+ * (64.7 KB less XS release bytecode, for 1.4 KB more of core; docs/moddable.md).
+ * Any host's native or hardware HMAC serves; pure-JS hosts use noble-digest.ts.
+ * HKDF is RFC 5869 over digest.hmacSha256. Test vectors: docs/protocol.md 14.4,
+ * test/support/vectors.ts (checked against node:crypto in test/core-network.test.ts).
  */
-import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { concatBytes } from "./bytes";
+import { concatBytes, constantTimeEqual } from "./bytes";
 import { labelled } from "./derive";
 import { WcmError } from "./errors";
 import type { DigestPort } from "./ports";
 import { x25519PublicKey, x25519SharedSecret } from "./x25519";
 
-/** HKDF info label of network sealing. */
-export const SEAL_LABEL = "wcm-v1 network-seal";
+/** HKDF info label of network sealing (format 2). */
+export const SEAL_LABEL = "wcm-v1 network-seal-2";
+/** Label of the keystream blocks. */
+export const SEAL_STREAM_LABEL = "wcm-v1 seal-stream";
+/** Label of the tag. */
+export const SEAL_TAG_LABEL = "wcm-v1 seal-tag";
 /** Format byte of a sealed blob. */
-export const SEAL_VERSION = 1;
+export const SEAL_VERSION = 2;
 /** Bytes a sealed blob adds to its plaintext: version, ephemeral key, tag. */
-export const SEAL_OVERHEAD = 1 + 32 + 16;
+export const SEAL_OVERHEAD = 1 + 32 + 32;
 
 /**
  * HKDF-SHA256 (RFC 5869) over a DigestPort.
@@ -55,9 +74,28 @@ export function sealPublicKey(secretKey: Uint8Array): Uint8Array {
   return x25519PublicKey(secretKey);
 }
 
-function keyAndNonce(digest: DigestPort, shared: Uint8Array, ephemeralPublic: Uint8Array, recipient: Uint8Array, deviceId: string) {
-  const okm = hkdfSha256(digest, shared, concatBytes(ephemeralPublic, recipient), labelled(SEAL_LABEL, deviceId), 44);
-  return { key: okm.subarray(0, 32), nonce: okm.subarray(32, 44) };
+function keys(digest: DigestPort, shared: Uint8Array, ephemeralPublic: Uint8Array, recipient: Uint8Array, deviceId: string) {
+  const okm = hkdfSha256(digest, shared, concatBytes(ephemeralPublic, recipient), labelled(SEAL_LABEL, deviceId), 64);
+  return { encKey: okm.subarray(0, 32), macKey: okm.subarray(32, 64) };
+}
+
+/** `data` XOR the HMAC counter-mode keystream under `encKey` (encrypts and decrypts). */
+function xorStream(digest: DigestPort, encKey: Uint8Array, data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(data.length);
+  const message = labelled(SEAL_STREAM_LABEL, new Uint8Array(4));
+  const counter = new DataView(message.buffer, message.length - 4);
+  for (let offset = 0, i = 0; offset < data.length; offset += 32, i++) {
+    counter.setUint32(0, i);
+    const block = digest.hmacSha256(encKey, message);
+    for (let j = 0; j < 32 && offset + j < data.length; j++) out[offset + j] = data[offset + j] ^ block[j];
+  }
+  return out;
+}
+
+function tag(digest: DigestPort, macKey: Uint8Array, deviceId: string, ephemeralPublic: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  const length = new Uint8Array(4);
+  new DataView(length.buffer).setUint32(0, ciphertext.length);
+  return digest.hmacSha256(macKey, labelled(SEAL_TAG_LABEL, deviceId, ephemeralPublic, length, ciphertext));
 }
 
 /**
@@ -81,9 +119,9 @@ export function sealTo(
   } catch {
     throw new WcmError("CREDENTIAL_INVALID", "low-order public key", "publicKey");
   }
-  const { key, nonce } = keyAndNonce(digest, shared, ephemeralPublic, recipientPublicKey, deviceId);
-  const body = chacha20poly1305(key, nonce).encrypt(plaintext);
-  return concatBytes(Uint8Array.of(SEAL_VERSION), ephemeralPublic, body);
+  const { encKey, macKey } = keys(digest, shared, ephemeralPublic, recipientPublicKey, deviceId);
+  const ciphertext = xorStream(digest, encKey, plaintext);
+  return concatBytes(Uint8Array.of(SEAL_VERSION), ephemeralPublic, ciphertext, tag(digest, macKey, deviceId, ephemeralPublic, ciphertext));
 }
 
 /**
@@ -94,10 +132,12 @@ export function sealTo(
 export function openSealed(digest: DigestPort, secretKey: Uint8Array, deviceId: string, sealed: Uint8Array): Uint8Array | undefined {
   if (secretKey.length !== 32 || sealed.length < SEAL_OVERHEAD || sealed[0] !== SEAL_VERSION) return undefined;
   const ephemeralPublic = sealed.subarray(1, 33);
+  const ciphertext = sealed.subarray(33, sealed.length - 32);
   try {
     const shared = x25519SharedSecret(secretKey, ephemeralPublic);
-    const { key, nonce } = keyAndNonce(digest, shared, ephemeralPublic, x25519PublicKey(secretKey), deviceId);
-    return chacha20poly1305(key, nonce).decrypt(sealed.subarray(33));
+    const { encKey, macKey } = keys(digest, shared, ephemeralPublic, x25519PublicKey(secretKey), deviceId);
+    if (!constantTimeEqual(tag(digest, macKey, deviceId, ephemeralPublic, ciphertext), sealed.subarray(sealed.length - 32))) return undefined;
+    return xorStream(digest, encKey, ciphertext);
   } catch {
     return undefined;
   }

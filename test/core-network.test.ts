@@ -6,7 +6,8 @@
  * (round trips and error tables).
  */
 import assert from "node:assert/strict";
-import { fromBase64Url, toBase64Url, utf8Encode } from "../modules/bytes";
+import { createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, randomBytes } from "node:crypto";
+import { fromBase64Url, fromHex, toBase64Url, toHex, utf8Encode } from "../modules/bytes";
 import { validateConfig } from "../modules/config";
 import { isWcmError } from "../modules/errors";
 import type { HotspotProfile } from "../modules/hotspots";
@@ -20,9 +21,11 @@ import {
   decodeCloudMessage, decodeNetworkChange, decodeRequest, decodeResponse, encodeNetworkChange, encodeRequest, encodeResponse,
   MAX_CONFIG_BYTES, MAX_MESSAGE_BYTES, type CloudResponse, type DeviceRequest,
 } from "../modules/protocol";
-import { openSealed, sealPublicKey, sealTo } from "../modules/seal";
+import { openSealed, SEAL_OVERHEAD, sealPublicKey, sealTo } from "../modules/seal";
+import { x25519, x25519PublicKey, x25519SharedSecret } from "../modules/x25519";
 import { WallClock } from "../modules/wall-clock";
 import { MemoryFlash, PowerCutSignal } from "./support/scenarios";
+import { VECTORS, X25519_ITERATED_1000, x25519Iterated } from "./support/vectors";
 
 const CA = "-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----";
 const RADIUS = { serverName: "radius.localhost", ca: CA };
@@ -150,7 +153,8 @@ describe("sealing (modules/seal.ts)", () => {
 
   it("sealTo_openSealed_RoundTrip", () => {
     const sealed = sealTo(digest, pub, "lamp-1", message, new Uint8Array(32).fill(3));
-    assert.equal(sealed.length, message.length + 49);
+    assert.equal(SEAL_OVERHEAD, 65);
+    assert.equal(sealed.length, message.length + SEAL_OVERHEAD);
     assert.deepEqual(openSealed(digest, secret, "lamp-1", sealed), message);
   });
 
@@ -161,7 +165,8 @@ describe("sealing (modules/seal.ts)", () => {
       tampered[i] ^= 0x01;
       assert.equal(openSealed(digest, secret, "lamp-1", tampered), undefined, `byte ${i}`);
     }
-    assert.equal(openSealed(digest, secret, "lamp-1", sealed.subarray(0, 48)), undefined, "truncated");
+    assert.equal(openSealed(digest, secret, "lamp-1", sealed.subarray(0, SEAL_OVERHEAD - 1)), undefined, "truncated");
+    assert.equal(openSealed(digest, secret, "lamp-1", sealed.subarray(0, sealed.length - 1)), undefined, "tag cut");
   });
 
   it("openSealed_WrongKeyOrDevice_Refused", () => {
@@ -173,6 +178,99 @@ describe("sealing (modules/seal.ts)", () => {
   it("sealTo_LowOrderOrBadKey_CredentialInvalid", () => {
     assert.throws(() => sealTo(digest, new Uint8Array(32), "lamp-1", message, new Uint8Array(32).fill(3)), (e: unknown) => isWcmError(e, "CREDENTIAL_INVALID"));
     assert.throws(() => sealTo(digest, new Uint8Array(31), "lamp-1", message, new Uint8Array(32).fill(3)), (e: unknown) => isWcmError(e, "CREDENTIAL_INVALID"));
+  });
+});
+
+describe("sealing: independent check with node:crypto", () => {
+  const vector = VECTORS.find((v) => v.fn === "sealTo")!;
+  const input = (field: string) => vector.inputs[field] as string;
+
+  it("sealVector_RecomputedWithNodeCrypto_X25519_HKDF_HMAC", () => {
+    // the same construction from node:crypto's X25519, HKDF and HMAC alone
+    const ephemeral = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, Buffer.from(input("ephemeralSecret"), "hex")]), format: "der", type: "pkcs8" });
+    const ephemeralPublic = createPublicKey(ephemeral).export({ format: "der", type: "spki" }).subarray(-32);
+    const device = Buffer.from(input("publicKey"), "hex");
+    const shared = diffieHellman({ privateKey: ephemeral, publicKey: spkiX25519(device) });
+    const deviceId = Buffer.from(input("deviceId"));
+    const okm = Buffer.from(hkdfSync("sha256", shared, Buffer.concat([ephemeralPublic, device]), Buffer.concat([Buffer.from("wcm-v1 network-seal-2\0"), deviceId]), 64));
+    const [encKey, macKey] = [okm.subarray(0, 32), okm.subarray(32)];
+    const plaintext = Buffer.from(input("plaintext"));
+    const stream: Buffer[] = [];
+    for (let i = 0; i * 32 < plaintext.length; i++) {
+      const counter = Buffer.alloc(4);
+      counter.writeUInt32BE(i);
+      stream.push(createHmac("sha256", encKey).update("wcm-v1 seal-stream\0").update(counter).digest());
+    }
+    const keystream = Buffer.concat(stream);
+    const ciphertext = Buffer.from(plaintext.map((byte, i) => byte ^ keystream[i]));
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(ciphertext.length);
+    const tag = createHmac("sha256", macKey)
+      .update(Buffer.concat([Buffer.from("wcm-v1 seal-tag\0"), deviceId, Buffer.of(0), ephemeralPublic, Buffer.of(0), length, Buffer.of(0), ciphertext]))
+      .digest();
+    assert.equal(Buffer.concat([Buffer.of(2), ephemeralPublic, ciphertext, tag]).toString("hex"), vector.expected);
+  });
+
+  it("sealTo_LongPlaintext_NodeHmacStream_RoundTrip", () => {
+    const secret = new Uint8Array(randomBytes(32));
+    const long = new Uint8Array(randomBytes(447)); // 14 stream blocks, the last one partial; 447 + 65 = MAX_SEALED_BYTES
+    const sealed = sealTo(digest, x25519PublicKey(secret), "lamp-1", long, new Uint8Array(randomBytes(32)));
+    assert.equal(sealed.length, 512);
+    assert.deepEqual(openSealed(digest, secret, "lamp-1", sealed), long);
+    assert.deepEqual(openSealed(digest, secret, "lamp-1", sealed.subarray(0, 1 + 32).slice()), undefined, "no tag");
+  });
+});
+
+const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
+const SPKI_X25519 = Buffer.from("302a300506032b656e032100", "hex");
+function spkiX25519(publicKey: Uint8Array) {
+  return createPublicKey({ key: Buffer.concat([SPKI_X25519, publicKey]), format: "der", type: "spki" });
+}
+
+describe("X25519 (modules/x25519.ts)", () => {
+  it("x25519_RandomKeys_MatchNodeCrypto", () => {
+    for (let i = 0; i < 16; i++) {
+      const a = new Uint8Array(randomBytes(32));
+      const b = new Uint8Array(randomBytes(32));
+      const nodeA = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, a]), format: "der", type: "pkcs8" });
+      const nodePublicA = createPublicKey(nodeA).export({ format: "der", type: "spki" }).subarray(-32);
+      assert.equal(toHex(x25519PublicKey(a)), nodePublicA.toString("hex"), `public key ${i}`);
+      const publicB = x25519PublicKey(b);
+      const nodeShared = diffieHellman({ privateKey: nodeA, publicKey: spkiX25519(publicB) });
+      assert.equal(toHex(x25519SharedSecret(a, publicB)), nodeShared.toString("hex"), `shared ${i}`);
+      assert.deepEqual(x25519SharedSecret(b, x25519PublicKey(a)), x25519SharedSecret(a, publicB));
+    }
+  });
+
+  it("x25519_NonCanonicalU_ReducedLikeNodeCrypto", () => {
+    // u = p + 3 (canonical 3) and u with the top bit set: both as node:crypto computes them
+    const scalar = new Uint8Array(randomBytes(32));
+    const nodeKey = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, scalar]), format: "der", type: "pkcs8" });
+    for (const u of ["f0ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "0900000000000000000000000000000000000000000000000000000000000080"]) {
+      const nodeShared = diffieHellman({ privateKey: nodeKey, publicKey: spkiX25519(fromHex(u)) });
+      assert.equal(toHex(x25519(scalar, fromHex(u))), nodeShared.toString("hex"), u);
+    }
+  });
+
+  it("x25519_RFC7748_Iterated1000", function () {
+    this.timeout(30_000);
+    assert.equal(x25519Iterated(1000), X25519_ITERATED_1000);
+  });
+
+  it("x25519SharedSecret_LowOrderPoints_Throw", () => {
+    // the points of order 1, 2, 4 and 8 (and their non-canonical forms) give the all-zero secret
+    const lowOrder = [
+      "0000000000000000000000000000000000000000000000000000000000000000",
+      "0100000000000000000000000000000000000000000000000000000000000000",
+      "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+      "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+      "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+      "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+      "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ];
+    const secret = new Uint8Array(randomBytes(32));
+    for (const u of lowOrder) assert.throws(() => x25519SharedSecret(secret, fromHex(u)), /low-order/, u);
+    assert.throws(() => x25519PublicKey(new Uint8Array(31)), /32 bytes/);
   });
 });
 

@@ -11,6 +11,7 @@ import { deriveCloudLoginKey, deriveCommitProof, deriveLoginProof, deriveTempora
 import { ConnectionManager } from "../../modules/manager";
 import { nobleDigest } from "../../modules/noble-digest";
 import type { DigestPort } from "../../modules/ports";
+import { openSealed, sealPublicKey, sealTo } from "../../modules/seal";
 import { MemoryFlash, TestBed, testRandom } from "../../test/support/scenarios";
 
 const KEY = fromHex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff00112233445566778899aabbccddeeff");
@@ -57,12 +58,28 @@ function bootToOnline(option: "secret" | "temporary"): string {
   return `${status.state}/${status.credential}, device HMACs ${digest.hmacs}`;
 }
 
+const NET_KEY = fromHex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+const CHANGE = new TextEncoder().encode('{"v":1,"seq":1,"action":"set","ssid":"Home","password":"correct horse","priority":10}');
+let sealedChange: Uint8Array | undefined;
+
 const steps: Record<string, () => string> = {
   /** nothing: the cost of a crank */
   baseline: () => "",
   temporarySecret: () => {
     kept = deriveTemporarySecret(nobleDigest, KEY, "bench-0001");
     return "1 HMAC";
+  },
+  sealKeyPair: () => {
+    kept = sealPublicKey(NET_KEY);
+    return "X25519 public key (1 ladder)";
+  },
+  openSealed: () => {
+    if (!sealedChange) throw new Error("run prepareSealed first");
+    const digest = counting(nobleDigest);
+    const opened = openSealed(digest, NET_KEY, "bench-0001", sealedChange);
+    if (!opened) throw new Error("openSealed failed");
+    kept = opened;
+    return `${CHANGE.length}-byte change: 2 ladders, ${digest.hmacs} HMACs`;
   },
   loginProof: () => {
     const loginKey = deriveCloudLoginKey(nobleDigest, SECRET);
@@ -86,6 +103,11 @@ const steps: Record<string, () => string> = {
   bootTemporary: () => bootToOnline("temporary"),
   release: () => {
     kept = undefined;
+    return "";
+  },
+  /** the cloud's half of openSealed (sealTo), made in its own unmetered crank */
+  prepareSealed: () => {
+    sealedChange = sealTo(nobleDigest, sealPublicKey(NET_KEY), "bench-0001", CHANGE, SECRET);
     return "";
   },
 };
