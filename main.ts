@@ -1,7 +1,10 @@
 /*
  * The wcm Moddable app: starts the ConnectionManager with the device settings
  * that the build put in mc/config (config.wcm, from provisioning/device.json)
- * and reports every state change with trace().
+ * and reports every state change with trace(). The device's identity (id,
+ * option, secret / provisioning key / certificate) comes from the
+ * manufacturing line's NVS partition when one was flashed (one image per lot),
+ * else from config.wcm (one image per device).
  *
  * Boot: raise the clock to the time floors (TLS checks certificate dates: the
  * host's persisted floor, config timeFloor/buildTime, and the core's wall
@@ -21,6 +24,7 @@ import Instrumentation from "instrumentation";
 import config from "mc/config";
 import { validateConfig, type DeviceConfig } from "wcm/config";
 import { ConnectionManager, type ManagerStatus } from "wcm/manager";
+import { factoryIdentity } from "wcm-host/factory-identity";
 import { createModdableLink } from "wcm-host/mqtt-link";
 import { createNetworkPort } from "wcm-host/network";
 import { moddableClock, moddableRandom, moddableScheduler, nativeDigest, preferenceStore } from "wcm-host/ports";
@@ -51,9 +55,11 @@ function heapReport(): string {
 
 function main(): void {
   const settings = (config as Record<string, unknown>).wcm as (Record<string, unknown> & AppSettings) | undefined;
+  // the manufacturing line's NVS identity, when flashed, takes the place of the built-in one
+  const factory = factoryIdentity();
   let device: DeviceConfig;
   try {
-    device = validateConfig(settings);
+    device = validateConfig(factory ? { ...settings, deviceId: undefined, option: undefined, secret: undefined, provisioningKey: undefined, certificate: undefined, privateKey: undefined, ...factory } : settings);
   } catch (error) {
     trace(`wcm config invalid: ${error instanceof Error ? error.message : "error"}\n`);
     return;
@@ -77,7 +83,7 @@ function main(): void {
   });
   // the core's wall clock: build time, the cloud's last time (persisted), monotonic time
   raiseClock(manager.wallClock().unixSeconds);
-  trace(`wcm boot device ${device.deviceId} option ${device.option} time ${Math.floor(Date.now() / 1000)} radio ${network ? "yes" : "no"} hotspots ${manager.hotspots.profiles.length}\n`);
+  trace(`wcm boot device ${device.deviceId} option ${device.option} identity ${factory ? "nvs" : "config"} time ${Math.floor(Date.now() / 1000)} radio ${network ? "yes" : "no"} hotspots ${manager.hotspots.profiles.length}\n`);
 
   const sntp = app.sntp ?? (config as Record<string, unknown>).sntp;
   const sntpHost = typeof sntp === "string" ? sntp : "";

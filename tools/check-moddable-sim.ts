@@ -4,7 +4,10 @@
  *   - a certificate device (RSA key from a cloud-made product CA, mutual TLS),
  *   - a shared-secret device,
  *   - a temporary device, which must end PERMANENT and, restarted, log in again
- *     with its issued secret (kept in the simulator's Preference file).
+ *     with its issued secret (kept in the simulator's Preference file);
+ * then one image built with the cloud settings alone runs as three devices of a
+ * lot whose identities come from make-lot's NVS partition CSVs (two secret
+ * devices and a certificate device), with no rebuild between them.
  * Needs $MODDABLE (an SDK whose lin tools are built: mcconfig, mcsim on PATH or
  * under $MODDABLE/build/bin/lin/release), tsc on PATH, xvfb-run, stdbuf, timeout.
  * Usage: tsx tools/check-moddable-sim.ts    (exit 0 when every check passes)
@@ -20,6 +23,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync,
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startCloud } from "../cloud/index";
+import { nvsCsv } from "./manufacturing/make-lot";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const MODDABLE = process.env.MODDABLE;
@@ -68,8 +72,7 @@ function bytecodeSizes(): string {
     if (!existsSync(dir)) return 0;
     return readdirSync(dir).filter((file) => file.endsWith(".xsb")).reduce((sum, file) => sum + statSync(join(dir, file)).size, 0);
   };
-  const noble = ["ciphers", "curves", "curves/abstract", "hashes"].reduce((sum, folder) => sum + total(join("@noble", folder)), 0);
-  return `bytecode: core (wcm/*) ${total("wcm")} B, @noble modules ${noble} B, Moddable host (wcm-host/*) ${total("wcm-host")} B`;
+  return `bytecode: core (wcm/*) ${total("wcm")} B, Moddable host (wcm-host/*) ${total("wcm-host")} B`;
 }
 
 /** Runs mcsim until a trace line matches `until` (or the time runs out); returns the wcm trace lines. */
@@ -107,6 +110,27 @@ function simulate(until: RegExp, seconds = RUN_SECONDS): Promise<string[]> {
     child.stderr.on("data", onData);
     child.on("exit", () => stop());
   });
+}
+
+/**
+ * What the simulator's Preference file holds once the manufacturing line's NVS
+ * partition CSV (make-lot's <id>.nvs.csv) is "flashed": the lin Preference
+ * keeps strings as strings and blobs as {buffer: "1,2,3"}, as ESP32's NVS keeps
+ * nvs strings and blobs.
+ */
+function flashNvs(csv: string): void {
+  const rows = csv.trim().split("\n").slice(1).map((line) => line.split(","));
+  const namespace = rows[0][0];
+  const entries: Record<string, unknown> = {};
+  for (const [key, type, encoding, value] of rows.slice(1)) {
+    if (type !== "data") continue;
+    if (encoding === "string") entries[key] = value;
+    else {
+      const bytes = encoding === "hex2bin" ? Buffer.from(value, "hex") : Buffer.from(value, "base64");
+      entries[key] = { buffer: [...bytes].join(",") };
+    }
+  }
+  writeFileSync(PREFERENCES, JSON.stringify({ [namespace]: entries }));
 }
 
 async function main(): Promise<void> {
@@ -149,6 +173,23 @@ async function main(): Promise<void> {
     record("restarted temporary device ONLINE with its stored permanent secret", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && !lines.some((line) => /ISSUING|credential temporary/.test(line)), lastState(lines));
     const afterSecond = await cloud.services.getDevice({ deviceId: "sim-temp-0001" });
     record("no second issuance", afterSecond.generation === 1, `generation ${afterSecond.generation}`);
+
+    // 4. one image for a lot: identities from the manufacturing line's NVS partition
+    build({ ...common, cloud: cloudSettings });
+    for (const deviceId of ["sim-lot-0001", "sim-lot-0002"]) {
+      const secret = randomBytes(32).toString("hex");
+      await cloud.services.registerSecretDevice({ deviceId, secretHex: secret });
+      flashNvs(nvsCsv({ deviceId, option: "secret", secret }));
+      lines = await simulate(/wcm state ONLINE/);
+      record(`lot image, NVS identity ${deviceId} ONLINE`, lines.some((line) => line.includes(`boot device ${deviceId} option secret identity nvs`))
+        && lines.some((line) => /wcm state ONLINE credential secret/.test(line)), lastState(lines));
+    }
+    const lotCert = await cloud.services.issueDeviceCertificate({ caName: "sim-ca", deviceId: "sim-lot-0003", keyType: "rsa" });
+    await cloud.services.registerCertificateDevice({ deviceId: "sim-lot-0003", caName: "sim-ca" });
+    flashNvs(nvsCsv({ deviceId: "sim-lot-0003", option: "certificate", certificate: lotCert.certificatePem, privateKey: lotCert.privateKeyPem }));
+    lines = await simulate(/wcm state ONLINE/);
+    record("lot image, NVS identity sim-lot-0003 (certificate, DER blobs) ONLINE", lines.some((line) => line.includes("identity nvs"))
+      && lines.some((line) => /wcm state ONLINE credential certificate/.test(line)), lastState(lines));
   } finally {
     await cloud.close();
     rmSync(dataDir, { recursive: true, force: true });
