@@ -20,7 +20,9 @@
  * Trace lines start with "wcm " so a test harness can follow them; secrets are
  * never traced.
  */
+import Debug from "debug";
 import Instrumentation from "instrumentation";
+import Timer from "timer";
 import config from "mc/config";
 import { validateConfig, type DeviceConfig } from "wcm/config";
 import { ConnectionManager, type ManagerStatus } from "wcm/manager";
@@ -35,6 +37,11 @@ interface AppSettings {
   sntp?: string;
   /** seconds: the clock is never set below this (e.g. the build date) */
   timeFloor?: number;
+  /**
+   * measurement builds only: trace the live heap (after a full GC) at boot, at the
+   * first ONLINE, and after stopping the manager there (npm run check:moddable)
+   */
+  measureHeap?: boolean;
   /** no longer used: private networks come from the cloud, hotspots from `hotspots` */
   networks?: unknown;
   hotspotCa?: unknown;
@@ -53,8 +60,34 @@ function heapReport(): string {
   return `slots ${read("XS Slot Heap Used") ?? "?"} chunks ${read("XS Chunk Heap Used") ?? "?"}`;
 }
 
+/** Slots and chunks in use after a full garbage collection (bytes). */
+function liveHeap(): { slots: number; chunks: number } {
+  Debug.gc();
+  const read = (name: "XS Slot Heap Used" | "XS Chunk Heap Used") => Instrumentation.get(Instrumentation.map(name)) ?? 0;
+  return { slots: read("XS Slot Heap Used"), chunks: read("XS Chunk Heap Used") };
+}
+
+/** At the first ONLINE: the live heap then, and again once the manager has stopped (link, TLS and MQTT gone). */
+function measureHeapOnce(manager: ConnectionManager, boot: { slots: number; chunks: number }): void {
+  let done = false;
+  manager.onStatus((status) => {
+    if (done || status.state !== "ONLINE") return;
+    done = true;
+    Timer.set(() => {
+      const online = liveHeap();
+      trace(`wcm heap-live boot slots ${boot.slots} chunks ${boot.chunks} online slots ${online.slots} chunks ${online.chunks}\n`);
+      manager.stop();
+      Timer.set(() => {
+        const stopped = liveHeap();
+        trace(`wcm heap-live stopped slots ${stopped.slots} chunks ${stopped.chunks}\n`);
+      }, 500);
+    }, 200);
+  });
+}
+
 function main(): void {
   const settings = (config as Record<string, unknown>).wcm as (Record<string, unknown> & AppSettings) | undefined;
+  const bootHeap = settings?.measureHeap === true ? liveHeap() : undefined;
   // the manufacturing line's NVS identity, when flashed, takes the place of the built-in one
   const factory = factoryIdentity();
   let device: DeviceConfig;
@@ -89,6 +122,7 @@ function main(): void {
   const sntpHost = typeof sntp === "string" ? sntp : "";
   let sntpTried = false;
   let synced = false;
+  if (bootHeap) measureHeapOnce(manager, bootHeap);
   manager.onStatus((status) => {
     trace(`${describe(status)}\n`);
     const wall = manager.wallClock();

@@ -58,6 +58,29 @@ function build(config: Record<string, unknown>): void {
   console.log(`built in ${((Date.now() - started) / 1000).toFixed(1)} s; ${bytecodeSizes()}`);
 }
 
+/**
+ * The live-heap figures main.ts traces with measureHeap: what the connection
+ * (manager + TLS + MQTT) holds at ONLINE and what the manager alone keeps once
+ * stopped, above the boot baseline. lin's slots are 64-bit (32 B); ESP32's are
+ * 16 B, so the ESP32 estimate halves the slot bytes.
+ */
+function heapFigures(lines: string[]): string | undefined {
+  const first = lines.find((line) => line.startsWith("wcm heap-live boot"));
+  const stopped = lines.find((line) => line.startsWith("wcm heap-live stopped"));
+  if (!first || !stopped) return undefined;
+  const n = (line: string, key: string, after = 0) => Number(line.slice(after).match(new RegExp(`${key} (\\d+)`))?.[1]);
+  const onlineAt = first.indexOf("online");
+  const boot = { slots: n(first, "slots"), chunks: n(first, "chunks") };
+  const online = { slots: n(first, "slots", onlineAt), chunks: n(first, "chunks", onlineAt) };
+  const rest = { slots: n(stopped, "slots"), chunks: n(stopped, "chunks") };
+  const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+  const esp32 = (d: { slots: number; chunks: number }) => kb(d.slots / 2 + d.chunks);
+  const connection = { slots: online.slots - boot.slots, chunks: online.chunks - boot.chunks };
+  const manager = { slots: rest.slots - boot.slots, chunks: rest.chunks - boot.chunks };
+  return `above boot: at ONLINE (manager + TLS + MQTT) slots ${kb(connection.slots)} chunks ${kb(connection.chunks)} (ESP32 estimate ${esp32(connection)});`
+    + ` manager stopped slots ${kb(manager.slots)} chunks ${kb(manager.chunks)} (ESP32 estimate ${esp32(manager)})`;
+}
+
 function lastState(lines: string[]): string {
   const states = lines.filter((line) => line.startsWith("wcm state"));
   const heap = lines.filter((line) => line.startsWith("wcm heap")).at(-1);
@@ -190,6 +213,15 @@ async function main(): Promise<void> {
     lines = await simulate(/wcm state ONLINE/);
     record("lot image, NVS identity sim-lot-0003 (certificate, DER blobs) ONLINE", lines.some((line) => line.includes("identity nvs"))
       && lines.some((line) => /wcm state ONLINE credential certificate/.test(line)), lastState(lines));
+
+    // 5. the live heap (after a full GC): at boot, at ONLINE, and with the manager stopped
+    rmSync(PREFERENCES, { force: true });
+    const heapSecret = randomBytes(32).toString("hex");
+    await cloud.services.registerSecretDevice({ deviceId: "sim-heap-0001", secretHex: heapSecret });
+    build({ ...common, measureHeap: true, deviceId: "sim-heap-0001", option: "secret", secret: heapSecret, cloud: cloudSettings });
+    lines = await simulate(/wcm heap-live stopped/);
+    const live = heapFigures(lines);
+    record("live heap measured at boot, ONLINE and stopped", live !== undefined, live ?? lastState(lines));
   } finally {
     await cloud.close();
     rmSync(dataDir, { recursive: true, force: true });
