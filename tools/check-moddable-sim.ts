@@ -21,7 +21,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { startCloud } from "../cloud/index";
 import { nvsCsv } from "./manufacturing/make-lot";
 
@@ -35,7 +35,9 @@ const BIN = join(MODDABLE, "build", "bin", "lin", "release");
 const ENV = { ...process.env, MODDABLE, PATH: `${BIN}:${process.env.PATH}` };
 const PROVISIONING = join(ROOT, "provisioning", "device.json");
 const PREFERENCES = "/tmp/modpreferences.json";
-const APP = join(MODDABLE, "build", "bin", "lin", "mc", "debug", "main", "mc.so");
+// mcconfig names the build after the app's folder (this checkout's)
+const APP_NAME = basename(ROOT);
+const APP = join(MODDABLE, "build", "bin", "lin", "mc", "debug", APP_NAME, "mc.so");
 const RUN_SECONDS = Number(process.env.WCM_SIM_SECONDS ?? 45);
 
 interface Outcome { name: string; ok: boolean; detail: string }
@@ -89,7 +91,7 @@ function lastState(lines: string[]): string {
 
 /** Sizes of the compiled XS bytecode (debug build, line info included) of the core and the host modules. */
 function bytecodeSizes(): string {
-  const base = join(MODDABLE!, "build", "tmp", "lin", "mc", "debug", "main", "modules");
+  const base = join(MODDABLE!, "build", "tmp", "lin", "mc", "debug", APP_NAME, "modules");
   const total = (folder: string) => {
     const dir = join(base, folder);
     if (!existsSync(dir)) return 0;
