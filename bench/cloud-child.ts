@@ -1,12 +1,12 @@
 /*
  * The reference cloud in a child process for the connect-rate benchmark, so
  * its RSS and CPU are its own (the MQTT.js clients run in the parent).
- * IPC: parent sends {cmd:"start", dataDir, csv} | {cmd:"stats"} | {cmd:"nodelay", on} | {cmd:"close"};
+ * IPC: parent sends {cmd:"start", dataDir, csv} | {cmd:"stats"} | {cmd:"close"};
  * the child answers each with a message of the same cmd.
  */
 import { randomBytes } from "node:crypto";
 import { startCloud, type Cloud } from "../cloud/index";
-import { forceServerNoDelay } from "./online-bench";
+import { BENCH_LIMITS } from "./online-bench";
 
 export interface ChildStats {
   rss: number;
@@ -19,7 +19,7 @@ export interface ChildStats {
   liveSessions: number;
   /** event loop busy time so far, ms (performance.eventLoopUtilization().active) */
   loopActiveMs: number;
-  /** time spent in the registry's login-counter UPDATE (a synchronous=FULL SQLite commit), ms, and calls */
+  /** time spent in the registry's login-counter UPDATE (a SQLite commit, WAL, synchronous=NORMAL), ms, and calls */
   counterWriteMs: number;
   counterWrites: number;
 }
@@ -27,20 +27,16 @@ export interface ChildStats {
 export type ChildRequest =
   | { cmd: "start"; dataDir: string; csv: string }
   | { cmd: "stats" }
-  /** diagnostic: TCP_NODELAY on the endpoint's accepted sockets from now on (on) or not (off) */
-  | { cmd: "nodelay"; on: boolean }
   | { cmd: "close" };
 export type ChildReply =
   | { cmd: "start"; port: number; caPem: string; imported: number; stats: ChildStats }
   | { cmd: "stats"; stats: ChildStats }
-  | { cmd: "nodelay" }
   | { cmd: "close" }
   | { cmd: "error"; message: string };
 
 let cloud: Cloud | undefined;
 let counterWriteMs = 0;
 let counterWrites = 0;
-let undoNoDelay: (() => void) | undefined;
 
 function stats(): ChildStats {
   const memory = process.memoryUsage();
@@ -67,7 +63,7 @@ process.on("message", (message: ChildRequest) => {
   void (async () => {
     try {
       if (message.cmd === "start") {
-        cloud = await startCloud({ dataDir: message.dataDir, masterKey: new Uint8Array(randomBytes(32)), mqttPort: 0 });
+        cloud = await startCloud({ dataDir: message.dataDir, masterKey: new Uint8Array(randomBytes(32)), mqttPort: 0, limits: BENCH_LIMITS });
         const result = await cloud.services.importDevicesCsv({ csv: message.csv });
         // instrument (not change) the per-login durable write
         const registry = cloud.registry;
@@ -84,10 +80,7 @@ process.on("message", (message: ChildRequest) => {
         reply({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, imported: result.imported, stats: stats() });
       } else if (message.cmd === "stats") {
         reply({ cmd: "stats", stats: stats() });
-      } else if (message.cmd === "nodelay") {
-        undoNoDelay?.();
-        undoNoDelay = message.on ? forceServerNoDelay() : undefined;
-        reply({ cmd: "nodelay" });
+
       } else if (message.cmd === "close") {
         await cloud?.close();
         cloud = undefined;

@@ -9,6 +9,7 @@
  * (2 RTT for 1.2, 1 for 1.3) + MQTT CONNECT/CONNACK (1) + for temporary
  * credentials issue (1) + commit (1).
  */
+import type { AbuseLimits } from "../cloud/mqtt-server";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import tls from "node:tls";
@@ -149,18 +150,15 @@ function sum(values: number[]): number {
 }
 
 /**
- * Diagnostic only: makes every TLS server in this process set TCP_NODELAY on
- * its accepted sockets (the cloud's endpoint does not), to show what Nagle's
- * algorithm costs. Returns the function that undoes it.
+ * Abuse limits opened wide for the benchmarks of the protocol and of the cloud's
+ * capacity: every connection comes from 127.0.0.1 and a device logs in once per
+ * run, which the production limits (cloud/limits.ts) would rightly pace.
+ * bench/fleet-load.ts measures the cloud with its production limits.
  */
-export function forceServerNoDelay(): () => void {
-  const proto = tls.Server.prototype as unknown as { emit: (event: string | symbol, ...args: unknown[]) => boolean };
-  const original = proto.emit;
-  proto.emit = function (this: tls.Server, event: string | symbol, ...args: unknown[]): boolean {
-    if (event === "connection" && args[0] instanceof net.Socket) args[0].setNoDelay(true);
-    return original.call(this, event, ...args);
-  };
-  return () => {
-    proto.emit = original;
-  };
-}
+export const BENCH_LIMITS: AbuseLimits = {
+  login: { perDevice: { burst: 1e9, perSecond: 1e9 }, perLot: { burst: 1e9, perSecond: 1e9 } },
+  connections: {
+    unauthenticatedPerSource: 100_000, unauthenticatedTotal: 100_000,
+    newPerSource: { burst: 1e9, perSecond: 1e9 }, newTotal: { burst: 1e9, perSecond: 1e9 },
+  },
+};
