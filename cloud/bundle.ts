@@ -20,6 +20,7 @@ import { createHash } from "node:crypto";
 import { DEVICE_ID_PATTERN } from "../modules/protocol";
 import { CloudError } from "./errors";
 import { deviceSecretAad, type Registry } from "./registry";
+import { NAME_PATTERN } from "./admin-input";
 
 /** Largest bundle accepted, in bytes. */
 export const MAX_BUNDLE_BYTES = 512 * 1024 * 1024;
@@ -28,7 +29,6 @@ export const MAX_BUNDLE_DEVICES = 2_000_000;
 /** The `format` of line 1. */
 export const BUNDLE_FORMAT = "wcm-bundle";
 
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const SECRET_HEX = /^([0-9a-fA-F]{2}){16,64}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 

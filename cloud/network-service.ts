@@ -14,11 +14,12 @@ import { randomBytes } from "node:crypto";
 import { validateHotspotProfiles, type HotspotProfile, type HotspotSet } from "../modules/hotspots";
 import { isWcmError } from "../modules/errors";
 import {
-  checkDeviceId, checkNetworkPassword, encodeNetworkChange, MAX_NETWORK_PRIORITY,
+  checkNetworkPassword, encodeNetworkChange, MAX_NETWORK_PRIORITY,
   type CloudResponse, type DeviceRequest,
 } from "../modules/protocol";
 import { checkSsid } from "../modules/hotspots";
 import { sealTo } from "../modules/seal";
+import { deviceId, invalid, object } from "./admin-input";
 import { CloudError } from "./errors";
 import type { Session } from "./login";
 import { NetworkRegistry } from "./network-registry";
@@ -75,23 +76,6 @@ export interface NetworkHooks {
   hotspotsChanged?(rev: number): void;
   /** a sealed network change waits for the device */
   networkChanged?(deviceId: string): void;
-}
-
-function invalid(field: string, rule: string): never {
-  throw new CloudError("INVALID_INPUT", rule, { field });
-}
-
-function object(input: unknown): Record<string, unknown> {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) invalid("body", "must be an object");
-  return input as Record<string, unknown>;
-}
-
-function deviceId(value: unknown): string {
-  try {
-    return checkDeviceId(value);
-  } catch {
-    invalid("deviceId", "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit");
-  }
 }
 
 /** Runs a core validator, turning its WcmError into INVALID_INPUT naming the field. */

@@ -10,15 +10,13 @@
  */
 import { randomBytes, X509Certificate as NodeX509 } from "node:crypto";
 import { isIP } from "node:net";
-import { checkDeviceId } from "../modules/protocol";
 import { importBundle, type BundleImportResult } from "./bundle";
 import { parseRegistrationCsv } from "./csv";
+import { deviceId, invalid, name, object, optionalInt, secretHex, time } from "./admin-input";
 import { CloudError } from "./errors";
 import { certificateNamesId, createCa, fingerprint, isCa, issueCertificate, issuedBy, parseCertificate, parseCertificateRequest, privateKeyPem, withinValidity } from "./pki";
 import type { AuditFilter, AuditRecord, CaRow, DeviceView, NasClientRow, Registry } from "./registry";
 
-/** Names of CAs and lots: like device ids. */
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** Largest allowlist given at lot creation. */
 export const MAX_ALLOWLIST = 1_000_000;
 
@@ -89,51 +87,6 @@ export interface ServiceHooks {
   deviceUnlocked?(deviceId: string): boolean;
   /** a rotated secret is pending: tell the device's live session */
   secretRotated?(deviceId: string): void;
-}
-
-function invalid(field: string, rule: string): never {
-  throw new CloudError("INVALID_INPUT", rule, { field });
-}
-
-function object(input: unknown): Record<string, unknown> {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) invalid("body", "must be an object");
-  return input as Record<string, unknown>;
-}
-
-function deviceId(value: unknown, field = "deviceId"): string {
-  try {
-    return checkDeviceId(value);
-  } catch {
-    invalid(field, "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit");
-  }
-}
-
-function name(value: unknown, field: string): string {
-  if (typeof value !== "string" || !NAME_PATTERN.test(value)) invalid(field, "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit");
-  return value;
-}
-
-function secretHex(value: unknown, field = "secretHex"): Uint8Array {
-  if (typeof value !== "string" || !/^([0-9a-fA-F]{2}){16,64}$/.test(value)) invalid(field, "must be 16 to 64 bytes written as hex");
-  return Uint8Array.from(Buffer.from(value, "hex"));
-}
-
-function optionalInt(value: unknown, field: string, min: number, max: number, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) invalid(field, `must be an integer ${min}..${max}`);
-  return value;
-}
-
-/** A time filter: ISO 8601 text or ms since the epoch. */
-function time(value: unknown, field: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value === "number" && Number.isInteger(value) && value >= 0) return value;
-  if (typeof value === "string" && /^[0-9]{1,15}$/.test(value)) return Number(value);
-  if (typeof value === "string" && value.length <= 40 && /^\d{4}-\d{2}-\d{2}/.test(value)) {
-    const ms = Date.parse(value);
-    if (Number.isFinite(ms)) return ms;
-  }
-  invalid(field, "must be an ISO 8601 time or ms since the epoch");
 }
 
 /** The admin services over one registry. */
