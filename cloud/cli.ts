@@ -8,8 +8,7 @@
  * `error <CODE>: <message>` with exit status 1 (2 for usage errors).
  * Run with no command for the list.
  */
-import { readFileSync, writeFileSync, mkdirSync, realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { CloudError, isCloudError } from "./errors";
 import { generateMasterKeyHex, loadMasterKey } from "./master-key";
@@ -18,6 +17,7 @@ import { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
 import type { AuditRecord, DeviceView } from "./registry";
 import { startCloud } from "./index";
+import { invokedDirectly } from "./invoked-directly";
 
 const USAGE = `wcm cloud admin
 
@@ -327,15 +327,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
   }
 }
 
-function invokedDirectly(): boolean {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
 
-if (invokedDirectly()) {
+if (invokedDirectly(import.meta.url)) {
   runCli(process.argv.slice(2)).then((code) => {
     if (code !== 0 || process.argv[2] !== "serve") process.exitCode = code;
   });

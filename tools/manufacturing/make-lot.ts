@@ -17,9 +17,8 @@
  * Format details: docs/manufacturing.md.
  */
 import { randomBytes, X509Certificate } from "node:crypto";
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { bundleSha256, checksumLine, BUNDLE_FORMAT, type BundleHeader } from "../../cloud/bundle";
 import { loadMasterKey } from "../../cloud/master-key";
 import { fingerprint } from "../../cloud/pki";
@@ -27,6 +26,7 @@ import { Registry } from "../../cloud/registry";
 import { CloudServices } from "../../cloud/services";
 import { validateCloudConfig } from "../../modules/config";
 import { DEVICE_ID_PATTERN } from "../../modules/protocol";
+import { invokedDirectly } from "../../cloud/invoked-directly";
 
 export type LotOption = "secret" | "temporary" | "certificate";
 
@@ -279,6 +279,10 @@ const VALUE_FLAGS = new Set(["option", "count", "prefix", "start", "out", "mac-b
 /** Runs the command line; returns the exit status. */
 export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const flags = new Map<string, string>();
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   try {
     for (let i = 0; i < argv.length; i++) {
       const name = argv[i].replace(/^--/, "");
@@ -330,12 +334,5 @@ export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = proces
   }
 }
 
-function invokedDirectly(): boolean {
-  try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
 
-if (invokedDirectly()) void runMakeLot(process.argv.slice(2)).then((code) => (process.exitCode = code));
+if (invokedDirectly(import.meta.url)) void runMakeLot(process.argv.slice(2)).then((code) => (process.exitCode = code));
