@@ -13,6 +13,8 @@ import { nobleDigest } from "../../modules/noble-digest";
 import type { DigestPort } from "../../modules/ports";
 import { openSealed, sealPublicKey, sealTo } from "../../modules/seal";
 import { MemoryFlash, TestBed, testRandom } from "../../test/support/scenarios";
+import { modelPorts } from "./device-model";
+import { resetDeviceSteps, device } from "./meter-split";
 
 const KEY = fromHex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff00112233445566778899aabbccddeeff");
 const SECRET = fromHex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
@@ -58,6 +60,49 @@ function bootToOnline(option: "secret" | "temporary"): string {
   return `${status.state}/${status.credential}, device HMACs ${digest.hmacs}`;
 }
 
+/**
+ * An ESP32 first boot, power-on to PERMANENT and ONLINE: scan, select the
+ * partner hotspot, join it (TTLS-PAP, password derived from the temporary
+ * secret), log in `t`, issue, commit, then the first `hello` (the sealing key
+ * pair is made here) and the profile fetch it calls for. Only the device's
+ * JavaScript counts (bench/xs/device-model.ts): the cloud, radio, flash and
+ * native digest do not.
+ */
+function firstBoot(): string {
+  const bed = new TestBed(nobleDigest, "bench");
+  bed.cloud.addProvisioningKey(KEY);
+  const radius = { serverName: "radius.localhost", ca: "-----BEGIN CERTIFICATE-----\nMIIBradiusCA\n-----END CERTIFICATE-----" };
+  const zipkey = { name: "zipkey", roamingConsortium: ["5a03ba"], radius };
+  bed.cloud.setHotspots([zipkey, { name: "partner", ssid: "Partner", radius }]);
+  const radio = bed.radio();
+  radio.add({ ssid: "Neighbour", bssid: "02:00:00:00:00:01", rssi: -30, security: "psk", psk: "not-ours-12" });
+  radio.add(bed.hotspotAp("ZipKey", "02:00:00:00:00:02", -60, { roamingConsortium: ["5A03BA"] }));
+  const config = validateConfig({
+    deviceId: "bench-0001", option: "temporary", provisioningKey: "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff00112233445566778899aabbccddeeff",
+    cloud: { host: "cloud.example", port: 8883, ca: CA }, hotspots: [zipkey], buildTime: 1_767_225_600,
+  });
+  const ports = modelPorts({
+    random: testRandom(nobleDigest, "bench/device"),
+    clock: { now: () => bed.time.now },
+    scheduler: bed.time,
+    kv: new MemoryFlash(),
+    link: radio.gate(bed.cloud.linkFactory()),
+    network: radio,
+  });
+  resetDeviceSteps();
+  const manager = device(() => new ConnectionManager(config, ports));
+  device(() => manager.start());
+  bed.time.advance(5000);
+  const steps = resetDeviceSteps();
+  const status = manager.status;
+  if (status.state !== "ONLINE" || status.credential !== "permanent") throw new Error(`bench first boot ended ${status.state}/${status.credential}`);
+  const record = bed.cloud.devices.get("bench-0001");
+  if (!record?.sealKey) throw new Error("bench first boot: no hello with the sealing key");
+  if (manager.hotspots.profiles.length !== 2) throw new Error("bench first boot: profiles not fetched");
+  kept = { bed, manager };
+  return JSON.stringify({ deviceSteps: steps, note: `${status.state}/${status.credential} on ${status.network?.ssid}, hello + config` });
+}
+
 const NET_KEY = fromHex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
 const CHANGE = new TextEncoder().encode('{"v":1,"seq":1,"action":"set","ssid":"Home","password":"correct horse","priority":10}');
 let sealedChange: Uint8Array | undefined;
@@ -101,6 +146,7 @@ const steps: Record<string, () => string> = {
   },
   bootSecret: () => bootToOnline("secret"),
   bootTemporary: () => bootToOnline("temporary"),
+  firstBoot,
   release: () => {
     kept = undefined;
     return "";
