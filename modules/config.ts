@@ -32,10 +32,25 @@ export interface CommonConfig {
   buildTime?: number;
 }
 
+/**
+ * Where a temporary device's temporary secret comes from (docs/manufacturing.md,
+ * "Temporary lots: what each mode protects against"):
+ * - `temporarySecret`: the device's own derived secret (docs/protocol.md 5.1),
+ *   written by the line; the lot key is not on the device (make-lot's default);
+ * - `temporarySecretFrom: "hardware"`: the host's TemporarySecretPort computes it
+ *   with a key software cannot read (ESP32 eFuse + HMAC peripheral);
+ * - `provisioningKey`: the lot key itself (the older, weaker mode: whoever
+ *   extracts it from one device can log in as any device of the lot).
+ */
+export type TemporaryConfig =
+  | { deviceId: string; option: "temporary"; temporarySecret: Uint8Array; cloud: CloudConfig }
+  | { deviceId: string; option: "temporary"; temporarySecretFrom: "hardware"; cloud: CloudConfig }
+  | { deviceId: string; option: "temporary"; provisioningKey: Uint8Array; cloud: CloudConfig };
+
 /** A validated device configuration. Secrets are bytes, never strings in logs. */
 export type DeviceConfig = CommonConfig & (
   | { deviceId: string; option: "secret"; secret: Uint8Array; cloud: CloudConfig }
-  | { deviceId: string; option: "temporary"; provisioningKey: Uint8Array; cloud: CloudConfig }
+  | TemporaryConfig
   | { deviceId: string; option: "certificate"; certificate: string; privateKey: string; cloud: CloudConfig });
 
 /** Build times accepted: 2020-01-01 .. 2100-01-01. */
@@ -93,6 +108,29 @@ function pem(value: unknown, field: string, kind: RegExp): string {
   return value;
 }
 
+/** The temporary secret is an HMAC-SHA256 output: exactly 32 bytes. */
+const TEMPORARY_SECRET = /^[0-9a-fA-F]{64}$/;
+
+/** Exactly one of temporarySecret, temporarySecretFrom and provisioningKey. */
+function temporaryCredential(config: Record<string, unknown>, deviceId: string, cloud: CloudConfig): TemporaryConfig {
+  const given = ["temporarySecret", "temporarySecretFrom", "provisioningKey"].filter((field) => config[field] !== undefined);
+  if (given.length !== 1) {
+    fail(given[1] ?? "temporarySecret", "a temporary device takes exactly one of temporarySecret, temporarySecretFrom and provisioningKey");
+  }
+  switch (given[0]) {
+    case "temporarySecret": {
+      const value = config.temporarySecret;
+      if (typeof value !== "string" || !TEMPORARY_SECRET.test(value)) fail("temporarySecret", "must be the 32-byte derived secret written as 64 hex digits");
+      return { deviceId, option: "temporary", temporarySecret: fromHex(value), cloud };
+    }
+    case "temporarySecretFrom":
+      if (config.temporarySecretFrom !== "hardware") fail("temporarySecretFrom", 'must be "hardware"');
+      return { deviceId, option: "temporary", temporarySecretFrom: "hardware", cloud };
+    default:
+      return { deviceId, option: "temporary", provisioningKey: keyMaterial(config.provisioningKey, "provisioningKey"), cloud };
+  }
+}
+
 const CERT_PEM = /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/;
 const KEY_PEM = /-----BEGIN (RSA |EC )?PRIVATE KEY-----[\s\S]+-----END (RSA |EC )?PRIVATE KEY-----/;
 
@@ -130,7 +168,7 @@ export function validateConfig(input: unknown): DeviceConfig {
     case "secret":
       return { deviceId, option: "secret", secret: keyMaterial(config.secret, "secret"), cloud, ...common() };
     case "temporary":
-      return { deviceId, option: "temporary", provisioningKey: keyMaterial(config.provisioningKey, "provisioningKey"), cloud, ...common() };
+      return { ...temporaryCredential(config, deviceId, cloud), ...common() };
     case "certificate":
       return {
         deviceId,

@@ -3,7 +3,8 @@
  * a permanent one.
  *
  * - picks the credential: certificate, the stored issued secret, the configured
- *   shared secret, or the temporary secret derived from the provisioning key;
+ *   shared secret, or the temporary secret (temporary-secret.ts: stored, from
+ *   hardware, or derived from the provisioning key);
  *   once, after the cloud refused an unconfirmed issued secret, the credential
  *   it replaces;
  * - makes the login password: a counter-based proof (no clock needed), the
@@ -19,15 +20,15 @@ import {
   deriveCloudLoginKey,
   deriveCommitProof,
   deriveLoginProof,
-  deriveTemporarySecret,
   deriveWrapKey,
   unwrapSecret,
   type LoginKind,
 } from "./derive";
 import { isWcmError } from "./errors";
-import type { DigestPort, KeyValuePort } from "./ports";
+import type { DigestPort, KeyValuePort, TemporarySecretPort } from "./ports";
 import { formatLoginPassword, type CloudResponse, type CredentialLabel, type DeviceRequest } from "./protocol";
 import type { FailureClass } from "./retry";
+import { temporarySecretPort } from "./temporary-secret";
 
 /** The credential of the current (or next) session. */
 export interface ActiveCredential {
@@ -63,13 +64,16 @@ export class CredentialFlow {
   readonly #host: CredentialFlowHost;
   #credential: ActiveCredential | undefined;
   #stored: StoredSecret | undefined;
+  readonly #temporary: TemporarySecretPort | undefined;
   #useFallbackOnce = false;
 
-  constructor(config: DeviceConfig, kv: KeyValuePort, digest: DigestPort, host: CredentialFlowHost) {
+  /** @param hardware - the host's TemporarySecretPort, for temporarySecretFrom "hardware" */
+  constructor(config: DeviceConfig, kv: KeyValuePort, digest: DigestPort, host: CredentialFlowHost, hardware?: TemporarySecretPort) {
     this.#config = config;
     this.#digest = digest;
     this.#store = new CredentialStore(kv, digest, config.deviceId);
     this.#host = host;
+    this.#temporary = config.option === "temporary" ? temporarySecretPort(config, digest, hardware) : undefined;
   }
 
   /** The label to show before the first login: "permanent" once an issued secret is stored. */
@@ -80,7 +84,10 @@ export class CredentialFlow {
     return this.#config.option;
   }
 
-  /** The credential to log in with now (reloads the stored secret). */
+  /**
+   * The credential to log in with now (reloads the stored secret).
+   * @throws WcmError KEY_UNAVAILABLE when the temporary secret cannot be computed
+   */
   choose(): ActiveCredential {
     const config = this.#config;
     if (config.option === "certificate") return { label: "certificate" };
@@ -90,20 +97,25 @@ export class CredentialFlow {
     }
     if (this.#stored?.previous) return { label: "permanent", kind: "s", secret: this.#stored.previous.secret };
     if (config.option === "secret") return { label: "secret", kind: "s", secret: config.secret };
-    return {
-      label: "temporary",
-      kind: "t",
-      secret: deriveTemporarySecret(this.#digest, config.provisioningKey, config.deviceId),
-    };
+    return { label: "temporary", kind: "t", secret: (this.#temporary as TemporarySecretPort).temporarySecret(config.deviceId) };
   }
 
   /**
    * Chooses the credential of the next session and makes its login password.
    * @returns the label and the password (none for a certificate), or undefined when
-   *   the login counter could not be stored (the host was told: STORE_FAILED)
+   *   the login counter could not be stored (the host was told: STORE_FAILED) or the
+   *   temporary secret could not be computed (KEY_UNAVAILABLE, retried as an
+   *   authentication failure: a missing key does not appear by retrying fast)
    */
   login(): { label: CredentialLabel; password?: string } | undefined {
-    const credential = this.choose();
+    let credential: ActiveCredential;
+    try {
+      credential = this.choose();
+    } catch (error) {
+      if (!isWcmError(error, "KEY_UNAVAILABLE")) throw error;
+      this.#host.fail("auth", "KEY_UNAVAILABLE", error.message);
+      return undefined;
+    }
     this.#useFallbackOnce = false;
     this.#credential = credential;
     if (!(credential.kind && credential.secret)) return { label: credential.label };

@@ -38,7 +38,16 @@ export function labelled(label: string, ...fields: (string | Uint8Array)[]): Uin
  * used until the cloud issues a permanent secret.
  */
 export function deriveTemporarySecret(digest: DigestPort, provisioningKey: Uint8Array, deviceId: string): Uint8Array {
-  return digest.hmacSha256(provisioningKey, labelled(LABELS.temporarySecret, deviceId));
+  return digest.hmacSha256(provisioningKey, temporarySecretMessage(deviceId));
+}
+
+/**
+ * The message of the temporary-secret HMAC: "wcm-v1 temporary-secret" 0 deviceId.
+ * One HMAC with the lot key as its key, so hardware that holds the key and
+ * computes HMAC-SHA256 (the ESP32 HMAC peripheral) can compute the temporary secret.
+ */
+export function temporarySecretMessage(deviceId: string): Uint8Array {
+  return labelled(LABELS.temporarySecret, deviceId);
 }
 
 /** The key that signs cloud logins: HMAC(secret, "wcm-v1 cloud-login-key"). */

@@ -15,7 +15,8 @@ export type WcmErrorCode =
   | "STORE_FAILED"
   | "CREDENTIAL_INVALID"
   | "PROTOCOL_VIOLATION"
-  | "STATE_INVALID";
+  | "STATE_INVALID"
+  | "KEY_UNAVAILABLE";
 
 /** An error raised by the core: `code` is stable, `field` names the offending input when there is one. */
 export class WcmError extends Error {

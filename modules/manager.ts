@@ -3,7 +3,8 @@
  * an authenticated cloud session, and keeps it there.
  *
  * - picks the credential: certificate, the stored issued secret, the configured
- *   shared secret, or the temporary secret derived from the provisioning key;
+ *   shared secret, or the temporary secret (stored, from hardware, or derived
+ *   from the provisioning key: temporary-secret.ts);
  * - logs in over the CloudLink port with a counter-based proof (no clock needed);
  * - with temporary credentials, runs issuance in the same session: request,
  *   store crash-safely, prove possession (commit), then ONLINE as PERMANENT;
@@ -46,6 +47,7 @@ import type {
   NetworkPort,
   RandomPort,
   SchedulerPort,
+  TemporarySecretPort,
 } from "./ports";
 import type { CredentialLabel, DeviceState } from "./protocol";
 import type { RetryPolicy } from "./retry";
@@ -64,6 +66,8 @@ export interface ManagerPorts {
   log?: LogPort;
   /** the Wi-Fi radio; when given, the manager joins a network before it connects to the cloud */
   network?: NetworkPort;
+  /** computes the temporary secret in hardware (config temporarySecretFrom "hardware"; ESP32: hosts/esp32/hmac) */
+  temporarySecret?: TemporarySecretPort;
 }
 
 /** Tuning; every field has a default. */

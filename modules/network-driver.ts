@@ -232,7 +232,8 @@ export class NetworkDriver {
     try {
       request = this.#joinRequest(candidate);
     } catch (error) {
-      this.#host.fail("network", "STORE_FAILED", isWcmError(error) ? error.code : "join");
+      if (isWcmError(error, "KEY_UNAVAILABLE")) this.#host.fail("auth", "KEY_UNAVAILABLE", error.message);
+      else this.#host.fail("network", "STORE_FAILED", isWcmError(error) ? error.code : "join");
       return;
     }
     this.#radioTimer?.cancel();

@@ -53,6 +53,25 @@ export interface KeyValuePort {
   delete(key: string): void;
 }
 
+/**
+ * Computes a temporary device's temporary secret (docs/protocol.md 5.1):
+ * HMAC-SHA256(lotKey, "wcm-v1 temporary-secret" 0x00 deviceId). The core does not
+ * care where the lot key lives: in the configuration (the weaker lot-key mode),
+ * nowhere on the device (the derived secret is stored instead), or in hardware
+ * that computes the HMAC without letting software read the key (an ESP32 eFuse
+ * key block with the HMAC peripheral: hosts/esp32/hmac; simulated in
+ * hosts/node/efuse.ts). Hardware ports are passed as ManagerPorts.temporarySecret.
+ */
+export interface TemporarySecretPort {
+  /**
+   * The 32-byte temporary secret of `deviceId`.
+   * @throws WcmError KEY_UNAVAILABLE when the key cannot be used (hardware: key block
+   *   not burned, burned for another purpose, peripheral fault); the manager reports
+   *   that as the failure KEY_UNAVAILABLE and retries on the authentication schedule
+   */
+  temporarySecret(deviceId: string): Uint8Array;
+}
+
 /** TLS material for the cloud link, in PEM (hosts convert to DER where they need to). */
 export interface LinkTls {
   /** The trust anchor(s) for the cloud's server certificate. */

@@ -82,7 +82,7 @@ export class Session implements RequestChannelHost, CredentialFlowHost, NetworkD
     // The parts call back into this session (it is their host): no closures to keep per manager.
     this.#topics = deviceTopics(config.deviceId);
     this.#channel = new RequestChannel(ports.scheduler, ports.random, this.#topics.request, this.#options.requestTimeoutMs, this.#options.requestAttempts, this);
-    this.#credentials = new CredentialFlow(config, ports.kv, ports.digest, this);
+    this.#credentials = new CredentialFlow(config, ports.kv, ports.digest, this, ports.temporarySecret);
     this.#driver = new NetworkDriver(config, ports, this.#options, this);
     this.#status = { state: "STOPPED", credential: this.#credentials.initialLabel(), attempt: 0 };
     this.#sync = new CloudSync(config, ports, this.#options.sync, this.#driver, this);

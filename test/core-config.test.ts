@@ -52,6 +52,7 @@ describe("validateConfig", () => {
     it("Temporary_TypedWithProvisioningKey", () => {
       const config = validateConfig({ deviceId: "lamp-0001", option: "temporary", provisioningKey: PROVISIONING_KEY, cloud });
       assert.ok(config.option === "temporary");
+      assert.ok("provisioningKey" in config);
       assert.deepEqual(config.provisioningKey, fromHex(PROVISIONING_KEY));
     });
 
@@ -105,7 +106,7 @@ describe("validateConfig", () => {
       ["Secret_OddLength", { ...base, secret: `${SECRET}0` }, "secret"],
       ["Secret_NotHex", { ...base, secret: `${SECRET.slice(0, 62)}zz` }, "secret"],
       ["Secret_Bytes", { ...base, secret: fromHex(SECRET) }, "secret"],
-      ["ProvisioningKey_Missing", { ...base, option: "temporary", secret: undefined }, "provisioningKey"],
+      ["ProvisioningKey_Missing", { ...base, option: "temporary", secret: undefined }, "temporarySecret"],
       ["ProvisioningKey_TooShort", { ...base, option: "temporary", provisioningKey: "f0f1" }, "provisioningKey"],
       ["Certificate_Missing", { ...base, option: "certificate", privateKey: KEY }, "certificate"],
       ["Certificate_NotPem", { ...base, option: "certificate", certificate: "MIIB", privateKey: KEY }, "certificate"],

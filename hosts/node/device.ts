@@ -3,7 +3,9 @@
  * node:tls + MQTT.js, a file-backed Moddable-like flash, and system or
  * deterministic clock/randomness. Tests, the demo and the benchmarks use it.
  * With `radio` (hosts/node/radio), the device joins simulated access points
- * and reaches the cloud only where the joined network lets it.
+ * and reaches the cloud only where the joined network lets it. With
+ * `temporarySecret` (e.g. hosts/node/efuse.ts), a temporary device in hardware
+ * mode computes its temporary secret there.
  */
 import { validateConfig } from "../../modules/config";
 import { ConnectionManager, type ManagerOptions, type ManagerPorts } from "../../modules/manager";
@@ -47,6 +49,7 @@ export function createNodeDevice(config: unknown, options: NodeDeviceOptions = {
       link,
       ...(log ? { log } : {}),
       ...(network ? { network } : {}),
+      ...(options.temporarySecret ? { temporarySecret: options.temporarySecret } : {}),
     },
     options.manager,
   );
