@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { CloudError, isCloudError } from "./errors";
 import { generateMasterKeyHex, loadMasterKey } from "./master-key";
+import { MAX_CRL_BYTES } from "./pki";
 import { Registry } from "./registry";
 import { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
@@ -28,6 +29,10 @@ usage: npm run cloud -- <command> [arguments] [--data <dir>] [--master-key-file 
   ca create <name> [--days n]                    create a product CA (RSA-2048, key kept sealed)
   ca register <name> <cert.pem>                  register an external product CA
   ca list | ca revoke <name>
+  ca import-crl <name> <crl.pem|crl.der>         revoke every certificate a CRL of the CA lists (verified by the CA's key)
+  cert revoke (--ca <name> --serial <hex> | --sha256 <fingerprint>) [--reason text]
+                                                 revoke one device certificate (MQTT and EAP-TLS)
+  cert revoked [--ca <name>] [--limit n]         list revoked certificates
   cert issue <ca> <device-id> [--ec] [--days n] [--out <dir>]
                                                  issue a device certificate + PKCS#8 key
   device add-secret <device-id> (--secret-file f | --secret-hex hex)
@@ -58,7 +63,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(["radius-port", "secret", "data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device", "checksum", "action", "actor", "since", "until", "before", "ssid", "password", "password-file", "priority"]);
+const VALUE_FLAGS = new Set(["radius-port", "secret", "data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device", "checksum", "action", "actor", "since", "until", "before", "ssid", "password", "password-file", "priority", "serial", "sha256", "reason"]);
 const BOOLEAN_FLAGS = new Set(["ec", "help", "table"]);
 
 function parse(argv: string[]): Parsed {
@@ -177,6 +182,23 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
       case "ca register": return await services.registerProductCa({ name: need(parsed, 2, "CA name"), certificatePem: readText(need(parsed, 3, "certificate file"), 65536) });
       case "ca list": return await services.listProductCas();
       case "ca revoke": return await services.revokeProductCa({ name: need(parsed, 2, "CA name") });
+      case "ca import-crl": {
+        const caName = need(parsed, 2, "CA name");
+        const bytes = readFileSync(need(parsed, 3, "CRL file"));
+        if (bytes.length > MAX_CRL_BYTES * 2) throw new CloudError("TOO_LARGE", `the CRL file is larger than ${MAX_CRL_BYTES * 2} bytes`);
+        const text = bytes.toString("latin1");
+        return await services.importCrl(text.includes("-----BEGIN X509 CRL-----") ? { caName, crlPem: text } : { caName, crlDerBase64: bytes.toString("base64") });
+      }
+      case "cert revoke": {
+        const sha256 = flag(parsed, "sha256");
+        const reason = flag(parsed, "reason");
+        if (sha256 !== undefined) return await services.revokeCertificate({ fingerprint: sha256, reason });
+        const caName = flag(parsed, "ca");
+        const serial = flag(parsed, "serial");
+        if (caName === undefined || serial === undefined) throw new UsageError("give --ca <name> --serial <hex>, or --sha256 <fingerprint>");
+        return await services.revokeCertificate({ caName, serial, reason });
+      }
+      case "cert revoked": return await services.listRevokedCertificates({ caName: flag(parsed, "ca"), limit: intFlag(parsed, "limit") });
       case "cert issue": {
         const issued = await services.issueDeviceCertificate({
           caName: need(parsed, 2, "CA name"), deviceId: need(parsed, 3, "device id"), keyType: parsed.flags.has("ec") ? "ec" : "rsa", days: intFlag(parsed, "days"),
@@ -186,7 +208,7 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         writeFileSync(join(dir, `${issued.deviceId}.cert.pem`), issued.certificatePem);
         writeFileSync(join(dir, `${issued.deviceId}.key.pem`), issued.privateKeyPem, { mode: 0o600 });
-        return { deviceId: issued.deviceId, caName: issued.caName, fingerprint: issued.fingerprint, certificate: join(dir, `${issued.deviceId}.cert.pem`), privateKey: join(dir, `${issued.deviceId}.key.pem`) };
+        return { deviceId: issued.deviceId, caName: issued.caName, fingerprint: issued.fingerprint, serial: issued.serial, certificate: join(dir, `${issued.deviceId}.cert.pem`), privateKey: join(dir, `${issued.deviceId}.key.pem`) };
       }
       case "device add-secret": {
         const file = flag(parsed, "secret-file");

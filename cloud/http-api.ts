@@ -108,6 +108,12 @@ function routes(services: CloudServices, network: NetworkServices): Route[] {
       method: "POST", pattern: new RegExp(`^/v1/cas/${seg}/certificates$`), body: "json", status: 201,
       handler: async ({ params, json }) => services.issueDeviceCertificate({ ...json(), caName: params[0] } as never),
     },
+    { method: "POST", pattern: new RegExp(`^/v1/cas/${seg}/crl$`), body: "json", handler: async ({ params, json }) => services.importCrl({ ...json(), caName: params[0] } as never) },
+    { method: "POST", pattern: /^\/v1\/certificates\/revoke$/, body: "json", handler: async ({ json }) => services.revokeCertificate(json() as never) },
+    {
+      method: "GET", pattern: /^\/v1\/certificates\/revoked$/, body: "none",
+      handler: async ({ query }) => ({ revoked: await services.listRevokedCertificates({ caName: queryString(query, "caName"), limit: queryInt(query, "limit") }) }),
+    },
     { method: "GET", pattern: /^\/v1\/hotspots$/, body: "none", handler: async () => network.listHotspotProfiles() },
     { method: "PUT", pattern: /^\/v1\/hotspots$/, body: "json", handler: async ({ json }) => network.setHotspotProfiles(json() as never) },
     {

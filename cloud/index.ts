@@ -136,6 +136,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       deviceRevoked: (id) => live.disconnect(id),
       secretRotated: (id) => live.notifyRotation(id),
       caRevoked: (name) => live.disconnectWhere((id) => registry.device(id)?.ca_name === name),
+      certificatesRevoked: () => live.recheckCertificates(),
       // retiring a lot closes nothing: a temporary session already open may finish its issuance
       lotKeyRevoked: (_lot, temporaryIds) => {
         for (const id of temporaryIds) live.disconnect(id);

@@ -12,9 +12,10 @@ import { constantTimeEqual } from "../modules/bytes";
 import { deriveCloudLoginKey, deriveLoginProof, deriveTemporarySecret, type LoginKind } from "../modules/derive";
 import type { DigestPort } from "../modules/ports";
 import { CONNACK, DEVICE_ID_PATTERN, parseLoginPassword, type LoginPassword } from "../modules/protocol";
-import { certificateNamesId, fingerprint, issuedBy, withinValidity } from "./pki";
+import { checkDeviceCertificate, type CertificateFailure } from "./auth/certificate";
+import { issuedBy } from "./pki";
 import { X509Certificate as NodeX509 } from "node:crypto";
-import type { Registry } from "./registry";
+import type { DeviceRow, Registry } from "./registry";
 
 /** The credential a live session logged in with. */
 export type SessionCredential = "certificate" | LoginKind;
@@ -29,12 +30,14 @@ export interface Session {
   generation: number;
   /** the lot of a temporary session */
   lot?: string;
+  /** SHA-256 fingerprint of the client certificate of a certificate session */
+  certFingerprint?: string;
 }
 
 /** Short failure codes stored in devices.last_failure and the audit log. Catalogue: cloud/README.md. */
 export type LoginFailure =
   | "BAD_LOGIN" | "UNKNOWN_DEVICE" | "BAD_PROOF" | "REPLAY" | "REVOKED" | "TEMP_RETIRED" | "LOT_RETIRED" | "NOT_ALLOWED"
-  | "CERT_REQUIRED" | "UNKNOWN_CA" | "CA_REVOKED" | "CERT_EXPIRED" | "CERT_MISMATCH" | "INTERNAL"
+  | CertificateFailure | "INTERNAL"
   | "LOT_REVOKED" | "RATE_LIMITED" | "LOCKED_OUT";
 
 /**
@@ -77,19 +80,22 @@ function proofMatches(digest: DigestPort, secret: Uint8Array, id: string, login:
   return constantTimeEqual(expected, login.proof);
 }
 
-function verifyCertificate(registry: Registry, id: string, caName: string | null, pinned: string | null, leaf: X509Certificate | undefined): LoginResult {
-  if (!leaf) return refuse(CONNACK.badCredentials, "CERT_REQUIRED", "certificate device sent no client certificate");
-  const ca = caName === null ? undefined : registry.ca(caName);
-  if (!ca) return refuse(CONNACK.notAuthorized, "UNKNOWN_CA", "the device's CA is not registered");
-  if (ca.revoked) return refuse(CONNACK.notAuthorized, "CA_REVOKED", `CA ${ca.name} is revoked`);
-  const caCert = new NodeX509(ca.cert_pem);
-  if (!issuedBy(leaf, caCert)) return refuse(CONNACK.badCredentials, "UNKNOWN_CA", "certificate not issued by the device's CA");
-  const now = registry.now();
-  if (!withinValidity(leaf, now) || !withinValidity(caCert, now)) return refuse(CONNACK.badCredentials, "CERT_EXPIRED", "certificate outside its validity period");
-  if (!certificateNamesId(leaf, id)) return refuse(CONNACK.badCredentials, "CERT_MISMATCH", "certificate CN/SAN is not the client id");
-  if (pinned !== null && fingerprint(leaf) !== pinned) return refuse(CONNACK.badCredentials, "CERT_MISMATCH", "not the registered certificate");
-  registry.touch(id);
-  return { ok: true, session: { deviceId: id, credential: "certificate", generation: 0 } };
+/** CONNACK of each certificate failure: 5 for a revocation (as REVOKED), 4 otherwise. */
+const CERTIFICATE_CONNACK: Record<CertificateFailure, 4 | 5> = {
+  CERT_REQUIRED: CONNACK.badCredentials, UNKNOWN_CA: CONNACK.notAuthorized, CA_REVOKED: CONNACK.notAuthorized,
+  CERT_EXPIRED: CONNACK.badCredentials, CERT_USAGE: CONNACK.badCredentials, CERT_REVOKED: CONNACK.notAuthorized,
+  CERT_MISMATCH: CONNACK.badCredentials,
+};
+
+function verifyCertificate(registry: Registry, row: DeviceRow, leaf: X509Certificate | undefined): LoginResult {
+  const decision = checkDeviceCertificate(registry, row, leaf);
+  if (!decision.ok) {
+    // not issued by the device's (registered) CA: 4, as before; an unregistered CA: 5
+    const connack = decision.failure === "UNKNOWN_CA" && row.ca_name !== null && registry.ca(row.ca_name) ? CONNACK.badCredentials : CERTIFICATE_CONNACK[decision.failure];
+    return refuse(connack, decision.failure, decision.detail);
+  }
+  registry.touch(row.id);
+  return { ok: true, session: { deviceId: row.id, credential: "certificate", generation: 0, certFingerprint: decision.fingerprint } };
 }
 
 function verifySecret(registry: Registry, digest: DigestPort, id: string, login: LoginPassword): LoginResult {
@@ -169,7 +175,7 @@ export function verifyLogin(registry: Registry, digest: DigestPort, attempt: Log
   if (attempt.username !== id) return refuse(CONNACK.badCredentials, "BAD_LOGIN", "user name must equal the client id");
   if (row && row.kind === "certificate") {
     if (row.revoked) return refuse(CONNACK.notAuthorized, "REVOKED", "device revoked");
-    return verifyCertificate(registry, id, row.ca_name, row.cert_fingerprint, attempt.peerCertificate);
+    return verifyCertificate(registry, row, attempt.peerCertificate);
   }
   if (attempt.password === undefined || attempt.password.length === 0) {
     if (attempt.peerCertificate && !row) {

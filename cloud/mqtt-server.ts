@@ -21,6 +21,7 @@ import type { Socket } from "node:net";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
 import type { DigestPort, LogPort } from "../modules/ports";
 import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, MAX_CONFIG_BYTES, deviceTopics, encodeNotice, encodeResponse, parseTopic } from "../modules/protocol";
+import { checkDeviceCertificate } from "./auth/certificate";
 import type { IssuanceService } from "./issuance";
 import { ConnectionLimiter, LoginGuard, RefusalAudit, type ConnectionLimits, type LoginLimits, type RefusalAuditLimits } from "./limits";
 import { verifyLogin, type LoginGate, type LoginResult, type Session } from "./login";
@@ -417,6 +418,23 @@ export class MqttServer {
     this.#live.delete(deviceId);
     client.close();
     return true;
+  }
+
+  /**
+   * Closes every live certificate session whose client certificate the
+   * certificate check (cloud/auth/certificate.ts) now refuses, e.g. after a
+   * certificate revocation or CRL import. Returns how many were closed.
+   */
+  recheckCertificates(): number {
+    const { registry } = this.options;
+    let count = 0;
+    for (const [id, client] of [...this.#live]) {
+      if (this.#sessions.get(client)?.credential !== "certificate") continue;
+      const row = registry.device(id);
+      const leaf = (client.conn as GuardedConnection).socket?.getPeerX509Certificate?.();
+      if ((!row || !checkDeviceCertificate(registry, row, leaf).ok) && this.disconnect(id)) count++;
+    }
+    return count;
   }
 
   /** Closes the live sessions of every device for which `predicate` holds. */

@@ -241,3 +241,63 @@ export function withinValidity(cert: NodeX509, now: number): boolean {
 export function isCa(cert: NodeX509): boolean {
   return cert.ca;
 }
+
+/** A certificate serial number as the revocation list keys it: lower-case hex without leading zeros or colons. */
+export function normalizeSerial(serial: string): string {
+  const hex = serial.replace(/:/g, "").toLowerCase().replace(/^0+/, "");
+  return hex === "" ? "0" : hex;
+}
+
+/** Largest CRL (DER bytes) the cloud imports. */
+export const MAX_CRL_BYTES = 8 * 1024 * 1024;
+/** Most entries of one imported CRL. */
+export const MAX_CRL_ENTRIES = 200_000;
+
+/** What an imported CRL says, once verified. */
+export interface VerifiedCrl {
+  /** normalized serials of the revoked certificates */
+  serials: string[];
+  /** the CRL number extension, as decimal, if present */
+  crlNumber: string | undefined;
+  thisUpdate: Date;
+  nextUpdate: Date | undefined;
+}
+
+/**
+ * Parses a CRL (PEM `X509 CRL` or DER) and verifies it was issued and signed by `caPem`.
+ * @param crl - PEM text or DER bytes (at most MAX_CRL_BYTES)
+ * @param caPem - the product CA certificate
+ * @param now - ms clock: a CRL whose thisUpdate lies more than an hour ahead is refused
+ * @throws CloudError CERT_INVALID (field `crl`) when it does not parse, names another issuer, does not verify, or is too large
+ */
+export async function verifyCrl(crl: string | Uint8Array, caPem: string, now: number): Promise<VerifiedCrl> {
+  const invalid = (message: string): never => {
+    throw new CloudError("CERT_INVALID", message, { field: "crl" });
+  };
+  let der: Uint8Array;
+  if (typeof crl === "string") {
+    const match = /^\s*-----BEGIN X509 CRL-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END X509 CRL-----\s*$/.exec(crl);
+    if (!match) invalid("must be one PEM X509 CRL or DER");
+    der = Buffer.from(match![1].replace(/\s+/g, ""), "base64");
+  } else der = crl;
+  if (der.length === 0 || der.length > MAX_CRL_BYTES) invalid(`must be 1 to ${MAX_CRL_BYTES} bytes of DER`);
+  let parsed: x509.X509Crl;
+  try {
+    parsed = new x509.X509Crl(der);
+  } catch {
+    return invalid("not a parsable X.509 CRL");
+  }
+  const ca = new x509.X509Certificate(caPem);
+  if (parsed.issuerName.toString() !== ca.subjectName.toString()) invalid("the CRL's issuer is not the CA");
+  if (!(await parsed.verify({ publicKey: ca.publicKey }).catch(() => false))) invalid("the CRL's signature does not verify against the CA's key");
+  if (parsed.thisUpdate.getTime() > now + 3_600_000) invalid("the CRL's thisUpdate lies in the future");
+  if (parsed.entries.length > MAX_CRL_ENTRIES) invalid(`more than ${MAX_CRL_ENTRIES} entries`);
+  const number = parsed.getExtension("2.5.29.20");
+  let crlNumber: string | undefined;
+  if (number) {
+    // CRLNumber ::= INTEGER, the extension value is its DER
+    const value = new Uint8Array(number.value);
+    if (value[0] === 0x02 && value[1] === value.length - 2 && value.length <= 23) crlNumber = BigInt(`0x${Buffer.from(value.subarray(2)).toString("hex") || "0"}`).toString();
+  }
+  return { serials: parsed.entries.map((entry) => normalizeSerial(entry.serialNumber)), crlNumber, thisUpdate: parsed.thisUpdate, nextUpdate: parsed.nextUpdate };
+}

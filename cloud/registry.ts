@@ -94,6 +94,20 @@ export interface CaRow {
   created_at: number;
 }
 
+/** One revoked certificate: by its CA and serial, or by its SHA-256 fingerprint. */
+export interface RevokedCertificate {
+  /** the CA whose serial this is (null for a fingerprint entry) */
+  caName: string | null;
+  /** normalized serial (pki.normalizeSerial), or null */
+  serial: string | null;
+  /** SHA-256 fingerprint, or null */
+  fingerprint: string | null;
+  /** "admin" (cert revoke) or "crl" (ca import-crl) */
+  source: "admin" | "crl";
+  reason: string | null;
+  revokedAt: string;
+}
+
 /** A provisioning key (lot) row. */
 export interface LotRow {
   lot: string;
@@ -161,6 +175,9 @@ CREATE INDEX IF NOT EXISTS devices_by_lot ON devices (lot);
 CREATE TABLE IF NOT EXISTS audit (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL,
   action TEXT NOT NULL, device_id TEXT, detail TEXT);
+CREATE TABLE IF NOT EXISTS revoked_certificates (
+  key TEXT PRIMARY KEY, ca_name TEXT, serial TEXT, fingerprint TEXT, source TEXT NOT NULL, reason TEXT, revoked_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS revoked_certificates_by_ca ON revoked_certificates (ca_name);
 CREATE TABLE IF NOT EXISTS nas_clients (
   name TEXT PRIMARY KEY, address TEXT NOT NULL, secret_enc BLOB NOT NULL, created_at INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
@@ -179,6 +196,14 @@ const KEY_CHECK_PLAINTEXT = "wcm master key check v1";
 /** Additional data that binds a sealed device secret to its row and generation. */
 export function deviceSecretAad(id: string, generation: number): string {
   return `device:${id}:secret:${generation}`;
+}
+
+interface RevokedRow {
+  key: string; ca_name: string | null; serial: string | null; fingerprint: string | null; source: "admin" | "crl"; reason: string | null; revoked_at: number;
+}
+
+function revokedView(row: RevokedRow): RevokedCertificate {
+  return { caName: row.ca_name, serial: row.serial, fingerprint: row.fingerprint, source: row.source, reason: row.reason, revokedAt: new Date(row.revoked_at).toISOString() };
 }
 
 function iso(ms: number | null): string | null {
@@ -371,6 +396,61 @@ export class Registry {
       this.stmt("UPDATE product_cas SET revoked = 1 WHERE name = ?").run(name);
       this.audit(actor, "ca.revoke", null, `ca=${name}`);
     });
+  }
+
+  // ------------------------------------------------------------ revoked certificates
+
+  /**
+   * The revocation of a certificate of CA `caName` with `serial` (normalized)
+   * or SHA-256 `fingerprint`, if either is revoked. One indexed lookup.
+   */
+  certificateRevocation(caName: string, serial: string, fingerprint: string): RevokedCertificate | undefined {
+    const row = this.stmt("SELECT * FROM revoked_certificates WHERE key IN (?, ?) LIMIT 1").get(`serial:${caName}:${serial}`, `sha256:${fingerprint}`) as RevokedRow | undefined;
+    return row && revokedView(row);
+  }
+
+  /**
+   * Revokes one certificate, by (CA, serial) or by fingerprint; audited
+   * (`certificate.revoke`). Returns false when it was already revoked (nothing written).
+   * @throws CA_NOT_FOUND for an unknown CA
+   */
+  revokeCertificate(entry: { caName: string; serial: string } | { fingerprint: string }, reason: string | null, actor: string): boolean {
+    return this.tx(() => {
+      if ("caName" in entry && !this.ca(entry.caName)) throw new CloudError("CA_NOT_FOUND", `no CA named ${entry.caName}`, { field: "caName" });
+      const key = "caName" in entry ? `serial:${entry.caName}:${entry.serial}` : `sha256:${entry.fingerprint}`;
+      const result = this.stmt("INSERT OR IGNORE INTO revoked_certificates (key, ca_name, serial, fingerprint, source, reason, revoked_at) VALUES (?, ?, ?, ?, 'admin', ?, ?)")
+        .run(key, "caName" in entry ? entry.caName : null, "caName" in entry ? entry.serial : null, "fingerprint" in entry ? entry.fingerprint : null, reason, this.now());
+      if (result.changes === 0) return false;
+      const what = "caName" in entry ? `ca=${entry.caName} serial=${entry.serial}` : `sha256=${entry.fingerprint}`;
+      this.audit(actor, "certificate.revoke", null, `${what}${reason ? ` reason=${reason}` : ""}`);
+      return true;
+    });
+  }
+
+  /**
+   * Adds the serials of a verified CRL of CA `caName` to the revoked
+   * certificates (entries are never removed: certificateHold is not honoured
+   * as temporary); one audit row `ca.crl-import`. Returns how many were new.
+   */
+  importCrlSerials(caName: string, serials: string[], crlNumber: string | undefined, actor: string): number {
+    return this.tx(() => {
+      if (!this.ca(caName)) throw new CloudError("CA_NOT_FOUND", `no CA named ${caName}`, { field: "caName" });
+      const insert = this.stmt("INSERT OR IGNORE INTO revoked_certificates (key, ca_name, serial, fingerprint, source, reason, revoked_at) VALUES (?, ?, ?, NULL, 'crl', ?, ?)");
+      const now = this.now();
+      let added = 0;
+      for (const serial of serials) added += insert.run(`serial:${caName}:${serial}`, caName, serial, crlNumber === undefined ? "crl" : `crl ${crlNumber}`, now).changes;
+      this.audit(actor, "ca.crl-import", null, `ca=${caName}${crlNumber === undefined ? "" : ` crlNumber=${crlNumber}`} entries=${serials.length} new=${added}`);
+      return added;
+    });
+  }
+
+  /** Revoked certificates, newest first (of one CA, or all), at most `limit` (1..10000). */
+  revokedCertificates(caName?: string, limit = 1000): RevokedCertificate[] {
+    const bounded = Math.max(1, Math.min(10_000, Math.floor(limit)));
+    const rows = (caName === undefined
+      ? this.stmt("SELECT * FROM revoked_certificates ORDER BY revoked_at DESC, key LIMIT ?").all(bounded)
+      : this.stmt("SELECT * FROM revoked_certificates WHERE ca_name = ? ORDER BY revoked_at DESC, key LIMIT ?").all(caName, bounded)) as RevokedRow[];
+    return rows.map(revokedView);
   }
 
   // ------------------------------------------------------------ devices

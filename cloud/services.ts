@@ -14,8 +14,14 @@ import { importBundle, type BundleImportResult } from "./bundle";
 import { parseRegistrationCsv } from "./csv";
 import { deviceId, invalid, name, object, optionalInt, secretHex, time } from "./admin-input";
 import { CloudError } from "./errors";
-import { certificateNamesId, createCa, fingerprint, isCa, issueCertificate, issuedBy, parseCertificate, parseCertificateRequest, privateKeyPem, withinValidity } from "./pki";
-import type { AuditFilter, AuditRecord, CaRow, DeviceView, NasClientRow, Registry } from "./registry";
+import { deviceCertificateUsage } from "./auth/certificate";
+import { certificateNamesId, createCa, fingerprint, isCa, issueCertificate, issuedBy, MAX_CRL_BYTES, normalizeSerial, parseCertificate, parseCertificateRequest, privateKeyPem, verifyCrl, withinValidity } from "./pki";
+import type { AuditFilter, AuditRecord, CaRow, DeviceView, NasClientRow, Registry, RevokedCertificate } from "./registry";
+
+function boundedText(value: unknown, field: string, max: number): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > max || !/^[\x20-\x7e]*$/.test(value)) invalid(field, `must be 1-${max} printable ASCII characters`);
+  return value as string;
+}
 
 /** Largest allowlist given at lot creation. */
 export const MAX_ALLOWLIST = 1_000_000;
@@ -39,6 +45,8 @@ export interface IssuedDeviceCertificate {
   /** PKCS#8 PEM */
   privateKeyPem: string;
   fingerprint: string;
+  /** serial number (lower-case hex), for `cert revoke --serial` */
+  serial: string;
 }
 
 /** A provisioning key created for a lot (the key is shown once). */
@@ -77,6 +85,8 @@ export const NAS_SECRET_MAX = 128;
 export interface ServiceHooks {
   deviceRevoked?(deviceId: string): void;
   caRevoked?(caName: string): void;
+  /** certificates were revoked: close the live sessions whose client certificate is now refused */
+  certificatesRevoked?(): void;
   /** a lot's key was retired: nothing to close (live temporary sessions may finish) */
   lotRetired?(lot: string): void;
   /** a lot's key was revoked: close the sessions of `temporaryIds` */
@@ -174,9 +184,11 @@ export class CloudServices {
       caCertPem: ca.cert_pem, caKeyDer: caKey, commonName: id, usage: "client", dnsNames: [id],
       keyType: (body.keyType as "rsa" | "ec" | undefined) ?? "rsa", days,
     });
-    const fp = fingerprint(new NodeX509(issued.certPem));
-    this.registry.tx(() => this.registry.audit(this.actor, "certificate.issue", id, `ca=${caName} sha256=${fp.slice(0, 16)}`));
-    return { deviceId: id, caName, certificatePem: issued.certPem, privateKeyPem: privateKeyPem(issued.keyDer), fingerprint: fp };
+    const cert = new NodeX509(issued.certPem);
+    const fp = fingerprint(cert);
+    const serial = normalizeSerial(cert.serialNumber);
+    this.registry.tx(() => this.registry.audit(this.actor, "certificate.issue", id, `ca=${caName} serial=${serial} sha256=${fp.slice(0, 16)}`));
+    return { deviceId: id, caName, certificatePem: issued.certPem, privateKeyPem: privateKeyPem(issued.keyDer), fingerprint: fp, serial };
   }
 
   /**
@@ -184,7 +196,7 @@ export class CloudServices {
    * CA the cloud created: CN and SAN = device id, clientAuth. The request's CN,
    * if any, must be the device id. Does not register the device.
    */
-  async signDeviceCsr(input: { caName: string; deviceId: string; csrPem: string; days?: number }): Promise<{ deviceId: string; caName: string; certificatePem: string; fingerprint: string }> {
+  async signDeviceCsr(input: { caName: string; deviceId: string; csrPem: string; days?: number }): Promise<{ deviceId: string; caName: string; certificatePem: string; fingerprint: string; serial: string }> {
     const body = object(input);
     const caName = name(body.caName, "caName");
     const id = deviceId(body.deviceId);
@@ -197,9 +209,79 @@ export class CloudServices {
     const issued = await issueCertificate({
       caCertPem: ca.cert_pem, caKeyDer: caKey, commonName: id, usage: "client", dnsNames: [id], keyType: request.keyType, days, publicKey: request.publicKey,
     });
-    const fp = fingerprint(new NodeX509(issued.certPem));
-    this.registry.tx(() => this.registry.audit(this.actor, "certificate.sign", id, `ca=${caName} sha256=${fp.slice(0, 16)}`));
-    return { deviceId: id, caName, certificatePem: issued.certPem, fingerprint: fp };
+    const cert = new NodeX509(issued.certPem);
+    const fp = fingerprint(cert);
+    const serial = normalizeSerial(cert.serialNumber);
+    this.registry.tx(() => this.registry.audit(this.actor, "certificate.sign", id, `ca=${caName} serial=${serial} sha256=${fp.slice(0, 16)}`));
+    return { deviceId: id, caName, certificatePem: issued.certPem, fingerprint: fp, serial };
+  }
+
+  /**
+   * Revokes one device certificate, by its CA and serial number (hex, colons
+   * allowed) or by its SHA-256 fingerprint (64 hex digits, colons allowed):
+   * refused at every later mTLS connect and EAP-TLS authentication
+   * (CERT_REVOKED), live sessions with it closed. Audited (`certificate.revoke`).
+   * @example await services.revokeCertificate({ caName: "lamps", serial: "5a3f01" })
+   * @throws INVALID_INPUT, CA_NOT_FOUND
+   */
+  async revokeCertificate(input: { caName?: string; serial?: string; fingerprint?: string; reason?: string }): Promise<{ revoked: RevokedCertificate; alreadyRevoked: boolean }> {
+    const body = object(input);
+    const reason = body.reason === undefined ? null : boundedText(body.reason, "reason", 100);
+    let entry: { caName: string; serial: string } | { fingerprint: string };
+    if (body.fingerprint !== undefined) {
+      if (body.caName !== undefined || body.serial !== undefined) invalid("fingerprint", "give either fingerprint, or caName and serial");
+      const fp = typeof body.fingerprint === "string" ? body.fingerprint.replace(/:/g, "").toLowerCase() : "";
+      if (!/^[0-9a-f]{64}$/.test(fp)) invalid("fingerprint", "must be a SHA-256 fingerprint (64 hex digits, colons allowed)");
+      entry = { fingerprint: fp };
+    } else {
+      const caName = name(body.caName, "caName");
+      if (typeof body.serial !== "string" || !/^[0-9A-Fa-f:]{1,64}$/.test(body.serial)) invalid("serial", "must be a serial number in hex (at most 20 bytes, colons allowed)");
+      const serial = normalizeSerial(body.serial as string);
+      if (serial.length > 40) invalid("serial", "must be at most 20 bytes");
+      entry = { caName, serial };
+    }
+    const added = this.registry.revokeCertificate(entry, reason, this.actor);
+    if (added) this.hooks.certificatesRevoked?.();
+    const revoked = "caName" in entry
+      ? this.registry.certificateRevocation(entry.caName, entry.serial, "")!
+      : this.registry.certificateRevocation("", "", entry.fingerprint)!;
+    return { revoked, alreadyRevoked: !added };
+  }
+
+  /**
+   * Imports a CRL of a registered product CA (PEM text or DER as base64),
+   * verified against the CA's key: every serial it lists is revoked from now on
+   * (entries are only ever added). Audited (`ca.crl-import`).
+   * @throws CERT_INVALID (does not parse or verify), CA_NOT_FOUND, INVALID_INPUT
+   */
+  async importCrl(input: { caName: string; crlPem?: string; crlDerBase64?: string }): Promise<{ caName: string; crlNumber: string | null; entries: number; added: number; thisUpdate: string; nextUpdate: string | null }> {
+    const body = object(input);
+    const caName = name(body.caName, "caName");
+    if ((body.crlPem === undefined) === (body.crlDerBase64 === undefined)) invalid("crlPem", "give exactly one of crlPem and crlDerBase64");
+    let crl: string | Uint8Array;
+    if (body.crlPem !== undefined) {
+      if (typeof body.crlPem !== "string" || body.crlPem.length > MAX_CRL_BYTES * 1.4) invalid("crlPem", "must be a PEM X509 CRL");
+      crl = body.crlPem as string;
+    } else {
+      if (typeof body.crlDerBase64 !== "string" || body.crlDerBase64.length > MAX_CRL_BYTES * 1.4 || !/^[A-Za-z0-9+/=\s]*$/.test(body.crlDerBase64)) invalid("crlDerBase64", "must be base64 DER");
+      crl = new Uint8Array(Buffer.from(body.crlDerBase64 as string, "base64"));
+    }
+    const ca = this.registry.ca(caName);
+    if (!ca) throw new CloudError("CA_NOT_FOUND", `no CA named ${caName}`, { field: "caName" });
+    const verified = await verifyCrl(crl, ca.cert_pem, this.registry.now());
+    const added = this.registry.importCrlSerials(caName, verified.serials, verified.crlNumber, this.actor);
+    if (added > 0) this.hooks.certificatesRevoked?.();
+    return {
+      caName, crlNumber: verified.crlNumber ?? null, entries: verified.serials.length, added,
+      thisUpdate: verified.thisUpdate.toISOString(), nextUpdate: verified.nextUpdate?.toISOString() ?? null,
+    };
+  }
+
+  /** Revoked certificates, newest first (of one CA, or all; at most `limit`, default 1000). */
+  async listRevokedCertificates(input: { caName?: string; limit?: number } = {}): Promise<RevokedCertificate[]> {
+    const body = object(input);
+    const caName = body.caName === undefined ? undefined : name(body.caName, "caName");
+    return this.registry.revokedCertificates(caName, optionalInt(body.limit, "limit", 1, 10_000, 1000));
   }
 
   /**
@@ -231,6 +313,8 @@ export class CloudServices {
       const cert = parseCertificate(body.certificatePem, "certificatePem");
       if (!certificateNamesId(cert, id)) throw new CloudError("CERT_INVALID", "CN or SAN must equal the device id", { field: "certificatePem" });
       if (!withinValidity(cert, this.registry.now())) throw new CloudError("CERT_INVALID", "outside its validity period", { field: "certificatePem" });
+      const usage = deviceCertificateUsage(cert);
+      if (usage) throw new CloudError("CERT_INVALID", usage, { field: "certificatePem" });
       const ca = this.registry.cas().find((row) => !row.revoked && issuedBy(cert, new NodeX509(row.cert_pem)));
       if (!ca) throw new CloudError("UNKNOWN_CA", "not issued by a registered, unrevoked product CA", { field: "certificatePem" });
       this.registry.tx(() => this.registry.insertCertificateDevice(id, ca.name, fingerprint(cert), this.actor));

@@ -8,8 +8,9 @@
  *   while its commit was lost), or its temporary secret while the temporary
  *   credential may still be used (allowlisted, lot not retired, not retired for
  *   the device, device not revoked).
- * - EAP-TLS: the client certificate against the registered, unrevoked product
- *   CAs (signature, dates, CN/SAN = device id, pinned fingerprint).
+ * - EAP-TLS: the client certificate by cloud/auth/certificate.ts, the same
+ *   check as the MQTT login (CA, signature, dates, end-entity and clientAuth,
+ *   revoked certificates, CN/SAN = device id, pinned fingerprint).
  * Nothing is written here; the server records failures.
  */
 import { X509Certificate } from "node:crypto";
@@ -17,13 +18,14 @@ import { constantTimeEqual, utf8Encode } from "../../modules/bytes";
 import { deriveHotspotPassword, deriveTemporarySecret } from "../../modules/derive";
 import type { DigestPort } from "../../modules/ports";
 import { DEVICE_ID_PATTERN } from "../../modules/protocol";
-import { certificateNames, certificateNamesId, fingerprint, issuedBy, withinValidity } from "../pki";
+import { caCertificate, checkDeviceCertificate as checkCertificate, type CertificateFailure } from "../auth/certificate";
+import { certificateNames, issuedBy } from "../pki";
 import type { Registry } from "../registry";
 
 /** Reasons an authentication is refused; sent as the Reply-Message of the Access-Reject. Catalogue: docs/radius.md. */
 export type RadiusReason =
   | "UNKNOWN_DEVICE" | "BAD_PASSWORD" | "REVOKED" | "TEMP_RETIRED" | "LOT_RETIRED" | "NOT_ALLOWED"
-  | "CERT_REQUIRED" | "UNKNOWN_CA" | "CA_REVOKED" | "CERT_EXPIRED" | "CERT_MISMATCH"
+  | CertificateFailure
   | "RATE_LIMITED" | "TOO_LARGE" | "BAD_EAP" | "TLS_FAILED" | "METHOD_UNSUPPORTED" | "TIMEOUT" | "INTERNAL";
 
 /** Which credential an accepted device used. */
@@ -33,19 +35,6 @@ export type HotspotCredential = "secret" | "pending" | "temporary" | "certificat
 export type Decision =
   | { ok: true; deviceId: string; credential: HotspotCredential }
   | { ok: false; deviceId: string | undefined; reason: RadiusReason; detail: string };
-
-/** Parsed product CA certificates by PEM (parsing one per authentication costs more than the check). */
-const parsedCas = new Map<string, X509Certificate>();
-
-function caCertificate(pem: string): X509Certificate {
-  let cert = parsedCas.get(pem);
-  if (!cert) {
-    if (parsedCas.size >= 1024) parsedCas.clear();
-    cert = new X509Certificate(pem);
-    parsedCas.set(pem, cert);
-  }
-  return cert;
-}
 
 function refuse(deviceId: string | undefined, reason: RadiusReason, detail: string): Decision {
   return { ok: false, deviceId, reason, detail };
@@ -111,14 +100,7 @@ export function checkDeviceCertificate(registry: Registry, identity: string, lea
   }
   if (row.revoked) return refuse(id, "REVOKED", "device revoked");
   if (row.kind !== "certificate") return refuse(id, "NOT_ALLOWED", "not a certificate device: use EAP-TTLS");
-  const ca = row.ca_name === null ? undefined : registry.ca(row.ca_name);
-  if (!ca) return refuse(id, "UNKNOWN_CA", "the device's CA is not registered");
-  if (ca.revoked) return refuse(id, "CA_REVOKED", `CA ${ca.name} is revoked`);
-  const caCert = caCertificate(ca.cert_pem);
-  if (!issuedBy(leaf, caCert)) return refuse(id, "UNKNOWN_CA", "certificate not issued by the device's CA");
-  const now = registry.now();
-  if (!withinValidity(leaf, now) || !withinValidity(caCert, now)) return refuse(id, "CERT_EXPIRED", "certificate outside its validity period");
-  if (!certificateNamesId(leaf, id)) return refuse(id, "CERT_MISMATCH", "certificate CN/SAN is not the device id");
-  if (row.cert_fingerprint !== null && fingerprint(leaf) !== row.cert_fingerprint) return refuse(id, "CERT_MISMATCH", "not the registered certificate");
+  const decision = checkCertificate(registry, row, leaf);
+  if (!decision.ok) return refuse(id, decision.failure, decision.detail);
   return { ok: true, deviceId: id, credential: "certificate" };
 }
