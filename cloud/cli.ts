@@ -187,7 +187,7 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
         const bytes = readFileSync(need(parsed, 3, "CRL file"));
         if (bytes.length > MAX_CRL_BYTES * 2) throw new CloudError("TOO_LARGE", `the CRL file is larger than ${MAX_CRL_BYTES * 2} bytes`);
         const text = bytes.toString("latin1");
-        return await services.importCrl(text.includes("-----BEGIN X509 CRL-----") ? { caName, crlPem: text } : { caName, crlDerBase64: bytes.toString("base64") });
+        return await services.importCrl(/-----BEGIN (X509 )?CRL-----/.test(text) ? { caName, crlPem: text } : { caName, crlDerBase64: bytes.toString("base64") });
       }
       case "cert revoke": {
         const sha256 = flag(parsed, "sha256");

@@ -265,7 +265,7 @@ export interface VerifiedCrl {
 
 /**
  * Parses a CRL (PEM `X509 CRL` or DER) and verifies it was issued and signed by `caPem`.
- * @param crl - PEM text or DER bytes (at most MAX_CRL_BYTES)
+ * @param crl - PEM text (`X509 CRL`, as OpenSSL writes it, or `CRL`) or DER bytes (at most MAX_CRL_BYTES)
  * @param caPem - the product CA certificate
  * @param now - ms clock: a CRL whose thisUpdate lies more than an hour ahead is refused
  * @throws CloudError CERT_INVALID (field `crl`) when it does not parse, names another issuer, does not verify, or is too large
@@ -276,9 +276,9 @@ export async function verifyCrl(crl: string | Uint8Array, caPem: string, now: nu
   };
   let der: Uint8Array;
   if (typeof crl === "string") {
-    const match = /^\s*-----BEGIN X509 CRL-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END X509 CRL-----\s*$/.exec(crl);
+    const match = /^\s*-----BEGIN (X509 )?CRL-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END \1CRL-----\s*$/.exec(crl);
     if (!match) invalid("must be one PEM X509 CRL or DER");
-    der = Buffer.from(match![1].replace(/\s+/g, ""), "base64");
+    der = Buffer.from(match![2].replace(/\s+/g, ""), "base64");
   } else der = crl;
   if (der.length === 0 || der.length > MAX_CRL_BYTES) invalid(`must be 1 to ${MAX_CRL_BYTES} bytes of DER`);
   let parsed: x509.X509Crl;
