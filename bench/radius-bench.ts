@@ -117,7 +117,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "wcm-radius-bench-"));
   const cloud: Cloud = await startCloud({
     dataDir: join(dir, "data"), masterKey: new Uint8Array(randomBytes(32)), mqttPort: 0, radiusPort: 0,
-    radius: { nasRate: { burst: 100_000, perSecond: 100_000 }, deviceRate: { burst: 100_000, perSecond: 100_000 }, maxSessions: 4096 },
+    radius: { nasRate: { burst: 100_000, perSecond: 100_000 }, maxSessions: 4096 },
+    limits: { login: { perDevice: { burst: 100_000, perSecond: 100_000 } } },
   });
   try {
     const services = cloud.services;

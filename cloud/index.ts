@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LogPort } from "../modules/ports";
+import { Authenticator } from "./auth/authenticator";
 import { buildAdminApi, listenAdminApi, type AdminListener } from "./http-api";
 import { IssuanceService } from "./issuance";
 import { loadMasterKey } from "./master-key";
@@ -29,7 +30,7 @@ export { RadiusServer } from "./radius/server";
 
 /** Tunables of the RADIUS server (docs/radius.md); everything else comes from the cloud. */
 export type RadiusTuning = Pick<RadiusServerOptions,
-  "fragmentSize" | "maxReassembly" | "maxSessions" | "sessionIdleMs" | "deviceRate" | "nasRate" | "duplicateTtlMs" | "sessionTimeoutS">;
+  "fragmentSize" | "maxReassembly" | "maxSessions" | "sessionIdleMs" | "nasRate" | "duplicateTtlMs" | "sessionTimeoutS">;
 
 /** Options of startCloud. */
 export interface StartCloudOptions {
@@ -80,6 +81,8 @@ export interface Cloud {
   registry: Registry;
   /** the MQTT endpoint (stats, disconnect) */
   mqtt: MqttServer;
+  /** the credential decision of every front end (lockouts, login rates, refusal audit) */
+  auth: Authenticator;
   /** the issuance service (stats) */
   issuance: IssuanceService;
   /** hotspot profiles and devices' private networks (actor "admin:api") */
@@ -122,8 +125,11 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     writeFileSync(join(options.dataDir, "server-ca.pem"), identity.caPem);
     const issuance = new IssuanceService(registry, nodeDigest, (n) => new Uint8Array(randomBytes(n)));
     const host = options.host ?? "127.0.0.1";
+    const auth = new Authenticator({
+      registry, digest: nodeDigest, limits: options.limits?.login, refusalAudit: options.limits?.refusalAudit, log: options.log,
+    });
     mqtt = await MqttServer.start({
-      registry, digest: nodeDigest, issuance, host, port: options.mqttPort ?? 8883,
+      registry, digest: nodeDigest, issuance, host, port: options.mqttPort ?? 8883, auth,
       certPem: identity.certPem, keyPem: identity.keyPem, connectTimeoutMs: options.connectTimeoutMs,
       maxConnections: options.maxConnections, limits: options.limits, log: options.log,
     });
@@ -136,7 +142,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       deviceRevoked: (id) => live.disconnect(id),
       secretRotated: (id) => live.notifyRotation(id),
       caRevoked: (name) => live.disconnectWhere((id) => registry.device(id)?.ca_name === name),
-      certificatesRevoked: () => live.recheckCertificates(),
+      certificatesRevoked: () => void live.recheckCertificates(),
       // retiring a lot closes nothing: a temporary session already open may finish its issuance
       lotKeyRevoked: (_lot, temporaryIds) => {
         for (const id of temporaryIds) live.disconnect(id);
@@ -144,12 +150,12 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       lotRevoked: (_lot, deviceIds) => {
         for (const id of deviceIds) live.disconnect(id);
       },
-      deviceUnlocked: (id) => live.guard.unlock(id, Date.now()),
+      deviceUnlocked: (id) => auth.unlock(id),
     });
     if (options.radiusPort !== undefined) {
       const tls = await radiusIdentity(registry);
       radius = new RadiusServer({
-        ...options.radius, registry, digest: nodeDigest, certPem: tls.certPem, keyPem: tls.keyPem,
+        ...options.radius, registry, digest: nodeDigest, auth, certPem: tls.certPem, keyPem: tls.keyPem,
         host, port: options.radiusPort, log: options.log,
       });
       await radius.start();
@@ -171,6 +177,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       services,
       registry,
       mqtt,
+      auth,
       issuance,
       network,
       async close() {

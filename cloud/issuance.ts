@@ -16,7 +16,7 @@ import {
   decodeRequest, decodeStatus, peekRequestId, MAX_MESSAGE_BYTES,
   type CloudResponse, type DeviceRequest, type ReasonCode,
 } from "../modules/protocol";
-import type { Session } from "./login";
+import type { Session } from "./auth/authenticator";
 import { DeviceNetworkService, isNetworkRequest } from "./network-service";
 import type { DeviceRow, Registry } from "./registry";
 

@@ -1,12 +1,11 @@
 /*
- * Abuse limits of the MQTT endpoint, in memory and sans I/O (the clock is passed in):
+ * Abuse limits of the cloud (MQTT and RADIUS), in memory and sans I/O (the clock is passed in):
  *
  * - BoundedMap: a Map with a size bound that evicts the least recently used entry.
  * - TokenBuckets: per-key token buckets (login rate per device id, per lot,
  *   new connections per source address) over a BoundedMap.
- * - LoginGuard: per-device and per-lot login rate limits, consecutive-failure
- *   counting and the lockout period (the lock itself is stored on the device
- *   row for registered devices, here only for ids with no row).
+ * - LoginGuard: per-device and per-lot login rates, consecutive failures
+ *   per (device id, source) and the lockout period of such a pair.
  * - RefusalAudit: decides which login refusals get an audit row, so a flood of
  *   failed logins writes a bounded number of rows (one per id and window, and a
  *   global budget; the rest are counted and written as one aggregate row).
@@ -17,6 +16,7 @@
  * Every map is bounded; eviction only ever forgets (a fresh bucket is full, a
  * forgotten failure count restarts at 0), never refuses a client.
  */
+import { NOT_COUNTED } from "./auth/failures";
 
 /** A Map whose size is bounded: inserting past the bound evicts the least recently used entry. */
 export class BoundedMap<K, V> {
@@ -79,11 +79,16 @@ interface Bucket {
   at: number;
 }
 
-/** Token buckets per key over a bounded map. */
+/** Milliseconds from a monotonic clock (never steps with the wall clock): the clock of every limiter. */
+export function monotonicNow(): number {
+  return performance.now();
+}
+
+/** Token buckets per key over a bounded map: the one token-bucket implementation (MQTT and RADIUS). */
 export class TokenBuckets {
   readonly #buckets: BoundedMap<string, Bucket>;
 
-  constructor(readonly limit: RateLimit, maxKeys: number) {
+  constructor(readonly limit: RateLimit, maxKeys = 100_000) {
     this.#buckets = new BoundedMap(maxKeys);
   }
 
@@ -91,7 +96,11 @@ export class TokenBuckets {
     return this.#buckets.size;
   }
 
-  /** Takes one token for `key` at time `now` (ms); false when the bucket is empty. */
+  /**
+   * Takes one token for `key` at time `now` (ms, from a monotonic clock:
+   * monotonicNow). Time that runs backwards refills nothing and drains nothing.
+   * @returns false when the bucket is empty
+   */
   take(key: string, now: number): boolean {
     const bucket = this.#buckets.get(key) ?? { tokens: this.limit.burst, at: now };
     bucket.tokens = Math.min(this.limit.burst, bucket.tokens + (Math.max(0, now - bucket.at) / 1000) * this.limit.perSecond);
@@ -105,17 +114,19 @@ export class TokenBuckets {
 
 /** Settings of the login guard. */
 export interface LoginLimits {
-  /** logins per device id (default burst 10, 0.2/s: one every 5 s sustained) */
+  /** verified logins per device id (default burst 10, 0.2/s: one every 5 s sustained); only a proven credential spends it */
   perDevice: RateLimit;
-  /** temporary-credential logins per provisioning key / lot (default burst 1000, 100/s) */
+  /** verified temporary-credential logins per provisioning key / lot (default burst 1000, 100/s) */
   perLot: RateLimit;
-  /** consecutive refused logins of one device id that start a lockout (default 10) */
+  /** consecutive refused logins of one device id from one source that start a lockout of that pair (default 10) */
   lockoutThreshold: number;
-  /** first lockout period; each further lockout doubles it (default 60 s) */
+  /** first lockout period; each further lockout of the pair doubles it (default 60 s) */
   lockoutBaseMs: number;
   /** longest lockout period (default 1 h) */
   lockoutMaxMs: number;
-  /** device ids tracked in memory (buckets, failure counts), LRU-evicted beyond (default 50,000) */
+  /** ms a refusal of a locked-out (id, source) pair is held before it is sent (default 1000, FreeRADIUS's reject_delay) */
+  rejectDelayMs: number;
+  /** device ids and (id, source) pairs tracked in memory, LRU-evicted beyond (default 50,000) */
   maxTrackedIds: number;
 }
 
@@ -126,21 +137,18 @@ export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
   lockoutThreshold: 10,
   lockoutBaseMs: 60_000,
   lockoutMaxMs: 3_600_000,
+  rejectDelayMs: 1000,
   maxTrackedIds: 50_000,
 };
 
-/** Refusals that do not count towards a lockout: the cloud's own state, not a guess. */
-const NOT_COUNTED = new Set(["RATE_LIMITED", "LOCKED_OUT", "INTERNAL"]);
-
-interface IdState {
+interface PairState {
   failures: number;
-  /** lockouts so far (ids with no device row only; registered devices keep theirs on the row) */
+  /** lockouts of this pair so far (the next one lasts twice as long) */
   lockouts: number;
-  /** memory lock (ids with no device row only) */
   lockedUntil: number;
 }
 
-/** What a refused login did to the failure count. */
+/** What a refused login did to the failure count of its (id, source) pair. */
 export interface FailureOutcome {
   /** consecutive counted failures now */
   failures: number;
@@ -148,27 +156,35 @@ export interface FailureOutcome {
   lockout?: { until: number; count: number };
 }
 
+function pairKey(id: string, source: string): string {
+  return `${id}\n${source}`;
+}
+
 /**
- * Per-device and per-lot login rate limits and the lockout rule.
- * The caller (mqtt-server.ts) asks admitDevice() before verifying a login,
- * admitLot() before deriving a temporary secret, and reports each outcome.
+ * Per-device and per-lot login rates and the lockout rule, in memory.
+ *
+ * Failures count per (device id, source): a source is the client's address
+ * (MQTT) or the NAS and Calling-Station-Id (RADIUS). A lockout holds only that
+ * pair, and only its refusals: cloud/auth verifies every proof first, and a
+ * proven credential is accepted from a locked pair too, so an attacker who
+ * knows an id slows down only its own attempts.
  */
 export class LoginGuard {
   readonly limits: LoginLimits;
   readonly #device: TokenBuckets;
   readonly #lot: TokenBuckets;
-  readonly #ids: BoundedMap<string, IdState>;
+  readonly #pairs: BoundedMap<string, PairState>;
 
   constructor(limits: Partial<LoginLimits> = {}) {
     this.limits = { ...DEFAULT_LOGIN_LIMITS, ...limits };
     this.#device = new TokenBuckets(this.limits.perDevice, this.limits.maxTrackedIds);
     this.#lot = new TokenBuckets(this.limits.perLot, 10_000);
-    this.#ids = new BoundedMap(this.limits.maxTrackedIds);
+    this.#pairs = new BoundedMap(this.limits.maxTrackedIds);
   }
 
-  /** Ids tracked in memory (bounded by maxTrackedIds). */
+  /** Ids and pairs tracked in memory (each bounded by maxTrackedIds). */
   get trackedIds(): number {
-    return Math.max(this.#ids.size, this.#device.size);
+    return Math.max(this.#pairs.size, this.#device.size);
   }
 
   /** Takes a login token for `id`; false = rate limited. */
@@ -181,21 +197,26 @@ export class LoginGuard {
     return this.#lot.take(lot, now);
   }
 
-  /** The end of the memory lock of an id with no device row, if it is locked at `now`. */
-  memoryLockedUntil(id: string, now: number): number | undefined {
-    const state = this.#ids.peek(id);
+  /** The end of the lockout of (`id`, `source`), if it is locked at `now`. */
+  lockedUntil(id: string, source: string, now: number): number | undefined {
+    const state = this.#pairs.peek(pairKey(id, source));
     return state && state.lockedUntil > now ? state.lockedUntil : undefined;
   }
 
-  /** A login of `id` succeeded: its failure count and memory lockouts restart. */
-  succeeded(id: string): void {
-    this.#ids.delete(id);
+  /** A login of `id` from `source` succeeded: the pair's failures and lockouts restart. */
+  succeeded(id: string, source: string): void {
+    this.#pairs.delete(pairKey(id, source));
   }
 
-  /** An operator unlocked `id`: forget its failures and memory lock. Returns whether it was locked in memory. */
+  /** An operator unlocked `id`: forget the failures and locks of every source. Returns whether a pair was locked. */
   unlock(id: string, now: number): boolean {
-    const locked = this.memoryLockedUntil(id, now) !== undefined;
-    this.#ids.delete(id);
+    let locked = false;
+    const prefix = `${id}\n`;
+    for (const [key, state] of [...this.#pairs.entries()]) {
+      if (!key.startsWith(prefix)) continue;
+      if (state.lockedUntil > now) locked = true;
+      this.#pairs.delete(key);
+    }
     return locked;
   }
 
@@ -205,26 +226,23 @@ export class LoginGuard {
   }
 
   /**
-   * A login of `id` was refused with `failure`. Counts it (unless it is a rate
-   * limit, lockout or internal error) and, at the threshold, starts a lockout:
-   * `storedLockouts` is the row's lockout count for registered devices, or
-   * undefined for ids with no row (then the lock is kept here).
+   * A login of `id` from `source` was refused with `failure`. Counts it
+   * (unless it is in NOT_COUNTED) and, at the threshold, locks the pair.
    */
-  failed(id: string, failure: string, now: number, storedLockouts?: number): FailureOutcome {
-    if (NOT_COUNTED.has(failure)) return { failures: this.#ids.peek(id)?.failures ?? 0 };
-    const state = this.#ids.get(id) ?? { failures: 0, lockouts: 0, lockedUntil: 0 };
+  failed(id: string, source: string, failure: string, now: number): FailureOutcome {
+    const key = pairKey(id, source);
+    if (NOT_COUNTED.has(failure)) return { failures: this.#pairs.peek(key)?.failures ?? 0 };
+    const state = this.#pairs.get(key) ?? { failures: 0, lockouts: 0, lockedUntil: 0 };
     state.failures++;
     let lockout: FailureOutcome["lockout"];
     if (state.failures >= this.limits.lockoutThreshold) {
-      const count = (storedLockouts ?? state.lockouts) + 1;
+      const count = state.lockouts + 1;
       lockout = { until: now + this.lockoutPeriod(count), count };
       state.failures = 0;
-      if (storedLockouts === undefined) {
-        state.lockouts = count;
-        state.lockedUntil = lockout.until;
-      }
+      state.lockouts = count;
+      state.lockedUntil = lockout.until;
     }
-    this.#ids.set(id, state);
+    this.#pairs.set(key, state);
     return lockout ? { failures: this.limits.lockoutThreshold, lockout } : { failures: state.failures };
   }
 }

@@ -12,19 +12,19 @@
  * an unauthorized SUBSCRIBE is refused with 0x80 in SUBACK ([MQTT-3.9.3]).
  * Abuse limits (cloud/limits.ts): at TCP accept, caps on unauthenticated
  * connections per source address and in total and on new connections per
- * source (a refused socket is closed before any TLS work); at CONNECT, a
- * lockout check and per-device / per-lot login rates before any proof is
- * verified; refusals are written to the registry through a throttle.
+ * source (a refused socket is closed before any TLS work). At CONNECT the
+ * credential decision is cloud/auth's (the same as RADIUS's): proofs first,
+ * then login rates, lockouts per (id, source address), the throttled audit.
  */
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { Socket } from "node:net";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
 import type { DigestPort, LogPort } from "../modules/ports";
 import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, MAX_CONFIG_BYTES, deviceTopics, encodeNotice, encodeResponse, parseTopic } from "../modules/protocol";
-import { checkDeviceCertificate } from "./auth/certificate";
 import type { IssuanceService } from "./issuance";
-import { ConnectionLimiter, LoginGuard, RefusalAudit, type ConnectionLimits, type LoginLimits, type RefusalAuditLimits } from "./limits";
-import { verifyLogin, type LoginGate, type LoginResult, type Session } from "./login";
+import { Authenticator, type Refusal, type Session } from "./auth/authenticator";
+import { CONNACK_OF } from "./auth/failures";
+import { ConnectionLimiter, monotonicNow, type ConnectionLimits, type LoginLimits, type RefusalAuditLimits } from "./limits";
 import { GuardedConnection } from "./packet-guard";
 import type { Registry } from "./registry";
 
@@ -62,7 +62,9 @@ export interface MqttServerOptions {
   maxConnections?: number;
   /** abuse limits (defaults: cloud/limits.ts) */
   limits?: AbuseLimits;
-  /** ms clock of rate limits and lockouts (default Date.now; tests may pin it) */
+  /** the credential decision shared with the other front ends (default: one made from registry, digest and limits) */
+  auth?: Authenticator;
+  /** monotonic ms clock of the connection limits (default monotonicNow; tests may pin it) */
   now?: () => number;
   log?: LogPort;
 }
@@ -86,16 +88,11 @@ export interface MqttStats {
   connectionsRefused: number;
   /** logins refused with RATE_LIMITED */
   rateLimited: number;
-  /** lockouts started */
-  lockouts: number;
-  /** login refusals written to the registry, and counted only */
-  refusalsWritten: number;
-  refusalsNotWritten: number;
 }
 
-function authError(result: Extract<LoginResult, { ok: false }>): AuthenticateError {
-  const error = new Error(`${result.failure}: ${result.detail}`) as AuthenticateError;
-  error.returnCode = result.connack;
+function authError(refusal: Refusal): AuthenticateError {
+  const error = new Error(`${refusal.failure}: ${refusal.detail}`) as AuthenticateError;
+  error.returnCode = CONNACK_OF[refusal.failure];
   return error;
 }
 
@@ -113,10 +110,10 @@ function subscriptionAllowed(topic: string, session: Session): boolean {
 export class MqttServer {
   readonly stats: MqttStats = {
     tlsErrors: 0, oversized: 0, refusedPublish: 0, refusedSubscribe: 0, loginsAccepted: 0, loginsRefused: 0,
-    connectionsRefused: 0, rateLimited: 0, lockouts: 0, refusalsWritten: 0, refusalsNotWritten: 0,
+    connectionsRefused: 0, rateLimited: 0,
   };
-  readonly guard: LoginGuard;
-  readonly refusals: RefusalAudit;
+  /** the credential decision (lockouts, login rates, refusal audit) */
+  readonly auth: Authenticator;
   readonly connections: ConnectionLimiter;
   readonly #now: () => number;
   /** unauthenticated connections by "address:port", with their source address */
@@ -130,10 +127,12 @@ export class MqttServer {
   #port = 0;
 
   private constructor(private readonly options: MqttServerOptions) {
-    this.guard = new LoginGuard(options.limits?.login);
-    this.refusals = new RefusalAudit(options.limits?.refusalAudit);
+    this.auth = options.auth ?? new Authenticator({
+      registry: options.registry, digest: options.digest, limits: options.limits?.login,
+      refusalAudit: options.limits?.refusalAudit, now: options.now, log: options.log,
+    });
     this.connections = new ConnectionLimiter(options.limits?.connections);
-    this.#now = options.now ?? Date.now;
+    this.#now = options.now ?? monotonicNow;
   }
 
   /** Starts the broker and the TLS listener. */
@@ -162,46 +161,6 @@ export class MqttServer {
     this.options.log?.(level, message);
   }
 
-  /** Counts a refused login of a well-formed id, starts a lockout at the threshold, writes the refusal through the throttle. */
-  #refused(id: string, result: Extract<LoginResult, { ok: false }>, now: number): void {
-    const { registry } = this.options;
-    const row = registry.device(id);
-    const outcome = this.guard.failed(id, result.failure, now, row ? row.lockouts ?? 0 : undefined);
-    if (outcome.lockout) {
-      this.stats.lockouts++;
-      const detail = `${this.guard.limits.lockoutThreshold} consecutive refused logins, last ${result.failure}`;
-      this.#log("warn", `device ${id} locked out until ${new Date(outcome.lockout.until).toISOString()} (${detail})`);
-      if (row) {
-        registry.lockDevice(id, outcome.lockout.until, outcome.lockout.count, detail);
-      } else if (this.refusals.admit(`${id}#lockout`, "LOCKOUT", now).write) {
-        registry.tx(() => registry.audit("mqtt", "login.lockout", id, `unregistered id until=${new Date(outcome.lockout!.until).toISOString()} ${detail}`));
-      }
-    }
-    const decision = this.refusals.admit(id, result.failure, now);
-    if (decision.write) {
-      this.stats.refusalsWritten++;
-      registry.recordFailure(id, result.failure, result.detail, "mqtt", decision.suppressed);
-    } else {
-      this.stats.refusalsNotWritten++;
-    }
-  }
-
-  /**
-   * Writes one audit row with the refusals that were counted but not written
-   * (login.refused-aggregate). Runs every refusal window and at close.
-   */
-  flushRefusalAudit(): void {
-    const aggregate = this.refusals.takeAggregate(this.#now());
-    if (!aggregate) return;
-    const parts = Object.entries(aggregate.byFailure).map(([failure, n]) => `${failure}=${n}`).join(" ");
-    try {
-      const { registry } = this.options;
-      registry.tx(() => registry.audit("mqtt", "login.refused-aggregate", null, `total=${aggregate.total} ${parts}`));
-    } catch (error) {
-      this.#log("error", `cannot write the refusal aggregate: ${(error as Error).message}`);
-    }
-  }
-
   #authenticated(socket: TLSSocket): void {
     const key = `${socket.remoteAddress}:${socket.remotePort}`;
     const source = this.#unauthenticated.get(key);
@@ -211,7 +170,7 @@ export class MqttServer {
   }
 
   async #start(): Promise<void> {
-    const { registry, digest, issuance } = this.options;
+    const { issuance } = this.options;
     const maxPacket = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
     this.#broker = await Aedes.createBroker({
       connectTimeout: this.options.connectTimeoutMs ?? 10_000,
@@ -219,41 +178,25 @@ export class MqttServer {
       heartbeatInterval: 60_000,
       authenticate: (client, username, password, done) => {
         const socket = (client.conn as GuardedConnection).socket;
-        const now = this.#now();
-        const gate: LoginGate = {
-          now: () => now,
-          memoryLockedUntil: (id) => this.guard.memoryLockedUntil(id, now),
-          admitDevice: (id) => this.guard.admitDevice(id, now),
-          admitLot: (lot) => this.guard.admitLot(lot, now),
-        };
-        let result: LoginResult;
-        try {
-          result = verifyLogin(registry, digest, {
-            clientId: client.id, username: username ?? undefined, password: password ?? undefined,
-            peerCertificate: socket?.getPeerX509Certificate?.(),
-          }, gate);
-        } catch (error) {
-          this.#log("error", `login of ${client.id} failed internally: ${(error as Error).message}`);
-          result = { ok: false, connack: 3, failure: "INTERNAL", detail: "internal error" };
-        }
-        if (result.ok) {
-          this.#sessions.set(client, result.session);
-          this.stats.loginsAccepted++;
-          this.guard.succeeded(client.id);
-          if (socket) this.#authenticated(socket);
-          return done(null, true);
-        }
-        this.stats.loginsRefused++;
-        if (result.failure === "RATE_LIMITED") this.stats.rateLimited++;
-        this.#log("debug", `login refused: ${client.id.slice(0, 64)}: ${result.failure}`);
-        if (parseTopic(`wcm/v1/${client.id}/req`)) {
-          try {
-            this.#refused(client.id, result, now);
-          } catch (error) {
-            this.#log("error", `cannot record a login failure: ${(error as Error).message}`);
+        this.auth.mqttLogin({
+          clientId: client.id, username: username ?? undefined, password: password ?? undefined,
+          peerCertificate: socket?.getPeerX509Certificate?.(), source: socket?.remoteAddress ?? "?",
+        }).then((result) => {
+          if (result.ok) {
+            this.#sessions.set(client, result.session);
+            this.stats.loginsAccepted++;
+            if (socket) this.#authenticated(socket);
+            return done(null, true);
           }
-        }
-        done(authError(result), null);
+          this.stats.loginsRefused++;
+          if (result.failure === "RATE_LIMITED") this.stats.rateLimited++;
+          this.#log("debug", `login refused: ${client.id.slice(0, 64)}: ${result.failure}`);
+          if (result.delayMs > 0) setTimeout(() => done(authError(result), null), result.delayMs).unref();
+          else done(authError(result), null);
+        }, (error: Error) => {
+          this.#log("error", `login of ${client.id.slice(0, 64)} failed internally: ${error.message}`);
+          done(authError({ ok: false, deviceId: undefined, failure: "INTERNAL", detail: "internal error", delayMs: 0 }), null);
+        });
       },
       authorizePublish: (client, packet, callback) => {
         const session = client ? this.#sessions.get(client) : undefined;
@@ -295,8 +238,8 @@ export class MqttServer {
     });
     this.#broker.on("clientReady", (client) => {
       this.#live.set(client.id, client);
-      const row = registry.device(client.id);
-      if (!row || row.revoked) client.close(); // revoked between authenticate and CONNACK
+      // revoked between authenticate and CONNACK
+      this.auth.sessionAllowed(client.id).then((allowed) => allowed || client.close(), () => client.close());
     });
     // A device that was offline when its rotation was started hears of it as soon
     // as it subscribes to its response topic.
@@ -344,8 +287,8 @@ export class MqttServer {
         }
       });
     });
-    const window = this.refusals.limits.windowMs;
-    this.#aggregateTimer = setInterval(() => this.flushRefusalAudit(), window);
+    const window = this.auth.refusals.limits.windowMs;
+    this.#aggregateTimer = setInterval(() => this.auth.flushRefusalAudit(), window);
     this.#aggregateTimer.unref();
     this.#server.on("secureConnection", (socket: TLSSocket) => {
       const connection = new GuardedConnection(socket, maxPacket);
@@ -422,17 +365,15 @@ export class MqttServer {
 
   /**
    * Closes every live certificate session whose client certificate the
-   * certificate check (cloud/auth/certificate.ts) now refuses, e.g. after a
-   * certificate revocation or CRL import. Returns how many were closed.
+   * credential decision (cloud/auth) now refuses, e.g. after a certificate
+   * revocation or CRL import. Resolves to how many were closed.
    */
-  recheckCertificates(): number {
-    const { registry } = this.options;
+  async recheckCertificates(): Promise<number> {
     let count = 0;
     for (const [id, client] of [...this.#live]) {
       if (this.#sessions.get(client)?.credential !== "certificate") continue;
-      const row = registry.device(id);
       const leaf = (client.conn as GuardedConnection).socket?.getPeerX509Certificate?.();
-      if ((!row || !checkDeviceCertificate(registry, row, leaf).ok) && this.disconnect(id)) count++;
+      if (!(await this.auth.certificateStillGood(id, leaf)) && this.#live.get(id) === client && this.disconnect(id)) count++;
     }
     return count;
   }
@@ -449,7 +390,7 @@ export class MqttServer {
   /** Stops listening, closes every connection and the broker. */
   async close(): Promise<void> {
     clearInterval(this.#aggregateTimer);
-    this.flushRefusalAudit();
+    this.auth.flushRefusalAudit();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
     await new Promise<void>((resolve) => this.#broker.close(() => resolve()));

@@ -21,7 +21,7 @@ import { checkSsid } from "../modules/hotspots";
 import { sealTo } from "../modules/seal";
 import { deviceId, invalid, object } from "./admin-input";
 import { CloudError } from "./errors";
-import type { Session } from "./login";
+import type { Session } from "./auth/authenticator";
 import { NetworkRegistry } from "./network-registry";
 import { nodeDigest } from "./node-digest";
 import type { DeviceView, Registry } from "./registry";

@@ -587,17 +587,19 @@ export class Registry {
   }
 
   /**
-   * Locks a device out until `until` (ms): its logins are refused with
-   * LOCKED_OUT (CONNACK 5) without being verified. Stored as the last failure
-   * and audited. Returns false when there is no such device row.
+   * Records that attempts for a device from one source are locked out until
+   * `until` (ms; cloud/auth keeps the lock, per id and source, in memory: a
+   * proven credential still gets in). Stored as the last failure and
+   * `lockedUntil` for operators, and audited. Returns false when there is no
+   * such device row.
    */
-  lockDevice(id: string, until: number, lockouts: number, detail: string): boolean {
+  lockDevice(id: string, until: number, lockouts: number, detail: string, via: "mqtt" | "radius" = "mqtt"): boolean {
     return this.tx(() => {
       const result = this.stmt(
         "UPDATE devices SET locked_until = ?, lockouts = ?, last_failure = 'LOCKED_OUT', last_failure_detail = ?, last_failure_at = ? WHERE id = ?",
       ).run(until, lockouts, detail.slice(0, 200), this.now(), id);
       if (result.changes !== 1) return false;
-      this.audit("mqtt", "login.lockout", id, `until=${new Date(until).toISOString()} lockout=${lockouts} ${detail}`);
+      this.audit(via, "login.lockout", id, `until=${new Date(until).toISOString()} lockout=${lockouts} ${detail}`);
       return true;
     });
   }

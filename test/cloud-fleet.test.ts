@@ -39,25 +39,25 @@ describe("cloud limits (BoundedMap, TokenBuckets, LoginGuard, RefusalAudit, Conn
     assert.equal(buckets.size, 100);
   });
 
-  it("LoginGuard_ThresholdFailures_LockoutGrowsAndSuccessResets", function () {
+  it("LoginGuard_ThresholdFailures_LocksThePairOnly_GrowsAndSuccessResets", function () {
     const guard = new LoginGuard({ lockoutThreshold: 3, lockoutBaseMs: 1000, lockoutMaxMs: 5000 });
-    assert.equal(guard.failed("d", "BAD_PROOF", 0).lockout, undefined);
-    assert.equal(guard.failed("d", "RATE_LIMITED", 0).failures, 1, "rate limits do not count");
-    guard.failed("d", "REPLAY", 0);
-    const first = guard.failed("d", "BAD_PROOF", 0).lockout;
+    assert.equal(guard.failed("d", "A", "BAD_PROOF", 0).lockout, undefined);
+    assert.equal(guard.failed("d", "A", "RATE_LIMITED", 0).failures, 1, "rate limits do not count");
+    assert.equal(guard.failed("d", "A", "CERT_REQUIRED", 0).failures, 1, "a connection without a certificate does not count");
+    guard.failed("d", "A", "REPLAY", 0);
+    const first = guard.failed("d", "A", "BAD_PROOF", 0).lockout;
     assert.deepEqual(first, { until: 1000, count: 1 });
-    assert.equal(guard.memoryLockedUntil("d", 999), 1000);
-    assert.equal(guard.memoryLockedUntil("d", 1000), undefined);
-    for (let i = 0; i < 2; i++) guard.failed("d", "BAD_PROOF", 2000);
-    assert.deepEqual(guard.failed("d", "BAD_PROOF", 2000).lockout, { until: 4000, count: 2 });
+    assert.equal(guard.lockedUntil("d", "A", 999), 1000);
+    assert.equal(guard.lockedUntil("d", "B", 999), undefined, "another source of the same id is not locked");
+    assert.equal(guard.lockedUntil("d", "A", 1000), undefined);
+    for (let i = 0; i < 2; i++) guard.failed("d", "A", "BAD_PROOF", 2000);
+    assert.deepEqual(guard.failed("d", "A", "BAD_PROOF", 2000).lockout, { until: 4000, count: 2 });
     assert.equal(guard.lockoutPeriod(10), 5000, "capped");
-    // a registered device's lockout count comes from its row
-    for (let i = 0; i < 2; i++) guard.failed("r", "BAD_PROOF", 0, 4);
-    assert.deepEqual(guard.failed("r", "BAD_PROOF", 0, 4).lockout, { until: 5000, count: 5 });
-    assert.equal(guard.memoryLockedUntil("r", 1), undefined, "registered devices are locked on their row");
-    guard.succeeded("d");
-    assert.equal(guard.failed("d", "BAD_PROOF", 10_000).failures, 1);
-    assert.equal(guard.unlock("d", 10_000), false);
+    guard.succeeded("d", "A");
+    assert.equal(guard.failed("d", "A", "BAD_PROOF", 10_000).failures, 1);
+    for (let i = 0; i < 3; i++) guard.failed("d", "B", "BAD_PROOF", 10_000);
+    assert.equal(guard.unlock("d", 10_000), true, "unlock ends the lock of every source");
+    assert.equal(guard.lockedUntil("d", "B", 10_001), undefined);
   });
 
   it("RefusalAudit_FloodOfOneIdAndManyIds_BoundedRowsNothingLost", function () {
@@ -117,7 +117,7 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
 
   before(async function () {
     // a per-device bucket large enough for the lockout cases; rate limits get their own cloud below
-    t = await startTestCloud({ httpPort: 0, limits: { login: { perDevice: { burst: 100, perSecond: 100 }, lockoutThreshold: 5, lockoutBaseMs: 60_000 } } });
+    t = await startTestCloud({ httpPort: 0, limits: { login: { perDevice: { burst: 100, perSecond: 100 }, lockoutThreshold: 5, lockoutBaseMs: 60_000, rejectDelayMs: 200 } } });
     api = buildAdminApi(t.cloud.services);
   });
   after(async () => t?.stop());
@@ -200,24 +200,32 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
     assert.deepEqual(lots.filter((l) => l.lot === "rk-lot").map((l) => [l.retired, l.revoked]), [[true, true]]);
   });
 
-  it("lockout_ThresholdRefusals_Connack5LockedOutEvenWithRightProof_UnlockRestores", async function () {
+  it("lockout_ThresholdRefusals_WrongProofsConnack5LockedOutAndHeld_RightProofStillGetsIn_UnlockClears", async function () {
     const s = newSecret();
     await t.cloud.services.registerSecretDevice({ deviceId: "lk-1", secretHex: s.hex });
     const wrong = newSecret().bytes;
     for (let i = 1; i <= 5; i++) {
       assert.equal((await connectDevice(t.cloud, { id: "lk-1", password: loginPassword("lk-1", wrong, "s", i) })).code, CONNACK.badCredentials);
     }
-    const locked = await connectDevice(t.cloud, { id: "lk-1", password: loginPassword("lk-1", s.bytes, "s", 10) });
+    const started = Date.now();
+    const locked = await connectDevice(t.cloud, { id: "lk-1", password: loginPassword("lk-1", wrong, "s", 6) });
     assert.equal(locked.code, CONNACK.notAuthorized);
+    assert.ok(Date.now() - started >= 190, "the refusal of a locked-out pair is held (reject delay)");
     const view = await t.cloud.services.getDevice({ deviceId: "lk-1" });
     assert.equal(view.lastFailure, "LOCKED_OUT");
     assert.ok(view.lockedUntil && Date.parse(view.lockedUntil) > Date.now() + 50_000, `locked until ${view.lockedUntil}`);
     assert.equal(view.lockouts, 1);
     assert.equal(t.cloud.registry.auditLog(5, "lk-1", { action: "login.lockout" }).length, 1);
+    assert.match(t.cloud.registry.auditLog(5, "lk-1", { action: "login.lockout" })[0].detail ?? "", /from 127\.0\.0\.1/);
+    // the right credential gets in from the locked source too: a lockout never keeps the device out
+    await mustConnectAndEnd("lk-1", s.bytes, 10);
+    for (let i = 11; i <= 15; i++) await connectDevice(t.cloud, { id: "lk-1", password: loginPassword("lk-1", wrong, "s", i) });
+    assert.equal((await connectDevice(t.cloud, { id: "lk-1", password: loginPassword("lk-1", wrong, "s", 16) })).code, CONNACK.notAuthorized);
     const unlocked = await api.inject({ method: "POST", url: "/v1/devices/lk-1/unlock" });
     assert.equal(unlocked.status, 200);
     assert.equal((unlocked.body as { lockedUntil: string | null }).lockedUntil, null);
-    await mustConnectAndEnd("lk-1", s.bytes, 11);
+    assert.equal((await connectDevice(t.cloud, { id: "lk-1", password: loginPassword("lk-1", wrong, "s", 17) })).code, CONNACK.badCredentials);
+    await mustConnectAndEnd("lk-1", s.bytes, 18);
     assert.equal(t.cloud.registry.auditLog(5, "lk-1", { action: "device.unlock" }).length, 1);
     assert.equal((await api.inject({ method: "POST", url: "/v1/devices/nobody-1/unlock" })).status, 404);
   });
@@ -237,8 +245,8 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
     assert.ok(outcomes.every((o) => o.code === CONNACK.badCredentials || o.code === CONNACK.notAuthorized));
     const rows = t.cloud.registry.auditLog(10_000, undefined, { action: "login." }).length - before;
     assert.ok(rows <= 6, `${rows} audit rows for 40 refusals of 2 ids: ${JSON.stringify(t.cloud.registry.auditLog(rows, undefined, { action: "login." }).map((r) => [r.action, r.deviceId, r.detail]))}`);
-    t.cloud.mqtt.flushRefusalAudit();
-    assert.ok(t.cloud.mqtt.stats.refusalsNotWritten >= 30);
+    t.cloud.auth.flushRefusalAudit();
+    assert.ok(t.cloud.auth.stats.refusalsNotWritten >= 30);
   });
 
   it("auditQuery_FiltersOverHttpAndCli_NeverASecret", async function () {

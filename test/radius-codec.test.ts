@@ -8,7 +8,8 @@ import { randomBytes } from "node:crypto";
 import { AvpError, decodeAvps, encodeAvps, readPap } from "../cloud/radius/avp";
 import { EAP_CODE, EAP_TYPE, EapCodecError, TLS_FLAG, decodeEap, decodeTlsFrame, encodeEap, encodeTlsFrame } from "../cloud/radius/eap";
 import { FragmentReceiver, FragmentSender, ReassemblyTooLarge } from "../cloud/radius/fragments";
-import { DuplicateCache, SessionTable, TokenBuckets } from "../cloud/radius/limits";
+import { TokenBuckets } from "../cloud/limits";
+import { DuplicateCache, SessionTable } from "../cloud/radius/limits";
 import { decryptMppeKey, encryptMppeKey, mppeKeyAttributes, readMppeKeys } from "../cloud/radius/mppe";
 import {
   ATTR, RADIUS_CODE, RadiusCodecError, decodePacket, encodePacket, joinEapMessage, signRequest, signResponse, splitEapMessage,
@@ -200,6 +201,15 @@ describe("radius: limits", () => {
     assert.ok(!buckets.take("a", 0));
     assert.ok(buckets.take("b", 0), "keys are independent");
     assert.ok(buckets.take("a", 1000));
+  });
+
+  it("tokenBuckets_ClockStepsBack_NeitherDrainsNorRefills (one implementation for MQTT and RADIUS)", () => {
+    const buckets = new TokenBuckets({ burst: 2, perSecond: 1 });
+    assert.ok(buckets.take("a", 10_000));
+    assert.ok(buckets.take("a", 10_000));
+    // a clock that steps back 1 h: the bucket is empty, not 3600 tokens in debt
+    assert.ok(!buckets.take("a", 10_000 - 3_600_000));
+    assert.ok(buckets.take("a", 10_000 - 3_600_000 + 1000), "refills from the stepped time on, not after an hour");
   });
 
   it("tokenBuckets_BoundedKeys", () => {

@@ -155,12 +155,12 @@ ${extra}}
     assertSuccess(await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port));
   });
 
-  it("TTLS/PAP: wrong password -> Access-Reject BAD_PASSWORD, recorded on the device and audited", async () => {
+  it("TTLS/PAP: wrong password -> Access-Reject BAD_PROOF, recorded on the device and audited", async () => {
     assertFailure(await eapolTest(ttlsConf("bad", "lamp-s1", "not-the-password"), port));
     const view = await t.cloud.services.getDevice({ deviceId: "lamp-s1" });
-    assert.equal(view.lastFailure, "BAD_PASSWORD");
+    assert.equal(view.lastFailure, "BAD_PROOF");
     const audit = t.cloud.registry.auditLog(5, "lamp-s1");
-    assert.ok(audit.some((r) => r.actor === "radius" && r.action === "radius.refused" && r.detail?.startsWith("BAD_PASSWORD")));
+    assert.ok(audit.some((r) => r.actor === "radius" && r.action === "radius.refused" && r.detail?.startsWith("BAD_PROOF")));
   });
 
   it("TTLS/PAP: revoked device -> REVOKED; unknown device -> UNKNOWN_DEVICE", async () => {

@@ -99,7 +99,7 @@ describe("radius: server (in-process handle)", function () {
   it("handle_WrongPassword_RejectWithReplyMessage", async () => {
     const result = await authenticate(via(server()), ttls({ password: "wrong" }));
     assert.equal(result.code, RADIUS_CODE.accessReject);
-    assert.equal(result.reason, "BAD_PASSWORD");
+    assert.equal(result.reason, "BAD_PROOF");
   });
 
   it("handle_WrongServerName_PeerRefusesTheTunnel", async () => {
@@ -226,10 +226,11 @@ describe("radius: server (in-process handle)", function () {
     assert.equal(decodePacket((await s.handle(identityRequest(70), FROM))!).code, RADIUS_CODE.accessChallenge);
   });
 
-  it("handle_RateLimit_PerDevice: RATE_LIMITED after the device's burst, other devices unaffected", async () => {
+  it("handle_RateLimit_PerDevice: only verified logins spend the burst; RATE_LIMITED after it, other devices unaffected", async () => {
     const s = server({ deviceRate: { burst: 2, perSecond: 0.01 } });
     assert.ok((await authenticate(via(s), ttls())).ok);
-    assert.equal((await authenticate(via(s), ttls({ password: "wrong" }))).reason, "BAD_PASSWORD");
+    for (let i = 0; i < 3; i++) assert.equal((await authenticate(via(s), ttls({ password: "wrong" }))).reason, "BAD_PROOF");
+    assert.ok((await authenticate(via(s), ttls())).ok, "wrong passwords did not spend the device's budget");
     assert.equal((await authenticate(via(s), ttls())).reason, "RATE_LIMITED");
     const cert = await authenticate(via(s), {
       nasSecret: NAS_SECRET, method: "tls", identity: "lamp-c1", certPem: certDevice.certificatePem, keyPem: certDevice.privateKeyPem,

@@ -1,44 +1,10 @@
 /*
- * Bounds of the RADIUS server: token buckets (per device, per NAS), the
- * duplicate-request cache (RFC 5080 section 2.2.2), and a bounded table of
+ * Bounds of the RADIUS server: the duplicate-request cache (RFC 5080 section 2.2.2), and a bounded table of
  * half-open EAP sessions (cap, idle timeout, least recently used evicted).
  * Every structure has a fixed maximum size; time comes from the caller.
+ * Token buckets (per NAS, and the login rates of cloud/auth) are the cloud's
+ * one implementation in cloud/limits.ts.
  */
-
-/** A rate: `burst` tokens at most, refilled at `perSecond`. */
-export interface Rate {
-  burst: number;
-  perSecond: number;
-}
-
-/** Token buckets keyed by name (device id, NAS name), at most `maxKeys` of them. */
-export class TokenBuckets {
-  readonly #buckets = new Map<string, { tokens: number; at: number }>();
-
-  constructor(readonly rate: Rate, readonly maxKeys = 100_000) {}
-
-  /** Takes one token for `key` at time `now` (ms); false when the bucket is empty. */
-  take(key: string, now: number): boolean {
-    let bucket = this.#buckets.get(key);
-    if (bucket) {
-      bucket.tokens = Math.min(this.rate.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.rate.perSecond);
-      bucket.at = now;
-      this.#buckets.delete(key); // re-insert: the map's order is least recently used first
-    } else {
-      if (this.#buckets.size >= this.maxKeys) this.#buckets.delete(this.#buckets.keys().next().value!);
-      bucket = { tokens: this.rate.burst, at: now };
-    }
-    this.#buckets.set(key, bucket);
-    if (bucket.tokens < 1) return false;
-    bucket.tokens -= 1;
-    return true;
-  }
-
-  /** Number of tracked keys. */
-  get size(): number {
-    return this.#buckets.size;
-  }
-}
 
 /** A cached answer to one request, keyed by source and identifier. */
 interface CachedAnswer {

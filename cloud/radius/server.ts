@@ -17,17 +17,19 @@ import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { createSecureContext, type SecureContext } from "node:tls";
 import type { DigestPort, LogPort } from "../../modules/ports";
 import type { Registry } from "../registry";
-import { checkDeviceCertificate, checkHotspotPassword, type RadiusReason } from "./decide";
+import { Authenticator } from "../auth/authenticator";
+import { TokenBuckets, type RateLimit } from "../limits";
 import { EAP_CODE, EAP_TYPE, EapCodecError, decodeEap, encodeEap } from "./eap";
-import { DuplicateCache, SessionTable, TokenBuckets, type Rate } from "./limits";
+import { DuplicateCache, SessionTable } from "./limits";
 import { mppeKeyAttributes } from "./mppe";
 import { NasDirectory, normalizeAddress, type NasClient } from "./nas";
 import {
   ATTR, RADIUS_CODE, attribute, decodePacket, joinEapMessage, signResponse, splitEapMessage, verifyMessageAuthenticator,
   type RadiusAttribute, type RadiusPacket,
 } from "./packet";
-import { EapSession, type EapMethod, type EapStep, type SessionContext } from "./session";
-import { DEVICE_ID_PATTERN } from "../../modules/protocol";
+import { EapSession, type EapMethod, type EapStep, type RadiusReason, type SessionContext } from "./session";
+
+export type { RadiusReason } from "./session";
 
 /** Options of the RADIUS server. */
 export interface RadiusServerOptions {
@@ -47,10 +49,16 @@ export interface RadiusServerOptions {
   maxSessions?: number;
   /** ms after which an idle EAP session is dropped (default 30000) */
   sessionIdleMs?: number;
-  /** authentication attempts per device (default burst 10, 0.2/s) */
-  deviceRate?: Rate;
+  /**
+   * the credential decision shared with the MQTT endpoint (one limiter and
+   * audit state); default: one of its own over `registry`, with `deviceRate`
+   * as its per-device login rate and `now` as its clock
+   */
+  auth?: Authenticator;
+  /** verified logins per device when the server makes its own Authenticator (default burst 10, 0.2/s) */
+  deviceRate?: RateLimit;
   /** new EAP sessions per NAS client (default burst 500, 200/s) */
-  nasRate?: Rate;
+  nasRate?: RateLimit;
   /** ms a response is kept for retransmitted requests (default 5000) */
   duplicateTtlMs?: number;
   /** Session-Timeout sent in Access-Accept, seconds (default 3600; 0 = none) */
@@ -94,7 +102,8 @@ export class RadiusServer {
   readonly #options: RadiusServerOptions;
   readonly #nas: NasDirectory;
   readonly #duplicates: DuplicateCache;
-  readonly #deviceBuckets: TokenBuckets;
+  /** the credential decision */
+  readonly auth: Authenticator;
   readonly #nasBuckets: TokenBuckets;
   readonly #secureContext: SecureContext;
   readonly #now: () => number;
@@ -106,8 +115,11 @@ export class RadiusServer {
     this.#now = options.now ?? Date.now;
     this.#nas = new NasDirectory(options.registry, this.#now);
     this.#duplicates = new DuplicateCache(options.duplicateTtlMs ?? 5000);
-    this.#deviceBuckets = new TokenBuckets(options.deviceRate ?? { burst: 10, perSecond: 0.2 });
-    this.#nasBuckets = new TokenBuckets(options.nasRate ?? { burst: 500, perSecond: 200 });
+    this.auth = options.auth ?? new Authenticator({
+      registry: options.registry, digest: options.digest, now: options.now, log: options.log,
+      limits: options.deviceRate ? { perDevice: options.deviceRate } : undefined,
+    });
+    this.#nasBuckets = new TokenBuckets(options.nasRate ?? { burst: 500, perSecond: 200 }, 10_000);
     this.sessions = new SessionTable<EapSession>(options.maxSessions ?? 1000, options.sessionIdleMs ?? 30_000);
     this.#secureContext = createSecureContext({
       cert: options.certPem, key: options.keyPem, minVersion: "TLSv1.2", maxVersion: "TLSv1.2",
@@ -218,23 +230,26 @@ export class RadiusServer {
     }
   }
 
-  #context(): SessionContext {
-    const { registry, digest } = this.#options;
+  /**
+   * What a session asks of the cloud. `source` is where the device is, for
+   * the lockouts per (id, source): the NAS and the station's
+   * Calling-Station-Id (its MAC address), as FreeRADIUS keys per station.
+   */
+  #context(source: string): SessionContext {
     return {
       secureContext: this.#secureContext,
       fragmentSize: this.#options.fragmentSize ?? 1000,
       maxReassembly: this.#options.maxReassembly ?? 64 * 1024,
-      allowDevice: (id) => this.#deviceBuckets.take(id, this.#now()),
-      checkPassword: (userName, password) => checkHotspotPassword(registry, digest, userName, password),
-      checkCertificate: (identity: string, leaf: X509Certificate | undefined) => checkDeviceCertificate(registry, identity, leaf),
+      checkPassword: (userName, password) => this.auth.hotspotPassword(userName, password, source),
+      checkCertificate: (identity: string, leaf: X509Certificate | undefined) => this.auth.hotspotCertificate(identity, leaf, source),
     };
   }
 
-  #reject(request: RadiusPacket, nas: NasClient, reason: RadiusReason, detail: string, deviceId: string | undefined, eap?: Buffer): Buffer {
+  #reject(request: RadiusPacket, nas: NasClient, reason: RadiusReason, detail: string, deviceId: string | undefined, eap?: Buffer, decided = false): Buffer {
     this.stats.rejects++;
     this.stats.reasons[reason] = (this.stats.reasons[reason] ?? 0) + 1;
     this.#log("info", `radius: reject ${deviceId ?? "-"} via ${nas.name}: ${reason} (${detail})`);
-    if (deviceId !== undefined && reason !== "RATE_LIMITED") {
+    if (deviceId !== undefined && !decided) {
       try {
         this.#options.registry.recordFailure(deviceId, reason, detail, "radius");
       } catch (error) {
@@ -250,11 +265,6 @@ export class RadiusServer {
     return encodeEap({ code: EAP_CODE.failure, identifier, data: Buffer.alloc(0) });
   }
 
-  /** EAP-TLS for a bare device id registered as a certificate device; TTLS otherwise (an NAI such as anonymous@wcm costs no query). */
-  #initialMethod(identity: string): EapMethod {
-    if (DEVICE_ID_PATTERN.test(identity) && this.#options.registry.device(identity)?.kind === "certificate") return "tls";
-    return "ttls";
-  }
 
   async #access(packet: RadiusPacket, nas: NasClient): Promise<Buffer | undefined> {
     const eapBytes = joinEapMessage(packet);
@@ -275,7 +285,8 @@ export class RadiusServer {
       if (eap.data.length > MAX_IDENTITY) return this.#reject(packet, nas, "BAD_EAP", "identity over 253 bytes", undefined, this.#failure(eap.identifier));
       if (!this.#nasBuckets.take(nas.name, now)) return this.#reject(packet, nas, "RATE_LIMITED", `NAS ${nas.name} rate limit`, undefined, this.#failure(eap.identifier));
       const identity = eap.data.toString("utf8");
-      const session = new EapSession(this.#context(), nas.name, identity, this.#initialMethod(identity));
+      const station = attribute(packet, ATTR.callingStationId)?.toString("latin1").slice(0, 64).toLowerCase() ?? "-";
+      const session = new EapSession(this.#context(`${nas.name}/${station}`), nas.name, identity, await this.auth.eapMethod(identity) as EapMethod);
       const stateValue = randomBytes(16);
       this.sessions.add(stateValue.toString("hex"), session, now);
       return this.#answer(packet, nas, session.start(eap.identifier), stateValue);
@@ -287,6 +298,7 @@ export class RadiusServer {
     }
     const step = await session.step(eap);
     if (step.kind === "accept" || step.kind === "reject") this.sessions.remove(stateKey);
+    if (step.kind === "reject" && step.delayMs) await new Promise((resolve) => setTimeout(resolve, step.delayMs).unref());
     return this.#answer(packet, nas, step, state);
   }
 
@@ -300,7 +312,7 @@ export class RadiusServer {
         this.stats.challenges++;
         return signResponse(RADIUS_CODE.accessChallenge, request, nas.secret, [...splitEapMessage(step.eap), { type: ATTR.state, value: state }]);
       case "reject":
-        return this.#reject(request, nas, step.reason, step.detail, step.deviceId, step.eap);
+        return this.#reject(request, nas, step.reason, step.detail, step.deviceId, step.eap, step.decided);
       case "accept": {
         this.stats.accepts++;
         this.#log("info", `radius: accept ${step.deviceId} (${step.decision.credential}) via ${nas.name}`);

@@ -6,15 +6,26 @@
  *
  * TLS runs in a TlsTunnel (TLS 1.2); outgoing flights are fragmented and
  * incoming ones reassembled (fragments.ts). The credential decisions are
- * callbacks (decide.ts through server.ts), so this module writes nothing.
+ * callbacks (cloud/auth through server.ts), so this module writes nothing.
  */
 import type { X509Certificate } from "node:crypto";
 import type { SecureContext } from "node:tls";
 import { readPap } from "./avp";
-import type { Decision, RadiusReason } from "./decide";
+import type { HotspotDecision } from "../auth/authenticator";
+import type { AuthFailure } from "../auth/failures";
 import { EAP_CODE, EAP_TYPE, EapCodecError, TLS_FLAG, decodeTlsFrame, encodeEap, encodeTlsFrame, type EapPacket, type TlsFrame } from "./eap";
 import { FragmentReceiver, FragmentSender, ReassemblyTooLarge } from "./fragments";
 import { TlsTunnel } from "./tls-tunnel";
+
+/**
+ * Reasons an authentication is refused, sent as the Reply-Message of the
+ * Access-Reject: the credential refusals of cloud/auth (the same as over
+ * MQTT) and the EAP conversation's own. Catalogue: docs/radius.md.
+ */
+export type RadiusReason = AuthFailure | "TOO_LARGE" | "BAD_EAP" | "TLS_FAILED" | "METHOD_UNSUPPORTED" | "TIMEOUT";
+
+/** An accepted credential decision. */
+export type Accepted = HotspotDecision & { ok: true };
 
 /** The EAP methods the server offers. */
 export type EapMethod = "ttls" | "tls";
@@ -30,17 +41,18 @@ export interface SessionContext {
   secureContext: SecureContext;
   fragmentSize: number;
   maxReassembly: number;
-  /** false when the device's rate limit is exhausted */
-  allowDevice(deviceId: string): boolean;
-  checkPassword(userName: string, password: Uint8Array): Decision;
-  checkCertificate(identity: string, leaf: X509Certificate | undefined): Decision;
+  /** the credential decision of an inner PAP login (cloud/auth: rates, lockouts and audit included) */
+  checkPassword(userName: string, password: Uint8Array): Promise<HotspotDecision>;
+  /** the credential decision of an EAP-TLS client certificate */
+  checkCertificate(identity: string, leaf: X509Certificate | undefined): Promise<HotspotDecision>;
 }
 
 /** The server's next move. */
 export type EapStep =
   | { kind: "challenge"; eap: Buffer }
-  | { kind: "accept"; eap: Buffer; msk: Buffer; deviceId: string; decision: Decision & { ok: true } }
-  | { kind: "reject"; eap: Buffer; reason: RadiusReason; detail: string; deviceId?: string }
+  | { kind: "accept"; eap: Buffer; msk: Buffer; deviceId: string; decision: Accepted }
+  /** `decided`: the refusal came from cloud/auth, which has recorded it; `delayMs`: hold it that long */
+  | { kind: "reject"; eap: Buffer; reason: RadiusReason; detail: string; deviceId?: string; decided?: boolean; delayMs?: number }
   | { kind: "drop"; detail: string };
 
 function methodType(method: EapMethod): number {
@@ -57,7 +69,7 @@ export class EapSession {
   #tunnel: TlsTunnel | undefined;
   #sender: FragmentSender;
   #receiver: FragmentReceiver;
-  #accepted: (Decision & { ok: true }) | undefined;
+  #accepted: Accepted | undefined;
   #finishedSent = false;
   #busy = false;
   #switched = false;
@@ -92,7 +104,11 @@ export class EapSession {
     return { kind: "reject", eap: encodeEap({ code: EAP_CODE.failure, identifier: id, data: Buffer.alloc(0) }), reason, detail, deviceId };
   }
 
-  #accept(id: number, decision: Decision & { ok: true }): EapStep {
+  #refuse(id: number, decision: HotspotDecision & { ok: false }): EapStep {
+    return { ...this.#reject(id, decision.failure, decision.detail, decision.deviceId), decided: true, delayMs: decision.delayMs } as EapStep;
+  }
+
+  #accept(id: number, decision: Accepted): EapStep {
     const msk = this.#tunnel!.exportKey(MSK_LABEL[this.method], 64);
     this.close();
     return { kind: "accept", eap: encodeEap({ code: EAP_CODE.success, identifier: id, data: Buffer.alloc(0) }), msk, deviceId: decision.deviceId, decision };
@@ -145,10 +161,8 @@ export class EapSession {
     if (tunnel.secure) {
       if (this.method === "tls" && !this.#accepted) {
         const leaf = tunnel.socket.getPeerX509Certificate();
-        const claimed = leaf?.subject.split("\n").find((l) => l.startsWith("CN="))?.slice(3) ?? this.identity;
-        if (!this.context.allowDevice(claimed)) return this.#reject(id, "RATE_LIMITED", "device rate limit", claimed);
-        const decision = this.context.checkCertificate(this.identity, leaf);
-        if (!decision.ok) return this.#reject(id, decision.reason, decision.detail, decision.deviceId);
+        const decision = await this.context.checkCertificate(this.identity, leaf);
+        if (!decision.ok) return this.#refuse(id, decision);
         this.#accepted = decision;
         this.#finishedSent = true;
       }
@@ -156,9 +170,8 @@ export class EapSession {
         const clear = tunnel.takeCleartext();
         if (clear.length > 0) {
           const pap = readPap(clear);
-          if (!this.context.allowDevice(pap.userName)) return this.#reject(id, "RATE_LIMITED", "device rate limit", pap.userName);
-          const decision = this.context.checkPassword(pap.userName, pap.password);
-          if (!decision.ok) return this.#reject(id, decision.reason, decision.detail, decision.deviceId);
+          const decision = await this.context.checkPassword(pap.userName, pap.password);
+          if (!decision.ok) return this.#refuse(id, decision);
           return this.#accept(id, decision);
         }
       }

@@ -1,0 +1,272 @@
+/*
+ * The one credential decision of the cloud, asked by every front end (MQTT
+ * CONNECT in mqtt-server.ts, RADIUS EAP in radius/session.ts), as EMQX's
+ * authentication chain or FreeRADIUS's authorize/authenticate sections are:
+ *
+ * 1. the credential rules (rules.ts): every proof is verified first, and only
+ *    a proven credential spends the per-device and per-lot login rates;
+ * 2. lockouts per (device id, source): after `lockoutThreshold` counted
+ *    refusals from one source, that pair's further refusals read LOCKED_OUT
+ *    and are held `rejectDelayMs` (FreeRADIUS reject_delay). A proven
+ *    credential is accepted from a locked pair too: knowing a device's id is
+ *    never enough to keep it out;
+ * 3. the refusal audit, throttled (RefusalAudit), one state for both front ends.
+ *
+ * One LoginGuard and one RefusalAudit per cloud process, whatever the front
+ * end. Front ends never read registry rows for a credential: they ask here.
+ * The API is asynchronous so that an asynchronous registry changes only this
+ * folder.
+ */
+import type { X509Certificate } from "node:crypto";
+import type { DigestPort, LogPort } from "../../modules/ports";
+import { DEVICE_ID_PATTERN } from "../../modules/protocol";
+import { certificateNames } from "../pki";
+import { LoginGuard, RefusalAudit, monotonicNow, type LoginLimits, type RefusalAuditLimits } from "../limits";
+import type { Registry } from "../registry";
+import { checkDeviceCertificate } from "./certificate";
+import type { AuthFailure } from "./failures";
+import { checkCertificate, fromKnownCa, hotspotRules, mqttRules, type Budget, type CredentialUsed, type MqttCredential, type RuleResult } from "./rules";
+
+/** Which front end asks. */
+export type FrontEnd = "mqtt" | "radius";
+
+/** The credential a live MQTT session logged in with: a secret (`s`), the temporary secret (`t`) or a certificate. */
+export type SessionCredential = "certificate" | "s" | "t";
+
+/** What the cloud remembers about one authenticated MQTT session (in memory only). */
+export interface Session {
+  deviceId: string;
+  credential: SessionCredential;
+  /** the secret the session proved (s: active or just-committed secret; t: temporary secret) */
+  loginSecret?: Uint8Array;
+  /** generation of `loginSecret` (0 for the manufactured or temporary secret) */
+  generation: number;
+  /** the lot of a temporary session */
+  lot?: string;
+  /** SHA-256 fingerprint of the client certificate of a certificate session */
+  certFingerprint?: string;
+}
+
+/** A refusal as every front end gets it. */
+export interface Refusal {
+  ok: false;
+  deviceId: string | undefined;
+  failure: AuthFailure;
+  detail: string;
+  /** ms the front end holds the refusal before sending it (0 unless the pair is locked out) */
+  delayMs: number;
+}
+
+/** The outcome of an MQTT login. */
+export type MqttDecision = { ok: true; session: Session } | Refusal;
+
+/** The outcome of a hotspot (RADIUS) authentication. */
+export type HotspotDecision = { ok: true; deviceId: string; credential: CredentialUsed } | Refusal;
+
+/** An MQTT CONNECT and where it came from. */
+export interface MqttAttempt extends MqttCredential {
+  /** the client's address */
+  source: string;
+}
+
+/** Options of the Authenticator. */
+export interface AuthenticatorOptions {
+  registry: Registry;
+  digest: DigestPort;
+  /** login rates and lockouts (defaults: cloud/limits.ts) */
+  limits?: Partial<LoginLimits>;
+  /** refusal audit throttle (defaults: cloud/limits.ts) */
+  refusalAudit?: Partial<RefusalAuditLimits>;
+  /** monotonic ms clock of the limiter (default monotonicNow; tests may pin it) */
+  now?: () => number;
+  log?: LogPort;
+}
+
+/** Counters for operators and tests. */
+export interface AuthStats {
+  accepted: number;
+  refused: number;
+  /** refusals with RATE_LIMITED */
+  rateLimited: number;
+  /** lockouts of an (id, source) pair started */
+  lockouts: number;
+  /** refusals of a locked pair (LOCKED_OUT) */
+  lockedRefusals: number;
+  /** refusals written to the registry, and counted only */
+  refusalsWritten: number;
+  refusalsNotWritten: number;
+}
+
+/** The credential decision, with its limiter and audit state. */
+export class Authenticator {
+  readonly stats: AuthStats = { accepted: 0, refused: 0, rateLimited: 0, lockouts: 0, lockedRefusals: 0, refusalsWritten: 0, refusalsNotWritten: 0 };
+  readonly guard: LoginGuard;
+  readonly refusals: RefusalAudit;
+  readonly #registry: Registry;
+  readonly #digest: DigestPort;
+  readonly #now: () => number;
+  readonly #log: LogPort | undefined;
+
+  constructor(options: AuthenticatorOptions) {
+    this.#registry = options.registry;
+    this.#digest = options.digest;
+    this.guard = new LoginGuard(options.limits);
+    this.refusals = new RefusalAudit(options.refusalAudit);
+    this.#now = options.now ?? monotonicNow;
+    this.#log = options.log;
+  }
+
+  /**
+   * Decides an MQTT CONNECT. Writes the login counter (or the first-login row)
+   * on success, the refusal (throttled) otherwise.
+   * @example await auth.mqttLogin({ clientId: "lamp-1", username: "lamp-1", password, peerCertificate: undefined, source: "192.0.2.7" })
+   */
+  async mqttLogin(attempt: MqttAttempt): Promise<MqttDecision> {
+    const result = this.#decide("mqtt", attempt.source, (budget) => mqttRules(this.#registry, this.#digest, attempt, budget));
+    if (!result.ok) return result;
+    const credential: SessionCredential = result.used === "certificate" ? "certificate" : result.used === "temporary" ? "t" : "s";
+    return {
+      ok: true,
+      session: { deviceId: result.deviceId, credential, loginSecret: result.secret, generation: result.generation, lot: result.lot, certFingerprint: result.certFingerprint },
+    };
+  }
+
+  /**
+   * Decides a hotspot password (EAP-TTLS/PAP inner login). Writes nothing but the refusal.
+   * @param source - the NAS and the station, e.g. "ap-1/aa-bb-cc-dd-ee-ff"
+   */
+  async hotspotPassword(userName: string, password: Uint8Array, source: string): Promise<HotspotDecision> {
+    const result = this.#decide("radius", source, (budget) => hotspotRules(this.#registry, this.#digest, userName, password, budget));
+    return result.ok ? { ok: true, deviceId: result.deviceId, credential: result.used } : result;
+  }
+
+  /**
+   * Decides an EAP-TLS client certificate. The device id is the EAP identity
+   * when it names a registered device, else the certificate's CN.
+   */
+  async hotspotCertificate(identity: string, leaf: X509Certificate | undefined, source: string): Promise<HotspotDecision> {
+    const result = this.#decide("radius", source, (budget): RuleResult => {
+      const registry = this.#registry;
+      if (!leaf) {
+        const named = DEVICE_ID_PATTERN.test(identity) ? identity : undefined;
+        return { ok: false, deviceId: named, failure: "CERT_REQUIRED", detail: "no client certificate" };
+      }
+      let id = DEVICE_ID_PATTERN.test(identity) && registry.device(identity) ? identity : certificateNames(leaf).commonName ?? "";
+      if (!DEVICE_ID_PATTERN.test(id)) id = "";
+      const row = id === "" ? undefined : registry.device(id);
+      if (!row) {
+        return fromKnownCa(registry, leaf)
+          ? { ok: false, deviceId: id || undefined, failure: "UNKNOWN_DEVICE", detail: "certificate device not registered" }
+          : { ok: false, deviceId: id || undefined, failure: "UNKNOWN_CA", detail: "certificate not issued by a registered CA" };
+      }
+      if (row.kind !== "certificate") {
+        if (row.revoked) return { ok: false, deviceId: id, failure: "REVOKED", detail: "device revoked" };
+        return { ok: false, deviceId: id, failure: "NOT_ALLOWED", detail: "not a certificate device: use EAP-TTLS" };
+      }
+      return checkCertificate(registry, row, leaf, budget, false);
+    });
+    return result.ok ? { ok: true, deviceId: result.deviceId, credential: result.used } : result;
+  }
+
+  /** The EAP method to offer first: EAP-TLS for a bare id registered as a certificate device, else TTLS. */
+  async eapMethod(identity: string): Promise<"tls" | "ttls"> {
+    return DEVICE_ID_PATTERN.test(identity) && this.#registry.device(identity)?.kind === "certificate" ? "tls" : "ttls";
+  }
+
+  /** Whether an authenticated session of `deviceId` may go on (false once the device is revoked or gone). */
+  async sessionAllowed(deviceId: string): Promise<boolean> {
+    const row = this.#registry.device(deviceId);
+    return row !== undefined && !row.revoked;
+  }
+
+  /**
+   * Whether the live certificate session of `deviceId` with client
+   * certificate `leaf` may go on (false once the device, its CA or the
+   * certificate is revoked, e.g. after `cert revoke` or a CRL import).
+   */
+  async certificateStillGood(deviceId: string, leaf: X509Certificate | undefined): Promise<boolean> {
+    const row = this.#registry.device(deviceId);
+    return row !== undefined && !row.revoked && checkDeviceCertificate(this.#registry, row, leaf).ok;
+  }
+
+  /** An operator unlocked `id`: forgets the failures and lockouts of every source. Returns whether one was locked. */
+  unlock(id: string): boolean {
+    return this.guard.unlock(id, this.#now());
+  }
+
+  /**
+   * Writes one audit row with the refusals that were counted but not written
+   * (login.refused-aggregate). The MQTT endpoint runs it every refusal window and at close.
+   */
+  flushRefusalAudit(): void {
+    const aggregate = this.refusals.takeAggregate(this.#now());
+    if (!aggregate) return;
+    const parts = Object.entries(aggregate.byFailure).map(([failure, n]) => `${failure}=${n}`).join(" ");
+    try {
+      const registry = this.#registry;
+      registry.tx(() => registry.audit("auth", "login.refused-aggregate", null, `total=${aggregate.total} ${parts}`));
+    } catch (error) {
+      this.#log?.("error", `cannot write the refusal aggregate: ${(error as Error).message}`);
+    }
+  }
+
+  #decide(via: FrontEnd, source: string, rules: (budget: Budget) => RuleResult): (RuleResult & { ok: true }) | Refusal {
+    const now = this.#now();
+    const budget: Budget = { device: (id) => this.guard.admitDevice(id, now), lot: (lot) => this.guard.admitLot(lot, now) };
+    let result: RuleResult;
+    try {
+      result = rules(budget);
+    } catch (error) {
+      this.#log?.("error", `credential decision failed internally: ${(error as Error).message}`);
+      result = { ok: false, deviceId: undefined, failure: "INTERNAL", detail: "internal error" };
+    }
+    if (result.ok) {
+      this.stats.accepted++;
+      this.guard.succeeded(result.deviceId, source);
+      return result;
+    }
+    this.stats.refused++;
+    if (result.failure === "RATE_LIMITED") this.stats.rateLimited++;
+    const refusal: Refusal = { ok: false, deviceId: result.deviceId, failure: result.failure, detail: result.detail, delayMs: 0 };
+    if (result.deviceId === undefined) return refusal;
+    try {
+      this.#account(via, source, refusal, now);
+    } catch (error) {
+      this.#log?.("error", `cannot record a login failure: ${(error as Error).message}`);
+    }
+    return refusal;
+  }
+
+  /** Counts a refusal of a well-formed id against its (id, source) pair, and writes it through the throttle. */
+  #account(via: FrontEnd, source: string, refusal: Refusal, now: number): void {
+    const id = refusal.deviceId!;
+    const registry = this.#registry;
+    const lockedUntil = this.guard.lockedUntil(id, source, now);
+    if (lockedUntil !== undefined && refusal.failure !== "RATE_LIMITED" && refusal.failure !== "CERT_REQUIRED") {
+      this.stats.lockedRefusals++;
+      refusal.detail = `${refusal.failure} from ${source}, which is locked out for this id for ${Math.ceil((lockedUntil - now) / 1000)} s more`;
+      refusal.failure = "LOCKED_OUT";
+      refusal.delayMs = this.guard.limits.rejectDelayMs;
+    } else {
+      const outcome = this.guard.failed(id, source, refusal.failure, now);
+      if (outcome.lockout) {
+        this.stats.lockouts++;
+        const until = registry.now() + (outcome.lockout.until - now);
+        const detail = `${this.guard.limits.lockoutThreshold} consecutive refused logins from ${source}, last ${refusal.failure}`;
+        this.#log?.("warn", `device ${id}: attempts from ${source} locked out until ${new Date(until).toISOString()} (${detail})`);
+        if (this.refusals.admit(`${id}#lockout#${source}`, "LOCKOUT", now).write) {
+          if (!registry.lockDevice(id, until, outcome.lockout.count, detail, via)) {
+            registry.tx(() => registry.audit(via, "login.lockout", id, `unregistered id until=${new Date(until).toISOString()} ${detail}`));
+          }
+        }
+      }
+    }
+    const decision = this.refusals.admit(id, refusal.failure, now);
+    if (decision.write) {
+      this.stats.refusalsWritten++;
+      registry.recordFailure(id, refusal.failure, refusal.detail, via, decision.suppressed);
+    } else {
+      this.stats.refusalsNotWritten++;
+    }
+  }
+}
