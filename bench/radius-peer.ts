@@ -40,6 +40,8 @@ export interface PeerOptions {
   /** the peer's own fragment size (default 1000) */
   fragmentSize?: number;
   nasIdentifier?: string;
+  /** Calling-Station-Id (the station's MAC address), sent when given */
+  callingStationId?: string;
 }
 
 /** Outcome of one conversation. */
@@ -93,6 +95,7 @@ export async function authenticate(transport: Transport, options: PeerOptions): 
         ...splitEapMessage(eapOut),
       ];
       if (state) attrs.push({ type: ATTR.state, value: state });
+      if (options.callingStationId) attrs.push({ type: ATTR.callingStationId, value: Buffer.from(options.callingStationId) });
       const authenticator = randomBytes(16);
       identifier = (identifier + 1) & 0xff;
       const response = await transport(signRequest(identifier, authenticator, secret, attrs));
