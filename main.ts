@@ -26,6 +26,7 @@ import Timer from "timer";
 import config from "mc/config";
 import { validateConfig, type DeviceConfig } from "wcm/config";
 import { ConnectionManager, type ManagerStatus } from "wcm/manager";
+import type { RetryPolicy } from "wcm/retry";
 import { factoryIdentity } from "wcm-host/factory-identity";
 import { createModdableLink } from "wcm-host/mqtt-link";
 import { createNetworkPort } from "wcm-host/network";
@@ -42,6 +43,12 @@ interface AppSettings {
    * first ONLINE, and after stopping the manager there (npm run check:moddable)
    */
   measureHeap?: boolean;
+  /**
+   * the reconnect back-off (modules/retry.ts; default DEFAULT_RETRY_POLICY):
+   * networkBaseMs, networkMaxMs, authBaseMs, authMaxMs. npm run check:moddable
+   * shortens it to watch several retries of a refused device in seconds.
+   */
+  retry?: RetryPolicy;
   /** no longer used: private networks come from the cloud, hotspots from `hotspots` */
   networks?: unknown;
   hotspotCa?: unknown;
@@ -49,15 +56,37 @@ interface AppSettings {
 
 function describe(status: ManagerStatus): string {
   let line = `wcm state ${status.state} credential ${status.credential}`;
-  if (status.retryInMs !== undefined) line += ` retryInMs ${Math.round(status.retryInMs)}`;
+  if (status.retryInMs !== undefined) line += ` attempt ${status.attempt} retryInMs ${Math.round(status.retryInMs)}`;
   if (status.lastFailure) line += ` lastFailure ${status.lastFailure.reason}${status.lastFailure.detail ? ` (${status.lastFailure.detail})` : ""}`;
   return line;
 }
 
-/** The whole VM's XS heap use (slots and chunks, bytes): wcm, TLS and MQTT together. */
+const RETRY_FIELDS = ["networkBaseMs", "networkMaxMs", "authBaseMs", "authMaxMs"] as const;
+
+/** config.wcm.retry checked: four whole numbers of milliseconds, 100 ms to 1 day, each base at most its max. */
+function retryPolicy(value: unknown): RetryPolicy | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "object" || value === null) throw new Error("retry: an object");
+  const fields = value as Record<string, unknown>;
+  for (const key of Object.keys(fields)) {
+    if (!(RETRY_FIELDS as readonly string[]).includes(key)) throw new Error(`retry: unknown field ${key.slice(0, 32)}`);
+  }
+  const ms = (key: (typeof RETRY_FIELDS)[number]) => {
+    const n = fields[key];
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 100 || n > 86_400_000) throw new Error(`retry.${key}: whole milliseconds, 100 to 86400000`);
+    return n;
+  };
+  const policy = { networkBaseMs: ms("networkBaseMs"), networkMaxMs: ms("networkMaxMs"), authBaseMs: ms("authBaseMs"), authMaxMs: ms("authMaxMs") };
+  if (policy.networkBaseMs > policy.networkMaxMs || policy.authBaseMs > policy.authMaxMs) throw new Error("retry: a base above its max");
+  return policy;
+}
+
+/** The whole VM's XS heap use (slots and chunks, bytes): wcm, TLS and MQTT together; release builds have no instrumentation. */
 function heapReport(): string {
   const read = (name: "XS Slot Heap Used" | "XS Chunk Heap Used") => Instrumentation.get(Instrumentation.map(name));
-  return `slots ${read("XS Slot Heap Used") ?? "?"} chunks ${read("XS Chunk Heap Used") ?? "?"}`;
+  const slots = read("XS Slot Heap Used");
+  const chunks = read("XS Chunk Heap Used");
+  return slots === undefined || chunks === undefined ? "n/a (release build: measure on debug)" : `slots ${slots} chunks ${chunks}`;
 }
 
 /** Slots and chunks in use after a full garbage collection (bytes). */
@@ -91,7 +120,9 @@ function main(): void {
   // the manufacturing line's NVS identity, when flashed, takes the place of the built-in one
   const factory = factoryIdentity();
   let device: DeviceConfig;
+  let retry: RetryPolicy | undefined;
   try {
+    retry = retryPolicy(settings?.retry);
     device = validateConfig(factory ? { ...settings, deviceId: undefined, option: undefined, secret: undefined, provisioningKey: undefined, certificate: undefined, privateKey: undefined, ...factory } : settings);
   } catch (error) {
     trace(`wcm config invalid: ${error instanceof Error ? error.message : "error"}\n`);
@@ -113,9 +144,10 @@ function main(): void {
     link: createModdableLink,
     ...(network ? { network } : {}),
     log: (level, message) => trace(`wcm log ${level} ${message}\n`),
-  });
+  }, retry ? { retry } : {});
   // the core's wall clock: build time, the cloud's last time (persisted), monotonic time
   raiseClock(manager.wallClock().unixSeconds);
+  if (retry) trace(`wcm retry network ${retry.networkBaseMs}-${retry.networkMaxMs} auth ${retry.authBaseMs}-${retry.authMaxMs}\n`);
   trace(`wcm boot device ${device.deviceId} option ${device.option} identity ${factory ? "nvs" : "config"} time ${Math.floor(Date.now() / 1000)} radio ${network ? "yes" : "no"} hotspots ${manager.hotspots.profiles.length}\n`);
 
   const sntp = app.sntp ?? (config as Record<string, unknown>).sntp;

@@ -18,11 +18,14 @@
  * never printed: trace lines from main.ts carry none.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { createServer } from "node:net";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { startCloud } from "../cloud/index";
+import { createCa } from "../cloud/pki";
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../modules/retry";
 import { nvsCsv } from "./manufacturing/make-lot";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -39,6 +42,9 @@ const PREFERENCES = "/tmp/modpreferences.json";
 const APP_NAME = basename(ROOT);
 const APP = join(MODDABLE, "build", "bin", "lin", "mc", "debug", APP_NAME, "mc.so");
 const RUN_SECONDS = Number(process.env.WCM_SIM_SECONDS ?? 45);
+// WCM_CHECK_ONLY=refusals,heap runs only those sections (devices, lot, refusals, heap)
+const ONLY = process.env.WCM_CHECK_ONLY?.split(",");
+const section = (name: string) => !ONLY || ONLY.includes(name);
 
 interface Outcome { name: string; ok: boolean; detail: string }
 const outcomes: Outcome[] = [];
@@ -86,7 +92,7 @@ function heapFigures(lines: string[]): string | undefined {
 function lastState(lines: string[]): string {
   const states = lines.filter((line) => line.startsWith("wcm state"));
   const heap = lines.filter((line) => line.startsWith("wcm heap")).at(-1);
-  return `${states.at(-1) ?? "no state traced"}${heap ? `; ${heap.slice(4)} (bytes, whole VM)` : ""}`;
+  return `${states.at(-1) ?? "no state traced"}${heap ? `; ${heap.slice(4)}${/\d/.test(heap) ? " (bytes, whole VM)" : ""}` : ""}`;
 }
 
 /** Sizes of the compiled XS bytecode (debug build, line info included) of the core and the host modules. */
@@ -100,22 +106,36 @@ function bytecodeSizes(): string {
   return `bytecode: core (wcm/*) ${total("wcm")} B, Moddable host (wcm-host/*) ${total("wcm-host")} B`;
 }
 
-/** Runs mcsim until a trace line matches `until` (or the time runs out); returns the wcm trace lines. */
-function simulate(until: RegExp, seconds = RUN_SECONDS): Promise<string[]> {
+/** One mcsim run: the wcm trace lines (with the time each arrived), and whether mcsim ended by itself. */
+interface Run {
+  lines: string[];
+  /** Date.now() when each line arrived (stdout unbuffered), same index as lines */
+  times: number[];
+  /** set when mcsim exited before the check stopped it (a crash: rc 139 is SIGSEGV) */
+  exitedBy?: string;
+}
+
+/** Runs mcsim until a trace line matches `until` (or the time runs out). */
+function simulateRun(until: RegExp | ((lines: string[]) => boolean), seconds = RUN_SECONDS, linger = 1500): Promise<Run> {
+  const matches = typeof until === "function" ? until : (lines: string[]) => until.test(lines.at(-1) ?? "");
   return new Promise((done) => {
     const child = spawn("xvfb-run", ["-a", "timeout", String(seconds), "stdbuf", "-o0", "-e0", join(BIN, "mcsim"), APP], { env: ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-    const lines: string[] = [];
+    const run: Run = { lines: [], times: [] };
     let buffer = "";
+    let stopping = false;
     let finished = false;
     const stop = () => {
-      if (finished) return;
-      finished = true;
+      if (stopping) return;
+      stopping = true;
       try {
         process.kill(-child.pid!, "SIGTERM");
       } catch {
         // already gone
       }
-      setTimeout(() => done(lines), 500);
+      setTimeout(() => {
+        finished = true;
+        done(run);
+      }, 500);
     };
     const onData = (chunk: Buffer) => {
       buffer += chunk.toString("utf8");
@@ -125,15 +145,92 @@ function simulate(until: RegExp, seconds = RUN_SECONDS): Promise<string[]> {
         buffer = buffer.slice(newline + 1);
         if (process.env.WCM_SIM_VERBOSE && !line.startsWith("instruments")) console.log(`  # ${line}`);
         if (line.startsWith("wcm ") || line.startsWith("MQTT FAIL") || /date validation|subjectAltName|tls_server_name/.test(line)) {
-          lines.push(line);
+          run.lines.push(line);
+          run.times.push(Date.now());
           console.log(`  | ${line}`);
-          if (until.test(line)) setTimeout(stop, 1500);
+          if (!stopping && matches(run.lines)) setTimeout(stop, linger);
         }
       }
     };
     child.stdout.on("data", onData);
     child.stderr.on("data", onData);
-    child.on("exit", () => stop());
+    child.on("exit", (code, signal) => {
+      if (!stopping && !finished) {
+        // timeout(1) ends mcsim at `seconds` with 124; anything else is mcsim dying on its own
+        if (code !== 124) run.exitedBy = signal ? `signal ${signal}` : `rc ${code}`;
+        console.log(`  | (mcsim ended by itself: ${signal ? `signal ${signal}` : `rc ${code}`})`);
+      }
+      stop();
+    });
+  });
+}
+
+/** Runs mcsim until a trace line matches `until` (or the time runs out); returns the wcm trace lines. */
+async function simulate(until: RegExp, seconds = RUN_SECONDS): Promise<string[]> {
+  return (await simulateRun(until, seconds)).lines;
+}
+
+/** A short back-off for the refusal cases, so that a run sees several retries in seconds (main.ts: config.wcm.retry). */
+const SHORT_RETRY: RetryPolicy = { networkBaseMs: 1000, networkMaxMs: 8000, authBaseMs: 2000, authMaxMs: 16000 };
+
+/** A refused or failed attempt seen in a run: the wait it announced and when the next attempt began. */
+interface Wait { state: string; attempt: number; retryInMs: number; reason: string; at: number; nextAt?: number }
+
+function waitsOf(run: Run): Wait[] {
+  const waits: Wait[] = [];
+  run.lines.forEach((line, index) => {
+    const wait = /^wcm state (RETRY_WAIT|AUTH_FAILED) credential \S+ attempt (\d+) retryInMs (\d+)(?: lastFailure (\S+))?/.exec(line);
+    if (wait) waits.push({ state: wait[1], attempt: Number(wait[2]), retryInMs: Number(wait[3]), reason: wait[4] ?? "", at: run.times[index] });
+    else if (/^wcm state (CONNECTING|SCANNING)/.test(line) && waits.length && waits.at(-1)!.nextAt === undefined) waits.at(-1)!.nextAt = run.times[index];
+  });
+  return waits;
+}
+
+/** Until `count` waits were announced. */
+const waitsSeen = (count: number) => (lines: string[]) => lines.filter((line) => /^wcm state (RETRY_WAIT|AUTH_FAILED) /.test(line)).length >= count;
+
+/**
+ * Checks a refused device's run against docs/protocol.md 10.2 (modules/retry.ts):
+ * every wait is the expected state and reason, attempts count 1, 2, 3..., each
+ * announced delay lies in [capped/2, capped) for its attempt, the next attempt
+ * began after the announced delay (within 300 ms + 5%: trace and timer latency),
+ * at least `retries` retries happened, and mcsim never ended by itself.
+ */
+function checkRefusal(run: Run, expect: { state: "AUTH_FAILED" | "RETRY_WAIT"; reason: string; policy: RetryPolicy; retries: number }): { ok: boolean; detail: string } {
+  const waits = waitsOf(run);
+  const auth = expect.state === "AUTH_FAILED";
+  const base = auth ? expect.policy.authBaseMs : expect.policy.networkBaseMs;
+  const max = auth ? expect.policy.authMaxMs : expect.policy.networkMaxMs;
+  const problems: string[] = [];
+  if (run.exitedBy) problems.push(`mcsim died (${run.exitedBy})`);
+  if (!waits.length) problems.push("no refusal reported");
+  const observed: string[] = [];
+  waits.forEach((wait, index) => {
+    const capped = Math.min(max, base * 2 ** (index));
+    if (wait.state !== expect.state || wait.reason !== expect.reason) problems.push(`wait ${index + 1}: ${wait.state} ${wait.reason || "(no reason)"}`);
+    if (wait.attempt !== index + 1) problems.push(`wait ${index + 1}: attempt ${wait.attempt}`);
+    if (wait.retryInMs < capped / 2 || wait.retryInMs >= capped) problems.push(`wait ${index + 1}: retryInMs ${wait.retryInMs} outside [${capped / 2}, ${capped})`);
+    if (wait.nextAt !== undefined) {
+      const took = wait.nextAt - wait.at;
+      observed.push(`${took}/${wait.retryInMs}`);
+      if (Math.abs(took - wait.retryInMs) > 300 + wait.retryInMs * 0.05) problems.push(`wait ${index + 1}: retried after ${took} ms, announced ${wait.retryInMs}`);
+    }
+  });
+  if (observed.length < expect.retries) problems.push(`${observed.length} retries seen, ${expect.retries} expected`);
+  const alive = run.exitedBy ? "" : "; mcsim still running when stopped";
+  const detail = `${waits.length} × ${expect.state} ${waits[0]?.reason ?? "?"}, retried after (ms observed/announced) ${observed.join(", ") || "none"}${alive}`;
+  return { ok: problems.length === 0, detail: problems.length ? `${problems.join("; ")} (${detail})` : detail };
+}
+
+/** A TCP port on loopback with nothing listening. */
+function closedPort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => done(port));
+    });
   });
 }
 
@@ -168,46 +265,51 @@ async function main(): Promise<void> {
   try {
     const cloudSettings = { host: "localhost", port: cloud.mqttPort, ca: cloud.serverCaPem, serverName: cloud.serverName, keepAliveSeconds: 30 };
     const common = { sntp: "" };
-
-    // 1. certificate device
+    let lines: string[] = [];
     await cloud.services.createProductCa({ name: "sim-ca" });
-    const issued = await cloud.services.issueDeviceCertificate({ caName: "sim-ca", deviceId: "sim-cert-0001", keyType: "rsa" });
-    await cloud.services.registerCertificateDevice({ deviceId: "sim-cert-0001", caName: "sim-ca" });
-    rmSync(PREFERENCES, { force: true });
-    build({ ...common, deviceId: "sim-cert-0001", option: "certificate", certificate: issued.certificatePem, privateKey: issued.privateKeyPem, cloud: cloudSettings });
-    let lines = await simulate(/wcm state ONLINE/);
-    record("certificate device ONLINE", lines.some((line) => /wcm state ONLINE credential certificate/.test(line)), lastState(lines));
 
-    // 2. shared-secret device
-    rmSync(PREFERENCES, { force: true });
-    const secretHex = randomBytes(32).toString("hex");
-    await cloud.services.registerSecretDevice({ deviceId: "sim-secret-0002", secretHex });
-    build({ ...common, deviceId: "sim-secret-0002", option: "secret", secret: secretHex, cloud: cloudSettings });
-    lines = await simulate(/wcm state ONLINE/);
-    record("shared-secret device ONLINE", lines.some((line) => /wcm state ONLINE credential secret/.test(line)), lastState(lines));
-
-    // 3. temporary device: PERMANENT, then a restart keeps the issued secret
-    const lot = await cloud.services.createProvisioningKey({ lot: "sim-lot" });
-    rmSync(PREFERENCES, { force: true });
-    build({ ...common, deviceId: "sim-temp-0001", option: "temporary", provisioningKey: lot.provisioningKeyHex, cloud: cloudSettings });
-    lines = await simulate(/wcm state ONLINE/);
-    record("temporary device ONLINE as permanent", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && lines.some((line) => /wcm state ISSUING/.test(line)), lastState(lines));
-    const afterFirst = await cloud.services.getDevice({ deviceId: "sim-temp-0001" });
-    record("cloud committed generation 1 and retired the temporary secret", afterFirst.generation === 1 && afterFirst.tempRetired, `generation ${afterFirst.generation}, tempRetired ${afterFirst.tempRetired}`);
-    lines = await simulate(/wcm state ONLINE/);
-    record("restarted temporary device ONLINE with its stored permanent secret", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && !lines.some((line) => /ISSUING|credential temporary/.test(line)), lastState(lines));
-    const afterSecond = await cloud.services.getDevice({ deviceId: "sim-temp-0001" });
-    record("no second issuance", afterSecond.generation === 1, `generation ${afterSecond.generation}`);
-
-    // 4. one image for a lot: identities from the manufacturing line's NVS partition
-    build({ ...common, cloud: cloudSettings });
-    for (const deviceId of ["sim-lot-0001", "sim-lot-0002"]) {
-      const secret = randomBytes(32).toString("hex");
-      await cloud.services.registerSecretDevice({ deviceId, secretHex: secret });
-      flashNvs(nvsCsv({ deviceId, option: "secret", secret }));
+    if (section("devices")) {
+      // 1. certificate device
+      const issued = await cloud.services.issueDeviceCertificate({ caName: "sim-ca", deviceId: "sim-cert-0001", keyType: "rsa" });
+      await cloud.services.registerCertificateDevice({ deviceId: "sim-cert-0001", caName: "sim-ca" });
+      rmSync(PREFERENCES, { force: true });
+      build({ ...common, deviceId: "sim-cert-0001", option: "certificate", certificate: issued.certificatePem, privateKey: issued.privateKeyPem, cloud: cloudSettings });
       lines = await simulate(/wcm state ONLINE/);
-      record(`lot image, NVS identity ${deviceId} ONLINE`, lines.some((line) => line.includes(`boot device ${deviceId} option secret identity nvs`))
-        && lines.some((line) => /wcm state ONLINE credential secret/.test(line)), lastState(lines));
+      record("certificate device ONLINE", lines.some((line) => /wcm state ONLINE credential certificate/.test(line)), lastState(lines));
+
+      // 2. shared-secret device
+      rmSync(PREFERENCES, { force: true });
+      const secretHex = randomBytes(32).toString("hex");
+      await cloud.services.registerSecretDevice({ deviceId: "sim-secret-0002", secretHex });
+      build({ ...common, deviceId: "sim-secret-0002", option: "secret", secret: secretHex, cloud: cloudSettings });
+      lines = await simulate(/wcm state ONLINE/);
+      record("shared-secret device ONLINE", lines.some((line) => /wcm state ONLINE credential secret/.test(line)), lastState(lines));
+
+      // 3. temporary device: PERMANENT, then a restart keeps the issued secret
+      const lot = await cloud.services.createProvisioningKey({ lot: "sim-lot" });
+      rmSync(PREFERENCES, { force: true });
+      build({ ...common, deviceId: "sim-temp-0001", option: "temporary", provisioningKey: lot.provisioningKeyHex, cloud: cloudSettings });
+      lines = await simulate(/wcm state ONLINE/);
+      record("temporary device ONLINE as permanent", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && lines.some((line) => /wcm state ISSUING/.test(line)), lastState(lines));
+      const afterFirst = await cloud.services.getDevice({ deviceId: "sim-temp-0001" });
+      record("cloud committed generation 1 and retired the temporary secret", afterFirst.generation === 1 && afterFirst.tempRetired, `generation ${afterFirst.generation}, tempRetired ${afterFirst.tempRetired}`);
+      lines = await simulate(/wcm state ONLINE/);
+      record("restarted temporary device ONLINE with its stored permanent secret", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && !lines.some((line) => /ISSUING|credential temporary/.test(line)), lastState(lines));
+      const afterSecond = await cloud.services.getDevice({ deviceId: "sim-temp-0001" });
+      record("no second issuance", afterSecond.generation === 1, `generation ${afterSecond.generation}`);
+
+    }
+
+    if (section("lot")) {
+      // 4. one image for a lot: identities from the manufacturing line's NVS partition
+      build({ ...common, cloud: cloudSettings });
+      for (const deviceId of ["sim-lot-0001", "sim-lot-0002"]) {
+        const secret = randomBytes(32).toString("hex");
+        await cloud.services.registerSecretDevice({ deviceId, secretHex: secret });
+        flashNvs(nvsCsv({ deviceId, option: "secret", secret }));
+        lines = await simulate(/wcm state ONLINE/);
+        record(`lot image, NVS identity ${deviceId} ONLINE`, lines.some((line) => line.includes(`boot device ${deviceId} option secret identity nvs`))
+          && lines.some((line) => /wcm state ONLINE credential secret/.test(line)), lastState(lines));
     }
     const lotCert = await cloud.services.issueDeviceCertificate({ caName: "sim-ca", deviceId: "sim-lot-0003", keyType: "rsa" });
     await cloud.services.registerCertificateDevice({ deviceId: "sim-lot-0003", caName: "sim-ca" });
@@ -216,14 +318,81 @@ async function main(): Promise<void> {
     record("lot image, NVS identity sim-lot-0003 (certificate, DER blobs) ONLINE", lines.some((line) => line.includes("identity nvs"))
       && lines.some((line) => /wcm state ONLINE credential certificate/.test(line)), lastState(lines));
 
-    // 5. the live heap (after a full GC): at boot, at ONLINE, and with the manager stopped
-    rmSync(PREFERENCES, { force: true });
-    const heapSecret = randomBytes(32).toString("hex");
-    await cloud.services.registerSecretDevice({ deviceId: "sim-heap-0001", secretHex: heapSecret });
-    build({ ...common, measureHeap: true, deviceId: "sim-heap-0001", option: "secret", secret: heapSecret, cloud: cloudSettings });
-    lines = await simulate(/wcm heap-live stopped/);
-    const live = heapFigures(lines);
-    record("live heap measured at boot, ONLINE and stopped", live !== undefined, live ?? lastState(lines));
+    }
+
+    if (section("refusals")) {
+      // 5. refusals: the app reports each, keeps running and retries on the schedule of docs/protocol.md 10.2
+      //    a. the default back-off: a revoked device's first wait is the auth class's 30-60 s
+      build({ ...common, cloud: cloudSettings });
+      const revokedSecret = randomBytes(32).toString("hex");
+      await cloud.services.registerSecretDevice({ deviceId: "sim-refuse-0001", secretHex: revokedSecret });
+      await cloud.services.revokeDevice({ deviceId: "sim-refuse-0001" });
+      flashNvs(nvsCsv({ deviceId: "sim-refuse-0001", option: "secret", secret: revokedSecret }));
+      let run = await simulateRun(waitsSeen(1), RUN_SECONDS, 5000);
+      let verdict = checkRefusal(run, { state: "AUTH_FAILED", reason: "NOT_AUTHORIZED", policy: DEFAULT_RETRY_POLICY, retries: 0 });
+      record("revoked device (default back-off): refused, first retry in 30-60 s, still running 5 s later", verdict.ok, verdict.detail);
+
+      //    b. one image with a short back-off, identities from NVS
+      build({ ...common, retry: SHORT_RETRY, cloud: cloudSettings });
+      const refusalRuns = async (name: string, expect: Parameters<typeof checkRefusal>[1]) => {
+        run = await simulateRun(waitsSeen(expect.retries + 1));
+        verdict = checkRefusal(run, expect);
+        record(name, verdict.ok, verdict.detail);
+      };
+      flashNvs(nvsCsv({ deviceId: "sim-refuse-0001", option: "secret", secret: revokedSecret }));
+      await refusalRuns("revoked device: AUTH_FAILED NOT_AUTHORIZED, retries on the auth back-off", { state: "AUTH_FAILED", reason: "NOT_AUTHORIZED", policy: SHORT_RETRY, retries: 2 });
+
+      await cloud.services.registerSecretDevice({ deviceId: "sim-refuse-0002", secretHex: randomBytes(32).toString("hex") });
+      flashNvs(nvsCsv({ deviceId: "sim-refuse-0002", option: "secret", secret: randomBytes(32).toString("hex") }));
+      await refusalRuns("wrong secret: AUTH_FAILED BAD_CREDENTIALS, retries on the auth back-off", { state: "AUTH_FAILED", reason: "BAD_CREDENTIALS", policy: SHORT_RETRY, retries: 2 });
+
+      // counter behind: ONLINE in two boots (each boot reserves a block of 32 counters, docs/protocol.md 4.2,
+      // so the cloud's counter is then 33), then a factory reset that only wipes the device: its counter
+      // restarts at 1 and every login up to 33 is a replay
+      const behindSecret = randomBytes(32).toString("hex");
+      await cloud.services.registerSecretDevice({ deviceId: "sim-refuse-0003", secretHex: behindSecret });
+      const behindNvs = nvsCsv({ deviceId: "sim-refuse-0003", option: "secret", secret: behindSecret });
+      flashNvs(behindNvs);
+      lines = await simulate(/wcm state ONLINE/);
+      lines.push(...await simulate(/wcm state ONLINE/));
+      const firstOnline = lines.filter((line) => /wcm state ONLINE credential secret/.test(line)).length === 2;
+      flashNvs(behindNvs);
+      if (firstOnline) {
+        await refusalRuns("counter behind (wiped device, cloud not told): AUTH_FAILED BAD_CREDENTIALS, retries on the auth back-off", { state: "AUTH_FAILED", reason: "BAD_CREDENTIALS", policy: SHORT_RETRY, retries: 2 });
+      } else {
+        record("counter behind (wiped device, cloud not told): AUTH_FAILED BAD_CREDENTIALS, retries on the auth back-off", false, `the first login failed: ${lastState(lines)}`);
+    }
+    // the factory reset docs/moddable.md gives: wipe the device and reset its counter in the cloud
+    await cloud.services.resetLoginCounter({ deviceId: "sim-refuse-0003" });
+    flashNvs(behindNvs);
+    lines = await simulate(/wcm state ONLINE/);
+    record("factory reset with device reset-counter: ONLINE again", lines.some((line) => /wcm state ONLINE credential secret/.test(line)), lastState(lines));
+
+    //    c. cloud unreachable: nothing listens on the port
+    const okSecret = randomBytes(32).toString("hex");
+    await cloud.services.registerSecretDevice({ deviceId: "sim-refuse-0004", secretHex: okSecret });
+    build({ ...common, retry: SHORT_RETRY, cloud: { ...cloudSettings, port: await closedPort() } });
+    flashNvs(nvsCsv({ deviceId: "sim-refuse-0004", option: "secret", secret: okSecret }));
+    await refusalRuns("cloud unreachable: RETRY_WAIT NETWORK, retries on the network back-off", { state: "RETRY_WAIT", reason: "NETWORK", policy: SHORT_RETRY, retries: 3 });
+
+    //    d. wrong server CA: another CA of the same name
+    const impostor = await createCa("wcm cloud server CA");
+    build({ ...common, retry: SHORT_RETRY, cloud: { ...cloudSettings, ca: impostor.certPem } });
+    flashNvs(nvsCsv({ deviceId: "sim-refuse-0004", option: "secret", secret: okSecret }));
+    await refusalRuns("wrong server CA: RETRY_WAIT NETWORK, retries on the network back-off", { state: "RETRY_WAIT", reason: "NETWORK", policy: SHORT_RETRY, retries: 3 });
+
+    }
+
+    if (section("heap")) {
+      // 6. the live heap (after a full GC): at boot, at ONLINE, and with the manager stopped
+      rmSync(PREFERENCES, { force: true });
+      const heapSecret = randomBytes(32).toString("hex");
+      await cloud.services.registerSecretDevice({ deviceId: "sim-heap-0001", secretHex: heapSecret });
+      build({ ...common, measureHeap: true, deviceId: "sim-heap-0001", option: "secret", secret: heapSecret, cloud: cloudSettings });
+      lines = await simulate(/wcm heap-live stopped/);
+      const live = heapFigures(lines);
+      record("live heap measured at boot, ONLINE and stopped", live !== undefined, live ?? lastState(lines));
+    }
   } finally {
     await cloud.close();
     rmSync(dataDir, { recursive: true, force: true });

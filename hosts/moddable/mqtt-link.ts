@@ -8,13 +8,62 @@
  *   fail("server rejected mqtt request with code N") and then onClose(). The
  *   subclass below reads N from that message (mqtt.js, SDK 8.2.3).
  * - Exactly one onClose per connect(); nothing is delivered after it.
+ * - The TCP socket under TLS is closed one timer turn after anyone asks (see
+ *   DeferredCloseSocket): a close from inside the socket's own callback kills
+ *   mcsim on lin.
  */
 import Client from "mqtt";
 import SecureSocket from "securesocket";
+import { Socket } from "socket";
+import Timer from "timer";
 import type { CloudLink, LinkConnectOptions, LinkEvents } from "wcm/ports";
 import { pemBlocks } from "wcm-host/pem";
 
 const REFUSED = /server rejected mqtt request with code (\d+)/;
+
+// the SDK types Socket as overloads of RAW/TCP/UDP; the link only makes TCP sockets
+const TcpSocket = Socket as unknown as new (options: Record<string, unknown>) => { close(): void };
+
+/**
+ * A TCP socket whose close() takes effect on the next timer turn, never inside
+ * the socket's own callback.
+ *
+ * Why: on a refused CONNECT (CONNACK 4/5) mqtt.js fail() closes the client
+ * inside the socket's readable callback, and SecureSocket closes its socket
+ * inside that callback on a TLS error or a peer's close. On lin
+ * (modules/network/socket/lin/modSocket.c) the callback holds a use count and
+ * close() only forgets the object; when the callback returns, the count hits 0
+ * and socketDownUseCount reads the forgotten (maybe collected) object:
+ * "xsGetHostDestructor: not a host object", then SIGSEGV. Deferred, the close
+ * runs from a timer with no callback on the stack, which is the path every
+ * other close takes. On ESP32 (lwip/modSocket.c) close() detaches the record at
+ * once and frees it through the use count, so a close inside the callback is
+ * safe and a deferred one is too: the same code serves both.
+ * SecureSocket ignores everything the socket reports once it is closing, so
+ * nothing reaches MQTT during that turn.
+ */
+class DeferredCloseSocket extends TcpSocket {
+  #closing = false;
+
+  override close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    Timer.set(() => {
+      try {
+        super.close();
+      } catch {
+        // lin: the peer's close already released the socket ("close on closed socket")
+      }
+    }, 0);
+  }
+}
+
+/** SecureSocket over a DeferredCloseSocket (SecureSocket takes a ready socket as `sock`). */
+class LinkSecureSocket extends SecureSocket {
+  constructor(dictionary: Record<string, unknown>) {
+    super({ ...dictionary, sock: new DeferredCloseSocket({ host: dictionary.host, port: dictionary.port }) });
+  }
+}
 
 class LinkClient extends Client {
   lastFailure = "";
@@ -70,7 +119,7 @@ export function createModdableLink(): CloudLink {
           user: options.username,
           ...(options.password !== undefined ? { password: ArrayBuffer.fromString(options.password) } : {}),
           timeout: options.keepAliveSeconds * 1000,
-          Socket: SecureSocket,
+          Socket: LinkSecureSocket,
           secure,
         });
       } catch (error) {
