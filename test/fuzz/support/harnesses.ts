@@ -11,7 +11,7 @@
  *   cloud/radius/packet.ts                       RadiusCodecError
  *   cloud/radius/eap.ts, fragments.ts            EapCodecError (ReassemblyTooLarge is one)
  *   cloud/radius/avp.ts                          AvpError
- *   flash loaders, openSealed, parseTopic, peekRequestId, verifyLogin,
+ *   flash loaders, openSealed, parseTopic, peekRequestId, mqttRules, hotspotRules,
  *   PacketSizeScanner, verifyMessageAuthenticator   nothing (they answer undefined / a refusal / false)
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { CloudError } from "../../../cloud/errors";
 import { parseBundle } from "../../../cloud/bundle";
 import { parseRegistrationCsv } from "../../../cloud/csv";
-import { verifyLogin } from "../../../cloud/login";
+import { hotspotRules, mqttRules, type Budget } from "../../../cloud/auth/rules";
 import { nodeDigest } from "../../../cloud/node-digest";
 import { PacketSizeScanner } from "../../../cloud/packet-guard";
 import { AvpError, decodeAvps, readPap } from "../../../cloud/radius/avp";
@@ -145,6 +145,25 @@ function jsonDecoder<T>(name: string, target: string, seedName: string, decode: 
 
 function bytesAsHex(_key: string, value: unknown): unknown {
   return value instanceof Uint8Array ? toHex(value) : value;
+}
+
+/** Login rates that never refuse, so every input reaches the proof check. */
+const OPEN_BUDGET: Budget = { device: () => true, lot: () => true };
+
+/** A registry in a temporary folder with a secret device and a lot allowing one id. */
+function loginRegistry(): { registry: Registry; close(): void } {
+  const dir = mkdtempSync(join(tmpdir(), "wcm-fuzz-login-"));
+  const registry = Registry.open(dir, new Uint8Array(32).fill(7));
+  const services = new CloudServices(registry, "fuzz");
+  void services.registerSecretDevice({ deviceId: "fz-dev-1", secretHex: "11".repeat(32) });
+  void services.createProvisioningKey({ lot: "fz-lot", allowlist: ["fz-temp-1"] });
+  return {
+    registry,
+    close() {
+      registry.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** A sequence of frames, each as u16 length + bytes (so length edits reach the framing too). */
@@ -370,27 +389,32 @@ export const HARNESSES: readonly Harness[] = [
   },
   // ------------------------------------------------------------ cloud/
   {
-    name: "cloudLogin", target: "login.verifyLogin (CONNECT password bytes)", expected: () => false,
+    name: "cloudLogin", target: "auth/rules.mqttRules (CONNECT password bytes)", expected: () => false,
     seeds: (corpus) => seedBytes(corpus, "loginPassword"),
     setup: () => {
-      const dir = mkdtempSync(join(tmpdir(), "wcm-fuzz-login-"));
-      const registry = Registry.open(dir, new Uint8Array(32).fill(7));
-      const services = new CloudServices(registry, "fuzz");
-      void services.registerSecretDevice({ deviceId: "fz-dev-1", secretHex: "11".repeat(32) });
-      void services.createProvisioningKey({ lot: "fz-lot", allowlist: ["fz-temp-1"] });
+      const { registry, close } = loginRegistry();
       return {
         run(input) {
-          const temporary = latin1(input).startsWith("v1:t");
-          const result = verifyLogin(registry, nodeDigest, {
-            clientId: temporary ? "fz-temp-1" : "fz-dev-1", username: temporary ? "fz-temp-1" : "fz-dev-1", password: input, peerCertificate: undefined,
-          });
+          const id = latin1(input).startsWith("v1:t") ? "fz-temp-1" : "fz-dev-1";
+          const result = mqttRules(registry, nodeDigest, { clientId: id, username: id, password: input, peerCertificate: undefined }, OPEN_BUDGET);
           check(!result.ok, "a mutated password logged in");
-          check(result.connack === 4 || result.connack === 5 || result.connack === 3, "a refusal without a CONNACK code");
         },
-        close() {
-          registry.close();
-          rmSync(dir, { recursive: true, force: true });
+        close,
+      };
+    },
+  },
+  {
+    name: "hotspotLogin", target: "auth/rules.hotspotRules (PAP User-Password from the TTLS tunnel)", expected: () => false,
+    seeds: (corpus) => seedBytes(corpus, "avps").map((avps) => new Uint8Array(readPap(Buffer.from(avps)).password)),
+    setup: () => {
+      const { registry, close } = loginRegistry();
+      return {
+        run(input) {
+          const id = input.length % 2 === 0 ? "fz-dev-1" : "fz-temp-1";
+          const result = hotspotRules(registry, nodeDigest, id, input, OPEN_BUDGET);
+          check(!result.ok, "a mutated hotspot password was accepted");
         },
+        close,
       };
     },
   },
@@ -485,7 +509,7 @@ export const HARNESSES: readonly Harness[] = [
         const avps = decodeAvps(Buffer.from(input));
         check(avps.length <= 32, "more than MAX_AVPS decoded");
         const pap = readPap(Buffer.from(input));
-        check(pap.password.length <= 253, "a PAP password over 253 bytes");
+        check(pap.password.length <= 253 && pap.userName.length <= 253, "a PAP User-Name or User-Password over 253 bytes");
       },
     }),
   },
