@@ -17,7 +17,7 @@ import { Registry } from "./registry";
 import { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
 import type { AuditRecord, DeviceView } from "./registry";
-import { startCloud } from "./index";
+import { startCloud, type StartCloudOptions } from "./index";
 import { invokedDirectly } from "./invoked-directly";
 
 const USAGE = `wcm cloud admin
@@ -25,7 +25,12 @@ const USAGE = `wcm cloud admin
 usage: npm run cloud -- <command> [arguments] [--data <dir>] [--master-key-file <file>]
 
   gen-master-key                                 print a new random master key (64 hex digits)
-  serve [--host 127.0.0.1] [--mqtt-port 8883] [--http-port 8080] [--radius-port 1812] [--admin-token-file f]
+  serve [--mqtt-port 8883] [--http-port 8080] [--radius-port 1812]     run the cloud (every listener on 127.0.0.1 by default)
+        [--mqtt-host a] [--radius-host a] [--host a]   bind addresses of the device listeners (--host sets both)
+        [--admin-host 127.0.0.1] [--admin-name n]      the admin API's bind address and name (a name is needed off loopback)
+        [--admin-token-file f]                         the admin token (default <data>/admin-token, made on first start)
+        [--admin-tls issue|off] [--admin-tls-cert chain.pem --admin-tls-key key.pem]
+                                                       admin TLS: off loopback it is required (default: issued by the server CA)
   ca create <name> [--days n]                    create a product CA (RSA-2048, key kept sealed)
   ca register <name> <cert.pem>                  register an external product CA
   ca list | ca revoke <name>
@@ -63,7 +68,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(["radius-port", "secret", "data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device", "checksum", "action", "actor", "since", "until", "before", "ssid", "password", "password-file", "priority", "serial", "sha256", "reason"]);
+const VALUE_FLAGS = new Set(["mqtt-host", "radius-host", "admin-host", "admin-name", "admin-tls", "admin-tls-cert", "admin-tls-key", "radius-port", "secret", "data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device", "checksum", "action", "actor", "since", "until", "before", "ssid", "password", "password-file", "priority", "serial", "sha256", "reason"]);
 const BOOLEAN_FLAGS = new Set(["ec", "help", "table"]);
 
 function parse(argv: string[]): Parsed {
@@ -152,6 +157,21 @@ function textTable(rows: string[][]): string {
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ").trimEnd()).join("\n");
 }
 
+function adminTlsFlags(parsed: Parsed): StartCloudOptions["adminTls"] {
+  const mode = flag(parsed, "admin-tls");
+  const certFile = flag(parsed, "admin-tls-cert");
+  const keyFile = flag(parsed, "admin-tls-key");
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError("give both --admin-tls-cert and --admin-tls-key");
+  if (certFile !== undefined && keyFile !== undefined) {
+    if (mode !== undefined) throw new UsageError("--admin-tls-cert/--admin-tls-key and --admin-tls exclude each other");
+    return { certFile, keyFile };
+  }
+  if (mode === undefined) return undefined;
+  if (mode === "issue") return "issue";
+  if (mode === "off") return false;
+  throw new UsageError("--admin-tls is issue or off");
+}
+
 async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: string) => void): Promise<unknown> {
   const [group, action] = parsed.positional;
   if (group === "gen-master-key") {
@@ -159,17 +179,20 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
     return undefined;
   }
   if (group === "serve") {
-    const token = flag(parsed, "admin-token-file");
     const cloud = await startCloud({
       dataDir: dataDir(parsed, env), masterKeyFile: flag(parsed, "master-key-file"),
-      host: flag(parsed, "host") ?? "127.0.0.1", mqttPort: intFlag(parsed, "mqtt-port") ?? 8883, httpPort: intFlag(parsed, "http-port") ?? 8080,
+      mqttHost: flag(parsed, "mqtt-host") ?? flag(parsed, "host"), radiusHost: flag(parsed, "radius-host") ?? flag(parsed, "host"),
+      adminHost: flag(parsed, "admin-host"), adminName: flag(parsed, "admin-name"), adminTokenFile: flag(parsed, "admin-token-file"), adminTls: adminTlsFlags(parsed),
+      mqttPort: intFlag(parsed, "mqtt-port") ?? 8883, httpPort: intFlag(parsed, "http-port") ?? 8080,
       radiusPort: intFlag(parsed, "radius-port"),
-      adminToken: token === undefined ? undefined : readText(token, 4096).trim(),
       log: (level, message) => {
         if (level !== "debug") process.stderr.write(`${new Date().toISOString()} ${level} ${message}\n`);
       },
     });
-    out(JSON.stringify({ mqttPort: cloud.mqttPort, httpPort: cloud.httpPort, radiusPort: cloud.radiusPort, radiusServerName: cloud.radiusServerName, serverName: cloud.serverName, serverCa: join(dataDir(parsed, env), "server-ca.pem") }));
+    out(JSON.stringify({
+      mqttPort: cloud.mqttPort, httpPort: cloud.httpPort, radiusPort: cloud.radiusPort, radiusServerName: cloud.radiusServerName, serverName: cloud.serverName,
+      serverCa: join(dataDir(parsed, env), "server-ca.pem"), adminUrl: cloud.admin?.url, adminTokenFile: cloud.admin?.tokenFile,
+    }));
     const stop = () => void cloud.close().then(() => process.exit(0));
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
@@ -352,6 +375,8 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
 
 if (invokedDirectly(import.meta.url)) {
   runCli(process.argv.slice(2)).then((code) => {
+    // a `serve` that could not start exits at once (a half-closed server must not keep it alive)
+    if (code !== 0 && process.argv[2] === "serve") process.exit(code);
     if (code !== 0 || process.argv[2] !== "serve") process.exitCode = code;
   });
 }

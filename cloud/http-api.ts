@@ -1,15 +1,20 @@
 /*
- * The admin HTTP JSON API over the service layer (node:http, loopback).
+ * The admin HTTP JSON API over the service layer (node:http, or node:https).
  *
  * buildAdminApi() makes the app: a request handler plus inject() so tests call
  * routes without sockets; listenAdminApi() binds it to a port (fastify's
- * build/listen split). Bodies are bounded (1 MiB JSON, 50 MiB CSV). Errors are
+ * build/listen split). Every request passes admin-guard.ts first (Host,
+ * Origin, bearer token; there is no unauthenticated mode). Bodies are JSON
+ * only (`application/json`; CSV import also takes `text/csv`, which is not a
+ * CORS-safelisted type), so no simple cross-site request changes anything.
+ * Bodies are bounded (1 MiB JSON, 50 MiB CSV). Errors are
  * `{ "error": { "code", "message", "field"?, "line"? } }` with the HTTP status
  * of the code (cloud/errors.ts; catalogue in cloud/README.md).
  */
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from "node:http";
-import { timingSafeEqual, createHash } from "node:crypto";
+import { createServer as createTlsServer } from "node:https";
 import { CloudError, isCloudError } from "./errors";
+import { checkAdminRequest, LOOPBACK_NAMES, type AdminAccess } from "./admin-guard";
 import { MAX_CSV_BYTES } from "./csv";
 import type { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
@@ -37,19 +42,25 @@ export interface AdminResponse {
 export interface AdminApi {
   /** node:http request listener */
   handle(req: IncomingMessage, res: ServerResponse): void;
-  /** Runs a request through the routes without a socket. */
+  /** Runs a request through the guard and the routes without a socket. */
   inject(request: AdminRequest): Promise<AdminResponse>;
+  /** What requests must carry; listenAdminApi() sets `port` once bound. */
+  readonly access: AdminAccess;
 }
 
 /** Options of buildAdminApi. */
 export interface AdminApiOptions {
   /** hotspot profiles and private networks (default: over the same registry and actor as `services`) */
   network?: NetworkServices;
-  /** when set, every request needs `Authorization: Bearer <token>` */
-  token?: string;
+  /** every request needs `Authorization: Bearer <token>` (required: no unauthenticated mode) */
+  token: string;
+  /** accepted Host names (default localhost, 127.0.0.1, [::1]) */
+  names?: string[];
+  /** "https" when listenAdminApi() is given TLS (default "http"): the scheme of the admin's own Origin */
+  scheme?: "http" | "https";
 }
 
-type Handler = (ctx: { params: string[]; query: URLSearchParams; json: () => Record<string, unknown>; text: () => string }) => Promise<unknown>;
+type Handler = (ctx: { params: string[]; query: URLSearchParams; json: () => Record<string, unknown>; text: () => string; contentType: string }) => Promise<unknown>;
 
 interface Route {
   method: string;
@@ -88,7 +99,12 @@ function routes(services: CloudServices, network: NetworkServices): Route[] {
     },
     {
       method: "POST", pattern: /^\/v1\/devices\/import$/, body: "csv", status: 201,
-      handler: async ({ query, text }) => services.importDevicesCsv({ csv: text(), caName: queryString(query, "caName"), lot: queryString(query, "lot") }),
+      handler: async ({ query, text, json, contentType }) => {
+        if (contentType === "text/csv") return services.importDevicesCsv({ csv: text(), caName: queryString(query, "caName"), lot: queryString(query, "lot") });
+        const body = json();
+        if (typeof body.csv !== "string") throw new CloudError("INVALID_INPUT", "must be a string", { field: "csv" });
+        return services.importDevicesCsv({ csv: body.csv, caName: body.caName as never, lot: body.lot as never });
+      },
     },
     { method: "GET", pattern: new RegExp(`^/v1/devices/${seg}$`), body: "none", handler: async ({ params }) => services.getDevice({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/revoke$`), body: "none", handler: async ({ params }) => services.revokeDevice({ deviceId: params[0] }) },
@@ -151,27 +167,18 @@ function errorBody(error: CloudError): AdminResponse {
   return { status: error.httpStatus, body: { error: out } };
 }
 
-function sameToken(given: string, expected: string): boolean {
-  const a = createHash("sha256").update(given).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
-}
-
 /**
  * Builds the admin API over `services`.
  * @example const api = buildAdminApi(cloud.services); const res = await api.inject({ method: "GET", url: "/v1/devices" });
  */
-export function buildAdminApi(services: CloudServices, options: AdminApiOptions = {}): AdminApi {
+export function buildAdminApi(services: CloudServices, options: AdminApiOptions): AdminApi {
+  if (typeof options?.token !== "string" || options.token.length < 32) throw new CloudError("ADMIN_TOKEN_INVALID", "the admin API needs a token of at least 32 characters");
   const table = routes(services, options.network ?? new NetworkServices(services.registry, services.actor));
+  const access: AdminAccess = { token: options.token, names: options.names ?? [...LOOPBACK_NAMES], scheme: options.scheme ?? "http" };
 
   async function dispatch(request: AdminRequest): Promise<AdminResponse> {
     try {
-      if (options.token !== undefined) {
-        const auth = request.headers?.authorization ?? "";
-        if (!auth.startsWith("Bearer ") || !sameToken(auth.slice(7), options.token)) {
-          throw new CloudError("UNAUTHORIZED", "missing or wrong bearer token");
-        }
-      }
+      checkAdminRequest(access, request.headers ?? {});
       const url = new URL(request.url, "http://admin.invalid");
       const matches = table.filter((route) => route.pattern.test(url.pathname));
       if (matches.length === 0) throw new CloudError("NOT_FOUND", `no route ${url.pathname.slice(0, 100)}`);
@@ -180,8 +187,11 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions 
       const params = route.pattern.exec(url.pathname)!.slice(1);
       const raw = request.body === undefined ? "" : typeof request.body === "string" ? request.body : Buffer.from(request.body).toString("utf8");
       const contentType = (request.headers?.["content-type"] ?? "").split(";")[0].trim().toLowerCase();
-      const limit = route.body === "csv" ? MAX_CSV_BYTES : MAX_JSON_BODY_BYTES;
+      const limit = route.body === "csv" ? MAX_CSV_BYTES + 4096 : MAX_JSON_BODY_BYTES;
       if (Buffer.byteLength(raw) > limit) throw new CloudError("TOO_LARGE", `request body larger than ${limit} bytes`);
+      // JSON only: a form or text/plain body (what a page elsewhere can send without a preflight) changes nothing
+      const typed = contentType === "application/json" || (route.body === "csv" && contentType === "text/csv");
+      if (raw.length > 0 && !typed) throw new CloudError("UNSUPPORTED_MEDIA_TYPE", route.body === "csv" ? "send application/json or text/csv" : "send application/json");
       const json = (): Record<string, unknown> => {
         if (contentType !== "application/json") throw new CloudError("UNSUPPORTED_MEDIA_TYPE", "send application/json");
         let value: unknown;
@@ -194,10 +204,10 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions 
         return value as Record<string, unknown>;
       };
       const text = (): string => {
-        if (contentType !== "text/csv" && contentType !== "text/plain") throw new CloudError("UNSUPPORTED_MEDIA_TYPE", "send text/csv");
+        if (contentType !== "text/csv") throw new CloudError("UNSUPPORTED_MEDIA_TYPE", "send application/json or text/csv");
         return raw;
       };
-      const body = await route.handler({ params, query: url.searchParams, json, text });
+      const body = await route.handler({ params, query: url.searchParams, json, text, contentType });
       return { status: route.status ?? 200, body };
     } catch (error) {
       if (isCloudError(error)) return errorBody(error);
@@ -211,7 +221,7 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions 
       res.writeHead(response.status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
       res.end(text);
     };
-    const limit = (req.url ?? "").startsWith("/v1/devices/import") ? MAX_CSV_BYTES : MAX_JSON_BODY_BYTES;
+    const limit = (req.url ?? "").startsWith("/v1/devices/import") ? MAX_CSV_BYTES + 4096 : MAX_JSON_BODY_BYTES;
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > limit) {
       send(errorBody(new CloudError("TOO_LARGE", `request body larger than ${limit} bytes`)));
@@ -242,7 +252,7 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions 
     });
   }
 
-  return { handle, inject: dispatch };
+  return { handle, inject: dispatch, access };
 }
 
 /** A listening admin API. */
@@ -252,9 +262,15 @@ export interface AdminListener {
   close(): Promise<void>;
 }
 
-/** Binds the API to `host:port` (port 0 = ephemeral). Keep host on loopback. */
-export async function listenAdminApi(api: AdminApi, address: { host: string; port: number }): Promise<AdminListener> {
-  const server = createServer({ requestTimeout: 60_000, headersTimeout: 10_000 }, api.handle);
+/**
+ * Binds the API to `host:port` (port 0 = ephemeral), over TLS when `tls` is
+ * given (PEM chain and key), and sets `api.access.port` to the bound port.
+ */
+export async function listenAdminApi(api: AdminApi, address: { host: string; port: number; tls?: { certPem: string; keyPem: string } }): Promise<AdminListener> {
+  const timeouts = { requestTimeout: 60_000, headersTimeout: 10_000 };
+  const server: Server = address.tls
+    ? createTlsServer({ ...timeouts, cert: address.tls.certPem, key: address.tls.keyPem, minVersion: "TLSv1.2" }, api.handle)
+    : createServer(timeouts, api.handle);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(address.port, address.host, () => {
@@ -263,9 +279,11 @@ export async function listenAdminApi(api: AdminApi, address: { host: string; por
     });
   });
   const bound = server.address();
+  const port = typeof bound === "object" && bound ? bound.port : address.port;
+  api.access.port = port;
   return {
     server,
-    port: typeof bound === "object" && bound ? bound.port : address.port,
+    port,
     close: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());

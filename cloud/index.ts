@@ -2,14 +2,20 @@
  * The reference cloud in one call: startCloud() opens the registry, makes the
  * server TLS identity on first start, and runs the MQTT/TLS endpoint (with the
  * issuance service), optionally the RADIUS server for hotspots (cloud/radius/)
- * and the admin HTTP API on loopback.
+ * and the admin HTTP API. Each listener has its own bind address (all default
+ * to 127.0.0.1). The admin API always needs its token (admin-token.ts); bound
+ * anywhere but loopback it also needs a name and TLS (admin-tls.ts). A
+ * listener that cannot bind stops start-up with LISTEN_FAILED naming it.
  */
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LogPort } from "../modules/ports";
 import { Authenticator } from "./auth/authenticator";
 import { buildAdminApi, listenAdminApi, type AdminListener } from "./http-api";
+import { adminToken } from "./admin-token";
+import { adminTlsPlan, adminTlsMaterial, type AdminTlsOption } from "./admin-tls";
+import { CloudError, isCloudError } from "./errors";
+import { replaceOwnerOnlyFile } from "./owner-files";
 import { IssuanceService } from "./issuance";
 import { loadMasterKey } from "./master-key";
 import { MqttServer, type AbuseLimits } from "./mqtt-server";
@@ -39,14 +45,26 @@ export interface StartCloudOptions {
   /** the 32-byte master key; else `masterKeyFile`, else env WCM_MASTER_KEY */
   masterKey?: Uint8Array;
   masterKeyFile?: string;
-  /** listen address of both endpoints (default 127.0.0.1) */
-  host?: string;
+  /** bind address of the MQTT/TLS listener (default 127.0.0.1) */
+  mqttHost?: string;
   /** MQTT/TLS port (default 8883; 0 = ephemeral) */
   mqttPort?: number;
+  /** bind address of the admin HTTP API (default 127.0.0.1); any other needs `adminName` and TLS */
+  adminHost?: string;
   /** admin HTTP port (0 = ephemeral; undefined = no HTTP API) */
   httpPort?: number;
-  /** when set, the HTTP API requires `Authorization: Bearer <adminToken>` */
-  adminToken?: string;
+  /** the name clients reach the admin API by: its Host header and certificate name (required on a non-loopback adminHost) */
+  adminName?: string;
+  /**
+   * TLS of the admin API: "issue" (a certificate for adminName from the server CA, made at each start),
+   * `{ certFile, keyFile }` (the operator's PEM chain and key), or false (plain HTTP: loopback only).
+   * Default: false on loopback, "issue" otherwise.
+   */
+  adminTls?: AdminTlsOption;
+  /** the operator's admin token file (owner-only); default `<dataDir>/admin-token`, made on first start */
+  adminTokenFile?: string;
+  /** bind address of the RADIUS listener (default 127.0.0.1) */
+  radiusHost?: string;
   /** RADIUS UDP port (undefined = no RADIUS server; 0 = ephemeral) */
   radiusPort?: number;
   /** RADIUS limits and fragment size */
@@ -60,11 +78,30 @@ export interface StartCloudOptions {
   log?: LogPort;
 }
 
+/** The running admin API and how to reach it. */
+export interface AdminEndpoint {
+  port: number;
+  /** the name to send in Host (and to check in the certificate) */
+  name: string;
+  /** e.g. `http://127.0.0.1:8080` or `https://admin.example.com:8443` */
+  url: string;
+  /** the bearer token every request needs */
+  token: string;
+  /** the file the token is in */
+  tokenFile: string;
+  /** served over TLS */
+  tls: boolean;
+  /** the CA of an issued admin certificate (the server CA); undefined for plain HTTP or the operator's certificate */
+  caPem: string | undefined;
+}
+
 /** A running cloud. */
 export interface Cloud {
   mqttPort: number;
   /** undefined when no HTTP API was asked for */
   httpPort: number | undefined;
+  /** the admin API (address, token), undefined when none was asked for */
+  admin: AdminEndpoint | undefined;
   /** undefined when no RADIUS server was asked for */
   radiusPort: number | undefined;
   /** the trust anchor devices need for the MQTT endpoint and the RADIUS server (PEM) */
@@ -113,7 +150,21 @@ async function serverIdentity(registry: Registry): Promise<{ caPem: string; cert
  * @throws CloudError MASTER_KEY_MISSING / MASTER_KEY_INVALID / MASTER_KEY_WRONG before anything listens
  * @example const cloud = await startCloud({ dataDir, masterKey, mqttPort: 0, httpPort: 0 });
  */
+/** Runs `start`, turning a bind failure into LISTEN_FAILED naming the listener and address. */
+async function bind<T>(listener: string, host: string, port: number, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    if (isCloudError(error)) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? "ERROR";
+    const why: Record<string, string> = { EADDRINUSE: "the port is in use", EACCES: "permission denied", EADDRNOTAVAIL: "no such local address", ENOTFOUND: "unknown host" };
+    throw new CloudError("LISTEN_FAILED", `the ${listener} listener cannot bind ${host.includes(":") ? `[${host}]` : host}:${port}: ${why[code] ?? (error as Error).message} (${code})`);
+  }
+}
+
 export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
+  const adminHost = options.adminHost ?? "127.0.0.1";
+  const tlsPlan = options.httpPort === undefined ? undefined : adminTlsPlan(adminHost, options.adminName, options.adminTls);
   const masterKey = loadMasterKey({ masterKey: options.masterKey, masterKeyFile: options.masterKeyFile });
   const registry = Registry.open(options.dataDir, masterKey);
   masterKey.fill(0);
@@ -122,17 +173,20 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   let radius: RadiusServer | undefined;
   try {
     const identity = await serverIdentity(registry);
-    writeFileSync(join(options.dataDir, "server-ca.pem"), identity.caPem);
+    replaceOwnerOnlyFile(join(options.dataDir, "server-ca.pem"), identity.caPem);
+    const token = tlsPlan && adminToken(options.dataDir, options.adminTokenFile);
+    const adminTls = tlsPlan && await adminTlsMaterial(registry, tlsPlan);
     const issuance = new IssuanceService(registry, nodeDigest, (n) => new Uint8Array(randomBytes(n)));
-    const host = options.host ?? "127.0.0.1";
     const auth = new Authenticator({
       registry, digest: nodeDigest, limits: options.limits?.login, refusalAudit: options.limits?.refusalAudit, log: options.log,
     });
-    mqtt = await MqttServer.start({
-      registry, digest: nodeDigest, issuance, host, port: options.mqttPort ?? 8883, auth,
+    const mqttHost = options.mqttHost ?? "127.0.0.1";
+    const mqttPort = options.mqttPort ?? 8883;
+    mqtt = await bind("MQTT/TLS", mqttHost, mqttPort, () => MqttServer.start({
+      registry, digest: nodeDigest, issuance, host: mqttHost, port: mqttPort, auth,
       certPem: identity.certPem, keyPem: identity.keyPem, connectTimeoutMs: options.connectTimeoutMs,
       maxConnections: options.maxConnections, limits: options.limits, log: options.log,
-    });
+    }));
     const live = mqtt;
     const network = new NetworkServices(registry, "admin:api", {
       hotspotsChanged: () => live.notifyConfig(),
@@ -154,21 +208,33 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     });
     if (options.radiusPort !== undefined) {
       const tls = await radiusIdentity(registry);
-      radius = new RadiusServer({
+      const radiusHost = options.radiusHost ?? "127.0.0.1";
+      const started = new RadiusServer({
         ...options.radius, registry, digest: nodeDigest, auth, certPem: tls.certPem, keyPem: tls.keyPem,
-        host, port: options.radiusPort, log: options.log,
+        host: radiusHost, port: options.radiusPort, log: options.log,
       });
-      await radius.start();
+      radius = started;
+      await bind("RADIUS", radiusHost, options.radiusPort, () => started.start());
     }
     const radiusServer = radius;
-    if (options.httpPort !== undefined) {
-      http = await listenAdminApi(buildAdminApi(services.as("admin:http"), { token: options.adminToken, network: network.as("admin:http") }), { host, port: options.httpPort });
+    let admin: AdminEndpoint | undefined;
+    if (options.httpPort !== undefined && tlsPlan && token && adminTls !== undefined) {
+      const api = buildAdminApi(services.as("admin:http"), {
+        token: token.token, network: network.as("admin:http"), names: tlsPlan.names, scheme: adminTls ? "https" : "http",
+      });
+      const httpPort = options.httpPort;
+      http = await bind("admin HTTP", adminHost, httpPort, () => listenAdminApi(api, { host: adminHost, port: httpPort, tls: adminTls || undefined }));
+      admin = {
+        port: http.port, name: tlsPlan.name, url: `${adminTls ? "https" : "http"}://${tlsPlan.name}:${http.port}`,
+        token: token.token, tokenFile: token.file, tls: Boolean(adminTls), caPem: adminTls ? adminTls.caPem : undefined,
+      };
     }
     const httpListener = http;
     let closed = false;
     return {
       mqttPort: mqtt.port,
       httpPort: http?.port,
+      admin,
       radiusPort: radiusServer?.port,
       serverCaPem: identity.caPem,
       serverName: "localhost",

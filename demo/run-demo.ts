@@ -29,7 +29,7 @@ async function main(): Promise<number> {
   const started = performance.now();
   const cloud = await startCloud({ dataDir, masterKey: new Uint8Array(randomBytes(32)), mqttPort: 0, httpPort: 0, radiusPort: 0 });
   const board = new StatusBoard(process.stdout);
-  board.note(`cloud: MQTT/TLS 127.0.0.1:${cloud.mqttPort}, RADIUS 127.0.0.1:${cloud.radiusPort}, admin API 127.0.0.1:${cloud.httpPort}, data in ${dataDir}`);
+  board.note(`cloud: MQTT/TLS 127.0.0.1:${cloud.mqttPort}, RADIUS 127.0.0.1:${cloud.radiusPort}, admin API ${cloud.admin!.url} (token in ${cloud.admin!.tokenFile}), data in ${dataDir}`);
 
   const services = cloud.services;
   const ca = await services.createProductCa({ name: "demo-products" });

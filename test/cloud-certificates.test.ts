@@ -18,12 +18,11 @@ import "../cloud/reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { authenticate } from "../bench/radius-peer";
 import { nodeDigest } from "../cloud/node-digest";
-import { buildAdminApi } from "../cloud/http-api";
 import { runCli } from "../cloud/cli";
 import { radiusIdentity, RADIUS_SERVER_NAME } from "../cloud/radius/identity";
 import { RadiusServer } from "../cloud/radius/server";
 import { privateKeyPem } from "../cloud/pki";
-import { closed, connectDevice, end, mustConnect, startTestCloud, type TestCloud } from "./cloud-helpers";
+import { closed, connectDevice, end, mustConnect, startTestCloud, testAdminApi, type TestCloud } from "./cloud-helpers";
 
 const NAS_SECRET = "certificates-test-nas-secret";
 const SIGNING = { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" };
@@ -220,7 +219,7 @@ describe("cloud certificates: end-entity rule and revocation, same on MQTT and E
   it("httpApi_RevokeListAndImportCrl", async () => {
     await register("cert-http");
     const cert = await t.cloud.services.issueDeviceCertificate({ caName: "lamps", deviceId: "cert-http" });
-    const api = buildAdminApi(t.cloud.services);
+    const api = testAdminApi(t.cloud.services);
     const revoked = await api.inject({ method: "POST", url: "/v1/certificates/revoke", headers: JSON_HEADERS, body: JSON.stringify({ caName: "lamps", serial: cert.serial }) });
     assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
     await refusedBoth("cert-http", cert, "CERT_REVOKED", 5);

@@ -8,10 +8,10 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { runCli } from "../cloud/cli";
-import { buildAdminApi, type AdminApi } from "../cloud/http-api";
+import type { AdminApi } from "../cloud/http-api";
 import { BoundedMap, ConnectionLimiter, LoginGuard, RefusalAudit, TokenBuckets } from "../cloud/limits";
 import { CONNACK } from "../modules/protocol";
-import { closed, connectDevice, end, exchange, loginPassword, mustConnect, newSecret, startTestCloud, temporarySecret, type TestCloud } from "./cloud-helpers";
+import { closed, connectDevice, end, exchange, loginPassword, mustConnect, newSecret, startTestCloud, temporarySecret, testAdminApi, type TestCloud } from "./cloud-helpers";
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
@@ -118,7 +118,7 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
   before(async function () {
     // a per-device bucket large enough for the lockout cases; rate limits get their own cloud below
     t = await startTestCloud({ httpPort: 0, limits: { login: { perDevice: { burst: 100, perSecond: 100 }, lockoutThreshold: 5, lockoutBaseMs: 60_000, rejectDelayMs: 200 } } });
-    api = buildAdminApi(t.cloud.services);
+    api = testAdminApi(t.cloud.services);
   });
   after(async () => t?.stop());
 

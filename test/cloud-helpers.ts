@@ -9,6 +9,8 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import mqtt, { type MqttClient } from "mqtt";
 import { startCloud, type Cloud, type StartCloudOptions } from "../cloud/index";
+import { buildAdminApi, type AdminApi, type AdminApiOptions, type AdminRequest } from "../cloud/http-api";
+import type { CloudServices } from "../cloud/services";
 import { deriveCloudLoginKey, deriveLoginProof, deriveTemporarySecret, type LoginKind } from "../modules/derive";
 import { nobleDigest } from "../modules/noble-digest";
 import { decodeCloudMessage, deviceTopics, encodeRequest, formatLoginPassword, type CloudResponse, type DeviceRequest } from "../modules/protocol";
@@ -27,7 +29,13 @@ export interface TestCloud {
 export async function startTestCloud(options: Partial<StartCloudOptions> = {}): Promise<TestCloud> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "wcm-cloud-test-"));
   const masterKey = options.masterKey ?? new Uint8Array(randomBytes(32));
-  const cloud = await startCloud({ dataDir, masterKey: Uint8Array.from(masterKey), mqttPort: 0, ...options });
+  let cloud: Cloud;
+  try {
+    cloud = await startCloud({ dataDir, masterKey: Uint8Array.from(masterKey), mqttPort: 0, ...options });
+  } catch (error) {
+    if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     cloud, dataDir, masterKey,
     async stop() {
@@ -35,6 +43,22 @@ export async function startTestCloud(options: Partial<StartCloudOptions> = {}): 
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The token of admin APIs built by testAdminApi(). */
+export const TEST_ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123456789";
+
+/** Adds the admin's Host and bearer token to requests that do not set them (as an operator's client does). */
+export function withAdminHeaders(api: AdminApi, token: string, host = "127.0.0.1"): AdminApi {
+  return {
+    ...api,
+    inject: (request: AdminRequest) => api.inject({ ...request, headers: { host, authorization: `Bearer ${token}`, ...request.headers } }),
+  };
+}
+
+/** An admin API over `services` (token TEST_ADMIN_TOKEN, loopback names) whose inject() sends an operator's headers. */
+export function testAdminApi(services: CloudServices, options: Partial<AdminApiOptions> = {}): AdminApi {
+  return withAdminHeaders(buildAdminApi(services, { token: TEST_ADMIN_TOKEN, ...options }), options.token ?? TEST_ADMIN_TOKEN);
 }
 
 /** The MQTT password of a secret-based login. */

@@ -15,12 +15,11 @@ import {
   decodeCloudMessage, decodeNetworkChange, deviceTopics, MAX_CONFIG_BYTES, type CloudNotice, type CloudResponse,
 } from "../modules/protocol";
 import { openSealed, sealPublicKey } from "../modules/seal";
-import { buildAdminApi } from "../cloud/http-api";
 import { DEFAULT_MAX_PACKET_BYTES } from "../cloud/mqtt-server";
 import { migrateNetworkSchema, NETWORK_DEVICE_COLUMNS } from "../cloud/network-registry";
 import { runCli } from "../cloud/cli";
 import { isCloudError } from "../cloud/errors";
-import { digest, end, exchange, loginPassword, mustConnect, newSecret, startTestCloud, type TestCloud } from "./cloud-helpers";
+import { digest, end, exchange, loginPassword, mustConnect, newSecret, startTestCloud, testAdminApi, type TestCloud } from "./cloud-helpers";
 
 const CA = "-----BEGIN CERTIFICATE-----\nMIIBradius\n-----END CERTIFICATE-----";
 const ZIPKEY: HotspotProfile = { name: "zipkey", roamingConsortium: ["5a03ba"], radius: { serverName: "radius.localhost", ca: CA } };
@@ -188,7 +187,7 @@ describe("cloud networks (hotspot profiles, private network hand-off)", function
   });
 
   it("http_HotspotsAndDeviceNetwork_Routes", async () => {
-    const api = buildAdminApi(t.cloud.services, { network: t.cloud.network });
+    const api = testAdminApi(t.cloud.services, { network: t.cloud.network });
     const json = { "content-type": "application/json" };
     const put = await api.inject({ method: "PUT", url: "/v1/hotspots", headers: json, body: JSON.stringify({ profiles: [ZIPKEY, { ...ZIPKEY, name: "cafe", roamingConsortium: undefined, ssid: "Cafe" }] }) });
     assert.equal(put.status, 200, JSON.stringify(put.body));

@@ -8,8 +8,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { runCli } from "../cloud/cli";
 import { isCloudError } from "../cloud/errors";
-import { buildAdminApi } from "../cloud/http-api";
-import { startTestCloud, type TestCloud } from "./cloud-helpers";
+import { startTestCloud, testAdminApi, type TestCloud } from "./cloud-helpers";
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
@@ -45,7 +44,7 @@ describe("radius: NAS clients (services, HTTP, CLI)", function () {
   });
 
   it("http_NasClients_AddListRemove", async () => {
-    const api = buildAdminApi(t.cloud.services);
+    const api = testAdminApi(t.cloud.services);
     const added = await api.inject({ method: "POST", url: "/v1/nas-clients", headers: JSON_HEADERS, body: JSON.stringify({ name: "ap-http", address: "10.1.2.3", secret: "http-shared-secret-1" }) });
     assert.equal(added.status, 201);
     const list = await api.inject({ method: "GET", url: "/v1/nas-clients" });
