@@ -31,6 +31,7 @@ import { factoryIdentity } from "wcm-host/factory-identity";
 import { createModdableLink } from "wcm-host/mqtt-link";
 import { createNetworkPort } from "wcm-host/network";
 import { moddableClock, moddableRandom, moddableScheduler, nativeDigest, preferenceStore } from "wcm-host/ports";
+import { nativeSeal } from "wcm-host/seal";
 import { applyTimeFloor, raiseClock, syncTime } from "wcm-host/time-floor";
 
 interface AppSettings {
@@ -137,6 +138,7 @@ function main(): void {
 
   const manager = new ConnectionManager(device, {
     digest: nativeDigest,
+    seal: nativeSeal,
     random: moddableRandom(),
     clock: moddableClock(),
     scheduler: moddableScheduler,

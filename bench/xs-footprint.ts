@@ -37,7 +37,7 @@ async function meterSteps(): Promise<Row[]> {
     const before = await load("gc();");
     const loaded = await load(await bundleForXs("bench/xs/bench-entry.ts"));
     const rows: Row[] = [{
-      step: "load the bundle (core + noble + fake cloud)",
+      step: "load the bundle (core, pure-JS ports, fake cloud)",
       compute: loaded.compute,
       allocatedBytes: (loaded.currentHeapCount - before.currentHeapCount) * ESP32_SLOT_BYTES,
       note: "on a device the preloaded code lives in flash",
@@ -47,7 +47,7 @@ async function meterSteps(): Promise<Row[]> {
       ["temporarySecret", "temporary-secret derivation"],
       ["loginProof", "login proof"],
       ["issuanceDeviceSide", "issuance exchange, device side"],
-      ["sealKeyPair", "network sealing key pair (first hello)"],
+      ["sealKeyPair", "sealing key pair (first hello)"],
       ["openSealed", "open a sealed network change"],
       ["bootSecret", "boot to ONLINE, shared secret (fake cloud)"],
       ["bootTemporary", "boot to ONLINE, temporary -> permanent (fake cloud)"],
@@ -100,10 +100,11 @@ function table(headers: string[], rows: string[][]): string {
 
 const rows = await meterSteps();
 const sizeRows = await sizes();
-console.log("wcm core on XS (xsnap-worker, XS 13): compute = XS meter steps; heap = XS slots allocated in the step x 16 B (ESP32 slot size), garbage included\n");
+console.log("wcm core on XS (xsnap-worker, XS 13): compute = XS meter steps of the step, with the pure-JS ports (@noble); device compute = the core's share when");
+console.log("the digest and SealPort are native, as on Moddable (bench/xs/meter-split.ts); heap = XS slots allocated in the step x 16 B (ESP32 slot size), garbage included\n");
 console.log(table(["step", "compute", "device compute", "heap (slots allocated)", "note"], rows.map((row) => [row.step, String(row.compute), row.deviceCompute === undefined ? "" : String(row.deviceCompute), kb(row.allocatedBytes), row.note])));
-const first = rows.find((row) => row.deviceCompute !== undefined);
-if (first) {
+const first = rows.find((row) => row.step.startsWith("first boot"));
+if (first?.deviceCompute !== undefined) {
   console.log(`\nfirst boot on ESP32 (power-on to PERMANENT and ONLINE, then the first hello and profile fetch): device compute ${first.deviceCompute} XS meter steps.`);
   console.log("  Counted: the core's JavaScript only, as on a board; not counted: the fake cloud, radio, flash, clock, and what the board does natively");
   console.log("  (SHA-256 under the JavaScript HMAC of hosts/moddable/ports.ts; the SealPort's key agreement and cipher when it is native). bench/xs/device-model.ts.");

@@ -10,7 +10,6 @@
  * it in clear. The audit log records the change's sequence number, never the
  * SSID or the password.
  */
-import { randomBytes } from "node:crypto";
 import { validateHotspotProfiles, type HotspotProfile, type HotspotSet } from "../modules/hotspots";
 import { isWcmError } from "../modules/errors";
 import {
@@ -18,12 +17,11 @@ import {
   type CloudResponse, type DeviceRequest,
 } from "../modules/protocol";
 import { checkSsid } from "../modules/hotspots";
-import { sealTo } from "../modules/seal";
 import { deviceId, invalid, object } from "./admin-input";
+import { sealForDevice } from "./device-seal";
 import { CloudError } from "./errors";
 import type { Session } from "./auth/authenticator";
 import { NetworkRegistry } from "./network-registry";
-import { nodeDigest } from "./node-digest";
 import type { DeviceView, Registry } from "./registry";
 
 type NetworkRequest = Extract<DeviceRequest, { op: "hello" | "config" | "network" | "network-result" }>;
@@ -153,7 +151,7 @@ export class NetworkServices {
     }
     const { key } = this.#sealable(id);
     this.net.storeSealedChange(id, "set", (seq) =>
-      sealTo(nodeDigest, key, id, encodeNetworkChange({ seq, action: "set", ssid, password, priority }), new Uint8Array(randomBytes(32))), this.actor);
+      sealForDevice(key, id, encodeNetworkChange({ seq, action: "set", ssid, password, priority }), "network"), this.actor);
     this.hooks.networkChanged?.(id);
     return this.registry.view(this.registry.device(id)!);
   }
@@ -165,7 +163,7 @@ export class NetworkServices {
     const ssid = core(() => checkSsid(body.ssid, "ssid", "MESSAGE_INVALID"));
     const { key } = this.#sealable(id);
     this.net.storeSealedChange(id, "forget", (seq) =>
-      sealTo(nodeDigest, key, id, encodeNetworkChange({ seq, action: "forget", ssid }), new Uint8Array(randomBytes(32))), this.actor);
+      sealForDevice(key, id, encodeNetworkChange({ seq, action: "forget", ssid }), "network"), this.actor);
     this.hooks.networkChanged?.(id);
     return this.registry.view(this.registry.device(id)!);
   }

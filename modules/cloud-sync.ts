@@ -20,7 +20,7 @@ import type { HotspotSet } from "./hotspots";
 import type { NetworkDriver, PendingResult } from "./network-driver";
 import type { PrivateNetwork } from "./network-selection";
 import { applyNetworkChange, NetworkStore } from "./network-store";
-import type { ClockPort, DigestPort, KeyValuePort, RandomPort } from "./ports";
+import type { ClockPort, DigestPort, KeyValuePort, RandomPort, SealPort } from "./ports";
 import {
   decodeNetworkChange,
   MAX_FAILURE_REPORTS,
@@ -29,7 +29,7 @@ import {
   type DeviceRequest,
 } from "./protocol";
 import type { FailureClass } from "./retry";
-import { openSealed, sealPublicKey } from "./seal";
+import { newSealSecretKey, openSealed, sealPublicKey, SEAL_VERSION } from "./seal";
 import { WallClock } from "./wall-clock";
 
 type Want = "hello" | "config" | "network" | "rotate" | "result";
@@ -63,6 +63,7 @@ export class CloudSync {
   readonly #config: DeviceConfig;
   readonly #digest: DigestPort;
   readonly #random: RandomPort;
+  readonly #seal: SealPort;
   readonly #enabled: boolean;
   readonly #driver: NetworkDriver;
   readonly #host: CloudSyncHost;
@@ -71,7 +72,7 @@ export class CloudSync {
   #hotspots: HotspotSet;
   #networks: PrivateNetwork[];
   #networkSeq: number;
-  #sealKey: Uint8Array | undefined;
+  #sealKey: { secret: Uint8Array; public: Uint8Array } | undefined;
   #results: PendingResult[] = [];
   #wants: Want[] = [];
 
@@ -81,7 +82,7 @@ export class CloudSync {
    */
   constructor(
     config: DeviceConfig,
-    ports: { digest: DigestPort; random: RandomPort; clock: ClockPort; kv: KeyValuePort },
+    ports: { digest: DigestPort; random: RandomPort; seal: SealPort; clock: ClockPort; kv: KeyValuePort },
     enabled: boolean,
     driver: NetworkDriver,
     host: CloudSyncHost,
@@ -89,6 +90,7 @@ export class CloudSync {
     this.#config = config;
     this.#digest = ports.digest;
     this.#random = ports.random;
+    this.#seal = ports.seal;
     this.#enabled = enabled;
     this.#driver = driver;
     this.#host = host;
@@ -185,7 +187,7 @@ export class CloudSync {
         case "hello": {
           let key: Uint8Array;
           try {
-            key = sealPublicKey(this.#loadOrMakeSealKey());
+            key = this.sealKey().public;
           } catch (error) {
             this.#host.fail("network", "STORE_FAILED", isWcmError(error) ? error.code : "store");
             return;
@@ -193,7 +195,7 @@ export class CloudSync {
           const joined = this.#driver.joined;
           const reports = this.#driver.reports.slice(0, MAX_FAILURE_REPORTS);
           this.#host.send({
-            v: 1, rid, op: "hello", rev: this.#hotspots.rev, key,
+            v: 1, rid, op: "hello", rev: this.#hotspots.rev, key, seal: SEAL_VERSION,
             ...(joined ? { net: { kind: joined.kind, ssid: joined.ssid } } : {}),
             ...(reports.length ? { failures: reports } : {}),
           });
@@ -217,16 +219,30 @@ export class CloudSync {
     }
   }
 
-  #loadOrMakeSealKey(): Uint8Array {
+  /**
+   * The device's sealing key pair, loaded or made (and stored) at first use.
+   * @throws WcmError STORE_FAILED when a new key cannot be stored
+   */
+  sealKey(): { secret: Uint8Array; public: Uint8Array } {
     if (this.#sealKey) return this.#sealKey;
-    let key = this.#net.loadSealKey();
-    if (!key) {
-      key = this.#random.bytes(32);
+    let secret = this.#net.loadSealKey();
+    if (!secret) {
+      secret = newSealSecretKey((length) => this.#random.bytes(length));
       // Stored before its public half is ever sent: a cut write just makes a new pair next time.
-      this.#net.saveSealKey(key);
+      this.#net.saveSealKey(secret);
     }
-    this.#sealKey = key;
-    return key;
+    this.#sealKey = { secret, public: sealPublicKey(this.#seal, secret) };
+    return this.#sealKey;
+  }
+
+  /** The device's sealing key pair if it has one stored (never makes one). */
+  storedSealKey(): { secret: Uint8Array; public: Uint8Array } | undefined {
+    if (this.#sealKey) return this.#sealKey;
+    try {
+      return this.#net.loadSealKey() ? this.sealKey() : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   #onHello(response: Extract<CloudResponse, { op: "hello"; ok: true }>, request: Extract<DeviceRequest, { op: "hello" }>): void {
@@ -258,7 +274,8 @@ export class CloudSync {
   }
 
   #onNetworkChange(response: Extract<CloudResponse, { op: "network"; ok: true }>): void {
-    const plaintext = this.#sealKey ? openSealed(this.#digest, this.#sealKey, this.#config.deviceId, response.sealed) : undefined;
+    const key = this.#sealKey;
+    const plaintext = key ? openSealed(this.#digest, this.#seal, key.secret, key.public, this.#config.deviceId, response.sealed, "network") : undefined;
     let change;
     try {
       change = plaintext ? decodeNetworkChange(plaintext) : undefined;

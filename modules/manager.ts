@@ -47,6 +47,7 @@ import type {
   NetworkPort,
   RandomPort,
   SchedulerPort,
+  SealPort,
   TemporarySecretPort,
 } from "./ports";
 import type { CredentialLabel, DeviceState } from "./protocol";
@@ -63,6 +64,8 @@ export interface ManagerPorts {
   scheduler: SchedulerPort;
   kv: KeyValuePort;
   link: CloudLinkFactory;
+  /** P-256 ECDH and AES-128-GCM for the sealing key (native on Moddable) */
+  seal: SealPort;
   log?: LogPort;
   /** the Wi-Fi radio; when given, the manager joins a network before it connects to the cloud */
   network?: NetworkPort;

@@ -5,7 +5,8 @@
  *   "hotspots"  the newest hotspot profile set the cloud sent (with its revision)
  *   "nets"      the private networks the owner handed over, and the sequence
  *               number of the last network change applied
- *   "netkey"    the X25519 secret key that network changes are sealed to
+ *   "netkey"    the P-256 secret key that network changes are sealed to (`c`: "p256";
+ *               a record without it is an older firmware's X25519 key, not used)
  *   "tfloor"    the wall-time floor (Unix seconds)
  * Every record carries the device id; one written for another id is ignored.
  * Passwords are stored in clear in the payload, as the issued secret is:
@@ -19,6 +20,7 @@ import type { DigestPort, KeyValuePort } from "./ports";
 import { checkNetworkPassword, MAX_NETWORK_PRIORITY } from "./protocol";
 import { checkSsid } from "./hotspots";
 import { RecordStore } from "./record-store";
+import { isSealSecretKey } from "./seal";
 
 /** Most private networks a device keeps. */
 export const MAX_PRIVATE_NETWORKS = 4;
@@ -102,14 +104,14 @@ export class NetworkStore {
     this.#networks.write(utf8Encode(JSON.stringify({ id: this.#deviceId, seq: stored.seq, n })));
   }
 
-  /** The sealing secret key (32 bytes), or undefined. */
+  /** The P-256 sealing secret key (32 bytes), or undefined (none, or an older firmware's X25519 key). */
   loadSealKey(): Uint8Array | undefined {
     const record = this.#key.read();
     const object = record && parse(record.payload, this.#deviceId);
-    if (!object || typeof object.k !== "string") return undefined;
+    if (!object || typeof object.k !== "string" || object.c !== "p256") return undefined;
     try {
       const key = fromBase64Url(object.k);
-      return key.length === 32 ? key : undefined;
+      return isSealSecretKey(key) ? key : undefined;
     } catch {
       return undefined;
     }
@@ -117,8 +119,8 @@ export class NetworkStore {
 
   /** Stores the sealing secret key crash-safely. @throws WcmError STORE_FAILED */
   saveSealKey(secretKey: Uint8Array): void {
-    if (secretKey.length !== 32) throw new WcmError("STATE_INVALID", "must be 32 bytes", "secretKey");
-    this.#key.write(utf8Encode(JSON.stringify({ id: this.#deviceId, k: toBase64Url(secretKey) })));
+    if (!isSealSecretKey(secretKey)) throw new WcmError("STATE_INVALID", "not a P-256 secret key", "secretKey");
+    this.#key.write(utf8Encode(JSON.stringify({ id: this.#deviceId, c: "p256", k: toBase64Url(secretKey) })));
   }
 
   /** The persisted time floor, Unix seconds (0 when none). */

@@ -14,6 +14,25 @@ export interface DigestPort {
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
 }
 
+/**
+ * Key agreement and the cipher of sealing (docs/protocol.md 14.4): P-256 ECDH
+ * and AES-128-GCM. The host only computes; the core decides what is sealed,
+ * with which keys and labels, and validates every public key it is given
+ * before it reaches the port. Moddable: etc/curve.js over arith/ec.c and
+ * etc/gcm.js over the native AES and GHASH (hosts/moddable/seal.ts); Node:
+ * node:crypto (hosts/node/node-seal.ts).
+ */
+export interface SealPort {
+  /** The uncompressed P-256 public key (0x04 || X || Y, 65 bytes) of a secret scalar (32 bytes big-endian, 1 <= k < n). */
+  p256PublicKey(secretKey: Uint8Array): Uint8Array;
+  /** The P-256 ECDH shared secret: the X coordinate (32 bytes) of secretKey * publicKey, for a public key the core checked is on the curve. */
+  p256SharedSecret(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
+  /** AES-128-GCM encryption with a 16-byte key and a 12-byte IV: ciphertext || 16-byte tag. */
+  aesGcmSeal(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /** AES-128-GCM decryption of ciphertext || tag; undefined when the tag does not verify. */
+  aesGcmOpen(key: Uint8Array, iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined;
+}
+
 /** Cryptographically secure random bytes. */
 export interface RandomPort {
   /** Returns `length` fresh random bytes. */

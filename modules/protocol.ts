@@ -13,6 +13,7 @@ import { WcmError } from "./errors";
 import type { LoginKind } from "./derive";
 import { checkHotspotRev, checkSsid, hotspotProfilesJson, validateHotspotProfiles, type HotspotProfile } from "./hotspots";
 import type { NetworkFailureReason } from "./ports";
+import { isSealPublicKey, SEAL_PUBLIC_KEY_BYTES, SEAL_VERSION } from "./seal";
 
 /** Protocol version carried in every message (`v`) and the topic prefix. */
 export const PROTOCOL_VERSION = 1;
@@ -174,7 +175,13 @@ export type DeviceRequest =
       v: 1; rid: string; op: "hello";
       /** the hotspot profile revision the device holds (0 = firmware's or none) */
       rev: number;
-      /** the device's X25519 sealing public key */
+      /**
+       * the sealing format the device opens: 3 (P-256 + AES-128-GCM, `key` is a
+       * 65-byte uncompressed point); absent on older firmware: format 2 (`key` is
+       * a 32-byte X25519 key)
+       */
+      seal?: 3;
+      /** the device's sealing public key */
       key: Uint8Array;
       /** the network the device is on now */
       net?: { kind: NetworkKind; ssid: string };
@@ -305,6 +312,7 @@ export function encodeRequest(request: DeviceRequest): Uint8Array {
       return utf8Encode(JSON.stringify({ v: 1, rid: request.rid, op: "commit", gen: request.gen, proof: toBase64Url(request.proof) }));
     case "hello": {
       const out: Record<string, unknown> = { v: 1, rid: request.rid, op: "hello", rev: request.rev, key: toBase64Url(request.key) };
+      if (request.seal !== undefined) out.seal = request.seal;
       if (request.net) out.net = { kind: request.net.kind, ssid: request.net.ssid };
       const failures = (request.failures ?? []).slice(0, MAX_FAILURE_REPORTS).map(failureJson);
       for (let count = failures.length; ; count--) {
@@ -347,12 +355,17 @@ function decodeFailures(value: unknown): NetworkFailureReport[] {
 }
 
 function decodeHello(object: Record<string, unknown>, rid: string): DeviceRequest {
-  onlyKeys(object, ["v", "rid", "op", "rev", "key", "net", "failures"], "request");
+  onlyKeys(object, ["v", "rid", "op", "rev", "seal", "key", "net", "failures"], "request");
+  if (object.seal !== undefined && object.seal !== SEAL_VERSION) throw new WcmError("MESSAGE_INVALID", `must be ${SEAL_VERSION} or absent`, "request.seal");
   const request: Extract<DeviceRequest, { op: "hello" }> = {
     v: 1, rid, op: "hello",
     rev: checkHotspotRev(object.rev, "request.rev", "MESSAGE_INVALID"),
-    key: bytesField(object.key, 32, "request.key"),
+    key: bytesField(object.key, object.seal === SEAL_VERSION ? SEAL_PUBLIC_KEY_BYTES : 32, "request.key"),
   };
+  if (object.seal === SEAL_VERSION) {
+    if (!isSealPublicKey(request.key)) throw new WcmError("MESSAGE_INVALID", "not a P-256 point", "request.key");
+    request.seal = SEAL_VERSION;
+  }
   if (object.net !== undefined) {
     const net = object.net;
     if (typeof net !== "object" || net === null || Array.isArray(net)) throw new WcmError("MESSAGE_INVALID", "must be an object", "request.net");

@@ -1,55 +1,89 @@
 /*
- * End-to-end sealing of private network credentials to a key only the device
- * holds: ECIES over X25519, with every symmetric step over the DigestPort.
+ * End-to-end sealing to a key only the device holds (format 3): ECIES over
+ * P-256 with AES-128-GCM, the key agreement and the cipher behind the host's
+ * SealPort (native on Moddable), the key derivation over its DigestPort.
  *
- * The device makes an X25519 key pair at first boot and keeps the secret key in
- * flash (network-store.ts); the cloud stores its public key. To send a network
- * change, the cloud makes an ephemeral key pair per message:
+ * The device makes a P-256 key pair at its first hello and keeps the secret key
+ * in flash (network-store.ts); the cloud stores the public key. For each sealed
+ * message the cloud makes an ephemeral key pair:
  *
- *   shared        = X25519(ephemeral secret, device public key)      (32 bytes; all-zero refused)
- *   encKey||macKey = HKDF-SHA256(ikm = shared, salt = ephemeral public || device public,
- *                                info = "wcm-v1 network-seal-2" 0x00 deviceId, L = 64)
- *   stream        = S(0) || S(1) || ...,  S(i) = HMAC(encKey, "wcm-v1 seal-stream" 0x00 u32be(i))
- *   ciphertext    = plaintext XOR stream (truncated to the plaintext)
- *   tag           = HMAC(macKey, "wcm-v1 seal-tag" 0x00 deviceId 0x00 ephemeral public
- *                        0x00 u32be(ciphertext length) 0x00 ciphertext)       (32 bytes)
- *   sealed        = 0x02 || ephemeral public (32) || ciphertext || tag (32)
+ *   shared  = P-256 ECDH(ephemeral secret, device public)       (X coordinate, 32 bytes)
+ *   key||iv = HKDF-SHA256(ikm = shared, salt = ephemeral public || device public,
+ *                         info = "wcm-v1 seal-3" 0x00 purpose 0x00 deviceId, L = 28)
+ *   header  = 0x03 || ephemeral public (65, uncompressed)
+ *   sealed  = header || AES-128-GCM(key, iv, aad = header, plaintext)     (ciphertext || 16-byte tag)
  *
- * That is HMAC-SHA256 as a PRF in counter mode for the keystream and
- * encrypt-then-MAC with the full 32-byte tag, checked in constant time before
- * anything is decrypted. Keys are fresh for every message (fresh ephemeral key),
- * so no nonce is needed: the stream never repeats under one key, and the tag
- * binds the blob to its device (deviceId also in `info`) and to its ephemeral
- * key. encKey and macKey are independent HKDF outputs.
+ * `purpose` keeps the uses apart: "network" (a private network change, 14.4)
+ * and "rotation" (a rotated secret, docs/protocol.md 9.5). Keys and IV are
+ * fresh for every message (fresh ephemeral key), so an IV never repeats under a
+ * key. The core, not the host, checks what it is given: a public key must be
+ * an uncompressed point on the curve (SEC1 3.2.2; Moddable's curve.js does not
+ * check, and an invalid-curve point would leak bits of the device's key), a
+ * secret key a scalar in [1, n-1].
  *
- * Why HMAC rather than an AEAD cipher: format 0x01 (label "wcm-v1 network-seal")
- * used ChaCha20-Poly1305 from @noble/ciphers and X25519 from @noble/curves,
- * 57 KB of XS bytecode whose only gain was speed on long messages, and a network
- * change is about 100 bytes (4 HMACs of stream and tag, 3 of HKDF). The device
- * has native SHA-256/HMAC behind its DigestPort (Moddable's crypt Digest), so
- * this construction puts no JavaScript cipher or hash in flash; with the
- * self-contained X25519 (x25519.ts) the core needs no @noble module at all
- * (64.7 KB less XS release bytecode, for 1.4 KB more of core; docs/moddable.md).
- * Any host's native or hardware HMAC serves; pure-JS hosts use noble-digest.ts.
- * HKDF is RFC 5869 over digest.hmacSha256. Test vectors: docs/protocol.md 14.4,
- * test/support/vectors.ts (checked against node:crypto in test/core-network.test.ts).
+ * Why P-256 and AES-GCM (format 2 was X25519 as a BigInt ladder in the core,
+ * with HMAC-SHA256 as keystream and tag): Moddable has native P-256 ECDH and
+ * native AES and GHASH, and ships them already for TLS (crypt/tls.json), but
+ * has no X25519. The ladder cost 631,578 XS meter steps per key agreement, two
+ * thirds of the device's compute in a whole first boot (bench:xs); behind the
+ * port it is native. Format 2 blobs are still made by the cloud for devices in
+ * the field that registered a 32-byte X25519 key (cloud/legacy-seal.ts); this
+ * firmware neither makes nor opens them.
+ * Vectors: docs/protocol.md 14.4, test/support/vectors.ts.
  */
-import { concatBytes, constantTimeEqual } from "./bytes";
+import { concatBytes } from "./bytes";
 import { labelled } from "./derive";
 import { WcmError } from "./errors";
-import type { DigestPort } from "./ports";
-import { x25519PublicKey, x25519SharedSecret } from "./x25519";
+import type { DigestPort, SealPort } from "./ports";
 
-/** HKDF info label of network sealing (format 2). */
-export const SEAL_LABEL = "wcm-v1 network-seal-2";
-/** Label of the keystream blocks. */
-export const SEAL_STREAM_LABEL = "wcm-v1 seal-stream";
-/** Label of the tag. */
-export const SEAL_TAG_LABEL = "wcm-v1 seal-tag";
+/** HKDF info label of sealing (format 3). */
+export const SEAL_LABEL = "wcm-v1 seal-3";
 /** Format byte of a sealed blob. */
-export const SEAL_VERSION = 2;
+export const SEAL_VERSION = 3;
+/** Bytes of an uncompressed P-256 public key. */
+export const SEAL_PUBLIC_KEY_BYTES = 65;
 /** Bytes a sealed blob adds to its plaintext: version, ephemeral key, tag. */
-export const SEAL_OVERHEAD = 1 + 32 + 32;
+export const SEAL_OVERHEAD = 1 + SEAL_PUBLIC_KEY_BYTES + 16;
+/** What a sealed blob is for (bound into its keys). */
+export type SealPurpose = "network" | "rotation";
+
+const P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;
+const B = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn;
+const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+
+function toBigInt(bytes: Uint8Array): bigint {
+  let n = 0n;
+  for (let i = 0; i < bytes.length; i++) n = (n << 8n) | BigInt(bytes[i]);
+  return n;
+}
+
+/** True for a P-256 secret scalar: 32 bytes big-endian, 1 <= k < n. */
+export function isSealSecretKey(secretKey: Uint8Array): boolean {
+  if (secretKey.length !== 32) return false;
+  const k = toBigInt(secretKey);
+  return k > 0n && k < N;
+}
+
+/** True for an uncompressed P-256 point on the curve (y^2 = x^3 - 3x + b mod p, 0 <= x, y < p). */
+export function isSealPublicKey(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== SEAL_PUBLIC_KEY_BYTES || publicKey[0] !== 4) return false;
+  const x = toBigInt(publicKey.subarray(1, 33));
+  const y = toBigInt(publicKey.subarray(33, 65));
+  if (x >= P || y >= P) return false;
+  const right = ((((x * x) % P) * x) % P - 3n * x + B + 3n * P) % P;
+  return (y * y) % P === right;
+}
+
+/**
+ * A new sealing secret key from a random source (draws again in the rare case,
+ * about 2^-32, that 32 random bytes are not a scalar below n).
+ */
+export function newSealSecretKey(random: (length: number) => Uint8Array): Uint8Array {
+  for (;;) {
+    const key = random(32);
+    if (isSealSecretKey(key)) return key;
+  }
+}
 
 /**
  * HKDF-SHA256 (RFC 5869) over a DigestPort.
@@ -68,76 +102,67 @@ export function hkdfSha256(digest: DigestPort, ikm: Uint8Array, salt: Uint8Array
   return out;
 }
 
-/** The public key of a device's sealing secret key. */
-export function sealPublicKey(secretKey: Uint8Array): Uint8Array {
-  if (secretKey.length !== 32) throw new WcmError("CREDENTIAL_INVALID", "must be 32 bytes", "secretKey");
-  return x25519PublicKey(secretKey);
+/**
+ * The public key of a device's sealing secret key.
+ * @throws WcmError CREDENTIAL_INVALID when the secret key is not a P-256 scalar
+ */
+export function sealPublicKey(seal: SealPort, secretKey: Uint8Array): Uint8Array {
+  if (!isSealSecretKey(secretKey)) throw new WcmError("CREDENTIAL_INVALID", "not a P-256 secret key", "secretKey");
+  return seal.p256PublicKey(secretKey);
 }
 
-function keys(digest: DigestPort, shared: Uint8Array, ephemeralPublic: Uint8Array, recipient: Uint8Array, deviceId: string) {
-  const okm = hkdfSha256(digest, shared, concatBytes(ephemeralPublic, recipient), labelled(SEAL_LABEL, deviceId), 64);
-  return { encKey: okm.subarray(0, 32), macKey: okm.subarray(32, 64) };
-}
-
-/** `data` XOR the HMAC counter-mode keystream under `encKey` (encrypts and decrypts). */
-function xorStream(digest: DigestPort, encKey: Uint8Array, data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(data.length);
-  const message = labelled(SEAL_STREAM_LABEL, new Uint8Array(4));
-  const counter = new DataView(message.buffer, message.length - 4);
-  for (let offset = 0, i = 0; offset < data.length; offset += 32, i++) {
-    counter.setUint32(0, i);
-    const block = digest.hmacSha256(encKey, message);
-    for (let j = 0; j < 32 && offset + j < data.length; j++) out[offset + j] = data[offset + j] ^ block[j];
-  }
-  return out;
-}
-
-function tag(digest: DigestPort, macKey: Uint8Array, deviceId: string, ephemeralPublic: Uint8Array, ciphertext: Uint8Array): Uint8Array {
-  const length = new Uint8Array(4);
-  new DataView(length.buffer).setUint32(0, ciphertext.length);
-  return digest.hmacSha256(macKey, labelled(SEAL_TAG_LABEL, deviceId, ephemeralPublic, length, ciphertext));
+function keys(digest: DigestPort, shared: Uint8Array, ephemeralPublic: Uint8Array, recipient: Uint8Array, deviceId: string, purpose: SealPurpose) {
+  const okm = hkdfSha256(digest, shared, concatBytes(ephemeralPublic, recipient), labelled(SEAL_LABEL, purpose, deviceId), 28);
+  return { key: okm.subarray(0, 16), iv: okm.subarray(16, 28) };
 }
 
 /**
  * Seals `plaintext` to a device's public key.
- * @param ephemeralSecret - 32 fresh random bytes (never reuse one)
- * @throws WcmError CREDENTIAL_INVALID for a malformed or low-order public key
+ * @param ephemeralSecret - a fresh secret key (newSealSecretKey; never reuse one)
+ * @throws WcmError CREDENTIAL_INVALID for a public key that is not a P-256 point, or a bad ephemeral key
+ * @example sealTo(digest, seal, devicePublic, "lamp-1", change, newSealSecretKey(random), "network")
  */
 export function sealTo(
   digest: DigestPort,
+  seal: SealPort,
   recipientPublicKey: Uint8Array,
   deviceId: string,
   plaintext: Uint8Array,
   ephemeralSecret: Uint8Array,
+  purpose: SealPurpose = "network",
 ): Uint8Array {
-  if (recipientPublicKey.length !== 32) throw new WcmError("CREDENTIAL_INVALID", "must be 32 bytes", "publicKey");
-  if (ephemeralSecret.length !== 32) throw new WcmError("CREDENTIAL_INVALID", "must be 32 bytes", "ephemeralSecret");
-  const ephemeralPublic = x25519PublicKey(ephemeralSecret);
-  let shared: Uint8Array;
-  try {
-    shared = x25519SharedSecret(ephemeralSecret, recipientPublicKey);
-  } catch {
-    throw new WcmError("CREDENTIAL_INVALID", "low-order public key", "publicKey");
-  }
-  const { encKey, macKey } = keys(digest, shared, ephemeralPublic, recipientPublicKey, deviceId);
-  const ciphertext = xorStream(digest, encKey, plaintext);
-  return concatBytes(Uint8Array.of(SEAL_VERSION), ephemeralPublic, ciphertext, tag(digest, macKey, deviceId, ephemeralPublic, ciphertext));
+  if (!isSealPublicKey(recipientPublicKey)) throw new WcmError("CREDENTIAL_INVALID", "not a P-256 public key", "publicKey");
+  if (!isSealSecretKey(ephemeralSecret)) throw new WcmError("CREDENTIAL_INVALID", "not a P-256 secret key", "ephemeralSecret");
+  const ephemeralPublic = seal.p256PublicKey(ephemeralSecret);
+  const shared = seal.p256SharedSecret(ephemeralSecret, recipientPublicKey);
+  const { key, iv } = keys(digest, shared, ephemeralPublic, recipientPublicKey, deviceId, purpose);
+  const header = concatBytes(Uint8Array.of(SEAL_VERSION), ephemeralPublic);
+  return concatBytes(header, seal.aesGcmSeal(key, iv, header, plaintext));
 }
 
 /**
  * Opens a blob made by sealTo with the device's secret key.
+ * @param publicKey - the device's own public key (sealPublicKey of secretKey), passed in so it is computed once
  * @returns the plaintext, or undefined when the blob is malformed, for another
- *   key or device, or was changed in any bit
+ *   key, device or purpose, or was changed in any bit
  */
-export function openSealed(digest: DigestPort, secretKey: Uint8Array, deviceId: string, sealed: Uint8Array): Uint8Array | undefined {
-  if (secretKey.length !== 32 || sealed.length < SEAL_OVERHEAD || sealed[0] !== SEAL_VERSION) return undefined;
-  const ephemeralPublic = sealed.subarray(1, 33);
-  const ciphertext = sealed.subarray(33, sealed.length - 32);
+export function openSealed(
+  digest: DigestPort,
+  seal: SealPort,
+  secretKey: Uint8Array,
+  publicKey: Uint8Array,
+  deviceId: string,
+  sealed: Uint8Array,
+  purpose: SealPurpose = "network",
+): Uint8Array | undefined {
+  if (sealed.length < SEAL_OVERHEAD || sealed[0] !== SEAL_VERSION || !isSealSecretKey(secretKey)) return undefined;
+  const header = sealed.subarray(0, 1 + SEAL_PUBLIC_KEY_BYTES);
+  const ephemeralPublic = header.subarray(1);
+  if (!isSealPublicKey(ephemeralPublic)) return undefined;
   try {
-    const shared = x25519SharedSecret(secretKey, ephemeralPublic);
-    const { encKey, macKey } = keys(digest, shared, ephemeralPublic, x25519PublicKey(secretKey), deviceId);
-    if (!constantTimeEqual(tag(digest, macKey, deviceId, ephemeralPublic, ciphertext), sealed.subarray(sealed.length - 32))) return undefined;
-    return xorStream(digest, encKey, ciphertext);
+    const shared = seal.p256SharedSecret(secretKey, ephemeralPublic);
+    const { key, iv } = keys(digest, shared, ephemeralPublic, publicKey, deviceId, purpose);
+    return seal.aesGcmOpen(key, iv, header, sealed.subarray(header.length));
   } catch {
     return undefined;
   }

@@ -12,8 +12,10 @@ import type { MqttClient } from "mqtt";
 import { utf8Encode } from "../modules/bytes";
 import type { HotspotProfile } from "../modules/hotspots";
 import {
-  decodeCloudMessage, decodeNetworkChange, deviceTopics, MAX_CONFIG_BYTES, type CloudNotice, type CloudResponse,
+  decodeCloudMessage, decodeNetworkChange, encodeNetworkChange, deviceTopics, MAX_CONFIG_BYTES, type CloudNotice, type CloudResponse,
 } from "../modules/protocol";
+import { legacyPublicKey } from "../cloud/legacy-seal";
+import { nodeSeal } from "../hosts/node/node-seal";
 import { openSealed, sealPublicKey } from "../modules/seal";
 import { DEFAULT_MAX_PACKET_BYTES } from "../cloud/mqtt-server";
 import { migrateNetworkSchema, NETWORK_DEVICE_COLUMNS } from "../cloud/network-registry";
@@ -48,7 +50,7 @@ describe("cloud networks (hotspot profiles, private network hand-off)", function
   let counter = 0;
   const clients: MqttClient[] = [];
   const sealKey = new Uint8Array(32).fill(0x42);
-  const sealPublic = sealPublicKey(sealKey);
+  const sealPublic = sealPublicKey(nodeSeal, sealKey);
 
   async function secretDevice(id: string): Promise<MqttClient> {
     const secret = newSecret();
@@ -83,7 +85,7 @@ describe("cloud networks (hotspot profiles, private network hand-off)", function
     assert.deepEqual(await notice, { v: 1, notice: "config" });
     const config = await exchange(client, "net-1", { v: 1, rid: "c1", op: "config" });
     assert.deepEqual(config, { v: 1, rid: "c1", op: "config", ok: true, rev: set.rev, hotspots: [ZIPKEY] });
-    const hello = await exchange(client, "net-1", { v: 1, rid: "h1", op: "hello", rev: 0, key: sealPublic });
+    const hello = await exchange(client, "net-1", { v: 1, rid: "h1", op: "hello", rev: 0, seal: 3, key: sealPublic });
     assert.equal(hello.ok, true);
     const h = hello as Extract<CloudResponse, { op: "hello"; ok: true }>;
     assert.equal(h.rev, set.rev);
@@ -115,7 +117,7 @@ describe("cloud networks (hotspot profiles, private network hand-off)", function
     await assert.rejects(t.cloud.network.setDeviceNetwork({ deviceId: id, ssid: "Home", password: "correct horse" }),
       (error: unknown) => isCloudError(error, "INVALID_INPUT") && error.field === "deviceId", "no key yet");
     const hello = await exchange(client, id, {
-      v: 1, rid: "h1", op: "hello", rev: 1, key: sealPublic, net: { kind: "hotspot", ssid: "ZipKey" },
+      v: 1, rid: "h1", op: "hello", rev: 1, seal: 3, key: sealPublic, net: { kind: "hotspot", ssid: "ZipKey" },
       failures: [{ kind: "hotspot", ssid: "Partner", reason: "EAP-REJECTED", detail: "not here", n: 2 }],
     });
     assert.equal(hello.ok, true);
@@ -129,16 +131,16 @@ describe("cloud networks (hotspot profiles, private network hand-off)", function
     t.cloud.registry.db.pragma("wal_checkpoint(TRUNCATE)");
     const file = readFileSync(t.cloud.registry.path);
     assert.equal(file.includes(Buffer.from("correct horse")), false, "password not in the registry");
-    const again = await exchange(client, id, { v: 1, rid: "h2", op: "hello", rev: 1, key: sealPublic });
+    const again = await exchange(client, id, { v: 1, rid: "h2", op: "hello", rev: 1, seal: 3, key: sealPublic });
     assert.equal((again as Extract<CloudResponse, { op: "hello"; ok: true }>).network, true);
     const fetched = await exchange(client, id, { v: 1, rid: "n1", op: "network" });
     assert.equal(fetched.ok, true);
     const sealed = fetched as Extract<CloudResponse, { op: "network"; ok: true }>;
-    const plaintext = openSealed(digest, sealKey, id, sealed.sealed);
+    const plaintext = openSealed(digest, nodeSeal, sealKey, sealPublic, id, sealed.sealed);
     assert.ok(plaintext, "opens with the device's key");
     assert.deepEqual(decodeNetworkChange(plaintext), { seq: 1, action: "set", ssid: "Home", password: "correct horse", priority: 10 });
-    assert.equal(openSealed(digest, new Uint8Array(32).fill(1), id, sealed.sealed), undefined, "not with another key");
-    assert.equal(openSealed(digest, sealKey, "net-other", sealed.sealed), undefined, "not for another device");
+    assert.equal(openSealed(digest, nodeSeal, new Uint8Array(32).fill(1), sealPublicKey(nodeSeal, new Uint8Array(32).fill(1)), id, sealed.sealed), undefined, "not with another key");
+    assert.equal(openSealed(digest, nodeSeal, sealKey, sealPublic, "net-other", sealed.sealed), undefined, "not for another device");
     const result = await exchange(client, id, { v: 1, rid: "r1", op: "network-result", seq: 1, result: "FAILED", reason: "INCORRECT-PASSWORD" });
     assert.deepEqual(result, { v: 1, rid: "r1", op: "network-result", ok: true, seq: 1 });
     const shown = await t.cloud.services.getDevice({ deviceId: id });
@@ -149,11 +151,29 @@ describe("cloud networks (hotspot profiles, private network hand-off)", function
     assert.deepEqual(nothing, { v: 1, rid: "n2", op: "network", ok: false, reason: "NOTHING_PENDING" });
     // forget, then a new key voids it
     await t.cloud.network.forgetDeviceNetwork({ deviceId: id, ssid: "Home" });
-    await exchange(client, id, { v: 1, rid: "h3", op: "hello", rev: 1, key: sealPublicKey(new Uint8Array(32).fill(7)) });
+    await exchange(client, id, { v: 1, rid: "h3", op: "hello", rev: 1, seal: 3, key: sealPublicKey(nodeSeal, new Uint8Array(32).fill(7)) });
     const voided = await t.cloud.services.getDevice({ deviceId: id });
     assert.equal(voided.network.pendingChange, null);
     assert.equal(voided.network.lastResult?.result, "UNREADABLE");
     assert.ok(t.cloud.registry.auditLog(20, id).some((r) => r.action === "network.set" && !r.detail?.includes("Home")), "audited without the SSID");
+  });
+
+  it("setDeviceNetwork_Format2KeyOfOlderFirmware_SealedInFormat2", async () => {
+    // a device in the field says hello without `seal` and a 32-byte X25519 key
+    const id = "net-legacy";
+    const client = await secretDevice(id);
+    const hello = await exchange(client, id, { v: 1, rid: "h1", op: "hello", rev: 0, key: legacyPublicKey(new Uint8Array(32).fill(9)) });
+    assert.equal(hello.ok, true);
+    await t.cloud.network.setDeviceNetwork({ deviceId: id, ssid: "Home", password: "correct horse" });
+    const fetched = await exchange(client, id, { v: 1, rid: "n1", op: "network" }) as Extract<CloudResponse, { op: "network"; ok: true }>;
+    assert.equal(fetched.sealed[0], 2, "format 2");
+    assert.equal(fetched.sealed.length, 1 + 32 + encodeNetworkChange({ seq: 1, action: "set", ssid: "Home", password: "correct horse", priority: 50 }).length + 32);
+    // and after a firmware update, format 3 to the new P-256 key
+    await exchange(client, id, { v: 1, rid: "h2", op: "hello", rev: 0, seal: 3, key: sealPublic });
+    await t.cloud.network.setDeviceNetwork({ deviceId: id, ssid: "Home", password: "correct horse" });
+    const again = await exchange(client, id, { v: 1, rid: "n2", op: "network" }) as Extract<CloudResponse, { op: "network"; ok: true }>;
+    assert.equal(again.sealed[0], 3, "format 3");
+    assert.ok(openSealed(digest, nodeSeal, sealKey, sealPublic, id, again.sealed), "opens with the new key");
   });
 
   it("setDeviceNetwork_Refusals", async () => {

@@ -27,7 +27,7 @@ describe("derive.ts test vectors", () => {
     const covered = new Set(VECTORS.map((vector) => vector.fn));
     const all: VectorFunction[] = [
       "deriveTemporarySecret", "deriveCloudLoginKey", "deriveLoginProof", "deriveHotspotPassword", "deriveWrapKey", "wrapSecret", "deriveCommitProof",
-      "hkdfSha256", "x25519", "x25519Iterated", "x25519SharedSecret", "sealPublicKey", "sealTo",
+      "hkdfSha256", "sealPublicKey", "p256SharedSecret", "aesGcmSeal", "sealTo",
     ];
     assert.deepEqual(all.filter((fn) => !covered.has(fn)), []);
   });
@@ -35,7 +35,7 @@ describe("derive.ts test vectors", () => {
   it("checkVectors_WrongDigest_ReportsMismatch", () => {
     const broken: DigestPort = { ...nobleDigest, hmacSha256: (key, data) => { const out = nobleDigest.hmacSha256(key, data); out[0] ^= 1; return out; } };
     const results = checkVectors(broken);
-    const digestFree: VectorFunction[] = ["x25519", "x25519Iterated", "x25519SharedSecret", "sealPublicKey"];
+    const digestFree: VectorFunction[] = ["sealPublicKey", "p256SharedSecret", "aesGcmSeal"];
     const failed = new Set(results.filter((result) => !result.ok).map((result) => result.name));
     for (const vector of VECTORS) assert.equal(failed.has(vector.name), !digestFree.includes(vector.fn), vector.name);
   });

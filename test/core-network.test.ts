@@ -6,7 +6,9 @@
  * (round trips and error tables).
  */
 import assert from "node:assert/strict";
-import { createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, randomBytes } from "node:crypto";
+import { createCipheriv, createECDH, hkdfSync, randomBytes } from "node:crypto";
+import { legacyPublicKey, legacySealTo } from "../cloud/legacy-seal";
+import { nodeSeal } from "../hosts/node/node-seal";
 import { fromBase64Url, fromHex, toBase64Url, toHex, utf8Encode } from "../modules/bytes";
 import { validateConfig } from "../modules/config";
 import { isWcmError } from "../modules/errors";
@@ -21,11 +23,11 @@ import {
   decodeCloudMessage, decodeNetworkChange, decodeRequest, decodeResponse, encodeNetworkChange, encodeRequest, encodeResponse,
   MAX_CONFIG_BYTES, MAX_MESSAGE_BYTES, type CloudResponse, type DeviceRequest,
 } from "../modules/protocol";
-import { openSealed, SEAL_OVERHEAD, sealPublicKey, sealTo } from "../modules/seal";
-import { x25519, x25519PublicKey, x25519SharedSecret } from "../modules/x25519";
+import { jsSeal } from "../modules/js-seal";
+import { isSealPublicKey, newSealSecretKey, openSealed, SEAL_OVERHEAD, sealPublicKey, sealTo } from "../modules/seal";
 import { WallClock } from "../modules/wall-clock";
 import { MemoryFlash, PowerCutSignal } from "./support/scenarios";
-import { VECTORS, X25519_ITERATED_1000, x25519Iterated } from "./support/vectors";
+import { VECTORS } from "./support/vectors";
 
 const CA = "-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----";
 const RADIUS = { serverName: "radius.localhost", ca: CA };
@@ -147,37 +149,72 @@ describe("NetworkStore (modules/network-store.ts)", () => {
 });
 
 describe("sealing (modules/seal.ts)", () => {
-  const secret = new Uint8Array(32).map((_, i) => i + 1);
-  const pub = sealPublicKey(secret);
+  const secret = newSealSecretKey((n) => new Uint8Array(randomBytes(n)));
+  const pub = sealPublicKey(nodeSeal, secret);
   const message = utf8Encode("network credentials");
+  const ephemeral = () => newSealSecretKey((n) => new Uint8Array(randomBytes(n)));
 
-  it("sealTo_openSealed_RoundTrip", () => {
-    const sealed = sealTo(digest, pub, "lamp-1", message, new Uint8Array(32).fill(3));
-    assert.equal(SEAL_OVERHEAD, 65);
-    assert.equal(sealed.length, message.length + SEAL_OVERHEAD);
-    assert.deepEqual(openSealed(digest, secret, "lamp-1", sealed), message);
+  it("sealTo_openSealed_RoundTrip_NodeAndNobleAgree", () => {
+    for (const [sealer, opener] of [[nodeSeal, jsSeal], [jsSeal, nodeSeal]]) {
+      const sealed = sealTo(digest, sealer, pub, "lamp-1", message, ephemeral(), "network");
+      assert.equal(SEAL_OVERHEAD, 82);
+      assert.equal(sealed.length, message.length + SEAL_OVERHEAD);
+      assert.equal(sealed[0], 3);
+      assert.deepEqual(openSealed(digest, opener, secret, pub, "lamp-1", sealed, "network"), message);
+    }
   });
 
   it("openSealed_TamperAnyByte_Refused", () => {
-    const sealed = sealTo(digest, pub, "lamp-1", message, new Uint8Array(32).fill(3));
+    const sealed = sealTo(digest, nodeSeal, pub, "lamp-1", message, ephemeral());
     for (let i = 0; i < sealed.length; i++) {
       const tampered = sealed.slice();
       tampered[i] ^= 0x01;
-      assert.equal(openSealed(digest, secret, "lamp-1", tampered), undefined, `byte ${i}`);
+      assert.equal(openSealed(digest, nodeSeal, secret, pub, "lamp-1", tampered), undefined, `byte ${i}`);
     }
-    assert.equal(openSealed(digest, secret, "lamp-1", sealed.subarray(0, SEAL_OVERHEAD - 1)), undefined, "truncated");
-    assert.equal(openSealed(digest, secret, "lamp-1", sealed.subarray(0, sealed.length - 1)), undefined, "tag cut");
+    assert.equal(openSealed(digest, nodeSeal, secret, pub, "lamp-1", sealed.subarray(0, SEAL_OVERHEAD - 1)), undefined, "truncated");
+    assert.equal(openSealed(digest, nodeSeal, secret, pub, "lamp-1", sealed.subarray(0, sealed.length - 1)), undefined, "tag cut");
   });
 
-  it("openSealed_WrongKeyOrDevice_Refused", () => {
-    const sealed = sealTo(digest, pub, "lamp-1", message, new Uint8Array(32).fill(3));
-    assert.equal(openSealed(digest, new Uint8Array(32).fill(8), "lamp-1", sealed), undefined);
-    assert.equal(openSealed(digest, secret, "lamp-2", sealed), undefined);
+  it("openSealed_WrongKeyDeviceOrPurpose_Refused", () => {
+    const sealed = sealTo(digest, nodeSeal, pub, "lamp-1", message, ephemeral(), "network");
+    const other = ephemeral();
+    assert.equal(openSealed(digest, nodeSeal, other, sealPublicKey(nodeSeal, other), "lamp-1", sealed), undefined);
+    assert.equal(openSealed(digest, nodeSeal, secret, pub, "lamp-2", sealed), undefined);
+    assert.equal(openSealed(digest, nodeSeal, secret, pub, "lamp-1", sealed, "rotation"), undefined, "a network change never opens as a rotation");
   });
 
-  it("sealTo_LowOrderOrBadKey_CredentialInvalid", () => {
-    assert.throws(() => sealTo(digest, new Uint8Array(32), "lamp-1", message, new Uint8Array(32).fill(3)), (e: unknown) => isWcmError(e, "CREDENTIAL_INVALID"));
-    assert.throws(() => sealTo(digest, new Uint8Array(31), "lamp-1", message, new Uint8Array(32).fill(3)), (e: unknown) => isWcmError(e, "CREDENTIAL_INVALID"));
+  it("sealTo_BadPublicKey_CredentialInvalid", () => {
+    const offCurve = pub.slice();
+    offCurve[64] ^= 1;
+    const compressed = Uint8Array.of(2, ...pub.subarray(1, 33));
+    const xTooLarge = Uint8Array.of(4, ...new Uint8Array(32).fill(0xff), ...pub.subarray(33));
+    for (const key of [offCurve, compressed, xTooLarge, new Uint8Array(65), new Uint8Array(32), pub.subarray(0, 64)]) {
+      assert.equal(isSealPublicKey(key), false, toHex(key).slice(0, 16));
+      assert.throws(() => sealTo(digest, nodeSeal, key, "lamp-1", message, ephemeral()), (e: unknown) => isWcmError(e, "CREDENTIAL_INVALID"));
+    }
+  });
+
+  it("openSealed_InvalidCurveEphemeral_NeverReachesThePort", () => {
+    // an invalid-curve attack sends a point off P-256 (Moddable's curve.js would multiply it)
+    const sealed = sealTo(digest, nodeSeal, pub, "lamp-1", message, ephemeral());
+    sealed[65] ^= 1; // the last byte of the ephemeral Y
+    const calls: string[] = [];
+    const spy = { ...nodeSeal, p256SharedSecret: (k: Uint8Array, p: Uint8Array) => { calls.push("ecdh"); return nodeSeal.p256SharedSecret(k, p); } };
+    assert.equal(openSealed(digest, spy, secret, pub, "lamp-1", sealed), undefined);
+    assert.deepEqual(calls, []);
+  });
+
+  it("newSealSecretKey_ZeroOrAboveOrder_DrawsAgain", () => {
+    const draws = [new Uint8Array(32), new Uint8Array(32).fill(0xff), fromHex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"), new Uint8Array(32).fill(7)];
+    assert.deepEqual(newSealSecretKey(() => draws.shift()!), new Uint8Array(32).fill(7));
+    assert.throws(() => sealPublicKey(nodeSeal, new Uint8Array(32)), (e: unknown) => isWcmError(e, "CREDENTIAL_INVALID"));
+  });
+
+  it("sealTo_LongestPlaintext_Fits512", () => {
+    const long = new Uint8Array(randomBytes(430)); // 430 + 82 = MAX_SEALED_BYTES
+    const sealed = sealTo(digest, nodeSeal, pub, "lamp-1", long, ephemeral());
+    assert.equal(sealed.length, 512);
+    assert.deepEqual(openSealed(digest, jsSeal, secret, pub, "lamp-1", sealed), long);
   });
 });
 
@@ -185,92 +222,37 @@ describe("sealing: independent check with node:crypto", () => {
   const vector = VECTORS.find((v) => v.fn === "sealTo")!;
   const input = (field: string) => vector.inputs[field] as string;
 
-  it("sealVector_RecomputedWithNodeCrypto_X25519_HKDF_HMAC", () => {
-    // the same construction from node:crypto's X25519, HKDF and HMAC alone
-    const ephemeral = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, Buffer.from(input("ephemeralSecret"), "hex")]), format: "der", type: "pkcs8" });
-    const ephemeralPublic = createPublicKey(ephemeral).export({ format: "der", type: "spki" }).subarray(-32);
+  it("sealVector_RecomputedWithNodeCrypto_ECDH_HKDF_AESGCM", () => {
+    // format 3 from node:crypto's ECDH, HKDF and AES-GCM alone
+    const ecdh = createECDH("prime256v1");
+    ecdh.setPrivateKey(Buffer.from(input("ephemeralSecret"), "hex"));
+    const ephemeralPublic = ecdh.getPublicKey();
     const device = Buffer.from(input("publicKey"), "hex");
-    const shared = diffieHellman({ privateKey: ephemeral, publicKey: spkiX25519(device) });
-    const deviceId = Buffer.from(input("deviceId"));
-    const okm = Buffer.from(hkdfSync("sha256", shared, Buffer.concat([ephemeralPublic, device]), Buffer.concat([Buffer.from("wcm-v1 network-seal-2\0"), deviceId]), 64));
-    const [encKey, macKey] = [okm.subarray(0, 32), okm.subarray(32)];
-    const plaintext = Buffer.from(input("plaintext"));
-    const stream: Buffer[] = [];
-    for (let i = 0; i * 32 < plaintext.length; i++) {
-      const counter = Buffer.alloc(4);
-      counter.writeUInt32BE(i);
-      stream.push(createHmac("sha256", encKey).update("wcm-v1 seal-stream\0").update(counter).digest());
-    }
-    const keystream = Buffer.concat(stream);
-    const ciphertext = Buffer.from(plaintext.map((byte, i) => byte ^ keystream[i]));
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(ciphertext.length);
-    const tag = createHmac("sha256", macKey)
-      .update(Buffer.concat([Buffer.from("wcm-v1 seal-tag\0"), deviceId, Buffer.of(0), ephemeralPublic, Buffer.of(0), length, Buffer.of(0), ciphertext]))
-      .digest();
-    assert.equal(Buffer.concat([Buffer.of(2), ephemeralPublic, ciphertext, tag]).toString("hex"), vector.expected);
-  });
-
-  it("sealTo_LongPlaintext_NodeHmacStream_RoundTrip", () => {
-    const secret = new Uint8Array(randomBytes(32));
-    const long = new Uint8Array(randomBytes(447)); // 14 stream blocks, the last one partial; 447 + 65 = MAX_SEALED_BYTES
-    const sealed = sealTo(digest, x25519PublicKey(secret), "lamp-1", long, new Uint8Array(randomBytes(32)));
-    assert.equal(sealed.length, 512);
-    assert.deepEqual(openSealed(digest, secret, "lamp-1", sealed), long);
-    assert.deepEqual(openSealed(digest, secret, "lamp-1", sealed.subarray(0, 1 + 32).slice()), undefined, "no tag");
+    const shared = ecdh.computeSecret(device);
+    const info = Buffer.concat([Buffer.from(`wcm-v1 seal-3\0${input("purpose")}\0`), Buffer.from(input("deviceId"))]);
+    const okm = Buffer.from(hkdfSync("sha256", shared, Buffer.concat([ephemeralPublic, device]), info, 28));
+    const header = Buffer.concat([Buffer.of(3), ephemeralPublic]);
+    const cipher = createCipheriv("aes-128-gcm", okm.subarray(0, 16), okm.subarray(16, 28));
+    cipher.setAAD(header);
+    const body = Buffer.concat([cipher.update(Buffer.from(input("plaintext"))), cipher.final(), cipher.getAuthTag()]);
+    assert.equal(Buffer.concat([header, body]).toString("hex"), vector.expected);
   });
 });
 
-const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
-const SPKI_X25519 = Buffer.from("302a300506032b656e032100", "hex");
-function spkiX25519(publicKey: Uint8Array) {
-  return createPublicKey({ key: Buffer.concat([SPKI_X25519, publicKey]), format: "der", type: "spki" });
-}
+describe("sealing format 2 for devices in the field (cloud/legacy-seal.ts)", () => {
+  // docs/protocol.md 14.4.1: the vector of the firmware that registered X25519 keys
+  const expected = "02de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f26b1402069aab97ecd9110e492c0bb6959224709b53809af66dc22213ca91fd6820f1f21bd3473410950ffadb1b9e01fb51159053f7b8c06b265a995df08a5da23c0713e2d2c176cd19ff74eab6093ac09e9ce07773cdae6c286fc10509d3942c8bbcac20f41c4d95a10250b714913450767a5da8a";
+  const plaintext = utf8Encode('{"v":1,"seq":1,"action":"set","ssid":"Home","password":"correct horse","priority":10}');
 
-describe("X25519 (modules/x25519.ts)", () => {
-  it("x25519_RandomKeys_MatchNodeCrypto", () => {
-    for (let i = 0; i < 16; i++) {
-      const a = new Uint8Array(randomBytes(32));
-      const b = new Uint8Array(randomBytes(32));
-      const nodeA = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, a]), format: "der", type: "pkcs8" });
-      const nodePublicA = createPublicKey(nodeA).export({ format: "der", type: "spki" }).subarray(-32);
-      assert.equal(toHex(x25519PublicKey(a)), nodePublicA.toString("hex"), `public key ${i}`);
-      const publicB = x25519PublicKey(b);
-      const nodeShared = diffieHellman({ privateKey: nodeA, publicKey: spkiX25519(publicB) });
-      assert.equal(toHex(x25519SharedSecret(a, publicB)), nodeShared.toString("hex"), `shared ${i}`);
-      assert.deepEqual(x25519SharedSecret(b, x25519PublicKey(a)), x25519SharedSecret(a, publicB));
-    }
+  it("legacySealTo_Format2Vector", () => {
+    const alicePublic = fromHex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+    assert.equal(toHex(legacyPublicKey(fromHex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"))), toHex(alicePublic));
+    const sealed = legacySealTo(alicePublic, "lamp-0001", plaintext, fromHex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"));
+    assert.equal(toHex(sealed), expected);
   });
 
-  it("x25519_NonCanonicalU_ReducedLikeNodeCrypto", () => {
-    // u = p + 3 (canonical 3) and u with the top bit set: both as node:crypto computes them
-    const scalar = new Uint8Array(randomBytes(32));
-    const nodeKey = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, scalar]), format: "der", type: "pkcs8" });
-    for (const u of ["f0ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "0900000000000000000000000000000000000000000000000000000000000080"]) {
-      const nodeShared = diffieHellman({ privateKey: nodeKey, publicKey: spkiX25519(fromHex(u)) });
-      assert.equal(toHex(x25519(scalar, fromHex(u))), nodeShared.toString("hex"), u);
-    }
-  });
-
-  it("x25519_RFC7748_Iterated1000", function () {
-    this.timeout(30_000);
-    assert.equal(x25519Iterated(1000), X25519_ITERATED_1000);
-  });
-
-  it("x25519SharedSecret_LowOrderPoints_Throw", () => {
-    // the points of order 1, 2, 4 and 8 (and their non-canonical forms) give the all-zero secret
-    const lowOrder = [
-      "0000000000000000000000000000000000000000000000000000000000000000",
-      "0100000000000000000000000000000000000000000000000000000000000000",
-      "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
-      "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
-      "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-      "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-      "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
-    ];
-    const secret = new Uint8Array(randomBytes(32));
-    for (const u of lowOrder) assert.throws(() => x25519SharedSecret(secret, fromHex(u)), /low-order/, u);
-    assert.throws(() => x25519PublicKey(new Uint8Array(31)), /32 bytes/);
+  it("legacySealTo_LowOrderKey_CredentialInvalid", () => {
+    assert.throws(() => legacySealTo(new Uint8Array(32), "lamp-0001", plaintext, new Uint8Array(randomBytes(32))), (e: unknown) => isWcmError(e, "CREDENTIAL_INVALID"));
   });
 });
 
@@ -317,9 +299,11 @@ describe("config hotspots and buildTime (modules/config.ts)", () => {
 });
 
 describe("protocol: network messages (modules/protocol.ts)", () => {
-  const key = new Uint8Array(32).fill(5);
+  const key = new Uint8Array(32).fill(5); // a format-2 (X25519) key of older firmware
+  const p256 = sealPublicKey(nodeSeal, new Uint8Array(32).fill(5));
   const requests: DeviceRequest[] = [
     { v: 1, rid: "h", op: "hello", rev: 0, key },
+    { v: 1, rid: "h", op: "hello", rev: 0, seal: 3, key: p256 },
     { v: 1, rid: "h", op: "hello", rev: 3, key, net: { kind: "hotspot", ssid: "Zip" }, failures: [{ kind: "private", ssid: "Home", reason: "EAP-REJECTED", detail: "no", n: 2 }] },
     { v: 1, rid: "c", op: "config" },
     { v: 1, rid: "n", op: "network" },
@@ -354,6 +338,9 @@ describe("protocol: network messages (modules/protocol.ts)", () => {
   const badRequests: [string, string, string][] = [
     ["HelloNoKey", `{"v":1,"rid":"a","op":"hello","rev":0}`, "request.key"],
     ["HelloShortKey", `{"v":1,"rid":"a","op":"hello","rev":0,"key":"AAAA"}`, "request.key"],
+    ["HelloSeal3With32ByteKey", `{"v":1,"rid":"a","op":"hello","rev":0,"seal":3,"key":"${toBase64Url(key)}"}`, "request.key"],
+    ["HelloSeal3OffCurve", `{"v":1,"rid":"a","op":"hello","rev":0,"seal":3,"key":"${toBase64Url(Uint8Array.of(4, ...new Uint8Array(64).fill(1)))}"}`, "request.key"],
+    ["HelloSeal2Explicit", `{"v":1,"rid":"a","op":"hello","rev":0,"seal":2,"key":"${toBase64Url(key)}"}`, "request.seal"],
     ["HelloBadRev", `{"v":1,"rid":"a","op":"hello","rev":1.5,"key":"${toBase64Url(key)}"}`, "request.rev"],
     ["HelloBadNetKind", `{"v":1,"rid":"a","op":"hello","rev":0,"key":"${toBase64Url(key)}","net":{"kind":"lan","ssid":"x"}}`, "request.net.kind"],
     ["HelloFiveFailures", `{"v":1,"rid":"a","op":"hello","rev":0,"key":"${toBase64Url(key)}","failures":[${Array(5).fill('{"kind":"private","ssid":"a","reason":"DHCP-TIMEOUT","n":1}').join(",")}]}`, "request.failures"],

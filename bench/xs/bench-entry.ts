@@ -13,7 +13,8 @@ import { nobleDigest } from "../../modules/noble-digest";
 import type { DigestPort } from "../../modules/ports";
 import { openSealed, sealPublicKey, sealTo } from "../../modules/seal";
 import { MemoryFlash, TestBed, testRandom } from "../../test/support/scenarios";
-import { modelPorts } from "./device-model";
+import { jsSeal } from "../../modules/js-seal";
+import { modelDigest, modelPorts, modelSeal } from "./device-model";
 import { resetDeviceSteps, device } from "./meter-split";
 
 const KEY = fromHex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff00112233445566778899aabbccddeeff");
@@ -46,6 +47,7 @@ function bootToOnline(option: "secret" | "temporary"): string {
   const digest = counting(nobleDigest);
   const manager = new ConnectionManager(config, {
     digest,
+    seal: jsSeal,
     random: testRandom(nobleDigest, "bench/device"),
     clock: { now: () => bed.time.now },
     scheduler: bed.time,
@@ -106,6 +108,7 @@ function firstBoot(): string {
 const NET_KEY = fromHex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
 const CHANGE = new TextEncoder().encode('{"v":1,"seq":1,"action":"set","ssid":"Home","password":"correct horse","priority":10}');
 let sealedChange: Uint8Array | undefined;
+let NET_PUBLIC: Uint8Array = new Uint8Array(0);
 
 const steps: Record<string, () => string> = {
   /** nothing: the cost of a crank */
@@ -115,16 +118,19 @@ const steps: Record<string, () => string> = {
     return "1 HMAC";
   },
   sealKeyPair: () => {
-    kept = sealPublicKey(NET_KEY);
-    return "X25519 public key (1 ladder)";
+    resetDeviceSteps();
+    kept = device(() => sealPublicKey(modelSeal, NET_KEY));
+    return JSON.stringify({ deviceSteps: resetDeviceSteps(), note: "P-256 public key (1 ECDH)" });
   },
   openSealed: () => {
     if (!sealedChange) throw new Error("run prepareSealed first");
-    const digest = counting(nobleDigest);
-    const opened = openSealed(digest, NET_KEY, "bench-0001", sealedChange);
+    const digest = counting(modelDigest);
+    resetDeviceSteps();
+    const opened = device(() => openSealed(digest, modelSeal, NET_KEY, NET_PUBLIC, "bench-0001", sealedChange as Uint8Array, "network"));
+    const steps = resetDeviceSteps();
     if (!opened) throw new Error("openSealed failed");
     kept = opened;
-    return `${CHANGE.length}-byte change: 2 ladders, ${digest.hmacs} HMACs`;
+    return JSON.stringify({ deviceSteps: steps, note: `${CHANGE.length}-byte change: 1 ECDH, AES-GCM, ${digest.hmacs} HMACs` });
   },
   loginProof: () => {
     const loginKey = deriveCloudLoginKey(nobleDigest, SECRET);
@@ -153,7 +159,8 @@ const steps: Record<string, () => string> = {
   },
   /** the cloud's half of openSealed (sealTo), made in its own unmetered crank */
   prepareSealed: () => {
-    sealedChange = sealTo(nobleDigest, sealPublicKey(NET_KEY), "bench-0001", CHANGE, SECRET);
+    NET_PUBLIC = sealPublicKey(jsSeal, NET_KEY);
+    sealedChange = sealTo(nobleDigest, jsSeal, NET_PUBLIC, "bench-0001", CHANGE, SECRET, "network");
     return "";
   },
 };

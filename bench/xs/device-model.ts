@@ -4,9 +4,12 @@
  * Moddable's native Digest, the radio driver, the MQTT/TLS client), every call
  * back into the core is "device". The digest is hosts/moddable/ports.ts's
  * nativeDigest: HMAC-SHA256 in JavaScript over a native SHA-256, here
- * @noble/hashes' SHA-256 metered as native.
+ * @noble/hashes' SHA-256 metered as native. The SealPort is hosts/moddable/seal.ts's
+ * native ECDH and AES-GCM, here modules/js-seal.ts metered as native (the
+ * few JavaScript lines of curve.js and gcm.js around the native calls are not counted).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
+import { jsSeal } from "../../modules/js-seal";
 import type {
   ClockPort,
   CloudLinkFactory,
@@ -17,6 +20,7 @@ import type {
   NetworkPort,
   RandomPort,
   SchedulerPort,
+  SealPort,
 } from "../../modules/ports";
 import { device, other } from "./meter-split";
 
@@ -52,6 +56,14 @@ export const modelDigest: DigestPort = {
   },
 };
 
+/** hosts/moddable/seal.ts nativeSeal, modelled by @noble metered as native. */
+export const modelSeal: SealPort = {
+  p256PublicKey: (secretKey) => other(() => jsSeal.p256PublicKey(secretKey)),
+  p256SharedSecret: (secretKey, publicKey) => other(() => jsSeal.p256SharedSecret(secretKey, publicKey)),
+  aesGcmSeal: (key, iv, aad, plaintext) => other(() => jsSeal.aesGcmSeal(key, iv, aad, plaintext)),
+  aesGcmOpen: (key, iv, aad, sealed) => other(() => jsSeal.aesGcmOpen(key, iv, aad, sealed)),
+};
+
 /** Wraps the host ports a device gets: calls in are "other", callbacks out are "device". */
 export function modelPorts(ports: {
   random: RandomPort; clock: ClockPort; scheduler: SchedulerPort; kv: KeyValuePort; link: CloudLinkFactory; network: NetworkPort;
@@ -68,6 +80,7 @@ export function modelPorts(ports: {
   });
   return {
     digest: modelDigest,
+    seal: modelSeal,
     random: { bytes: (length: number) => other(() => ports.random.bytes(length)) },
     clock: { now: () => other(() => ports.clock.now()) },
     scheduler: {

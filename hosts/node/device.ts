@@ -12,6 +12,7 @@ import { ConnectionManager, type ManagerOptions, type ManagerPorts } from "../..
 import { nobleDigest } from "../../modules/noble-digest";
 import type { CloudLinkFactory, KeyValuePort, LogPort } from "../../modules/ports";
 import { SimulatedFlash } from "./file-preferences";
+import { nodeSeal } from "./node-seal";
 import { createMqttLink } from "./mqtt-link";
 import type { SimulatedRadio } from "./radio/radio";
 import { systemClock, systemRandom, systemScheduler } from "./sim-ports";
@@ -42,6 +43,7 @@ export function createNodeDevice(config: unknown, options: NodeDeviceOptions = {
     validateConfig(config),
     {
       digest: options.digest ?? nobleDigest,
+      seal: options.seal ?? nodeSeal,
       random: options.random ?? systemRandom,
       clock: options.clock ?? systemClock,
       scheduler: options.scheduler ?? systemScheduler,

@@ -24,7 +24,8 @@ import {
   wrapSecret,
 } from "../../modules/derive";
 import type { HotspotProfile, HotspotSet } from "../../modules/hotspots";
-import { sealTo } from "../../modules/seal";
+import { jsSeal } from "../../modules/js-seal";
+import { newSealSecretKey, sealTo } from "../../modules/seal";
 import type { CloudLink, CloudLinkFactory, DigestPort, LinkConnectOptions, LinkEvents, RandomPort, SchedulerPort } from "../../modules/ports";
 import {
   CONNACK,
@@ -157,7 +158,7 @@ export class FakeCloud {
     if (!record?.sealKey) throw new Error(`${deviceId} has no sealing key yet`);
     const seq = (record.networkSeq ?? 0) + 1;
     record.networkSeq = seq;
-    record.sealed = { seq, blob: sealTo(this.digest, record.sealKey, deviceId, encodeNetworkChange(make(seq)), this.random.bytes(32)) };
+    record.sealed = { seq, blob: sealTo(this.digest, jsSeal, record.sealKey, deviceId, encodeNetworkChange(make(seq)), newSealSecretKey((n) => this.random.bytes(n)), "network") };
     for (const session of this.sessions) if (session.open && session.deviceId === deviceId) this.#notice(session, "network");
     return seq;
   }

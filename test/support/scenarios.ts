@@ -9,6 +9,7 @@ import { CredentialStore } from "../../modules/credential-store";
 import type { HotspotProfile } from "../../modules/hotspots";
 import { ConnectionManager, type ManagerStatus } from "../../modules/manager";
 import { NetworkStore } from "../../modules/network-store";
+import { jsSeal } from "../../modules/js-seal";
 import type { DigestPort, JoinRequest, KeyValuePort, RandomPort, ScheduledTask, SchedulerPort } from "../../modules/ports";
 import { FakeCloud } from "./fake-cloud";
 import { FakeRadio, type FakeAccessPoint } from "./fake-radio";
@@ -148,6 +149,7 @@ export class TestBed {
   device(config: DeviceConfig, flash: KeyValuePort = new MemoryFlash(), seed = config.deviceId, radio?: FakeRadio): { manager: ConnectionManager; flash: KeyValuePort; states: ManagerStatus[] } {
     const manager = new ConnectionManager(config, {
       digest: this.digest,
+      seal: jsSeal,
       random: testRandom(this.digest, `${seed}/device`),
       clock: { now: () => this.time.now },
       scheduler: this.time,
@@ -361,7 +363,7 @@ export function scenarioHotspotJoinEachOption(digest: DigestPort): void {
     const store = new NetworkStore(flash, digest, id);
     check(store.loadHotspots()?.rev === rev, `${id}: profile set stored`);
     check(store.loadTimeFloor() >= bed.cloud.timeSeconds, `${id}: time floor stored`);
-    check(bed.cloud.devices.get(id)?.sealKey?.length === 32, `${id}: cloud holds the sealing key`);
+    check(bed.cloud.devices.get(id)?.sealKey?.length === 65, `${id}: cloud holds the sealing key`);
     check(bed.cloud.devices.get(id)?.net?.ssid === "ZipKey", `${id}: cloud knows the network`);
   }
   // After issuance the temporary device's hotspot password is derived from its permanent secret.

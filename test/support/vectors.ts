@@ -7,8 +7,8 @@
  * counters and generations are numbers. Expected: hex of the result, except
  * deriveHotspotPassword (its base64url text) and wrapSecret (hex of
  * ciphertext || tag). The derive.ts and seal vectors were computed once with
- * @noble/hashes on Node and checked against node:crypto; HKDF and X25519 are
- * the RFC 5869 and RFC 7748 vectors. A change here is a protocol change
+ * @noble/hashes on Node and checked against node:crypto; HKDF, P-256 and AES-GCM are
+ * the RFC 5869, RFC 5903 and GCM-specification vectors. A change here is a protocol change
  * (docs/protocol.md).
  */
 import { fromHex, toHex } from "../../modules/bytes";
@@ -23,10 +23,10 @@ import {
   wrapSecret,
   type LoginKind,
 } from "../../modules/derive";
-import type { DigestPort } from "../../modules/ports";
+import { jsSeal } from "../../modules/js-seal";
+import type { DigestPort, SealPort } from "../../modules/ports";
 import { utf8Encode } from "../../modules/bytes";
-import { hkdfSha256, openSealed, sealPublicKey, sealTo } from "../../modules/seal";
-import { x25519, x25519SharedSecret } from "../../modules/x25519";
+import { hkdfSha256, openSealed, sealPublicKey, sealTo, type SealPurpose } from "../../modules/seal";
 
 /** The derivations the vectors cover. */
 export type VectorFunction =
@@ -38,10 +38,9 @@ export type VectorFunction =
   | "wrapSecret"
   | "deriveCommitProof"
   | "hkdfSha256"
-  | "x25519"
-  | "x25519Iterated"
-  | "x25519SharedSecret"
   | "sealPublicKey"
+  | "p256SharedSecret"
+  | "aesGcmSeal"
   | "sealTo";
 
 /** One vector: the function, its inputs, and the expected result. */
@@ -69,19 +68,15 @@ export const VECTORS: readonly DeriveVector[] = [
   { name: "hkdf/RFC 5869 A.1", fn: "hkdfSha256", inputs: { ikm: "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", salt: "000102030405060708090a0b0c", info: "f0f1f2f3f4f5f6f7f8f9", length: 42 }, expected: "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865" },
   { name: "hkdf/RFC 5869 A.2 (long inputs)", fn: "hkdfSha256", inputs: { ikm: "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f", salt: "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeaf", info: "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", length: 82 }, expected: "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71cc30c58179ec3e87c14c01d5c1f3434f1d87" },
   { name: "hkdf/RFC 5869 A.3 (no salt, no info)", fn: "hkdfSha256", inputs: { ikm: "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", salt: "", info: "", length: 42 }, expected: "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8" },
-  // RFC 7748 5.2 (X25519 function; the second u-coordinate has its top bit set and is masked)
-  { name: "x25519/RFC 7748 5.2 vector 1", fn: "x25519", inputs: { scalar: "a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4", u: "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c" }, expected: "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552" },
-  { name: "x25519/RFC 7748 5.2 vector 2", fn: "x25519", inputs: { scalar: "4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d", u: "e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493" }, expected: "95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957" },
-  // RFC 7748 5.2 iterated, 1 iteration (the 1,000-iteration vector: X25519_ITERATED_1000, Node only)
-  { name: "x25519/RFC 7748 5.2 iterated, 1", fn: "x25519Iterated", inputs: { iterations: 1 }, expected: "422c8e7a6227d7bca1350b3e2bb7279f7897b87bb6854b783c60e80311ae3079" },
-  // RFC 7748 6.1 (Alice's and Bob's key pairs and their shared secret)
-  { name: "seal-public-key/RFC 7748 6.1 Alice", fn: "sealPublicKey", inputs: { secretKey: "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a" }, expected: "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a" },
-  { name: "seal-public-key/RFC 7748 6.1 Bob", fn: "sealPublicKey", inputs: { secretKey: "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb" }, expected: "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f" },
-  { name: "x25519-shared/RFC 7748 6.1 Alice", fn: "x25519SharedSecret", inputs: { secretKey: "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", publicKey: "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f" }, expected: "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742" },
-  { name: "x25519-shared/RFC 7748 6.1 Bob", fn: "x25519SharedSecret", inputs: { secretKey: "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb", publicKey: "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a" }, expected: "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742" },
-  // format 2 (HMAC-SHA256 stream + HMAC-SHA256 tag); the ephemeral key is Bob's of RFC 7748 6.1,
-  // so the ciphertext is keyed by the 6.1 shared secret. Checked against node:crypto (test/core-network.test.ts)
-  { name: "seal/network change to lamp-0001", fn: "sealTo", inputs: { publicKey: "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", deviceId: "lamp-0001", ephemeralSecret: "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb", plaintext: '{"v":1,"seq":1,"action":"set","ssid":"Home","password":"correct horse","priority":10}', deviceSecretKey: "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a" }, expected: "02de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f26b1402069aab97ecd9110e492c0bb6959224709b53809af66dc22213ca91fd6820f1f21bd3473410950ffadb1b9e01fb51159053f7b8c06b265a995df08a5da23c0713e2d2c176cd19ff74eab6093ac09e9ce07773cdae6c286fc10509d3942c8bbcac20f41c4d95a10250b714913450767a5da8a" },
+  // RFC 5903 8.1 (P-256 ECDH, the IKEv2 ECP 256 group): key pairs i and r and their shared secret
+  { name: "seal-public-key/RFC 5903 8.1 i", fn: "sealPublicKey", inputs: { secretKey: "c88f01f510d9ac3f70a292daa2316de544e9aab8afe84049c62a9c57862d1433" }, expected: "04dad0b65394221cf9b051e1feca5787d098dfe637fc90b9ef945d0c37725811805271a0461cdb8252d61f1c456fa3e59ab1f45b33accf5f58389e0577b8990bb3" },
+  { name: "seal-public-key/RFC 5903 8.1 r", fn: "sealPublicKey", inputs: { secretKey: "c6ef9c5d78ae012a011164acb397ce2088685d8f06bf9be0b283ab46476bee53" }, expected: "04d12dfb5289c8d4f81208b70270398c342296970a0bccb74c736fc7554494bf6356fbf3ca366cc23e8157854c13c58d6aac23f046ada30f8353e74f33039872ab" },
+  { name: "p256-shared/RFC 5903 8.1", fn: "p256SharedSecret", inputs: { secretKey: "c88f01f510d9ac3f70a292daa2316de544e9aab8afe84049c62a9c57862d1433", publicKey: "04d12dfb5289c8d4f81208b70270398c342296970a0bccb74c736fc7554494bf6356fbf3ca366cc23e8157854c13c58d6aac23f046ada30f8353e74f33039872ab" }, expected: "d6840f6b42f6edafd13116e0e12565202fef8e9ece7dce03812464d04b9442de" },
+  // The GCM specification (McGrew and Viega), AES-128 test case 4: ciphertext || tag
+  { name: "aes-128-gcm/GCM spec test case 4", fn: "aesGcmSeal", inputs: { key: "feffe9928665731c6d6a8f9467308308", iv: "cafebabefacedbaddecaf888", aad: "feedfacedeadbeeffeedfacedeadbeefabaddad2", plaintext: "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39" }, expected: "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e0915bc94fbc3221a5db94fae95ae7121a47" },
+  // format 3 (P-256 + HKDF + AES-128-GCM); the ephemeral key is r of RFC 5903 8.1, the device's i,
+  // so the keys come from the 8.1 shared secret. Recomputed from node:crypto alone in test/core-network.test.ts
+  { name: "seal/network change to lamp-0001", fn: "sealTo", inputs: { publicKey: "04dad0b65394221cf9b051e1feca5787d098dfe637fc90b9ef945d0c37725811805271a0461cdb8252d61f1c456fa3e59ab1f45b33accf5f58389e0577b8990bb3", deviceId: "lamp-0001", purpose: "network", ephemeralSecret: "c6ef9c5d78ae012a011164acb397ce2088685d8f06bf9be0b283ab46476bee53", plaintext: '{"v":1,"seq":1,"action":"set","ssid":"Home","password":"correct horse","priority":10}', deviceSecretKey: "c88f01f510d9ac3f70a292daa2316de544e9aab8afe84049c62a9c57862d1433" }, expected: "0304d12dfb5289c8d4f81208b70270398c342296970a0bccb74c736fc7554494bf6356fbf3ca366cc23e8157854c13c58d6aac23f046ada30f8353e74f33039872ab5af1b5e30f0f34b4051eefff49223158340b3a2c8f375d5c2a0359428d4e1a833e9ff9f28e8222230cf2fa7b5c4c043483a0257848b87b434ad28dd0571a6092aea0f5bc4af769f49af3294f57cacc806804b1234e00be9d0d712c9a6d62fdc095c8816306" },
 ];
 
 function bytes(vector: DeriveVector, field: string): Uint8Array {
@@ -102,24 +97,8 @@ function integer(vector: DeriveVector, field: string): number {
   return value;
 }
 
-/** RFC 7748 5.2 iterated X25519 after `iterations` rounds (k = u = 9 at first), hex. */
-export function x25519Iterated(iterations: number): string {
-  let k: Uint8Array = new Uint8Array(32);
-  k[0] = 9;
-  let u: Uint8Array = k.slice();
-  for (let i = 0; i < iterations; i++) {
-    const next = x25519(k, u);
-    u = k;
-    k = next;
-  }
-  return toHex(k);
-}
-
-/** RFC 7748 5.2: the result after 1,000 iterations (about 2.5 s on Node and in xsnap, so Node only). */
-export const X25519_ITERATED_1000 = "684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51";
-
-/** Computes what `vector` describes with `digest`, in the vector's expected format. */
-export function computeVector(digest: DigestPort, vector: DeriveVector): string {
+/** Computes what `vector` describes with `digest` (and `seal`), in the vector's expected format. */
+export function computeVector(digest: DigestPort, vector: DeriveVector, seal: SealPort = jsSeal): string {
   switch (vector.fn) {
     case "deriveTemporarySecret":
       return toHex(deriveTemporarySecret(digest, bytes(vector, "provisioningKey"), text(vector, "deviceId")));
@@ -139,16 +118,14 @@ export function computeVector(digest: DigestPort, vector: DeriveVector): string 
       return toHex(deriveCommitProof(digest, bytes(vector, "newSecret"), text(vector, "deviceId"), integer(vector, "generation")));
     case "hkdfSha256":
       return toHex(hkdfSha256(digest, bytes(vector, "ikm"), bytes(vector, "salt"), bytes(vector, "info"), integer(vector, "length")));
-    case "x25519":
-      return toHex(x25519(bytes(vector, "scalar"), bytes(vector, "u")));
-    case "x25519Iterated":
-      return x25519Iterated(integer(vector, "iterations"));
-    case "x25519SharedSecret":
-      return toHex(x25519SharedSecret(bytes(vector, "secretKey"), bytes(vector, "publicKey")));
     case "sealPublicKey":
-      return toHex(sealPublicKey(bytes(vector, "secretKey")));
+      return toHex(sealPublicKey(seal, bytes(vector, "secretKey")));
+    case "p256SharedSecret":
+      return toHex(seal.p256SharedSecret(bytes(vector, "secretKey"), bytes(vector, "publicKey")));
+    case "aesGcmSeal":
+      return toHex(seal.aesGcmSeal(bytes(vector, "key"), bytes(vector, "iv"), bytes(vector, "aad"), bytes(vector, "plaintext")));
     case "sealTo":
-      return toHex(sealTo(digest, bytes(vector, "publicKey"), text(vector, "deviceId"), utf8Encode(text(vector, "plaintext")), bytes(vector, "ephemeralSecret")));
+      return toHex(sealTo(digest, seal, bytes(vector, "publicKey"), text(vector, "deviceId"), utf8Encode(text(vector, "plaintext")), bytes(vector, "ephemeralSecret"), text(vector, "purpose") as SealPurpose));
   }
 }
 
@@ -164,12 +141,12 @@ export interface VectorResult {
  * Checks every vector, plus unwrapSecret as the inverse of each wrapSecret vector
  * (and its refusal of a tampered tag). Never throws for a mismatch: each result says.
  */
-export function checkVectors(digest: DigestPort): VectorResult[] {
+export function checkVectors(digest: DigestPort, seal: SealPort = jsSeal): VectorResult[] {
   const results: VectorResult[] = [];
   for (const vector of VECTORS) {
     let got: string;
     try {
-      got = computeVector(digest, vector);
+      got = computeVector(digest, vector, seal);
     } catch (error) {
       got = `threw ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`;
     }
@@ -188,13 +165,20 @@ export function checkVectors(digest: DigestPort): VectorResult[] {
     if (vector.fn === "sealTo") {
       const sealed = fromHex(vector.expected);
       const key = bytes(vector, "deviceSecretKey");
-      const opened = openSealed(digest, key, text(vector, "deviceId"), sealed);
+      const purpose = text(vector, "purpose") as SealPurpose;
+      const open = (blob: Uint8Array, id = text(vector, "deviceId"), as = purpose) => openSealed(digest, seal, key, bytes(vector, "publicKey"), id, blob, as);
+      const opened = open(sealed);
       const openOk = opened !== undefined && toHex(opened) === toHex(utf8Encode(text(vector, "plaintext")));
       results.push(openOk ? { name: `${vector.name}/open`, ok: true } : { name: `${vector.name}/open`, ok: false, got: opened ? toHex(opened) : "refused" });
       const tampered = sealed.slice();
-      tampered[40] ^= 1;
-      const refused = openSealed(digest, key, text(vector, "deviceId"), tampered) === undefined;
-      results.push(refused ? { name: `${vector.name}/tampered refused`, ok: true } : { name: `${vector.name}/tampered refused`, ok: false, got: "opened" });
+      tampered[100] ^= 1;
+      const refused = open(tampered) === undefined && open(sealed, "lamp-0002") === undefined && open(sealed, undefined, "rotation") === undefined;
+      results.push(refused ? { name: `${vector.name}/tampered, other device or purpose refused`, ok: true } : { name: `${vector.name}/tampered, other device or purpose refused`, ok: false, got: "opened" });
+    }
+    if (vector.fn === "aesGcmSeal") {
+      const opened = seal.aesGcmOpen(bytes(vector, "key"), bytes(vector, "iv"), bytes(vector, "aad"), fromHex(vector.expected));
+      const openOk = opened !== undefined && toHex(opened) === vector.inputs.plaintext;
+      results.push(openOk ? { name: `${vector.name}/open`, ok: true } : { name: `${vector.name}/open`, ok: false, got: opened ? toHex(opened) : "refused" });
     }
   }
   return results;

@@ -1,0 +1,33 @@
+/*
+ * The core's SealPort on the Moddable SDK (lin simulator and ESP32 alike), all
+ * native work the firmware already ships for TLS (crypt/tls.json):
+ * - P-256 ECDH: etc/curve.js over arith/ec.c (the core checked the peer's
+ *   point is on the curve: curve.js does not);
+ * - AES-128-GCM: etc/gcm.js over the native AES block cipher, CTR mode and GHASH.
+ */
+import { BlockCipher } from "crypt";
+import Curve from "curve";
+import GCM from "gcm";
+import type { SealPort } from "wcm/ports";
+
+const p256 = new Curve("secp256r1");
+
+function buffer(bytes: Uint8Array): ArrayBuffer {
+  return bytes.slice().buffer as ArrayBuffer;
+}
+
+/** P-256 ECDH and AES-128-GCM on the SDK's native crypto. */
+export const nativeSeal: SealPort = {
+  p256PublicKey: (secretKey) => new Uint8Array(p256.dh(buffer(secretKey))),
+  p256SharedSecret: (secretKey, publicKey) => new Uint8Array(p256.Z(p256.dh(buffer(secretKey), buffer(publicKey)))),
+  aesGcmSeal(key, iv, aad, plaintext) {
+    const sealed = new GCM(new BlockCipher("AES", buffer(key))).process(buffer(plaintext), null, buffer(iv), buffer(aad), true);
+    return new Uint8Array(sealed as ArrayBuffer);
+  },
+  aesGcmOpen(key, iv, aad, sealed) {
+    if (sealed.length < 16) return undefined;
+    const data = sealed.slice();
+    const opened = new GCM(new BlockCipher("AES", buffer(key))).process(data, data, buffer(iv), buffer(aad), false);
+    return opened === undefined ? undefined : new Uint8Array(opened as Uint8Array).slice();
+  },
+};
