@@ -13,6 +13,7 @@ import { deriveTemporarySecret } from "../modules/derive";
 import { isWcmError, WcmError } from "../modules/errors";
 import { ConnectionManager, type ManagerStatus } from "../modules/manager";
 import { nobleDigest } from "../modules/noble-digest";
+import { jsSeal } from "../modules/js-seal";
 import type { TemporarySecretPort } from "../modules/ports";
 import { temporarySecretPort } from "../modules/temporary-secret";
 import { EfuseError, efuseTemporarySecret, SimulatedEfuse } from "../hosts/node/efuse";
@@ -150,7 +151,7 @@ describe("temporary credential modes", () => {
     function device(bed: TestBed, config: unknown, temporarySecret?: TemporarySecretPort) {
       const validated = validateConfig(config);
       const manager = new ConnectionManager(validated, {
-        digest: nobleDigest, random: testRandom(nobleDigest, validated.deviceId), clock: { now: () => bed.time.now },
+        digest: nobleDigest, seal: jsSeal, random: testRandom(nobleDigest, validated.deviceId), clock: { now: () => bed.time.now },
         scheduler: bed.time, kv: new MemoryFlash(), link: bed.cloud.linkFactory(),
         ...(temporarySecret ? { temporarySecret } : {}),
       }, { requestTimeoutMs: 2000 });

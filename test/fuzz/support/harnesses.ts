@@ -41,7 +41,8 @@ import {
   encodeResponse, encodeStatus, parseLoginPassword, formatLoginPassword, parseTopic, peekRequestId, MAX_MESSAGE_BYTES, MAX_CONFIG_BYTES,
 } from "../../../modules/protocol";
 import { RecordStore } from "../../../modules/record-store";
-import { openSealed } from "../../../modules/seal";
+import { jsSeal } from "../../../modules/js-seal";
+import { openSealed, sealPublicKey } from "../../../modules/seal";
 import { seedBytes, type Corpus } from "./corpus";
 
 /** A decoder under fuzz. */
@@ -262,7 +263,8 @@ export const HARNESSES: readonly Harness[] = [
     name: "networkChange", target: "protocol.decodeNetworkChange (opened sealed plaintext)", expected: isWcm,
     seeds: (corpus) => {
       const key = sealKey(corpus);
-      return sealedSeeds(corpus).map((sealed) => openSealed(nobleDigest, key, corpus.deviceId, sealed)).filter((p): p is Uint8Array => p !== undefined);
+      const pub = sealPublicKey(jsSeal, key);
+      return sealedSeeds(corpus).map((sealed) => openSealed(nobleDigest, jsSeal, key, pub, corpus.deviceId, sealed)).filter((p): p is Uint8Array => p !== undefined);
     },
     setup: () => ({
       run(input) {
@@ -277,9 +279,10 @@ export const HARNESSES: readonly Harness[] = [
     seeds: sealedSeeds,
     setup: (corpus) => {
       const key = sealKey(corpus);
+      const pub = sealPublicKey(jsSeal, key);
       return {
         run(input) {
-          const plaintext = openSealed(nobleDigest, key, corpus.deviceId, input);
+          const plaintext = openSealed(nobleDigest, jsSeal, key, pub, corpus.deviceId, input);
           // only the recorded blobs themselves may open: any change must fail the tag
           if (plaintext) decodeNetworkChange(plaintext);
         },
