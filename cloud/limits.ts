@@ -313,11 +313,12 @@ export class RefusalAudit {
   /**
    * The refusals counted but not written, per reason, and resets the count:
    * refusals of ids whose window has ended (their own row will not come) plus
-   * those dropped by the global budget or eviction.
+   * those dropped by the global budget or eviction; with `all` (at shutdown)
+   * those of every id, whose next row would never come.
    */
-  takeAggregate(now: number): { total: number; byFailure: Record<string, number> } | undefined {
+  takeAggregate(now: number, all = false): { total: number; byFailure: Record<string, number> } | undefined {
     for (const [id, state] of [...this.#ids.entries()]) {
-      if (now - state.windowStart >= this.limits.windowMs) {
+      if (all || now - state.windowStart >= this.limits.windowMs) {
         this.#addAggregate(state.failure, state.suppressed);
         this.#ids.delete(id);
       }

@@ -390,7 +390,7 @@ export class MqttServer {
   /** Stops listening, closes every connection and the broker. */
   async close(): Promise<void> {
     clearInterval(this.#aggregateTimer);
-    this.auth.flushRefusalAudit();
+    this.auth.flushRefusalAudit(true);
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
     await new Promise<void>((resolve) => this.#broker.close(() => resolve()));

@@ -154,6 +154,22 @@ describe("cloud/auth: one credential decision, the same reason over MQTT and RAD
     assert.deepEqual(lockouts.map((r) => r.actor).sort(), ["mqtt", "radius"], "a RADIUS lockout is audited like an MQTT one");
   });
 
+  it("lotRate_BogusTemporaryLogins_DoNotStarveARealFirstBoot", async function () {
+    const limited = await startTestCloud({ limits: { login: { perLot: { burst: 2, perSecond: 0.001 } } } });
+    try {
+      const lot = await limited.cloud.services.createProvisioningKey({ lot: "tb-starve" });
+      for (let i = 0; i < 6; i++) {
+        const id = `tb-fb-${i % 2}`;
+        assert.equal((await connectDevice(limited.cloud, { id, password: loginPassword(id, newSecret().bytes, "t", i + 1) })).code, 4);
+      }
+      const first = await connectDevice(limited.cloud, { id: "tb-fb-0", password: loginPassword("tb-fb-0", temporarySecret(lot.provisioningKeyHex, "tb-fb-0"), "t", 1) });
+      assert.ok(first.client, "six bogus temporary logins spent none of the lot's budget of 2");
+      await end(first.client);
+    } finally {
+      await limited.stop();
+    }
+  });
+
   it("rate_OneLimiterForBothFrontEnds_SpentOnlyByProvenCredentials", async function () {
     const limited = await startTestCloud({ radiusPort: 0, limits: { login: { perDevice: { burst: 2, perSecond: 0.001 } } } });
     try {

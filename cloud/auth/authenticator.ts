@@ -196,10 +196,11 @@ export class Authenticator {
 
   /**
    * Writes one audit row with the refusals that were counted but not written
-   * (login.refused-aggregate). The MQTT endpoint runs it every refusal window and at close.
+   * (login.refused-aggregate). The MQTT endpoint runs it every refusal window,
+   * and with `all` at close: then every counted refusal is written.
    */
-  flushRefusalAudit(): void {
-    const aggregate = this.refusals.takeAggregate(this.#now());
+  flushRefusalAudit(all = false): void {
+    const aggregate = this.refusals.takeAggregate(this.#now(), all);
     if (!aggregate) return;
     const parts = Object.entries(aggregate.byFailure).map(([failure, n]) => `${failure}=${n}`).join(" ");
     try {
