@@ -8,8 +8,10 @@
  * - "bad-secret": CONNECT for `id` with a well-formed `s` password under a random secret;
  * - "no-cert": CONNECT for `id` without a client certificate (a certificate device's id).
  * Prints one JSON line with the outcome counts when every attempt has ended.
+ * `--hold`: hold() keeps idle or trickling sockets open instead (item 3).
  */
 import { randomBytes } from "node:crypto";
+import { connect as netConnect, type Socket } from "node:net";
 import { connect, type ConnectionOptions } from "node:tls";
 import mqttPacket from "mqtt-packet";
 import { deriveCloudLoginKey, deriveLoginProof } from "../modules/derive";
@@ -87,8 +89,72 @@ export async function flood(config: FloodConfig): Promise<FloodResult> {
   return result;
 }
 
+/** Sockets that hold pre-CONNECT slots. */
+export interface HoldConfig {
+  port: number;
+  sources: string[];
+  /** sockets kept open per source */
+  perSource: number;
+  seconds: number;
+  /** ms before a dropped socket is re-opened */
+  reopenMs: number;
+}
+
+/** What the holder did. */
+export interface HoldResult {
+  opened: number;
+  dropped: number;
+}
+
+/**
+ * Keeps `perSource` sockets open from each source for `seconds`: sources of
+ * even index stay silent (never a ClientHello), odd ones trickle one byte of
+ * a TLS record header per second. Each dropped socket is re-opened.
+ */
+export async function hold(config: HoldConfig): Promise<HoldResult> {
+  const result: HoldResult = { opened: 0, dropped: 0 };
+  const stopAt = Date.now() + config.seconds * 1000;
+  const sockets = new Set<Socket>();
+  const open = (source: string, trickle: boolean): void => {
+    if (Date.now() >= stopAt) return;
+    result.opened++;
+    const socket = netConnect({ host: "127.0.0.1", port: config.port, localAddress: source });
+    sockets.add(socket);
+    let timer: NodeJS.Timeout | undefined;
+    if (trickle) {
+      const bytes = [0x16, 0x03, 0x01, 0x02, 0x00, 0x01];
+      let i = 0;
+      timer = setInterval(() => socket.writable && socket.write(Buffer.from([bytes[i++ % bytes.length]])), 1000);
+    }
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      clearInterval(timer);
+      sockets.delete(socket);
+      if (Date.now() >= stopAt) return;
+      result.dropped++;
+      setTimeout(() => open(source, trickle), config.reopenMs);
+    });
+  };
+  config.sources.forEach((source, s) => {
+    for (let i = 0; i < config.perSource; i++) open(source, s % 2 === 1);
+  });
+  await new Promise((r) => setTimeout(r, config.seconds * 1000));
+  for (const socket of sockets) socket.destroy();
+  return result;
+}
+
 if (process.argv[2] === "--run") {
   flood(JSON.parse(process.argv[3]) as FloodConfig).then((result) => {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.exit(0);
+  }, (error: Error) => {
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  });
+}
+
+if (process.argv[2] === "--hold") {
+  hold(JSON.parse(process.argv[3]) as HoldConfig).then((result) => {
     process.stdout.write(`${JSON.stringify(result)}\n`);
     process.exit(0);
   }, (error: Error) => {

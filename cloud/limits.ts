@@ -10,11 +10,13 @@
  *   failed logins writes a bounded number of rows (one per id and window, and a
  *   global budget; the rest are counted and written as one aggregate row).
  * - ConnectionLimiter: caps concurrent unauthenticated connections per source
- *   address and in total, and the rate of new connections per source, so a
- *   flood before CONNECT costs bounded memory and bounded TLS handshakes.
+ *   address and in total (a full cap evicts the oldest connection of the
+ *   source holding the most, never the newcomer), and the rate of new
+ *   connections per source, so a flood before CONNECT costs bounded memory
+ *   and bounded TLS handshakes and cannot hold the slots devices need.
  *
- * Every map is bounded; eviction only ever forgets (a fresh bucket is full, a
- * forgotten failure count restarts at 0), never refuses a client.
+ * Every map is bounded; eviction from the maps only ever forgets (a fresh
+ * bucket is full, a forgotten failure count restarts at 0), never refuses a client.
  */
 import { NOT_COUNTED } from "./auth/failures";
 
@@ -333,18 +335,26 @@ export class RefusalAudit {
 
 /** Settings of the connection limiter. */
 export interface ConnectionLimits {
-  /** concurrent unauthenticated connections from one source address (default 64) */
+  /** concurrent unauthenticated connections from one source address (default 64): beyond it the source's oldest is closed */
   unauthenticatedPerSource: number;
-  /** concurrent unauthenticated connections in total (default 256: each one in a TLS handshake holds ~40 KB of TLS state) */
+  /**
+   * concurrent unauthenticated connections in total (default 256: each one in a TLS handshake holds ~40 KB of TLS state):
+   * beyond it the oldest connection of the source holding the most is closed
+   */
   unauthenticatedTotal: number;
   /** new connections per source address (default burst 100, 20/s): bounds TLS handshakes per source */
   newPerSource: RateLimit;
   /**
    * new connections over all sources (default burst 300, 300/s, about what one
-   * core completes in TLS handshakes): beyond it a flood is shed at accept, before
-   * any TLS object exists, so memory stays bounded however many sources join in
+   * core completes in TLS handshakes): beyond it a flood is shed at accept,
+   * before any TLS object exists. Two buckets of this size: one for sources
+   * that already hold an unauthenticated connection, one for a source's first
+   * one, so sources that hold many cannot spend the rate of a device that
+   * comes with one
    */
   newTotal: RateLimit;
+  /** ms a connection may stay silent after accept before its ClientHello starts (default 3000) */
+  helloTimeoutMs: number;
   /** source addresses tracked (default 50,000) */
   maxTrackedSources: number;
 }
@@ -354,28 +364,46 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   unauthenticatedTotal: 256,
   newPerSource: { burst: 100, perSecond: 20 },
   newTotal: { burst: 300, perSecond: 300 },
+  helloTimeoutMs: 3000,
   maxTrackedSources: 50_000,
 };
 
 /** Why a connection was refused at accept. */
-export type ConnectionRefusal = "SOURCE_RATE" | "TOTAL_RATE" | "SOURCE_UNAUTHENTICATED" | "TOTAL_UNAUTHENTICATED";
+export type ConnectionRefusal = "SOURCE_RATE" | "TOTAL_RATE";
+
+/** One admitted unauthenticated connection. */
+export interface ConnectionTicket {
+  readonly source: string;
+  /** closes the connection (called when it is evicted) */
+  readonly close: () => void;
+}
 
 /**
  * Admission of TCP connections before TLS: a connection is unauthenticated
- * from accept until its CONNECT is accepted (or it closes). Refused
+ * from accept until its CONNECT is accepted (or it closes).
+ *
+ * Full caps evict rather than refuse: a source at its own cap loses its
+ * oldest connection, and at the total cap the source holding the most
+ * unauthenticated connections loses its oldest. A flood of idle sockets from
+ * some sources thus churns through its own slots, while a device from any
+ * other source keeps its one connection until it logs in. Refused (rate)
  * connections are closed at once, before any TLS work.
  */
 export class ConnectionLimiter {
   readonly limits: ConnectionLimits;
-  readonly #perSource = new Map<string, number>();
+  /** connections closed to make room, so far */
+  evictions = 0;
+  readonly #perSource = new Map<string, Set<ConnectionTicket>>();
   readonly #rate: TokenBuckets;
   readonly #totalRate: TokenBuckets;
+  readonly #freshRate: TokenBuckets;
   #total = 0;
 
   constructor(limits: Partial<ConnectionLimits> = {}) {
     this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...limits };
     this.#rate = new TokenBuckets(this.limits.newPerSource, this.limits.maxTrackedSources);
     this.#totalRate = new TokenBuckets(this.limits.newTotal, 1);
+    this.#freshRate = new TokenBuckets(this.limits.newTotal, 1);
   }
 
   /** Unauthenticated connections now. */
@@ -383,23 +411,48 @@ export class ConnectionLimiter {
     return this.#total;
   }
 
-  /** Admits a new connection from `source`; on success the caller must call release() exactly once. */
-  admit(source: string, now: number): ConnectionRefusal | undefined {
-    if (this.#total >= this.limits.unauthenticatedTotal) return "TOTAL_UNAUTHENTICATED";
-    const current = this.#perSource.get(source) ?? 0;
-    if (current >= this.limits.unauthenticatedPerSource) return "SOURCE_UNAUTHENTICATED";
-    if (!this.#rate.take(source, now)) return "SOURCE_RATE";
-    if (!this.#totalRate.take("*", now)) return "TOTAL_RATE";
-    this.#perSource.set(source, current + 1);
-    this.#total++;
-    return undefined;
+  /** Unauthenticated connections of `source` now. */
+  pending(source: string): number {
+    return this.#perSource.get(source)?.size ?? 0;
   }
 
-  /** The connection authenticated or closed: it no longer counts. */
-  release(source: string): void {
-    const current = this.#perSource.get(source) ?? 0;
-    if (current <= 1) this.#perSource.delete(source);
-    else this.#perSource.set(source, current - 1);
+  /**
+   * Admits a new connection from `source`, evicting others when a cap is full.
+   * @param close - closes this connection if it is evicted later
+   * @returns the ticket (the caller must release() it exactly once), or why it is refused
+   */
+  admit(source: string, now: number, close: () => void): ConnectionTicket | ConnectionRefusal {
+    if (!this.#rate.take(source, now)) return "SOURCE_RATE";
+    const mine = this.#perSource.get(source);
+    if (!(mine && mine.size > 0 ? this.#totalRate : this.#freshRate).take("*", now)) return "TOTAL_RATE";
+    if (mine && mine.size >= this.limits.unauthenticatedPerSource) this.#evictOldest(mine);
+    while (this.#total >= this.limits.unauthenticatedTotal) {
+      let largest: Set<ConnectionTicket> | undefined;
+      for (const set of this.#perSource.values()) if (!largest || set.size > largest.size) largest = set;
+      if (!largest) break;
+      this.#evictOldest(largest);
+    }
+    const ticket: ConnectionTicket = { source, close };
+    let set = this.#perSource.get(source);
+    if (!set) this.#perSource.set(source, (set = new Set()));
+    set.add(ticket);
+    this.#total++;
+    return ticket;
+  }
+
+  #evictOldest(set: Set<ConnectionTicket>): void {
+    const oldest = set.values().next().value as ConnectionTicket | undefined;
+    if (!oldest) return;
+    this.release(oldest);
+    this.evictions++;
+    oldest.close();
+  }
+
+  /** The connection authenticated, closed or was evicted: it no longer counts. Idempotent. */
+  release(ticket: ConnectionTicket): void {
+    const set = this.#perSource.get(ticket.source);
+    if (!set || !set.delete(ticket)) return;
+    if (set.size === 0) this.#perSource.delete(ticket.source);
     this.#total = Math.max(0, this.#total - 1);
   }
 }

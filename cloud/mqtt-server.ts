@@ -24,7 +24,7 @@ import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, MAX_CONFIG_BYTES, deviceTopi
 import type { IssuanceService } from "./issuance";
 import { Authenticator, type Refusal, type Session } from "./auth/authenticator";
 import { CONNACK_OF } from "./auth/failures";
-import { ConnectionLimiter, monotonicNow, type ConnectionLimits, type LoginLimits, type RefusalAuditLimits } from "./limits";
+import { ConnectionLimiter, monotonicNow, type ConnectionLimits, type ConnectionTicket, type LoginLimits, type RefusalAuditLimits } from "./limits";
 import { GuardedConnection } from "./packet-guard";
 import type { Registry } from "./registry";
 
@@ -84,7 +84,7 @@ export interface MqttStats {
   refusedSubscribe: number;
   loginsAccepted: number;
   loginsRefused: number;
-  /** connections closed at accept by the unauthenticated caps or the per-source rate */
+  /** connections closed at accept by the per-source or total rate */
   connectionsRefused: number;
   /** logins refused with RATE_LIMITED */
   rateLimited: number;
@@ -116,8 +116,8 @@ export class MqttServer {
   readonly auth: Authenticator;
   readonly connections: ConnectionLimiter;
   readonly #now: () => number;
-  /** unauthenticated connections by "address:port", with their source address */
-  readonly #unauthenticated = new Map<string, string>();
+  /** admission tickets of unauthenticated connections by "address:port" */
+  readonly #unauthenticated = new Map<string, ConnectionTicket>();
   #aggregateTimer: NodeJS.Timeout | undefined;
   readonly #sessions = new WeakMap<Client, Session>();
   readonly #live = new Map<string, Client>();
@@ -163,10 +163,47 @@ export class MqttServer {
 
   #authenticated(socket: TLSSocket): void {
     const key = `${socket.remoteAddress}:${socket.remotePort}`;
-    const source = this.#unauthenticated.get(key);
-    if (source === undefined) return;
+    const ticket = this.#unauthenticated.get(key);
+    if (ticket === undefined) return;
     this.#unauthenticated.delete(key);
-    this.connections.release(source);
+    this.connections.release(ticket);
+  }
+
+  /**
+   * Connection admission at TCP accept (cloud/limits.ts ConnectionLimiter):
+   * refused by rate, or admitted, possibly evicting the oldest unauthenticated
+   * connection of the source holding the most. Deadlines: the ClientHello
+   * must start within helloTimeoutMs, the login complete within connectTimeoutMs.
+   */
+  #admit(socket: Socket): void {
+    const source = socket.remoteAddress ?? "?";
+    const key = `${source}:${socket.remotePort}`;
+    const admitted = this.connections.admit(source, this.#now(), () => {
+      this.#unauthenticated.delete(key);
+      socket.destroy();
+    });
+    if (typeof admitted === "string") {
+      this.stats.connectionsRefused++;
+      socket.destroy();
+      return;
+    }
+    this.#unauthenticated.set(key, admitted);
+    this.#sockets.add(socket);
+    const hello = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy();
+    }, this.connections.limits.helloTimeoutMs);
+    const deadline = setTimeout(() => {
+      if (this.#unauthenticated.get(key) === admitted) socket.destroy();
+    }, this.options.connectTimeoutMs ?? 10_000);
+    hello.unref();
+    deadline.unref();
+    socket.on("close", () => {
+      clearTimeout(hello);
+      clearTimeout(deadline);
+      this.#sockets.delete(socket);
+      if (this.#unauthenticated.get(key) === admitted) this.#unauthenticated.delete(key);
+      this.connections.release(admitted);
+    });
   }
 
   async #start(): Promise<void> {
@@ -268,25 +305,7 @@ export class MqttServer {
       handshakeTimeout: this.options.connectTimeoutMs ?? 10_000,
     });
     this.#server.maxConnections = this.options.maxConnections ?? 10_000;
-    this.#server.on("connection", (socket: Socket) => {
-      const source = socket.remoteAddress ?? "?";
-      const refusal = this.connections.admit(source, this.#now());
-      if (refusal) {
-        this.stats.connectionsRefused++;
-        socket.destroy();
-        return;
-      }
-      const key = `${source}:${socket.remotePort}`;
-      this.#unauthenticated.set(key, source);
-      this.#sockets.add(socket);
-      socket.on("close", () => {
-        this.#sockets.delete(socket);
-        if (this.#unauthenticated.get(key) === source) {
-          this.#unauthenticated.delete(key);
-          this.connections.release(source);
-        }
-      });
-    });
+    this.#server.on("connection", (socket: Socket) => this.#admit(socket));
     const window = this.auth.refusals.limits.windowMs;
     this.#aggregateTimer = setInterval(() => this.auth.flushRefusalAudit(), window);
     this.#aggregateTimer.unref();

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { runCli } from "../cloud/cli";
 import type { AdminApi } from "../cloud/http-api";
-import { BoundedMap, ConnectionLimiter, LoginGuard, RefusalAudit, TokenBuckets } from "../cloud/limits";
+import { BoundedMap, ConnectionLimiter, LoginGuard, RefusalAudit, TokenBuckets, type ConnectionTicket } from "../cloud/limits";
 import { CONNACK } from "../modules/protocol";
 import { closed, connectDevice, end, exchange, loginPassword, mustConnect, newSecret, startTestCloud, temporarySecret, testAdminApi, type TestCloud } from "./cloud-helpers";
 
@@ -82,31 +82,39 @@ describe("cloud limits (BoundedMap, TokenBuckets, LoginGuard, RefusalAudit, Conn
     assert.equal(audit.takeAggregate(6000), undefined);
   });
 
-  it("ConnectionLimiter_PerSourceTotalAndRate_ReleasedOnAuth", function () {
+  it("ConnectionLimiter_FullCapsEvictTheOldestOfTheLargestSource_NeverTheNewcomer_ReleasedOnAuth", function () {
     const limiter = new ConnectionLimiter({ unauthenticatedPerSource: 2, unauthenticatedTotal: 3, newPerSource: { burst: 10, perSecond: 1 } });
-    assert.equal(limiter.admit("a", 0), undefined);
-    assert.equal(limiter.admit("a", 0), undefined);
-    assert.equal(limiter.admit("a", 0), "SOURCE_UNAUTHENTICATED");
-    assert.equal(limiter.admit("b", 0), undefined);
-    assert.equal(limiter.admit("c", 0), "TOTAL_UNAUTHENTICATED");
-    limiter.release("a");
-    assert.equal(limiter.unauthenticated, 2);
-    assert.equal(limiter.admit("c", 0), undefined);
+    const closed: string[] = [];
+    const admit = (source: string, name: string) => limiter.admit(source, 0, () => closed.push(name));
+    const a1 = admit("a", "a1");
+    assert.equal(typeof a1, "object");
+    admit("a", "a2");
+    admit("a", "a3");
+    assert.deepEqual(closed, ["a1"], "a source at its cap loses its own oldest");
+    const b1 = admit("b", "b1");
+    assert.equal(limiter.unauthenticated, 3);
+    admit("c", "c1");
+    assert.deepEqual(closed, ["a1", "a2"], "at the total cap the source holding the most loses its oldest; b and c keep theirs");
+    assert.equal(limiter.pending("b"), 1);
+    limiter.release(b1 as ConnectionTicket);
+    limiter.release(b1 as ConnectionTicket);
+    assert.equal(limiter.unauthenticated, 2, "release is idempotent");
     const rate = new ConnectionLimiter({ newPerSource: { burst: 2, perSecond: 1 } });
-    rate.admit("x", 0);
-    rate.admit("x", 0);
-    assert.equal(rate.admit("x", 0), "SOURCE_RATE");
+    rate.admit("x", 0, () => {});
+    rate.admit("x", 0, () => {});
+    assert.equal(rate.admit("x", 0, () => {}), "SOURCE_RATE");
   });
 
   it("ConnectionLimiter_TotalRate_ShedsAManySourceFloodAtAccept", function () {
     const limiter = new ConnectionLimiter({ newTotal: { burst: 3, perSecond: 2 } });
     for (const source of ["a", "b", "c"]) {
-      assert.equal(limiter.admit(source, 0), undefined);
-      limiter.release(source);
+      const ticket = limiter.admit(source, 0, () => {});
+      assert.equal(typeof ticket, "object");
+      limiter.release(ticket as ConnectionTicket);
     }
-    assert.equal(limiter.admit("d", 0), "TOTAL_RATE");
+    assert.equal(limiter.admit("d", 0, () => {}), "TOTAL_RATE");
     assert.equal(limiter.unauthenticated, 0, "a refused connection does not count");
-    assert.equal(limiter.admit("d", 500), undefined, "the bucket refills at 2/s");
+    assert.equal(typeof limiter.admit("d", 500, () => {}), "object", "the bucket refills at 2/s");
   });
 });
 
