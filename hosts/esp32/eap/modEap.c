@@ -32,7 +32,7 @@
 #include "esp_event.h"
 #include "esp_idf_version.h"
 #include "esp_wifi.h"
-#include "esp_eap_client.h"
+#include "wpa_supplicant/esp_supplicant/include/esp_eap_client.h"
 
 #if ESP_IDF_VERSION < ESP_IDF_VERSION_VAL(5, 5, 0)
 	#error "wcm-host/eap needs esp_eap_client_set_domain_name (ESP-IDF 5.5 or later) to check the RADIUS server name"
@@ -149,6 +149,7 @@ void xs_wcm_eap_configure_tls(xsMachine *the)
 /* disable(): back to open / WPA2-Personal joins; forgets the EAP material */
 void xs_wcm_eap_disable(xsMachine *the)
 {
+	(void)the;
 	esp_wifi_sta_enterprise_disable();
 	esp_eap_client_clear_identity();
 	esp_eap_client_clear_username();
@@ -164,6 +165,8 @@ void xs_wcm_eap_disable(xsMachine *the)
  */
 static void onWiFiEvent(void *arg, esp_event_base_t base, int32_t id, void *data)
 {
+	(void)arg;
+	(void)base;		// registered for WIFI_EVENT only
 	if ((WIFI_EVENT_STA_DISCONNECTED == id) && data)
 		gDisconnectReason = ((wifi_event_sta_disconnected_t *)data)->reason;
 }
