@@ -115,6 +115,12 @@ function measureHeapOnce(manager: ConnectionManager, boot: { slots: number; chun
   });
 }
 
+/** The identity fields of config.wcm, cleared when the NVS partition brings the identity. */
+const NO_IDENTITY = {
+  deviceId: undefined, option: undefined, secret: undefined, temporarySecret: undefined, temporarySecretFrom: undefined,
+  hmacKeyBlock: undefined, provisioningKey: undefined, certificate: undefined, privateKey: undefined,
+};
+
 function main(): void {
   const settings = (config as Record<string, unknown>).wcm as (Record<string, unknown> & AppSettings) | undefined;
   const bootHeap = settings?.measureHeap === true ? liveHeap() : undefined;
@@ -124,7 +130,7 @@ function main(): void {
   let retry: RetryPolicy | undefined;
   try {
     retry = retryPolicy(settings?.retry);
-    device = validateConfig(factory ? { ...settings, deviceId: undefined, option: undefined, secret: undefined, provisioningKey: undefined, certificate: undefined, privateKey: undefined, ...factory } : settings);
+    device = validateConfig(factory ? { ...settings, ...NO_IDENTITY, ...factory } : settings);
   } catch (error) {
     trace(`wcm config invalid: ${error instanceof Error ? error.message : "error"}\n`);
     return;

@@ -4,7 +4,7 @@
  * a running cloud (devices log in; idempotent; checksum and malformed rows refused).
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../cloud/cli";
@@ -109,23 +109,56 @@ describe("manufacturing: make-lot and import-bundle", function () {
     await assert.rejects(makeLot({ ...options, count: 16 }), /other arguments/);
   });
 
-  it("temporaryLot_OneKeyPerLotWithAllowlist_DeviceLogsIn", async function () {
+  it("temporaryLot_DerivedDefault_DeviceHoldsOnlyItsOwnSecretAndLogsIn", async function () {
     const out = join(work, "temporary");
     await makeLot({ ...base(), option: "temporary", count: 5, prefix: "mfg-t-", start: 1, macBase: "24:0a:c4:00:00:00", lot: "mfg-lot-t", out });
     const lotKey = JSON.parse(readFileSync(join(out, "lot-key.json"), "utf8")) as { provisioningKeyHex: string };
     assert.equal(mode(join(out, "lot-key.json")), 0o600);
+    assert.equal((JSON.parse(readFileSync(join(out, "lot.json"), "utf8")) as Record<string, unknown>).temporaryMode, "derived");
     const id = "mfg-t-240ac4000003";
     const file = device(out, id);
-    assert.equal(file.provisioningKey, lotKey.provisioningKeyHex);
+    assert.deepEqual(Object.keys(file).sort(), ["deviceId", "option", "temporarySecret"]);
+    assert.equal(file.temporarySecret, Buffer.from(temporarySecret(lotKey.provisioningKeyHex, id)).toString("hex"));
+    const csv = readFileSync(join(out, "devices", `${id}.nvs.csv`), "utf8");
+    const nvs = checkNvs(csv, id);
+    assert.equal(nvs.get("tempSecret"), file.temporarySecret);
+    assert.ok(!nvs.has("provKey") && !csv.includes(lotKey.provisioningKeyHex), "the lot key is not on the device");
+    assert.ok(!existsSync(join(out, "lot-key.bin")));
     assert.equal(validateConfig({ ...file, cloud: cloudJson(out) }).option, "temporary");
-    assert.ok(checkNvs(readFileSync(join(out, "devices", `${id}.nvs.csv`), "utf8"), id).has("provKey"));
     assert.equal((await importOut(out)).imported, 5);
     const lot = (await t.cloud.services.listProvisioningKeys()).find((l) => l.lot === "mfg-lot-t");
     assert.equal(lot?.allowlist, 5);
-    await end(await mustConnect(t.cloud, { id, password: loginPassword(id, temporarySecret(lotKey.provisioningKeyHex, id), "t", 1) }));
+    await end(await mustConnect(t.cloud, { id, password: loginPassword(id, Buffer.from(file.temporarySecret, "hex"), "t", 1) }));
     const stranger = "mfg-t-240ac4000099";
     const refused = await connectDevice(t.cloud, { id: stranger, password: loginPassword(stranger, temporarySecret(lotKey.provisioningKeyHex, stranger), "t", 1) });
     assert.ok(refused.error, "an id outside the lot's allowlist is refused");
+  });
+
+  it("temporaryLot_HardwareMode_NothingSecretOnDeviceKeyFileToBurn", async function () {
+    const out = join(work, "temporary-hw");
+    await makeLot({ ...base(), option: "temporary", temporaryMode: "hardware", keyBlock: 4, count: 3, prefix: "mfg-h-", start: 1, out });
+    const lotKey = JSON.parse(readFileSync(join(out, "lot-key.json"), "utf8")) as { provisioningKeyHex: string };
+    const bin = readFileSync(join(out, "lot-key.bin"));
+    assert.equal(bin.length, 32);
+    assert.equal(bin.toString("hex"), lotKey.provisioningKeyHex);
+    assert.equal(mode(join(out, "lot-key.bin")), 0o600);
+    const file = device(out, "mfg-h-0002");
+    assert.deepEqual(file, { deviceId: "mfg-h-0002", option: "temporary", temporarySecretFrom: "hardware", hmacKeyBlock: "4" });
+    const nvs = checkNvs(readFileSync(join(out, "devices", "mfg-h-0002.nvs.csv"), "utf8"), "mfg-h-0002");
+    assert.deepEqual([...nvs.keys()].sort(), ["deviceId", "hmacKeyBlock", "option", "tempFrom"]);
+    const config = validateConfig({ ...file, cloud: cloudJson(out) });
+    assert.ok(config.option === "temporary" && "temporarySecretFrom" in config);
+    await assert.rejects(makeLot({ ...base(), option: "temporary", temporaryMode: "hardware", keyBlock: 6, count: 1, prefix: "x-", start: 1, out: join(work, "bad-block") }), /--key-block must be 0..5/);
+  });
+
+  it("temporaryLot_LotKeyModeOnlyWhenAsked_OldFiles", async function () {
+    const out = join(work, "temporary-lotkey");
+    await makeLot({ ...base(), option: "temporary", temporaryMode: "lot-key", count: 2, prefix: "mfg-k-", start: 1, out });
+    const lotKey = JSON.parse(readFileSync(join(out, "lot-key.json"), "utf8")) as { provisioningKeyHex: string };
+    assert.equal(device(out, "mfg-k-0001").provisioningKey, lotKey.provisioningKeyHex);
+    assert.ok(checkNvs(readFileSync(join(out, "devices", "mfg-k-0001.nvs.csv"), "utf8"), "mfg-k-0001").has("provKey"));
+    await assert.rejects(makeLot({ ...base(), option: "temporary", temporaryMode: "derived", count: 2, prefix: "mfg-k-", start: 1, out }), /other arguments/);
+    await assert.rejects(makeLot({ ...base(), option: "secret", temporaryMode: "derived", count: 1, prefix: "mfg-x-", start: 1, out: join(work, "bad-mode") }), /for temporary lots/);
   });
 
   it("certificateLot_SignedByProductCa_PinnedAndLogsIn", async function () {

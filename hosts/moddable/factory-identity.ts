@@ -1,8 +1,11 @@
 /*
  * The device identity the manufacturing line writes into the NVS partition
  * (tools/manufacturing/make-lot.ts writes <id>.nvs.csv for nvs_partition_gen:
- * namespace "wcm", keys deviceId and option as strings; secret, provKey, cert
- * and key as blobs). Moddable's Preference maps NVS strings to strings and
+ * namespace "wcm", keys deviceId and option as strings; secret, tempSecret,
+ * provKey, cert and key as blobs; tempFrom and hmacKeyBlock as strings: a
+ * temporary device holds tempSecret (its own derived secret, the default),
+ * tempFrom "hardware" with hmacKeyBlock (the lot key is in that eFuse key block),
+ * or provKey (the lot key itself, the weaker mode)). Moddable's Preference maps NVS strings to strings and
  * blobs to ArrayBuffers, so it reads them as they are. When present, this
  * identity takes the place of the one in config.wcm: one firmware image, built
  * with the lot's cloud settings, serves every device of the lot.
@@ -34,8 +37,9 @@ function blob(domain: string, key: string): Uint8Array | undefined {
 }
 
 /**
- * The identity fields from NVS (deviceId, option, secret / provisioningKey /
- * certificate + privateKey), or undefined when the partition has no deviceId.
+ * The identity fields from NVS (deviceId, option, secret / temporarySecret /
+ * temporarySecretFrom + hmacKeyBlock / provisioningKey / certificate +
+ * privateKey), or undefined when the partition has no deviceId.
  */
 export function factoryIdentity(domain = "wcm"): Record<string, string> | undefined {
   const deviceId = Preference.get(domain, "deviceId");
@@ -44,6 +48,12 @@ export function factoryIdentity(domain = "wcm"): Record<string, string> | undefi
   const identity: Record<string, string> = { deviceId, option };
   const secret = blob(domain, "secret");
   if (secret) identity.secret = toHex(secret);
+  const temporarySecret = blob(domain, "tempSecret");
+  if (temporarySecret) identity.temporarySecret = toHex(temporarySecret);
+  const temporarySecretFrom = Preference.get(domain, "tempFrom");
+  if (typeof temporarySecretFrom === "string") identity.temporarySecretFrom = temporarySecretFrom;
+  const hmacKeyBlock = Preference.get(domain, "hmacKeyBlock");
+  if (typeof hmacKeyBlock === "string") identity.hmacKeyBlock = hmacKeyBlock;
   const provisioningKey = blob(domain, "provKey");
   if (provisioningKey) identity.provisioningKey = toHex(provisioningKey);
   const certificate = blob(domain, "cert");

@@ -9,6 +9,13 @@
  * (temporary: the lot's provisioning key, made once), `bundle.jsonl` + `bundle.jsonl.sha256`
  * (the registration bundle for `npm run cloud -- import-bundle`).
  *
+ * Temporary lots have three modes (`--temporary-mode`, docs/manufacturing.md):
+ * `derived` (default) writes each device's own temporary secret
+ * (docs/protocol.md 5.1) and never the lot key; `hardware` writes nothing
+ * secret into the device and `lot-key.bin` for the line to burn into an ESP32
+ * eFuse key block (HMAC_UP); `lot-key` writes the lot key itself into every
+ * device (the older mode: one extracted device claims the whole lot).
+ *
  * Resumable: `journal.jsonl` records each finished device after its files are
  * in place (written to a temporary name, then renamed). A re-run with the same
  * arguments skips journaled devices whose files parse, redoes the others, and
@@ -24,11 +31,19 @@ import { loadMasterKey } from "../../cloud/master-key";
 import { fingerprint } from "../../cloud/pki";
 import { Registry } from "../../cloud/registry";
 import { CloudServices } from "../../cloud/services";
+import { nodeDigest } from "../../cloud/node-digest";
 import { validateCloudConfig } from "../../modules/config";
+import { deriveTemporarySecret } from "../../modules/derive";
 import { DEVICE_ID_PATTERN } from "../../modules/protocol";
 import { invokedDirectly } from "../../cloud/invoked-directly";
 
 export type LotOption = "secret" | "temporary" | "certificate";
+
+/** What a temporary lot puts on each device (see the file header). */
+export type TemporaryMode = "derived" | "hardware" | "lot-key";
+
+/** The eFuse key block a hardware lot uses by default (BLOCK_KEY5: secure boot digests and flash encryption take the low ones). */
+export const DEFAULT_KEY_BLOCK = 5;
 
 /** What to make. */
 export interface MakeLotOptions {
@@ -43,6 +58,10 @@ export interface MakeLotOptions {
   pad?: number;
   /** lot name (default `<prefix>lot-<first>-<last>`) */
   lot?: string;
+  /** temporary: what each device holds (default "derived") */
+  temporaryMode?: TemporaryMode;
+  /** temporary, hardware mode: the eFuse key block (0..5) the line burns the lot key into (default 5) */
+  keyBlock?: number;
   /** certificate: product CA in the cloud registry */
   caName?: string;
   keyType?: "rsa" | "ec";
@@ -72,9 +91,29 @@ export interface MakeLotResult {
   sha256?: string;
 }
 
-const ARG_KEYS = ["option", "count", "prefix", "start", "macBase", "pad", "lot", "caName", "keyType", "csrDir"] as const;
+const ARG_KEYS = ["option", "count", "prefix", "start", "macBase", "pad", "lot", "caName", "keyType", "csrDir", "temporaryMode", "keyBlock"] as const;
 
 class ToolError extends Error {}
+
+function writeAtomicBytes(path: string, bytes: Uint8Array, mode: number): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, bytes, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
+
+/**
+ * A temporary device's provisioning file for `mode`: its own derived secret
+ * (derived), the hardware marker and key block (hardware), or the lot key (lot-key).
+ */
+export function temporaryDevice(id: string, mode: TemporaryMode, provisioningKeyHex: string, keyBlock = DEFAULT_KEY_BLOCK): Record<string, string> {
+  if (mode === "derived") {
+    const secret = deriveTemporarySecret(nodeDigest, Uint8Array.from(Buffer.from(provisioningKeyHex, "hex")), id);
+    return { deviceId: id, option: "temporary", temporarySecret: Buffer.from(secret).toString("hex") };
+  }
+  if (mode === "hardware") return { deviceId: id, option: "temporary", temporarySecretFrom: "hardware", hmacKeyBlock: String(keyBlock) };
+  return { deviceId: id, option: "temporary", provisioningKey: provisioningKeyHex };
+}
 
 function writeAtomic(path: string, text: string, mode: number): void {
   const tmp = `${path}.tmp`;
@@ -106,6 +145,9 @@ export function lotIds(options: Pick<MakeLotOptions, "prefix" | "start" | "count
 export function nvsCsv(device: Record<string, string>): string {
   const rows = ["key,type,encoding,value", "wcm,namespace,,", `deviceId,data,string,${device.deviceId}`, `option,data,string,${device.option}`];
   if (device.secret) rows.push(`secret,data,hex2bin,${device.secret}`);
+  if (device.temporarySecret) rows.push(`tempSecret,data,hex2bin,${device.temporarySecret}`);
+  if (device.temporarySecretFrom) rows.push(`tempFrom,data,string,${device.temporarySecretFrom}`);
+  if (device.hmacKeyBlock) rows.push(`hmacKeyBlock,data,string,${device.hmacKeyBlock}`);
   if (device.provisioningKey) rows.push(`provKey,data,hex2bin,${device.provisioningKey}`);
   const der = (pem: string) => pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
   if (device.certificate) rows.push(`cert,data,base64,${der(device.certificate)}`);
@@ -168,6 +210,14 @@ export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
   o.lot ??= `${o.prefix}lot-${o.start}-${o.start + o.count - 1}`;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(o.lot)) throw new ToolError(`lot name ${o.lot} is not valid: give --lot`);
   if (o.option === "certificate" && (!o.caName || !o.services)) throw new ToolError("certificate lots need --ca-name and --data (the cloud registry holding the CA key)");
+  if (o.option === "temporary") {
+    o.temporaryMode ??= "derived";
+    if (!["derived", "hardware", "lot-key"].includes(o.temporaryMode)) throw new ToolError("--temporary-mode must be derived, hardware or lot-key");
+    if (o.temporaryMode === "hardware") {
+      o.keyBlock ??= DEFAULT_KEY_BLOCK;
+      if (!Number.isInteger(o.keyBlock) || o.keyBlock < 0 || o.keyBlock > 5) throw new ToolError("--key-block must be 0..5 (BLOCK_KEY0..BLOCK_KEY5)");
+    } else if (o.keyBlock !== undefined) throw new ToolError("--key-block is for --temporary-mode hardware");
+  } else if (o.temporaryMode !== undefined || o.keyBlock !== undefined) throw new ToolError("--temporary-mode and --key-block are for temporary lots");
   const out = o.out;
   mkdirSync(join(out, "devices"), { recursive: true, mode: 0o700 });
   chmodSync(out, 0o700);
@@ -200,6 +250,8 @@ export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
       provisioningKeyHex = randomBytes(32).toString("hex");
       writeAtomic(keyFile, `${JSON.stringify({ lot: o.lot, provisioningKeyHex })}\n`, 0o600);
     }
+    // hardware mode: the 32 raw bytes for espefuse.py burn_key (an eFuse key block holds exactly 256 bits)
+    if (o.temporaryMode === "hardware") writeAtomicBytes(join(out, "lot-key.bin"), Buffer.from(provisioningKeyHex, "hex"), 0o600);
   }
 
   // the journal: devices finished by earlier runs
@@ -231,7 +283,7 @@ export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
     }
     let device: Record<string, string>;
     if (o.option === "secret") device = { deviceId: id, option: "secret", secret: randomBytes(32).toString("hex") };
-    else if (o.option === "temporary") device = { deviceId: id, option: "temporary", provisioningKey: provisioningKeyHex! };
+    else if (o.option === "temporary") device = temporaryDevice(id, o.temporaryMode!, provisioningKeyHex!, o.keyBlock);
     else if (o.csrDir !== undefined) {
       const csrFile = join(o.csrDir, `${id}.csr.pem`);
       if (!existsSync(csrFile)) throw new ToolError(`no certificate request ${csrFile}`);
@@ -271,10 +323,14 @@ export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
 const USAGE = `usage: npm run make-lot -- --option secret|temporary|certificate --count N --prefix lamp- --start 1 --out <dir>
   [--mac-base 24:0a:c4:00:00:00] [--pad 4] [--lot <name>]
   [--cloud-host localhost] [--cloud-port 8883] [--cloud-ca <server-ca.pem>] [--server-name <name>]
+  temporary:   [--temporary-mode derived|hardware|lot-key] (default derived: each device gets only its own
+               derived secret; hardware: nothing secret in flash, lot-key.bin to burn into eFuse
+               [--key-block 0..5, default 5]; lot-key: the lot key in every device, WEAKER: one
+               extracted device claims every unclaimed id of the lot)
   certificate: --ca-name <product CA> --data <cloud data dir> [--master-key-file f | WCM_MASTER_KEY] [--key rsa|ec]
                [--csr-dir <dir>: sign <dir>/<id>.csr.pem instead of making keys]`;
 
-const VALUE_FLAGS = new Set(["option", "count", "prefix", "start", "out", "mac-base", "pad", "lot", "ca-name", "data", "master-key-file", "key", "cloud-host", "cloud-port", "cloud-ca", "server-name", "stop-after", "csr-dir"]);
+const VALUE_FLAGS = new Set(["option", "count", "prefix", "start", "out", "mac-base", "pad", "lot", "ca-name", "data", "master-key-file", "key", "cloud-host", "cloud-port", "cloud-ca", "server-name", "stop-after", "csr-dir", "temporary-mode", "key-block"]);
 
 /** Runs the command line; returns the exit status. */
 export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -318,6 +374,7 @@ export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = proces
         cloudHost: flags.get("cloud-host"), cloudPort: flags.has("cloud-port") ? int("cloud-port") : undefined,
         cloudCaPem: caFile === undefined ? undefined : readFileSync(caFile, "utf8"), serverName: flags.get("server-name"),
         csrDir: flags.get("csr-dir"), services, stopAfter: flags.has("stop-after") ? int("stop-after") : undefined,
+        temporaryMode: flags.get("temporary-mode") as TemporaryMode | undefined, keyBlock: flags.has("key-block") ? int("key-block") : undefined,
       });
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       return result.interrupted ? 3 : 0;
