@@ -44,12 +44,14 @@ usage: npm run cloud -- <command> [arguments] [--data <dir>] [--master-key-file 
   device add-cert <device-id> (<cert.pem> | --ca <name>)
   device list [--limit n] [--offset n] [--table] | device show <id> [--table]
   device revoke <id> | device rotate <id> | device reset-counter <id> | device unlock <id>
+  device reprovision <id>                        take a squatted temporary id back: its secret dropped, next temporary login re-issues
   device network <id> --ssid s (--password-file f | --password p) [--priority 0-100]
                                                  hand a private network to the device (sealed to its key)
   device forget-network <id> --ssid s            tell the device to forget a private network
   hotspot list | hotspot set <profiles.json>     the hotspot profile set (a JSON array; set bumps the revision)
-  lot create <lot> [--allow id,id,...] [--allow-file f]   create a provisioning key (shown once)
-  lot list
+  lot create <lot> [--allow id,id,...] [--allow-file f] [--line-rate N]   create a provisioning key (shown once)
+  lot list | lot show <lot>                      lots with claims, claims in the last hour and line rate
+  lot line-rate <lot> <claims-per-hour|none>     claims faster than this are audited (lot.claim-rate-exceeded)
   lot retire <lot>                               the lot is done: no new temporary login; open sessions may finish
   lot revoke-key <lot>                           the key leaked: no temporary login, temporary sessions closed, pending dropped
   lot revoke <lot>                               revoke the key and every device of the lot (sessions closed)
@@ -68,7 +70,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(["mqtt-host", "radius-host", "admin-host", "admin-name", "admin-tls", "admin-tls-cert", "admin-tls-key", "radius-port", "secret", "data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "lot", "device", "checksum", "action", "actor", "since", "until", "before", "ssid", "password", "password-file", "priority", "serial", "sha256", "reason"]);
+const VALUE_FLAGS = new Set(["mqtt-host", "radius-host", "admin-host", "admin-name", "admin-tls", "admin-tls-cert", "admin-tls-key", "radius-port", "secret", "data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "line-rate", "lot", "device", "checksum", "action", "actor", "since", "until", "before", "ssid", "password", "password-file", "priority", "serial", "sha256", "reason"]);
 const BOOLEAN_FLAGS = new Set(["ec", "help", "table"]);
 
 function parse(argv: string[]): Parsed {
@@ -261,6 +263,7 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
       case "device revoke": return await services.revokeDevice({ deviceId: need(parsed, 2, "device id") });
       case "device rotate": return await services.rotateSecret({ deviceId: need(parsed, 2, "device id") });
       case "device reset-counter": return await services.resetLoginCounter({ deviceId: need(parsed, 2, "device id") });
+      case "device reprovision": return await services.reprovisionDevice({ deviceId: need(parsed, 2, "device id") });
       case "device network": {
         const file = flag(parsed, "password-file");
         const password = file !== undefined ? readText(file, 1024).replace(/\r?\n$/, "") : flag(parsed, "password");
@@ -295,7 +298,8 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
         let allowlist: string[] | undefined;
         if (inline !== undefined) allowlist = inline.split(",").map((s) => s.trim()).filter(Boolean);
         if (file !== undefined) allowlist = [...(allowlist ?? []), ...readText(file, 64 * 1024 * 1024).split(/\r?\n/).map((s) => s.trim()).filter(Boolean)];
-        return await services.createProvisioningKey({ lot: need(parsed, 2, "lot"), allowlist });
+        const lineRate = intFlag(parsed, "line-rate");
+        return await services.createProvisioningKey({ lot: need(parsed, 2, "lot"), allowlist, ...(lineRate === undefined ? {} : { lineRate }) });
       }
       case "nas add": {
         const file = flag(parsed, "secret-file");
@@ -306,6 +310,12 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
       case "nas list": return await services.listNasClients();
       case "nas remove": return await services.removeNasClient({ name: need(parsed, 2, "NAS name") });
       case "lot list": return await services.listProvisioningKeys();
+      case "lot show": return await services.getLot({ lot: need(parsed, 2, "lot") });
+      case "lot line-rate": {
+        const rate = need(parsed, 3, "claims per hour or none");
+        if (rate !== "none" && !/^[0-9]{1,8}$/.test(rate)) throw new UsageError("the line rate is a number of claims per hour, or none");
+        return await services.setLotLineRate({ lot: need(parsed, 2, "lot"), lineRate: rate === "none" ? null : Number(rate) });
+      }
       case "lot retire": return await services.retireProvisioningKey({ lot: need(parsed, 2, "lot") });
       case "lot revoke-key": return await services.revokeProvisioningKey({ lot: need(parsed, 2, "lot") });
       case "lot revoke": return await services.revokeLot({ lot: need(parsed, 2, "lot") });

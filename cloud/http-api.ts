@@ -110,6 +110,7 @@ function routes(services: CloudServices, network: NetworkServices): Route[] {
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/revoke$`), body: "none", handler: async ({ params }) => services.revokeDevice({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/rotate$`), body: "none", handler: async ({ params }) => services.rotateSecret({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/reset-counter$`), body: "none", handler: async ({ params }) => services.resetLoginCounter({ deviceId: params[0] }) },
+    { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/reprovision$`), body: "none", handler: async ({ params }) => services.reprovisionDevice({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/unlock$`), body: "none", handler: async ({ params }) => services.unlockDevice({ deviceId: params[0] }) },
     { method: "GET", pattern: /^\/v1\/cas$/, body: "none", handler: async () => ({ cas: await services.listProductCas() }) },
     {
@@ -142,6 +143,8 @@ function routes(services: CloudServices, network: NetworkServices): Route[] {
     },
     { method: "GET", pattern: /^\/v1\/lots$/, body: "none", handler: async () => ({ lots: await services.listProvisioningKeys() }) },
     { method: "POST", pattern: /^\/v1\/lots$/, body: "json", status: 201, handler: async ({ json }) => services.createProvisioningKey(json() as never) },
+    { method: "GET", pattern: new RegExp(`^/v1/lots/${seg}$`), body: "none", handler: async ({ params }) => services.getLot({ lot: params[0] }) },
+    { method: "POST", pattern: new RegExp(`^/v1/lots/${seg}/line-rate$`), body: "json", handler: async ({ params, json }) => services.setLotLineRate({ ...(json() as object), lot: params[0] } as never) },
     { method: "POST", pattern: new RegExp(`^/v1/lots/${seg}/retire$`), body: "none", handler: async ({ params }) => services.retireProvisioningKey({ lot: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/lots/${seg}/revoke-key$`), body: "none", handler: async ({ params }) => services.revokeProvisioningKey({ lot: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/lots/${seg}/revoke$`), body: "none", handler: async ({ params }) => services.revokeLot({ lot: params[0] }) },

@@ -26,7 +26,7 @@ import { Authenticator, type Refusal, type Session } from "./auth/authenticator"
 import { CONNACK_OF } from "./auth/failures";
 import { ConnectionLimiter, monotonicNow, type ConnectionLimits, type ConnectionTicket, type LoginLimits, type RefusalAuditLimits } from "./limits";
 import { GuardedConnection } from "./packet-guard";
-import type { Registry } from "./registry";
+import type { ClaimSource, Registry } from "./registry";
 
 /** TLS 1.2 suites, in the server's order of preference: ECDHE only (forward secrecy). */
 export const TLS12_CIPHERS = [
@@ -88,6 +88,16 @@ export interface MqttStats {
   connectionsRefused: number;
   /** logins refused with RATE_LIMITED */
   rateLimited: number;
+}
+
+/** Where a connection came from and how its TLS was set up (audited with a first claim). */
+function claimSource(socket: TLSSocket): ClaimSource {
+  return {
+    address: socket.remoteAddress ?? "?",
+    tls: socket.getProtocol?.() ?? "?",
+    cipher: socket.getCipher?.()?.name ?? "?",
+    clientCertificate: socket.getPeerX509Certificate?.() !== undefined,
+  };
 }
 
 function authError(refusal: Refusal): AuthenticateError {
@@ -218,6 +228,7 @@ export class MqttServer {
         this.auth.mqttLogin({
           clientId: client.id, username: username ?? undefined, password: password ?? undefined,
           peerCertificate: socket?.getPeerX509Certificate?.(), source: socket?.remoteAddress ?? "?",
+          claim: socket ? claimSource(socket) : undefined,
         }).then((result) => {
           if (result.ok) {
             this.#sessions.set(client, result.session);

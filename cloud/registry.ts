@@ -55,6 +55,8 @@ export interface DeviceRow {
   locked_until: number | null;
   /** lockouts since the last successful login or unlock (the next one lasts longer) */
   lockouts: number;
+  /** when a temporary login first claimed the id (since registration or the last reprovision), or null */
+  claimed_at: number | null;
   created_at: number;
 }
 
@@ -116,8 +118,34 @@ export interface LotRow {
   retired: number;
   /** the key was revoked (compromised): implies retired */
   revoked: number;
+  /** the line's expected rate of first claims (claims per hour), or null */
+  line_rate: number | null;
+  /** when lot.claim-rate-exceeded was last audited (at most once an hour) */
+  rate_alert_at: number | null;
   created_at: number;
 }
+
+/** How a first claim arrived (audited with device.claim): never a secret. */
+export interface ClaimSource {
+  /** the TCP source address */
+  address: string;
+  /** TLS protocol version, e.g. TLSv1.2 */
+  tls: string;
+  /** the negotiated cipher suite */
+  cipher: string;
+  /** whether the client presented a certificate */
+  clientCertificate: boolean;
+}
+
+/** The audit detail of a claim's source. */
+export function claimDetail(source: ClaimSource | undefined): string {
+  if (!source) return "source=unknown";
+  const clean = (text: string) => text.replace(/[^A-Za-z0-9.:_-]/g, "?").slice(0, 64);
+  return `source=${clean(source.address)} tls=${clean(source.tls)} cipher=${clean(source.cipher)} client-cert=${source.clientCertificate ? "yes" : "no"}`;
+}
+
+/** One hour, the window of a lot's line rate. */
+export const LINE_RATE_WINDOW_MS = 3_600_000;
 
 /** A RADIUS client (access point or controller) row; `address` is an IP address or "*" (matched by NAS-Identifier). */
 export interface NasClientRow {
@@ -165,10 +193,11 @@ CREATE TABLE IF NOT EXISTS devices (
   temp_retired INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0,
   last_counter INTEGER NOT NULL DEFAULT -1,
   state TEXT, credential TEXT, last_failure TEXT, last_failure_detail TEXT, last_failure_at INTEGER,
-  last_seen INTEGER, locked_until INTEGER, lockouts INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+  last_seen INTEGER, locked_until INTEGER, lockouts INTEGER NOT NULL DEFAULT 0, claimed_at INTEGER, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS provisioning_keys (
   lot TEXT PRIMARY KEY, key_enc BLOB NOT NULL, has_allowlist INTEGER NOT NULL,
-  retired INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
+  retired INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0, line_rate INTEGER, rate_alert_at INTEGER,
+  created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS lot_devices (lot TEXT NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (lot, device_id));
 CREATE INDEX IF NOT EXISTS lot_devices_by_device ON lot_devices (device_id);
 CREATE INDEX IF NOT EXISTS devices_by_lot ON devices (lot);
@@ -189,6 +218,9 @@ const ADDED_COLUMNS: [table: string, column: string, declaration: string][] = [
   ["devices", "locked_until", "INTEGER"],
   ["devices", "lockouts", "INTEGER NOT NULL DEFAULT 0"],
   ["provisioning_keys", "revoked", "INTEGER NOT NULL DEFAULT 0"],
+  ["provisioning_keys", "line_rate", "INTEGER"],
+  ["provisioning_keys", "rate_alert_at", "INTEGER"],
+  ["devices", "claimed_at", "INTEGER"],
 ];
 
 const KEY_CHECK_PLAINTEXT = "wcm master key check v1";
@@ -259,7 +291,11 @@ export class Registry {
       for (const [table, column, declaration] of ADDED_COLUMNS) {
         const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
         const hasColumn = db.prepare(`SELECT 1 FROM pragma_table_info('${table}') WHERE name = ?`).get(column) !== undefined;
-        if (hasTable && !hasColumn) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${declaration}`);
+        if (hasTable && !hasColumn) {
+          db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${declaration}`);
+          // rows of temporary lots from before claims were recorded were claimed when they were made
+          if (column === "claimed_at") db.exec("UPDATE devices SET claimed_at = created_at WHERE lot IS NOT NULL");
+        }
       }
       db.exec(SCHEMA);
       migrateNetworkSchema(db);
@@ -561,14 +597,79 @@ export class Registry {
     this.stmt("UPDATE devices SET last_seen = ?, lockouts = 0, locked_until = NULL WHERE id = ?").run(this.now(), id);
   }
 
-  /** Creates the row of a temporary device at its first successful login. Returns false if a row appeared meanwhile. */
-  insertTemporaryDevice(id: string, lot: string, counter: number): boolean {
+  /**
+   * Creates the row of a temporary device at its first successful login (its
+   * claim, audited as device.claim with `source`). Returns false if a row appeared meanwhile.
+   */
+  insertTemporaryDevice(id: string, lot: string, counter: number, source?: ClaimSource): boolean {
     return this.tx(() => {
       if (this.device(id)) return false;
-      this.stmt("INSERT INTO devices (id, kind, generation, lot, last_counter, last_seen, created_at) VALUES (?, 'temporary', 0, ?, ?, ?, ?)")
-        .run(id, lot, counter, this.now(), this.now());
-      this.audit("mqtt", "device.first-login", id, `lot=${lot}`);
+      const now = this.now();
+      this.stmt("INSERT INTO devices (id, kind, generation, lot, last_counter, last_seen, claimed_at, created_at) VALUES (?, 'temporary', 0, ?, ?, ?, ?, ?)")
+        .run(id, lot, counter, now, now, now);
+      this.audit("mqtt", "device.claim", id, `lot=${lot} ${claimDetail(source)}`);
+      this.#checkLineRate(lot, now);
       return true;
+    });
+  }
+
+  /**
+   * Records the claim of a temporary row that has none (a reprovisioned device's
+   * next temporary login), audited as device.claim. Returns false when it was claimed already.
+   */
+  recordClaim(id: string, source?: ClaimSource): boolean {
+    return this.tx(() => {
+      const now = this.now();
+      const row = this.device(id);
+      if (!row || row.lot === null || row.claimed_at !== null) return false;
+      this.stmt("UPDATE devices SET claimed_at = ? WHERE id = ?").run(now, id);
+      this.audit("mqtt", "device.claim", id, `lot=${row.lot} ${claimDetail(source)} reprovisioned`);
+      this.#checkLineRate(row.lot, now);
+      return true;
+    });
+  }
+
+  /** Claims of `lot` in the hour before `now`. */
+  claimsLastHour(lot: string, now = this.now()): number {
+    return (this.stmt("SELECT COUNT(*) AS n FROM devices WHERE lot = ? AND claimed_at > ?").get(lot, now - LINE_RATE_WINDOW_MS) as { n: number }).n;
+  }
+
+  /** Audits lot.claim-rate-exceeded (at most once an hour) when the lot's claims in the last hour pass its line rate. Call inside tx(). */
+  #checkLineRate(lot: string, now: number): void {
+    const row = this.lot(lot);
+    if (!row || row.line_rate === null) return;
+    const claims = this.claimsLastHour(lot, now);
+    if (claims <= row.line_rate) return;
+    if (row.rate_alert_at !== null && row.rate_alert_at > now - LINE_RATE_WINDOW_MS) return;
+    this.stmt("UPDATE provisioning_keys SET rate_alert_at = ? WHERE lot = ?").run(now, lot);
+    this.audit("mqtt", "lot.claim-rate-exceeded", null, `lot=${lot} claims=${claims} in 1h lineRate=${row.line_rate}/h`);
+  }
+
+  /**
+   * Takes a squatted identity back (services.reprovisionDevice): the device's
+   * secrets (active and pending, the squatter's) are dropped, its temporary
+   * credential is live again, its login counter, lockouts and claim are reset,
+   * a revocation is lifted, and network state sealed to the old holder's key is
+   * dropped, so the genuine device's next temporary login is accepted and issues
+   * a new secret. Audited. Returns the previous generation.
+   * @throws DEVICE_NOT_FOUND, INVALID_INPUT (not a device of a temporary lot), LOT_RETIRED (the lot is retired or its key revoked)
+   */
+  reprovision(id: string, actor: string): { previousGeneration: number; wasRevoked: boolean } {
+    return this.tx(() => {
+      const row = this.device(id);
+      if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
+      if (row.lot === null) throw new CloudError("INVALID_INPUT", "only a device of a temporary lot can be reprovisioned (others: register it again)", { field: "deviceId" });
+      const lot = this.lot(row.lot);
+      if (!lot) throw new CloudError("LOT_NOT_FOUND", `no lot ${row.lot}`, { field: "deviceId" });
+      if (lot.revoked) throw new CloudError("LOT_RETIRED", `lot ${lot.lot}'s key is revoked: its devices cannot log in with it again`, { field: "deviceId" });
+      if (lot.retired) throw new CloudError("LOT_RETIRED", `lot ${lot.lot} is retired: no temporary login would be accepted`, { field: "deviceId" });
+      this.stmt(
+        `UPDATE devices SET kind = 'temporary', secret_enc = NULL, pending_secret_enc = NULL, pending_generation = NULL, pending_nonce = NULL,
+           temp_retired = 0, revoked = 0, last_counter = 0, locked_until = NULL, lockouts = 0, claimed_at = NULL,
+           state = NULL, credential = NULL, seal_key = NULL, net_sealed = NULL, net_sealed_seq = NULL, net_action = NULL WHERE id = ?`,
+      ).run(id);
+      this.audit(actor, "device.reprovision", id, `lot=${lot.lot} previous-generation=${row.generation}${row.revoked ? " was-revoked" : ""}`);
+      return { previousGeneration: row.generation, wasRevoked: row.revoked === 1 };
     });
   }
 
@@ -676,8 +777,24 @@ export class Registry {
   /** Every lot with its allowlist size. */
   lots(): (Omit<LotRow, "key_enc"> & { devices: number })[] {
     return this.stmt(
-      "SELECT lot, has_allowlist, retired, revoked, created_at, (SELECT COUNT(*) FROM lot_devices d WHERE d.lot = p.lot) AS devices FROM provisioning_keys p ORDER BY lot",
+      `SELECT lot, has_allowlist, retired, revoked, line_rate, rate_alert_at, created_at,
+         (SELECT COUNT(*) FROM lot_devices d WHERE d.lot = p.lot) AS devices FROM provisioning_keys p ORDER BY lot`,
     ).all() as (Omit<LotRow, "key_enc"> & { devices: number })[];
+  }
+
+  /** Claims of a lot: ever (rows with a claim) and in the last hour. */
+  lotClaims(lot: string): { claimed: number; lastHour: number } {
+    const claimed = (this.stmt("SELECT COUNT(*) AS n FROM devices WHERE lot = ? AND claimed_at IS NOT NULL").get(lot) as { n: number }).n;
+    return { claimed, lastHour: this.claimsLastHour(lot) };
+  }
+
+  /** Sets (or clears, with null) a lot's line rate in claims per hour. Audited. @throws LOT_NOT_FOUND */
+  setLineRate(lot: string, lineRate: number | null, actor: string): void {
+    this.tx(() => {
+      if (!this.lot(lot)) throw new CloudError("LOT_NOT_FOUND", `no lot ${lot}`, { field: "lot" });
+      this.stmt("UPDATE provisioning_keys SET line_rate = ?, rate_alert_at = NULL WHERE lot = ?").run(lineRate, lot);
+      this.audit(actor, "lot.line-rate", null, `lot=${lot} lineRate=${lineRate === null ? "none" : `${lineRate}/h`}`);
+    });
   }
 
   /** The provisioning key of a lot. */
@@ -698,12 +815,12 @@ export class Registry {
     return row.has_allowlist === 0 || this.stmt("SELECT 1 FROM lot_devices WHERE lot = ? AND device_id = ?").get(row.lot, id) !== undefined;
   }
 
-  /** Inserts a lot with its key and optional allowlist. @throws LOT_EXISTS */
-  insertLot(lot: string, key: Uint8Array, allowlist: string[] | undefined, actor: string): void {
+  /** Inserts a lot with its key, optional allowlist and line rate (claims/hour). @throws LOT_EXISTS */
+  insertLot(lot: string, key: Uint8Array, allowlist: string[] | undefined, actor: string, lineRate: number | null = null): void {
     this.tx(() => {
       if (this.lot(lot)) throw new CloudError("LOT_EXISTS", `lot ${lot} exists`, { field: "lot" });
-      this.stmt("INSERT INTO provisioning_keys (lot, key_enc, has_allowlist, retired, created_at) VALUES (?, ?, ?, 0, ?)")
-        .run(lot, this.box.seal(key, `lot:${lot}:key`), allowlist ? 1 : 0, this.now());
+      this.stmt("INSERT INTO provisioning_keys (lot, key_enc, has_allowlist, retired, line_rate, created_at) VALUES (?, ?, ?, 0, ?, ?)")
+        .run(lot, this.box.seal(key, `lot:${lot}:key`), allowlist ? 1 : 0, lineRate, this.now());
       if (allowlist) this.addToAllowlist(lot, allowlist);
       this.audit(actor, "lot.create", null, `lot=${lot} allowlist=${allowlist ? allowlist.length : "none"}`);
     });

@@ -66,8 +66,19 @@ export interface LotInfo {
   retired: boolean;
   /** the key was revoked: also no issuance from a live temporary session, pending secrets dropped */
   revoked: boolean;
+  /** the line's expected rate of first claims, claims per hour (null: none set) */
+  lineRate: number | null;
+  /** ids of the lot claimed by a temporary login (since registration or their last reprovision) */
+  claimed: number;
+  /** claims in the last hour */
+  claimsLastHour: number;
+  /** claimsLastHour is above lineRate: claims come faster than the line makes devices (audit: lot.claim-rate-exceeded) */
+  claimRateExceeded: boolean;
   createdAt: string;
 }
+
+/** Largest line rate accepted, claims per hour. */
+export const MAX_LINE_RATE = 10_000_000;
 
 /** A RADIUS client (access point) as the admin sees it: never its secret. */
 export interface NasClientInfo {
@@ -326,16 +337,17 @@ export class CloudServices {
    * Creates a provisioning key for a lot: 32 random bytes, returned once.
    * With `allowlist`, only those device ids may use it; without, any id may.
    */
-  async createProvisioningKey(input: { lot: string; allowlist?: string[] }): Promise<ProvisioningKeyInfo> {
+  async createProvisioningKey(input: { lot: string; allowlist?: string[]; lineRate?: number }): Promise<ProvisioningKeyInfo> {
     const body = object(input);
     const lot = name(body.lot, "lot");
+    const lineRate = body.lineRate === undefined ? null : optionalInt(body.lineRate, "lineRate", 1, MAX_LINE_RATE, 1);
     let allowlist: string[] | undefined;
     if (body.allowlist !== undefined) {
       if (!Array.isArray(body.allowlist) || body.allowlist.length > MAX_ALLOWLIST) invalid("allowlist", `must be an array of at most ${MAX_ALLOWLIST} device ids`);
       allowlist = body.allowlist.map((id, i) => deviceId(id, `allowlist[${i}]`));
     }
     const key = new Uint8Array(randomBytes(32));
-    this.registry.insertLot(lot, key, allowlist, this.actor);
+    this.registry.insertLot(lot, key, allowlist, this.actor, lineRate);
     return { lot, provisioningKeyHex: Buffer.from(key).toString("hex"), allowlist: allowlist ? new Set(allowlist).size : null };
   }
 
@@ -381,15 +393,43 @@ export class CloudServices {
   #lotInfo(lot: string): LotInfo {
     const row = this.registry.lots().find((l) => l.lot === lot);
     if (!row) throw new CloudError("LOT_NOT_FOUND", `no lot ${lot}`, { field: "lot" });
-    return { lot: row.lot, allowlist: row.has_allowlist ? row.devices : null, retired: row.retired === 1, revoked: row.revoked === 1, createdAt: new Date(row.created_at).toISOString() };
+    return this.#lotView(row);
   }
 
-  /** Every lot (never its key). */
-  async listProvisioningKeys(): Promise<LotInfo[]> {
-    return this.registry.lots().map((row) => ({
+  #lotView(row: ReturnType<Registry["lots"]>[number]): LotInfo {
+    const claims = this.registry.lotClaims(row.lot);
+    const lineRate = row.line_rate ?? null;
+    return {
       lot: row.lot, allowlist: row.has_allowlist ? row.devices : null, retired: row.retired === 1, revoked: row.revoked === 1,
+      lineRate, claimed: claims.claimed, claimsLastHour: claims.lastHour, claimRateExceeded: lineRate !== null && claims.lastHour > lineRate,
       createdAt: new Date(row.created_at).toISOString(),
-    }));
+    };
+  }
+
+  /** Every lot (never its key), with its claims and line rate. */
+  async listProvisioningKeys(): Promise<LotInfo[]> {
+    return this.registry.lots().map((row) => this.#lotView(row));
+  }
+
+  /** One lot (never its key). @throws LOT_NOT_FOUND */
+  async getLot(input: { lot: string }): Promise<LotInfo> {
+    return this.#lotInfo(name(object(input).lot, "lot"));
+  }
+
+  /**
+   * Sets a lot's line rate: the claims per hour its manufacturing line can make.
+   * When a lot's claims (first temporary logins) in the last hour pass it, the
+   * cloud audits lot.claim-rate-exceeded (at most once an hour) and the lot shows
+   * claimRateExceeded: a sign that its key or devices' secrets are used by
+   * someone else. Claims are not refused. `null` clears it. @throws LOT_NOT_FOUND, INVALID_INPUT
+   */
+  async setLotLineRate(input: { lot: string; lineRate: number | null }): Promise<LotInfo> {
+    const body = object(input);
+    const lot = name(body.lot, "lot");
+    const lineRate = body.lineRate === null ? null : optionalInt(body.lineRate, "lineRate", 1, MAX_LINE_RATE, 1);
+    if (body.lineRate === undefined) invalid("lineRate", "must be claims per hour (1..10000000) or null");
+    this.registry.setLineRate(lot, lineRate, this.actor);
+    return this.#lotInfo(lot);
   }
 
   /** Devices with state, credential, last failure and last seen, in id order. */
@@ -432,6 +472,28 @@ export class CloudServices {
     }
     this.registry.unlockDevice(id, this.actor);
     return this.registry.view(this.registry.device(id)!);
+  }
+
+  /**
+   * Takes a squatted identity back: someone who held a device's temporary
+   * credential (the lot key, or that device's dumped secret) logged in as it and
+   * committed a secret of their own, so the genuine device is refused
+   * (TEMP_RETIRED). Reprovisioning drops that secret (active and pending) and
+   * closes the live session, lifts a revocation, resets the login counter,
+   * lockouts and the claim, and drops network state sealed to the old holder's
+   * key: the genuine device's next temporary login is accepted and issues it a
+   * new secret, and the squatter's secret is refused from now on. Whoever still
+   * holds the temporary credential can claim the id again too: with a lot-key lot
+   * that is anyone holding the lot key (docs/manufacturing.md). Audited
+   * (device.reprovision, then device.claim at the next claim).
+   * @throws DEVICE_NOT_FOUND, INVALID_INPUT (not a device of a temporary lot), LOT_RETIRED (the lot is retired or its key revoked)
+   */
+  async reprovisionDevice(input: { deviceId: string }): Promise<DeviceView & { previousGeneration: number }> {
+    const id = deviceId(object(input).deviceId);
+    const { previousGeneration } = this.registry.reprovision(id, this.actor);
+    this.hooks.deviceRevoked?.(id); // closes the squatter's live session
+    this.hooks.deviceUnlocked?.(id); // and forgets in-memory failures against the id
+    return { ...this.registry.view(this.registry.device(id)!), previousGeneration };
   }
 
   /**

@@ -26,7 +26,7 @@ import { basename, join, resolve } from "node:path";
 import { startCloud } from "../cloud/index";
 import { createCa } from "../cloud/pki";
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from "../modules/retry";
-import { nvsCsv } from "./manufacturing/make-lot";
+import { nvsCsv, temporaryDevice } from "./manufacturing/make-lot";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const MODDABLE = process.env.MODDABLE;
@@ -288,7 +288,7 @@ async function main(): Promise<void> {
       // 3. temporary device: PERMANENT, then a restart keeps the issued secret
       const lot = await cloud.services.createProvisioningKey({ lot: "sim-lot" });
       rmSync(PREFERENCES, { force: true });
-      build({ ...common, deviceId: "sim-temp-0001", option: "temporary", provisioningKey: lot.provisioningKeyHex, cloud: cloudSettings });
+      build({ ...common, ...temporaryDevice("sim-temp-0001", "derived", lot.provisioningKeyHex), cloud: cloudSettings });
       lines = await simulate(/wcm state ONLINE/);
       record("temporary device ONLINE as permanent", lines.some((line) => /wcm state ONLINE credential permanent/.test(line)) && lines.some((line) => /wcm state ISSUING/.test(line)), lastState(lines));
       const afterFirst = await cloud.services.getDevice({ deviceId: "sim-temp-0001" });

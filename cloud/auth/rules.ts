@@ -21,7 +21,7 @@ import { deriveCloudLoginKey, deriveHotspotPassword, deriveLoginProof, deriveTem
 import type { DigestPort } from "../../modules/ports";
 import { DEVICE_ID_PATTERN, parseLoginPassword, type LoginPassword } from "../../modules/protocol";
 import { issuedBy } from "../pki";
-import type { DeviceRow, Registry } from "../registry";
+import type { ClaimSource, DeviceRow, Registry } from "../registry";
 import { caCertificate, checkDeviceCertificate } from "./certificate";
 import type { AuthFailure } from "./failures";
 
@@ -31,7 +31,7 @@ import type { AuthFailure } from "./failures";
  */
 export type CredentialStore = Pick<Registry,
   "device" | "lot" | "lotKey" | "lotsAllowing" | "lotAllows" | "ca" | "cas" | "activeSecret" | "pendingSecret"
-  | "acceptLoginCounter" | "commitPending" | "insertTemporaryDevice" | "touch" | "now" | "certificateRevocation">;
+  | "acceptLoginCounter" | "commitPending" | "insertTemporaryDevice" | "recordClaim" | "touch" | "now" | "certificateRevocation">;
 
 /** The login rates, charged only once a proof has been verified. */
 export interface Budget {
@@ -56,6 +56,8 @@ export interface MqttCredential {
   password: Uint8Array | undefined;
   /** the client certificate of the TLS handshake, if any */
   peerCertificate: X509Certificate | undefined;
+  /** the connection's address and TLS parameters, audited with a first claim (device.claim) */
+  claim?: ClaimSource;
 }
 
 function refuse(deviceId: string | undefined, failure: AuthFailure, detail: string): RuleResult {
@@ -120,7 +122,7 @@ function temporaryBlocked(store: CredentialStore, row: DeviceRow): RuleResult | 
   return undefined;
 }
 
-function verifyTemporary(store: CredentialStore, digest: DigestPort, id: string, login: LoginPassword, budget: Budget): RuleResult {
+function verifyTemporary(store: CredentialStore, digest: DigestPort, id: string, login: LoginPassword, budget: Budget, claim: ClaimSource | undefined): RuleResult {
   const row = store.device(id);
   if (row) {
     if (row.revoked) return refuse(id, "REVOKED", "device revoked");
@@ -137,6 +139,8 @@ function verifyTemporary(store: CredentialStore, digest: DigestPort, id: string,
     if (!budget.lot(lot.lot)) return refuse(id, "RATE_LIMITED", OVER_LOT_RATE);
     if (!budget.device(id)) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
     if (!store.acceptLoginCounter(id, login.counter)) return refuse(id, "REPLAY", "login counter not above the last one");
+    // a reprovisioned id (no claim since) is claimed by this login
+    if (row.claimed_at === null) store.recordClaim(id, claim);
     return { ok: true, deviceId: id, used: "temporary", secret: temporary, generation: 0, lot: lot.lot };
   }
   const allowing = store.lotsAllowing(id);
@@ -146,7 +150,7 @@ function verifyTemporary(store: CredentialStore, digest: DigestPort, id: string,
     if (!proofMatches(digest, temporary, id, login)) continue;
     if (!budget.lot(lot.lot)) return refuse(id, "RATE_LIMITED", OVER_LOT_RATE);
     if (!budget.device(id)) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
-    if (!store.insertTemporaryDevice(id, lot.lot, login.counter)) return refuse(id, "INTERNAL", "concurrent first login");
+    if (!store.insertTemporaryDevice(id, lot.lot, login.counter, claim)) return refuse(id, "INTERNAL", "concurrent first login");
     return { ok: true, deviceId: id, used: "temporary", secret: temporary, generation: 0, lot: lot.lot };
   }
   return refuse(id, "BAD_PROOF", "wrong temporary secret");
@@ -178,7 +182,7 @@ export function mqttRules(store: CredentialStore, digest: DigestPort, attempt: M
   } catch {
     return refuse(id, "BAD_LOGIN", "password is not v1:<s|t>:<counter>:<proof>");
   }
-  return login.kind === "s" ? verifySecret(store, digest, id, login, budget) : verifyTemporary(store, digest, id, login, budget);
+  return login.kind === "s" ? verifySecret(store, digest, id, login, budget) : verifyTemporary(store, digest, id, login, budget, attempt.claim);
 }
 
 function hotspotMatches(digest: DigestPort, secret: Uint8Array | undefined, id: string, password: Uint8Array): boolean {
