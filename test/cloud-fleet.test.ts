@@ -154,7 +154,10 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
     const gone = Promise.all([closed(permanent), closed(temporary)]);
     const response = await api.inject({ method: "POST", url: "/v1/lots/rl-lot/revoke" });
     assert.equal(response.status, 200);
-    assert.deepEqual({ ...(response.body as object), createdAt: undefined }, { lot: "rl-lot", allowlist: 3, retired: true, revoked: true, revokedDevices: 2, createdAt: undefined });
+    assert.deepEqual({ ...(response.body as object), createdAt: undefined }, {
+      lot: "rl-lot", allowlist: 3, retired: true, revoked: true, revokedDevices: 2, createdAt: undefined,
+      lineRate: null, claimed: 2, claimsLastHour: 2, claimRateExceeded: false,
+    });
     await gone;
     for (const [id, password, code] of [
       ["rl-1", loginPassword("rl-1", secret, "s", 4), CONNACK.notAuthorized],
