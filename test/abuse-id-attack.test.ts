@@ -22,9 +22,10 @@ describe("abuse: an attacker who knows only a device's id (issue 8 item 2)", fun
       assert.equal(f.bootsWithFailure, 0, `every boot ONLINE at its first attempt\n${text}`);
       assert.equal(f.flood.connack["0"] ?? 0, 0, `no attacker login accepted\n${text}`);
       const refusedByConnack = Object.values(f.flood.connack).reduce((a, b) => a + b, 0);
-      assert.ok(refusedByConnack >= f.flood.attempts * 0.9, `the attempts reached CONNECT and were refused there\n${text}`);
-      assert.equal(f.refusedByCloud, refusedByConnack, text);
-      assert.equal(f.audit.accounted, refusedByConnack, `every refusal written or counted in the audit log\n${text}`);
+      assert.equal(refusedByConnack + f.flood.closed, f.flood.attempts, `every attempt refused (CONNACK) or closed\n${text}`);
+      // a refusal held by the reject delay may lose its socket (evicted, deadline) before the CONNACK is sent
+      assert.ok(f.refusedByCloud >= refusedByConnack && f.refusedByCloud >= f.flood.attempts / 2, `the cloud refused the CONNECTs\n${text}`);
+      assert.equal(f.audit.accounted, f.refusedByCloud, `every refusal written or counted in the audit log\n${text}`);
       assert.ok(f.audit.refusedRows + f.audit.lockoutRows <= 40, `the audit is throttled\n${text}`);
     });
   }
