@@ -17,6 +17,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import mqttPacket from "mqtt-packet";
 import { CloudError } from "../../../cloud/errors";
 import { parseBundle } from "../../../cloud/bundle";
 import { parseRegistrationCsv } from "../../../cloud/csv";
@@ -298,7 +299,8 @@ export const HARNESSES: readonly Harness[] = [
         try {
           value = JSON.parse(utf8(input));
         } catch {
-          return; // not JSON: the host's JSON reader refuses it before validateConfig
+          // the host's JSON reader refuses it before validateConfig does: counted as refused
+          throw new WcmError("CONFIG_INVALID", "not JSON");
         }
         validateConfig(value);
       },
@@ -437,7 +439,7 @@ export const HARNESSES: readonly Harness[] = [
     }),
   },
   {
-    name: "mqttGuard", target: "packet-guard.PacketSizeScanner (whole and split)", expected: () => false,
+    name: "mqttGuard", target: "packet-guard.PacketSizeScanner (whole and split, against mqtt-packet)", expected: () => false,
     seeds: (corpus) => {
       // whole recorded sessions: every packet the device sent, in order
       const packets = seedBytes(corpus, "mqttPacket");
@@ -454,6 +456,15 @@ export const HARNESSES: readonly Harness[] = [
         for (const part of parts) if (splitOk) splitOk = split.feed(part);
         check(whole === splitOk, "the guard's verdict depends on how the bytes are split");
         check(whole === referenceGuard(input, max), "the guard disagrees with the reference reading of the fixed headers");
+        if (whole) {
+          // what the guard lets through, the broker's own parser (mqtt-packet) never reads as a packet over the bound
+          const parser = mqttPacket.parser({ protocolVersion: 4 });
+          let biggest = 0;
+          parser.on("packet", (packet) => void (biggest = Math.max(biggest, (packet as { length?: number }).length ?? 0)));
+          parser.on("error", () => undefined);
+          parser.parse(Buffer.from(input));
+          check(biggest <= max, `the guard let through a packet mqtt-packet reads as ${biggest} bytes`);
+        }
       },
     }),
   },

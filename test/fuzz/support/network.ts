@@ -20,7 +20,8 @@
  *     handshake or tunnel, is replaced by a mutated, re-signed one.
  * Findings: an uncaught exception in the process, an "error" line in the cloud's
  * log, a RADIUS internal error (stats.errors), an answer that is not signed
- * with the NAS secret, unauthenticated MQTT slots not released afterwards, and
+ * with the NAS secret, unauthenticated MQTT slots not released afterwards, heap
+ * growth after GC over the run (Mosquitto's memory bound under floods), and
  * afterwards a genuine device that cannot log in and get a response, or a
  * genuine EAP-TTLS authentication (another NAS) that does not succeed.
  */
@@ -36,6 +37,7 @@ import { nobleDigest } from "../../../modules/noble-digest";
 import { deviceTopics } from "../../../modules/protocol";
 import { connectDevice, exchange, loginPassword, startTestCloud, type TestCloud } from "../../cloud-helpers";
 import { seedBytes, type Corpus } from "./corpus";
+import { fullGc } from "./engine";
 import { mutate, Prng } from "./mutate";
 
 /** How much to send. */
@@ -59,6 +61,8 @@ export interface NetworkFuzzReport {
   radius: { datagrams: number; resigned: number; answered: number; conversations: number };
   /** a genuine device's login + request/response after the fuzz, ms; a genuine EAP-TTLS authentication after the fuzz, ms */
   genuine: { mqttMs: number; radiusMs: number };
+  /** the process's heap + external memory after a full GC: once the devices are registered, and after the fuzz with every connection closed */
+  heap: { beforeBytes: number; afterBytes: number };
   ms: number;
   findings: string[];
 }
@@ -68,6 +72,15 @@ type State = (typeof STATES)[number];
 const LOGINS_PER_DEVICE = 8; // under the per-device login burst (10)
 const FUZZ_NAS = { address: "127.0.0.1" };
 const GENUINE_NAS = { address: "127.0.0.9", secret: "genuine-nas-shared-secret" };
+
+/** Allowed growth of the heap after GC over a whole network fuzz run (the RADIUS duplicate cache and session table hold a few MiB at most). */
+const MAX_HEAP_GROWTH = 32 * 1024 * 1024;
+
+function heapAfterGc(): number {
+  fullGc();
+  const usage = process.memoryUsage();
+  return usage.heapUsed + usage.external;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const generate = (packet: object) => new Uint8Array(mqttPacket.generate(packet as never));
@@ -160,6 +173,7 @@ export async function fuzzRunningCloud(options: NetworkFuzzOptions): Promise<Net
     mqtt: { connections: 0, packets: 0, bytes: 0, byState: {}, closedByServer: 0, connacks: {} },
     radius: { datagrams: 0, resigned: 0, answered: 0, conversations: 0 },
     genuine: { mqttMs: -1, radiusMs: -1 },
+    heap: { beforeBytes: 0, afterBytes: 0 },
     ms: 0,
     findings,
   };
@@ -181,6 +195,40 @@ export async function fuzzRunningCloud(options: NetworkFuzzOptions): Promise<Net
     await cloud.services.addNasClient({ name: "fz-nas", address: FUZZ_NAS.address, secret: corpus.nasSecret });
     await cloud.services.addNasClient({ name: "fz-genuine-nas", address: GENUINE_NAS.address, secret: GENUINE_NAS.secret });
     const nasSecret = Buffer.from(corpus.nasSecret);
+
+    // a genuine device logs in and gets a response; a genuine EAP-TTLS authentication through another NAS succeeds
+    let genuineCounter = 1;
+    const genuineChecks = async (when: string) => {
+      const mqttStart = performance.now();
+      const outcome = await connectDevice(cloud, { id: genuine.id, password: loginPassword(genuine.id, genuine.secret, "s", genuineCounter++) });
+      if (!outcome.client) finding(`a genuine device could not log in ${when}: ${outcome.code ?? outcome.error.message}`);
+      else {
+        try {
+          const response = await exchange(outcome.client, genuine.id, { v: 1, rid: `genuine${genuineCounter}`, op: "config" });
+          if (!response.ok) finding(`a genuine request ${when} was refused: ${response.reason}`);
+          report.genuine.mqttMs = performance.now() - mqttStart;
+        } catch (error) {
+          finding(`a genuine request ${when} got no response: ${(error as Error).message}`);
+        } finally {
+          await outcome.client.endAsync(true);
+        }
+      }
+      const genuineRadius = await BoundTransport.open(GENUINE_NAS.address, cloud.radiusPort!, 1000);
+      try {
+        const radiusStart = performance.now();
+        const result = await authenticate(genuineRadius.send, {
+          nasSecret: GENUINE_NAS.secret, method: "ttls", identity: radiusGenuine.id, password: deriveHotspotPassword(nobleDigest, radiusGenuine.secret, radiusGenuine.id),
+          caPem: cloud.serverCaPem, serverName: cloud.radiusServerName,
+        });
+        if (!result.ok) finding(`a genuine EAP-TTLS authentication ${when} failed: ${result.reason}`);
+        else report.genuine.radiusMs = performance.now() - radiusStart;
+      } finally {
+        genuineRadius.close();
+      }
+    };
+    // once before (warms every code path the check uses, so the heap baseline is not first-use allocation)
+    await genuineChecks("before the fuzz");
+    report.heap.beforeBytes = heapAfterGc();
 
     // ---- MQTT
     const packets = seedBytes(corpus, "mqttPacket");
@@ -369,31 +417,10 @@ export async function fuzzRunningCloud(options: NetworkFuzzOptions): Promise<Net
     // ---- afterwards: everything released, genuine devices served
     for (const end = Date.now() + 5000; cloud.mqtt.connections.unauthenticated > 0 && Date.now() < end;) await sleep(20);
     if (cloud.mqtt.connections.unauthenticated > 0) finding(`${cloud.mqtt.connections.unauthenticated} unauthenticated MQTT slots still held after every fuzz connection closed`);
-    const mqttStart = performance.now();
-    const outcome = await connectDevice(cloud, { id: genuine.id, password: loginPassword(genuine.id, genuine.secret, "s", 1) });
-    if (!outcome.client) finding(`a genuine device could not log in after the fuzz: ${outcome.code ?? outcome.error.message}`);
-    else {
-      try {
-        const response = await exchange(outcome.client, genuine.id, { v: 1, rid: "genuine1", op: "config" });
-        if (!response.ok) finding(`a genuine request after the fuzz was refused: ${response.reason}`);
-        report.genuine.mqttMs = performance.now() - mqttStart;
-      } catch (error) {
-        finding(`a genuine request after the fuzz got no response: ${(error as Error).message}`);
-      } finally {
-        outcome.client.end(true);
-      }
-    }
-    const genuineRadius = await BoundTransport.open(GENUINE_NAS.address, cloud.radiusPort!, 1000);
-    try {
-      const radiusStart = performance.now();
-      const result = await authenticate(genuineRadius.send, {
-        nasSecret: GENUINE_NAS.secret, method: "ttls", identity: radiusGenuine.id, password: deriveHotspotPassword(nobleDigest, radiusGenuine.secret, radiusGenuine.id),
-        caPem: cloud.serverCaPem, serverName: cloud.radiusServerName,
-      });
-      if (!result.ok) finding(`a genuine EAP-TTLS authentication after the fuzz failed: ${result.reason}`);
-      else report.genuine.radiusMs = performance.now() - radiusStart;
-    } finally {
-      genuineRadius.close();
+    await genuineChecks("after the fuzz");
+    report.heap.afterBytes = heapAfterGc();
+    if (report.heap.afterBytes - report.heap.beforeBytes > MAX_HEAP_GROWTH) {
+      finding(`heap after GC grew ${((report.heap.afterBytes - report.heap.beforeBytes) / 1048576).toFixed(1)} MiB over the fuzz (every connection closed)`);
     }
     if (cloud.radius!.stats.errors > 0) finding(`RADIUS server internal errors: ${cloud.radius!.stats.errors}`);
     for (const line of errors.slice(0, 10)) finding(`cloud logged an error: ${line}`);
