@@ -127,7 +127,7 @@ async function main(): Promise<number> {
     });
     const seconds = report.ms / 1000;
     console.log(`  mqtt: ${report.mqtt.connections} connections (${Object.entries(report.mqtt.byState).map(([s, n]) => `${s} ${n}`).join(", ")}), ${report.mqtt.packets} packets, ${report.mqtt.bytes} bytes; closed by the cloud ${report.mqtt.closedByServer}; fuzz logins accepted ${report.mqtt.connacks["0"] ?? 0}`);
-    console.log(`  radius: ${report.radius.datagrams} datagrams (${report.radius.resigned} re-signed, ${report.radius.answered} answered, every answer signed), ${report.radius.conversations} conversations`);
+    console.log(`  radius: ${report.radius.datagrams} datagrams (${report.radius.resigned} re-signed, ${report.radius.answered} answered${report.findings.some((f) => f.includes("not signed")) ? "" : ", every answer signed"}), ${report.radius.conversations} conversations; ${report.radius.sessions} half-open EAP sessions held afterwards`);
     console.log(`  afterwards: genuine device login + response ${report.genuine.mqttMs.toFixed(0)} ms, genuine EAP-TTLS ${report.genuine.radiusMs.toFixed(0)} ms`);
     console.log(`  heap + external after GC: ${(report.heap.beforeBytes / 1048576).toFixed(1)} MiB before, ${(report.heap.afterBytes / 1048576).toFixed(1)} MiB after`);
     console.log(`  ${seconds.toFixed(1)} s, ${(report.mqtt.connections / seconds).toFixed(1)} connections/s, ${report.findings.length} findings`);

@@ -41,7 +41,7 @@ import {
   decodeCloudMessage, decodeNetworkChange, decodeRequest, decodeResponse, decodeStatus, encodeNetworkChange, encodeRequest,
   encodeResponse, encodeStatus, parseLoginPassword, formatLoginPassword, parseTopic, peekRequestId, MAX_MESSAGE_BYTES, MAX_CONFIG_BYTES,
 } from "../../../modules/protocol";
-import { RecordStore } from "../../../modules/record-store";
+import { MAX_RECORD_PAYLOAD, RecordStore } from "../../../modules/record-store";
 import { jsSeal } from "../../../modules/js-seal";
 import { openSealed, sealPublicKey } from "../../../modules/seal";
 import { seedBytes, type Corpus } from "./corpus";
@@ -125,7 +125,7 @@ function sealKey(corpus: Corpus): Uint8Array {
 
 /** Writes `payload` as a valid record (right magic, length and checksum) into slot 0 of `name`. */
 function writeRecord(kv: MapKv, name: string, payload: Uint8Array): void {
-  new RecordStore(kv, nobleDigest, name).write(payload.length > 3983 ? payload.subarray(0, 3983) : payload);
+  new RecordStore(kv, nobleDigest, name).write(payload.subarray(0, MAX_RECORD_PAYLOAD));
 }
 
 /** Runs a decoder on a JSON payload and checks that what it accepts re-encodes to something it accepts the same way. */
