@@ -200,6 +200,20 @@ ${extra}}
     assert.equal(t.cloud.radius!.stats.reasons.UNKNOWN_CA, before + 1);
   });
 
+  it("EAP-TLS: the old certificate after a re-issue, revoked by serial -> CERT_REVOKED; the new one is accepted", async () => {
+    const id = "lamp-c-old";
+    await t.cloud.services.registerCertificateDevice({ deviceId: id, caName: productCa });
+    const old = await t.cloud.services.issueDeviceCertificate({ caName: productCa, deviceId: id });
+    const renewed = await t.cloud.services.issueDeviceCertificate({ caName: productCa, deviceId: id });
+    assertSuccess(await eapolTest(tlsConf("old-before", id, old.certificatePem, old.privateKeyPem), port));
+    await t.cloud.services.revokeCertificate({ caName: productCa, serial: old.serial });
+    const before = t.cloud.radius!.stats.reasons.CERT_REVOKED ?? 0;
+    assertFailure(await eapolTest(tlsConf("old-after", id, old.certificatePem, old.privateKeyPem), port));
+    assert.equal(t.cloud.radius!.stats.reasons.CERT_REVOKED, before + 1);
+    assert.equal(t.cloud.registry.device(id)!.last_failure, "CERT_REVOKED");
+    assertSuccess(await eapolTest(tlsConf("renewed", id, renewed.certificatePem, renewed.privateKeyPem), port));
+  });
+
   it("a wrong NAS secret gets no answer (Message-Authenticator fails): eapol_test times out", async () => {
     const dropped = t.cloud.radius!.stats.badAuthenticator;
     const result = await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port, { secret: "some-other-shared-secret", timeoutS: 2 });
