@@ -18,7 +18,7 @@ import { CloudError, isCloudError } from "./errors";
 import { replaceOwnerOnlyFile } from "./owner-files";
 import { IssuanceService } from "./issuance";
 import { loadMasterKey } from "./master-key";
-import { MqttServer, type AbuseLimits } from "./mqtt-server";
+import { MqttServer, type AbuseLimits, type TlsSessionOptions } from "./mqtt-server";
 import { nodeDigest } from "./node-digest";
 import { createServerIdentity, privateKeyPem } from "./pki";
 import { radiusIdentity, RADIUS_SERVER_NAME } from "./radius/identity";
@@ -75,6 +75,8 @@ export interface StartCloudOptions {
   maxConnections?: number;
   /** login rates, lockout, unauthenticated-connection caps, refusal audit throttle (defaults: cloud/limits.ts) */
   limits?: AbuseLimits;
+  /** TLS session resumption of the MQTT endpoint (default: in-memory LRU of 10000 sessions, 1 h; cloud/tls-sessions.ts) */
+  tlsSessions?: TlsSessionOptions;
   log?: LogPort;
 }
 
@@ -185,7 +187,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     mqtt = await bind("MQTT/TLS", mqttHost, mqttPort, () => MqttServer.start({
       registry, digest: nodeDigest, issuance, host: mqttHost, port: mqttPort, auth,
       certPem: identity.certPem, keyPem: identity.keyPem, connectTimeoutMs: options.connectTimeoutMs,
-      maxConnections: options.maxConnections, limits: options.limits, log: options.log,
+      maxConnections: options.maxConnections, limits: options.limits, log: options.log, tlsSessions: options.tlsSessions,
     }));
     const live = mqtt;
     const network = new NetworkServices(registry, "admin:api", {

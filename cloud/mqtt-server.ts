@@ -18,6 +18,7 @@
  */
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { Socket } from "node:net";
+import { constants as cryptoConstants } from "node:crypto";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
 import type { DigestPort, LogPort } from "../modules/ports";
 import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, MAX_CONFIG_BYTES, deviceTopics, encodeNotice, encodeResponse, parseTopic } from "../modules/protocol";
@@ -26,6 +27,7 @@ import { Authenticator, type Refusal, type Session } from "./auth/authenticator"
 import { CONNACK_OF } from "./auth/failures";
 import { ConnectionLimiter, monotonicNow, type ConnectionLimits, type ConnectionTicket, type LoginLimits, type RefusalAuditLimits } from "./limits";
 import { GuardedConnection } from "./packet-guard";
+import { DEFAULT_SESSION_LIFETIME_S, MemorySessionStore, sessionIdentity, type TlsSessionStore } from "./tls-sessions";
 import type { ClaimSource, Registry } from "./registry";
 
 /** TLS 1.2 suites, in the server's order of preference: ECDHE only (forward secrecy). */
@@ -67,6 +69,20 @@ export interface MqttServerOptions {
   /** monotonic ms clock of the connection limits (default monotonicNow; tests may pin it) */
   now?: () => number;
   log?: LogPort;
+  /** TLS session resumption (defaults: in-memory LRU of 10000 sessions, 1 h lifetime) */
+  tlsSessions?: TlsSessionOptions;
+}
+
+/** How the endpoint resumes TLS sessions (cloud/tls-sessions.ts). */
+export interface TlsSessionOptions {
+  /** where TLS 1.2 session-id sessions live (default: a MemorySessionStore) */
+  store?: TlsSessionStore;
+  /** lifetime of a session id or ticket from its full handshake, seconds (default 3600) */
+  lifetimeS?: number;
+  /** 48 bytes of TLS ticket keys; give the same keys to every node that shares `store` (default: random per process) */
+  ticketKeys?: Uint8Array;
+  /** false: no resumption at all (every connect is a full handshake) */
+  enabled?: boolean;
 }
 
 /** Settings of the abuse limits, each partial over its defaults (cloud/limits.ts). */
@@ -88,6 +104,11 @@ export interface MqttStats {
   connectionsRefused: number;
   /** logins refused with RATE_LIMITED */
   rateLimited: number;
+  /** TLS handshakes completed in full, and resumed (session id or ticket) */
+  tlsFull: number;
+  tlsResumed: number;
+  /** TLS 1.2 sessions of accepted logins written to the session store */
+  tlsSessionsStored: number;
 }
 
 /** Where a connection came from and how its TLS was set up (audited with a first claim). */
@@ -120,10 +141,13 @@ function subscriptionAllowed(topic: string, session: Session): boolean {
 export class MqttServer {
   readonly stats: MqttStats = {
     tlsErrors: 0, oversized: 0, refusedPublish: 0, refusedSubscribe: 0, loginsAccepted: 0, loginsRefused: 0,
-    connectionsRefused: 0, rateLimited: 0,
+    connectionsRefused: 0, rateLimited: 0, tlsFull: 0, tlsResumed: 0, tlsSessionsStored: 0,
   };
   /** the credential decision (lockouts, login rates, refusal audit) */
   readonly auth: Authenticator;
+  /** where TLS 1.2 sessions are kept (undefined: resumption disabled) */
+  readonly sessionStore: TlsSessionStore | undefined;
+  readonly #sessionLifetimeS: number;
   readonly connections: ConnectionLimiter;
   readonly #now: () => number;
   /** admission tickets of unauthenticated connections by "address:port" */
@@ -143,6 +167,9 @@ export class MqttServer {
     });
     this.connections = new ConnectionLimiter(options.limits?.connections);
     this.#now = options.now ?? monotonicNow;
+    const tls = options.tlsSessions ?? {};
+    this.sessionStore = tls.enabled === false ? undefined : tls.store ?? new MemorySessionStore();
+    this.#sessionLifetimeS = tls.lifetimeS ?? DEFAULT_SESSION_LIFETIME_S;
   }
 
   /** Starts the broker and the TLS listener. */
@@ -216,6 +243,27 @@ export class MqttServer {
     });
   }
 
+  /** Stores the TLS 1.2 session of a full handshake whose CONNECT was accepted, for resumption by session id. */
+  #rememberSession(socket: TLSSocket): void {
+    const store = this.sessionStore;
+    if (!store || socket.isSessionReused() || socket.getProtocol() !== "TLSv1.2") return;
+    const der = socket.getSession();
+    const identity = der && sessionIdentity(der);
+    if (!der || !identity || identity.version !== 0x0303 || identity.id.length === 0) return;
+    this.stats.tlsSessionsStored++;
+    store.set(Uint8Array.from(identity.id), Uint8Array.from(der), this.#sessionLifetimeS * 1000)
+      .catch((error: Error) => this.#log("warn", `cannot store a TLS session: ${error.message}`));
+  }
+
+  /** Forgets the resumed TLS 1.2 session of a refused login, so it is not offered again. */
+  #forgetSession(socket: TLSSocket): void {
+    const store = this.sessionStore;
+    if (!store || !socket.isSessionReused() || socket.getProtocol() !== "TLSv1.2") return;
+    const der = socket.getSession();
+    const identity = der && sessionIdentity(der);
+    if (identity && identity.id.length > 0) store.delete(Uint8Array.from(identity.id)).catch(() => undefined);
+  }
+
   async #start(): Promise<void> {
     const { issuance } = this.options;
     const maxPacket = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
@@ -233,10 +281,14 @@ export class MqttServer {
           if (result.ok) {
             this.#sessions.set(client, result.session);
             this.stats.loginsAccepted++;
-            if (socket) this.#authenticated(socket);
+            if (socket) {
+              this.#authenticated(socket);
+              this.#rememberSession(socket);
+            }
             return done(null, true);
           }
           this.stats.loginsRefused++;
+          if (socket) this.#forgetSession(socket);
           if (result.failure === "RATE_LIMITED") this.stats.rateLimited++;
           this.#log("debug", `login refused: ${client.id.slice(0, 64)}: ${result.failure}`);
           if (result.delayMs > 0) setTimeout(() => done(authError(result), null), result.delayMs).unref();
@@ -314,13 +366,35 @@ export class MqttServer {
       requestCert: true,
       rejectUnauthorized: false,
       handshakeTimeout: this.options.connectTimeoutMs ?? 10_000,
+      // resumption: a fixed session id context (sessions do not depend on argv and
+      // may be shared between nodes), one lifetime for session ids and tickets
+      sessionIdContext: "wcm-mqtt-v1",
+      sessionTimeout: this.#sessionLifetimeS,
+      ...(this.options.tlsSessions?.ticketKeys ? { ticketKeys: Buffer.from(this.options.tlsSessions.ticketKeys) } : {}),
+      ...(this.sessionStore ? {} : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
     });
+    const store = this.sessionStore;
+    if (store) {
+      // TLS 1.2 session-id resumption: node pauses the handshake until the callback
+      this.#server.on("resumeSession", (id: Buffer, callback: (error: Error | null, session: Buffer | null) => void) => {
+        if (id.length === 0 || id.length > 32) return callback(null, null);
+        store.get(id).then(
+          (session) => callback(null, session ? Buffer.from(session) : null),
+          (error: Error) => {
+            this.#log("warn", `cannot read the TLS session store: ${error.message}`);
+            callback(null, null);
+          },
+        );
+      });
+    }
     this.#server.maxConnections = this.options.maxConnections ?? 10_000;
     this.#server.on("connection", (socket: Socket) => this.#admit(socket));
     const window = this.auth.refusals.limits.windowMs;
     this.#aggregateTimer = setInterval(() => this.auth.flushRefusalAudit(), window);
     this.#aggregateTimer.unref();
     this.#server.on("secureConnection", (socket: TLSSocket) => {
+      if (socket.isSessionReused()) this.stats.tlsResumed++;
+      else this.stats.tlsFull++;
       const connection = new GuardedConnection(socket, maxPacket);
       connection.on("close", () => {
         if (connection.oversized) this.stats.oversized++;

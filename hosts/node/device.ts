@@ -13,7 +13,7 @@ import { nobleDigest } from "../../modules/noble-digest";
 import type { CloudLinkFactory, KeyValuePort, LogPort } from "../../modules/ports";
 import { SimulatedFlash } from "./file-preferences";
 import { nodeSeal } from "./node-seal";
-import { createMqttLink } from "./mqtt-link";
+import { createMqttLink, TlsSessionCache } from "./mqtt-link";
 import type { SimulatedRadio } from "./radio/radio";
 import { systemClock, systemRandom, systemScheduler } from "./sim-ports";
 
@@ -36,7 +36,9 @@ export interface NodeDeviceOptions extends Partial<ManagerPorts> {
 export function createNodeDevice(config: unknown, options: NodeDeviceOptions = {}): { manager: ConnectionManager; flash: KeyValuePort } {
   const flash = options.kv ?? new SimulatedFlash(options.flashFile);
   const radio = options.radio;
-  const link: CloudLinkFactory = options.link ?? (() => createMqttLink(radio ? { gate: radio.gate } : {}));
+  // one TLS session cache per device, as Moddable keeps one per process
+  const sessionCache = new TlsSessionCache();
+  const link: CloudLinkFactory = options.link ?? (() => createMqttLink(radio ? { gate: radio.gate, sessionCache } : { sessionCache }));
   const network = options.network ?? radio;
   const log: LogPort | undefined = options.log;
   const manager = new ConnectionManager(

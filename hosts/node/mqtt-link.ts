@@ -4,7 +4,12 @@
  * A refused CONNECT is reported with its CONNACK return code. An optional
  * gate (the simulated radio) says whether the destination is reachable at all;
  * when it is not, the link closes at once with an INTERNET-NOT-REACHABLE detail.
+ * TLS resumption as Moddable's client does it (modules/crypt/ssl/ssl_cache.js):
+ * a one-entry session cache per device (TlsSessionCache, shared by the links a
+ * device makes one after the other), for one server name; a connect to that
+ * name offers it, any new session replaces it.
  */
+import { constants as cryptoConstants } from "node:crypto";
 import mqtt, { type MqttClient } from "mqtt";
 import type { CloudLink, LinkConnectOptions, LinkEvents } from "../../modules/ports";
 
@@ -15,17 +20,47 @@ export type LinkGate = (host: string, port: number) => { reachable: true } | { r
 export interface NodeLinkOptions {
   /** milliseconds to wait for TCP + TLS + CONNACK (default 30 s) */
   connectTimeoutMs?: number;
-  /** highest TLS version to offer; "TLSv1.2" behaves like Moddable's SecureSocket */
+  /** highest TLS version to offer; "TLSv1.2" behaves like Moddable's SecureSocket (TLS 1.2 without the SessionTicket extension: resumption by session id) */
   maxTlsVersion?: "TLSv1.2" | "TLSv1.3";
   /** checked before connecting; unreachable → onClose (network-level) with "INTERNET-NOT-REACHABLE: <detail>" */
   gate?: LinkGate;
-  /** local address to connect from (benchmarks spread simulated devices over 127.0.0.0/8) */
+  /** local address to connect from (benchmarks spread simulated devices over 127.0.0.1/8) */
   localAddress?: string;
+  /** the device's one-entry TLS session cache (none: every connect is a full handshake) */
+  sessionCache?: TlsSessionCache;
+}
+
+/** One cached TLS session for one server name, as Moddable's ssl_cache.js keeps it. */
+export class TlsSessionCache {
+  #entry: { serverName: string; session: Buffer } | undefined;
+
+  /** The session cached for `serverName`, if it is the one cached. */
+  get(serverName: string): Buffer | undefined {
+    return this.#entry?.serverName === serverName ? this.#entry.session : undefined;
+  }
+
+  /** Replaces the cached session. */
+  save(serverName: string, session: Buffer): void {
+    this.#entry = { serverName, session };
+  }
+
+  /** Forgets the cached session. */
+  clear(): void {
+    this.#entry = undefined;
+  }
+}
+
+/** What a link reports about its last TLS handshake. */
+export interface LinkTlsInfo {
+  /** the handshake resumed the cached session */
+  resumed: boolean;
+  protocol: string | null;
 }
 
 /** Makes a CloudLink backed by MQTT.js. */
-export function createMqttLink(options: NodeLinkOptions = {}): CloudLink {
+export function createMqttLink(options: NodeLinkOptions = {}): CloudLink & { readonly lastTls: LinkTlsInfo | undefined } {
   let client: MqttClient | undefined;
+  let lastTls: LinkTlsInfo | undefined;
   let events: LinkEvents | undefined;
   let closed = false;
   let connackCode: number | undefined;
@@ -42,6 +77,9 @@ export function createMqttLink(options: NodeLinkOptions = {}): CloudLink {
   };
 
   return {
+    get lastTls() {
+      return lastTls;
+    },
     connect(connect: LinkConnectOptions, linkEvents: LinkEvents): void {
       events = linkEvents;
       const reach = options.gate?.(connect.host, connect.port);
@@ -49,7 +87,12 @@ export function createMqttLink(options: NodeLinkOptions = {}): CloudLink {
         queueMicrotask(() => finish(`INTERNET-NOT-REACHABLE: ${reach.detail}`));
         return;
       }
-      const tlsVersion = options.maxTlsVersion ? ({ maxVersion: options.maxTlsVersion } as object) : {};
+      const tlsVersion = options.maxTlsVersion
+        ? ({ maxVersion: options.maxTlsVersion, ...(options.maxTlsVersion === "TLSv1.2" ? { secureOptions: cryptoConstants.SSL_OP_NO_TICKET } : {}) } as object)
+        : {};
+      const serverName = connect.tls.serverName;
+      const offered = options.sessionCache?.get(serverName);
+      lastTls = undefined;
       client = mqtt.connect({
         ...tlsVersion,
         ...(options.localAddress ? ({ localAddress: options.localAddress } as object) : {}),
@@ -68,6 +111,14 @@ export function createMqttLink(options: NodeLinkOptions = {}): CloudLink {
         servername: connect.tls.serverName,
         rejectUnauthorized: true,
         ...(connect.tls.certificate ? { cert: connect.tls.certificate, key: connect.tls.privateKey } : {}),
+        ...(offered ? ({ session: offered } as object) : {}),
+      });
+      const stream = client.stream as (NodeJS.EventEmitter & { isSessionReused?(): boolean; getProtocol?(): string | null }) | undefined;
+      stream?.on("session", (session: Buffer) => {
+        options.sessionCache?.save(serverName, session);
+      });
+      stream?.once("secureConnect", () => {
+        lastTls = { resumed: stream.isSessionReused?.() ?? false, protocol: stream.getProtocol?.() ?? null };
       });
       client.on("connect", () => {
         if (!closed) events?.onReady();
