@@ -22,6 +22,9 @@ export interface ChildStats {
   /** time spent in the registry's login-counter UPDATE (a SQLite commit, WAL, synchronous=NORMAL), ms, and calls */
   counterWriteMs: number;
   counterWrites: number;
+  /** TLS handshakes the MQTT endpoint completed in full and resumed */
+  tlsFull: number;
+  tlsResumed: number;
 }
 
 export type ChildRequest =
@@ -52,6 +55,8 @@ function stats(): ChildStats {
     loopActiveMs: performance.eventLoopUtilization().active,
     counterWriteMs,
     counterWrites,
+    tlsFull: cloud?.mqtt.stats.tlsFull ?? 0,
+    tlsResumed: cloud?.mqtt.stats.tlsResumed ?? 0,
   };
 }
 
