@@ -39,6 +39,8 @@ export interface AttackFigures {
   deviceFailures: string[];
   /** CONNECT refusals of the victim id the cloud counted, and how the audit accounts for them */
   refusedByCloud: number;
+  /** CPU the cloud's process (with the genuine device) used during the flood, as a share of one core */
+  cloudCpuShare: number;
   audit: { refusedRows: number; lockoutRows: number; notWritten: number; aggregate: number; accounted: number };
 }
 
@@ -97,6 +99,8 @@ export async function runScenario(scenario: AttackFigures["scenario"], seconds: 
     const baselineMs: number[] = [];
     for (let i = 0; i < 3; i++) baselineMs.push((await boot(cloud, config, flash, bootTimeoutMs)).ms);
     const before = cloud.auth.stats.refused;
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
     const flooding = runFlood({ port: cloud.mqttPort, id, mode: scenario === "secret" ? "bad-secret" : "no-cert", ratePerSecond, seconds, sources: ATTACK_SOURCES });
     let floodDone = false;
     const flood = flooding.finally(() => (floodDone = true));
@@ -114,6 +118,8 @@ export async function runScenario(scenario: AttackFigures["scenario"], seconds: 
       await new Promise((r) => setTimeout(r, seconds > 10 ? 3000 : 300));
     }
     const floodResult = await flood;
+    const cpu = process.cpuUsage(cpu0);
+    const cloudCpuShare = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
     const refusedByCloud = cloud.auth.stats.refused - before;
     cloud.auth.flushRefusalAudit(true);
     const rows = cloud.registry.auditLog(100_000, undefined, { action: "login." });
@@ -129,7 +135,7 @@ export async function runScenario(scenario: AttackFigures["scenario"], seconds: 
       else if (row.action === "login.refused-aggregate") aggregate += Number(/total=(\d+)/.exec(row.detail ?? "")?.[1] ?? 0);
     }
     return {
-      scenario, flood: floodResult, baselineMs, underAttackMs, bootsWithFailure, deviceFailures, refusedByCloud,
+      scenario, cloudCpuShare, flood: floodResult, baselineMs, underAttackMs, bootsWithFailure, deviceFailures, refusedByCloud,
       audit: { refusedRows, lockoutRows, notWritten, aggregate, accounted: refusedRows + notWritten + aggregate },
     };
   } finally {
@@ -151,6 +157,7 @@ export function report(f: AttackFigures): string {
   return [
     `${f.scenario}: flood ${f.flood.attempts} attempts from ${Object.keys(f.flood.perSource).length} sources; CONNACK ${JSON.stringify(f.flood.connack)}, closed before CONNACK ${f.flood.closed}`,
     `  genuine device start() -> ONLINE: before the flood ${stats(f.baselineMs)}; under it ${stats(f.underAttackMs)}; ratio of medians ${(median(f.underAttackMs) / median(f.baselineMs)).toFixed(2)}`,
+    `  CPU of the cloud's process during the flood: ${(100 * f.cloudCpuShare).toFixed(0)}% of one core`,
     `  boots with a failed attempt: ${f.bootsWithFailure} (${f.deviceFailures.join(",") || "none"})`,
     `  refusals counted by the cloud ${f.refusedByCloud}; audit: ${f.audit.refusedRows} login.refused rows + ${f.audit.notWritten} counted on them + ${f.audit.aggregate} in aggregates = ${f.audit.accounted}; ${f.audit.lockoutRows} login.lockout rows`,
   ].join("\n");
