@@ -8,7 +8,7 @@
  * secrets for a device; an issued secret is pending (not active) until the
  * device proves it holds it, and the commit swaps it in one transaction.
  */
-import { constantTimeEqual } from "../modules/bytes";
+import { concatBytes, constantTimeEqual } from "../modules/bytes";
 import { deriveCommitProof, deriveWrapKey, wrapSecret } from "../modules/derive";
 import { isWcmError } from "../modules/errors";
 import type { DigestPort } from "../modules/ports";
@@ -17,6 +17,7 @@ import {
   type CloudResponse, type DeviceRequest, type ReasonCode,
 } from "../modules/protocol";
 import type { Session } from "./auth/authenticator";
+import { isCurrentSealKey, sealForDevice } from "./device-seal";
 import { DeviceNetworkService, isNetworkRequest } from "./network-service";
 import type { DeviceRow, Registry } from "./registry";
 
@@ -131,6 +132,13 @@ export class IssuanceService {
     if (!secret || row.pending_generation === null || row.pending_nonce === null) return this.refuse(rid, "issue", "INTERNAL");
     const nonce = Uint8Array.from(row.pending_nonce);
     const wrapped = wrapSecret(this.digest, deriveWrapKey(this.digest, wrapping), id, nonce, secret);
+    // A rotation to a device with a registered format-3 key is also sealed to
+    // that key: a leaked copy of the current secret alone does not open it (docs/protocol.md 9.5).
+    const key = session.credential === "s" ? this.network.net.columns(id)?.seal_key : null;
+    if (key && isCurrentSealKey(key)) {
+      const sealed = sealForDevice(Uint8Array.from(key), id, concatBytes(nonce, wrapped.ciphertext, wrapped.tag), "rotation");
+      return { v: 1, rid, op: "issue", ok: true, gen: row.pending_generation, sealed };
+    }
     return { v: 1, rid, op: "issue", ok: true, gen: row.pending_generation, nonce, secret: wrapped.ciphertext, tag: wrapped.tag };
   }
 

@@ -14,6 +14,7 @@ import type Database from "better-sqlite3";
 import type { HotspotProfile, HotspotSet } from "../modules/hotspots";
 import type { NetworkFailureReport, NetworkResult } from "../modules/protocol";
 import type { Registry } from "./registry";
+import { SEAL_PUBLIC_KEY_BYTES } from "../modules/seal";
 
 /** Columns this migration adds to `devices`. */
 export const NETWORK_DEVICE_COLUMNS: readonly [string, string][] = [
@@ -164,12 +165,31 @@ export class NetworkRegistry {
    * Stores what a device said in `hello`. A new sealing key voids a pending
    * change sealed to the old one (the device can no longer open it): the change
    * is dropped and its outcome recorded as UNREADABLE for the operator.
+   * A format-3 (P-256) key, once registered, is pinned (trust on first use, as
+   * SSH host keys): a hello with another key keeps the registered one, is
+   * audited (`network.key-refused`) and returns false, because whoever holds a
+   * leaked secret could otherwise put its own key in and receive the next
+   * rotation (docs/protocol.md 9.5). The operator clears the pin
+   * (resetSealingKey) when a device really lost its key. A format-2 key of
+   * older firmware is not pinned (those devices get no sealed rotation) and may
+   * be replaced by a format-3 one (a firmware update).
+   * @returns false when the key was refused
    */
-  storeHello(id: string, hello: { key: Uint8Array; rev: number; net?: { kind: string; ssid: string }; failures?: NetworkFailureReport[] }): void {
-    this.registry.tx(() => {
+  storeHello(id: string, hello: { key: Uint8Array; rev: number; net?: { kind: string; ssid: string }; failures?: NetworkFailureReport[] }): boolean {
+    return this.registry.tx(() => {
       const row = this.columns(id);
-      if (!row) return;
+      if (!row) return false;
       const key = Buffer.from(hello.key);
+      const pinned = row.seal_key !== null && row.seal_key.length === SEAL_PUBLIC_KEY_BYTES;
+      if (pinned && !key.equals(row.seal_key as Buffer)) {
+        this.registry.audit("mqtt", "network.key-refused", id, "hello with another sealing key: the registered key stays (operator: reset the sealing key)");
+        this.#db.prepare("UPDATE devices SET config_rev = ?, net_kind = ?, net_ssid = ? WHERE id = ?")
+          .run(hello.rev, hello.net?.kind ?? null, hello.net?.ssid ?? null, id);
+        if (hello.failures?.length) {
+          this.#db.prepare("UPDATE devices SET net_failures = ?, net_failures_at = ? WHERE id = ?").run(JSON.stringify(hello.failures), this.registry.now(), id);
+        }
+        return false;
+      }
       if (row.seal_key && !key.equals(row.seal_key) && row.net_sealed_seq !== null) {
         this.#db.prepare(
           `UPDATE devices SET net_sealed = NULL, net_sealed_seq = NULL, net_action = NULL, net_result = 'UNREADABLE', net_result_seq = ?,
@@ -182,6 +202,27 @@ export class NetworkRegistry {
       if (hello.failures?.length) {
         this.#db.prepare("UPDATE devices SET net_failures = ?, net_failures_at = ? WHERE id = ?").run(JSON.stringify(hello.failures), this.registry.now(), id);
       }
+      return true;
+    });
+  }
+
+  /**
+   * Forgets a device's sealing key (its next hello registers a new one), for a
+   * device that really lost its key (flash erased). A pending change sealed to
+   * the old key is voided (UNREADABLE). Audited.
+   */
+  resetSealingKey(id: string, actor: string): void {
+    this.registry.tx(() => {
+      const row = this.columns(id);
+      if (!row) return;
+      this.#db.prepare("UPDATE devices SET seal_key = NULL WHERE id = ?").run(id);
+      if (row.net_sealed_seq !== null) {
+        this.#db.prepare(
+          `UPDATE devices SET net_sealed = NULL, net_sealed_seq = NULL, net_action = NULL, net_result = 'UNREADABLE', net_result_seq = ?,
+             net_result_reason = NULL, net_result_detail = 'the sealing key was reset; set the network again', net_result_at = ? WHERE id = ?`,
+        ).run(row.net_sealed_seq, this.registry.now(), id);
+      }
+      this.registry.audit(actor, "network.key-reset", id, row.seal_key ? "sealing key forgotten" : "no key registered");
     });
   }
 

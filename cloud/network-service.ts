@@ -45,6 +45,7 @@ export class DeviceNetworkService {
     const rid = request.rid;
     switch (request.op) {
       case "hello": {
+        // a hello with a key other than the pinned one is still answered (time, profiles); the key is not taken
         this.net.storeHello(id, request);
         const columns = this.net.columns(id);
         return {
@@ -121,6 +122,22 @@ export class NetworkServices {
     const rev = this.net.replaceHotspots(profiles, this.actor);
     this.hooks.hotspotsChanged?.(rev);
     return this.net.hotspotSet();
+  }
+
+  /**
+   * Forgets a device's pinned sealing key, for a device that really lost it
+   * (flash erased): its next hello registers a new one. Only for that case: a
+   * device that still has its key never needs it, and while the pin is cleared
+   * any holder of the device's secret could register a key of its own.
+   * A pending change sealed to the old key is voided. Audited.
+   * @throws DEVICE_NOT_FOUND, INVALID_INPUT
+   */
+  async resetSealingKey(input: { deviceId: string }): Promise<DeviceView> {
+    const id = deviceId(object(input).deviceId);
+    const row = this.registry.device(id);
+    if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
+    this.net.resetSealingKey(id, this.actor);
+    return this.registry.view(this.registry.device(id)!);
   }
 
   #sealable(id: string): { key: Uint8Array; view: DeviceView } {

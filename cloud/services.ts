@@ -510,7 +510,8 @@ export class CloudServices {
   /**
    * Starts a secret rotation for a shared-secret device: a new secret is stored
    * as pending; the device fetches it with `issue` (wrapped under its current
-   * secret) and commits it like an issued permanent secret.
+   * secret and, when the device registered a format-3 sealing key, sealed to
+   * that key too: docs/protocol.md 9.5) and commits it like an issued permanent secret.
    * @throws DEVICE_NOT_FOUND, DEVICE_REVOKED, INVALID_INPUT (not a secret device or a rotation is pending)
    */
   async rotateSecret(input: { deviceId: string }): Promise<DeviceView> {

@@ -45,6 +45,11 @@ export interface CredentialFlowHost {
   /** sends a request on the session's request channel */
   send(request: DeviceRequest): void;
   newRequestId(): string;
+  /**
+   * opens a rotation sealed to the device's own sealing key (purpose "rotation");
+   * undefined when the device has no key or the blob does not open
+   */
+  openRotation(sealed: Uint8Array): Uint8Array | undefined;
   /** the cloud confirmed the issued secret of `generation`: the device is ONLINE as PERMANENT */
   committed(generation: number): void;
   log(level: "debug" | "info" | "warn" | "error", message: string): void;
@@ -179,10 +184,22 @@ export class CredentialFlow {
   /** The `issue` response: unwrap, store, then prove possession (`commit`). */
   onIssued(response: Extract<CloudResponse, { op: "issue"; ok: true }>): void {
     const credential = this.#credential as ActiveCredential;
+    let wrapped: { nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array };
+    if ("sealed" in response) {
+      // A rotation sealed to this device's key: the current secret alone does not open it (9.5).
+      const opened = this.#host.openRotation(response.sealed);
+      if (!opened || opened.length !== 80) {
+        this.#host.fail("server", "BAD_WRAP", "rotated secret does not open with this device's sealing key");
+        return;
+      }
+      wrapped = { nonce: opened.subarray(0, 16), secret: opened.subarray(16, 48), tag: opened.subarray(48, 80) };
+    } else {
+      wrapped = response;
+    }
     const wrapKey = deriveWrapKey(this.#digest, credential.secret as Uint8Array);
-    const secret = unwrapSecret(this.#digest, wrapKey, this.#config.deviceId, response.nonce, {
-      ciphertext: response.secret,
-      tag: response.tag,
+    const secret = unwrapSecret(this.#digest, wrapKey, this.#config.deviceId, wrapped.nonce, {
+      ciphertext: wrapped.secret,
+      tag: wrapped.tag,
     });
     if (!secret) {
       this.#host.fail("server", "BAD_WRAP", "issued secret failed its integrity check");

@@ -13,7 +13,7 @@ import { WcmError } from "./errors";
 import type { LoginKind } from "./derive";
 import { checkHotspotRev, checkSsid, hotspotProfilesJson, validateHotspotProfiles, type HotspotProfile } from "./hotspots";
 import type { NetworkFailureReason } from "./ports";
-import { isSealPublicKey, SEAL_PUBLIC_KEY_BYTES, SEAL_VERSION } from "./seal";
+import { isSealPublicKey, SEAL_OVERHEAD, SEAL_PUBLIC_KEY_BYTES, SEAL_VERSION } from "./seal";
 
 /** Protocol version carried in every message (`v`) and the topic prefix. */
 export const PROTOCOL_VERSION = 1;
@@ -195,6 +195,11 @@ export type DeviceRequest =
 /** Cloud -> device, on the response topic. */
 export type CloudResponse =
   | { v: 1; rid: string; op: "issue"; ok: true; gen: number; nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array }
+  /**
+   * A rotation to a device that registered a format-3 sealing key: nonce || secret || tag
+   * of the plain form (80 bytes), sealed to that key with purpose "rotation" (docs/protocol.md 9.5)
+   */
+  | { v: 1; rid: string; op: "issue"; ok: true; gen: number; sealed: Uint8Array }
   | { v: 1; rid: string; op: "commit"; ok: true; gen: number }
   | {
       v: 1; rid: string; op: "hello"; ok: true;
@@ -439,6 +444,7 @@ export function encodeResponse(response: CloudResponse): Uint8Array {
   }
   switch (response.op) {
     case "issue":
+      if ("sealed" in response) return utf8Encode(JSON.stringify({ v: 1, rid: response.rid, op: "issue", ok: true, gen: response.gen, sealed: toBase64Url(response.sealed) }));
       return utf8Encode(JSON.stringify({
         v: 1, rid: response.rid, op: "issue", ok: true, gen: response.gen,
         nonce: toBase64Url(response.nonce), secret: toBase64Url(response.secret), tag: toBase64Url(response.tag),
@@ -458,6 +464,9 @@ export function encodeResponse(response: CloudResponse): Uint8Array {
 
 /** Largest sealed network change in a `network` response (bytes before base64url). */
 export const MAX_SEALED_BYTES = 512;
+
+/** Bytes of a sealed rotation: nonce (16) || wrapped secret (32) || tag (32), sealed in format 3. */
+export const SEALED_ROTATION_BYTES = 80 + SEAL_OVERHEAD;
 /** Largest Unix time the cloud may send (year 36812; rejects garbage, not the far future). */
 export const MAX_TIME_SECONDS = 2 ** 40;
 
@@ -490,6 +499,10 @@ function responseFrom(object: Record<string, unknown>, size: number): CloudRespo
     return { v: 1, rid, op, ok: false, reason: reason as ReasonCode, ...(detail !== undefined ? { detail } : {}) };
   }
   if (object.ok !== true) throw new WcmError("MESSAGE_INVALID", "must be true or false", "response.ok");
+  if (op === "issue" && object.sealed !== undefined) {
+    onlyKeys(object, ["v", "rid", "op", "ok", "gen", "sealed"], "response");
+    return { v: 1, rid, op: "issue", ok: true, gen: generation(object.gen, "response.gen"), sealed: bytesField(object.sealed, SEALED_ROTATION_BYTES, "response.sealed") };
+  }
   if (op === "issue") {
     onlyKeys(object, ["v", "rid", "op", "ok", "gen", "nonce", "secret", "tag"], "response");
     return {

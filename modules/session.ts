@@ -18,6 +18,7 @@
 import type { DeviceConfig } from "./config";
 import { CloudSync, type CloudSyncHost } from "./cloud-sync";
 import { CredentialFlow, type CredentialFlowHost } from "./credential-flow";
+import { openSealed } from "./seal";
 import { isWcmError } from "./errors";
 import type { HotspotSet } from "./hotspots";
 import type { AppHandler, Failure, ManagerOptions, ManagerPorts, ManagerStatus } from "./manager";
@@ -163,6 +164,12 @@ export class Session implements RequestChannelHost, CredentialFlowHost, NetworkD
   /** CredentialFlowHost, CloudSyncHost: a fresh request id. */
   newRequestId(): string {
     return this.#channel.newRequestId();
+  }
+
+  /** CredentialFlowHost: opens a rotation sealed to the device's key (made at its first hello). */
+  openRotation(sealed: Uint8Array): Uint8Array | undefined {
+    const key = this.#sync.storedSealKey();
+    return key ? openSealed(this.#ports.digest, this.#ports.seal, key.secret, key.public, this.#config.deviceId, sealed, "rotation") : undefined;
   }
 
   /** CredentialFlowHost: the issued secret is committed: ONLINE as PERMANENT. */

@@ -8,9 +8,12 @@ import type { MqttClient } from "mqtt";
 import { deriveCommitProof, deriveWrapKey, unwrapSecret } from "../modules/derive";
 import { CONNACK, deviceTopics, encodeStatus, MAX_MESSAGE_BYTES, type CloudResponse } from "../modules/protocol";
 import { utf8Encode } from "../modules/bytes";
+import { nodeSeal } from "../hosts/node/node-seal";
+import { newSealSecretKey, openSealed, sealPublicKey } from "../modules/seal";
+import { randomBytes } from "node:crypto";
 import { connectDevice, digest, end, exchange, loginPassword, mustConnect, newSecret, sleep, startTestCloud, temporarySecret, type TestCloud } from "./cloud-helpers";
 
-type IssueOk = Extract<CloudResponse, { op: "issue"; ok: true }>;
+type IssueOk = Extract<CloudResponse, { op: "issue"; ok: true; nonce: Uint8Array }>;
 
 function unwrap(response: CloudResponse, wrappingSecret: Uint8Array, id: string): { secret: Uint8Array; gen: number } {
   assert.equal(response.ok, true, `expected ok, got ${JSON.stringify(response)}`);
@@ -192,5 +195,98 @@ describe("cloud issuance (IssuanceService over MQTT)", function () {
     assert.equal(commit.ok, true);
     assert.equal((await connectDevice(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 2) })).code, CONNACK.badCredentials);
     clients.push(await mustConnect(t.cloud, { id, password: loginPassword(id, issued.secret, "s", 3) }));
+  });
+
+  // ---------------------------------------------------------------- rotation after a leak (docs/protocol.md 9.5)
+
+  const freshKey = () => newSealSecretKey((n) => new Uint8Array(randomBytes(n)));
+
+  /**
+   * What a holder of `secret` can get out of an `issue` response, trying every
+   * way it has: the plain wrap under the secret, or a sealed one opened with
+   * each key it knows. Returns the rotated secret, or undefined.
+   */
+  function attackerOpens(response: CloudResponse, secret: Uint8Array, id: string, keys: Uint8Array[]): Uint8Array | undefined {
+    if (!response.ok || response.op !== "issue") return undefined;
+    const wrapKey = deriveWrapKey(digest, secret);
+    if ("nonce" in response) return unwrapSecret(digest, wrapKey, id, response.nonce, { ciphertext: response.secret, tag: response.tag });
+    for (const key of keys) {
+      const opened = openSealed(digest, nodeSeal, key, sealPublicKey(nodeSeal, key), id, response.sealed, "rotation");
+      if (opened) return unwrapSecret(digest, wrapKey, id, opened.subarray(0, 16), { ciphertext: opened.subarray(16, 48), tag: opened.subarray(48, 80) });
+    }
+    return undefined;
+  }
+
+  it("rotateSecret_CloudSideLeak_CurrentSecretAloneCannotObtainTheNext_GenuineDeviceRotates", async function () {
+    const id = "iss-leak-1";
+    const s = newSecret();
+    await t.cloud.services.registerSecretDevice({ deviceId: id, secretHex: s.hex });
+    const deviceKey = freshKey();
+    const genuine = await mustConnect(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 1) });
+    clients.push(genuine);
+    assert.equal((await exchange(genuine, id, { v: 1, rid: "h1", op: "hello", rev: 0, seal: 3, key: sealPublicKey(nodeSeal, deviceKey) })).ok, true);
+    genuine.end(true);
+    // the secret leaks from the cloud side; the operator rotates
+    await t.cloud.services.rotateSecret({ deviceId: id });
+    const attackerKey = freshKey();
+    const attacker = await mustConnect(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 10) });
+    clients.push(attacker);
+    // it tries to register its own key first: refused, the device's stays pinned
+    await exchange(attacker, id, { v: 1, rid: "h2", op: "hello", rev: 0, seal: 3, key: sealPublicKey(nodeSeal, attackerKey) });
+    assert.ok(t.cloud.registry.auditLog(20, id).some((row) => row.action === "network.key-refused"), "key change refused and audited");
+    const stolen = await exchange(attacker, id, { v: 1, rid: "i1", op: "issue" });
+    assert.equal(stolen.ok, true);
+    assert.equal(attackerOpens(stolen, s.bytes, id, [attackerKey]), undefined, "the current secret alone does not yield the next one");
+    const guess = await exchange(attacker, id, { v: 1, rid: "c1", op: "commit", gen: 1, proof: deriveCommitProof(digest, new Uint8Array(32), id, 1) });
+    assert.deepEqual([guess.ok, !guess.ok && guess.reason], [false, "BAD_PROOF"]);
+    attacker.end(true);
+    // the genuine device opens it with its key, commits, and the leaked secret is dead
+    const device = await mustConnect(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 11) });
+    clients.push(device);
+    const issued = await exchange(device, id, { v: 1, rid: "i2", op: "issue" });
+    const next = attackerOpens(issued, s.bytes, id, [deviceKey]);
+    assert.ok(next, "the device with its key opens the rotation");
+    const commit = await exchange(device, id, { v: 1, rid: "c2", op: "commit", gen: 1, proof: deriveCommitProof(digest, next, id, 1) });
+    assert.equal(commit.ok, true);
+    assert.equal((await connectDevice(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 12) })).code, CONNACK.badCredentials, "leaked secret refused");
+    clients.push(await mustConnect(t.cloud, { id, password: loginPassword(id, next, "s", 13) }));
+  });
+
+  it("rotateSecret_DeviceSideLeak_SecretAndKey_RotationDoesNotHelp_RevokeRefusesThem", async function () {
+    const id = "iss-leak-2";
+    const s = newSecret();
+    await t.cloud.services.registerSecretDevice({ deviceId: id, secretHex: s.hex });
+    const deviceKey = freshKey();
+    const genuine = await mustConnect(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 1) });
+    clients.push(genuine);
+    await exchange(genuine, id, { v: 1, rid: "h1", op: "hello", rev: 0, seal: 3, key: sealPublicKey(nodeSeal, deviceKey) });
+    genuine.end(true);
+    // a flash dump gives the attacker the secret and the device key: a rotation goes to it too
+    await t.cloud.services.rotateSecret({ deviceId: id });
+    const attacker = await mustConnect(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 2) });
+    clients.push(attacker);
+    const issued = await exchange(attacker, id, { v: 1, rid: "i1", op: "issue" });
+    assert.ok(attackerOpens(issued, s.bytes, id, [deviceKey]), "with the device key too, rotation is no remedy");
+    attacker.end(true);
+    // the remedy: revoke (and re-provision the board under a new identity)
+    await t.cloud.services.revokeDevice({ deviceId: id });
+    assert.equal((await connectDevice(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 3) })).code, CONNACK.notAuthorized, "revoked: the dumped secret logs in no more");
+  });
+
+  it("resetSealingKey_DeviceLostItsKey_NextHelloRegistersANewOne_Audited", async function () {
+    const id = "iss-leak-3";
+    const s = newSecret();
+    await t.cloud.services.registerSecretDevice({ deviceId: id, secretHex: s.hex });
+    const client = await mustConnect(t.cloud, { id, password: loginPassword(id, s.bytes, "s", 1) });
+    clients.push(client);
+    const first = sealPublicKey(nodeSeal, freshKey());
+    const second = sealPublicKey(nodeSeal, freshKey());
+    await exchange(client, id, { v: 1, rid: "h1", op: "hello", rev: 0, seal: 3, key: first });
+    await exchange(client, id, { v: 1, rid: "h2", op: "hello", rev: 0, seal: 3, key: second });
+    assert.deepEqual(t.cloud.network.net.columns(id)?.seal_key, Buffer.from(first), "pinned");
+    await t.cloud.network.resetSealingKey({ deviceId: id });
+    await exchange(client, id, { v: 1, rid: "h3", op: "hello", rev: 0, seal: 3, key: second });
+    assert.deepEqual(t.cloud.network.net.columns(id)?.seal_key, Buffer.from(second), "registered after the reset");
+    assert.ok(t.cloud.registry.auditLog(20, id).some((row) => row.action === "network.key-reset"));
   });
 });

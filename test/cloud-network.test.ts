@@ -149,12 +149,18 @@ describe("cloud networks (hotspot profiles, private network hand-off)", function
     assert.equal(shown.network.lastResult?.reason, "INCORRECT-PASSWORD");
     const nothing = await exchange(client, id, { v: 1, rid: "n2", op: "network" });
     assert.deepEqual(nothing, { v: 1, rid: "n2", op: "network", ok: false, reason: "NOTHING_PENDING" });
-    // forget, then a new key voids it
+    // forget, then a hello with another key: the registered P-256 key is pinned, the change stays
     await t.cloud.network.forgetDeviceNetwork({ deviceId: id, ssid: "Home" });
     await exchange(client, id, { v: 1, rid: "h3", op: "hello", rev: 1, seal: 3, key: sealPublicKey(nodeSeal, new Uint8Array(32).fill(7)) });
+    assert.deepEqual((await t.cloud.services.getDevice({ deviceId: id })).network.pendingChange, { seq: 2, action: "forget" }, "pinned key kept");
+    // the operator resets the key (the device really lost it): the change sealed to the old key is void
+    await t.cloud.network.resetSealingKey({ deviceId: id });
     const voided = await t.cloud.services.getDevice({ deviceId: id });
     assert.equal(voided.network.pendingChange, null);
     assert.equal(voided.network.lastResult?.result, "UNREADABLE");
+    // and the device's next hello registers its new key
+    await exchange(client, id, { v: 1, rid: "h4", op: "hello", rev: 1, seal: 3, key: sealPublicKey(nodeSeal, new Uint8Array(32).fill(7)) });
+    assert.equal((await t.cloud.services.getDevice({ deviceId: id })).network.sealingKey, true);
     assert.ok(t.cloud.registry.auditLog(20, id).some((r) => r.action === "network.set" && !r.detail?.includes("Home")), "audited without the SSID");
   });
 

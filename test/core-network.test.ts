@@ -320,6 +320,7 @@ describe("protocol: network messages (modules/protocol.ts)", () => {
     { v: 1, rid: "c", op: "config", ok: true, rev: 2, hotspots: [ZIP, CAFE] },
     { v: 1, rid: "n", op: "network", ok: true, seq: 1, sealed: new Uint8Array(80).fill(1) },
     { v: 1, rid: "r", op: "network-result", ok: true, seq: 1 },
+    { v: 1, rid: "i", op: "issue", ok: true, gen: 2, sealed: new Uint8Array(162).fill(2) }, // a sealed rotation (9.5)
     { v: 1, rid: "n", op: "network", ok: false, reason: "NOTHING_PENDING" },
   ];
   for (const response of responses) {

@@ -454,7 +454,7 @@ describe("docs/protocol.md examples", () => {
     const text = examples.find((t) => /"op":"issue","ok":true/.test(t));
     assert.ok(text);
     const response = decodeResponse(utf8Encode(text));
-    assert.ok(response.ok && response.op === "issue");
+    assert.ok(response.ok && response.op === "issue" && "nonce" in response);
     const temporary = deriveTemporarySecret(digest, fromHex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff00112233445566778899aabbccddeeff"), "lamp-0001");
     const secret = unwrapSecret(digest, deriveWrapKey(digest, temporary), "lamp-0001", response.nonce, { ciphertext: response.secret, tag: response.tag });
     assert.ok(secret);

@@ -234,6 +234,33 @@ describe("e2e: ConnectionManager against the reference cloud", function () {
     }
   });
 
+  it("Rotation_DeviceKeyRegistered_SealedToIt_CoreOpensCommitsAndKeepsNewSecret", async () => {
+    // the real core with sync on: its first hello registers its P-256 key, so the rotation is sealed to it (docs/protocol.md 9.5)
+    const secret = randomBytes(32).toString("hex");
+    const deviceId = "e2e-rotate-sealed";
+    await test.cloud.services.registerSecretDevice({ deviceId, secretHex: secret });
+    const config = { deviceId, option: "secret", secret, cloud: cloudConfig(test.cloud) };
+    const flash = new SimulatedFlash();
+    const first = createNodeDevice(config, { kv: flash, manager: { ...fastRetry, sync: true } });
+    first.manager.start();
+    try {
+      await waitFor(first.manager, online);
+      await until(() => test.cloud.network.net.columns(deviceId)?.seal_key?.length === 65);
+      await test.cloud.services.rotateSecret({ deviceId });
+      assert.equal((await waitFor(first.manager, (s) => s.credential === "permanent")).state, "ONLINE");
+    } finally {
+      first.manager.stop();
+    }
+    assert.equal((await test.cloud.services.getDevice({ deviceId })).generation, 1);
+    const again = createNodeDevice(config, { kv: flash, manager: { ...fastRetry, sync: true } });
+    again.manager.start();
+    try {
+      assert.equal((await waitFor(again.manager, online)).credential, "permanent");
+    } finally {
+      again.manager.stop();
+    }
+  });
+
   it("Rotation_PowerCutAtEveryWrite_OfflineDeviceHearsOnConnect_EndsOnNewGeneration", async () => {
     const lot = await test.cloud.services.createProvisioningKey({ lot: "e2e-rotate-lot" });
     let cuts = 0;
