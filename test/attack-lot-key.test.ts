@@ -37,7 +37,7 @@ function hexCandidates(text: string): Uint8Array[] {
 async function claim(t: TestCloud, id: string, temporary: Uint8Array, counter: number): Promise<{ client: MqttClient; secret: Uint8Array }> {
   const client = await mustConnect(t.cloud, { id, password: loginPassword(id, temporary, "t", counter) });
   const issued = await exchange(client, id, { v: 1, rid: `squat-${counter}`, op: "issue" });
-  assert.ok(issued.ok && issued.op === "issue", `issue refused: ${JSON.stringify(issued)}`);
+  assert.ok(issued.ok && issued.op === "issue" && "nonce" in issued, `issue refused: ${JSON.stringify(issued)}`);
   const secret = unwrapSecret(digest, deriveWrapKey(digest, temporary), id, issued.nonce, { ciphertext: issued.secret, tag: issued.tag });
   assert.ok(secret);
   const committed = await exchange(client, id, { v: 1, rid: `commit-${counter}`, op: "commit", gen: issued.gen, proof: deriveCommitProof(digest, secret, id, issued.gen) });
