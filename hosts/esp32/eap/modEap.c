@@ -9,10 +9,13 @@
  * - the station's last disconnect reason (wifi_err_reason_t): Moddable's
  *   callback passes only -1 (handshake failure) or 0.
  *
- * NEVER COMPILED: written against the ESP-IDF 5.5/6.0 headers
- * (components/wpa_supplicant/esp_supplicant/include/esp_eap_client.h,
- * esp_wifi.h, esp_wifi_types_generic.h, esp_event.h) without an ESP-IDF
- * toolchain on the machine it was written on. See docs/moddable.md.
+ * Compiled, never linked or run: `npm run check:esp32` compiles it against the
+ * ESP-IDF v6.0 headers with the esp32c3 build's include folders, for rv32imc,
+ * -Wall -Wextra -Werror; no Xtensa compile, no link, no board (docs/moddable.md).
+ * esp_eap_client.h is reached relative to $(IDF_PATH)/components, as Moddable's
+ * own ESP32 modules reach headers outside its default include list
+ * (modPreference.c: "nvs_flash/include/nvs_flash.h"). The manifest's
+ * { "idf": "wpa_supplicant" } puts the component on the link (CMake REQUIRES).
  *
  * Ownership: esp_eap_client copies identity, username, password and the domain
  * name, but keeps the POINTERS it is given for the CA certificate, the client
