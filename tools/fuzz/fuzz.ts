@@ -10,6 +10,7 @@
  *   npm run fuzz -- --harness request,eap --count 200000 --seed 7
  *   npm run fuzz -- --network                     decoders, then the long network fuzz
  *   npm run fuzz -- --network-only --connections 3000 --datagrams 30000 --conversations 200
+ *   npm run fuzz -- --xs 5000                     also the device decoders on XS (xsnap), 5000 inputs each
  *   npm run fuzz -- --record                      records test/fuzz/corpus/seeds.json again
  *   npm run fuzz -- --list
  */
@@ -21,6 +22,7 @@ import type { Finding, HarnessReport } from "../../test/fuzz/support/engine";
 import { HARNESSES } from "../../test/fuzz/support/harnesses";
 import { fuzzRunningCloud } from "../../test/fuzz/support/network";
 import { runPooled } from "../../test/fuzz/support/pool";
+import { fuzzOnXs, xsAvailable } from "../../test/fuzz/support/xs-fuzz";
 import { recordCorpus } from "../../test/fuzz/support/record";
 
 interface Args {
@@ -34,16 +36,18 @@ interface Args {
   datagrams: number;
   conversations: number;
   hangMs: number;
+  /** inputs per core harness on XS (0: no XS run) */
+  xsCount: number;
 }
 
 const USAGE = `usage: npm run fuzz -- [--harness a,b] [--count N] [--seed S] [--findings DIR] [--hang-ms MS]
                      [--network | --network-only] [--connections N] [--datagrams N] [--conversations N]
-                     [--record] [--list]`;
+                     [--xs N] [--record] [--list]`;
 
 function parseArgs(argv: string[]): Args | "list" | "record" {
   const args: Args = {
     harnesses: HARNESSES.map((h) => h.name), count: 50_000, seed: 1, findings: "fuzz-findings", network: false, decoders: true,
-    connections: 2000, datagrams: 20_000, conversations: 100, hangMs: 10_000,
+    connections: 2000, datagrams: 20_000, conversations: 100, hangMs: 10_000, xsCount: 0,
   };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
@@ -73,6 +77,7 @@ function parseArgs(argv: string[]): Args | "list" | "record" {
     } else if (flag === "--connections") args.connections = number();
     else if (flag === "--datagrams") args.datagrams = number();
     else if (flag === "--conversations") args.conversations = number();
+    else if (flag === "--xs") args.xsCount = number();
     else if (flag === "--help" || flag === "-h") throw new Error(USAGE);
     else throw new Error(`unknown option ${flag}\n${USAGE}`);
   }
@@ -118,6 +123,19 @@ async function main(): Promise<number> {
     const seconds = (performance.now() - started) / 1000;
     console.log(`total: ${total} inputs in ${seconds.toFixed(1)} s (${Math.round(total / seconds)} inputs/s including worker start), ${reports.reduce((n, r) => n + r.findings.length, 0)} findings, load average ${load()}`);
     for (const r of reports) findings.push(...r.findings);
+  }
+  if (args.xsCount > 0) {
+    if (!xsAvailable()) throw new Error("--xs: xsnap-worker is not built (npm install builds it)");
+    const { reports, ms } = await fuzzOnXs(loadCorpus(), args.xsCount, args.seed);
+    const total = reports.reduce((n, r) => n + r.inputs, 0);
+    console.log(`xs: ${reports.length} core harnesses on XS, ${total} inputs in ${(ms / 1000).toFixed(1)} s (${Math.round(total / (ms / 1000))} inputs/s)`);
+    for (const r of reports) {
+      console.log(`  ${r.harness.padEnd(17)}${pad(r.inputs, 8)}${pad(r.accepted, 9)}${pad(r.refused, 9)}${pad(r.crashes.length, 4)}`);
+      for (const c of r.crashes) {
+        console.log(`    crash: ${c.detail}`);
+        findings.push({ harness: `xs:${r.harness}`, kind: "crash", detail: c.detail, inputHex: c.inputHex });
+      }
+    }
   }
   if (args.network) {
     console.log(`network: ${args.connections} MQTT connections, ${args.datagrams} RADIUS datagrams, ${args.conversations} mutated EAP-TTLS conversations`);

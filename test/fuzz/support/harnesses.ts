@@ -563,6 +563,20 @@ const PROBES: readonly Harness[] = [
   },
 ];
 
+/** Seeds of the portable core harnesses (core-fuzz.ts, run on XS), as hex. */
+export function coreSeeds(corpus: Corpus): Record<string, string[]> {
+  const hexOf = (list: Uint8Array[]) => list.map((b) => Buffer.from(b).toString("hex"));
+  const networkChange = HARNESSES.find((h) => h.name === "networkChange")!.seeds(corpus);
+  const out: Record<string, string[]> = {
+    networkChange: hexOf(networkChange),
+    flashSlot: hexOf(Object.values(corpus.flash).map((v) => new Uint8Array(Buffer.from(v, "base64")))),
+    credentialPayload: hexOf(recordPayloads(corpus, ["cred", "ctr"])),
+    networkPayload: hexOf(recordPayloads(corpus, ["hotspots", "nets", "netkey", "tfloor"])),
+  };
+  for (const name of ["request", "response", "cloudMessage", "status", "topic", "loginPassword", "config"]) out[name] = hexOf(seedBytes(corpus, name));
+  return out;
+}
+
 /** The harness called `name`. */
 export function harness(name: string): Harness {
   const found = HARNESSES.find((h) => h.name === name) ?? PROBES.find((h) => h.name === name);
