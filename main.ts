@@ -28,6 +28,7 @@ import { validateConfig, type DeviceConfig } from "wcm/config";
 import { ConnectionManager, type ManagerStatus } from "wcm/manager";
 import type { RetryPolicy } from "wcm/retry";
 import { factoryIdentity } from "wcm-host/factory-identity";
+import { hardwareTemporarySecret } from "wcm-host/hardware-key";
 import { createModdableLink } from "wcm-host/mqtt-link";
 import { createNetworkPort } from "wcm-host/network";
 import { moddableClock, moddableRandom, moddableScheduler, nativeDigest, preferenceStore } from "wcm-host/ports";
@@ -50,9 +51,22 @@ interface AppSettings {
    * shortens it to watch several retries of a refused device in seconds.
    */
   retry?: RetryPolicy;
+  /**
+   * temporarySecretFrom "hardware": the eFuse key block (0..5) holding the lot key
+   * (default 5; the NVS identity's hmacKeyBlock, written by make-lot, takes precedence)
+   */
+  hmacKeyBlock?: number | string;
   /** no longer used: private networks come from the cloud, hotspots from `hotspots` */
   networks?: unknown;
   hotspotCa?: unknown;
+}
+
+/** The eFuse key block of a hardware-mode device: 0..5, default 5 (BLOCK_KEY5). */
+function keyBlock(value: unknown): number {
+  if (value === undefined) return 5;
+  const n = typeof value === "string" && /^[0-5]$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 5) throw new Error("hmacKeyBlock: an eFuse key block, 0..5");
+  return n;
 }
 
 function describe(status: ManagerStatus): string {
@@ -128,8 +142,10 @@ function main(): void {
   const factory = factoryIdentity();
   let device: DeviceConfig;
   let retry: RetryPolicy | undefined;
+  let block = 5;
   try {
     retry = retryPolicy(settings?.retry);
+    block = keyBlock(factory?.hmacKeyBlock ?? settings?.hmacKeyBlock);
     device = validateConfig(factory ? { ...settings, ...NO_IDENTITY, ...factory } : settings);
   } catch (error) {
     trace(`wcm config invalid: ${error instanceof Error ? error.message : "error"}\n`);
@@ -141,6 +157,8 @@ function main(): void {
   }
   applyTimeFloor(Math.max(app.timeFloor ?? 0, device.buildTime ?? 0));
   const network = createNetworkPort();
+  // hardware mode: the temporary secret comes from the HMAC peripheral (ESP32 s2/s3/c3/c6), not from flash
+  const temporarySecret = device.option === "temporary" && "temporarySecretFrom" in device ? hardwareTemporarySecret(block) : undefined;
 
   const manager = new ConnectionManager(device, {
     digest: nativeDigest,
@@ -151,6 +169,7 @@ function main(): void {
     kv: preferenceStore(),
     link: createModdableLink,
     ...(network ? { network } : {}),
+    ...(temporarySecret ? { temporarySecret } : {}),
     log: (level, message) => trace(`wcm log ${level} ${message}\n`),
   }, retry ? { retry } : {});
   // the core's wall clock: build time, the cloud's last time (persisted), monotonic time

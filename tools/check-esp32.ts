@@ -77,6 +77,25 @@ function cFiles(dir: string): string[] {
   }).sort();
 }
 
+/**
+ * The error a C file's own manifest (manifest.json beside it) gives for `platform`,
+ * when its platforms block refuses it (as Moddable's wifi manifest does for
+ * unsupported platforms; hosts/esp32/hmac exists only on chips with an HMAC
+ * peripheral). Matched as mcconfig matches: the full platform, then its prefix, then "...".
+ */
+function chipRefusal(file: string, platform: string): string | undefined {
+  const manifest = join(resolve(file, ".."), "manifest.json");
+  if (!existsSync(manifest)) return undefined;
+  const platforms = (JSON.parse(readFileSync(manifest, "utf8")) as { platforms?: Record<string, { error?: string }> }).platforms;
+  if (!platforms) return undefined;
+  const parts = platform.split("/");
+  for (let n = parts.length; n > 0; n--) {
+    const entry = platforms[parts.slice(0, n).join("/")];
+    if (entry) return entry.error;
+  }
+  return platforms["..."]?.error;
+}
+
 /** Make variables of a generated makefile, printed by a one-rule makefile read after it. */
 function makeVariables(makefile: string, scratch: string, names: string[]): Record<string, string> {
   const printer = join(scratch, "print-variables.mk");
@@ -211,9 +230,15 @@ function checkBuild(platform: string, out: string, compile: boolean): void {
   record(build, "xsl (links, runs preloads) + mcrez (make -o sdkconfig.h mc.xs.c mc.resources.c)", linked ? "passed" : "failed",
     linked ? `${summary}; ${warnings} warnings` : excerpt(link.log));
 
-  const sources = cFiles(HOST);
   const makefileText = readFileSync(makefile, "utf8");
-  for (const file of sources) {
+  const sources: string[] = [];
+  for (const file of cFiles(HOST)) {
+    const refusal = chipRefusal(file, build);
+    if (refusal !== undefined && !makefileText.includes(file)) {
+      record(build, `C in the build: ${relative(ROOT, file)}`, "not run", `chip-specific, its manifest refuses ${build}: ${refusal.slice(0, 80)}`);
+      continue;
+    }
+    sources.push(file);
     if (!makefileText.includes(file)) record(build, `C in the build: ${relative(ROOT, file)}`, "failed", "not in the generated makefile: no manifest lists it");
   }
   if (!compile) {

@@ -1,0 +1,16 @@
+/*
+ * wcm-host/hardware-key where there is no key hardware (the lin simulator, ESP32
+ * chips without an HMAC peripheral): a temporary device configured with
+ * temporarySecretFrom "hardware" then fails with KEY_UNAVAILABLE (the core's
+ * message says there is no hardware key port). The ESP32 version is
+ * hosts/esp32/hmac/hardware-key.ts.
+ */
+import type { TemporarySecretPort } from "wcm/ports";
+
+/** false: this build has no hardware key. */
+export const hasHardwareKey = false;
+
+/** No hardware key here. */
+export function hardwareTemporarySecret(_block: number): TemporarySecretPort | undefined {
+  return undefined;
+}
