@@ -7,10 +7,17 @@
  *     with its issued secret (kept in the simulator's Preference file);
  * then one image built with the cloud settings alone runs as three devices of a
  * lot whose identities come from make-lot's NVS partition CSVs (two secret
- * devices and a certificate device), with no rebuild between them.
+ * devices and a certificate device), with no rebuild between them; then the
+ * refusals (revoked, wrong secret, counter behind, cloud unreachable, wrong
+ * server CA), each reported, survived and retried on the back-off of
+ * docs/protocol.md 10.2, and the factory reset with device reset-counter; then
+ * the live heap and a release build.
  * Needs $MODDABLE (an SDK whose lin tools are built: mcconfig, mcsim on PATH or
  * under $MODDABLE/build/bin/lin/release), tsc on PATH, xvfb-run, stdbuf, timeout.
- * Usage: tsx tools/check-moddable-sim.ts    (exit 0 when every check passes)
+ * Usage: tsx tools/check-moddable-sim.ts [--write-docs]    (exit 0 when every check passes)
+ *   prints a figures block (checks passed, bytecode, heap) at the end; with
+ *   --write-docs a full passing run also writes it into docs/moddable.md.
+ *   WCM_CHECK_ONLY=refusals,heap runs only those sections.
  *
  * It writes provisioning/device.json (the manifest fragment the build includes)
  * for each device and restores the previous one at the end, and it moves the
@@ -40,11 +47,28 @@ const PROVISIONING = join(ROOT, "provisioning", "device.json");
 const PREFERENCES = "/tmp/modpreferences.json";
 // mcconfig names the build after the app's folder (this checkout's)
 const APP_NAME = basename(ROOT);
-const APP = join(MODDABLE, "build", "bin", "lin", "mc", "debug", APP_NAME, "mc.so");
+const appPath = (mode: BuildMode) => join(MODDABLE!, "build", "bin", "lin", "mc", mode, APP_NAME, "mc.so");
+type BuildMode = "debug" | "release";
+// the build mcsim runs: the last one made
+let app = appPath("debug");
 const RUN_SECONDS = Number(process.env.WCM_SIM_SECONDS ?? 45);
-// WCM_CHECK_ONLY=refusals,heap runs only those sections (devices, lot, refusals, heap)
+// WCM_CHECK_ONLY=refusals,heap runs only those sections (devices, lot, refusals, heap, release)
 const ONLY = process.env.WCM_CHECK_ONLY?.split(",");
 const section = (name: string) => !ONLY || ONLY.includes(name);
+// --write-docs: after a full run with every check passed, rewrite the figures block of docs/moddable.md
+const WRITE_DOCS = process.argv.includes("--write-docs");
+const DOC = join(ROOT, "docs", "moddable.md");
+const FIGURES_BEGIN = "<!-- check:moddable figures: written by `npm run check:moddable -- --write-docs`; do not edit by hand -->";
+const FIGURES_END = "<!-- end of check:moddable figures -->";
+
+/** What the run measured, for the figures block. */
+const figures = {
+  bytecode: {} as Partial<Record<BuildMode, { core: number; host: number }>>,
+  /** `wcm heap` at ONLINE, debug builds (whole VM, bytes); certificate identities from NVS apart (their DER blobs stay in chunks) */
+  onlineHeap: [] as { slots: number; chunks: number; nvsCertificate: boolean }[],
+  releaseHeap: "",
+  liveHeap: "",
+};
 
 interface Outcome { name: string; ok: boolean; detail: string }
 const outcomes: Outcome[] = [];
@@ -54,16 +78,19 @@ function record(name: string, ok: boolean, detail: string): void {
   console.log(`${ok ? "PASS" : "FAIL"} ${name}: ${detail}`);
 }
 
-function build(config: Record<string, unknown>): void {
+function build(config: Record<string, unknown>, mode: BuildMode = "debug"): void {
   mkdirSync(join(ROOT, "provisioning"), { recursive: true });
   writeFileSync(PROVISIONING, JSON.stringify({ config: { wcm: config } }, null, 2), { mode: 0o600 });
   const started = Date.now();
-  const result = spawnSync("mcconfig", ["-d", "-m", "-p", "lin", "-t", "build"], { cwd: ROOT, env: ENV, encoding: "utf8" });
+  const result = spawnSync("mcconfig", [...(mode === "debug" ? ["-d"] : []), "-m", "-p", "lin", "-t", "build"], { cwd: ROOT, env: ENV, encoding: "utf8" });
   const log = `${result.stdout}${result.stderr}`;
   if (result.status !== 0 || /typescript compile failure|error TS\d+/.test(log)) {
     throw new Error(`mcconfig failed (${result.status}):\n${log.split("\n").filter((line) => /error|fail/i.test(line)).slice(0, 30).join("\n")}`);
   }
-  console.log(`built in ${((Date.now() - started) / 1000).toFixed(1)} s; ${bytecodeSizes()}`);
+  const sizes = bytecodeSizes(mode);
+  figures.bytecode[mode] = sizes;
+  app = appPath(mode);
+  console.log(`built (${mode}) in ${((Date.now() - started) / 1000).toFixed(1)} s; bytecode: core (wcm/*) ${sizes.core} B, Moddable host (wcm-host/*) ${sizes.host} B`);
 }
 
 /**
@@ -95,15 +122,15 @@ function lastState(lines: string[]): string {
   return `${states.at(-1) ?? "no state traced"}${heap ? `; ${heap.slice(4)}${/\d/.test(heap) ? " (bytes, whole VM)" : ""}` : ""}`;
 }
 
-/** Sizes of the compiled XS bytecode (debug build, line info included) of the core and the host modules. */
-function bytecodeSizes(): string {
-  const base = join(MODDABLE!, "build", "tmp", "lin", "mc", "debug", APP_NAME, "modules");
+/** Sizes of the compiled XS bytecode of the core and the host modules (debug builds include line info). */
+function bytecodeSizes(mode: BuildMode): { core: number; host: number } {
+  const base = join(MODDABLE!, "build", "tmp", "lin", "mc", mode, APP_NAME, "modules");
   const total = (folder: string) => {
     const dir = join(base, folder);
     if (!existsSync(dir)) return 0;
     return readdirSync(dir).filter((file) => file.endsWith(".xsb")).reduce((sum, file) => sum + statSync(join(dir, file)).size, 0);
   };
-  return `bytecode: core (wcm/*) ${total("wcm")} B, Moddable host (wcm-host/*) ${total("wcm-host")} B`;
+  return { core: total("wcm"), host: total("wcm-host") };
 }
 
 /** One mcsim run: the wcm trace lines (with the time each arrived), and whether mcsim ended by itself. */
@@ -119,7 +146,7 @@ interface Run {
 function simulateRun(until: RegExp | ((lines: string[]) => boolean), seconds = RUN_SECONDS, linger = 1500): Promise<Run> {
   const matches = typeof until === "function" ? until : (lines: string[]) => until.test(lines.at(-1) ?? "");
   return new Promise((done) => {
-    const child = spawn("xvfb-run", ["-a", "timeout", String(seconds), "stdbuf", "-o0", "-e0", join(BIN, "mcsim"), APP], { env: ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("xvfb-run", ["-a", "timeout", String(seconds), "stdbuf", "-o0", "-e0", join(BIN, "mcsim"), app], { env: ENV, detached: true, stdio: ["ignore", "pipe", "pipe"] });
     const run: Run = { lines: [], times: [] };
     let buffer = "";
     let stopping = false;
@@ -134,6 +161,7 @@ function simulateRun(until: RegExp | ((lines: string[]) => boolean), seconds = R
       }
       setTimeout(() => {
         finished = true;
+        noteHeap(run.lines);
         done(run);
       }, 500);
     };
@@ -163,6 +191,16 @@ function simulateRun(until: RegExp | ((lines: string[]) => boolean), seconds = R
       stop();
     });
   });
+}
+
+/** Keeps the `wcm heap` figures at ONLINE of a debug run for the figures block. */
+function noteHeap(lines: string[]): void {
+  if (app !== appPath("debug")) return;
+  const nvsCertificate = lines.some((line) => /^wcm boot .* option certificate identity nvs/.test(line));
+  for (const line of lines) {
+    const heap = /^wcm heap slots (\d+) chunks (\d+)/.exec(line);
+    if (heap) figures.onlineHeap.push({ slots: Number(heap[1]), chunks: Number(heap[2]), nvsCertificate });
+  }
 }
 
 /** Runs mcsim until a trace line matches `until` (or the time runs out); returns the wcm trace lines. */
@@ -391,7 +429,20 @@ async function main(): Promise<void> {
       build({ ...common, measureHeap: true, deviceId: "sim-heap-0001", option: "secret", secret: heapSecret, cloud: cloudSettings });
       lines = await simulate(/wcm heap-live stopped/);
       const live = heapFigures(lines);
+      figures.liveHeap = live ?? "";
       record("live heap measured at boot, ONLINE and stopped", live !== undefined, live ?? lastState(lines));
+    }
+
+    if (section("release")) {
+      // 7. a release build (no line info, no instrumentation): what goes to flash
+      rmSync(PREFERENCES, { force: true });
+      const releaseSecret = randomBytes(32).toString("hex");
+      await cloud.services.registerSecretDevice({ deviceId: "sim-release-0001", secretHex: releaseSecret });
+      build({ ...common, deviceId: "sim-release-0001", option: "secret", secret: releaseSecret, cloud: cloudSettings }, "release");
+      lines = await simulate(/wcm heap/);
+      figures.releaseHeap = lines.find((line) => line.startsWith("wcm heap"))?.slice(4) ?? "";
+      record("release build ONLINE, heap reported as n/a (no instrumentation in release)",
+        lines.some((line) => /wcm state ONLINE credential secret/.test(line)) && /^wcm heap n\/a \(release build/.test(lines.find((line) => line.startsWith("wcm heap")) ?? ""), lastState(lines));
     }
   } finally {
     await cloud.close();
@@ -402,8 +453,55 @@ async function main(): Promise<void> {
     if (savedPreferences) renameSync(savedPreferences, PREFERENCES);
   }
   const failed = outcomes.filter((outcome) => !outcome.ok);
-  console.log(`\n${outcomes.length - failed.length}/${outcomes.length} checks passed`);
+  const summary = `${outcomes.length - failed.length}/${outcomes.length} checks passed`;
+  console.log(`\n${summary}`);
+  const block = figuresBlock(summary);
+  console.log(`\n${block}`);
+  if (WRITE_DOCS) {
+    if (failed.length || ONLY) console.log("\n--write-docs: not written (needs a full run with every check passed)");
+    else {
+      const doc = readFileSync(DOC, "utf8");
+      const begin = doc.indexOf(FIGURES_BEGIN);
+      const end = doc.indexOf(FIGURES_END);
+      if (begin < 0 || end < begin) console.log(`\n--write-docs: no figures markers in ${DOC}`);
+      else {
+        writeFileSync(DOC, `${doc.slice(0, begin)}${FIGURES_BEGIN}\n${block}\n${doc.slice(end)}`);
+        console.log(`\n--write-docs: figures written to ${DOC}`);
+      }
+    }
+  }
   process.exit(failed.length ? 1 : 0);
+}
+
+/** The figures of this run as markdown (printed; with --write-docs also put in docs/moddable.md). */
+function figuresBlock(summary: string): string {
+  const sdk = spawnSync("git", ["-C", MODDABLE!, "log", "-1", "--format=%h %cs"], { encoding: "utf8" }).stdout.trim() || "unknown commit";
+  const version = spawnSync("git", ["-C", MODDABLE!, "describe", "--tags"], { encoding: "utf8" }).stdout.trim();
+  const n = (value: number) => value.toLocaleString("en-US");
+  const kb = (values: number[]) => {
+    const low = Math.min(...values) / 1024;
+    const high = Math.max(...values) / 1024;
+    return low.toFixed(1) === high.toFixed(1) ? `${low.toFixed(1)} KB` : `${low.toFixed(1)}-${high.toFixed(1)} KB`;
+  };
+  const bytecode = (mode: BuildMode) => {
+    const sizes = figures.bytecode[mode];
+    return sizes ? `core \`wcm/*\` ${n(sizes.core)} B, Moddable host \`wcm-host/*\` ${n(sizes.host)} B` : "not measured in this run";
+  };
+  const rows = figures.onlineHeap.filter((row) => !row.nvsCertificate);
+  const nvs = figures.onlineHeap.filter((row) => row.nvsCertificate);
+  const heap = rows.length
+    ? `slots ${kb(rows.map((row) => row.slots))}, chunks ${kb(rows.map((row) => row.chunks))} over ${rows.length} runs`
+      + (nvs.length ? `; the certificate device whose DER blobs come from NVS: slots ${kb(nvs.map((row) => row.slots))}, chunks ${kb(nvs.map((row) => row.chunks))}` : "")
+    : "not measured in this run";
+  return [
+    `Moddable SDK ${version || "?"} (${sdk}), lin, \`npm run check:moddable\` on ${new Date().toISOString().slice(0, 10)}:`,
+    `- **${summary}**`,
+    `- bytecode, debug build (line info included): ${bytecode("debug")}`,
+    `- bytecode, release build (what goes to flash): ${bytecode("release")}`,
+    `- XS heap of the whole VM at ONLINE (debug builds; wcm + TLS + MQTT; lin's slots are 64-bit, about twice an ESP32's): ${heap}`,
+    `- release build at ONLINE: \`${figures.releaseHeap || "not run"}\``,
+    `- live heap after a full GC (\`measureHeap\`), ${figures.liveHeap || "not measured in this run"}`,
+  ].join("\n");
 }
 
 main().catch((error) => {
