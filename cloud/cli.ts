@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { CloudError, isCloudError } from "./errors";
 import { generateMasterKeyHex, loadMasterKey } from "./master-key";
+import { replaceOwnerOnlyFile } from "./owner-files";
 import { MAX_CRL_BYTES } from "./pki";
 import { Registry } from "./registry";
 import { CloudServices } from "./services";
@@ -232,7 +233,7 @@ async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: strin
         if (dir === undefined) return issued;
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         writeFileSync(join(dir, `${issued.deviceId}.cert.pem`), issued.certificatePem);
-        writeFileSync(join(dir, `${issued.deviceId}.key.pem`), issued.privateKeyPem, { mode: 0o600 });
+        replaceOwnerOnlyFile(join(dir, `${issued.deviceId}.key.pem`), issued.privateKeyPem);
         return { deviceId: issued.deviceId, caName: issued.caName, fingerprint: issued.fingerprint, serial: issued.serial, certificate: join(dir, `${issued.deviceId}.cert.pem`), privateKey: join(dir, `${issued.deviceId}.key.pem`) };
       }
       case "device add-secret": {

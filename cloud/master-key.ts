@@ -4,11 +4,13 @@
  * Sources, first match wins: an explicit key (tests, embedding), a key file
  * (`masterKeyFile`, `--master-key-file`), the environment variable
  * WCM_MASTER_KEY. Text sources hold exactly 64 hex digits (surrounding
- * whitespace allowed). A missing or malformed key is a CloudError at start-up.
+ * whitespace allowed). A missing or malformed key is a CloudError at start-up;
+ * so is a key file that group or others may read or write (FILE_INSECURE).
  */
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { CloudError } from "./errors";
+import { assertOwnerOnly } from "./owner-files";
 
 /** Where the master key may come from. */
 export interface MasterKeySource {
@@ -45,6 +47,7 @@ export function loadMasterKey(source: MasterKeySource): Uint8Array {
     } catch {
       throw new CloudError("MASTER_KEY_MISSING", `cannot read the master key file ${source.masterKeyFile}`);
     }
+    assertOwnerOnly(source.masterKeyFile, "the master key file");
     if (text.length > 1024) throw new CloudError("MASTER_KEY_INVALID", "the master key file is too large");
     return parseMasterKey(text, "the master key file");
   }

@@ -21,9 +21,10 @@
  * enforces state rules (exists, revoked, pending) and throws CloudError.
  */
 import Database from "better-sqlite3";
-import { mkdirSync, chmodSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { CloudError } from "./errors";
+import { assertOwnerOnly, ensureOwnerOnlyDir, touchOwnerOnlyFile } from "./owner-files";
 import { SecretBox } from "./sealing";
 import { deviceNetworkView, migrateNetworkSchema, type DeviceNetworkView } from "./network-registry";
 
@@ -276,14 +277,18 @@ export class Registry {
 
   /**
    * Opens (creating if needed) `<dataDir>/registry.sqlite` and checks the master key.
+   * The folder is made 0700 and the file 0600 from the start.
+   * @throws CloudError FILE_INSECURE when the folder or the file is open to group or others
    * @throws CloudError MASTER_KEY_WRONG when the database was created under another key
    */
   static open(dataDir: string, masterKey: Uint8Array, options: RegistryOptions = {}): Registry {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    ensureOwnerOnlyDir(dataDir);
     const path = join(dataDir, "registry.sqlite");
+    // made 0600 before SQLite opens it: SQLite gives -wal and -shm the database file's mode
+    if (existsSync(path)) assertOwnerOnly(path, "the registry");
+    else touchOwnerOnlyFile(path);
     const db = new Database(path);
     try {
-      chmodSync(path, 0o600);
       db.pragma("journal_mode = WAL");
       db.pragma("synchronous = NORMAL");
       db.pragma("foreign_keys = ON");

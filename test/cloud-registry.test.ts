@@ -64,7 +64,7 @@ describe("cloud registry (Registry, SecretBox, loadMasterKey)", function () {
     dirs.push(dir);
     const hex = randomBytes(32).toString("hex");
     assert.deepEqual(Buffer.from(loadMasterKey({ env: { WCM_MASTER_KEY: hex } })).toString("hex"), hex);
-    writeFileSync(join(dir, "key"), `${hex}\n`);
+    writeFileSync(join(dir, "key"), `${hex}\n`, { mode: 0o600 });
     assert.deepEqual(Buffer.from(loadMasterKey({ masterKeyFile: join(dir, "key"), env: {} })).toString("hex"), hex);
     assert.throws(() => loadMasterKey({ env: { WCM_MASTER_KEY: "abc" } }), { code: "MASTER_KEY_INVALID" });
     assert.throws(() => loadMasterKey({ env: { WCM_MASTER_KEY: `${hex.slice(2)}zz` } }), { code: "MASTER_KEY_INVALID" });
