@@ -224,6 +224,16 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
       res.writeHead(response.status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
       res.end(text);
     };
+    const headers: Record<string, string | undefined> = {};
+    for (const [key, value] of Object.entries(req.headers)) headers[key] = Array.isArray(value) ? value.join(",") : value;
+    // refused before any body is read: a caller without the credential cannot make the API buffer 50 MiB
+    try {
+      checkAdminRequest(access, headers);
+    } catch (error) {
+      send(errorBody(isCloudError(error) ? error : new CloudError("INTERNAL", "internal error")));
+      req.resume();
+      return;
+    }
     const limit = (req.url ?? "").startsWith("/v1/devices/import") ? MAX_CSV_BYTES + 4096 : MAX_JSON_BODY_BYTES;
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > limit) {
@@ -247,8 +257,6 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
     });
     req.on("end", () => {
       if (refused) return;
-      const headers: Record<string, string | undefined> = {};
-      for (const [key, value] of Object.entries(req.headers)) headers[key] = Array.isArray(value) ? value.join(",") : value;
       dispatch({ method: req.method ?? "GET", url: req.url ?? "/", headers, body: Buffer.concat(chunks) }).then(send, () => {
         send(errorBody(new CloudError("INTERNAL", "internal error")));
       });

@@ -73,6 +73,8 @@ describe("cloud admin access (token, Host, Origin, JSON-only bodies, TLS)", func
   it("admin_NoToken_Unauthorized_NothingCreated", async function () {
     refused(await raw(port, "GET", "/v1/devices", { host }), 401, "UNAUTHORIZED");
     refused(await raw(port, "POST", "/v1/lots", { host, "content-type": "application/json" }, lotBody("no-token-lot")), 401, "UNAUTHORIZED");
+    // refused on the headers: the body (here 2 MiB of CSV) is never buffered or parsed
+    refused(await raw(port, "POST", "/v1/devices/import", { host, "content-type": "text/csv" }, "x".repeat(2 * 1024 * 1024)), 401, "UNAUTHORIZED");
     assert.equal(t.cloud.registry.lot("no-token-lot"), undefined);
   });
 
