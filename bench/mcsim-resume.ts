@@ -109,7 +109,10 @@ function run(cloud: Cloud, proxy: { roundTrips(): number[]; connections(): numbe
     };
     child.stdout.on("data", onData);
     child.stderr.on("data", onData);
-    child.on("exit", stop);
+    child.on("exit", (code, signal) => {
+      if (!finished) log.push(`mcsim exited early: code ${code} signal ${signal}`);
+      stop();
+    });
   });
 }
 
@@ -136,7 +139,7 @@ async function main(): Promise<void> {
       }
       const run1 = await run(cloud, proxy, RECONNECTS);
       results[mode] = { ...run1, serverResumed: cloud.mqtt.stats.tlsResumed, serverFull: cloud.mqtt.stats.tlsFull };
-      if (run1.again.length < RECONNECTS) console.log(`  ${mode}: only ${run1.again.length} reconnects; last lines:\n    ${run1.log.slice(-5).join("\n    ")}`);
+      if (run1.again.length < RECONNECTS) console.log(`  ${mode}: only ${run1.again.length} reconnects; last lines:\n    ${run1.log.slice(-6).join("\n    ")}`);
     }
     await cloud.close();
   } finally {
