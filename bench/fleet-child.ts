@@ -2,7 +2,7 @@
  * The reference cloud in a child process for bench/fleet-load.ts, so it can be
  * SIGKILLed in the middle of a storm and restarted on the same data directory
  * and port, and so its RSS is its own.
- * IPC: {cmd:"start", dataDir, port, masterKeyHex, lot?} | {cmd:"stats"} | {cmd:"check", expected} | {cmd:"close"};
+ * IPC: {cmd:"start", dataDir, port, masterKeyHex, lot?} | {cmd:"stats"} | {cmd:"check", expected} | {cmd:"import", csv} | {cmd:"close"};
  * each answered with a message of the same cmd (or {cmd:"error"}).
  */
 import { startCloud, type Cloud } from "../cloud/index";
@@ -17,7 +17,11 @@ export interface FleetChildStats {
   loginsRefused: number;
   rateLimited: number;
   connectionsRefused: number;
+  /** unauthenticated connections closed to make room at the pre-CONNECT caps */
+  evictions: number;
   tlsErrors: number;
+  tlsFull: number;
+  tlsResumed: number;
   liveSessions: number;
   unauthenticated: number;
   issued: number;
@@ -45,6 +49,7 @@ export type FleetChildRequest =
   | { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; lot?: string }
   | { cmd: "stats"; full?: boolean }
   | { cmd: "check" }
+  | { cmd: "import"; csv: string }
   | { cmd: "close" };
 
 let cloud: Cloud | undefined;
@@ -65,6 +70,8 @@ function stats(full = false): FleetChildStats {
     rss: memory.rss, heapUsed: memory.heapUsed, liveAfterGc: live, cpuMicros: cpu.user + cpu.system,
     loginsAccepted: cloud?.mqtt.stats.loginsAccepted ?? 0, loginsRefused: cloud?.mqtt.stats.loginsRefused ?? 0,
     rateLimited: cloud?.mqtt.stats.rateLimited ?? 0, connectionsRefused: cloud?.mqtt.stats.connectionsRefused ?? 0,
+    evictions: cloud?.mqtt.connections.evictions ?? 0,
+    tlsFull: cloud?.mqtt.stats.tlsFull ?? 0, tlsResumed: cloud?.mqtt.stats.tlsResumed ?? 0,
     tlsErrors: cloud?.mqtt.stats.tlsErrors ?? 0, liveSessions: cloud?.mqtt.liveSessions ?? 0,
     unauthenticated: cloud?.mqtt.unauthenticatedConnections ?? 0,
     issued: cloud?.issuance.stats.issued ?? 0, committed: cloud?.issuance.stats.committed ?? 0,
@@ -106,6 +113,9 @@ process.on("message", (message: FleetChildRequest) => {
         process.send?.({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, provisioningKeyHex, stats: stats() });
       } else if (message.cmd === "stats") {
         process.send?.({ cmd: "stats", stats: stats(message.full === true) });
+      } else if (message.cmd === "import") {
+        const result = await cloud!.services.importDevicesCsv({ csv: message.csv });
+        process.send?.({ cmd: "import", imported: result.imported });
       } else if (message.cmd === "check") {
         process.send?.({ cmd: "check", check: check() });
       } else if (message.cmd === "close") {

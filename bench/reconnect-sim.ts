@@ -1,0 +1,113 @@
+/*
+ * One simulator process of bench/reconnect.ts: `count` permanent devices (the
+ * Node simulator host: the portable ConnectionManager with its default retry
+ * policy, MQTT.js over TLS with a one-entry TLS session cache, each its own
+ * in-memory SimulatedFlash), all connecting from this process's own loopback
+ * source address. Counts, per device, the connection attempts and how each
+ * failed one ended (CONNACK code or a network close) since the last "arm".
+ * IPC: {cmd:"start", ...} | {cmd:"arm"} | {cmd:"report"} | {cmd:"stop"}; each answered with the same cmd.
+ * The device secrets are derived from a seed sent over IPC (never argv).
+ */
+import { createHmac } from "node:crypto";
+import { createNodeDevice } from "../hosts/node/device";
+import { SimulatedFlash } from "../hosts/node/file-preferences";
+import { createMqttLink, TlsSessionCache } from "../hosts/node/mqtt-link";
+import type { ConnectionManager } from "../modules/manager";
+import type { CloudLink } from "../modules/ports";
+
+export type SimRequest =
+  | { cmd: "start"; from: number; count: number; source: string; port: number; caPem: string; seedHex: string }
+  | { cmd: "arm" }
+  | { cmd: "report" }
+  | { cmd: "stop" };
+
+export interface SimReport {
+  online: number;
+  /** per device: epoch ms of the first ONLINE after it went offline since "arm" (0: not yet back / never left) */
+  backAt: number[];
+  /** per device: connection attempts since "arm" */
+  attempts: number[];
+  /** failed attempts since "arm" by how they ended: "connack-N" or "network" */
+  closes: Record<string, number>;
+  /** this process's CPU time so far, microseconds */
+  cpuMicros: number;
+}
+
+/** The bench's secret of device `i` (hex), derived from the run's seed. */
+export function benchSecret(seedHex: string, i: number): string {
+  return createHmac("sha256", Buffer.from(seedHex, "hex")).update(`reconnect-${i}`).digest("hex");
+}
+
+/** The device id of device `i`. */
+export const benchDeviceId = (i: number) => `storm-${String(i).padStart(5, "0")}`;
+
+const managers: ConnectionManager[] = [];
+let backAt: number[] = [];
+let attempts: number[] = [];
+let left: boolean[] = [];
+let closes: Record<string, number> = {};
+let armed = false;
+
+function start(message: Extract<SimRequest, { cmd: "start" }>): void {
+  backAt = new Array(message.count).fill(0);
+  attempts = new Array(message.count).fill(0);
+  left = new Array(message.count).fill(false);
+  for (let k = 0; k < message.count; k++) {
+    const i = message.from + k;
+    const sessionCache = new TlsSessionCache();
+    const link = (): CloudLink => {
+      attempts[k]++;
+      const inner = createMqttLink({ localAddress: message.source, sessionCache });
+      return {
+        connect: (options, events) => inner.connect(options, {
+          ...events,
+          onClose: (info) => {
+            const key = info.connackCode !== undefined && info.connackCode !== 0 ? `connack-${info.connackCode}` : "network";
+            if (armed) closes[key] = (closes[key] ?? 0) + 1;
+            events.onClose(info);
+          },
+        }),
+        publish: (topic, payload) => inner.publish(topic, payload),
+        subscribe: (topic) => inner.subscribe(topic),
+        close: () => inner.close(),
+      } as CloudLink;
+    };
+    const { manager } = createNodeDevice(
+      { deviceId: benchDeviceId(i), option: "secret", secret: benchSecret(message.seedHex, i), cloud: { host: "127.0.0.1", port: message.port, ca: message.caPem, serverName: "localhost" } },
+      { kv: new SimulatedFlash(), link },
+    );
+    manager.onStatus((status) => {
+      if (!armed) return;
+      if (status.state !== "ONLINE") left[k] = true;
+      else if (left[k] && backAt[k] === 0) backAt[k] = Date.now();
+    });
+    managers.push(manager);
+    manager.start();
+  }
+}
+
+function report(): SimReport {
+  const cpu = process.cpuUsage();
+  return { online: managers.filter((m) => m.status.state === "ONLINE").length, backAt, attempts, closes, cpuMicros: cpu.user + cpu.system };
+}
+
+process.on("message", (message: SimRequest) => {
+  if (message.cmd === "start") {
+    start(message);
+    process.send?.({ cmd: "start" });
+  } else if (message.cmd === "arm") {
+    armed = true;
+    backAt.fill(0);
+    attempts.fill(0);
+    left.fill(false);
+    closes = {};
+    process.send?.({ cmd: "arm" });
+  } else if (message.cmd === "report") {
+    process.send?.({ cmd: "report", report: report() });
+  } else if (message.cmd === "stop") {
+    for (const m of managers) m.stop();
+    process.send?.({ cmd: "stop" });
+    setTimeout(() => process.exit(0), 200).unref();
+  }
+});
+process.on("disconnect", () => process.exit(0));

@@ -1,0 +1,257 @@
+/*
+ * `npm run bench:reconnect`: a reconnect storm (not part of `npm test`).
+ *
+ * N permanent devices (secret option, registered by CSV) in P simulator
+ * processes (bench/reconnect-sim.ts), each process with its own loopback
+ * source address (127.0.0.2, .3, ...), each device with its own flash, the
+ * core's default retry policy and a one-entry TLS session cache. Once all are
+ * ONLINE, the cloud (bench/fleet-child.ts, default limits) is SIGKILLed and
+ * restarted on the same data directory and port; once all are back, it is
+ * stopped gracefully (SIGTERM path: cloud.close()) and restarted. Per run:
+ * seconds until all are ONLINE counted from the new cloud listening,
+ * p50/p90/p99/max per device, attempts per device, refusals by where they
+ * happened (at accept by rate, evicted at the pre-CONNECT cap, login
+ * admission rate, CONNACK code seen by the devices), cloud CPU and RSS over
+ * time, the load average, and the CPU the simulator processes took.
+ *
+ * Settings: --devices=N (WCM_RECONNECT_DEVICES, default 10000),
+ * --procs=P simulator processes (default 4). Needs ulimit -n >= N + 1000.
+ */
+import { fork, execSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { randomBytes } from "node:crypto";
+import { tmpdir, cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FleetChildStats } from "./fleet-child";
+import { benchDeviceId, benchSecret, type SimReport, type SimRequest } from "./reconnect-sim";
+import { percentile, table } from "./table";
+
+const WATCHDOG_MS = 20 * 60_000;
+const RUN_BUDGET_MS = 5 * 60_000;
+
+function setting(name: string, env: string, fallback: number, min: number, max: number): number {
+  const arg = process.argv.slice(2).find((a) => a.startsWith(`--${name}=`));
+  const raw = arg ? arg.slice(name.length + 3) : process.env[env];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${name} must be an integer in ${min}..${max}`);
+  return value;
+}
+
+const DEVICES = setting("devices", "WCM_RECONNECT_DEVICES", 10_000, 10, 50_000);
+const PROCS = setting("procs", "WCM_RECONNECT_PROCS", 4, 1, 16);
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
+
+/** A child process spoken to by request/reply over IPC (replies in order). */
+class Child<Req extends { cmd: string }> {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  #waiting: ((reply: Record<string, unknown>) => void)[] = [];
+
+  constructor(script: string) {
+    this.child = fork(fileURLToPath(new URL(script, import.meta.url)), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    this.child.on("message", (reply: Record<string, unknown>) => this.#waiting.shift()?.(reply));
+    this.exited = new Promise((resolve) => this.child.once("exit", (code) => resolve(code)));
+  }
+
+  request<T>(message: Req, timeoutMs = 120_000): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`child: no reply to ${message.cmd}`)), timeoutMs);
+      this.#waiting.push((reply) => {
+        clearTimeout(timer);
+        if (reply.cmd === "error") reject(new Error(`child: ${String(reply.message)}`));
+        else resolve(reply as T);
+      });
+      this.child.send(message);
+    });
+  }
+
+  kill(): Promise<number | null> {
+    this.child.kill("SIGKILL");
+    return this.exited;
+  }
+
+  async close(cmd: Req): Promise<void> {
+    try {
+      if (this.child.connected) await this.request(cmd, 20_000);
+    } catch {
+      // killed below
+    }
+    const killer = setTimeout(() => this.child.kill("SIGKILL"), 5000);
+    await this.exited;
+    clearTimeout(killer);
+  }
+}
+
+type CloudReq = { cmd: "start"; dataDir: string; port: number; masterKeyHex: string } | { cmd: "stats" } | { cmd: "import"; csv: string } | { cmd: "check" } | { cmd: "close" };
+type Cloud = Child<CloudReq>;
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function startCloud(dataDir: string, port: number, masterKeyHex: string): Promise<{ cloud: Cloud; caPem: string; listenAt: number }> {
+  const cloud = new Child<CloudReq>("./fleet-child.ts");
+  const reply = await cloud.request<{ caPem: string }>({ cmd: "start", dataDir, port, masterKeyHex });
+  return { cloud, caPem: reply.caPem, listenAt: Date.now() };
+}
+
+const stats = async (cloud: Cloud) => (await cloud.request<{ stats: FleetChildStats }>({ cmd: "stats" })).stats;
+const reports = (sims: Child<SimRequest>[]) => Promise.all(sims.map(async (s) => (await s.request<{ report: SimReport }>({ cmd: "report" })).report));
+
+interface Sample { t: number; cpuPct: number; rssMb: number; online: number; load1: number }
+
+interface RunResult {
+  label: string;
+  back: number;
+  allSeconds: number;
+  p50: number; p90: number; p99: number; max: number;
+  attemptsMean: number; attemptsMax: number; attemptsP99: number;
+  closes: Record<string, number>;
+  refusedAtAccept: number; evictions: number; rateLimited: number; loginsRefused: number;
+  tlsFull: number; tlsResumed: number;
+  cloudCpuS: number; cloudPeakRssMb: number; simCpuS: number; seconds: number;
+  samples: Sample[];
+  lockedOut: number;
+}
+
+/** Stops the cloud (kill or graceful), restarts it, and follows the fleet until every device is back. */
+async function run(label: string, how: "kill" | "graceful", state: { cloud: Cloud }, dataDir: string, port: number, masterKeyHex: string, sims: Child<SimRequest>[]): Promise<RunResult> {
+  await Promise.all(sims.map((s) => s.request({ cmd: "arm" })));
+  const simCpu0 = (await reports(sims)).reduce((a, r) => a + r.cpuMicros, 0);
+  if (how === "kill") await state.cloud.kill();
+  else await state.cloud.close({ cmd: "close" });
+  await sleep(1000); // every device has seen the loss
+  const started = await startCloud(dataDir, port, masterKeyHex);
+  state.cloud = started.cloud;
+  const { listenAt } = started;
+  const samples: Sample[] = [];
+  let lastCpu = (await stats(state.cloud)).cpuMicros;
+  let lastT = performance.now();
+  let last: SimReport[] = [];
+  const deadline = performance.now() + RUN_BUDGET_MS;
+  let peakRss = 0;
+  for (;;) {
+    await sleep(1000);
+    const s = await stats(state.cloud);
+    last = await reports(sims);
+    const now = performance.now();
+    const online = last.reduce((a, r) => a + r.online, 0);
+    samples.push({ t: (Date.now() - listenAt) / 1000, cpuPct: ((s.cpuMicros - lastCpu) / 1000 / (now - lastT)) * 100, rssMb: s.rss / 2 ** 20, online, load1: loadavg()[0] });
+    peakRss = Math.max(peakRss, s.rss);
+    lastCpu = s.cpuMicros;
+    lastT = now;
+    const back = last.reduce((a, r) => a + r.backAt.filter((b) => b > 0).length, 0);
+    if ((online === DEVICES && back === DEVICES) || now > deadline) break;
+  }
+  const backAt = last.flatMap((r) => r.backAt);
+  const times = backAt.filter((b) => b > 0).map((b) => (b - listenAt) / 1000);
+  const attempts = last.flatMap((r) => r.attempts);
+  const closes: Record<string, number> = {};
+  for (const r of last) for (const [k, v] of Object.entries(r.closes)) closes[k] = (closes[k] ?? 0) + v;
+  const s = await stats(state.cloud);
+  const check = (await state.cloud.request<{ check: { lockedOut: number } }>({ cmd: "check" })).check;
+  return {
+    label, back: times.length, allSeconds: times.length === DEVICES ? Math.max(...times) : Number.NaN,
+    p50: percentile(times, 50), p90: percentile(times, 90), p99: percentile(times, 99), max: Math.max(...times),
+    attemptsMean: attempts.reduce((a, b) => a + b, 0) / attempts.length, attemptsMax: Math.max(...attempts), attemptsP99: percentile(attempts, 99),
+    closes, refusedAtAccept: s.connectionsRefused, evictions: s.evictions, rateLimited: s.rateLimited, loginsRefused: s.loginsRefused,
+    tlsFull: s.tlsFull, tlsResumed: s.tlsResumed,
+    cloudCpuS: s.cpuMicros / 1e6, cloudPeakRssMb: peakRss / 2 ** 20,
+    simCpuS: (last.reduce((a, r) => a + r.cpuMicros, 0) - simCpu0) / 1e6, seconds: samples.length ? samples[samples.length - 1].t : 0,
+    samples, lockedOut: check.lockedOut,
+  };
+}
+
+function timeline(samples: Sample[]): string {
+  const step = Math.max(1, Math.ceil(samples.length / 12));
+  const rows = [["s after listen", "cloud CPU % of a core", "cloud RSS MB", "devices ONLINE", "load1"]];
+  for (let i = 0; i < samples.length; i += step) {
+    const s = samples[i];
+    rows.push([fmt(s.t), fmt(s.cpuPct), fmt(s.rssMb), String(s.online), fmt(s.load1, 2)]);
+  }
+  const endSample = samples[samples.length - 1];
+  if (endSample && (samples.length - 1) % step !== 0) rows.push([fmt(endSample.t), fmt(endSample.cpuPct), fmt(endSample.rssMb), String(endSample.online), fmt(endSample.load1, 2)]);
+  return table(rows);
+}
+
+async function main(): Promise<void> {
+  const watchdog = setTimeout(() => {
+    console.error("reconnect bench: watchdog fired");
+    process.exit(3);
+  }, WATCHDOG_MS);
+  watchdog.unref();
+  const soft = Number(execSync("sh -c 'ulimit -n'").toString().trim());
+  console.log(`wcm reconnect bench: ${DEVICES} permanent devices in ${PROCS} simulator processes (one loopback source each), ${cpus().length} CPUs, node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  if (Number.isFinite(soft) && soft < DEVICES + 1000) {
+    console.error(`need ulimit -n >= ${DEVICES + 1000}; run: ulimit -n 65536 && npm run bench:reconnect`);
+    process.exit(2);
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), "wcm-reconnect-"));
+  const port = await freePort();
+  const masterKeyHex = randomBytes(32).toString("hex");
+  const seedHex = randomBytes(32).toString("hex");
+  const first = await startCloud(dataDir, port, masterKeyHex);
+  const state = { cloud: first.cloud };
+  const lines = ["device_id,option,secret_hex"];
+  for (let i = 0; i < DEVICES; i++) lines.push(`${benchDeviceId(i)},secret,${benchSecret(seedHex, i)}`);
+  await state.cloud.request({ cmd: "import", csv: `${lines.join("\n")}\n` });
+  const sims: Child<SimRequest>[] = [];
+  const results: RunResult[] = [];
+  let failed = false;
+  try {
+    const per = Math.ceil(DEVICES / PROCS);
+    for (let p = 0; p < PROCS; p++) {
+      const sim = new Child<SimRequest>("./reconnect-sim.ts");
+      sims.push(sim);
+      const from = p * per;
+      await sim.request({ cmd: "start", from, count: Math.max(0, Math.min(per, DEVICES - from)), source: `127.0.0.${2 + p}`, port, caPem: first.caPem, seedHex });
+    }
+    const t0 = performance.now();
+    for (;;) {
+      await sleep(1000);
+      const online = (await reports(sims)).reduce((a, r) => a + r.online, 0);
+      if (online === DEVICES) break;
+      if (performance.now() - t0 > RUN_BUDGET_MS) throw new Error(`only ${online}/${DEVICES} ONLINE at first boot`);
+    }
+    console.log(`   all ${DEVICES} ONLINE at start after ${fmt((performance.now() - t0) / 1000, 1)} s`);
+    results.push(await run("SIGKILL + restart", "kill", state, dataDir, port, masterKeyHex, sims));
+    results.push(await run("graceful stop + restart", "graceful", state, dataDir, port, masterKeyHex, sims));
+  } finally {
+    for (const s of sims) await s.close({ cmd: "stop" });
+    await state.cloud.close({ cmd: "close" });
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  console.log(`\nReconnect after a cloud restart, ${DEVICES} devices, cloud on default limits; seconds counted from the new cloud listening`);
+  console.log(table([
+    ["run", "back", "all back s", "p50 s", "p90 s", "p99 s", "max s", "attempts mean/p99/max", "device-side failed attempts", "refused at accept (rate)", "evicted at pre-CONNECT cap", "login RATE_LIMITED", "logins refused", "TLS full/resumed", "locked out", "cloud CPU s", "cloud peak RSS MB", "simulators CPU s"],
+    ...results.map((r) => [r.label, `${r.back}/${DEVICES}`, fmt(r.allSeconds, 1), fmt(r.p50, 1), fmt(r.p90, 1), fmt(r.p99, 1), fmt(r.max, 1),
+      `${fmt(r.attemptsMean, 2)}/${r.attemptsP99}/${r.attemptsMax}`, Object.entries(r.closes).map(([k, v]) => `${k}=${v}`).join(" ") || "none",
+      String(r.refusedAtAccept), String(r.evictions), String(r.rateLimited), String(r.loginsRefused), `${r.tlsFull}/${r.tlsResumed}`, String(r.lockedOut),
+      fmt(r.cloudCpuS, 1), fmt(r.cloudPeakRssMb), fmt(r.simCpuS, 1)]),
+  ]));
+  console.log("   issue 15's figures (10,000 devices, before any change): p99 65-85 s, all back in 80-106 s");
+  for (const r of results) {
+    console.log(`\n   ${r.label}: cloud CPU and RSS over time (simulators took ${fmt(r.simCpuS, 1)} s of CPU over ${fmt(r.seconds)} s, i.e. ${fmt((r.simCpuS / Math.max(1, r.seconds)) * 100)}% of one core)`);
+    console.log(timeline(r.samples));
+    if (r.back !== DEVICES || r.lockedOut !== 0) {
+      failed = true;
+      console.error(`FAILED: ${r.label}: ${r.back}/${DEVICES} back, ${r.lockedOut} locked out`);
+    }
+  }
+  console.log(`\n   load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  process.exit(failed ? 1 : 0);
+}
+
+void main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
