@@ -4,11 +4,14 @@
  * Network failures and an unavailable server back off exponentially from seconds;
  * authentication failures (the cloud refused the credential) back off from
  * minutes, because retrying them fast cannot help and looks like an attack.
+ * A busy cloud (CONNACK 3, server unavailable: docs/protocol.md section 10)
+ * is retried within a short window that widens linearly, with full jitter,
+ * so a fleet refused together spreads out instead of waking in waves.
  * A server's retry-after, when given, is honoured as a floor.
  */
 
 /** Why the previous attempt failed, as far as retry timing is concerned. */
-export type FailureClass = "network" | "server" | "auth";
+export type FailureClass = "network" | "server" | "auth" | "busy";
 
 /** Back-off bounds in milliseconds. */
 export interface RetryPolicy {
@@ -16,7 +19,16 @@ export interface RetryPolicy {
   networkMaxMs: number;
   authBaseMs: number;
   authMaxMs: number;
+  /** busy: the shortest wait (default 500 ms) */
+  busyMinMs?: number;
+  /** busy: the window width of the first retry, added again per further busy answer (default 4 s) */
+  busyWindowMs?: number;
+  /** busy: the widest window (default 20 s) */
+  busyWindowMaxMs?: number;
 }
+
+/** Busy-window defaults: a retry in 0.5-4.5 s, then 0.5-8.5 s, ..., at most 0.5-20.5 s. */
+export const DEFAULT_BUSY_RETRY = { busyMinMs: 500, busyWindowMs: 4000, busyWindowMaxMs: 20_000 } as const;
 
 /** Defaults: 1 s doubling to 2 min for the network, 1 min doubling to 1 h for authentication. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
@@ -33,8 +45,11 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
  * @param random01 - a uniform random number in [0, 1) (the jitter)
  * @param policy - bounds
  * @param retryAfterMs - a server-given minimum delay, if any
- * @returns milliseconds: half the capped exponential delay plus a random share of the other half ("equal jitter")
+ * @returns milliseconds: for "busy", busyMinMs plus a random share of min(busyWindowMaxMs, busyWindowMs x attempt)
+ *   ("full jitter" over a linearly widening window); otherwise half the capped exponential delay plus a random
+ *   share of the other half ("equal jitter")
  * @example nextRetryDelay("network", 1, 0.5) === 750
+ * @example nextRetryDelay("busy", 1, 0.5) === 2500
  */
 export function nextRetryDelay(
   failure: FailureClass,
@@ -43,11 +58,19 @@ export function nextRetryDelay(
   policy: RetryPolicy = DEFAULT_RETRY_POLICY,
   retryAfterMs = 0,
 ): number {
+  const jitter = Number.isFinite(random01) ? Math.min(Math.max(random01, 0), 0.999999) : 0.5;
+  if (failure === "busy") {
+    const min = policy.busyMinMs ?? DEFAULT_BUSY_RETRY.busyMinMs;
+    const step = policy.busyWindowMs ?? DEFAULT_BUSY_RETRY.busyWindowMs;
+    const widest = policy.busyWindowMaxMs ?? DEFAULT_BUSY_RETRY.busyWindowMaxMs;
+    const n = Number.isFinite(attempt) ? Math.min(Math.max(Math.floor(attempt), 1), 1_000_000) : 1;
+    const delay = Math.floor(min + Math.min(widest, step * n) * jitter);
+    return Math.max(delay, Math.min(retryAfterMs, min + widest));
+  }
   const base = failure === "auth" ? policy.authBaseMs : policy.networkBaseMs;
   const max = failure === "auth" ? policy.authMaxMs : policy.networkMaxMs;
   const exponent = Number.isFinite(attempt) ? Math.min(Math.max(Math.floor(attempt), 1) - 1, 30) : 0;
   const capped = Math.min(max, base * 2 ** exponent);
-  const jitter = Number.isFinite(random01) ? Math.min(Math.max(random01, 0), 0.999999) : 0.5;
   const delay = Math.floor(capped / 2 + (capped / 2) * jitter);
   return Math.max(delay, Math.min(retryAfterMs, max));
 }

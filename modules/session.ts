@@ -383,7 +383,8 @@ export class Session implements RequestChannelHost, CredentialFlowHost, NetworkD
       return;
     }
     if (code === CONNACK.serverUnavailable) {
-      this.fail("server", "SERVER_UNAVAILABLE", info.detail);
+      // "cloud busy" (docs/protocol.md section 10): a short jittered window, not the network's exponential back-off
+      this.fail("busy", "SERVER_UNAVAILABLE", info.detail);
       return;
     }
     this.fail("network", this.#status.state === "ONLINE" ? "CONNECTION_LOST" : "NETWORK", info.detail);

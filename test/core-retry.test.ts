@@ -1,9 +1,10 @@
 /*
  * nextRetryDelay: equal-jitter exponential back-off, its bounds per failure class,
- * the server floor, and clamping of out-of-range inputs.
+ * the server floor, and clamping of out-of-range inputs; the "busy" class (CONNACK 3):
+ * a linearly widening full-jitter window, never the network's exponential growth.
  */
 import assert from "node:assert/strict";
-import { DEFAULT_RETRY_POLICY, nextRetryDelay, type FailureClass, type RetryPolicy } from "../modules/retry";
+import { DEFAULT_BUSY_RETRY, DEFAULT_RETRY_POLICY, nextRetryDelay, type FailureClass, type RetryPolicy } from "../modules/retry";
 
 const RANDOMS = [0, 1e-9, 0.25, 0.5, 0.75, 0.999999, 0.9999999999];
 
@@ -111,5 +112,57 @@ describe("nextRetryDelay", () => {
     const policy: RetryPolicy = { networkBaseMs: 10, networkMaxMs: 50, authBaseMs: 100, authMaxMs: 150 };
     assert.deepEqual([1, 2, 3, 4, 5].map((attempt) => nextRetryDelay("network", attempt, 0, policy)), [5, 10, 20, 25, 25]);
     assert.deepEqual([1, 2, 3].map((attempt) => nextRetryDelay("auth", attempt, 0, policy)), [50, 75, 75]);
+  });
+
+  describe("busy (CONNACK 3, server unavailable)", () => {
+    const table: [attempt: number, random: number, expected: number][] = [
+      [1, 0, 500], [1, 0.5, 2500], [1, 0.999999, 4499],
+      [2, 0, 500], [2, 0.5, 4500], [2, 0.999999, 8499],
+      [3, 0.5, 6500], [5, 0.5, 10_500], [5, 0.999999, 20_499],
+      [6, 0.999999, 20_499], [100, 0.5, 10_500], [1e9, 0.25, 5500],
+      [0, 0.5, 2500], [-3, 0.5, 2500], [Number.NaN, 0.5, 2500], [1.7, 0.5, 2500],
+      [1, Number.NaN, 2500], [1, -1, 500], [1, 2, 4499],
+    ];
+    for (const [attempt, random, expected] of table) {
+      it(`Busy_attempt${attempt}_random${random}_${expected}`, () => {
+        assert.equal(nextRetryDelay("busy", attempt, random), expected);
+      });
+    }
+
+    it("DocExample_Busy1_Half_2500", () => {
+      assert.equal(nextRetryDelay("busy", 1, 0.5), 2500);
+    });
+
+    it("Defaults", () => {
+      assert.deepEqual(DEFAULT_BUSY_RETRY, { busyMinMs: 500, busyWindowMs: 4000, busyWindowMaxMs: 20_000 });
+    });
+
+    it("NeverExceedsTheWidestWindow_AndStaysFarBelowNetworkBackOff", () => {
+      for (let attempt = 1; attempt <= 40; attempt++) {
+        for (const random of RANDOMS) {
+          const delay = nextRetryDelay("busy", attempt, random);
+          assert.ok(Number.isInteger(delay) && delay >= 500 && delay < 20_500, `attempt ${attempt} random ${random}: ${delay}`);
+        }
+      }
+      // the seventh network failure waits at least 32 s; the seventh busy answer at most 20.5 s
+      assert.ok(nextRetryDelay("busy", 7, 0.999999) < nextRetryDelay("network", 7, 0));
+    });
+
+    it("FullJitter_SpreadsAFleetOverTheWindow", () => {
+      // 1000 devices refused together, uniform randomness: their retries cover the first window evenly
+      const buckets = new Array(9).fill(0);
+      for (let i = 0; i < 1000; i++) buckets[Math.floor((nextRetryDelay("busy", 1, (i + 0.5) / 1000) - 500) / 500)]++;
+      assert.deepEqual(buckets.slice(0, 8), new Array(8).fill(125));
+    });
+
+    it("RetryAfter_FloorCappedAtWidestWindow", () => {
+      assert.equal(nextRetryDelay("busy", 1, 0, DEFAULT_RETRY_POLICY, 7000), 7000);
+      assert.equal(nextRetryDelay("busy", 1, 0, DEFAULT_RETRY_POLICY, 3_600_000), 20_500);
+    });
+
+    it("CustomPolicy", () => {
+      const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, busyMinMs: 100, busyWindowMs: 1000, busyWindowMaxMs: 2500 };
+      assert.deepEqual([1, 2, 3, 4].map((attempt) => nextRetryDelay("busy", attempt, 0.5, policy)), [600, 1100, 1350, 1350]);
+    });
   });
 });
