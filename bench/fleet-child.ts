@@ -6,6 +6,7 @@
  * each answered with a message of the same cmd (or {cmd:"error"}).
  */
 import { startCloud, type Cloud } from "../cloud/index";
+import type { ConnectionLimits } from "../cloud/limits";
 
 export interface FleetChildStats {
   rss: number;
@@ -19,6 +20,8 @@ export interface FleetChildStats {
   connectionsRefused: number;
   /** unauthenticated connections closed to make room at the pre-CONNECT caps */
   evictions: number;
+  /** over-capacity connections answered CONNACK 3 after TLS (busy) */
+  busyAnswered: number;
   tlsErrors: number;
   tlsFull: number;
   tlsResumed: number;
@@ -46,7 +49,7 @@ export interface FleetCheck {
 }
 
 export type FleetChildRequest =
-  | { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; lot?: string }
+  | { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; lot?: string; connections?: Partial<ConnectionLimits> }
   | { cmd: "stats"; full?: boolean }
   | { cmd: "check" }
   | { cmd: "import"; csv: string }
@@ -70,7 +73,7 @@ function stats(full = false): FleetChildStats {
     rss: memory.rss, heapUsed: memory.heapUsed, liveAfterGc: live, cpuMicros: cpu.user + cpu.system,
     loginsAccepted: cloud?.mqtt.stats.loginsAccepted ?? 0, loginsRefused: cloud?.mqtt.stats.loginsRefused ?? 0,
     rateLimited: cloud?.mqtt.stats.rateLimited ?? 0, connectionsRefused: cloud?.mqtt.stats.connectionsRefused ?? 0,
-    evictions: cloud?.mqtt.connections.evictions ?? 0,
+    evictions: cloud?.mqtt.connections.evictions ?? 0, busyAnswered: cloud?.mqtt.stats.busyAnswered ?? 0,
     tlsFull: cloud?.mqtt.stats.tlsFull ?? 0, tlsResumed: cloud?.mqtt.stats.tlsResumed ?? 0,
     tlsErrors: cloud?.mqtt.stats.tlsErrors ?? 0, liveSessions: cloud?.mqtt.liveSessions ?? 0,
     unauthenticated: cloud?.mqtt.unauthenticatedConnections ?? 0,
@@ -104,7 +107,7 @@ process.on("message", (message: FleetChildRequest) => {
       if (message.cmd === "start") {
         cloud = await startCloud({
           dataDir: message.dataDir, masterKey: Uint8Array.from(Buffer.from(message.masterKeyHex, "hex")), mqttPort: message.port,
-          maxConnections: 30_000,
+          maxConnections: 30_000, ...(message.connections ? { limits: { connections: message.connections } } : {}),
         });
         let provisioningKeyHex: string | undefined;
         if (message.lot && !cloud.registry.lot(message.lot)) {

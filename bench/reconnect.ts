@@ -13,9 +13,13 @@
  * happened (at accept by rate, evicted at the pre-CONNECT cap, login
  * admission rate, CONNACK code seen by the devices), cloud CPU and RSS over
  * time, the load average, and the CPU the simulator processes took.
+ * Both modes in one run, one after the other on the same machine: "before"
+ * (busy answers off: over capacity is a reset or an eviction, as on main
+ * before issue 15) and "after" (the default limits: CONNACK 3, the device's
+ * busy retry window; docs/protocol.md section 10).
  *
  * Settings: --devices=N (WCM_RECONNECT_DEVICES, default 10000),
- * --procs=P simulator processes (default 4). Needs ulimit -n >= N + 1000.
+ * --procs=P simulator processes (default 4), --mode=before|after|both. Needs ulimit -n >= N + 1000.
  */
 import { fork, execSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -24,6 +28,7 @@ import { randomBytes } from "node:crypto";
 import { tmpdir, cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { ConnectionLimits } from "../cloud/limits";
 import type { FleetChildStats } from "./fleet-child";
 import { benchDeviceId, benchSecret, type SimReport, type SimRequest } from "./reconnect-sim";
 import { percentile, table } from "./table";
@@ -42,6 +47,10 @@ function setting(name: string, env: string, fallback: number, min: number, max: 
 
 const DEVICES = setting("devices", "WCM_RECONNECT_DEVICES", 10_000, 10, 50_000);
 const PROCS = setting("procs", "WCM_RECONNECT_PROCS", 4, 1, 16);
+/** --mode=before|after|both (default both, one after the other in this run): before = busy answers off (busyTotal 0) */
+const MODE = process.argv.slice(2).find((a) => a.startsWith("--mode="))?.slice(7) ?? "both";
+const MODES = MODE === "both" ? ["before", "after"] : [MODE];
+if (!MODES.every((m) => m === "before" || m === "after")) throw new Error("mode must be before, after or both");
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
@@ -87,7 +96,7 @@ class Child<Req extends { cmd: string }> {
   }
 }
 
-type CloudReq = { cmd: "start"; dataDir: string; port: number; masterKeyHex: string } | { cmd: "stats" } | { cmd: "import"; csv: string } | { cmd: "check" } | { cmd: "close" };
+type CloudReq = { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; connections?: Partial<ConnectionLimits> } | { cmd: "stats" } | { cmd: "import"; csv: string } | { cmd: "check" } | { cmd: "close" };
 type Cloud = Child<CloudReq>;
 
 async function freePort(): Promise<number> {
@@ -98,9 +107,12 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Cloud connection limits of a mode: "before" turns busy answers off (resets and evictions, as main before issue 15). */
+let modeLimits: Partial<ConnectionLimits> | undefined;
+
 async function startCloud(dataDir: string, port: number, masterKeyHex: string): Promise<{ cloud: Cloud; caPem: string; listenAt: number }> {
   const cloud = new Child<CloudReq>("./fleet-child.ts");
-  const reply = await cloud.request<{ caPem: string }>({ cmd: "start", dataDir, port, masterKeyHex });
+  const reply = await cloud.request<{ caPem: string }>({ cmd: "start", dataDir, port, masterKeyHex, connections: modeLimits });
   return { cloud, caPem: reply.caPem, listenAt: Date.now() };
 }
 
@@ -116,7 +128,7 @@ interface RunResult {
   p50: number; p90: number; p99: number; max: number;
   attemptsMean: number; attemptsMax: number; attemptsP99: number;
   closes: Record<string, number>;
-  refusedAtAccept: number; evictions: number; rateLimited: number; loginsRefused: number;
+  refusedAtAccept: number; evictions: number; busyAnswered: number; rateLimited: number; loginsRefused: number;
   tlsFull: number; tlsResumed: number;
   cloudCpuS: number; cloudPeakRssMb: number; simCpuS: number; seconds: number;
   samples: Sample[];
@@ -163,7 +175,7 @@ async function run(label: string, how: "kill" | "graceful", state: { cloud: Clou
     label, back: times.length, allSeconds: times.length === DEVICES ? Math.max(...times) : Number.NaN,
     p50: percentile(times, 50), p90: percentile(times, 90), p99: percentile(times, 99), max: Math.max(...times),
     attemptsMean: attempts.reduce((a, b) => a + b, 0) / attempts.length, attemptsMax: Math.max(...attempts), attemptsP99: percentile(attempts, 99),
-    closes, refusedAtAccept: s.connectionsRefused, evictions: s.evictions, rateLimited: s.rateLimited, loginsRefused: s.loginsRefused,
+    closes, refusedAtAccept: s.connectionsRefused, evictions: s.evictions, busyAnswered: s.busyAnswered, rateLimited: s.rateLimited, loginsRefused: s.loginsRefused,
     tlsFull: s.tlsFull, tlsResumed: s.tlsResumed,
     cloudCpuS: s.cpuMicros / 1e6, cloudPeakRssMb: peakRss / 2 ** 20,
     simCpuS: (last.reduce((a, r) => a + r.cpuMicros, 0) - simCpu0) / 1e6, seconds: samples.length ? samples[samples.length - 1].t : 0,
@@ -183,18 +195,8 @@ function timeline(samples: Sample[]): string {
   return table(rows);
 }
 
-async function main(): Promise<void> {
-  const watchdog = setTimeout(() => {
-    console.error("reconnect bench: watchdog fired");
-    process.exit(3);
-  }, WATCHDOG_MS);
-  watchdog.unref();
-  const soft = Number(execSync("sh -c 'ulimit -n'").toString().trim());
-  console.log(`wcm reconnect bench: ${DEVICES} permanent devices in ${PROCS} simulator processes (one loopback source each), ${cpus().length} CPUs, node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  if (Number.isFinite(soft) && soft < DEVICES + 1000) {
-    console.error(`need ulimit -n >= ${DEVICES + 1000}; run: ulimit -n 65536 && npm run bench:reconnect`);
-    process.exit(2);
-  }
+/** One mode: a fresh registry, the fleet ONLINE, then the two restarts. */
+async function scenario(mode: string, results: RunResult[]): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "wcm-reconnect-"));
   const port = await freePort();
   const masterKeyHex = randomBytes(32).toString("hex");
@@ -205,8 +207,6 @@ async function main(): Promise<void> {
   for (let i = 0; i < DEVICES; i++) lines.push(`${benchDeviceId(i)},secret,${benchSecret(seedHex, i)}`);
   await state.cloud.request({ cmd: "import", csv: `${lines.join("\n")}\n` });
   const sims: Child<SimRequest>[] = [];
-  const results: RunResult[] = [];
-  let failed = false;
   try {
     const per = Math.ceil(DEVICES / PROCS);
     for (let p = 0; p < PROCS; p++) {
@@ -222,20 +222,40 @@ async function main(): Promise<void> {
       if (online === DEVICES) break;
       if (performance.now() - t0 > RUN_BUDGET_MS) throw new Error(`only ${online}/${DEVICES} ONLINE at first boot`);
     }
-    console.log(`   all ${DEVICES} ONLINE at start after ${fmt((performance.now() - t0) / 1000, 1)} s`);
-    results.push(await run("SIGKILL + restart", "kill", state, dataDir, port, masterKeyHex, sims));
-    results.push(await run("graceful stop + restart", "graceful", state, dataDir, port, masterKeyHex, sims));
+    console.log(`   ${mode}: all ${DEVICES} ONLINE at start after ${fmt((performance.now() - t0) / 1000, 1)} s`);
+    results.push(await run(`${mode}: SIGKILL + restart`, "kill", state, dataDir, port, masterKeyHex, sims));
+    results.push(await run(`${mode}: graceful stop + restart`, "graceful", state, dataDir, port, masterKeyHex, sims));
   } finally {
     for (const s of sims) await s.close({ cmd: "stop" });
     await state.cloud.close({ cmd: "close" });
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+async function main(): Promise<void> {
+  const watchdog = setTimeout(() => {
+    console.error("reconnect bench: watchdog fired");
+    process.exit(3);
+  }, WATCHDOG_MS);
+  watchdog.unref();
+  const soft = Number(execSync("sh -c 'ulimit -n'").toString().trim());
+  console.log(`wcm reconnect bench: ${DEVICES} permanent devices in ${PROCS} simulator processes (one loopback source each), ${cpus().length} CPUs, node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  if (Number.isFinite(soft) && soft < DEVICES + 1000) {
+    console.error(`need ulimit -n >= ${DEVICES + 1000}; run: ulimit -n 65536 && npm run bench:reconnect`);
+    process.exit(2);
+  }
+  const results: RunResult[] = [];
+  let failed = false;
+  for (const mode of MODES) {
+    modeLimits = mode === "before" ? { busyTotal: 0 } : undefined;
+    await scenario(mode, results);
+  }
   console.log(`\nReconnect after a cloud restart, ${DEVICES} devices, cloud on default limits; seconds counted from the new cloud listening`);
   console.log(table([
-    ["run", "back", "all back s", "p50 s", "p90 s", "p99 s", "max s", "attempts mean/p99/max", "device-side failed attempts", "refused at accept (rate)", "evicted at pre-CONNECT cap", "login RATE_LIMITED", "logins refused", "TLS full/resumed", "locked out", "cloud CPU s", "cloud peak RSS MB", "simulators CPU s"],
+    ["run", "back", "all back s", "p50 s", "p90 s", "p99 s", "max s", "attempts mean/p99/max", "device-side failed attempts", "refused at accept (rate)", "evicted at pre-CONNECT cap", "answered busy (CONNACK 3)", "login RATE_LIMITED", "logins refused", "TLS full/resumed", "locked out", "cloud CPU s", "cloud peak RSS MB", "simulators CPU s"],
     ...results.map((r) => [r.label, `${r.back}/${DEVICES}`, fmt(r.allSeconds, 1), fmt(r.p50, 1), fmt(r.p90, 1), fmt(r.p99, 1), fmt(r.max, 1),
       `${fmt(r.attemptsMean, 2)}/${r.attemptsP99}/${r.attemptsMax}`, Object.entries(r.closes).map(([k, v]) => `${k}=${v}`).join(" ") || "none",
-      String(r.refusedAtAccept), String(r.evictions), String(r.rateLimited), String(r.loginsRefused), `${r.tlsFull}/${r.tlsResumed}`, String(r.lockedOut),
+      String(r.refusedAtAccept), String(r.evictions), String(r.busyAnswered), String(r.rateLimited), String(r.loginsRefused), `${r.tlsFull}/${r.tlsResumed}`, String(r.lockedOut),
       fmt(r.cloudCpuS, 1), fmt(r.cloudPeakRssMb), fmt(r.simCpuS, 1)]),
   ]));
   console.log("   issue 15's figures (10,000 devices, before any change): p99 65-85 s, all back in 80-106 s");

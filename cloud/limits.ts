@@ -357,6 +357,16 @@ export interface ConnectionLimits {
   helloTimeoutMs: number;
   /** source addresses tracked (default 50,000) */
   maxTrackedSources: number;
+  /**
+   * connections answered "busy" (TLS, then CONNACK 3 to the first bytes, then closed; docs/protocol.md
+   * section 10) at once, in place of a reset at accept or the eviction of a connection still within
+   * staleMs (default 64; 0: reset and evict as before)
+   */
+  busyTotal: number;
+  /** busy answers begun per second (default burst 100, 100/s): bounds the TLS work they cost */
+  busyRate: RateLimit;
+  /** an unauthenticated connection younger than this (ms, default 1000) is not evicted for a newcomer of a source holding as many: the newcomer is answered busy */
+  staleMs: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -366,14 +376,21 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   newTotal: { burst: 300, perSecond: 300 },
   helloTimeoutMs: 3000,
   maxTrackedSources: 50_000,
+  busyTotal: 64,
+  busyRate: { burst: 100, perSecond: 100 },
+  staleMs: 1000,
 };
 
 /** Why a connection was refused at accept. */
 export type ConnectionRefusal = "SOURCE_RATE" | "TOTAL_RATE";
 
-/** One admitted unauthenticated connection. */
+/** One admitted unauthenticated connection, or one to be answered busy. */
 export interface ConnectionTicket {
   readonly source: string;
+  /** when it was admitted (ms) */
+  readonly at: number;
+  /** answer CONNACK 3 after TLS and close: counted apart, never evicted */
+  readonly busy: boolean;
   /** closes the connection (called when it is evicted) */
   readonly close: () => void;
 }
@@ -388,6 +405,14 @@ export interface ConnectionTicket {
  * some sources thus churns through its own slots, while a device from any
  * other source keeps its one connection until it logs in. Refused (rate)
  * connections are closed at once, before any TLS work.
+ *
+ * Busy answers (docs/protocol.md section 10): where the total rate would
+ * refuse, or a cap would evict a connection younger than staleMs that belongs
+ * to a source holding no more than the newcomer's (a fleet from balanced
+ * sources, not a flood), the newcomer gets a busy ticket instead while
+ * busyTotal and busyRate allow: it is answered CONNACK 3 so the device waits a
+ * short jittered window instead of backing off as from a network failure.
+ * Beyond those bounds the old rule applies (reset or evict).
  */
 export class ConnectionLimiter {
   readonly limits: ConnectionLimits;
@@ -397,13 +422,40 @@ export class ConnectionLimiter {
   readonly #rate: TokenBuckets;
   readonly #totalRate: TokenBuckets;
   readonly #freshRate: TokenBuckets;
+  readonly #busyRate: TokenBuckets;
   #total = 0;
+  #busy = 0;
+  readonly #busyLive = new WeakSet<ConnectionTicket>();
+  /** connections answered busy so far */
+  busyAnswers = 0;
 
   constructor(limits: Partial<ConnectionLimits> = {}) {
     this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...limits };
     this.#rate = new TokenBuckets(this.limits.newPerSource, this.limits.maxTrackedSources);
     this.#totalRate = new TokenBuckets(this.limits.newTotal, 1);
     this.#freshRate = new TokenBuckets(this.limits.newTotal, 1);
+    this.#busyRate = new TokenBuckets(this.limits.busyRate, 1);
+  }
+
+  /** Connections being answered busy now. */
+  get busy(): number {
+    return this.#busy;
+  }
+
+  /** A busy ticket if the busy bounds allow one now. */
+  #busyTicket(source: string, now: number, close: () => void): ConnectionTicket | undefined {
+    if (this.#busy >= this.limits.busyTotal || !this.#busyRate.take("*", now)) return undefined;
+    this.#busy++;
+    this.busyAnswers++;
+    const ticket: ConnectionTicket = { source, at: now, busy: true, close };
+    this.#busyLive.add(ticket);
+    return ticket;
+  }
+
+  /** The oldest connection of `set` is younger than staleMs. */
+  #young(set: Set<ConnectionTicket>, now: number): boolean {
+    const oldest = set.values().next().value as ConnectionTicket | undefined;
+    return oldest !== undefined && now - oldest.at < this.limits.staleMs;
   }
 
   /** Unauthenticated connections now. */
@@ -419,20 +471,30 @@ export class ConnectionLimiter {
   /**
    * Admits a new connection from `source`, evicting others when a cap is full.
    * @param close - closes this connection if it is evicted later
-   * @returns the ticket (the caller must release() it exactly once), or why it is refused
+   * @returns the ticket (the caller must release() it exactly once; a busy one is answered CONNACK 3), or why it is refused
    */
   admit(source: string, now: number, close: () => void): ConnectionTicket | ConnectionRefusal {
     if (!this.#rate.take(source, now)) return "SOURCE_RATE";
     const mine = this.#perSource.get(source);
-    if (!(mine && mine.size > 0 ? this.#totalRate : this.#freshRate).take("*", now)) return "TOTAL_RATE";
-    if (mine && mine.size >= this.limits.unauthenticatedPerSource) this.#evictOldest(mine);
+    if (!(mine && mine.size > 0 ? this.#totalRate : this.#freshRate).take("*", now)) return this.#busyTicket(source, now, close) ?? "TOTAL_RATE";
+    if (mine && mine.size >= this.limits.unauthenticatedPerSource) {
+      const busy = this.#young(mine, now) ? this.#busyTicket(source, now, close) : undefined;
+      if (busy) return busy;
+      this.#evictOldest(mine);
+    }
+    let first = true;
     while (this.#total >= this.limits.unauthenticatedTotal) {
       let largest: Set<ConnectionTicket> | undefined;
       for (const set of this.#perSource.values()) if (!largest || set.size > largest.size) largest = set;
       if (!largest) break;
+      if (first && largest.size <= (this.#perSource.get(source)?.size ?? 0) + 1 && this.#young(largest, now)) {
+        const busy = this.#busyTicket(source, now, close);
+        if (busy) return busy;
+      }
+      first = false;
       this.#evictOldest(largest);
     }
-    const ticket: ConnectionTicket = { source, close };
+    const ticket: ConnectionTicket = { source, at: now, busy: false, close };
     let set = this.#perSource.get(source);
     if (!set) this.#perSource.set(source, (set = new Set()));
     set.add(ticket);
@@ -450,6 +512,10 @@ export class ConnectionLimiter {
 
   /** The connection authenticated, closed or was evicted: it no longer counts. Idempotent. */
   release(ticket: ConnectionTicket): void {
+    if (ticket.busy) {
+      if (this.#busyLive.delete(ticket)) this.#busy--;
+      return;
+    }
     const set = this.#perSource.get(ticket.source);
     if (!set || !set.delete(ticket)) return;
     if (set.size === 0) this.#perSource.delete(ticket.source);

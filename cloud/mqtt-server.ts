@@ -45,6 +45,9 @@ export const TLS12_CIPHERS = [
  * on any wcm topic (an app payload, or a `config` response, which only the cloud
  * sends) plus topic and header room.
  */
+/** CONNACK, remaining length 2, no session present, return code 3 (server unavailable) [MQTT-3.2.2.3] */
+const BUSY_CONNACK = Buffer.from([0x20, 0x02, 0x00, 0x03]);
+
 export const DEFAULT_MAX_PACKET_BYTES = Math.max(MAX_APP_PAYLOAD_BYTES, MAX_CONFIG_BYTES) + 512;
 
 /** Options of MqttServer.start. */
@@ -102,6 +105,8 @@ export interface MqttStats {
   loginsRefused: number;
   /** connections closed at accept by the per-source or total rate */
   connectionsRefused: number;
+  /** over-capacity connections answered CONNACK 3 (server unavailable) after TLS, instead of a reset */
+  busyAnswered: number;
   /** logins refused with RATE_LIMITED */
   rateLimited: number;
   /** TLS handshakes completed in full, and resumed (session id or ticket) */
@@ -141,7 +146,7 @@ function subscriptionAllowed(topic: string, session: Session): boolean {
 export class MqttServer {
   readonly stats: MqttStats = {
     tlsErrors: 0, oversized: 0, refusedPublish: 0, refusedSubscribe: 0, loginsAccepted: 0, loginsRefused: 0,
-    connectionsRefused: 0, rateLimited: 0, tlsFull: 0, tlsResumed: 0, tlsSessionsStored: 0,
+    connectionsRefused: 0, busyAnswered: 0, rateLimited: 0, tlsFull: 0, tlsResumed: 0, tlsSessionsStored: 0,
   };
   /** the credential decision (lockouts, login rates, refusal audit) */
   readonly auth: Authenticator;
@@ -150,6 +155,8 @@ export class MqttServer {
   readonly #sessionLifetimeS: number;
   readonly connections: ConnectionLimiter;
   readonly #now: () => number;
+  /** "address:port" of connections being answered busy */
+  readonly #busy = new Set<string>();
   /** admission tickets of unauthenticated connections by "address:port" */
   readonly #unauthenticated = new Map<string, ConnectionTicket>();
   #aggregateTimer: NodeJS.Timeout | undefined;
@@ -224,6 +231,10 @@ export class MqttServer {
       socket.destroy();
       return;
     }
+    if (admitted.busy) {
+      this.#answerBusy(socket, key, admitted);
+      return;
+    }
     this.#unauthenticated.set(key, admitted);
     this.#sockets.add(socket);
     const hello = setTimeout(() => {
@@ -240,6 +251,25 @@ export class MqttServer {
       this.#sockets.delete(socket);
       if (this.#unauthenticated.get(key) === admitted) this.#unauthenticated.delete(key);
       this.connections.release(admitted);
+    });
+  }
+
+  /**
+   * A connection over capacity (ConnectionLimiter busy ticket): TLS completes, its first bytes (the
+   * CONNECT) are answered CONNACK 3 without being parsed or authenticated, then it is closed; the whole
+   * exchange must end within helloTimeoutMs. Nothing is stored; the device waits a short jittered window
+   * (docs/protocol.md section 10).
+   */
+  #answerBusy(socket: Socket, key: string, ticket: ConnectionTicket): void {
+    this.#busy.add(key);
+    this.#sockets.add(socket);
+    const deadline = setTimeout(() => socket.destroy(), this.connections.limits.helloTimeoutMs);
+    deadline.unref();
+    socket.on("close", () => {
+      clearTimeout(deadline);
+      this.#busy.delete(key);
+      this.#sockets.delete(socket);
+      this.connections.release(ticket);
     });
   }
 
@@ -393,6 +423,12 @@ export class MqttServer {
     this.#aggregateTimer = setInterval(() => this.auth.flushRefusalAudit(), window);
     this.#aggregateTimer.unref();
     this.#server.on("secureConnection", (socket: TLSSocket) => {
+      if (this.#busy.has(`${socket.remoteAddress}:${socket.remotePort}`)) {
+        this.stats.busyAnswered++;
+        socket.once("data", () => socket.end(BUSY_CONNACK));
+        socket.on("error", () => socket.destroy());
+        return;
+      }
       if (socket.isSessionReused()) this.stats.tlsResumed++;
       else this.stats.tlsFull++;
       const connection = new GuardedConnection(socket, maxPacket);

@@ -83,7 +83,8 @@ describe("cloud limits (BoundedMap, TokenBuckets, LoginGuard, RefusalAudit, Conn
   });
 
   it("ConnectionLimiter_FullCapsEvictTheOldestOfTheLargestSource_NeverTheNewcomer_ReleasedOnAuth", function () {
-    const limiter = new ConnectionLimiter({ unauthenticatedPerSource: 2, unauthenticatedTotal: 3, newPerSource: { burst: 10, perSecond: 1 } });
+    // busyTotal 0: no busy answers (test/cloud-busy.test.ts), the eviction rule alone
+    const limiter = new ConnectionLimiter({ unauthenticatedPerSource: 2, unauthenticatedTotal: 3, newPerSource: { burst: 10, perSecond: 1 }, busyTotal: 0 });
     const closed: string[] = [];
     const admit = (source: string, name: string) => limiter.admit(source, 0, () => closed.push(name));
     const a1 = admit("a", "a1");
@@ -106,7 +107,7 @@ describe("cloud limits (BoundedMap, TokenBuckets, LoginGuard, RefusalAudit, Conn
   });
 
   it("ConnectionLimiter_TotalRate_ShedsAManySourceFloodAtAccept", function () {
-    const limiter = new ConnectionLimiter({ newTotal: { burst: 3, perSecond: 2 } });
+    const limiter = new ConnectionLimiter({ newTotal: { burst: 3, perSecond: 2 }, busyTotal: 0 });
     for (const source of ["a", "b", "c"]) {
       const ticket = limiter.admit(source, 0, () => {});
       assert.equal(typeof ticket, "object");
