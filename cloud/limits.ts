@@ -409,7 +409,8 @@ export interface ConnectionTicket {
  * Busy answers (docs/protocol.md section 10): where the total rate would
  * refuse, or a cap would evict a connection younger than staleMs that belongs
  * to a source holding no more than the newcomer's (a fleet from balanced
- * sources, not a flood), the newcomer gets a busy ticket instead while
+ * sources, not a flood; at the total cap only for a newcomer whose source
+ * already holds one, so an address with none pending always gets a slot), the newcomer gets a busy ticket instead while
  * busyTotal and busyRate allow: it is answered CONNACK 3 so the device waits a
  * short jittered window instead of backing off as from a network failure.
  * Beyond those bounds the old rule applies (reset or evict).
@@ -487,7 +488,9 @@ export class ConnectionLimiter {
       let largest: Set<ConnectionTicket> | undefined;
       for (const set of this.#perSource.values()) if (!largest || set.size > largest.size) largest = set;
       if (!largest) break;
-      if (first && largest.size <= (this.#perSource.get(source)?.size ?? 0) + 1 && this.#young(largest, now)) {
+      const held = this.#perSource.get(source)?.size ?? 0;
+      // a newcomer whose address holds none always gets a slot (issue 8: flooders' slots never lock a device out)
+      if (first && held > 0 && largest.size <= held + 1 && this.#young(largest, now)) {
         const busy = this.#busyTicket(source, now, close);
         if (busy) return busy;
       }

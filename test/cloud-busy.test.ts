@@ -41,13 +41,15 @@ describe("cloud admission: busy answers instead of resets", function () {
     // another source: evicted at once whatever the age (the flood holds more)
     assert.equal(kind(limiter.admit("device-1", 5, () => {})), "ADMITTED");
     assert.deepEqual(closed, [0]);
-    // four balanced sources of one connection each, all older than staleMs: evicted, not busy
-    const balanced = new ConnectionLimiter({ unauthenticatedTotal: 2, staleMs: 1000 });
+    // balanced sources of one connection each (one device per address)
+    const balanced = new ConnectionLimiter({ unauthenticatedTotal: 3, staleMs: 1000 });
     balanced.admit("x", 0, () => closed.push(100));
     balanced.admit("y", 0, () => closed.push(101));
-    assert.equal(kind(balanced.admit("z", 500, () => {})), "BUSY", "young: busy");
-    assert.equal(kind(balanced.admit("w", 1500, () => {})), "ADMITTED", "stale: the oldest is evicted");
-    assert.deepEqual(closed, [0, 100]);
+    balanced.admit("z", 0, () => closed.push(102));
+    assert.equal(kind(balanced.admit("z", 500, () => {})), "BUSY", "z already holds one, the others are young: busy");
+    assert.equal(kind(balanced.admit("w", 600, () => {})), "ADMITTED", "w holds none: it always gets a slot (the oldest is evicted)");
+    assert.equal(kind(balanced.admit("z", 1500, () => {})), "ADMITTED", "stale: the oldest is evicted");
+    assert.deepEqual(closed, [0, 100, 101]);
   });
 
   it("ConnectionLimiter_TotalRate_BusyWithinBusyRate_ThenReset_ReleaseIdempotent", function () {
