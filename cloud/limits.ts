@@ -365,7 +365,7 @@ export interface ConnectionLimits {
   busyTotal: number;
   /** busy answers begun per second (default burst 100, 100/s): bounds the TLS work they cost */
   busyRate: RateLimit;
-  /** an unauthenticated connection younger than this (ms, default 1000) is not evicted for a newcomer of a source holding as many: the newcomer is answered busy */
+  /** an unauthenticated connection younger than this (ms, default 3000, the ClientHello deadline) is not evicted for a newcomer of a source holding as many: the newcomer is answered busy */
   staleMs: number;
 }
 
@@ -378,7 +378,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   maxTrackedSources: 50_000,
   busyTotal: 64,
   busyRate: { burst: 100, perSecond: 100 },
-  staleMs: 1000,
+  staleMs: 3000,
 };
 
 /** Why a connection was refused at accept. */
