@@ -22,6 +22,8 @@ export interface FleetChildStats {
   evictions: number;
   /** over-capacity connections answered CONNACK 3 after TLS (busy) */
   busyAnswered: number;
+  /** busy tickets the limiter granted (answered or not: a busy connection whose TLS does not end within helloTimeoutMs is closed unanswered) */
+  busyTickets: number;
   tlsErrors: number;
   tlsFull: number;
   tlsResumed: number;
@@ -73,7 +75,7 @@ function stats(full = false): FleetChildStats {
     rss: memory.rss, heapUsed: memory.heapUsed, liveAfterGc: live, cpuMicros: cpu.user + cpu.system,
     loginsAccepted: cloud?.mqtt.stats.loginsAccepted ?? 0, loginsRefused: cloud?.mqtt.stats.loginsRefused ?? 0,
     rateLimited: cloud?.mqtt.stats.rateLimited ?? 0, connectionsRefused: cloud?.mqtt.stats.connectionsRefused ?? 0,
-    evictions: cloud?.mqtt.connections.evictions ?? 0, busyAnswered: cloud?.mqtt.stats.busyAnswered ?? 0,
+    evictions: cloud?.mqtt.connections.evictions ?? 0, busyAnswered: cloud?.mqtt.stats.busyAnswered ?? 0, busyTickets: cloud?.mqtt.connections.busyAnswers ?? 0,
     tlsFull: cloud?.mqtt.stats.tlsFull ?? 0, tlsResumed: cloud?.mqtt.stats.tlsResumed ?? 0,
     tlsErrors: cloud?.mqtt.stats.tlsErrors ?? 0, liveSessions: cloud?.mqtt.liveSessions ?? 0,
     unauthenticated: cloud?.mqtt.unauthenticatedConnections ?? 0,
