@@ -9,6 +9,7 @@
  * few JavaScript lines of curve.js and gcm.js around the native calls are not counted).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
+import { concatBytes } from "../../modules/bytes";
 import { jsSeal } from "../../modules/js-seal";
 import type {
   ClockPort,
@@ -27,17 +28,7 @@ import { device, other } from "./meter-split";
 const BLOCK = 64;
 
 function nativeSha256(...parts: Uint8Array[]): Uint8Array {
-  return other(() => {
-    let length = 0;
-    for (const part of parts) length += part.length;
-    const all = new Uint8Array(length);
-    let at = 0;
-    for (const part of parts) {
-      all.set(part, at);
-      at += part.length;
-    }
-    return sha256(all);
-  });
+  return other(() => sha256(concatBytes(...parts)));
 }
 
 /** hosts/moddable/ports.ts nativeDigest, over a SHA-256 metered as native. */

@@ -8,6 +8,7 @@
  * The PRNG is xoshiro128** seeded through splitmix32 (no Math.random): a seed and an index give
  * the same input on every run and every machine.
  */
+import { concatBytes } from "../../../modules/bytes";
 
 /** A seeded PRNG (xoshiro128**). */
 export class Prng {
@@ -234,14 +235,4 @@ function ascii(text: string): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
+const concat = concatBytes;
