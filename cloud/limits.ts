@@ -348,11 +348,13 @@ export interface ConnectionLimits {
    * new connections over all sources (default burst 300, 300/s, about what one
    * core completes in TLS handshakes): beyond it a flood is shed at accept,
    * before any TLS object exists. Two buckets of this size: one for sources
-   * that already hold an unauthenticated connection, one for a source's first
-   * one, so sources that hold many cannot spend the rate of a device that
-   * comes with one
+   * holding at least lightPending unauthenticated connections, one for the
+   * others, so sources that hold many cannot spend the rate of devices that
+   * come with one or a few (a household behind one NAT address)
    */
   newTotal: RateLimit;
+  /** a source holding fewer unauthenticated connections than this draws on the light sources' rate bucket (default 4) */
+  lightPending: number;
   /** ms a connection may stay silent after accept before its ClientHello starts (default 3000) */
   helloTimeoutMs: number;
   /** source addresses tracked (default 50,000) */
@@ -374,6 +376,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   unauthenticatedTotal: 256,
   newPerSource: { burst: 100, perSecond: 20 },
   newTotal: { burst: 300, perSecond: 300 },
+  lightPending: 4,
   helloTimeoutMs: 3000,
   maxTrackedSources: 50_000,
   busyTotal: 64,
@@ -422,7 +425,7 @@ export class ConnectionLimiter {
   readonly #perSource = new Map<string, Set<ConnectionTicket>>();
   readonly #rate: TokenBuckets;
   readonly #totalRate: TokenBuckets;
-  readonly #freshRate: TokenBuckets;
+  readonly #lightRate: TokenBuckets;
   readonly #busyRate: TokenBuckets;
   #total = 0;
   #busy = 0;
@@ -434,7 +437,7 @@ export class ConnectionLimiter {
     this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...limits };
     this.#rate = new TokenBuckets(this.limits.newPerSource, this.limits.maxTrackedSources);
     this.#totalRate = new TokenBuckets(this.limits.newTotal, 1);
-    this.#freshRate = new TokenBuckets(this.limits.newTotal, 1);
+    this.#lightRate = new TokenBuckets(this.limits.newTotal, 1);
     this.#busyRate = new TokenBuckets(this.limits.busyRate, 1);
   }
 
@@ -477,7 +480,8 @@ export class ConnectionLimiter {
   admit(source: string, now: number, close: () => void): ConnectionTicket | ConnectionRefusal {
     if (!this.#rate.take(source, now)) return "SOURCE_RATE";
     const mine = this.#perSource.get(source);
-    if (!(mine && mine.size > 0 ? this.#totalRate : this.#freshRate).take("*", now)) return this.#busyTicket(source, now, close) ?? "TOTAL_RATE";
+    const light = (mine?.size ?? 0) < this.limits.lightPending;
+    if (!(light ? this.#lightRate : this.#totalRate).take("*", now)) return this.#busyTicket(source, now, close) ?? "TOTAL_RATE";
     if (mine && mine.size >= this.limits.unauthenticatedPerSource) {
       const busy = this.#young(mine, now) ? this.#busyTicket(source, now, close) : undefined;
       if (busy) return busy;

@@ -106,6 +106,18 @@ describe("cloud limits (BoundedMap, TokenBuckets, LoginGuard, RefusalAudit, Conn
     assert.equal(rate.admit("x", 0, () => {}), "SOURCE_RATE");
   });
 
+  it("ConnectionLimiter_TotalRate_SourcesHoldingManyCannotSpendTheRateOfASourceHoldingAFew", function () {
+    // CI caught this: a flood holding many slots drained the shared bucket, and a household's
+    // second device (its first still in its handshake) was reset at accept
+    const limiter = new ConnectionLimiter({ newTotal: { burst: 10, perSecond: 0.001 }, busyTotal: 0, unauthenticatedTotal: 1000, unauthenticatedPerSource: 1000 });
+    let flood = 0;
+    while (typeof limiter.admit("flood", 0, () => {}) === "object") flood++;
+    assert.equal(flood, 14, "the flooder's first 4 drew on the light bucket, the next 10 on the heavy one");
+    assert.equal(limiter.admit("flood", 0, () => {}), "TOTAL_RATE");
+    for (let i = 0; i < 3; i++) assert.equal(typeof limiter.admit("home", 0, () => {}), "object", `the household's device ${i + 1} (${i} still pending)`);
+    assert.equal(limiter.pending("home"), 3);
+  });
+
   it("ConnectionLimiter_TotalRate_ShedsAManySourceFloodAtAccept", function () {
     const limiter = new ConnectionLimiter({ newTotal: { burst: 3, perSecond: 2 }, busyTotal: 0 });
     for (const source of ["a", "b", "c"]) {
