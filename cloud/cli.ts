@@ -1,131 +1,537 @@
 /*
- * The admin CLI: `npm run cloud -- <command> [args] [--options]`.
+ * The admin CLI: `npm run cloud -- <command> [arguments] [--options]`.
  *
- * Operates on the registry in a data directory (`--data <dir>` or env
- * WCM_DATA) under the master key (`--master-key-file <file>` or env
- * WCM_MASTER_KEY), through the same service layer as the HTTP API. `serve`
- * runs the cloud standalone. Output is JSON on stdout; errors go to stderr as
- * `error <CODE>: <message>` with exit status 1 (2 for usage errors).
- * Run with no command for the list.
+ * Operates on the registry in a data directory (`--data <dir>`, env WCM_DATA or
+ * the config file's data.dir) under the master key (`--master-key-file <file>`,
+ * the config's data.masterKeyFile or env WCM_MASTER_KEY), through the same
+ * service layer as the HTTP API. `init` makes a registry; every other command
+ * refuses a data directory without one (REGISTRY_MISSING). `serve` runs the
+ * cloud from the configuration (cloud/config.ts; `--config <file>` or env
+ * WCM_CONFIG), its flags overriding it; `config check` prints the configuration
+ * in force. Each command takes its own options (`<command> --help`); secrets
+ * come only from files or standard input (`-`), never from the command line.
+ * Output is JSON on stdout; errors and exit codes are cloud/cli-kit.ts's (one
+ * format with make-lot; `--json` puts errors on stdout as JSON).
  */
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CloudError, isCloudError } from "./errors";
+import { EXIT, formatError, optionsHelp, parseCommandLine, readInputFile, readSecret, UsageError, version, type OptionSpec, type ParsedArgs } from "./cli-kit";
+import { envName, getPath, loadConfig, settingPaths, startOptionsFromConfig, type LoadedConfig } from "./config";
 import { generateMasterKeyHex, loadMasterKey } from "./master-key";
 import { replaceOwnerOnlyFile } from "./owner-files";
+import { adminToken } from "./admin-token";
 import { MAX_CRL_BYTES } from "./pki";
 import { Registry } from "./registry";
 import { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
 import type { AuditRecord, DeviceView } from "./registry";
-import { startCloud, type StartCloudOptions } from "./index";
+import { startCloud } from "./index";
 import { invokedDirectly } from "./invoked-directly";
 
-const USAGE = `wcm cloud admin
-
-usage: npm run cloud -- <command> [arguments] [--data <dir>] [--master-key-file <file>]
-
-  gen-master-key                                 print a new random master key (64 hex digits)
-  serve [--mqtt-port 8883] [--http-port 8080] [--radius-port 1812]     run the cloud (every listener on 127.0.0.1 by default)
-        [--mqtt-host a] [--radius-host a] [--host a]   bind addresses of the device listeners (--host sets both)
-        [--admin-host 127.0.0.1] [--admin-name n]      the admin API's bind address and name (a name is needed off loopback)
-        [--admin-token-file f]                         the admin token (default <data>/admin-token, made on first start)
-        [--admin-tls issue|off] [--admin-tls-cert chain.pem --admin-tls-key key.pem]
-                                                       admin TLS: off loopback it is required (default: issued by the server CA)
-  ca create <name> [--days n]                    create a product CA (RSA-2048, key kept sealed)
-  ca register <name> <cert.pem>                  register an external product CA
-  ca list | ca revoke <name>
-  ca import-crl <name> <crl.pem|crl.der>         revoke every certificate a CRL of the CA lists (verified by the CA's key)
-  cert revoke (--ca <name> --serial <hex> | --sha256 <fingerprint>) [--reason text]
-                                                 revoke one device certificate (MQTT and EAP-TLS)
-  cert revoked [--ca <name>] [--limit n]         list revoked certificates
-  cert issue <ca> <device-id> [--ec] [--days n] [--out <dir>]
-                                                 issue a device certificate + PKCS#8 key
-  device add-secret <device-id> (--secret-file f | --secret-hex hex)
-  device add-cert <device-id> (<cert.pem> | --ca <name>)
-  device list [--limit n] [--offset n] [--table] | device show <id> [--table]
-  device revoke <id> | device rotate <id> | device reset-counter <id> | device unlock <id>
-  device reprovision <id>                        take a squatted temporary id back: its secret dropped, next temporary login re-issues
-  device network <id> --ssid s (--password-file f | --password p) [--priority 0-100]
-                                                 hand a private network to the device (sealed to its key)
-  device forget-network <id> --ssid s            tell the device to forget a private network
-  hotspot list | hotspot set <profiles.json>     the hotspot profile set (a JSON array; set bumps the revision)
-  lot create <lot> [--allow id,id,...] [--allow-file f] [--line-rate N]   create a provisioning key (shown once)
-  lot list | lot show <lot>                      lots with claims, claims in the last hour and line rate
-  lot line-rate <lot> <claims-per-hour|none>     claims faster than this are audited (lot.claim-rate-exceeded)
-  lot retire <lot>                               the lot is done: no new temporary login; open sessions may finish
-  lot revoke-key <lot>                           the key leaked: no temporary login, temporary sessions closed, pending dropped
-  lot revoke <lot>                               revoke the key and every device of the lot (sessions closed)
-  import <devices.csv> [--ca <name>] [--lot <lot>]       bulk registration, all or nothing
-  import-bundle <bundle.jsonl> [--checksum <file>]        manufacturing bundle (default checksum <bundle>.sha256)
-  nas add <name> <address|*> (--secret-file f | --secret s)   register a RADIUS client (access point)
-  nas list | nas remove <name>
-  audit [--limit n] [--device <id>] [--action a|prefix.] [--actor a] [--since t] [--until t] [--before seq] [--table]
-
-environment: WCM_DATA (data directory), WCM_MASTER_KEY (64 hex digits)`;
-
-class UsageError extends Error {}
-
-interface Parsed {
-  positional: string[];
-  flags: Map<string, string | true>;
+/** Where the CLI writes its output and errors, and reads standard input (secrets given as `-`). */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+  stdin?: () => Buffer;
 }
 
-const VALUE_FLAGS = new Set(["mqtt-host", "radius-host", "admin-host", "admin-name", "admin-tls", "admin-tls-cert", "admin-tls-key", "radius-port", "secret", "data", "master-key-file", "host", "mqtt-port", "http-port", "admin-token-file", "days", "out", "secret-file", "secret-hex", "ca", "limit", "offset", "allow", "allow-file", "line-rate", "lot", "device", "checksum", "action", "actor", "since", "until", "before", "ssid", "password", "password-file", "priority", "serial", "sha256", "reason"]);
-const BOOLEAN_FLAGS = new Set(["ec", "help", "table"]);
-
-function parse(argv: string[]): Parsed {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg.startsWith("--")) {
-      const name = arg.slice(2);
-      if (BOOLEAN_FLAGS.has(name)) flags.set(name, true);
-      else if (VALUE_FLAGS.has(name)) {
-        if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value`);
-        flags.set(name, argv[++i]);
-      } else throw new UsageError(`unknown option --${name}`);
-    } else positional.push(arg);
-  }
-  return { positional, flags };
+/** What a command's handler gets. */
+interface Context {
+  args: ParsedArgs;
+  env: NodeJS.ProcessEnv;
+  io: CliIo;
+  /** the configuration (defaults, file, WCM__ variables, --data/--master-key-file) */
+  config(): LoadedConfig;
+  /** the admin services over an existing registry (closed after the command) */
+  services(): CloudServices;
+  str(name: string): string | undefined;
+  int(name: string): number | undefined;
+  has(name: string): boolean;
+  /** positional argument `index` (after the command words) or a usage error naming it */
+  need(index: number, what: string): string;
 }
 
-function flag(parsed: Parsed, name: string): string | undefined {
-  const value = parsed.flags.get(name);
-  return typeof value === "string" ? value : undefined;
+/** One command: its words, arguments, summary, options and handler. */
+interface Command {
+  name: string;
+  args: string;
+  summary: string;
+  options?: Record<string, OptionSpec>;
+  /** most positional arguments after the command words */
+  maxArgs: number;
+  run(ctx: Context): Promise<unknown>;
 }
 
-function intFlag(parsed: Parsed, name: string): number | undefined {
-  const value = flag(parsed, name);
-  if (value === undefined) return undefined;
-  if (!/^[0-9]{1,9}$/.test(value)) throw new UsageError(`--${name} must be a number`);
-  return Number(value);
+/** Options every command takes. */
+const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  data: { type: "string", value: "<dir>", help: "the data directory (else env WCM_DATA, else the config's data.dir)" },
+  "master-key-file": { type: "string", value: "<file>", help: "the master key file, owner-only (else the config's data.masterKeyFile, else env WCM_MASTER_KEY)" },
+  config: { type: "string", value: "<file>", help: "the YAML configuration file (else env WCM_CONFIG)" },
+  json: { type: "boolean", help: "errors as JSON on stdout too" },
+  help: { type: "boolean", short: "h", help: "this command's help" },
+};
+
+const id = (what = "device id"): string => `<${what}>`;
+const LIMIT: Record<string, OptionSpec> = { limit: { type: "string", value: "<n>", help: "at most n rows" } };
+const TABLE: Record<string, OptionSpec> = { table: { type: "boolean", help: "a text table instead of JSON" } };
+
+function table<T>(ctx: Context, rows: T, render: (rows: T) => string): unknown {
+  if (!ctx.has("table")) return rows;
+  ctx.io.out(render(rows));
+  return undefined;
 }
 
-function need(parsed: Parsed, index: number, what: string): string {
-  const value = parsed.positional[index];
-  if (value === undefined) throw new UsageError(`missing ${what}`);
-  return value;
+function network(ctx: Context): NetworkServices {
+  const services = ctx.services();
+  return new NetworkServices(services.registry, services.actor);
 }
 
-function readText(path: string, limit: number): string {
-  const text = readFileSync(path, "utf8");
-  if (Buffer.byteLength(text) > limit) throw new CloudError("TOO_LARGE", `${path} is larger than ${limit} bytes`);
-  return text;
+/** Every command, in the order --help lists them. */
+const COMMANDS: Command[] = [
+  {
+    name: "init", args: "", maxArgs: 0,
+    summary: "make the data directory (owner-only), the registry and the admin token; with --master-key-out, a new master key first",
+    options: { "master-key-out": { type: "string", value: "<file>", help: "write a new master key to this file (owner-only; refused if it exists) and use it" } },
+    async run(ctx) {
+      const dir = dataDir(ctx);
+      if (existsSync(join(dir, "registry.sqlite"))) throw new CloudError("INVALID_INPUT", `${dir} already holds a registry`, { field: "data" });
+      const keyOut = ctx.str("master-key-out");
+      let masterKeyFile = ctx.str("master-key-file") ?? (getPath(ctx.config().values, "data.masterKeyFile") as string | undefined);
+      if (keyOut !== undefined) {
+        if (existsSync(keyOut)) throw new CloudError("INVALID_INPUT", `${keyOut} exists: the master key is never overwritten`, { field: "master-key-out" });
+        replaceOwnerOnlyFile(keyOut, `${generateMasterKeyHex()}\n`);
+        masterKeyFile = keyOut;
+      }
+      const key = loadMasterKey({ masterKeyFile, env: ctx.env });
+      const registry = Registry.open(dir, key);
+      key.fill(0);
+      try {
+        registry.audit("admin:cli", "registry.init");
+      } finally {
+        registry.close();
+      }
+      const token = adminToken(dir, getPath(ctx.config().values, "admin.tokenFile") as string | undefined);
+      return { dataDir: dir, registry: join(dir, "registry.sqlite"), masterKeyFile: masterKeyFile ?? "(env WCM_MASTER_KEY)", adminTokenFile: token.file };
+    },
+  },
+  {
+    name: "gen-master-key", args: "", maxArgs: 0, summary: "print a new random master key (64 hex digits) on stdout",
+    async run(ctx) {
+      ctx.io.out(generateMasterKeyHex());
+      return undefined;
+    },
+  },
+  {
+    name: "config check", args: "", maxArgs: 0,
+    summary: "validate the configuration and print the settings in force (and where each came from); exit 2 on a problem",
+    options: { sources: { type: "boolean", help: "print where each setting came from beside it" } },
+    async run(ctx) {
+      const config = ctx.config();
+      // unset settings print as null; the configuration holds no secret (only file paths)
+      if (!ctx.has("sources")) return JSON.parse(JSON.stringify({ file: config.file ?? null, config: config.values }, (_k, v: unknown) => v ?? null)) as unknown;
+      const settings: Record<string, { value: unknown; from: string; env: string }> = {};
+      for (const path of settingPaths()) settings[path] = { value: getPath(config.values, path) ?? null, from: config.sources.get(path)!, env: envName(path) };
+      return { file: config.file ?? null, settings };
+    },
+  },
+  {
+    name: "serve", args: "", maxArgs: 0, summary: "run the cloud from the configuration (each listener on 127.0.0.1 unless configured); these flags override it",
+    options: {
+      "mqtt-host": { type: "string", value: "<addr>", help: "mqtt.host" },
+      "mqtt-port": { type: "string", value: "<port>", help: "mqtt.port (default 8883)" },
+      "radius-host": { type: "string", value: "<addr>", help: "radius.host" },
+      "radius-port": { type: "string", value: "<port>", help: "radius.port, and runs the RADIUS server" },
+      host: { type: "string", value: "<addr>", help: "mqtt.host and radius.host together" },
+      "http-port": { type: "string", value: "<port>", help: "admin.port (default 8080)" },
+      "admin-host": { type: "string", value: "<addr>", help: "admin.host (off loopback it needs --admin-name and TLS)" },
+      "admin-name": { type: "string", value: "<name>", help: "admin.name" },
+      "admin-token-file": { type: "string", value: "<file>", help: "admin.tokenFile" },
+      "admin-tls": { type: "string", value: "issue|off", help: "admin.tls" },
+      "admin-tls-cert": { type: "string", value: "<chain.pem>", help: "admin.tlsCertFile" },
+      "admin-tls-key": { type: "string", value: "<key.pem>", help: "admin.tlsKeyFile" },
+    },
+    async run(ctx) {
+      const config = ctx.config();
+      requireRegistry(dataDir(ctx));
+      const level = getPath(config.values, "log.level") as string;
+      const rank = { debug: 0, info: 1, warn: 2, error: 3 } as Record<string, number>;
+      const cloud = await startCloud({
+        ...startOptionsFromConfig(config.values),
+        log: (at, message) => {
+          if ((rank[at] ?? 1) >= rank[level]) process.stderr.write(`${new Date().toISOString()} ${at} ${message}\n`);
+        },
+      });
+      ctx.io.out(JSON.stringify({
+        mqttPort: cloud.mqttPort, httpPort: cloud.httpPort, radiusPort: cloud.radiusPort, radiusServerName: cloud.radiusServerName, serverName: cloud.serverName,
+        serverCa: join(dataDir(ctx), "server-ca.pem"), adminUrl: cloud.admin?.url, adminTokenFile: cloud.admin?.tokenFile,
+      }));
+      const stop = () => void cloud.close().then(() => process.exit(0));
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+      return new Promise(() => undefined);
+    },
+  },
+  {
+    name: "ca create", args: id("name"), maxArgs: 1, summary: "create a product CA (RSA-2048, key kept sealed)",
+    options: { days: { type: "string", value: "<n>", help: "validity in days" } },
+    run: (ctx) => ctx.services().createProductCa({ name: ctx.need(0, "CA name"), days: ctx.int("days") }),
+  },
+  {
+    name: "ca register", args: "<name> <cert.pem>", maxArgs: 2, summary: "register an external product CA",
+    run: (ctx) => ctx.services().registerProductCa({ name: ctx.need(0, "CA name"), certificatePem: text(ctx.need(1, "certificate file"), 65536, "the certificate file") }),
+  },
+  { name: "ca list", args: "", maxArgs: 0, summary: "the product CAs", run: (ctx) => ctx.services().listProductCas() },
+  { name: "ca revoke", args: id("name"), maxArgs: 1, summary: "revoke a product CA (its devices' sessions closed)", run: (ctx) => ctx.services().revokeProductCa({ name: ctx.need(0, "CA name") }) },
+  {
+    name: "ca import-crl", args: "<name> <crl.pem|crl.der>", maxArgs: 2, summary: "revoke every certificate a CRL of the CA lists (verified by the CA's key)",
+    async run(ctx) {
+      const caName = ctx.need(0, "CA name");
+      const bytes = readInputFile(ctx.need(1, "CRL file"), MAX_CRL_BYTES * 2, "the CRL file", ctx.io.stdin);
+      const latin = bytes.toString("latin1");
+      return ctx.services().importCrl(/-----BEGIN (X509 )?CRL-----/.test(latin) ? { caName, crlPem: latin } : { caName, crlDerBase64: bytes.toString("base64") });
+    },
+  },
+  {
+    name: "cert revoke", args: "", maxArgs: 0, summary: "revoke one device certificate (MQTT and EAP-TLS): --ca and --serial, or --sha256",
+    options: {
+      ca: { type: "string", value: "<name>", help: "the issuing CA" }, serial: { type: "string", value: "<hex>", help: "the serial number" },
+      sha256: { type: "string", value: "<fingerprint>", help: "the certificate's SHA-256 fingerprint" }, reason: { type: "string", value: "<text>", help: "recorded in the audit log" },
+    },
+    async run(ctx) {
+      const sha256 = ctx.str("sha256");
+      const reason = ctx.str("reason");
+      if (sha256 !== undefined) return ctx.services().revokeCertificate({ fingerprint: sha256, reason });
+      const caName = ctx.str("ca");
+      const serial = ctx.str("serial");
+      if (caName === undefined || serial === undefined) throw new UsageError("give --ca <name> --serial <hex>, or --sha256 <fingerprint>");
+      return ctx.services().revokeCertificate({ caName, serial, reason });
+    },
+  },
+  {
+    name: "cert revoked", args: "", maxArgs: 0, summary: "list revoked certificates",
+    options: { ca: { type: "string", value: "<name>", help: "of this CA only" }, ...LIMIT },
+    run: (ctx) => ctx.services().listRevokedCertificates({ caName: ctx.str("ca"), limit: ctx.int("limit") }),
+  },
+  {
+    name: "cert issue", args: "<ca> <device-id>", maxArgs: 2, summary: "issue a device certificate + PKCS#8 key (the key only into --out, or in the JSON)",
+    options: { ec: { type: "boolean", help: "a P-256 key instead of RSA-2048" }, days: { type: "string", value: "<n>", help: "validity in days" }, out: { type: "string", value: "<dir>", help: "write <id>.cert.pem and <id>.key.pem (0600) there" } },
+    async run(ctx) {
+      const issued = await ctx.services().issueDeviceCertificate({ caName: ctx.need(0, "CA name"), deviceId: ctx.need(1, "device id"), keyType: ctx.has("ec") ? "ec" : "rsa", days: ctx.int("days") });
+      const dir = ctx.str("out");
+      if (dir === undefined) return issued;
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      writeFileSync(join(dir, `${issued.deviceId}.cert.pem`), issued.certificatePem);
+      replaceOwnerOnlyFile(join(dir, `${issued.deviceId}.key.pem`), issued.privateKeyPem);
+      return { deviceId: issued.deviceId, caName: issued.caName, fingerprint: issued.fingerprint, serial: issued.serial, certificate: join(dir, `${issued.deviceId}.cert.pem`), privateKey: join(dir, `${issued.deviceId}.key.pem`) };
+    },
+  },
+  {
+    name: "device add-secret", args: id(), maxArgs: 1, summary: "register a device by its 32-byte secret (64 hex digits in a file, or - for standard input)",
+    options: { "secret-file": { type: "string", value: "<file|->", help: "the secret, 64 hex digits (required)" } },
+    async run(ctx) {
+      const file = ctx.str("secret-file");
+      if (file === undefined) throw new UsageError("give --secret-file <file> (or - for standard input)");
+      return ctx.services().registerSecretDevice({ deviceId: ctx.need(0, "device id"), secretHex: readSecret(file, "the secret file", { trim: true, stdin: ctx.io.stdin }) });
+    },
+  },
+  {
+    name: "device add-cert", args: "<device-id> [<cert.pem>]", maxArgs: 2, summary: "register a certificate device: its certificate, or --ca for one issued later",
+    options: { ca: { type: "string", value: "<name>", help: "any certificate of this CA naming the device" } },
+    async run(ctx) {
+      const ca = ctx.str("ca");
+      const deviceId = ctx.need(0, "device id");
+      if (ca !== undefined) return ctx.services().registerCertificateDevice({ deviceId, caName: ca });
+      return ctx.services().registerCertificateDevice({ deviceId, certificatePem: text(ctx.need(1, "certificate file"), 65536, "the certificate file") });
+    },
+  },
+  {
+    name: "device list", args: "", maxArgs: 0, summary: "the devices", options: { ...LIMIT, offset: { type: "string", value: "<n>", help: "skip n rows" }, ...TABLE },
+    async run(ctx) {
+      return table(ctx, await ctx.services().listDevices({ limit: ctx.int("limit"), offset: ctx.int("offset") }), deviceTable);
+    },
+  },
+  {
+    name: "device show", args: id(), maxArgs: 1, summary: "one device", options: TABLE,
+    async run(ctx) {
+      return table(ctx, await ctx.services().getDevice({ deviceId: ctx.need(0, "device id") }), (d) => deviceTable([d]));
+    },
+  },
+  { name: "device revoke", args: id(), maxArgs: 1, summary: "revoke a device (its session closed)", run: (ctx) => ctx.services().revokeDevice({ deviceId: ctx.need(0, "device id") }) },
+  { name: "device rotate", args: id(), maxArgs: 1, summary: "rotate a secret device's secret at its next session", run: (ctx) => ctx.services().rotateSecret({ deviceId: ctx.need(0, "device id") }) },
+  { name: "device reset-counter", args: id(), maxArgs: 1, summary: "accept the device's login counter from 1 again", run: (ctx) => ctx.services().resetLoginCounter({ deviceId: ctx.need(0, "device id") }) },
+  { name: "device unlock", args: id(), maxArgs: 1, summary: "end a device's login lockout", run: (ctx) => ctx.services().unlockDevice({ deviceId: ctx.need(0, "device id") }) },
+  {
+    name: "device reprovision", args: id(), maxArgs: 1, summary: "take a squatted temporary id back: its secret dropped, the next temporary login re-issues",
+    run: (ctx) => ctx.services().reprovisionDevice({ deviceId: ctx.need(0, "device id") }),
+  },
+  {
+    name: "device network", args: id(), maxArgs: 1, summary: "hand a private network to the device (sealed to its key)",
+    options: {
+      ssid: { type: "string", value: "<name>", help: "the network (required)" },
+      "password-file": { type: "string", value: "<file|->", help: "its password (one trailing newline dropped)" },
+      open: { type: "boolean", help: "an open network (no password)" },
+      priority: { type: "string", value: "<0-100>", help: "its priority among the device's networks" },
+    },
+    async run(ctx) {
+      const file = ctx.str("password-file");
+      if ((file === undefined) === !ctx.has("open")) throw new UsageError("give --password-file <file> (or - for standard input), or --open for an open network");
+      const ssid = ctx.str("ssid");
+      if (ssid === undefined) throw new UsageError("give --ssid <name>");
+      const password = file === undefined ? "" : readSecret(file, "the password file", { stdin: ctx.io.stdin });
+      const priority = ctx.int("priority");
+      return network(ctx).setDeviceNetwork({ deviceId: ctx.need(0, "device id"), ssid, password, ...(priority === undefined ? {} : { priority }) });
+    },
+  },
+  {
+    name: "device forget-network", args: id(), maxArgs: 1, summary: "tell the device to forget a private network",
+    options: { ssid: { type: "string", value: "<name>", help: "the network (required)" } },
+    async run(ctx) {
+      const ssid = ctx.str("ssid");
+      if (ssid === undefined) throw new UsageError("give --ssid <name>");
+      return network(ctx).forgetDeviceNetwork({ deviceId: ctx.need(0, "device id"), ssid });
+    },
+  },
+  { name: "hotspot list", args: "", maxArgs: 0, summary: "the hotspot profile set", run: (ctx) => network(ctx).listHotspotProfiles() },
+  {
+    name: "hotspot set", args: "<profiles.json>", maxArgs: 1, summary: "replace the hotspot profile set (a JSON array, or {profiles}); bumps the revision",
+    async run(ctx) {
+      let value: unknown;
+      try {
+        value = JSON.parse(text(ctx.need(0, "profiles file"), 64 * 1024, "the profiles file", ctx.io.stdin));
+      } catch (error) {
+        if (isCloudError(error)) throw error;
+        throw new CloudError("INVALID_INPUT", "the profiles file is not JSON", { field: "profiles" });
+      }
+      const profiles = Array.isArray(value) ? value : (value as { profiles?: unknown })?.profiles;
+      return network(ctx).setHotspotProfiles({ profiles: profiles as never });
+    },
+  },
+  {
+    name: "lot create", args: id("lot"), maxArgs: 1, summary: "create a lot's provisioning key (shown once)",
+    options: {
+      allow: { type: "string", value: "<id,id,...>", help: "only these temporary ids may claim" },
+      "allow-file": { type: "string", value: "<file>", help: "allowed ids, one a line" },
+      "line-rate": { type: "string", value: "<N>", help: "claims per hour past which lot.claim-rate-exceeded is audited" },
+    },
+    async run(ctx) {
+      const inline = ctx.str("allow");
+      const file = ctx.str("allow-file");
+      let allowlist: string[] | undefined;
+      if (inline !== undefined) allowlist = inline.split(",").map((s) => s.trim()).filter(Boolean);
+      if (file !== undefined) allowlist = [...(allowlist ?? []), ...text(file, 64 * 1024 * 1024, "the allow file", ctx.io.stdin).split(/\r?\n/).map((s) => s.trim()).filter(Boolean)];
+      const lineRate = ctx.int("line-rate");
+      return ctx.services().createProvisioningKey({ lot: ctx.need(0, "lot"), allowlist, ...(lineRate === undefined ? {} : { lineRate }) });
+    },
+  },
+  { name: "lot list", args: "", maxArgs: 0, summary: "lots with claims, claims in the last hour and line rate", run: (ctx) => ctx.services().listProvisioningKeys() },
+  { name: "lot show", args: id("lot"), maxArgs: 1, summary: "one lot", run: (ctx) => ctx.services().getLot({ lot: ctx.need(0, "lot") }) },
+  {
+    name: "lot line-rate", args: "<lot> <claims-per-hour|none>", maxArgs: 2, summary: "claims faster than this are audited (lot.claim-rate-exceeded)",
+    async run(ctx) {
+      const rate = ctx.need(1, "claims per hour or none");
+      if (rate !== "none" && !/^[0-9]{1,8}$/.test(rate)) throw new UsageError("the line rate is a number of claims per hour, or none");
+      return ctx.services().setLotLineRate({ lot: ctx.need(0, "lot"), lineRate: rate === "none" ? null : Number(rate) });
+    },
+  },
+  { name: "lot retire", args: id("lot"), maxArgs: 1, summary: "the lot is done: no new temporary login; open sessions may finish", run: (ctx) => ctx.services().retireProvisioningKey({ lot: ctx.need(0, "lot") }) },
+  { name: "lot revoke-key", args: id("lot"), maxArgs: 1, summary: "the key leaked: no temporary login, temporary sessions closed, pending dropped", run: (ctx) => ctx.services().revokeProvisioningKey({ lot: ctx.need(0, "lot") }) },
+  { name: "lot revoke", args: id("lot"), maxArgs: 1, summary: "revoke the key and every device of the lot (sessions closed)", run: (ctx) => ctx.services().revokeLot({ lot: ctx.need(0, "lot") }) },
+  {
+    name: "import", args: "<devices.csv>", maxArgs: 1, summary: "bulk registration from CSV, all or nothing",
+    options: { ca: { type: "string", value: "<name>", help: "the CA of certificate rows" }, lot: { type: "string", value: "<lot>", help: "the lot of temporary rows" } },
+    run: (ctx) => ctx.services().importDevicesCsv({ csv: text(ctx.need(0, "CSV file"), 50 * 1024 * 1024, "the CSV file", ctx.io.stdin), caName: ctx.str("ca"), lot: ctx.str("lot") }),
+  },
+  {
+    name: "import-bundle", args: "<bundle.jsonl>", maxArgs: 1, summary: "import a manufacturing bundle (make-lot's), all or nothing",
+    options: { checksum: { type: "string", value: "<file>", help: "its checksum file (default <bundle>.sha256)" } },
+    async run(ctx) {
+      const file = ctx.need(0, "bundle file");
+      const checksum = ctx.str("checksum") ?? `${file}.sha256`;
+      return ctx.services().importBundle({ bundle: readInputFile(file, 2 * 1024 * 1024 * 1024 - 1, "the bundle file", ctx.io.stdin), checksum: text(checksum, 1024, "the checksum file") });
+    },
+  },
+  {
+    name: "nas add", args: "<name> <address|*>", maxArgs: 2, summary: "register a RADIUS client (access point) with its shared secret",
+    options: { "secret-file": { type: "string", value: "<file|->", help: "the RADIUS shared secret (required)" } },
+    async run(ctx) {
+      const file = ctx.str("secret-file");
+      if (file === undefined) throw new UsageError("give --secret-file <file> (or - for standard input)");
+      const name = ctx.need(0, "NAS name");
+      const address = ctx.need(1, "address (IP or *)");
+      return ctx.services().addNasClient({ name, address, secret: readSecret(file, "the secret file", { trim: true, stdin: ctx.io.stdin }) });
+    },
+  },
+  { name: "nas list", args: "", maxArgs: 0, summary: "the RADIUS clients", run: (ctx) => ctx.services().listNasClients() },
+  { name: "nas remove", args: id("name"), maxArgs: 1, summary: "remove a RADIUS client", run: (ctx) => ctx.services().removeNasClient({ name: ctx.need(0, "NAS name") }) },
+  {
+    name: "audit", args: "", maxArgs: 0, summary: "the audit log, newest first",
+    options: {
+      ...LIMIT, device: { type: "string", value: "<id>", help: "of this device" }, action: { type: "string", value: "<a|prefix.>", help: "this action, or every action under a prefix" },
+      actor: { type: "string", value: "<actor>", help: "by this actor" }, since: { type: "string", value: "<time>", help: "at or after (ISO 8601)" },
+      until: { type: "string", value: "<time>", help: "before (ISO 8601)" }, before: { type: "string", value: "<seq>", help: "older than this sequence number" }, ...TABLE,
+    },
+    async run(ctx) {
+      const records = await ctx.services().auditLog({
+        limit: ctx.int("limit"), deviceId: ctx.str("device"), action: ctx.str("action"), actor: ctx.str("actor"), since: ctx.str("since"), until: ctx.str("until"), before: ctx.int("before"),
+      });
+      return table(ctx, records, auditTable);
+    },
+  },
+];
+
+/** The names of every CLI command (the catalogue test checks cloud/README.md against it). */
+export const CLI_COMMANDS: readonly string[] = COMMANDS.map((c) => c.name);
+
+function text(path: string, limit: number, what: string, stdin?: () => Buffer): string {
+  return readInputFile(path, limit, what, stdin).toString("utf8");
 }
 
-function dataDir(parsed: Parsed, env: NodeJS.ProcessEnv): string {
-  const dir = flag(parsed, "data") ?? env.WCM_DATA;
-  if (!dir) throw new UsageError("give the data directory with --data <dir> or WCM_DATA");
+function dataDir(ctx: Context): string {
+  const dir = getPath(ctx.config().values, "data.dir") as string | undefined;
+  if (!dir) throw new UsageError("give the data directory with --data <dir>, WCM_DATA or the config's data.dir");
   return dir;
 }
 
-function openServices(parsed: Parsed, env: NodeJS.ProcessEnv): CloudServices {
-  const key = loadMasterKey({ masterKeyFile: flag(parsed, "master-key-file"), env });
-  const registry = Registry.open(dataDir(parsed, env), key);
-  key.fill(0);
-  return new CloudServices(registry, "admin:cli");
+/** Refuses a data directory without a registry (a mistyped --data must not make an empty one). */
+function requireRegistry(dir: string): void {
+  if (!existsSync(join(dir, "registry.sqlite"))) {
+    throw new CloudError("REGISTRY_MISSING", `${dir} holds no registry: check --data, or make one with \`init\``);
+  }
+}
+
+
+/** The usage of every command. */
+function usage(): string {
+  const rows = COMMANDS.map((c) => [`  ${c.name}${c.args ? ` ${c.args}` : ""}`, c.summary]);
+  const width = Math.min(44, Math.max(...rows.map((r) => r[0].length))) + 2;
+  return `wcm cloud admin ${version()}
+
+usage: npm run cloud -- <command> [arguments] [options]   (<command> --help for its options)
+
+${rows.map(([c, s]) => (c.length + 2 > width ? `${c}\n${" ".repeat(width)}${s}` : `${c.padEnd(width)}${s}`)).join("\n")}
+
+options of every command:
+${optionsHelp(GLOBAL_OPTIONS)}
+  --version                   print the version
+
+secrets are read from files or standard input (-), never from the command line.
+environment: WCM_DATA, WCM_MASTER_KEY (64 hex digits), WCM_CONFIG, WCM__<SECTION>__<KEY> (a setting)
+exit: 0 ok, 1 refused, 2 usage or input (bad flag, unreadable file, bad config, no registry), 70 internal`;
+}
+
+function commandHelp(command: Command): string {
+  const own = command.options ?? {};
+  return `usage: npm run cloud -- ${command.name}${command.args ? ` ${command.args}` : ""} [options]\n\n${command.summary}\n${Object.keys(own).length ? `\noptions:\n${optionsHelp(own)}\n` : ""}\noptions of every command:\n${optionsHelp(GLOBAL_OPTIONS)}`;
+}
+
+/** The command named by argv's first words (the longest match). */
+function findCommand(argv: string[]): { command: Command; rest: string[] } | undefined {
+  const words = argv.filter((a) => !a.startsWith("-")).slice(0, 2);
+  for (const n of [2, 1]) {
+    const name = words.slice(0, n).join(" ");
+    const command = COMMANDS.find((c) => c.name === name);
+    if (command && argv.slice(0, n).join(" ") === name) return { command, rest: argv.slice(n) };
+  }
+  return undefined;
+}
+
+const STDIO: CliIo = {
+  out: (line) => void process.stdout.write(`${line}\n`),
+  err: (line) => void process.stderr.write(`${line}\n`),
+};
+
+/**
+ * Runs the CLI. Returns the exit status (cli-kit.ts EXIT: 0 ok, 1 refused, 2 usage or input, 70 internal).
+ * @example await runCli(["device", "list", "--data", "/var/lib/wcm"], process.env)
+ */
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env, io: CliIo = STDIO): Promise<number> {
+  const json = argv.includes("--json");
+  let services: CloudServices | undefined;
+  try {
+    if (argv.includes("--version")) {
+      io.out(version());
+      return EXIT.OK;
+    }
+    const found = findCommand(argv);
+    if (!found) {
+      if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h") {
+        io.out(usage());
+        return argv.length === 0 ? EXIT.USAGE : EXIT.OK;
+      }
+      throw new UsageError(`unknown command ${argv.filter((a) => !a.startsWith("-")).slice(0, 2).join(" ") || argv[0]}`);
+    }
+    const { command, rest } = found;
+    const args = parseCommandLine(rest, { ...GLOBAL_OPTIONS, ...command.options });
+    if (args.values.help) {
+      io.out(commandHelp(command));
+      return EXIT.OK;
+    }
+    if (args.positionals.length > command.maxArgs) throw new UsageError(`${command.name} takes ${command.maxArgs || "no"} argument${command.maxArgs === 1 ? "" : "s"}: unexpected ${args.positionals[command.maxArgs]}`);
+    let config: LoadedConfig | undefined;
+    const str = (name: string) => (typeof args.values[name] === "string" ? (args.values[name] as string) : undefined);
+    const ctx: Context = {
+      args, env, io,
+      config() {
+        config ??= loadConfig({
+          file: str("config") ?? (env.WCM_CONFIG || undefined), env,
+          overrides: { "data.dir": str("data") ?? (env.WCM_DATA || undefined), "data.masterKeyFile": str("master-key-file"), ...serveOverrides(ctx) },
+        });
+        return config;
+      },
+      services() {
+        if (!services) {
+          const dir = dataDir(ctx);
+          requireRegistry(dir);
+          const key = loadMasterKey({ masterKeyFile: getPath(ctx.config().values, "data.masterKeyFile") as string | undefined, env });
+          const registry = Registry.open(dir, key);
+          key.fill(0);
+          services = new CloudServices(registry, "admin:cli");
+        }
+        return services;
+      },
+      str,
+      int(name) {
+        const value = str(name);
+        if (value === undefined) return undefined;
+        if (!/^[0-9]{1,9}$/.test(value)) throw new UsageError(`--${name} must be a number`);
+        return Number(value);
+      },
+      has: (name) => args.values[name] !== undefined && args.values[name] !== false,
+      need(index, what) {
+        const value = args.positionals[index];
+        if (value === undefined) throw new UsageError(`missing ${what}`);
+        return value;
+      },
+    };
+    const result = await command.run(ctx);
+    if (result !== undefined) io.out(JSON.stringify(result, null, 2));
+    return EXIT.OK;
+  } catch (error) {
+    const { exit, text: message } = formatError(error, json);
+    (json ? io.out : io.err)(message);
+    return exit;
+  } finally {
+    services?.registry.close();
+  }
+}
+
+/** The serve flags as config overrides (other commands have none). */
+function serveOverrides(ctx: Context): Record<string, unknown> {
+  const port = (name: string) => {
+    const value = ctx.str(name);
+    if (value === undefined) return undefined;
+    if (!/^[0-9]{1,5}$/.test(value) || Number(value) > 65535) throw new UsageError(`--${name} must be a port number 0..65535`);
+    return Number(value);
+  };
+  const tls = ctx.str("admin-tls");
+  if (tls !== undefined && tls !== "issue" && tls !== "off") throw new UsageError("--admin-tls is issue or off");
+  return {
+    "mqtt.host": ctx.str("mqtt-host") ?? ctx.str("host"), "mqtt.port": port("mqtt-port"),
+    "radius.host": ctx.str("radius-host") ?? ctx.str("host"), "radius.port": port("radius-port"), "radius.enabled": ctx.str("radius-port") !== undefined ? true : undefined,
+    "admin.port": port("http-port"), "admin.host": ctx.str("admin-host"), "admin.name": ctx.str("admin-name"), "admin.tokenFile": ctx.str("admin-token-file"),
+    "admin.tls": tls, "admin.tlsCertFile": ctx.str("admin-tls-cert"), "admin.tlsKeyFile": ctx.str("admin-tls-key"),
+  };
 }
 
 /** `2025-06-01T12:00:05.123Z` as `06-01 12:00:05`, null as `-`. */
@@ -159,230 +565,6 @@ function textTable(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ").trimEnd()).join("\n");
 }
-
-function adminTlsFlags(parsed: Parsed): StartCloudOptions["adminTls"] {
-  const mode = flag(parsed, "admin-tls");
-  const certFile = flag(parsed, "admin-tls-cert");
-  const keyFile = flag(parsed, "admin-tls-key");
-  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError("give both --admin-tls-cert and --admin-tls-key");
-  if (certFile !== undefined && keyFile !== undefined) {
-    if (mode !== undefined) throw new UsageError("--admin-tls-cert/--admin-tls-key and --admin-tls exclude each other");
-    return { certFile, keyFile };
-  }
-  if (mode === undefined) return undefined;
-  if (mode === "issue") return "issue";
-  if (mode === "off") return false;
-  throw new UsageError("--admin-tls is issue or off");
-}
-
-async function command(parsed: Parsed, env: NodeJS.ProcessEnv, out: (text: string) => void): Promise<unknown> {
-  const [group, action] = parsed.positional;
-  if (group === "gen-master-key") {
-    out(generateMasterKeyHex());
-    return undefined;
-  }
-  if (group === "serve") {
-    const cloud = await startCloud({
-      dataDir: dataDir(parsed, env), masterKeyFile: flag(parsed, "master-key-file"),
-      mqttHost: flag(parsed, "mqtt-host") ?? flag(parsed, "host"), radiusHost: flag(parsed, "radius-host") ?? flag(parsed, "host"),
-      adminHost: flag(parsed, "admin-host"), adminName: flag(parsed, "admin-name"), adminTokenFile: flag(parsed, "admin-token-file"), adminTls: adminTlsFlags(parsed),
-      mqttPort: intFlag(parsed, "mqtt-port") ?? 8883, httpPort: intFlag(parsed, "http-port") ?? 8080,
-      radiusPort: intFlag(parsed, "radius-port"),
-      log: (level, message) => {
-        if (level !== "debug") process.stderr.write(`${new Date().toISOString()} ${level} ${message}\n`);
-      },
-    });
-    out(JSON.stringify({
-      mqttPort: cloud.mqttPort, httpPort: cloud.httpPort, radiusPort: cloud.radiusPort, radiusServerName: cloud.radiusServerName, serverName: cloud.serverName,
-      serverCa: join(dataDir(parsed, env), "server-ca.pem"), adminUrl: cloud.admin?.url, adminTokenFile: cloud.admin?.tokenFile,
-    }));
-    const stop = () => void cloud.close().then(() => process.exit(0));
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-    return new Promise(() => undefined);
-  }
-  const services = openServices(parsed, env);
-  try {
-    switch (`${group} ${action}`) {
-      case "ca create": return await services.createProductCa({ name: need(parsed, 2, "CA name"), days: intFlag(parsed, "days") });
-      case "ca register": return await services.registerProductCa({ name: need(parsed, 2, "CA name"), certificatePem: readText(need(parsed, 3, "certificate file"), 65536) });
-      case "ca list": return await services.listProductCas();
-      case "ca revoke": return await services.revokeProductCa({ name: need(parsed, 2, "CA name") });
-      case "ca import-crl": {
-        const caName = need(parsed, 2, "CA name");
-        const bytes = readFileSync(need(parsed, 3, "CRL file"));
-        if (bytes.length > MAX_CRL_BYTES * 2) throw new CloudError("TOO_LARGE", `the CRL file is larger than ${MAX_CRL_BYTES * 2} bytes`);
-        const text = bytes.toString("latin1");
-        return await services.importCrl(/-----BEGIN (X509 )?CRL-----/.test(text) ? { caName, crlPem: text } : { caName, crlDerBase64: bytes.toString("base64") });
-      }
-      case "cert revoke": {
-        const sha256 = flag(parsed, "sha256");
-        const reason = flag(parsed, "reason");
-        if (sha256 !== undefined) return await services.revokeCertificate({ fingerprint: sha256, reason });
-        const caName = flag(parsed, "ca");
-        const serial = flag(parsed, "serial");
-        if (caName === undefined || serial === undefined) throw new UsageError("give --ca <name> --serial <hex>, or --sha256 <fingerprint>");
-        return await services.revokeCertificate({ caName, serial, reason });
-      }
-      case "cert revoked": return await services.listRevokedCertificates({ caName: flag(parsed, "ca"), limit: intFlag(parsed, "limit") });
-      case "cert issue": {
-        const issued = await services.issueDeviceCertificate({
-          caName: need(parsed, 2, "CA name"), deviceId: need(parsed, 3, "device id"), keyType: parsed.flags.has("ec") ? "ec" : "rsa", days: intFlag(parsed, "days"),
-        });
-        const dir = flag(parsed, "out");
-        if (dir === undefined) return issued;
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
-        writeFileSync(join(dir, `${issued.deviceId}.cert.pem`), issued.certificatePem);
-        replaceOwnerOnlyFile(join(dir, `${issued.deviceId}.key.pem`), issued.privateKeyPem);
-        return { deviceId: issued.deviceId, caName: issued.caName, fingerprint: issued.fingerprint, serial: issued.serial, certificate: join(dir, `${issued.deviceId}.cert.pem`), privateKey: join(dir, `${issued.deviceId}.key.pem`) };
-      }
-      case "device add-secret": {
-        const file = flag(parsed, "secret-file");
-        const secretHex = file !== undefined ? readText(file, 1024).trim() : flag(parsed, "secret-hex");
-        if (secretHex === undefined) throw new UsageError("give --secret-file <file> or --secret-hex <hex>");
-        return await services.registerSecretDevice({ deviceId: need(parsed, 2, "device id"), secretHex });
-      }
-      case "device add-cert": {
-        const ca = flag(parsed, "ca");
-        const id = need(parsed, 2, "device id");
-        if (ca !== undefined) return await services.registerCertificateDevice({ deviceId: id, caName: ca });
-        return await services.registerCertificateDevice({ deviceId: id, certificatePem: readText(need(parsed, 3, "certificate file"), 65536) });
-      }
-      case "device list": {
-        const devices = await services.listDevices({ limit: intFlag(parsed, "limit"), offset: intFlag(parsed, "offset") });
-        if (!parsed.flags.has("table")) return devices;
-        out(deviceTable(devices));
-        return undefined;
-      }
-      case "device show": {
-        const device = await services.getDevice({ deviceId: need(parsed, 2, "device id") });
-        if (!parsed.flags.has("table")) return device;
-        out(deviceTable([device]));
-        return undefined;
-      }
-      case "device unlock": return await services.unlockDevice({ deviceId: need(parsed, 2, "device id") });
-      case "device revoke": return await services.revokeDevice({ deviceId: need(parsed, 2, "device id") });
-      case "device rotate": return await services.rotateSecret({ deviceId: need(parsed, 2, "device id") });
-      case "device reset-counter": return await services.resetLoginCounter({ deviceId: need(parsed, 2, "device id") });
-      case "device reprovision": return await services.reprovisionDevice({ deviceId: need(parsed, 2, "device id") });
-      case "device network": {
-        const file = flag(parsed, "password-file");
-        const password = file !== undefined ? readText(file, 1024).replace(/\r?\n$/, "") : flag(parsed, "password");
-        if (password === undefined) throw new UsageError("give --password-file <file> or --password <text> (\"\" for an open network)");
-        const ssid = flag(parsed, "ssid");
-        if (ssid === undefined) throw new UsageError("give --ssid <name>");
-        const priority = intFlag(parsed, "priority");
-        return await new NetworkServices(services.registry, services.actor).setDeviceNetwork({
-          deviceId: need(parsed, 2, "device id"), ssid, password, ...(priority === undefined ? {} : { priority }),
-        });
-      }
-      case "device forget-network": {
-        const ssid = flag(parsed, "ssid");
-        if (ssid === undefined) throw new UsageError("give --ssid <name>");
-        return await new NetworkServices(services.registry, services.actor).forgetDeviceNetwork({ deviceId: need(parsed, 2, "device id"), ssid });
-      }
-      case "hotspot list": return await new NetworkServices(services.registry, services.actor).listHotspotProfiles();
-      case "hotspot set": {
-        let value: unknown;
-        try {
-          value = JSON.parse(readText(need(parsed, 2, "profiles file"), 64 * 1024));
-        } catch (error) {
-          if (isCloudError(error)) throw error;
-          throw new CloudError("INVALID_INPUT", "the profiles file is not JSON", { field: "profiles" });
-        }
-        const profiles = Array.isArray(value) ? value : (value as { profiles?: unknown })?.profiles;
-        return await new NetworkServices(services.registry, services.actor).setHotspotProfiles({ profiles: profiles as never });
-      }
-      case "lot create": {
-        const inline = flag(parsed, "allow");
-        const file = flag(parsed, "allow-file");
-        let allowlist: string[] | undefined;
-        if (inline !== undefined) allowlist = inline.split(",").map((s) => s.trim()).filter(Boolean);
-        if (file !== undefined) allowlist = [...(allowlist ?? []), ...readText(file, 64 * 1024 * 1024).split(/\r?\n/).map((s) => s.trim()).filter(Boolean)];
-        const lineRate = intFlag(parsed, "line-rate");
-        return await services.createProvisioningKey({ lot: need(parsed, 2, "lot"), allowlist, ...(lineRate === undefined ? {} : { lineRate }) });
-      }
-      case "nas add": {
-        const file = flag(parsed, "secret-file");
-        const secret = file !== undefined ? readText(file, 1024).trim() : flag(parsed, "secret");
-        if (secret === undefined) throw new UsageError("give --secret-file <file> or --secret <secret>");
-        return await services.addNasClient({ name: need(parsed, 2, "NAS name"), address: need(parsed, 3, "address (IP or *)"), secret });
-      }
-      case "nas list": return await services.listNasClients();
-      case "nas remove": return await services.removeNasClient({ name: need(parsed, 2, "NAS name") });
-      case "lot list": return await services.listProvisioningKeys();
-      case "lot show": return await services.getLot({ lot: need(parsed, 2, "lot") });
-      case "lot line-rate": {
-        const rate = need(parsed, 3, "claims per hour or none");
-        if (rate !== "none" && !/^[0-9]{1,8}$/.test(rate)) throw new UsageError("the line rate is a number of claims per hour, or none");
-        return await services.setLotLineRate({ lot: need(parsed, 2, "lot"), lineRate: rate === "none" ? null : Number(rate) });
-      }
-      case "lot retire": return await services.retireProvisioningKey({ lot: need(parsed, 2, "lot") });
-      case "lot revoke-key": return await services.revokeProvisioningKey({ lot: need(parsed, 2, "lot") });
-      case "lot revoke": return await services.revokeLot({ lot: need(parsed, 2, "lot") });
-      default:
-        if (group === "import") {
-          return await services.importDevicesCsv({ csv: readText(need(parsed, 1, "CSV file"), 50 * 1024 * 1024), caName: flag(parsed, "ca"), lot: flag(parsed, "lot") });
-        }
-        if (group === "import-bundle") {
-          const file = need(parsed, 1, "bundle file");
-          return await services.importBundle({ bundle: readFileSync(file), checksum: readText(flag(parsed, "checksum") ?? `${file}.sha256`, 1024) });
-        }
-        if (group === "audit") {
-          const records = await services.auditLog({
-            limit: intFlag(parsed, "limit"), deviceId: flag(parsed, "device"), action: flag(parsed, "action"), actor: flag(parsed, "actor"),
-            since: flag(parsed, "since"), until: flag(parsed, "until"), before: intFlag(parsed, "before"),
-          });
-          if (!parsed.flags.has("table")) return records;
-          out(auditTable(records));
-          return undefined;
-        }
-        throw new UsageError(group === undefined ? "no command" : `unknown command ${parsed.positional.slice(0, 2).join(" ")}`);
-    }
-  } finally {
-    services.registry.close();
-  }
-}
-
-/** Where the CLI writes its output and errors. */
-export interface CliIo {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-const STDIO: CliIo = {
-  out: (text) => void process.stdout.write(`${text}\n`),
-  err: (text) => void process.stderr.write(`${text}\n`),
-};
-
-/**
- * Runs the CLI. Returns the exit status (0 ok, 1 refused, 2 usage).
- * @example await runCli(["device", "list", "--data", "/var/lib/wcm"], process.env)
- */
-export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env, io: CliIo = STDIO): Promise<number> {
-  try {
-    const parsed = parse(argv);
-    if (parsed.flags.has("help") || parsed.positional.length === 0) {
-      io.out(USAGE);
-      return parsed.flags.has("help") ? 0 : 2;
-    }
-    const result = await command(parsed, env, io.out);
-    if (result !== undefined) io.out(JSON.stringify(result, null, 2));
-    return 0;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      io.err(`usage: ${error.message} (run with --help)`);
-      return 2;
-    }
-    if (isCloudError(error)) {
-      io.err(`error ${error.message}`);
-      return 1;
-    }
-    io.err(`error INTERNAL: ${(error as Error).message}`);
-    return 1;
-  }
-}
-
 
 if (invokedDirectly(import.meta.url)) {
   runCli(process.argv.slice(2)).then((code) => {

@@ -231,6 +231,7 @@ describe("attack: one extracted lot key claims the whole lot", function () {
     const env = { WCM_MASTER_KEY: randomBytes(32).toString("hex"), WCM_DATA: dir };
     const lines: string[] = [];
     const io = { out: (s: string) => lines.push(s), err: () => undefined };
+    assert.equal(await runCli(["init"], env, io), 0);
     assert.equal(await runCli(["lot", "create", "cli-lot", "--allow", "cli-t-1", "--line-rate", "50"], env, io), 0);
     assert.equal(await runCli(["lot", "line-rate", "cli-lot", "none"], env, io), 0);
     assert.equal((JSON.parse(lines.at(-1)!) as { lineRate: number | null }).lineRate, null);

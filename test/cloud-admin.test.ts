@@ -142,6 +142,9 @@ describe("cloud admin (buildAdminApi, importDevicesCsv, runCli)", function () {
     const io = { out: (s: string) => lines.push(s), err: (s: string) => errors.push(s) };
     const secretFile = join(t.dataDir, "cli.secret");
     writeFileSync(secretFile, newSecret().hex);
+    assert.equal(await runCli(["device", "list"], env, io), 2, "no registry yet");
+    assert.match(errors.at(-1)!, /^error REGISTRY_MISSING/);
+    assert.equal(await runCli(["init"], env, io), 0);
     assert.equal(await runCli(["device", "add-secret", "cli-1", "--secret-file", secretFile], env, io), 0);
     assert.equal(await runCli(["device", "list"], env, io), 0);
     assert.deepEqual((JSON.parse(lines.at(-1)!) as { deviceId: string }[]).map((d) => d.deviceId), ["cli-1"]);

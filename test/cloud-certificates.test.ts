@@ -238,6 +238,7 @@ describe("cloud certificates: end-entity rule and revocation, same on MQTT and E
     const env = { WCM_MASTER_KEY: randomBytes(32).toString("hex"), WCM_DATA: join(dir, "data") };
     const lines: string[] = [];
     const io = { out: (s: string) => lines.push(s), err: (s: string) => lines.push(s) };
+    assert.equal(await runCli(["init"], env, io), 0);
     assert.equal(await runCli(["ca", "create", "cli-ca"], env, io), 0);
     const ca = JSON.parse(lines.at(-1)!) as { certificatePem: string };
     assert.equal(await runCli(["cert", "issue", "cli-ca", "cli-dev"], env, io), 0);

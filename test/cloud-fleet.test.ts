@@ -331,9 +331,10 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
     const lines: string[] = [];
     const errors: string[] = [];
     const io = { out: (s: string) => lines.push(s), err: (s: string) => errors.push(s) };
+    assert.equal(await runCli(["init"], env, io), 0);
     assert.equal(await runCli(["lot", "create", "cli-lot-a", "--allow", "cli-a1"], env, io), 0);
     assert.equal(await runCli(["lot", "create", "cli-lot-b"], env, io), 0);
-    assert.equal(await runCli(["device", "add-secret", "cli-s1", "--secret-hex", newSecret().hex], env, io), 0);
+    assert.equal(await runCli(["device", "add-secret", "cli-s1", "--secret-file", "-"], env, { ...io, stdin: () => Buffer.from(newSecret().hex) }), 0);
     assert.equal(await runCli(["lot", "revoke-key", "cli-lot-a"], env, io), 0);
     assert.deepEqual(JSON.parse(lines.at(-1)!).revoked, true);
     assert.equal(await runCli(["lot", "revoke", "cli-lot-b"], env, io), 0);

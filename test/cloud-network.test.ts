@@ -244,6 +244,8 @@ describe("cloud networks (hotspot profiles, private network hand-off)", function
     assert.match(io.lines[io.lines.length - 1], /"pendingChange"/);
     assert.equal(await runCli(["device", "forget-network", "net-2", "--ssid", "Lab"], env, cliIo), 0);
     assert.equal(await runCli(["device", "network", "net-2", "--ssid", "Lab"], env, cliIo), 2, "password required");
+    assert.equal(await runCli(["device", "network", "net-2", "--ssid", "Lab", "--password", "x"], env, cliIo), 2, "no password on the command line");
+    assert.equal(await runCli(["device", "network", "net-2", "--ssid", "Open", "--open"], env, cliIo), 0, io.errors.join("\n"));
   });
 
   it("packetGuard_AllowsTheLargestConfigResponse_AndItReachesTheDevice", async () => {

@@ -60,7 +60,11 @@ describe("radius: NAS clients (services, HTTP, CLI)", function () {
     const lines: string[] = [];
     const errors: string[] = [];
     const io = { out: (s: string) => lines.push(s), err: (s: string) => errors.push(s) };
-    assert.equal(await runCli(["nas", "add", "ap-cli", "*", "--secret", "cli-shared-secret-12"], env, io), 0);
+    assert.equal(await runCli(["init"], env, io), 0);
+    assert.equal(await runCli(["nas", "add", "ap-cli", "*", "--secret", "cli-shared-secret-12"], env, io), 2, "a secret on the command line is refused");
+    assert.match(errors.at(-1)!, /^error USAGE: Unknown option '--secret'/);
+    assert.equal(errors.at(-1)!.includes("cli-shared-secret-12"), false);
+    assert.equal(await runCli(["nas", "add", "ap-cli", "*", "--secret-file", "-"], env, { ...io, stdin: () => Buffer.from("cli-shared-secret-12\n") }), 0, errors.at(-1));
     assert.equal(await runCli(["nas", "list"], env, io), 0);
     assert.deepEqual((JSON.parse(lines.at(-1)!) as { name: string; address: string }[]).map((n) => [n.name, n.address]), [["ap-cli", "*"]]);
     assert.equal(await runCli(["nas", "add", "ap-cli2", "10.0.0.1"], env, io), 2, "a secret is required");

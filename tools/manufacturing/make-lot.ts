@@ -36,6 +36,8 @@ import { validateCloudConfig } from "../../modules/config";
 import { deriveTemporarySecret } from "../../modules/derive";
 import { DEVICE_ID_PATTERN } from "../../modules/protocol";
 import { invokedDirectly } from "../../cloud/invoked-directly";
+import { EXIT, formatError, optionsHelp, parseCommandLine, readInputFile, UsageError, version, type OptionSpec } from "../../cloud/cli-kit";
+import { CloudError } from "../../cloud/errors";
 
 export type LotOption = "secret" | "temporary" | "certificate";
 
@@ -93,7 +95,8 @@ export interface MakeLotResult {
 
 const ARG_KEYS = ["option", "count", "prefix", "start", "macBase", "pad", "lot", "caName", "keyType", "csrDir", "temporaryMode", "keyBlock"] as const;
 
-class ToolError extends Error {}
+/** A mistake in the arguments (exit 2, like every usage error). */
+class ToolError extends UsageError {}
 
 function writeAtomicBytes(path: string, bytes: Uint8Array, mode: number): void {
   const tmp = `${path}.tmp`;
@@ -320,74 +323,109 @@ export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
   return { lot: o.lot, made, skipped, interrupted: false, bundle, sha256 };
 }
 
-const USAGE = `usage: npm run make-lot -- --option secret|temporary|certificate --count N --prefix lamp- --start 1 --out <dir>
-  [--mac-base 24:0a:c4:00:00:00] [--pad 4] [--lot <name>]
-  [--cloud-host localhost] [--cloud-port 8883] [--cloud-ca <server-ca.pem>] [--server-name <name>]
-  temporary:   [--temporary-mode derived|hardware|lot-key] (default derived: each device gets only its own
-               derived secret; hardware: nothing secret in flash, lot-key.bin to burn into eFuse
-               [--key-block 0..5, default 5]; lot-key: the lot key in every device, WEAKER: one
-               extracted device claims every unclaimed id of the lot)
-  certificate: --ca-name <product CA> --data <cloud data dir> [--master-key-file f | WCM_MASTER_KEY] [--key rsa|ec]
-               [--csr-dir <dir>: sign <dir>/<id>.csr.pem instead of making keys]`;
+const USAGE = `usage: npm run make-lot -- --option secret|temporary|certificate --count N --prefix lamp- --start 1 --out <dir> [options]`;
 
-const VALUE_FLAGS = new Set(["option", "count", "prefix", "start", "out", "mac-base", "pad", "lot", "ca-name", "data", "master-key-file", "key", "cloud-host", "cloud-port", "cloud-ca", "server-name", "stop-after", "csr-dir", "temporary-mode", "key-block"]);
+/** make-lot's options (parseArgs: \`--flag value\` or \`--flag=value\`; unknown flags refused). */
+const OPTIONS: Record<string, OptionSpec> = {
+  option: { type: "string", value: "secret|temporary|certificate", help: "the login option of the lot (required)" },
+  count: { type: "string", value: "<N>", help: "devices in the lot, 1..2000000 (required)" },
+  prefix: { type: "string", value: "<text>", help: "device id prefix" },
+  start: { type: "string", value: "<n>", help: "first number (default 1)" },
+  out: { type: "string", value: "<dir>", help: "output directory, made 0700 (required)" },
+  "mac-base": { type: "string", value: "<mac>", help: "ids are the MAC base plus n, 12 hex digits (24:0a:c4:00:00:00)" },
+  pad: { type: "string", value: "<n>", help: "digits of the number (default 4)" },
+  lot: { type: "string", value: "<name>", help: "the lot's name (default <prefix>lot-<first>-<last>)" },
+  "cloud-host": { type: "string", value: "<name>", help: "cloud.json host (needs a CA: --cloud-ca or --data)" },
+  "cloud-port": { type: "string", value: "<port>", help: "cloud.json port (default 8883; needs a CA)" },
+  "cloud-ca": { type: "string", value: "<server-ca.pem>", help: "the cloud's server CA: writes cloud.json (default <data>/server-ca.pem when it exists)" },
+  "server-name": { type: "string", value: "<name>", help: "cloud.json serverName, the name in the server certificate (needs a CA)" },
+  "temporary-mode": { type: "string", value: "derived|hardware|lot-key", help: "temporary lots: derived (default: each device only its own derived secret); hardware (nothing secret in flash, lot-key.bin for eFuse); lot-key (the lot key in every device, WEAKER)" },
+  "key-block": { type: "string", value: "0..5", help: "hardware mode: the eFuse key block (default 5)" },
+  "ca-name": { type: "string", value: "<CA>", help: "certificate lots: the product CA (required)" },
+  data: { type: "string", value: "<dir>", help: "certificate lots: the cloud data directory holding the CA key (else env WCM_DATA)" },
+  "master-key-file": { type: "string", value: "<file>", help: "certificate lots: the master key file (else env WCM_MASTER_KEY)" },
+  key: { type: "string", value: "rsa|ec", help: "certificate lots: the device key type (default rsa)" },
+  "csr-dir": { type: "string", value: "<dir>", help: "certificate lots: sign <dir>/<id>.csr.pem instead of making keys" },
+  "stop-after": { type: "string", value: "<n>", help: "stop after n devices (exit 3; a re-run resumes)" },
+  json: { type: "boolean", help: "errors as JSON on stdout too" },
+  version: { type: "boolean", help: "print the version" },
+  help: { type: "boolean", short: "h", help: "this help" },
+};
 
-/** Runs the command line; returns the exit status. */
-export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const flags = new Map<string, string>();
-  if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+/** The --help text. */
+export function makeLotHelp(): string {
+  return `${USAGE}\n\noptions:\n${optionsHelp(OPTIONS)}\n\nexit: 0 ok, 1 refused by the cloud registry, 2 usage or input (bad flag, unreadable file), 3 stopped by --stop-after, 70 internal`;
+}
+
+/** Where make-lot writes (tests pass their own). */
+export interface MakeLotIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const STDIO: MakeLotIo = { out: (t) => void process.stdout.write(`${t}\n`), err: (t) => void process.stderr.write(`${t}\n`) };
+
+/** Runs the command line; returns the exit status (cloud/cli-kit.ts EXIT). */
+export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = process.env, io: MakeLotIo = STDIO): Promise<number> {
+  const json = argv.includes("--json");
   try {
-    for (let i = 0; i < argv.length; i++) {
-      const name = argv[i].replace(/^--/, "");
-      if (!argv[i].startsWith("--") || !VALUE_FLAGS.has(name) || i + 1 >= argv.length) throw new ToolError(`bad argument ${argv[i]}`);
-      flags.set(name, argv[++i]);
+    const { values, positionals } = parseCommandLine(argv, OPTIONS);
+    if (values.help) {
+      io.out(makeLotHelp());
+      return EXIT.OK;
     }
+    if (values.version) {
+      io.out(version());
+      return EXIT.OK;
+    }
+    if (positionals.length > 0) throw new UsageError(`make-lot takes only options: unexpected ${positionals[0]}`);
+    const flag = (name: string) => values[name] as string | undefined;
     const int = (name: string, fallback?: number): number => {
-      const v = flags.get(name);
+      const v = flag(name);
       if (v === undefined) {
-        if (fallback === undefined) throw new ToolError(`--${name} is required`);
+        if (fallback === undefined) throw new UsageError(`--${name} is required`);
         return fallback;
       }
-      if (!/^[0-9]{1,9}$/.test(v)) throw new ToolError(`--${name} must be a number`);
+      if (!/^[0-9]{1,9}$/.test(v)) throw new UsageError(`--${name} must be a number`);
       return Number(v);
     };
-    const out = flags.get("out");
-    if (!out) throw new ToolError("--out is required");
-    const keyType = flags.get("key") ?? "rsa";
-    if (keyType !== "rsa" && keyType !== "ec") throw new ToolError("--key must be rsa or ec");
-    const data = flags.get("data") ?? env.WCM_DATA;
-    let caFile = flags.get("cloud-ca");
+    const out = flag("out");
+    if (!out) throw new UsageError("--out is required");
+    const keyType = flag("key") ?? "rsa";
+    if (keyType !== "rsa" && keyType !== "ec") throw new UsageError("--key must be rsa or ec");
+    const data = flag("data") ?? env.WCM_DATA;
+    let caFile = flag("cloud-ca");
     if (caFile === undefined && data !== undefined && existsSync(join(data, "server-ca.pem"))) caFile = join(data, "server-ca.pem");
+    if (caFile === undefined) {
+      const orphan = ["cloud-host", "cloud-port", "server-name"].find((name) => flag(name) !== undefined);
+      if (orphan !== undefined) throw new UsageError(`--${orphan} goes into cloud.json, which needs the cloud's CA: give --cloud-ca <server-ca.pem> (or --data with a server-ca.pem)`);
+    }
+    const cloudCaPem = caFile === undefined ? undefined : readInputFile(caFile, 65536, "the cloud CA file").toString("utf8");
     let services: CloudServices | undefined;
-    if (flags.get("option") === "certificate" && data !== undefined) {
-      const key = loadMasterKey({ masterKeyFile: flags.get("master-key-file"), env });
+    if (flag("option") === "certificate" && data !== undefined) {
+      if (!existsSync(join(data, "registry.sqlite"))) throw new CloudError("REGISTRY_MISSING", `${data} holds no registry: check --data`);
+      const key = loadMasterKey({ masterKeyFile: flag("master-key-file"), env });
       services = new CloudServices(Registry.open(data, key), "admin:make-lot");
       key.fill(0);
     }
     try {
       const result = await makeLot({
-        option: (flags.get("option") ?? "") as LotOption, count: int("count"), prefix: flags.get("prefix") ?? "", start: int("start", 1), out,
-        macBase: flags.get("mac-base"), pad: int("pad", 4), lot: flags.get("lot"), caName: flags.get("ca-name"), keyType,
-        cloudHost: flags.get("cloud-host"), cloudPort: flags.has("cloud-port") ? int("cloud-port") : undefined,
-        cloudCaPem: caFile === undefined ? undefined : readFileSync(caFile, "utf8"), serverName: flags.get("server-name"),
-        csrDir: flags.get("csr-dir"), services, stopAfter: flags.has("stop-after") ? int("stop-after") : undefined,
-        temporaryMode: flags.get("temporary-mode") as TemporaryMode | undefined, keyBlock: flags.has("key-block") ? int("key-block") : undefined,
+        option: (flag("option") ?? "") as LotOption, count: int("count"), prefix: flag("prefix") ?? "", start: int("start", 1), out,
+        macBase: flag("mac-base"), pad: int("pad", 4), lot: flag("lot"), caName: flag("ca-name"), keyType,
+        cloudHost: flag("cloud-host"), cloudPort: values["cloud-port"] !== undefined ? int("cloud-port") : undefined,
+        cloudCaPem, serverName: flag("server-name"),
+        csrDir: flag("csr-dir"), services, stopAfter: values["stop-after"] !== undefined ? int("stop-after") : undefined,
+        temporaryMode: flag("temporary-mode") as TemporaryMode | undefined, keyBlock: values["key-block"] !== undefined ? int("key-block") : undefined,
       });
-      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      return result.interrupted ? 3 : 0;
+      io.out(JSON.stringify(result, null, 2));
+      return result.interrupted ? EXIT.STOPPED : EXIT.OK;
     } finally {
       services?.registry.close();
     }
   } catch (error) {
-    if (error instanceof ToolError) {
-      process.stderr.write(`make-lot: ${error.message}\n${USAGE}\n`);
-      return 2;
-    }
-    process.stderr.write(`make-lot: error ${(error as Error).message}\n`);
-    return 1;
+    const { exit, text } = formatError(error, json);
+    (json ? io.out : io.err)(text);
+    return exit;
   }
 }
 
