@@ -26,7 +26,7 @@ import { Registry } from "./registry";
 import { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
 import type { AuditRecord, DeviceView } from "./registry";
-import { startCloud } from "./index";
+import { startCloud, type Cloud, type ListenerInfo } from "./index";
 import { invokedDirectly } from "./invoked-directly";
 
 /** Where the CLI writes its output and errors, and reads standard input (secrets given as `-`). */
@@ -150,25 +150,24 @@ const COMMANDS: Command[] = [
       "admin-tls": { type: "string", value: "issue|off", help: "admin.tls" },
       "admin-tls-cert": { type: "string", value: "<chain.pem>", help: "admin.tlsCertFile" },
       "admin-tls-key": { type: "string", value: "<key.pem>", help: "admin.tlsKeyFile" },
+      "ops-port": { type: "string", value: "<port>", help: "ops.port (/metrics, /healthz, /readyz; default 9464)" },
     },
     async run(ctx) {
       const config = ctx.config();
       requireRegistry(dataDir(ctx));
       const level = getPath(config.values, "log.level") as string;
       const rank = { debug: 0, info: 1, warn: 2, error: 3 } as Record<string, number>;
-      const cloud = await startCloud({
-        ...startOptionsFromConfig(config.values),
-        log: (at, message) => {
-          if ((rank[at] ?? 1) >= rank[level]) process.stderr.write(`${new Date().toISOString()} ${at} ${message}\n`);
-        },
-      });
+      const log = (at: string, message: string) => {
+        if ((rank[at] ?? 1) >= rank[level]) process.stderr.write(`${new Date().toISOString()} ${at} ${message}\n`);
+      };
+      const cloud = await startCloud({ ...startOptionsFromConfig(config.values), log });
+      // before anything is printed: whoever reads the start-up lines may signal at once
+      handleSignals(cloud, getPath(config.values, "shutdown.drainMs") as number, log);
+      for (const listener of cloud.listeners) log("info", listenerLine(listener));
       ctx.io.out(JSON.stringify({
-        mqttPort: cloud.mqttPort, httpPort: cloud.httpPort, radiusPort: cloud.radiusPort, radiusServerName: cloud.radiusServerName, serverName: cloud.serverName,
+        mqttPort: cloud.mqttPort, httpPort: cloud.httpPort, radiusPort: cloud.radiusPort, opsPort: cloud.opsPort, radiusServerName: cloud.radiusServerName, serverName: cloud.serverName,
         serverCa: join(dataDir(ctx), "server-ca.pem"), adminUrl: cloud.admin?.url, adminTokenFile: cloud.admin?.tokenFile,
       }));
-      const stop = () => void cloud.close().then(() => process.exit(0));
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
       return new Promise(() => undefined);
     },
   },
@@ -516,6 +515,45 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
   }
 }
 
+/** `listening mqtt mqtts://0.0.0.0:8883 cert CN=localhost names=localhost,127.0.0.1 expires 2036-01-01T00:00:00.000Z issuer=...` */
+export function listenerLine(listener: ListenerInfo): string {
+  const host = listener.host.includes(":") ? `[${listener.host}]` : listener.host;
+  const cert = listener.certificate;
+  return `listening ${listener.name} ${listener.protocol}://${host}:${listener.port}${cert ? ` cert ${cert.subject} names=${cert.names.join(",")} expires ${cert.notAfter} issuer=${cert.issuer}` : " (no TLS)"}`;
+}
+
+/** Exit code of a second SIGTERM/SIGINT during the drain, and of a drain past its watchdog. */
+export const EXIT_FORCED = 1;
+
+/**
+ * SIGTERM/SIGINT: drain (Cloud.shutdown) within `drainMs`, then exit 0; a second
+ * signal exits at once (EXIT_FORCED); a watchdog exits EXIT_FORCED 5 s after the bound.
+ */
+function handleSignals(cloud: Cloud, drainMs: number, log: (level: string, message: string) => void): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log("warn", `${signal} again: exiting at once`);
+      process.exit(EXIT_FORCED);
+    }
+    stopping = true;
+    log("info", `${signal}: draining (new connections refused; at most ${drainMs} ms for requests and sessions)`);
+    setTimeout(() => {
+      log("error", `still stopping ${drainMs + 5000} ms after ${signal}: exiting`);
+      process.exit(EXIT_FORCED);
+    }, drainMs + 5000).unref();
+    cloud.shutdown(drainMs).then((report) => {
+      log("info", `stopped in ${report.ms} ms: ${report.inFlight} requests finished, ${report.connections} connections closed (${report.destroyed} cut at the bound), registry closed`);
+      process.exit(EXIT.OK);
+    }, (error: Error) => {
+      log("error", `stopping failed: ${error.message}`);
+      process.exit(EXIT_FORCED);
+    });
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
 /** The serve flags as config overrides (other commands have none). */
 function serveOverrides(ctx: Context): Record<string, unknown> {
   const port = (name: string) => {
@@ -529,7 +567,7 @@ function serveOverrides(ctx: Context): Record<string, unknown> {
   return {
     "mqtt.host": ctx.str("mqtt-host") ?? ctx.str("host"), "mqtt.port": port("mqtt-port"),
     "radius.host": ctx.str("radius-host") ?? ctx.str("host"), "radius.port": port("radius-port"), "radius.enabled": ctx.str("radius-port") !== undefined ? true : undefined,
-    "admin.port": port("http-port"), "admin.host": ctx.str("admin-host"), "admin.name": ctx.str("admin-name"), "admin.tokenFile": ctx.str("admin-token-file"),
+    "admin.port": port("http-port"), "ops.port": port("ops-port"), "admin.host": ctx.str("admin-host"), "admin.name": ctx.str("admin-name"), "admin.tokenFile": ctx.str("admin-token-file"),
     "admin.tls": tls, "admin.tlsCertFile": ctx.str("admin-tls-cert"), "admin.tlsKeyFile": ctx.str("admin-tls-key"),
   };
 }

@@ -118,6 +118,14 @@ export const CONFIG_SCHEMA = {
       maxTrackedIds: int("device ids the refusal throttle remembers", DEFAULT_REFUSAL_AUDIT.maxTrackedIds, 1, 100_000_000),
     },
   },
+  ops: {
+    enabled: bool("run the ops listener: /metrics, /healthz, /readyz over plain HTTP without credentials", true),
+    host: str("bind address of the ops listener (loopback or a monitoring network)", "127.0.0.1"),
+    port: int("ops HTTP port (0 = ephemeral)", 9464, 0, PORT_MAX),
+  },
+  shutdown: {
+    drainMs: int("on SIGTERM, ms to let requests finish and sessions end before the rest are cut (a second SIGTERM exits at once)", 10_000, 0, 300_000),
+  },
   log: {
     level: oneOf("least level written (JSON lines on stderr)", ["debug", "info", "warn", "error"], "info"),
   },
@@ -385,5 +393,7 @@ export function startOptionsFromConfig(values: ConfigValues): StartCloudOptions 
       sessionTimeoutS: v("radius.sessionTimeoutS") as number, nasRate: v("radius.nasRate") as RateLimit,
     },
     limits: structuredClone(v("limits")) as AbuseLimits,
+    opsHost: v("ops.host") as string,
+    opsPort: v("ops.enabled") ? (v("ops.port") as number) : undefined,
   };
 }

@@ -4,7 +4,9 @@
  * buildAdminApi() makes the app: a request handler plus inject() so tests call
  * routes without sockets; listenAdminApi() binds it to a port (fastify's
  * build/listen split). Every request passes admin-guard.ts first (Host,
- * Origin, bearer token; there is no unauthenticated mode). Bodies are JSON
+ * Origin, bearer token; there is no unauthenticated mode), except the
+ * liveness and readiness probes /healthz and /readyz (cloud/health.ts), which
+ * change and reveal nothing. Bodies are JSON
  * only (`application/json`; CSV import also takes `text/csv`, which is not a
  * CORS-safelisted type), so no simple cross-site request changes anything.
  * Bodies are bounded (1 MiB JSON, 50 MiB CSV). Errors are
@@ -18,6 +20,7 @@ import { checkAdminRequest, LOOPBACK_NAMES, type AdminAccess } from "./admin-gua
 import { MAX_CSV_BYTES } from "./csv";
 import type { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
+import { HEALTH_PATHS, probeResponse, type ReadinessProbe } from "./health";
 
 /** Largest JSON request body. */
 export const MAX_JSON_BODY_BYTES = 1024 * 1024;
@@ -58,6 +61,8 @@ export interface AdminApiOptions {
   names?: string[];
   /** "https" when listenAdminApi() is given TLS (default "http"): the scheme of the admin's own Origin */
   scheme?: "http" | "https";
+  /** answers GET /healthz and /readyz without credentials (cloud/health.ts); none when undefined */
+  probe?: ReadinessProbe;
 }
 
 type Handler = (ctx: { params: string[]; query: URLSearchParams; json: () => Record<string, unknown>; text: () => string; contentType: string }) => Promise<unknown>;
@@ -181,6 +186,8 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
 
   async function dispatch(request: AdminRequest): Promise<AdminResponse> {
     try {
+      const probed = options.probe && await probeResponse(request.method, request.url, options.probe);
+      if (probed) return probed;
       checkAdminRequest(access, request.headers ?? {});
       const url = new URL(request.url, "http://admin.invalid");
       const matches = table.filter((route) => route.pattern.test(url.pathname));
@@ -226,6 +233,12 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
     };
     const headers: Record<string, string | undefined> = {};
     for (const [key, value] of Object.entries(req.headers)) headers[key] = Array.isArray(value) ? value.join(",") : value;
+    // probes need no credential and read no body (cloud/health.ts)
+    if (options.probe && (HEALTH_PATHS as readonly string[]).includes((req.url ?? "").split("?")[0])) {
+      req.resume();
+      void dispatch({ method: req.method ?? "GET", url: req.url ?? "/", headers }).then(send);
+      return;
+    }
     // refused before any body is read: a caller without the credential cannot make the API buffer 50 MiB
     try {
       checkAdminRequest(access, headers);

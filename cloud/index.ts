@@ -7,7 +7,7 @@
  * anywhere but loopback it also needs a name and TLS (admin-tls.ts). A
  * listener that cannot bind stops start-up with LISTEN_FAILED naming it.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, X509Certificate } from "node:crypto";
 import { join } from "node:path";
 import type { LogPort } from "../modules/ports";
 import { Authenticator } from "./auth/authenticator";
@@ -26,6 +26,8 @@ import { RadiusServer, type RadiusServerOptions } from "./radius/server";
 import { Registry } from "./registry";
 import { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
+import { listenOps, type OpsListener } from "./ops-listener";
+import type { ReadinessProbe } from "./health";
 
 export { CloudError, isCloudError, CLOUD_ERROR_CODES, type CloudErrorCode } from "./errors";
 export { CloudServices } from "./services";
@@ -77,7 +79,33 @@ export interface StartCloudOptions {
   limits?: AbuseLimits;
   /** TLS session resumption of the MQTT endpoint (default: in-memory LRU of 10000 sessions, 1 h; cloud/tls-sessions.ts) */
   tlsSessions?: TlsSessionOptions;
+  /** bind address of the ops listener: /metrics, /healthz, /readyz without credentials (default 127.0.0.1) */
+  opsHost?: string;
+  /** ops HTTP port (0 = ephemeral; undefined = no ops listener) */
+  opsPort?: number;
   log?: LogPort;
+}
+
+/** One listener as start-up reports it. */
+export interface ListenerInfo {
+  name: "mqtt" | "radius" | "admin" | "ops";
+  /** mqtts (TCP), radius (UDP), https or http */
+  protocol: "mqtts" | "radius" | "https" | "http";
+  host: string;
+  port: number;
+  /** the certificate it presents (RADIUS: in EAP), undefined for plain HTTP */
+  certificate?: { subject: string; names: string[]; notAfter: string; issuer: string };
+}
+
+/** What drain-and-close did (Cloud.shutdown). */
+export interface ShutdownReport {
+  /** ms from the call to the registry closed */
+  ms: number;
+  /** issuance requests still being answered when draining began (each was let finish) */
+  inFlight: number;
+  /** MQTT connections open when draining began, and those destroyed at the bound (not ended cleanly) */
+  connections: number;
+  destroyed: number;
 }
 
 /** The running admin API and how to reach it. */
@@ -126,7 +154,19 @@ export interface Cloud {
   issuance: IssuanceService;
   /** hotspot profiles and devices' private networks (actor "admin:api") */
   network: NetworkServices;
-  /** Stops both endpoints and closes the registry. */
+  /** every listener with its address and certificate (start-up prints one line each) */
+  listeners: ListenerInfo[];
+  /** the ops listener's port, undefined when none was asked for */
+  opsPort: number | undefined;
+  /** readiness: the registry answers and every device listener is up (false once shutdown() began) */
+  ready(): Promise<boolean>;
+  /**
+   * Graceful stop (SIGTERM): refuses new connections, lets requests being
+   * answered finish, ends every session, closes the registry. Waits at most
+   * `boundMs` (default 10000) for the device connections, then destroys what is left.
+   */
+  shutdown(boundMs?: number): Promise<ShutdownReport>;
+  /** Stops every endpoint at once and closes the registry. */
   close(): Promise<void>;
 }
 
@@ -145,6 +185,14 @@ async function serverIdentity(registry: Registry): Promise<{ caPem: string; cert
     server = registry.serverTls("server")!;
   }
   return { caPem: ca.certPem, certPem: server.certPem, keyPem: privateKeyPem(server.keyDer) };
+}
+
+/** The names, subject, issuer and expiry of a PEM certificate (the first of a chain). */
+export function certificateInfo(pem: string): ListenerInfo["certificate"] {
+  const cert = new X509Certificate(pem);
+  const names = (cert.subjectAltName ?? "").split(",").map((n) => n.trim().replace(/^(DNS|IP Address):/, "")).filter(Boolean);
+  const cn = /CN=([^\n,]+)/.exec(cert.subject)?.[1];
+  return { subject: cn ?? cert.subject, names: names.length > 0 ? names : cn ? [cn] : [], notAfter: new Date(cert.validTo).toISOString(), issuer: /CN=([^\n,]+)/.exec(cert.issuer)?.[1] ?? cert.issuer };
 }
 
 /**
@@ -173,6 +221,8 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   let mqtt: MqttServer | undefined;
   let http: AdminListener | undefined;
   let radius: RadiusServer | undefined;
+  let ops: OpsListener | undefined;
+  let radiusCertPem: string | undefined;
   try {
     const identity = await serverIdentity(registry);
     replaceOwnerOnlyFile(join(options.dataDir, "server-ca.pem"), identity.caPem);
@@ -190,6 +240,15 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       maxConnections: options.maxConnections, limits: options.limits, log: options.log, tlsSessions: options.tlsSessions,
     }));
     const live = mqtt;
+    let closed = false;
+    let stopping = false;
+    const probe: ReadinessProbe = {
+      async ready() {
+        if (stopping || closed || !live.listening) return false;
+        await registry.serverTls("ca");
+        return true;
+      },
+    };
     const network = new NetworkServices(registry, "admin:api", {
       hotspotsChanged: () => live.notifyConfig(),
       networkChanged: (id) => live.notifyNetwork(id),
@@ -210,6 +269,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     });
     if (options.radiusPort !== undefined) {
       const tls = await radiusIdentity(registry);
+      radiusCertPem = tls.certPem;
       const radiusHost = options.radiusHost ?? "127.0.0.1";
       const started = new RadiusServer({
         ...options.radius, registry, digest: nodeDigest, auth, certPem: tls.certPem, keyPem: tls.keyPem,
@@ -222,7 +282,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     let admin: AdminEndpoint | undefined;
     if (options.httpPort !== undefined && tlsPlan && token && adminTls !== undefined) {
       const api = buildAdminApi(services.as("admin:http"), {
-        token: token.token, network: network.as("admin:http"), names: tlsPlan.names, scheme: adminTls ? "https" : "http",
+        token: token.token, network: network.as("admin:http"), names: tlsPlan.names, scheme: adminTls ? "https" : "http", probe,
       });
       const httpPort = options.httpPort;
       http = await bind("admin HTTP", adminHost, httpPort, () => listenAdminApi(api, { host: adminHost, port: httpPort, tls: adminTls || undefined }));
@@ -232,7 +292,26 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       };
     }
     const httpListener = http;
-    let closed = false;
+    if (options.opsPort !== undefined) {
+      const opsHost = options.opsHost ?? "127.0.0.1";
+      const opsPort = options.opsPort;
+      ops = await bind("ops HTTP", opsHost, opsPort, () => listenOps({ host: opsHost, port: opsPort, probe }));
+    }
+    const opsListener = ops;
+    const listeners: ListenerInfo[] = [
+      { name: "mqtt", protocol: "mqtts", host: mqttHost, port: mqtt.port, certificate: certificateInfo(identity.certPem) },
+    ];
+    if (radiusServer) listeners.push({ name: "radius", protocol: "radius", host: options.radiusHost ?? "127.0.0.1", port: radiusServer.port, certificate: radiusCertPem ? certificateInfo(radiusCertPem) : undefined });
+    if (httpListener) listeners.push({ name: "admin", protocol: adminTls ? "https" : "http", host: adminHost, port: httpListener.port, certificate: adminTls ? certificateInfo(adminTls.certPem) : undefined });
+    if (opsListener) listeners.push({ name: "ops", protocol: "http", host: options.opsHost ?? "127.0.0.1", port: opsListener.port });
+    const closeAll = async () => {
+      closed = true;
+      await httpListener?.close();
+      await opsListener?.close();
+      await radiusServer?.close();
+      await live.close();
+      registry.close();
+    };
     return {
       mqttPort: mqtt.port,
       httpPort: http?.port,
@@ -248,17 +327,30 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       auth,
       issuance,
       network,
-      async close() {
-        if (closed) return;
-        closed = true;
+      listeners,
+      opsPort: opsListener?.port,
+      ready: () => probe.ready(),
+      async shutdown(boundMs = 10_000) {
+        const started = Date.now();
+        if (closed || stopping) return { ms: 0, inFlight: 0, connections: 0, destroyed: 0 };
+        stopping = true;
+        // the admin API and RADIUS first: no new operator work, no new EAP session
         await httpListener?.close();
         await radiusServer?.close();
-        await live.close();
+        const drained = await live.drain(boundMs);
+        closed = true;
+        await opsListener?.close();
         registry.close();
+        return { ms: Date.now() - started, ...drained };
+      },
+      async close() {
+        if (closed) return;
+        await closeAll();
       },
     };
   } catch (error) {
     await http?.close();
+    await ops?.close();
     await radius?.close();
     await mqtt?.close();
     registry.close();

@@ -21,7 +21,7 @@ import type { Socket } from "node:net";
 import { constants as cryptoConstants } from "node:crypto";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
 import type { DigestPort, LogPort } from "../modules/ports";
-import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, MAX_CONFIG_BYTES, deviceTopics, encodeNotice, encodeResponse, parseTopic } from "../modules/protocol";
+import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, MAX_CONFIG_BYTES, deviceTopics, encodeNotice, encodeResponse, parseTopic, type CloudResponse } from "../modules/protocol";
 import type { IssuanceService } from "./issuance";
 import { Authenticator, type Refusal, type Session } from "./auth/authenticator";
 import { CONNACK_OF } from "./auth/failures";
@@ -163,6 +163,9 @@ export class MqttServer {
   readonly #sessions = new WeakMap<Client, Session>();
   readonly #live = new Map<string, Client>();
   readonly #sockets = new Set<Socket>();
+  /** requests being answered (an asynchronous registry answers later); drain() waits for them */
+  readonly #inFlight = new Set<Promise<unknown>>();
+  #draining = false;
   #broker!: Aedes;
   #server!: Server;
   #port = 0;
@@ -184,6 +187,43 @@ export class MqttServer {
     const server = new MqttServer(options);
     await server.#start();
     return server;
+  }
+
+  /** True while the endpoint accepts connections (not once drain() or close() began). */
+  get listening(): boolean {
+    return this.#server?.listening === true && !this.#draining;
+  }
+
+  /**
+   * Graceful stop: stops accepting, lets requests being answered finish, ends
+   * every connection after its pending writes (TLS close_notify), then close().
+   * Waits at most `boundMs` in all before destroying what is left.
+   * @returns what was waited for and how many connections had to be destroyed
+   */
+  async drain(boundMs: number): Promise<{ inFlight: number; connections: number; destroyed: number }> {
+    const deadline = Date.now() + boundMs;
+    this.#draining = true;
+    const stopped = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const inFlight = this.#inFlight.size;
+    const until = (promise: Promise<unknown>) => new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      void promise.finally(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    await until(Promise.allSettled([...this.#inFlight]));
+    const connections = this.#sockets.size;
+    const ended = [...this.#sockets].map((socket) => new Promise<void>((resolve) => {
+      if (socket.destroyed) return resolve();
+      socket.once("close", () => resolve());
+      socket.end();
+    }));
+    await until(Promise.all(ended));
+    const destroyed = [...this.#sockets].filter((socket) => !socket.destroyed).length;
+    await this.close();
+    await stopped;
+    return { inFlight, connections, destroyed };
   }
 
   /** The TCP port the endpoint listens on. */
@@ -357,8 +397,15 @@ export class MqttServer {
         if (session && topic && topic.deviceId === session.deviceId) {
           const payload = Uint8Array.from(packet.payload as Buffer);
           if (topic.kind === "req") {
-            const response = issuance.handleRequest(session, payload);
-            this.publish(deviceTopics(session.deviceId).response, encodeResponse(response));
+            const respond = (response: CloudResponse) => this.publish(deviceTopics(session.deviceId).response, encodeResponse(response));
+            const response = issuance.handleRequest(session, payload) as CloudResponse | PromiseLike<CloudResponse>;
+            if (typeof (response as PromiseLike<CloudResponse>).then === "function") {
+              // an asynchronous answer is tracked so that drain() lets it finish
+              const pending: Promise<void> = Promise.resolve(response)
+                .then((answer) => this.#publishAndWait(deviceTopics(session.deviceId).response, encodeResponse(answer)), () => undefined)
+                .finally(() => this.#inFlight.delete(pending));
+              this.#inFlight.add(pending);
+            } else respond(response as CloudResponse);
           } else if (topic.kind === "status") {
             issuance.handleStatus(session, payload);
           }
@@ -453,6 +500,15 @@ export class MqttServer {
   }
 
   /** Publishes a QoS 0 message from the cloud. */
+  /** publish(), resolving once the broker has handed the packet to the subscribers' connections. */
+  #publishAndWait(topic: string, payload: Uint8Array): Promise<void> {
+    const packet: PublishPacket = { cmd: "publish", topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false };
+    return new Promise((resolve) => this.#broker.publish(packet, (error) => {
+      if (error) this.#log("warn", `publish to ${topic} failed: ${error.message}`);
+      resolve();
+    }));
+  }
+
   publish(topic: string, payload: Uint8Array): void {
     const packet: PublishPacket = { cmd: "publish", topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false };
     this.#broker.publish(packet, (error) => {
