@@ -42,6 +42,14 @@ export interface PeerOptions {
   nasIdentifier?: string;
   /** Calling-Station-Id (the station's MAC address), sent when given */
   callingStationId?: string;
+  /** TLS versions the peer offers (default TLS 1.2 only) */
+  tlsVersions?: { min: "TLSv1.2" | "TLSv1.3"; max: "TLSv1.2" | "TLSv1.3" };
+  /** TTLS: these inner AVPs instead of PAP's (tests of other inner methods) */
+  innerAvps?: Buffer;
+  /** a TLS session of an earlier conversation to resume (PeerResult.session) */
+  session?: Buffer;
+  /** extra attributes of every Access-Request (Framed-MTU 1500 is sent unless one is given here) */
+  attributes?: RadiusAttribute[];
 }
 
 /** Outcome of one conversation. */
@@ -55,6 +63,14 @@ export interface PeerResult {
   roundTrips: number;
   msk?: Buffer;
   mppe?: { recv?: Buffer; send?: Buffer };
+  /** the TLS alert the server sent before its EAP-Failure (the peer's TLS error), if any */
+  alert?: string;
+  /** the peer's EAP Session-Id (Type || client.random || server.random) and the EAP-Key-Name of the Accept */
+  sessionId?: Buffer;
+  keyName?: Buffer;
+  /** the TLS session to resume next time (ticket or id), and whether this one was resumed */
+  session?: Buffer;
+  resumed?: boolean;
 }
 
 const MAX_EXCHANGES = 120;
@@ -63,10 +79,11 @@ const MAX_EXCHANGES = 120;
 const contexts = new Map<string, SecureContext>();
 
 function clientContext(options: PeerOptions): SecureContext {
-  const key = `${options.caPem}|${options.certPem ?? ""}|${options.keyPem ?? ""}`;
+  const versions = options.tlsVersions ?? { min: "TLSv1.2", max: "TLSv1.2" };
+  const key = `${options.caPem}|${options.certPem ?? ""}|${options.keyPem ?? ""}|${versions.min}|${versions.max}`;
   let context = contexts.get(key);
   if (!context) {
-    context = createSecureContext({ ca: options.caPem, cert: options.certPem, key: options.keyPem, minVersion: "TLSv1.2", maxVersion: "TLSv1.2" });
+    context = createSecureContext({ ca: options.caPem, cert: options.certPem, key: options.keyPem, minVersion: versions.min, maxVersion: versions.max });
     if (contexts.size > 64) contexts.clear();
     contexts.set(key, context);
   }
@@ -83,6 +100,10 @@ export async function authenticate(transport: Transport, options: PeerOptions): 
   let sentAvps = false;
   let state: Buffer | undefined;
   let roundTrips = 0;
+  let alert: string | undefined;
+  let clientRandom: Buffer | undefined;
+  let serverRandom: Buffer | undefined;
+  let session: Buffer | undefined;
   let identifier = randomBytes(1)[0];
   const identity = options.method === "ttls" ? options.anonymousIdentity ?? "anonymous@wcm" : options.identity;
   let eapOut = encodeEap({ code: EAP_CODE.response, identifier: 0, type: EAP_TYPE.identity, data: Buffer.from(identity) });
@@ -91,7 +112,8 @@ export async function authenticate(transport: Transport, options: PeerOptions): 
       const attrs: RadiusAttribute[] = [
         { type: ATTR.userName, value: Buffer.from(identity) },
         { type: ATTR.nasIdentifier, value: Buffer.from(options.nasIdentifier ?? "bench-ap") },
-        { type: ATTR.framedMtu, value: Buffer.from([0, 0, 5, 220]) },
+        ...(options.attributes?.some((a) => a.type === ATTR.framedMtu) ? [] : [{ type: ATTR.framedMtu, value: Buffer.from([0, 0, 5, 220]) }]),
+        ...(options.attributes ?? []),
         ...splitEapMessage(eapOut),
       ];
       if (state) attrs.push({ type: ATTR.state, value: state });
@@ -104,12 +126,18 @@ export async function authenticate(transport: Transport, options: PeerOptions): 
       const packet = decodePacket(response);
       if (!verifyResponse(packet, authenticator, secret)) return { ok: false, code: 0, reason: "bad response authenticator", roundTrips };
       if (packet.code === RADIUS_CODE.accessReject) {
-        return { ok: false, code: packet.code, reason: attribute(packet, ATTR.replyMessage)?.toString() ?? "rejected", roundTrips };
+        return { ok: false, code: packet.code, reason: attribute(packet, ATTR.replyMessage)?.toString() ?? "rejected", roundTrips, ...(alert ? { alert } : {}) };
       }
       if (packet.code === RADIUS_CODE.accessAccept) {
         if (!tunnel?.secure) return { ok: false, code: packet.code, reason: "accepted before the tunnel was up", roundTrips };
         const msk = tunnel.exportKey(MSK_LABEL[options.method], 64);
-        return { ok: true, code: packet.code, roundTrips, msk, mppe: readMppeKeys(packet.attributes, secret, authenticator) };
+        const keyName = attribute(packet, ATTR.eapKeyName);
+        const sessionId = clientRandom && serverRandom ? Buffer.concat([Buffer.from([methodType]), clientRandom, serverRandom]) : undefined;
+        return {
+          ok: true, code: packet.code, roundTrips, msk, mppe: readMppeKeys(packet.attributes, secret, authenticator),
+          resumed: tunnel.socket.isSessionReused(), ...(session ?? tunnel.socket.getSession() ? { session: session ?? tunnel.socket.getSession() } : {}),
+          ...(sessionId ? { sessionId } : {}), ...(keyName ? { keyName } : {}),
+        };
       }
       if (packet.code !== RADIUS_CODE.accessChallenge) return { ok: false, code: 0, reason: `unexpected code ${packet.code}`, roundTrips };
       state = attribute(packet, ATTR.state);
@@ -122,9 +150,14 @@ export async function authenticate(transport: Transport, options: PeerOptions): 
       const frame = decodeTlsFrame(request.data);
       if (frame.flags & TLS_FLAG.start) {
         tunnel?.destroy();
-        tunnel = new TlsTunnel({ secureContext: clientContext(options), servername: options.serverName });
+        tunnel = new TlsTunnel({ secureContext: clientContext(options), servername: options.serverName, ...(options.session ? { session: options.session } : {}) });
+        tunnel.socket.on("session", (value: Buffer) => {
+          session = value;
+        });
         await tunnel.settle();
-        sender.load(tunnel.drain());
+        const hello = tunnel.drain();
+        clientRandom = hello.length >= 43 && hello[0] === 22 && hello[5] === 1 ? Buffer.from(hello.subarray(11, 43)) : undefined;
+        sender.load(hello);
         eapOut = reply(sender.next());
         continue;
       }
@@ -138,11 +171,18 @@ export async function authenticate(transport: Transport, options: PeerOptions): 
         eapOut = reply({ flags: 0, version: 0, fragment: Buffer.alloc(0) });
         continue;
       }
+      if (!serverRandom && message.length >= 43 && message[0] === 22 && message[5] === 2) serverRandom = Buffer.from(message.subarray(11, 43));
       await tunnel.feed(message);
-      if (tunnel.error) return { ok: false, code: 0, reason: `tls: ${tunnel.error.message}`, roundTrips };
+      if (tunnel.error) {
+        // as wpa_supplicant does: an empty response to the server's alert, then wait for its EAP-Failure (RFC 5216 section 2.1.3)
+        if (alert || !/SSL alert number/.test(tunnel.error.message)) return { ok: false, code: 0, reason: `tls: ${tunnel.error.message}`, roundTrips, ...(alert ? { alert } : {}) };
+        alert = tunnel.error.message;
+        eapOut = reply({ flags: 0, version: 0, fragment: Buffer.alloc(0) });
+        continue;
+      }
       if (tunnel.secure && options.method === "ttls" && !sentAvps) {
         sentAvps = true;
-        await tunnel.write(encodeAvps([
+        await tunnel.write(options.innerAvps ?? encodeAvps([
           { code: AVP_CODE.userName, data: Buffer.from(options.identity) },
           { code: AVP_CODE.userPassword, data: padPassword(options.password ?? "") },
         ]));

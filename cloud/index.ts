@@ -266,6 +266,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         for (const id of deviceIds) live.disconnect(id);
       },
       deviceUnlocked: (id) => auth.unlock(id),
+      hotspotStatus: async (id) => radius?.hotspots.status(id),
     });
     if (options.radiusPort !== undefined) {
       const tls = await radiusIdentity(registry);

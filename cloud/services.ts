@@ -16,6 +16,7 @@ import { deviceId, invalid, name, object, optionalInt, secretHex, time } from ".
 import { CloudError } from "./errors";
 import { deviceCertificateUsage } from "./auth/certificate";
 import { certificateNamesId, createCa, fingerprint, isCa, issueCertificate, issuedBy, MAX_CRL_BYTES, normalizeSerial, parseCertificate, parseCertificateRequest, privateKeyPem, verifyCrl, withinValidity } from "./pki";
+import { hotspotStatusView, type HotspotStatus, type HotspotStatusView } from "./radius/session-store";
 import type { AuditFilter, AuditRecord, CaRow, DeviceView, NasClientRow, Registry, RevokedCertificate } from "./registry";
 
 function boundedText(value: unknown, field: string, max: number): string {
@@ -108,7 +109,12 @@ export interface ServiceHooks {
   deviceUnlocked?(deviceId: string): boolean;
   /** a rotated secret is pending: tell the device's live session */
   secretRotated?(deviceId: string): void;
+  /** the device's hotspot status (RADIUS authentications and accounting, cloud/radius/session-store.ts), when RADIUS runs */
+  hotspotStatus?(deviceId: string): Promise<HotspotStatus | undefined>;
 }
+
+/** A device with its hotspot status (getDevice). */
+export type DeviceStatusView = DeviceView & { hotspot?: HotspotStatusView };
 
 /** The admin services over one registry. */
 export class CloudServices {
@@ -440,12 +446,14 @@ export class CloudServices {
     return this.registry.listDevices(limit, offset);
   }
 
-  /** One device. @throws DEVICE_NOT_FOUND */
-  async getDevice(input: { deviceId: string }): Promise<DeviceView> {
+  /** One device, with its hotspot status when RADIUS runs. @throws DEVICE_NOT_FOUND */
+  async getDevice(input: { deviceId: string }): Promise<DeviceStatusView> {
     const id = deviceId(object(input).deviceId);
     const row = this.registry.device(id);
     if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
-    return this.registry.view(row);
+    const view = this.registry.view(row);
+    const hotspot = await this.hooks.hotspotStatus?.(id);
+    return hotspot ? { ...view, hotspot: hotspotStatusView(hotspot) } : view;
   }
 
   /** Revokes a device: refused at every later connect, and its live session is closed. */

@@ -11,7 +11,7 @@
 import { strict as assert } from "node:assert";
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCa, issueCertificate, privateKeyPem } from "../cloud/pki";
@@ -38,11 +38,12 @@ interface EapolResult {
 }
 
 /** Runs eapol_test without blocking the event loop (the server runs in this process). */
-function eapolTest(conf: string, port: number, options: { secret?: string; timeoutS?: number } = {}): Promise<EapolResult> {
-  const args = ["-c", conf, "-a", "127.0.0.1", "-p", String(port), "-s", options.secret ?? NAS_SECRET, "-r0", "-t", String(options.timeoutS ?? 10)];
+function eapolTest(conf: string, port: number, options: { secret?: string; timeoutS?: number; args?: string[]; reauths?: number } = {}): Promise<EapolResult> {
+  const args = ["-c", conf, "-a", "127.0.0.1", "-p", String(port), "-s", options.secret ?? NAS_SECRET, `-r${options.reauths ?? 0}`, "-t", String(options.timeoutS ?? 10), ...(options.args ?? [])];
   return new Promise((resolve) => {
     execFile("eapol_test", args, { maxBuffer: 16 * 1024 * 1024 }, (error, stdout) => {
       const code = error ? (typeof (error as { code?: unknown }).code === "number" ? (error as { code: number }).code : 1) : 0;
+      if (process.env.EAPOL_DUMP) writeFileSync(`/tmp/eapol-${Date.now()}-${Math.random().toString(36).slice(2, 6)}.log`, stdout);
       resolve({ code, output: stdout });
     });
   });
@@ -208,7 +209,10 @@ ${extra}}
     assertSuccess(await eapolTest(tlsConf("old-before", id, old.certificatePem, old.privateKeyPem), port));
     await t.cloud.services.revokeCertificate({ caName: productCa, serial: old.serial });
     const before = t.cloud.radius!.stats.reasons.CERT_REVOKED ?? 0;
-    assertFailure(await eapolTest(tlsConf("old-after", id, old.certificatePem, old.privateKeyPem), port));
+    const refused = await eapolTest(tlsConf("old-after", id, old.certificatePem, old.privateKeyPem), port);
+    assertFailure(refused);
+    // RFC 5216 section 2.1.3: the alert came in an EAP-Request before the EAP-Failure
+    assert.match(refused.output, /SSL3 alert: read \(remote end reported an error\):fatal:certificate revoked/);
     assert.equal(t.cloud.radius!.stats.reasons.CERT_REVOKED, before + 1);
     assert.equal(t.cloud.registry.device(id)!.last_failure, "CERT_REVOKED");
     assertSuccess(await eapolTest(tlsConf("renewed", id, renewed.certificatePem, renewed.privateKeyPem), port));
@@ -238,6 +242,42 @@ ${extra}}
     const result = await eapolTest(file, port, { timeoutS: 5 });
     assertFailure(result);
     assert.match(result.output, /Domain mismatch|domain_match|CTRL-EVENT-EAP-TLS-CERT-ERROR/);
+  });
+
+  it("EAP-Key-Name (-e): the Accept carries the EAP Session-Id eapol_test derived (RFC 5247)", async () => {
+    const result = await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port, { args: ["-e"] });
+    assertSuccess(result);
+    assert.match(result.output, /Attribute 102 \(EAP-Key-Name\) length=67/);
+    assert.match(result.output, /Locally derived EAP Session-Id matches EAP-Key-Name from server/);
+  });
+
+  it("Framed-MTU 300 from the NAS (-N 12:d:300): every EAP-TLS packet from the server fits in it", async () => {
+    const result = await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port, { args: ["-N", "12:d:300"] });
+    assertSuccess(result);
+    // wpa_supplicant logs each received EAP-TTLS packet's length (EAP header included)
+    const sizes = [...result.output.matchAll(/SSL: Received packet\(len=(\d+)\)/g)].map((m) => Number(m[1]));
+    assert.ok(sizes.length >= 3, `the server's flight came in fragments: ${sizes.join(", ")}`);
+    for (const n of sizes) assert.ok(n <= 300 - 4, `an EAP packet of ${n} bytes (Framed-MTU 300, EAPOL header 4)`);
+  });
+
+  it("inner MSCHAPv2 and inner EAP-MD5 inside TTLS -> METHOD_UNSUPPORTED", async () => {
+    const before = t.cloud.radius!.stats.reasons.METHOD_UNSUPPORTED ?? 0;
+    const mschap = join(dir, "mschap.conf");
+    writeFileSync(mschap, readFileSync(ttlsConf("s1", "lamp-s1", "x"), "utf8").replace('phase2="auth=PAP"', 'phase2="auth=MSCHAPV2"'));
+    assertFailure(await eapolTest(mschap, port));
+    const md5 = join(dir, "md5.conf");
+    writeFileSync(md5, readFileSync(ttlsConf("s1", "lamp-s1", "x"), "utf8").replace('phase2="auth=PAP"', 'phase2="autheap=MD5"'));
+    assertFailure(await eapolTest(md5, port));
+    assert.equal(t.cloud.radius!.stats.reasons.METHOD_UNSUPPORTED, before + 2);
+  });
+
+  it("a TLS 1.3-only supplicant (phase1 tls_disable_tlsv1_2=1) reads the server's protocol_version alert and gives up", async () => {
+    const accepts = t.cloud.radius!.stats.accepts;
+    const result = await eapolTest(ttlsConf("tls13", "lamp-s1", password(secretDevice.bytes, "lamp-s1"), '  phase1="tls_disable_tlsv1_0=1 tls_disable_tlsv1_1=1 tls_disable_tlsv1_2=1 tls_disable_tlsv1_3=0"\n'), port);
+    assertFailure(result);
+    // the alert arrived inside an EAP-Request (RFC 5216 section 2.1.3); wpa_supplicant 2.10 then ends the method without a response
+    assert.match(result.output, /SSL3 alert: read \(remote end reported an error\):fatal:protocol version/);
+    assert.equal(t.cloud.radius!.stats.accepts, accepts);
   });
 
   it("fragmentation both ways: 300-byte fragments from the server and from eapol_test (fragment_size=300)", async () => {

@@ -65,6 +65,32 @@ export function encodeAvps(avps: { code: number; data: Buffer; mandatory?: boole
   return Buffer.concat(parts);
 }
 
+/** Inner methods the server recognises but does not serve (RFC 5281 section 11.2: CHAP, MS-CHAP, MS-CHAP-V2, EAP). */
+export class InnerMethodUnsupported extends Error {
+  constructor(readonly method: string) {
+    super(`METHOD_UNSUPPORTED: inner ${method} (only PAP is served inside EAP-TTLS)`);
+    this.name = "InnerMethodUnsupported";
+  }
+}
+
+/** Microsoft's vendor id (RFC 2548) and its MS-CHAP AVP types. */
+const MS_VENDOR = 311;
+const MS_CHAP_RESPONSE = 1;
+const MS_CHAP2_RESPONSE = 25;
+/** RADIUS attribute numbers of the other inner methods (RFC 2865, RFC 3579). */
+const CHAP_PASSWORD = 3;
+const EAP_MESSAGE = 79;
+
+function innerMethod(avps: Avp[]): string | undefined {
+  for (const avp of avps) {
+    if (avp.vendorId === undefined && avp.code === EAP_MESSAGE) return "EAP";
+    if (avp.vendorId === undefined && avp.code === CHAP_PASSWORD) return "CHAP";
+    if (avp.vendorId === MS_VENDOR && avp.code === MS_CHAP2_RESPONSE) return "MS-CHAP-V2";
+    if (avp.vendorId === MS_VENDOR && avp.code === MS_CHAP_RESPONSE) return "MS-CHAP";
+  }
+  return undefined;
+}
+
 /** PAP credentials from a TTLS phase-2 message. */
 export interface PapCredentials {
   userName: string;
@@ -76,11 +102,17 @@ export interface PapCredentials {
  * Reads User-Name and User-Password from the inner AVPs. An AVP with M set whose
  * code the server does not know, or a vendor AVP with M set, fails (RFC 5281 section 10.1).
  * @throws AvpError when malformed or when either attribute is missing or over 253 bytes
+ * @throws InnerMethodUnsupported when the AVPs are another inner method's (EAP, CHAP, MS-CHAP, MS-CHAP-V2) and carry no User-Password
  */
 export function readPap(bytes: Buffer): PapCredentials {
   let userName: string | undefined;
   let password: Buffer | undefined;
-  for (const avp of decodeAvps(bytes)) {
+  const avps = decodeAvps(bytes);
+  if (!avps.some((avp) => avp.vendorId === undefined && avp.code === AVP_CODE.userPassword)) {
+    const other = innerMethod(avps);
+    if (other) throw new InnerMethodUnsupported(other);
+  }
+  for (const avp of avps) {
     if (avp.vendorId === undefined && avp.code === AVP_CODE.userName) userName = avp.data.toString("utf8");
     else if (avp.vendorId === undefined && avp.code === AVP_CODE.userPassword) password = avp.data;
     else if (avp.flags & AVP_FLAG.mandatory) throw new AvpError(`unsupported mandatory AVP ${avp.code}`);

@@ -16,8 +16,16 @@ export const RADIUS_CODE = {
   accessRequest: 1,
   accessAccept: 2,
   accessReject: 3,
+  accountingRequest: 4,
+  accountingResponse: 5,
   accessChallenge: 11,
   statusServer: 12,
+  disconnectRequest: 40,
+  disconnectAck: 41,
+  disconnectNak: 42,
+  coaRequest: 43,
+  coaAck: 44,
+  coaNak: 45,
 } as const;
 
 /** RADIUS attribute types used by the server. */
@@ -33,8 +41,22 @@ export const ATTR = {
   calledStationId: 30,
   callingStationId: 31,
   nasIdentifier: 32,
+  acctStatusType: 40,
+  acctDelayTime: 41,
+  acctInputOctets: 42,
+  acctOutputOctets: 43,
+  acctSessionId: 44,
+  acctSessionTime: 46,
+  acctTerminateCause: 49,
+  framedIpAddress: 8,
+  filterId: 11,
+  eventTimestamp: 55,
+  acctInterimInterval: 85,
+  errorCause: 101,
   eapMessage: 79,
   messageAuthenticator: 80,
+  eapKeyName: 102,
+  nasIpv6Address: 95,
 } as const;
 
 /** Smallest and largest RADIUS packet (RFC 2865 section 3). */

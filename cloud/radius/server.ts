@@ -28,6 +28,7 @@ import {
   type RadiusAttribute, type RadiusPacket,
 } from "./packet";
 import { EapSession, type EapMethod, type EapStep, type RadiusReason, type SessionContext } from "./session";
+import { MemoryHotspotStore, ssidOf, type HotspotPlace, type HotspotStore } from "./session-store";
 
 export type { RadiusReason } from "./session";
 
@@ -41,8 +42,10 @@ export interface RadiusServerOptions {
   /** listen address (default 127.0.0.1) and UDP port (default 1812; 0 = ephemeral) */
   host?: string;
   port?: number;
-  /** most TLS bytes per EAP message (default 1000) */
+  /** most TLS bytes per EAP message (default 1000); a smaller Framed-MTU from the NAS lowers it per session */
   fragmentSize?: number;
+  /** where authentications and accounting sessions are recorded (default: a MemoryHotspotStore of this node) */
+  hotspots?: HotspotStore;
   /** most bytes of one reassembled TLS message from a peer (default 64 KiB) */
   maxReassembly?: number;
   /** most concurrent EAP sessions (default 1000); the least recently used is evicted */
@@ -91,6 +94,30 @@ export interface RadiusStats {
 export type Source = Pick<RemoteInfo, "address" | "port">;
 
 const MAX_IDENTITY = 253;
+/** EAPOL header (4) + EAP-TLS header with the length field (10): what a fragment adds on the link */
+const EAP_TLS_OVERHEAD = 14;
+/** Framed-MTU values honoured (RFC 2865 section 5.12 allows 64..65535; below 100 a handshake needs more rounds than MAX_ROUNDS) */
+const MIN_FRAMED_MTU = 100;
+const MAX_FRAMED_MTU = 65535;
+
+/** TLS bytes per fragment for a NAS that sent `framedMtu`: the server's own size, lowered to fit the MTU. */
+export function fragmentSizeFor(configured: number, framedMtu: number | undefined): number {
+  if (framedMtu === undefined || framedMtu < MIN_FRAMED_MTU || framedMtu > MAX_FRAMED_MTU) return configured;
+  return Math.min(configured, framedMtu - EAP_TLS_OVERHEAD);
+}
+
+function uint32(value: Buffer | undefined): number | undefined {
+  return value && value.length === 4 ? value.readUInt32BE(0) : undefined;
+}
+
+/** Where a request says the device is: NAS, Called-Station-Id (with its SSID), Calling-Station-Id. */
+export function placeOf(packet: RadiusPacket, nas: string): HotspotPlace {
+  const text = (type: number) => attribute(packet, type)?.toString("utf8").slice(0, 253);
+  const calledStationId = text(ATTR.calledStationId);
+  const callingStationId = text(ATTR.callingStationId);
+  const ssid = ssidOf(calledStationId);
+  return { nas, ...(calledStationId ? { calledStationId } : {}), ...(ssid ? { ssid } : {}), ...(callingStationId ? { callingStationId } : {}) };
+}
 
 /** The RADIUS server. */
 export class RadiusServer {
@@ -107,12 +134,15 @@ export class RadiusServer {
   readonly #nasBuckets: TokenBuckets;
   readonly #secureContext: SecureContext;
   readonly #now: () => number;
+  /** authentications and accounting sessions */
+  readonly hotspots: HotspotStore;
   #socket: Socket | undefined;
   #sweep: NodeJS.Timeout | undefined;
 
   constructor(options: RadiusServerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.hotspots = options.hotspots ?? new MemoryHotspotStore({ now: this.#now });
     this.#nas = new NasDirectory(options.registry, this.#now);
     this.#duplicates = new DuplicateCache(options.duplicateTtlMs ?? 5000);
     this.auth = options.auth ?? new Authenticator({
@@ -235,10 +265,10 @@ export class RadiusServer {
    * the lockouts per (id, source): the NAS and the station's
    * Calling-Station-Id (its MAC address), as FreeRADIUS keys per station.
    */
-  #context(source: string): SessionContext {
+  #context(source: string, framedMtu: number | undefined): SessionContext {
     return {
       secureContext: this.#secureContext,
-      fragmentSize: this.#options.fragmentSize ?? 1000,
+      fragmentSize: fragmentSizeFor(this.#options.fragmentSize ?? 1000, framedMtu),
       maxReassembly: this.#options.maxReassembly ?? 64 * 1024,
       checkPassword: (userName, password) => this.auth.hotspotPassword(userName, password, source),
       checkCertificate: (identity: string, leaf: X509Certificate | undefined) => this.auth.hotspotCertificate(identity, leaf, source),
@@ -249,6 +279,7 @@ export class RadiusServer {
     this.stats.rejects++;
     this.stats.reasons[reason] = (this.stats.reasons[reason] ?? 0) + 1;
     this.#log("info", `radius: reject ${deviceId ?? "-"} via ${nas.name}: ${reason} (${detail})`);
+    if (deviceId !== undefined) this.#record(deviceId, { ...placeOf(request, nas.name), at: this.#now(), outcome: "reject", reason });
     if (deviceId !== undefined && !decided) {
       try {
         this.#options.registry.recordFailure(deviceId, reason, detail, "radius");
@@ -259,6 +290,11 @@ export class RadiusServer {
     const attrs: RadiusAttribute[] = [{ type: ATTR.replyMessage, value: Buffer.from(reason) }];
     if (eap) attrs.push(...splitEapMessage(eap));
     return signResponse(RADIUS_CODE.accessReject, request, nas.secret, attrs);
+  }
+
+  /** The device status: last authentication and place (never fatal). */
+  #record(deviceId: string, auth: Parameters<HotspotStore["recordAuth"]>[1]): void {
+    this.hotspots.recordAuth(deviceId, auth).catch((error: Error) => this.#log("error", `radius: recording a hotspot authentication failed: ${error.message}`));
   }
 
   #failure(identifier: number): Buffer {
@@ -286,7 +322,8 @@ export class RadiusServer {
       if (!this.#nasBuckets.take(nas.name, now)) return this.#reject(packet, nas, "RATE_LIMITED", `NAS ${nas.name} rate limit`, undefined, this.#failure(eap.identifier));
       const identity = eap.data.toString("utf8");
       const station = attribute(packet, ATTR.callingStationId)?.toString("latin1").slice(0, 64).toLowerCase() ?? "-";
-      const session = new EapSession(this.#context(`${nas.name}/${station}`), nas.name, identity, await this.auth.eapMethod(identity) as EapMethod);
+      const framedMtu = uint32(attribute(packet, ATTR.framedMtu));
+      const session = new EapSession(this.#context(`${nas.name}/${station}`, framedMtu), nas.name, identity, await this.auth.eapMethod(identity) as EapMethod);
       const stateValue = randomBytes(16);
       this.sessions.add(stateValue.toString("hex"), session, now);
       return this.#answer(packet, nas, session.start(eap.identifier), stateValue);
@@ -315,12 +352,20 @@ export class RadiusServer {
         return this.#reject(request, nas, step.reason, step.detail, step.deviceId, step.eap, step.decided);
       case "accept": {
         this.stats.accepts++;
-        this.#log("info", `radius: accept ${step.deviceId} (${step.decision.credential}) via ${nas.name}`);
+        this.#log("info", `radius: accept ${step.deviceId} (${step.decision.credential}${step.resumed ? ", resumed" : ""}) via ${nas.name}`);
+        this.#record(step.deviceId, { ...placeOf(request, nas.name), at: this.#now(), outcome: "accept", method: step.method, resumed: step.resumed });
+        try {
+          this.#options.registry.touch(step.deviceId); // last seen (a temporary device without a row: nothing)
+        } catch (error) {
+          this.#log("error", `radius: recording last seen failed: ${(error as Error).message}`);
+        }
         const attrs: RadiusAttribute[] = [
           { type: ATTR.userName, value: Buffer.from(step.deviceId) },
           ...splitEapMessage(step.eap),
           ...mppeKeyAttributes(step.msk, nas.secret, request.authenticator),
         ];
+        // RFC 5247 section 1.4 / RFC 4072 section 4.1.4: the EAP Session-Id as EAP-Key-Name, for a NAS that asked (sent the attribute)
+        if (step.sessionId && attribute(request, ATTR.eapKeyName) !== undefined) attrs.push({ type: ATTR.eapKeyName, value: step.sessionId });
         const timeout = this.#options.sessionTimeoutS ?? 3600;
         if (timeout > 0) {
           const value = Buffer.alloc(4);

@@ -10,7 +10,7 @@
  */
 import type { X509Certificate } from "node:crypto";
 import type { SecureContext } from "node:tls";
-import { readPap } from "./avp";
+import { InnerMethodUnsupported, readPap } from "./avp";
 import type { HotspotDecision } from "../auth/authenticator";
 import type { AuthFailure } from "../auth/failures";
 import { EAP_CODE, EAP_TYPE, EapCodecError, TLS_FLAG, decodeTlsFrame, encodeEap, encodeTlsFrame, type EapPacket, type TlsFrame } from "./eap";
@@ -47,10 +47,47 @@ export interface SessionContext {
   checkCertificate(identity: string, leaf: X509Certificate | undefined): Promise<HotspotDecision>;
 }
 
+/** TLS alert descriptions (RFC 5246 section 7.2) sent for a refused client certificate. */
+export const TLS_ALERT = {
+  handshakeFailure: 40, badCertificate: 42, certificateRevoked: 44, certificateExpired: 45,
+  unknownCa: 48, accessDenied: 49,
+} as const;
+
+/** The alert that tells a peer why its certificate was refused (RFC 5216 section 2.1.3: "the appropriate TLS alert"). */
+export function alertFor(reason: RadiusReason): number {
+  switch (reason) {
+    case "CERT_REVOKED": return TLS_ALERT.certificateRevoked;
+    case "CERT_EXPIRED": return TLS_ALERT.certificateExpired;
+    case "UNKNOWN_CA": case "CA_REVOKED": return TLS_ALERT.unknownCa;
+    case "CERT_USAGE": case "CERT_MISMATCH": return TLS_ALERT.badCertificate;
+    case "CERT_REQUIRED": return TLS_ALERT.handshakeFailure;
+    default: return TLS_ALERT.accessDenied;
+  }
+}
+
+/**
+ * A fatal TLS alert record in the clear (content type 21, TLS 1.2). It is
+ * valid on the wire only before the server's ChangeCipherSpec, which is where
+ * the server refuses a client certificate (after the peer's Finished, before its own).
+ */
+export function plaintextAlert(description: number): Buffer {
+  return Buffer.from([21, 3, 3, 0, 2, 2, description]);
+}
+
+/** The 32-byte random of a ClientHello (1) or ServerHello (2) at the start of a TLS flight, if it is there. */
+export function helloRandom(flight: Buffer, handshakeType: 1 | 2): Buffer | undefined {
+  if (flight.length < 43 || flight[0] !== 22 || flight[5] !== handshakeType) return undefined;
+  return Buffer.from(flight.subarray(11, 43));
+}
+
 /** The server's next move. */
 export type EapStep =
   | { kind: "challenge"; eap: Buffer }
-  | { kind: "accept"; eap: Buffer; msk: Buffer; deviceId: string; decision: Accepted }
+  /**
+   * `sessionId`: the EAP Session-Id (RFC 5247 section 1.4, RFC 5216 section 2.3:
+   * Type || client.random || server.random); `resumed`: the TLS session was resumed
+   */
+  | { kind: "accept"; eap: Buffer; msk: Buffer; deviceId: string; decision: Accepted; method: EapMethod; sessionId?: Buffer; resumed: boolean }
   /** `decided`: the refusal came from cloud/auth, which has recorded it; `delayMs`: hold it that long */
   | { kind: "reject"; eap: Buffer; reason: RadiusReason; detail: string; deviceId?: string; decided?: boolean; delayMs?: number }
   | { kind: "drop"; detail: string };
@@ -73,6 +110,10 @@ export class EapSession {
   #finishedSent = false;
   #busy = false;
   #switched = false;
+  /** a refusal whose TLS alert went out in an EAP-Request: the peer's next response gets the EAP-Failure */
+  #failing: Extract<EapStep, { kind: "reject" }> | undefined;
+  #clientRandom: Buffer | undefined;
+  #serverRandom: Buffer | undefined;
 
   constructor(readonly context: SessionContext, nasName: string, identity: string, method: EapMethod) {
     this.nasName = nasName;
@@ -108,10 +149,28 @@ export class EapSession {
     return { ...this.#reject(id, decision.failure, decision.detail, decision.deviceId), decided: true, delayMs: decision.delayMs } as EapStep;
   }
 
-  #accept(id: number, decision: Accepted): EapStep {
-    const msk = this.#tunnel!.exportKey(MSK_LABEL[this.method], 64);
+  /**
+   * RFC 5216 section 2.1.3: the alert goes to the peer in an EAP-Request, and
+   * the EAP-Failure answers the peer's response to it.
+   */
+  #alert(id: number, alert: Buffer, failure: EapStep): EapStep {
     this.close();
-    return { kind: "accept", eap: encodeEap({ code: EAP_CODE.success, identifier: id, data: Buffer.alloc(0) }), msk, deviceId: decision.deviceId, decision };
+    this.#failing = failure as Extract<EapStep, { kind: "reject" }>;
+    this.#sender.load(alert);
+    return this.#request(this.#sender.next(), id);
+  }
+
+  #accept(id: number, decision: Accepted): EapStep {
+    const tunnel = this.#tunnel!;
+    const msk = tunnel.exportKey(MSK_LABEL[this.method], 64);
+    const resumed = tunnel.socket.isSessionReused();
+    const sessionId = this.#clientRandom && this.#serverRandom
+      ? Buffer.concat([Buffer.from([methodType(this.method)]), this.#clientRandom, this.#serverRandom]) : undefined;
+    this.close();
+    return {
+      kind: "accept", eap: encodeEap({ code: EAP_CODE.success, identifier: id, data: Buffer.alloc(0) }), msk,
+      deviceId: decision.deviceId, decision, method: this.method, resumed, ...(sessionId ? { sessionId } : {}),
+    };
   }
 
   /**
@@ -128,6 +187,7 @@ export class EapSession {
       return await this.#step(eap);
     } catch (error) {
       if (error instanceof ReassemblyTooLarge) return this.#reject(eap.identifier, "TOO_LARGE", error.message);
+      if (error instanceof InnerMethodUnsupported) return this.#reject(eap.identifier, "METHOD_UNSUPPORTED", error.message);
       if (error instanceof EapCodecError || (error instanceof Error && error.message.startsWith("BAD_EAP"))) {
         return this.#reject(eap.identifier, "BAD_EAP", error.message);
       }
@@ -139,6 +199,10 @@ export class EapSession {
 
   async #step(eap: EapPacket): Promise<EapStep> {
     const id = eap.identifier;
+    if (this.#failing) {
+      const failing = this.#failing;
+      return { ...failing, eap: encodeEap({ code: EAP_CODE.failure, identifier: id, data: Buffer.alloc(0) }) };
+    }
     if (eap.type === EAP_TYPE.nak) return this.#nak(eap);
     if (eap.type !== methodType(this.method)) return this.#reject(id, "BAD_EAP", `EAP type ${eap.type} in a ${this.method} session`);
     const frame = decodeTlsFrame(eap.data);
@@ -155,16 +219,24 @@ export class EapSession {
     }
     this.#tunnel ??= new TlsTunnel({ isServer: true, secureContext: this.context.secureContext, requestCert: this.method === "tls", rejectUnauthorized: false });
     const tunnel = this.#tunnel;
+    this.#clientRandom ??= helloRandom(message, 1);
     await tunnel.feed(message);
-    if (tunnel.error) return this.#reject(id, "TLS_FAILED", tunnel.error.message.slice(0, 120));
     const out = tunnel.drain();
+    this.#serverRandom ??= helloRandom(out, 2);
+    if (tunnel.error) {
+      const failure = this.#reject(id, "TLS_FAILED", tunnel.error.message.slice(0, 120));
+      // the engine's own alert (protocol_version, handshake_failure, ...), when it wrote one
+      return out.length > 0 && out.length <= 64 * 1024 ? this.#alert(id, out, failure) : failure;
+    }
     if (tunnel.secure) {
       if (this.method === "tls" && !this.#accepted) {
         const leaf = tunnel.socket.getPeerX509Certificate();
         const decision = await this.context.checkCertificate(this.identity, leaf);
-        if (!decision.ok) return this.#refuse(id, decision);
+        if (!decision.ok) return this.#alert(id, plaintextAlert(alertFor(decision.failure)), this.#refuse(id, decision));
         this.#accepted = decision;
         this.#finishedSent = true;
+        // a resumed session: the server's Finished went first, this was the peer's; nothing left to send
+        if (out.length === 0 && tunnel.socket.isSessionReused()) return this.#accept(id, decision);
       }
       if (this.method === "ttls") {
         const clear = tunnel.takeCleartext();
@@ -176,7 +248,11 @@ export class EapSession {
         }
       }
     }
-    if (out.length === 0) return this.#reject(id, "TLS_FAILED", "TLS produced no answer");
+    if (out.length === 0) {
+      // TTLS after a resumed handshake: the peer's Finished came last; an empty request starts phase 2 (RFC 5281 section 7.1)
+      if (this.method === "ttls" && tunnel.secure) return this.#request({ flags: 0, version: 0, fragment: Buffer.alloc(0) }, id);
+      return this.#reject(id, "TLS_FAILED", "TLS produced no answer");
+    }
     this.#sender.load(out);
     return this.#request(this.#sender.next(), id);
   }
