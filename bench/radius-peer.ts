@@ -9,7 +9,7 @@
  * number of Access-Request/response round trips, the MSK the peer derived and
  * the MS-MPPE keys the server sent.
  */
-import { randomBytes } from "node:crypto";
+import { constants, randomBytes } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import { createSecureContext, type SecureContext } from "node:tls";
 import { AVP_CODE, encodeAvps } from "../cloud/radius/avp";
@@ -46,6 +46,10 @@ export interface PeerOptions {
   tlsVersions?: { min: "TLSv1.2" | "TLSv1.3"; max: "TLSv1.2" | "TLSv1.3" };
   /** TTLS: these inner AVPs instead of PAP's (tests of other inner methods) */
   innerAvps?: Buffer;
+  /** TTLS: send the inner login on a resumed session too (default false: skipped, as wpa_supplicant does) */
+  innerOnResume?: boolean;
+  /** offer TLS session tickets (default false, as wpa_supplicant: phase1 tls_disable_session_ticket=1) */
+  tickets?: boolean;
   /** a TLS session of an earlier conversation to resume (PeerResult.session) */
   session?: Buffer;
   /** extra attributes of every Access-Request (Framed-MTU 1500 is sent unless one is given here) */
@@ -80,10 +84,12 @@ const contexts = new Map<string, SecureContext>();
 
 function clientContext(options: PeerOptions): SecureContext {
   const versions = options.tlsVersions ?? { min: "TLSv1.2", max: "TLSv1.2" };
-  const key = `${options.caPem}|${options.certPem ?? ""}|${options.keyPem ?? ""}|${versions.min}|${versions.max}`;
+  const key = `${options.caPem}|${options.certPem ?? ""}|${options.keyPem ?? ""}|${versions.min}|${versions.max}|${options.tickets === true}`;
   let context = contexts.get(key);
   if (!context) {
-    context = createSecureContext({ ca: options.caPem, cert: options.certPem, key: options.keyPem, minVersion: versions.min, maxVersion: versions.max });
+    context = createSecureContext({ ca: options.caPem, cert: options.certPem, key: options.keyPem, minVersion: versions.min, maxVersion: versions.max,
+      ...(options.tickets ? {} : { secureOptions: constants.SSL_OP_NO_TICKET }),
+    });
     if (contexts.size > 64) contexts.clear();
     contexts.set(key, context);
   }
@@ -180,7 +186,7 @@ export async function authenticate(transport: Transport, options: PeerOptions): 
         eapOut = reply({ flags: 0, version: 0, fragment: Buffer.alloc(0) });
         continue;
       }
-      if (tunnel.secure && options.method === "ttls" && !sentAvps) {
+      if (tunnel.secure && options.method === "ttls" && !sentAvps && (options.innerOnResume || !tunnel.socket.isSessionReused())) {
         sentAvps = true;
         await tunnel.write(options.innerAvps ?? encodeAvps([
           { code: AVP_CODE.userName, data: Buffer.from(options.identity) },

@@ -38,7 +38,7 @@ export { RadiusServer } from "./radius/server";
 
 /** Tunables of the RADIUS server (docs/radius.md); everything else comes from the cloud. */
 export type RadiusTuning = Pick<RadiusServerOptions,
-  "fragmentSize" | "maxReassembly" | "maxSessions" | "sessionIdleMs" | "nasRate" | "duplicateTtlMs" | "sessionTimeoutS">;
+  "fragmentSize" | "maxReassembly" | "maxSessions" | "sessionIdleMs" | "nasRate" | "duplicateTtlMs" | "sessionTimeoutS" | "tlsSessions" | "hotspots">;
 
 /** Options of startCloud. */
 export interface StartCloudOptions {

@@ -102,8 +102,8 @@ export class MemorySessionStore implements TlsSessionStore {
   }
 }
 
-/** Reads one DER TLV at `offset`: its tag, where its value starts and ends. */
-function tlv(der: Uint8Array, offset: number): { tag: number; start: number; end: number } | undefined {
+/** Reads one DER TLV at `offset`: its tag, where its value starts and ends (also used by cloud/radius/resumption.ts). */
+export function tlv(der: Uint8Array, offset: number): { tag: number; start: number; end: number } | undefined {
   if (offset + 2 > der.length) return undefined;
   const tag = der[offset];
   let length = der[offset + 1];

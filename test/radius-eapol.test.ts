@@ -49,11 +49,11 @@ function eapolTest(conf: string, port: number, options: { secret?: string; timeo
   });
 }
 
-function assertSuccess(result: EapolResult): void {
+function assertSuccess(result: EapolResult, rounds = 1): void {
   const tail = result.output.split("\n").slice(-15).join("\n");
   assert.equal(result.code, 0, `eapol_test failed:\n${tail}`);
   assert.match(result.output, /^SUCCESS$/m);
-  assert.match(result.output, /MPPE keys OK: 1 {2}mismatch: 0/, "the MS-MPPE keys match the MSK eapol_test derived");
+  assert.match(result.output, new RegExp(`MPPE keys OK: ${rounds} {2}mismatch: 0`), "the MS-MPPE keys match the MSK eapol_test derived, every round");
 }
 
 function assertFailure(result: EapolResult): void {
@@ -278,6 +278,58 @@ ${extra}}
     // the alert arrived inside an EAP-Request (RFC 5216 section 2.1.3); wpa_supplicant 2.10 then ends the method without a response
     assert.match(result.output, /SSL3 alert: read \(remote end reported an error\):fatal:protocol version/);
     assert.equal(t.cloud.radius!.stats.accepts, accepts);
+  });
+
+  it("re-authentication (-r 2) resumes the TLS session by session id: TTLS and EAP-TLS, fresh MPPE keys each round", async () => {
+    const radius = t.cloud.radius!;
+    const resumed = radius.stats.tlsResumed;
+    const ttls = await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port, { reauths: 2 });
+    assertSuccess(ttls, 3);
+    assert.deepEqual([...ttls.output.matchAll(/Handshake finished - resumed=(\d)/g)].map((m) => m[1]), ["0", "1", "1"]);
+    assert.match(ttls.output, /EAP-TTLS: Session resumption - skip phase 2|fast reauth - may skip Phase 2/);
+    assert.equal(radius.stats.tlsResumed, resumed + 2);
+    const msks = [...ttls.output.matchAll(/EAP-TTLS: Derived key - hexdump\(len=64\): ([0-9a-f ]+)/g)].map((m) => m[1]);
+    assert.equal(msks.length, 3);
+    assert.equal(new Set(msks).size, 3, "a fresh MSK (so fresh MPPE keys) each round");
+    const id = "lamp-c-resume";
+    const issued = await t.cloud.services.issueDeviceCertificate({ caName: productCa, deviceId: id, keyType: "ec" });
+    await t.cloud.services.registerCertificateDevice({ deviceId: id, certificatePem: issued.certificatePem });
+    const tls = await eapolTest(tlsConf(id, id, issued.certificatePem, issued.privateKeyPem), port, { reauths: 2 });
+    assertSuccess(tls, 3);
+    assert.deepEqual([...tls.output.matchAll(/Handshake finished - resumed=(\d)/g)].map((m) => m[1]), ["0", "1", "1"]);
+    assert.equal(radius.stats.tlsResumed, resumed + 4);
+  });
+
+  it("re-authentication with session tickets (phase1 tls_disable_session_ticket=0) resumes too", async () => {
+    const resumed = t.cloud.radius!.stats.tlsResumed;
+    const result = await eapolTest(ttlsConf("s1t", "lamp-s1", password(secretDevice.bytes, "lamp-s1"), '  phase1="tls_disable_session_ticket=0"\n'), port, { reauths: 1 });
+    assertSuccess(result, 2);
+    assert.match(result.output, /SSL_connect:SSLv3\/TLS read server session ticket|session ticket/i);
+    assert.deepEqual([...result.output.matchAll(/Handshake finished - resumed=(\d)/g)].map((m) => m[1]), ["0", "1"]);
+    assert.equal(t.cloud.radius!.stats.tlsResumed, resumed + 1);
+  });
+
+  it("a device revoked between two rounds of -r is refused on the resumed session", async () => {
+    await t.cloud.services.registerSecretDevice({ deviceId: "lamp-s-rev2", secretHex: secretDevice.hex });
+    const conf = ttlsConf("s-rev2", "lamp-s-rev2", password(secretDevice.bytes, "lamp-s-rev2"));
+    const radius = t.cloud.radius!;
+    const before = radius.stats.reasons.REVOKED ?? 0;
+    // revoke while the first accept is recorded (before its Access-Accept leaves): the re-authentication comes after
+    const store = radius.hotspots;
+    const recordAuth = store.recordAuth.bind(store);
+    store.recordAuth = async (deviceId, auth) => {
+      if (deviceId === "lamp-s-rev2" && auth.outcome === "accept") void t.cloud.services.revokeDevice({ deviceId }); // its registry write is synchronous
+      return recordAuth(deviceId, auth);
+    };
+    let result: EapolResult;
+    try {
+      result = await eapolTest(conf, port, { reauths: 1 });
+    } finally {
+      store.recordAuth = recordAuth;
+    }
+    assert.notEqual(result.code, 0);
+    assert.deepEqual([...result.output.matchAll(/Handshake finished - resumed=(\d)/g)].map((m) => m[1]), ["0", "1"], "the refused round was a resumed one");
+    assert.equal(radius.stats.reasons.REVOKED, before + 1);
   });
 
   it("fragmentation both ways: 300-byte fragments from the server and from eapol_test (fragment_size=300)", async () => {

@@ -25,6 +25,7 @@ import { LoginGuard, RefusalAudit, monotonicNow, type LoginLimits, type RefusalA
 import type { Registry } from "../registry";
 import { checkDeviceCertificate } from "./certificate";
 import type { AuthFailure } from "./failures";
+import { resumedHotspotRules, type ResumedBinding } from "./resumed";
 import { checkCertificate, fromKnownCa, hotspotRules, mqttRules, type Budget, type CredentialUsed, type MqttCredential, type RuleResult } from "./rules";
 
 /** Which front end asks. */
@@ -61,7 +62,7 @@ export interface Refusal {
 export type MqttDecision = { ok: true; session: Session } | Refusal;
 
 /** The outcome of a hotspot (RADIUS) authentication. */
-export type HotspotDecision = { ok: true; deviceId: string; credential: CredentialUsed } | Refusal;
+export type HotspotDecision = { ok: true; deviceId: string; credential: CredentialUsed; generation?: number; lot?: string } | Refusal;
 
 /** An MQTT CONNECT and where it came from. */
 export interface MqttAttempt extends MqttCredential {
@@ -137,7 +138,16 @@ export class Authenticator {
    */
   async hotspotPassword(userName: string, password: Uint8Array, source: string): Promise<HotspotDecision> {
     const result = this.#decide("radius", source, (budget) => hotspotRules(this.#registry, this.#digest, userName, password, budget));
-    return result.ok ? { ok: true, deviceId: result.deviceId, credential: result.used } : result;
+    return result.ok ? { ok: true, deviceId: result.deviceId, credential: result.used, generation: result.generation, ...(result.lot ? { lot: result.lot } : {}) } : result;
+  }
+
+  /**
+   * Decides a resumed EAP-TTLS session (no inner login arrives) from what its
+   * full handshake proved, against the registry as it is now (resumed.ts).
+   */
+  async hotspotResumed(binding: ResumedBinding, source: string): Promise<HotspotDecision> {
+    const result = this.#decide("radius", source, (budget) => resumedHotspotRules(this.#registry, binding, budget));
+    return result.ok ? { ok: true, deviceId: result.deviceId, credential: result.used, generation: result.generation, ...(result.lot ? { lot: result.lot } : {}) } : result;
   }
 
   /**

@@ -14,6 +14,7 @@
  */
 import { constants, randomBytes, type X509Certificate } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { EventEmitter } from "node:events";
 import { createSecureContext, type SecureContext } from "node:tls";
 import type { DigestPort, LogPort } from "../../modules/ports";
 import type { Registry } from "../registry";
@@ -29,6 +30,9 @@ import {
 } from "./packet";
 import { EapSession, type EapMethod, type EapStep, type RadiusReason, type SessionContext } from "./session";
 import { MemoryHotspotStore, ssidOf, type HotspotPlace, type HotspotStore } from "./session-store";
+import { DEFAULT_SESSION_LIFETIME_S, MemorySessionStore, sessionIdentity, type TlsSessionStore } from "../tls-sessions";
+import type { TlsSessionOptions } from "../mqtt-server";
+import { bindingKey, decodeBinding, encodeBinding } from "./resumption";
 
 export type { RadiusReason } from "./session";
 
@@ -44,6 +48,12 @@ export interface RadiusServerOptions {
   port?: number;
   /** most TLS bytes per EAP message (default 1000); a smaller Framed-MTU from the NAS lowers it per session */
   fragmentSize?: number;
+  /**
+   * TLS session resumption for EAP-TLS and EAP-TTLS (default: an in-memory LRU
+   * of 10,000 sessions by id, 1 h lifetime, tickets under per-process keys);
+   * `{ enabled: false }`: every authentication is a full handshake
+   */
+  tlsSessions?: TlsSessionOptions;
   /** where authentications and accounting sessions are recorded (default: a MemoryHotspotStore of this node) */
   hotspots?: HotspotStore;
   /** most bytes of one reassembled TLS message from a peer (default 64 KiB) */
@@ -88,6 +98,10 @@ export interface RadiusStats {
   errors: number;
   /** rejects per reason */
   reasons: Partial<Record<RadiusReason, number>>;
+  /** accepts after a full TLS handshake, after a resumed one, and sessions stored for resumption */
+  tlsFull: number;
+  tlsResumed: number;
+  tlsSessionsStored: number;
 }
 
 /** The address a datagram came from. */
@@ -123,7 +137,7 @@ export function placeOf(packet: RadiusPacket, nas: string): HotspotPlace {
 export class RadiusServer {
   readonly stats: RadiusStats = {
     received: 0, malformed: 0, unknownClient: 0, badAuthenticator: 0, unsupportedCode: 0, duplicates: 0,
-    challenges: 0, accepts: 0, rejects: 0, staleEap: 0, errors: 0, reasons: {},
+    challenges: 0, accepts: 0, rejects: 0, staleEap: 0, errors: 0, reasons: {}, tlsFull: 0, tlsResumed: 0, tlsSessionsStored: 0,
   };
   readonly sessions: SessionTable<EapSession>;
   readonly #options: RadiusServerOptions;
@@ -136,6 +150,11 @@ export class RadiusServer {
   readonly #now: () => number;
   /** authentications and accounting sessions */
   readonly hotspots: HotspotStore;
+  /** where TLS sessions are kept for resumption (undefined: resumption off) */
+  readonly tlsSessionStore: TlsSessionStore | undefined;
+  readonly #sessionLifetimeS: number;
+  /** the TLSSocket `server` option that turns node's session-id callbacks on */
+  readonly #resumption: EventEmitter | undefined;
   #socket: Socket | undefined;
   #sweep: NodeJS.Timeout | undefined;
 
@@ -151,14 +170,72 @@ export class RadiusServer {
     });
     this.#nasBuckets = new TokenBuckets(options.nasRate ?? { burst: 500, perSecond: 200 }, 10_000);
     this.sessions = new SessionTable<EapSession>(options.maxSessions ?? 1000, options.sessionIdleMs ?? 30_000);
+    const tls = options.tlsSessions ?? {};
+    this.tlsSessionStore = tls.enabled === false ? undefined : tls.store ?? new MemorySessionStore();
+    this.#sessionLifetimeS = tls.lifetimeS ?? DEFAULT_SESSION_LIFETIME_S;
     this.#secureContext = createSecureContext({
       cert: options.certPem, key: options.keyPem, minVersion: "TLSv1.2", maxVersion: "TLSv1.2",
-      // ECDHE only, by server preference; no tickets (no resumption across EAP sessions)
+      // ECDHE only, by server preference
       ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"
         + ":ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES128-SHA",
       honorCipherOrder: true,
-      secureOptions: constants.SSL_OP_NO_TICKET,
+      // tickets only with resumption on (stateless, sealed under ticketKeys: every node that shares the store needs the same keys)
+      ...(this.tlsSessionStore ? {} : { secureOptions: constants.SSL_OP_NO_TICKET }),
     });
+    const context = this.#secureContext.context as { setSessionIdContext(id: string): void; setSessionTimeout(s: number): void; setTicketKeys(keys: Buffer): void };
+    // one session id context for every node (sessions may be shared), one lifetime for ids and tickets
+    context.setSessionIdContext("wcm-radius-eap-v1");
+    context.setSessionTimeout(this.#sessionLifetimeS);
+    if (tls.ticketKeys) context.setTicketKeys(Buffer.from(tls.ticketKeys));
+    const store = this.tlsSessionStore;
+    if (store) {
+      // node:tls runs its session-id callbacks for a TLSSocket whose `server` has these listeners
+      const resumption = Object.assign(new EventEmitter(), { _contexts: [] });
+      resumption.on("resumeSession", (id: Buffer, callback: (error: Error | null, session: Buffer | null) => void) => {
+        if (id.length === 0 || id.length > 32) return callback(null, null);
+        store.get(id).then(
+          (session) => callback(null, session ? Buffer.from(session) : null),
+          (error: Error) => {
+            this.#log("warn", `radius: cannot read the TLS session store: ${error.message}`);
+            callback(null, null);
+          },
+        );
+      });
+      this.#resumption = resumption;
+    }
+  }
+
+  /**
+   * Stores the TLS 1.2 session of an accepted full handshake, for resumption by
+   * session id, and for EAP-TTLS what its inner login proved (the binding,
+   * resumption.ts), found again by ticket or id.
+   */
+  #rememberSession(der: Buffer | undefined, step: Extract<EapStep, { kind: "accept" }>): void {
+    const store = this.tlsSessionStore;
+    const identity = der && sessionIdentity(der);
+    if (!store || !der || !identity || identity.version !== 0x0303) return;
+    const ttlMs = this.#sessionLifetimeS * 1000;
+    const failed = (error: Error) => this.#log("warn", `radius: cannot store a TLS session: ${error.message}`);
+    if (identity.id.length > 0) {
+      this.stats.tlsSessionsStored++;
+      store.set(Uint8Array.from(identity.id), Uint8Array.from(der), ttlMs).catch(failed);
+    }
+    const used = step.decision.credential;
+    const key = bindingKey(der);
+    if (step.method === "ttls" && key && used !== "certificate") {
+      const binding = { deviceId: step.deviceId, used, generation: step.decision.generation ?? 0, ...(step.decision.lot ? { lot: step.decision.lot } : {}) };
+      store.set(key, encodeBinding(binding), ttlMs).catch(failed);
+    }
+  }
+
+  /** Forgets the session of a refused authentication, so it is not resumed again. */
+  #forgetSession(der: Buffer | undefined): void {
+    const identity = der && sessionIdentity(der);
+    if (this.tlsSessionStore && identity && identity.id.length > 0) {
+      this.tlsSessionStore.delete(Uint8Array.from(identity.id)).catch(() => undefined);
+    }
+    const key = der && bindingKey(der);
+    if (this.tlsSessionStore && key) this.tlsSessionStore.delete(key).catch(() => undefined);
   }
 
   /** The bound UDP port (after start()). */
@@ -268,10 +345,23 @@ export class RadiusServer {
   #context(source: string, framedMtu: number | undefined): SessionContext {
     return {
       secureContext: this.#secureContext,
+      ...(this.#resumption ? { resumption: this.#resumption } : {}),
       fragmentSize: fragmentSizeFor(this.#options.fragmentSize ?? 1000, framedMtu),
       maxReassembly: this.#options.maxReassembly ?? 64 * 1024,
       checkPassword: (userName, password) => this.auth.hotspotPassword(userName, password, source),
       checkCertificate: (identity: string, leaf: X509Certificate | undefined) => this.auth.hotspotCertificate(identity, leaf, source),
+      checkResumed: async (session) => {
+        const key = session && this.tlsSessionStore && bindingKey(session);
+        if (!key) return undefined;
+        let stored: Uint8Array | undefined;
+        try {
+          stored = await this.tlsSessionStore!.get(key);
+        } catch (error) {
+          this.#log("warn", `radius: cannot read the TLS session store: ${(error as Error).message}`);
+        }
+        const binding = stored && decodeBinding(stored);
+        return binding ? this.auth.hotspotResumed(binding, source) : undefined;
+      },
     };
   }
 
@@ -349,9 +439,15 @@ export class RadiusServer {
         this.stats.challenges++;
         return signResponse(RADIUS_CODE.accessChallenge, request, nas.secret, [...splitEapMessage(step.eap), { type: ATTR.state, value: state }]);
       case "reject":
+        if (step.resumed) this.#forgetSession(step.tlsSession);
         return this.#reject(request, nas, step.reason, step.detail, step.deviceId, step.eap, step.decided);
       case "accept": {
         this.stats.accepts++;
+        if (step.resumed) this.stats.tlsResumed++;
+        else {
+          this.stats.tlsFull++;
+          this.#rememberSession(step.tlsSession, step);
+        }
         this.#log("info", `radius: accept ${step.deviceId} (${step.decision.credential}${step.resumed ? ", resumed" : ""}) via ${nas.name}`);
         this.#record(step.deviceId, { ...placeOf(request, nas.name), at: this.#now(), outcome: "accept", method: step.method, resumed: step.resumed });
         try {

@@ -9,6 +9,7 @@
  * callbacks (cloud/auth through server.ts), so this module writes nothing.
  */
 import type { X509Certificate } from "node:crypto";
+import type { EventEmitter } from "node:events";
 import type { SecureContext } from "node:tls";
 import { InnerMethodUnsupported, readPap } from "./avp";
 import type { HotspotDecision } from "../auth/authenticator";
@@ -39,10 +40,17 @@ export const MAX_ROUNDS = 100;
 /** What a session needs from the server. */
 export interface SessionContext {
   secureContext: SecureContext;
+  /** passed to TLSSocket as `server`: its resumeSession listener loads sessions by id (none: no resumption by id) */
+  resumption?: EventEmitter;
   fragmentSize: number;
   maxReassembly: number;
   /** the credential decision of an inner PAP login (cloud/auth: rates, lockouts and audit included) */
   checkPassword(userName: string, password: Uint8Array): Promise<HotspotDecision>;
+  /**
+   * the credential decision of a resumed EAP-TTLS session whose peer skipped the
+   * inner login, from the binding of its full handshake; undefined: no binding (ask for the inner login)
+   */
+  checkResumed(session: Buffer | undefined): Promise<HotspotDecision | undefined>;
   /** the credential decision of an EAP-TLS client certificate */
   checkCertificate(identity: string, leaf: X509Certificate | undefined): Promise<HotspotDecision>;
 }
@@ -87,9 +95,9 @@ export type EapStep =
    * `sessionId`: the EAP Session-Id (RFC 5247 section 1.4, RFC 5216 section 2.3:
    * Type || client.random || server.random); `resumed`: the TLS session was resumed
    */
-  | { kind: "accept"; eap: Buffer; msk: Buffer; deviceId: string; decision: Accepted; method: EapMethod; sessionId?: Buffer; resumed: boolean }
+  | { kind: "accept"; eap: Buffer; msk: Buffer; deviceId: string; decision: Accepted; method: EapMethod; sessionId?: Buffer; resumed: boolean; tlsSession?: Buffer }
   /** `decided`: the refusal came from cloud/auth, which has recorded it; `delayMs`: hold it that long */
-  | { kind: "reject"; eap: Buffer; reason: RadiusReason; detail: string; deviceId?: string; decided?: boolean; delayMs?: number }
+  | { kind: "reject"; eap: Buffer; reason: RadiusReason; detail: string; deviceId?: string; decided?: boolean; delayMs?: number; resumed?: boolean; tlsSession?: Buffer }
   | { kind: "drop"; detail: string };
 
 function methodType(method: EapMethod): number {
@@ -113,6 +121,7 @@ export class EapSession {
   /** a refusal whose TLS alert went out in an EAP-Request: the peer's next response gets the EAP-Failure */
   #failing: Extract<EapStep, { kind: "reject" }> | undefined;
   #clientRandom: Buffer | undefined;
+  #askedInner = false;
   #serverRandom: Buffer | undefined;
 
   constructor(readonly context: SessionContext, nasName: string, identity: string, method: EapMethod) {
@@ -141,8 +150,14 @@ export class EapSession {
   }
 
   #reject(id: number, reason: RadiusReason, detail: string, deviceId?: string): EapStep {
+    const socket = this.#tunnel?.socket;
+    const resumed = socket?.isSessionReused() ?? false;
+    const tlsSession = resumed ? socket?.getSession() : undefined;
     this.close();
-    return { kind: "reject", eap: encodeEap({ code: EAP_CODE.failure, identifier: id, data: Buffer.alloc(0) }), reason, detail, deviceId };
+    return {
+      kind: "reject", eap: encodeEap({ code: EAP_CODE.failure, identifier: id, data: Buffer.alloc(0) }), reason, detail, deviceId,
+      ...(resumed ? { resumed, ...(tlsSession ? { tlsSession } : {}) } : {}),
+    };
   }
 
   #refuse(id: number, decision: HotspotDecision & { ok: false }): EapStep {
@@ -164,12 +179,13 @@ export class EapSession {
     const tunnel = this.#tunnel!;
     const msk = tunnel.exportKey(MSK_LABEL[this.method], 64);
     const resumed = tunnel.socket.isSessionReused();
+    const tlsSession = tunnel.socket.getProtocol() === "TLSv1.2" ? tunnel.socket.getSession() : undefined;
     const sessionId = this.#clientRandom && this.#serverRandom
       ? Buffer.concat([Buffer.from([methodType(this.method)]), this.#clientRandom, this.#serverRandom]) : undefined;
     this.close();
     return {
       kind: "accept", eap: encodeEap({ code: EAP_CODE.success, identifier: id, data: Buffer.alloc(0) }), msk,
-      deviceId: decision.deviceId, decision, method: this.method, resumed, ...(sessionId ? { sessionId } : {}),
+      deviceId: decision.deviceId, decision, method: this.method, resumed, ...(tlsSession ? { tlsSession } : {}), ...(sessionId ? { sessionId } : {}),
     };
   }
 
@@ -217,7 +233,10 @@ export class EapSession {
       if (this.method === "tls" && this.#finishedSent && this.#accepted) return this.#accept(id, this.#accepted);
       return this.#reject(id, "BAD_EAP", "empty TLS message");
     }
-    this.#tunnel ??= new TlsTunnel({ isServer: true, secureContext: this.context.secureContext, requestCert: this.method === "tls", rejectUnauthorized: false });
+    this.#tunnel ??= new TlsTunnel({
+      isServer: true, secureContext: this.context.secureContext, requestCert: this.method === "tls", rejectUnauthorized: false,
+      ...(this.context.resumption ? { server: this.context.resumption as never } : {}),
+    });
     const tunnel = this.#tunnel;
     this.#clientRandom ??= helloRandom(message, 1);
     await tunnel.feed(message);
@@ -232,7 +251,12 @@ export class EapSession {
       if (this.method === "tls" && !this.#accepted) {
         const leaf = tunnel.socket.getPeerX509Certificate();
         const decision = await this.context.checkCertificate(this.identity, leaf);
-        if (!decision.ok) return this.#alert(id, plaintextAlert(alertFor(decision.failure)), this.#refuse(id, decision));
+        if (!decision.ok) {
+          // a resumed session: the server's ChangeCipherSpec and Finished already went out, so an alert now
+          // would have to be encrypted, which node:tls cannot be asked for: EAP-Failure at once
+          if (tunnel.socket.isSessionReused()) return this.#refuse(id, decision);
+          return this.#alert(id, plaintextAlert(alertFor(decision.failure)), this.#refuse(id, decision));
+        }
         this.#accepted = decision;
         this.#finishedSent = true;
         // a resumed session: the server's Finished went first, this was the peer's; nothing left to send
@@ -249,8 +273,18 @@ export class EapSession {
       }
     }
     if (out.length === 0) {
-      // TTLS after a resumed handshake: the peer's Finished came last; an empty request starts phase 2 (RFC 5281 section 7.1)
-      if (this.method === "ttls" && tunnel.secure) return this.#request({ flags: 0, version: 0, fragment: Buffer.alloc(0) }, id);
+      if (this.method === "ttls" && tunnel.secure && tunnel.socket.isSessionReused()) {
+        if (!this.#askedInner) {
+          // the peer's Finished of a resumed handshake: decide from the full handshake's binding (RFC 5281 section 7.5)
+          const decision = await this.context.checkResumed(tunnel.socket.getSession());
+          if (decision && !decision.ok) return this.#refuse(id, decision);
+          if (decision) return this.#accept(id, decision);
+        }
+        // no binding: an empty request starts phase 2 (a peer that has an inner login sends it; one that skips it is refused below)
+        if (this.#askedInner) return this.#reject(id, "TIMEOUT", "resumed TTLS session without its binding, and no inner login");
+        this.#askedInner = true;
+        return this.#request({ flags: 0, version: 0, fragment: Buffer.alloc(0) }, id);
+      }
       return this.#reject(id, "TLS_FAILED", "TLS produced no answer");
     }
     this.#sender.load(out);
