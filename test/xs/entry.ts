@@ -8,6 +8,8 @@
 import { nobleDigest } from "../../modules/noble-digest";
 import { SCENARIOS } from "../support/scenarios";
 import { checkVectors } from "../support/vectors";
+import { checkOnboardingVectors } from "../support/onboarding-vectors";
+import { jsSeal } from "../../modules/js-seal";
 
 declare function issueCommand(message: ArrayBuffer): ArrayBuffer;
 
@@ -30,6 +32,10 @@ function describe(error: unknown): string {
 
 let count = 0;
 for (const result of checkVectors(nobleDigest)) {
+  count++;
+  report(result.ok ? { kind: "vector", name: result.name, ok: true } : { kind: "vector", name: result.name, ok: false, detail: `got ${result.got}` });
+}
+for (const result of checkOnboardingVectors(nobleDigest, jsSeal)) {
   count++;
   report(result.ok ? { kind: "vector", name: result.name, ok: true } : { kind: "vector", name: result.name, ok: false, detail: `got ${result.got}` });
 }
