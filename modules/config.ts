@@ -8,6 +8,7 @@
 import { fromHex } from "./bytes";
 import { WcmError } from "./errors";
 import { checkHotspotRev, validateHotspotProfiles, type HotspotSet } from "./hotspots";
+import { parseLabelCode } from "./onboarding/label-code";
 import { checkDeviceId } from "./protocol";
 
 /** The three provisioning options of the seed. */
@@ -30,6 +31,8 @@ export interface CommonConfig {
   hotspots?: HotspotSet;
   /** the firmware's build time, Unix seconds: the first wall-time floor */
   buildTime?: number;
+  /** the label code's 13 data characters (local onboarding, docs/protocol.md 15.2) */
+  labelCode?: string;
 }
 
 /**
@@ -84,6 +87,7 @@ export function validateCommonConfig(config: Record<string, unknown>): CommonCon
     }
     out.buildTime = buildTime;
   }
+  if (config.labelCode !== undefined) out.labelCode = parseLabelCode(config.labelCode);
   return out;
 }
 

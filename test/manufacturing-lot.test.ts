@@ -117,7 +117,7 @@ describe("manufacturing: make-lot and import-bundle", function () {
     assert.equal((JSON.parse(readFileSync(join(out, "lot.json"), "utf8")) as Record<string, unknown>).temporaryMode, "derived");
     const id = "mfg-t-240ac4000003";
     const file = device(out, id);
-    assert.deepEqual(Object.keys(file).sort(), ["deviceId", "option", "temporarySecret"]);
+    assert.deepEqual(Object.keys(file).sort(), ["deviceId", "labelCode", "option", "temporarySecret"]);
     assert.equal(file.temporarySecret, Buffer.from(temporarySecret(lotKey.provisioningKeyHex, id)).toString("hex"));
     const csv = readFileSync(join(out, "devices", `${id}.nvs.csv`), "utf8");
     const nvs = checkNvs(csv, id);
@@ -143,12 +143,38 @@ describe("manufacturing: make-lot and import-bundle", function () {
     assert.equal(bin.toString("hex"), lotKey.provisioningKeyHex);
     assert.equal(mode(join(out, "lot-key.bin")), 0o600);
     const file = device(out, "mfg-h-0002");
-    assert.deepEqual(file, { deviceId: "mfg-h-0002", option: "temporary", temporarySecretFrom: "hardware", hmacKeyBlock: "4" });
+    // no credential on the device: only the label code, which the label shows anyway
+    assert.deepEqual(file, { deviceId: "mfg-h-0002", option: "temporary", temporarySecretFrom: "hardware", hmacKeyBlock: "4", labelCode: file.labelCode });
     const nvs = checkNvs(readFileSync(join(out, "devices", "mfg-h-0002.nvs.csv"), "utf8"), "mfg-h-0002");
-    assert.deepEqual([...nvs.keys()].sort(), ["deviceId", "hmacKeyBlock", "option", "tempFrom"]);
+    assert.deepEqual([...nvs.keys()].sort(), ["deviceId", "hmacKeyBlock", "labelCode", "option", "tempFrom"]);
     const config = validateConfig({ ...file, cloud: cloudJson(out) });
     assert.ok(config.option === "temporary" && "temporarySecretFrom" in config);
     await assert.rejects(makeLot({ ...base(), option: "temporary", temporaryMode: "hardware", keyBlock: 6, count: 1, prefix: "x-", start: 1, out: join(work, "bad-block") }), /--key-block must be 0..5/);
+  });
+
+  it("labelCodes_EachDeviceItsOwn_WithQrAndSoftAp_NeverInTheBundle", async function () {
+    const out = join(work, "labels");
+    const result = await makeLot({ ...base(), option: "secret", count: 20, prefix: "mfg-l-", start: 1, out });
+    const bundle = readFileSync(result.bundle!, "utf8");
+    const csv = readFileSync(join(out, "labels.csv"), "utf8").trimEnd().split("\n");
+    assert.equal(csv[0], "deviceId,code,softAp,qr");
+    assert.equal(csv.length, 21);
+    const codes = new Set<string>();
+    for (let n = 1; n <= 20; n++) {
+      const id = `mfg-l-${String(n).padStart(4, "0")}`;
+      const file = device(out, id);
+      const label = JSON.parse(readFileSync(join(out, "devices", `${id}.label.json`), "utf8")) as Record<string, string>;
+      assert.equal(mode(join(out, "devices", `${id}.label.json`)), 0o600);
+      assert.equal(label.code, file.labelCode);
+      assert.equal(label.softAp, `wcm-${id}`);
+      assert.equal(label.qr, `WCM1:${id}:${file.labelCode}:wcm-${id}`);
+      assert.ok(csv.includes(`${id},${label.code},${label.softAp},${label.qr}`));
+      assert.equal(validateConfig({ ...file, cloud: cloudJson(out) }).labelCode, file.labelCode.replace(/-/g, "").slice(0, 13));
+      assert.equal(checkNvs(readFileSync(join(out, "devices", `${id}.nvs.csv`), "utf8"), id).get("labelCode"), file.labelCode);
+      for (const form of [file.labelCode, file.labelCode.replace(/-/g, ""), file.labelCode.toLowerCase()]) assert.ok(!bundle.includes(form), "a label code in the bundle");
+      codes.add(file.labelCode);
+    }
+    assert.equal(codes.size, 20);
   });
 
   it("temporaryLot_LotKeyModeOnlyWhenAsked_OldFiles", async function () {

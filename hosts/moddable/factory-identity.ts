@@ -5,7 +5,8 @@
  * provKey, cert and key as blobs; tempFrom and hmacKeyBlock as strings: a
  * temporary device holds tempSecret (its own derived secret, the default),
  * tempFrom "hardware" with hmacKeyBlock (the lot key is in that eFuse key block),
- * or provKey (the lot key itself, the weaker mode)). Moddable's Preference maps NVS strings to strings and
+ * or provKey (the lot key itself, the weaker mode)), and labelCode (a string:
+ * the label code of local onboarding). Moddable's Preference maps NVS strings to strings and
  * blobs to ArrayBuffers, so it reads them as they are. When present, this
  * identity takes the place of the one in config.wcm: one firmware image, built
  * with the lot's cloud settings, serves every device of the lot.
@@ -60,5 +61,7 @@ export function factoryIdentity(domain = "wcm"): Record<string, string> | undefi
   if (certificate) identity.certificate = derToPem(certificate, "CERTIFICATE");
   const privateKey = blob(domain, "key");
   if (privateKey) identity.privateKey = derToPem(privateKey, "PRIVATE KEY");
+  const labelCode = Preference.get(domain, "labelCode");
+  if (typeof labelCode === "string") identity.labelCode = labelCode;
   return identity;
 }

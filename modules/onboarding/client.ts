@@ -62,7 +62,7 @@ export class OnboardingClient {
   async authenticate(deviceId: string, labelCode: string): Promise<void> {
     let code: string;
     try {
-      code = parseLabelCode(this.#ports.digest, labelCode, "code", "MESSAGE_INVALID");
+      code = parseLabelCode(labelCode, "code", "MESSAGE_INVALID");
     } catch (error) {
       throw new OnboardError("CODE_INVALID", error instanceof Error ? error.message : "bad code");
     }

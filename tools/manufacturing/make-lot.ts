@@ -3,8 +3,11 @@
  * (`npm run make-lot -- --option secret --count 1000 --prefix lamp- --start 1 --out ./lot-1`).
  *
  * Per device (out/devices/): `<id>.json`, the provisioning file the firmware
- * reads (validateConfig's shape without `cloud`), and `<id>.nvs.csv`, an
- * ESP-IDF NVS partition CSV for nvs_partition_gen.py. Per lot: `cloud.json`
+ * reads (validateConfig's shape without `cloud`, with the device's label code
+ * for local onboarding), `<id>.nvs.csv`, an ESP-IDF NVS partition CSV for
+ * nvs_partition_gen.py, and `<id>.label.json` (what the label printer prints:
+ * the code, the SoftAP name and the QR payload, docs/protocol.md 15.2); per lot
+ * `labels.csv` for the printer. The label code is never put in the bundle. Per lot: `cloud.json`
  * (the firmware-wide cloud settings), `lot.json` (the arguments), `lot-key.json`
  * (temporary: the lot's provisioning key, made once), `bundle.jsonl` + `bundle.jsonl.sha256`
  * (the registration bundle for `npm run cloud -- import-bundle`).
@@ -35,6 +38,7 @@ import { nodeDigest } from "../../cloud/node-digest";
 import { validateCloudConfig } from "../../modules/config";
 import { deriveTemporarySecret } from "../../modules/derive";
 import { DEVICE_ID_PATTERN } from "../../modules/protocol";
+import { labelQrPayload, newLabelCode, softApName } from "../../modules/onboarding/label-code";
 import { invokedDirectly } from "../../cloud/invoked-directly";
 import { EXIT, formatError, optionsHelp, parseCommandLine, readInputFile, UsageError, version, type OptionSpec } from "../../cloud/cli-kit";
 import { CloudError } from "../../cloud/errors";
@@ -118,6 +122,11 @@ export function temporaryDevice(id: string, mode: TemporaryMode, provisioningKey
   return { deviceId: id, option: "temporary", provisioningKey: provisioningKeyHex };
 }
 
+/** What a device's label shows: the code, the SoftAP name and the QR payload (docs/manufacturing.md). */
+export function labelOf(deviceId: string, code: string): { deviceId: string; code: string; softAp: string; qr: string } {
+  return { deviceId, code, softAp: softApName(deviceId), qr: labelQrPayload(deviceId, code) };
+}
+
 function writeAtomic(path: string, text: string, mode: number): void {
   const tmp = `${path}.tmp`;
   writeFileSync(tmp, text, { mode });
@@ -152,6 +161,7 @@ export function nvsCsv(device: Record<string, string>): string {
   if (device.temporarySecretFrom) rows.push(`tempFrom,data,string,${device.temporarySecretFrom}`);
   if (device.hmacKeyBlock) rows.push(`hmacKeyBlock,data,string,${device.hmacKeyBlock}`);
   if (device.provisioningKey) rows.push(`provKey,data,hex2bin,${device.provisioningKey}`);
+  if (device.labelCode) rows.push(`labelCode,data,string,${device.labelCode}`);
   const der = (pem: string) => pem.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
   if (device.certificate) rows.push(`cert,data,base64,${der(device.certificate)}`);
   if (device.privateKey) rows.push(`key,data,base64,${der(device.privateKey)}`);
@@ -296,6 +306,9 @@ export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
       const issued = await o.services!.issueDeviceCertificate({ caName: o.caName!, deviceId: id, keyType: o.keyType });
       device = { deviceId: id, option: "certificate", certificate: issued.certificatePem, privateKey: issued.privateKeyPem };
     }
+    // the label code (65 random bits, docs/protocol.md 15.2): on the device and its label, never in the bundle
+    device.labelCode = newLabelCode((n) => new Uint8Array(randomBytes(n)));
+    writeAtomic(join(out, "devices", `${id}.label.json`), `${JSON.stringify(labelOf(id, device.labelCode))}\n`, 0o600);
     writeAtomic(join(out, "devices", `${id}.json`), `${JSON.stringify(device, null, 2)}\n`, 0o600);
     writeAtomic(join(out, "devices", `${id}.nvs.csv`), nvsCsv(device), 0o600);
     appendFileSync(journalFile, `${JSON.stringify({ n: o.start + i, id })}\n`, { mode: 0o600 });
@@ -316,6 +329,13 @@ export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
     else lines.push(JSON.stringify({ deviceId: id, certFingerprint: fingerprint(new X509Certificate(device.certificate as string)) }));
   }
   const text = `${lines.join("\n")}\n`;
+  // the label printer's list, from the device files (devices made before label codes have none)
+  const labels = ["deviceId,code,softAp,qr"];
+  for (const id of ids) {
+    const code = readJson(join(out, "devices", `${id}.json`))!.labelCode;
+    if (typeof code === "string") labels.push(Object.values(labelOf(id, code)).join(","));
+  }
+  writeAtomic(join(out, "labels.csv"), `${labels.join("\n")}\n`, 0o600);
   const bundle = join(out, "bundle.jsonl");
   const sha256 = bundleSha256(text);
   writeAtomic(bundle, text, 0o600);
