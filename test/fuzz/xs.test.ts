@@ -22,7 +22,7 @@ describe("fuzz: device decoders on XS (xsnap), short run (fixed seed)", function
     }
     const corpus = loadCorpus();
     const { reports } = await fuzzOnXs(corpus, XS_COUNT, 0x5eed);
-    assert.equal(reports.length, 13, reports.map((r) => r.harness).join(","));
+    assert.equal(reports.length, 18, reports.map((r) => r.harness).join(","));
     const crashes = reports.flatMap((r) => r.crashes.map((c) => `${r.harness}: ${c.detail} input=${c.inputHex.slice(0, 300)}`));
     assert.deepEqual(crashes, []);
     for (const r of reports) assert.equal(r.inputs, XS_COUNT, r.harness);

@@ -16,7 +16,9 @@ import {
   decodeCloudMessage, decodeNetworkChange, decodeRequest, decodeResponse, decodeStatus, parseLoginPassword, parseTopic, peekRequestId,
 } from "../../../modules/protocol";
 import { MAX_RECORD_PAYLOAD, RecordStore } from "../../../modules/record-store";
+import { jsSeal } from "../../../modules/js-seal";
 import { mutate, Prng } from "./mutate";
+import { onboardingHarnesses } from "./onboarding-fuzz";
 
 /** Seeds per core harness, as hex. */
 export type CoreSeeds = Record<string, string[]>;
@@ -59,6 +61,8 @@ function hex(bytes: Uint8Array): string {
 
 /** The core harnesses: which recorded seeds each mutates (names of the corpus), and the call. */
 export function coreHarnesses(digest: DigestPort, deviceId: string): Record<string, { seeds: string; run(input: Uint8Array): void }> {
+  // the local onboarding service too, with no handshake per input (P-256 in BigInt on XS is slow)
+  const onboarding = onboardingHarnesses(digest, jsSeal, false);
   const record = (names: readonly string[], input: Uint8Array) => {
     const kv = new MapKv();
     for (const name of names) new RecordStore(kv, digest, name).write(input.subarray(0, MAX_RECORD_PAYLOAD));
@@ -123,6 +127,7 @@ export function coreHarnesses(digest: DigestPort, deviceId: string): Record<stri
         store.loadTimeFloor();
       },
     },
+    ...onboarding,
   };
 }
 

@@ -44,7 +44,9 @@ import {
 import { MAX_RECORD_PAYLOAD, RecordStore } from "../../../modules/record-store";
 import { jsSeal } from "../../../modules/js-seal";
 import { openSealed, sealPublicKey } from "../../../modules/seal";
+import { nodeSeal } from "../../../hosts/node/node-seal";
 import { seedBytes, type Corpus } from "./corpus";
+import { onboardingHarnesses, onboardingSeeds } from "./onboarding-fuzz";
 
 /** A decoder under fuzz. */
 export interface Harness {
@@ -527,6 +529,15 @@ export const HARNESSES: readonly Harness[] = [
       },
     }),
   },
+  // ------------------------------------------------------------ modules/onboarding (local service)
+  ...Object.entries(onboardingHarnesses(nobleDigest, nodeSeal, true)).map(([name, h]): Harness => ({
+    name,
+    target: name === "onboardService" ? "onboarding/machine step: every request of the local service (session open, handshake pending)" : `onboarding/messages ${name}`,
+    expected: name === "onboardService" ? () => false : isWcm,
+    ...(name === "onboardService" ? { weight: 0.3 } : {}),
+    seeds: () => onboardingSeeds(nobleDigest, nodeSeal)[h.seeds],
+    setup: () => ({ run: h.run }),
+  })),
 ];
 
 /** An independent reading of MQTT fixed headers: false when a packet announces more than `max` or a malformed length. */
@@ -574,6 +585,7 @@ export function coreSeeds(corpus: Corpus): Record<string, string[]> {
     networkPayload: hexOf(recordPayloads(corpus, ["hotspots", "nets", "netkey", "tfloor"])),
   };
   for (const name of ["request", "response", "cloudMessage", "status", "topic", "loginPassword", "config"]) out[name] = hexOf(seedBytes(corpus, name));
+  for (const [name, list] of Object.entries(onboardingSeeds(nobleDigest, nodeSeal))) out[name] = hexOf(list);
   return out;
 }
 
