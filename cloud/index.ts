@@ -28,6 +28,7 @@ import { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
 import { listenOps, type OpsListener } from "./ops-listener";
 import type { ReadinessProbe } from "./health";
+import { CloudMetrics, countFromStats } from "./metrics";
 
 export { CloudError, isCloudError, CLOUD_ERROR_CODES, type CloudErrorCode } from "./errors";
 export { CloudServices } from "./services";
@@ -83,6 +84,8 @@ export interface StartCloudOptions {
   opsHost?: string;
   /** ops HTTP port (0 = ephemeral; undefined = no ops listener) */
   opsPort?: number;
+  /** the metrics registry (default: a new one, with the process metrics when an ops listener is asked for) */
+  metrics?: CloudMetrics;
   log?: LogPort;
 }
 
@@ -156,6 +159,8 @@ export interface Cloud {
   network: NetworkServices;
   /** every listener with its address and certificate (start-up prints one line each) */
   listeners: ListenerInfo[];
+  /** the cloud's Prometheus metrics (served on the ops listener's /metrics) */
+  metrics: CloudMetrics;
   /** the ops listener's port, undefined when none was asked for */
   opsPort: number | undefined;
   /** readiness: the registry answers and every device listener is up (false once shutdown() began) */
@@ -185,6 +190,45 @@ async function serverIdentity(registry: Registry): Promise<{ caPem: string; cert
     server = registry.serverTls("server")!;
   }
   return { caPem: ca.certPem, certPem: server.certPem, keyPem: privateKeyPem(server.keyDer) };
+}
+
+/** The cloud's own metrics read at scrape time (cloud/README.md, Metrics, lists them). */
+function instrument(metrics: CloudMetrics, parts: { mqtt: MqttServer; radius: RadiusServer | undefined; registry: Registry; listeners: ListenerInfo[]; issuance: IssuanceService }): void {
+  const { mqtt, radius, registry, listeners } = parts;
+  metrics.gauge("wcm_mqtt_sessions", "authenticated live MQTT sessions", [], (g) => g.set(mqtt.liveSessions));
+  metrics.gauge("wcm_mqtt_preauth_connections", "connections accepted that have not logged in yet", [], (g) => g.set(mqtt.unauthenticatedConnections));
+  countFromStats(metrics, "wcm_tls_handshakes_total", "MQTT TLS handshakes: full, resumed, failed", ["result"], () => [
+    [{ result: "full" }, mqtt.stats.tlsFull], [{ result: "resumed" }, mqtt.stats.tlsResumed], [{ result: "failed" }, mqtt.stats.tlsErrors],
+  ]);
+  countFromStats(metrics, "wcm_issuance_malformed_total", "requests and status reports on a device's topics that did not decode", ["topic"], () => [
+    [{ topic: "request" }, parts.issuance.stats.badRequests], [{ topic: "status" }, parts.issuance.stats.badStatus],
+  ]);
+  if (radius) {
+    countFromStats(metrics, "wcm_radius_decisions_total", "RADIUS Access-Accepts and Access-Rejects, rejects by reason", ["decision", "reason"], () => [
+      [{ decision: "accept", reason: "" }, radius.stats.accepts],
+      ...Object.entries(radius.stats.reasons).map(([reason, n]): [Record<string, string>, number] => [{ decision: "reject", reason }, n ?? 0]),
+    ]);
+    countFromStats(metrics, "wcm_radius_dropped_total", "RADIUS packets dropped, by why", ["why"], () => [
+      [{ why: "malformed" }, radius.stats.malformed], [{ why: "unknown_client" }, radius.stats.unknownClient], [{ why: "bad_authenticator" }, radius.stats.badAuthenticator],
+      [{ why: "duplicate" }, radius.stats.duplicates], [{ why: "stale_eap" }, radius.stats.staleEap], [{ why: "error" }, radius.stats.errors],
+    ]);
+  }
+  const query = metrics.histogram("wcm_registry_query_seconds", "seconds of a registry read, timed at each scrape (a one-row lookup)");
+  metrics.gauge("wcm_registry_up", "1 when the registry answered the scrape's read", [], async (g) => {
+    const end = query.startTimer();
+    try {
+      await registry.serverTls("ca");
+      g.set(1);
+    } catch {
+      g.set(0);
+    } finally {
+      end();
+    }
+  });
+  metrics.gauge("wcm_certificate_expiry_timestamp_seconds", "notAfter of each listener's certificate, Unix seconds", ["listener", "subject"], (g) => {
+    g.reset();
+    for (const l of listeners) if (l.certificate) g.set({ listener: l.name, subject: l.certificate.subject }, Date.parse(l.certificate.notAfter) / 1000);
+  });
 }
 
 /** The names, subject, issuer and expiry of a PEM certificate (the first of a chain). */
@@ -232,12 +276,13 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     const auth = new Authenticator({
       registry, digest: nodeDigest, limits: options.limits?.login, refusalAudit: options.limits?.refusalAudit, log: options.log,
     });
+    const metrics = options.metrics ?? new CloudMetrics({ process: options.opsPort !== undefined });
     const mqttHost = options.mqttHost ?? "127.0.0.1";
     const mqttPort = options.mqttPort ?? 8883;
     mqtt = await bind("MQTT/TLS", mqttHost, mqttPort, () => MqttServer.start({
       registry, digest: nodeDigest, issuance, host: mqttHost, port: mqttPort, auth,
       certPem: identity.certPem, keyPem: identity.keyPem, connectTimeoutMs: options.connectTimeoutMs,
-      maxConnections: options.maxConnections, limits: options.limits, log: options.log, tlsSessions: options.tlsSessions,
+      maxConnections: options.maxConnections, limits: options.limits, log: options.log, tlsSessions: options.tlsSessions, metrics,
     }));
     const live = mqtt;
     let closed = false;
@@ -296,7 +341,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     if (options.opsPort !== undefined) {
       const opsHost = options.opsHost ?? "127.0.0.1";
       const opsPort = options.opsPort;
-      ops = await bind("ops HTTP", opsHost, opsPort, () => listenOps({ host: opsHost, port: opsPort, probe }));
+      ops = await bind("ops HTTP", opsHost, opsPort, () => listenOps({ host: opsHost, port: opsPort, probe, metrics: () => metrics.render() }));
     }
     const opsListener = ops;
     const listeners: ListenerInfo[] = [
@@ -305,6 +350,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     if (radiusServer) listeners.push({ name: "radius", protocol: "radius", host: options.radiusHost ?? "127.0.0.1", port: radiusServer.port, certificate: radiusCertPem ? certificateInfo(radiusCertPem) : undefined });
     if (httpListener) listeners.push({ name: "admin", protocol: adminTls ? "https" : "http", host: adminHost, port: httpListener.port, certificate: adminTls ? certificateInfo(adminTls.certPem) : undefined });
     if (opsListener) listeners.push({ name: "ops", protocol: "http", host: options.opsHost ?? "127.0.0.1", port: opsListener.port });
+    instrument(metrics, { mqtt: live, radius: radiusServer, registry, listeners, issuance });
     const closeAll = async () => {
       closed = true;
       await httpListener?.close();
@@ -329,6 +375,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       issuance,
       network,
       listeners,
+      metrics,
       opsPort: opsListener?.port,
       ready: () => probe.ready(),
       async shutdown(boundMs = 10_000) {

@@ -29,6 +29,7 @@ import { ConnectionLimiter, monotonicNow, type ConnectionLimits, type Connection
 import { GuardedConnection } from "./packet-guard";
 import { DEFAULT_SESSION_LIFETIME_S, MemorySessionStore, sessionIdentity, type TlsSessionStore } from "./tls-sessions";
 import type { ClaimSource, Registry } from "./registry";
+import type { CloudMetrics } from "./metrics";
 
 /** TLS 1.2 suites, in the server's order of preference: ECDHE only (forward secrecy). */
 export const TLS12_CIPHERS = [
@@ -74,6 +75,8 @@ export interface MqttServerOptions {
   log?: LogPort;
   /** TLS session resumption (defaults: in-memory LRU of 10000 sessions, 1 h lifetime) */
   tlsSessions?: TlsSessionOptions;
+  /** where logins, shed connections and issuance outcomes are counted (cloud/metrics.ts) */
+  metrics?: CloudMetrics;
 }
 
 /** How the endpoint resumes TLS sessions (cloud/tls-sessions.ts). */
@@ -166,6 +169,12 @@ export class MqttServer {
   /** requests being answered (an asynchronous registry answers later); drain() waits for them */
   readonly #inFlight = new Set<Promise<unknown>>();
   #draining = false;
+  readonly #metrics: {
+    login: { observe(labels: Record<string, string>, seconds: number): void };
+    logins: { inc(labels: Record<string, string>): void };
+    shed: { inc(labels: Record<string, string>): void };
+    issuance: { inc(labels: Record<string, string>): void };
+  } | undefined;
   #broker!: Aedes;
   #server!: Server;
   #port = 0;
@@ -180,6 +189,13 @@ export class MqttServer {
     const tls = options.tlsSessions ?? {};
     this.sessionStore = tls.enabled === false ? undefined : tls.store ?? new MemorySessionStore();
     this.#sessionLifetimeS = tls.lifetimeS ?? DEFAULT_SESSION_LIFETIME_S;
+    const m = options.metrics;
+    this.#metrics = m && {
+      login: m.histogram("wcm_login_seconds", "MQTT login: seconds from CONNECT to the decision (refusal delays included)", ["outcome"]),
+      logins: m.counter("wcm_mqtt_connects_total", "MQTT logins decided, by outcome (accepted, refused) and refusal reason", ["outcome", "reason"]),
+      shed: m.counter("wcm_mqtt_shed_total", "connections shed before login: refused at accept by rate (SOURCE_RATE, TOTAL_RATE), evicted for a newcomer, answered busy", ["how"]),
+      issuance: m.counter("wcm_issuance_total", "issue and commit requests answered, by op, session kind (first issuance: temporary; rotation: secret) and outcome (ok or the reason)", ["op", "kind", "outcome"]),
+    };
   }
 
   /** Starts the broker and the TLS listener. */
@@ -263,10 +279,12 @@ export class MqttServer {
     const source = socket.remoteAddress ?? "?";
     const key = `${source}:${socket.remotePort}`;
     const admitted = this.connections.admit(source, this.#now(), () => {
+      this.#metrics?.shed.inc({ how: "evicted" });
       this.#unauthenticated.delete(key);
       socket.destroy();
     });
     if (typeof admitted === "string") {
+      this.#metrics?.shed.inc({ how: admitted });
       this.stats.connectionsRefused++;
       socket.destroy();
       return;
@@ -343,11 +361,15 @@ export class MqttServer {
       heartbeatInterval: 60_000,
       authenticate: (client, username, password, done) => {
         const socket = (client.conn as GuardedConnection).socket;
+        const started = performance.now();
         this.auth.mqttLogin({
           clientId: client.id, username: username ?? undefined, password: password ?? undefined,
           peerCertificate: socket?.getPeerX509Certificate?.(), source: socket?.remoteAddress ?? "?",
           claim: socket ? claimSource(socket) : undefined,
         }).then((result) => {
+          const outcome = result.ok ? "accepted" : "refused";
+          this.#metrics?.logins.inc({ outcome, reason: result.ok ? "" : result.failure });
+          this.#metrics?.login.observe({ outcome }, (performance.now() - started + (result.ok ? 0 : result.delayMs)) / 1000);
           if (result.ok) {
             this.#sessions.set(client, result.session);
             this.stats.loginsAccepted++;
@@ -397,12 +419,15 @@ export class MqttServer {
         if (session && topic && topic.deviceId === session.deviceId) {
           const payload = Uint8Array.from(packet.payload as Buffer);
           if (topic.kind === "req") {
-            const respond = (response: CloudResponse) => this.publish(deviceTopics(session.deviceId).response, encodeResponse(response));
+            const respond = (response: CloudResponse) => {
+              this.#countIssuance(session, response);
+              this.publish(deviceTopics(session.deviceId).response, encodeResponse(response));
+            };
             const response = issuance.handleRequest(session, payload) as CloudResponse | PromiseLike<CloudResponse>;
             if (typeof (response as PromiseLike<CloudResponse>).then === "function") {
               // an asynchronous answer is tracked so that drain() lets it finish
               const pending: Promise<void> = Promise.resolve(response)
-                .then((answer) => this.#publishAndWait(deviceTopics(session.deviceId).response, encodeResponse(answer)), () => undefined)
+                .then((answer) => this.#countIssuance(session, answer) ?? this.#publishAndWait(deviceTopics(session.deviceId).response, encodeResponse(answer)), () => undefined)
                 .finally(() => this.#inFlight.delete(pending));
               this.#inFlight.add(pending);
             } else respond(response as CloudResponse);
@@ -471,6 +496,7 @@ export class MqttServer {
     this.#aggregateTimer.unref();
     this.#server.on("secureConnection", (socket: TLSSocket) => {
       if (this.#busy.has(`${socket.remoteAddress}:${socket.remotePort}`)) {
+        this.#metrics?.shed.inc({ how: "busy" });
         this.stats.busyAnswered++;
         socket.once("data", () => socket.end(BUSY_CONNACK));
         socket.on("error", () => socket.destroy());
@@ -500,6 +526,13 @@ export class MqttServer {
   }
 
   /** Publishes a QoS 0 message from the cloud. */
+  #countIssuance(session: Session, response: CloudResponse): undefined {
+    if (this.#metrics && (response.op === "issue" || response.op === "commit")) {
+      this.#metrics.issuance.inc({ op: response.op, kind: session.credential === "t" ? "temporary" : session.credential === "s" ? "secret" : "certificate", outcome: response.ok ? "ok" : response.reason });
+    }
+    return undefined;
+  }
+
   /** publish(), resolving once the broker has handed the packet to the subscribers' connections. */
   #publishAndWait(topic: string, payload: Uint8Array): Promise<void> {
     const packet: PublishPacket = { cmd: "publish", topic, payload: Buffer.from(payload), qos: 0, retain: false, dup: false };
