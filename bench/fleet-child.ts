@@ -7,6 +7,7 @@
  */
 import { startCloud, type Cloud } from "../cloud/index";
 import type { ConnectionLimits } from "../cloud/limits";
+import { MemorySessionStore } from "../cloud/tls-sessions";
 
 export interface FleetChildStats {
   rss: number;
@@ -24,6 +25,10 @@ export interface FleetChildStats {
   busyAnswered: number;
   /** busy tickets the limiter granted (answered or not: a busy connection whose TLS does not end within helloTimeoutMs is closed unanswered) */
   busyTickets: number;
+  /** busy connections closed unanswered at their deadline */
+  busyExpired: number;
+  /** the connection limiter's admission decisions (cloud/limits.ts AdmissionDecisions) */
+  decisions: Record<string, number>;
   tlsErrors: number;
   tlsFull: number;
   tlsResumed: number;
@@ -51,7 +56,7 @@ export interface FleetCheck {
 }
 
 export type FleetChildRequest =
-  | { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; lot?: string; connections?: Partial<ConnectionLimits> }
+  | { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; lot?: string; connections?: Partial<ConnectionLimits>; memoryTlsStore?: boolean }
   | { cmd: "stats"; full?: boolean }
   | { cmd: "check" }
   | { cmd: "import"; csv: string }
@@ -76,6 +81,7 @@ function stats(full = false): FleetChildStats {
     loginsAccepted: cloud?.mqtt.stats.loginsAccepted ?? 0, loginsRefused: cloud?.mqtt.stats.loginsRefused ?? 0,
     rateLimited: cloud?.mqtt.stats.rateLimited ?? 0, connectionsRefused: cloud?.mqtt.stats.connectionsRefused ?? 0,
     evictions: cloud?.mqtt.connections.evictions ?? 0, busyAnswered: cloud?.mqtt.stats.busyAnswered ?? 0, busyTickets: cloud?.mqtt.connections.busyAnswers ?? 0,
+    busyExpired: cloud?.mqtt.stats.busyExpired ?? 0, decisions: { ...(cloud?.mqtt.connections.decisions ?? {}) },
     tlsFull: cloud?.mqtt.stats.tlsFull ?? 0, tlsResumed: cloud?.mqtt.stats.tlsResumed ?? 0,
     tlsErrors: cloud?.mqtt.stats.tlsErrors ?? 0, liveSessions: cloud?.mqtt.liveSessions ?? 0,
     unauthenticated: cloud?.mqtt.unauthenticatedConnections ?? 0,
@@ -110,6 +116,8 @@ process.on("message", (message: FleetChildRequest) => {
         cloud = await startCloud({
           dataDir: message.dataDir, masterKey: Uint8Array.from(Buffer.from(message.masterKeyHex, "hex")), mqttPort: message.port,
           maxConnections: 30_000, ...(message.connections ? { limits: { connections: message.connections } } : {}),
+          // the in-memory TLS store (sessions and ticket keys die with the process), as before issue 15
+          ...(message.memoryTlsStore ? { tlsSessions: { store: new MemorySessionStore() } } : {}),
         });
         let provisioningKeyHex: string | undefined;
         if (message.lot && !cloud.registry.lot(message.lot)) {

@@ -2,8 +2,9 @@
  * One simulator process of bench/reconnect.ts: `count` permanent devices (the
  * Node simulator host: the portable ConnectionManager with its default retry
  * policy, MQTT.js over TLS with a one-entry TLS session cache, each its own
- * in-memory SimulatedFlash), all connecting from this process's own loopback
- * source address. Counts, per device, the connection attempts and how each
+ * in-memory SimulatedFlash), connecting from a loopback source address of
+ * their own each (or all from this process's one address), over TLS 1.2
+ * without tickets as Moddable (session ids) or TLS 1.3 (tickets). Counts, per device, the connection attempts and how each
  * failed one ended (CONNACK code or a network close) since the last "arm".
  * IPC: {cmd:"start", ...} | {cmd:"arm"} | {cmd:"report"} | {cmd:"stop"}; each answered with the same cmd.
  * The device secrets are derived from a seed sent over IPC (never argv).
@@ -16,7 +17,7 @@ import type { ConnectionManager } from "../modules/manager";
 import type { CloudLink } from "../modules/ports";
 
 export type SimRequest =
-  | { cmd: "start"; from: number; count: number; source: string; port: number; caPem: string; seedHex: string }
+  | { cmd: "start"; from: number; count: number; source: string; perDeviceSource: boolean; tls: "TLSv1.2" | "TLSv1.3"; port: number; caPem: string; seedHex: string }
   | { cmd: "arm" }
   | { cmd: "report" }
   | { cmd: "stop" };
@@ -38,6 +39,11 @@ export function benchSecret(seedHex: string, i: number): string {
   return createHmac("sha256", Buffer.from(seedHex, "hex")).update(`reconnect-${i}`).digest("hex");
 }
 
+/** A loopback source address of its own for device `i` (64 per /24, as bench/fleet-load.ts). */
+export function deviceAddress(i: number): string {
+  return `127.${2 + (i >> 14)}.${(i >> 6) & 255}.${1 + (i & 63)}`;
+}
+
 /** The device id of device `i`. */
 export const benchDeviceId = (i: number) => `storm-${String(i).padStart(5, "0")}`;
 
@@ -57,7 +63,7 @@ function start(message: Extract<SimRequest, { cmd: "start" }>): void {
     const sessionCache = new TlsSessionCache();
     const link = (): CloudLink => {
       attempts[k]++;
-      const inner = createMqttLink({ localAddress: message.source, sessionCache });
+      const inner = createMqttLink({ localAddress: message.perDeviceSource ? deviceAddress(i) : message.source, sessionCache, maxTlsVersion: message.tls });
       return {
         connect: (options, events) => inner.connect(options, {
           ...events,

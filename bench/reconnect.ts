@@ -2,9 +2,13 @@
  * `npm run bench:reconnect`: a reconnect storm (not part of `npm test`).
  *
  * N permanent devices (secret option, registered by CSV) in P simulator
- * processes (bench/reconnect-sim.ts), each process with its own loopback
- * source address (127.0.0.2, .3, ...), each device with its own flash, the
- * core's default retry policy and a one-entry TLS session cache. Once all are
+ * processes (bench/reconnect-sim.ts), each device with its own loopback
+ * source address (--sources=device, default; --sources=process: one address
+ * per process, 127.0.0.2, .3, ..., as in issue 15's first figures, where
+ * the per-source rate of 20/s paces the storm by design), its own flash,
+ * the core's default retry policy and a one-entry TLS session cache
+ * (--tls=1.2, default: TLS 1.2 without tickets, session ids, as Moddable;
+ * --tls=1.3: tickets). Once all are
  * ONLINE, the cloud (bench/fleet-child.ts, default limits) is SIGKILLed and
  * restarted on the same data directory and port; once all are back, it is
  * stopped gracefully (SIGTERM path: cloud.close()) and restarted. Per run:
@@ -13,13 +17,17 @@
  * happened (at accept by rate, evicted at the pre-CONNECT cap, login
  * admission rate, CONNACK code seen by the devices), cloud CPU and RSS over
  * time, the load average, and the CPU the simulator processes took.
- * Both modes in one run, one after the other on the same machine: "before"
- * (busy answers off: over capacity is a reset or an eviction, as on main
- * before issue 15) and "after" (the default limits: CONNACK 3, the device's
- * busy retry window; docs/protocol.md section 10).
+ * Modes, one after the other on the same machine in one run: "before"
+ * (main before issue 15: over capacity is a reset or an eviction, the TLS
+ * store in memory), "busy" (busy answers, no accept queue, TLS store in
+ * memory: main after the first step on issue 15) and "after" (the default
+ * limits: the accept queue, busy answers beyond it, the TLS store and ticket
+ * keys in the data folder; docs/protocol.md section 10). Each run's figures
+ * are printed as soon as it ends.
  *
  * Settings: --devices=N (WCM_RECONNECT_DEVICES, default 10000),
- * --procs=P simulator processes (default 4), --mode=before|after|both. Needs ulimit -n >= N + 1000.
+ * --procs=P simulator processes (default 4), --mode=before|busy|after|both (both = before, after),
+ * --sources=device|process, --tls=1.2|1.3. Needs ulimit -n >= N + 1000.
  */
 import { fork, execSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -47,10 +55,14 @@ function setting(name: string, env: string, fallback: number, min: number, max: 
 
 const DEVICES = setting("devices", "WCM_RECONNECT_DEVICES", 10_000, 10, 50_000);
 const PROCS = setting("procs", "WCM_RECONNECT_PROCS", 4, 1, 16);
-/** --mode=before|after|both (default both, one after the other in this run): before = busy answers off (busyTotal 0) */
-const MODE = process.argv.slice(2).find((a) => a.startsWith("--mode="))?.slice(7) ?? "both";
-const MODES = MODE === "both" ? ["before", "after"] : [MODE];
-if (!MODES.every((m) => m === "before" || m === "after")) throw new Error("mode must be before, after or both");
+const arg = (name: string) => process.argv.slice(2).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+/** --mode=before|busy|after|both (default both = before then after, in this run) */
+const MODE = arg("mode") ?? "both";
+const MODES = MODE === "both" ? ["before", "after"] : MODE.split(",");
+if (!MODES.every((m) => m === "before" || m === "busy" || m === "after")) throw new Error("mode must be before, busy, after or both");
+const SOURCES = arg("sources") ?? "device";
+if (SOURCES !== "device" && SOURCES !== "process") throw new Error("sources must be device or process");
+const TLS = arg("tls") === "1.3" ? "TLSv1.3" : "TLSv1.2";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
@@ -96,7 +108,7 @@ class Child<Req extends { cmd: string }> {
   }
 }
 
-type CloudReq = { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; connections?: Partial<ConnectionLimits> } | { cmd: "stats" } | { cmd: "import"; csv: string } | { cmd: "check" } | { cmd: "close" };
+type CloudReq = { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; connections?: Partial<ConnectionLimits>; memoryTlsStore?: boolean } | { cmd: "stats" } | { cmd: "import"; csv: string } | { cmd: "check" } | { cmd: "close" };
 type Cloud = Child<CloudReq>;
 
 async function freePort(): Promise<number> {
@@ -107,12 +119,13 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Cloud connection limits of a mode: "before" turns busy answers off (resets and evictions, as main before issue 15). */
+/** Cloud settings of a mode (see the header). */
 let modeLimits: Partial<ConnectionLimits> | undefined;
+let modeMemoryTls = false;
 
 async function startCloud(dataDir: string, port: number, masterKeyHex: string): Promise<{ cloud: Cloud; caPem: string; listenAt: number }> {
   const cloud = new Child<CloudReq>("./fleet-child.ts");
-  const reply = await cloud.request<{ caPem: string }>({ cmd: "start", dataDir, port, masterKeyHex, connections: modeLimits });
+  const reply = await cloud.request<{ caPem: string }>({ cmd: "start", dataDir, port, masterKeyHex, connections: modeLimits, memoryTlsStore: modeMemoryTls });
   return { cloud, caPem: reply.caPem, listenAt: Date.now() };
 }
 
@@ -133,6 +146,8 @@ interface RunResult {
   cloudCpuS: number; cloudPeakRssMb: number; simCpuS: number; seconds: number;
   samples: Sample[];
   lockedOut: number;
+  busyExpired: number;
+  decisions: Record<string, number>;
 }
 
 /** Stops the cloud (kill or graceful), restarts it, and follows the fleet until every device is back. */
@@ -179,7 +194,7 @@ async function run(label: string, how: "kill" | "graceful", state: { cloud: Clou
     tlsFull: s.tlsFull, tlsResumed: s.tlsResumed,
     cloudCpuS: s.cpuMicros / 1e6, cloudPeakRssMb: peakRss / 2 ** 20,
     simCpuS: (last.reduce((a, r) => a + r.cpuMicros, 0) - simCpu0) / 1e6, seconds: samples.length ? samples[samples.length - 1].t : 0,
-    samples, lockedOut: check.lockedOut,
+    samples, lockedOut: check.lockedOut, busyExpired: s.busyExpired, decisions: s.decisions,
   };
 }
 
@@ -213,7 +228,7 @@ async function scenario(mode: string, results: RunResult[]): Promise<void> {
       const sim = new Child<SimRequest>("./reconnect-sim.ts");
       sims.push(sim);
       const from = p * per;
-      await sim.request({ cmd: "start", from, count: Math.max(0, Math.min(per, DEVICES - from)), source: `127.0.0.${2 + p}`, port, caPem: first.caPem, seedHex });
+      await sim.request({ cmd: "start", from, count: Math.max(0, Math.min(per, DEVICES - from)), source: `127.0.0.${2 + p}`, perDeviceSource: SOURCES === "device", tls: TLS, port, caPem: first.caPem, seedHex });
     }
     const t0 = performance.now();
     for (;;) {
@@ -223,13 +238,37 @@ async function scenario(mode: string, results: RunResult[]): Promise<void> {
       if (performance.now() - t0 > RUN_BUDGET_MS) throw new Error(`only ${online}/${DEVICES} ONLINE at first boot`);
     }
     console.log(`   ${mode}: all ${DEVICES} ONLINE at start after ${fmt((performance.now() - t0) / 1000, 1)} s`);
-    results.push(await run(`${mode}: SIGKILL + restart`, "kill", state, dataDir, port, masterKeyHex, sims));
-    results.push(await run(`${mode}: graceful stop + restart`, "graceful", state, dataDir, port, masterKeyHex, sims));
+    for (const [label, how] of [[`${mode}: SIGKILL + restart`, "kill"], [`${mode}: graceful stop + restart`, "graceful"]] as const) {
+      const result = await run(label, how, state, dataDir, port, masterKeyHex, sims);
+      results.push(result);
+      printResults([result]);
+      printDetail(result);
+    }
   } finally {
     for (const s of sims) await s.close({ cmd: "stop" });
     await state.cloud.close({ cmd: "close" });
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+function printResults(results: RunResult[]): void {
+  console.log(`\nReconnect after a cloud restart, ${DEVICES} devices (${SOURCES === "device" ? "one source address each" : `${PROCS} source addresses`}, ${TLS}), cloud on default limits; seconds counted from the new cloud listening`);
+  console.log(table([
+    ["run", "back", "all back s", "p50 s", "p90 s", "p99 s", "max s", "attempts mean/p99/max", "device-side failed attempts", "refused at accept (rate)", "evicted at pre-CONNECT cap", "busy granted/answered (CONNACK 3)", "login RATE_LIMITED", "logins refused", "TLS full/resumed", "cloud CPU ms per reconnect", "locked out", "cloud CPU s", "cloud peak RSS MB", "simulators CPU s"],
+    ...results.map((r) => [r.label, `${r.back}/${DEVICES}`, fmt(r.allSeconds, 1), fmt(r.p50, 1), fmt(r.p90, 1), fmt(r.p99, 1), fmt(r.max, 1),
+      `${fmt(r.attemptsMean, 2)}/${r.attemptsP99}/${r.attemptsMax}`, Object.entries(r.closes).map(([k, v]) => `${k}=${v}`).join(" ") || "none",
+      String(r.refusedAtAccept), String(r.evictions), `${r.busyTickets}/${r.busyAnswered}`, String(r.rateLimited), String(r.loginsRefused), `${r.tlsFull}/${r.tlsResumed}`,
+      fmt((r.cloudCpuS * 1000) / Math.max(1, r.back), 2), String(r.lockedOut),
+      fmt(r.cloudCpuS, 1), fmt(r.cloudPeakRssMb), fmt(r.simCpuS, 1)]),
+  ]));
+  console.log("   issue 15's figures (10,000 devices, 4 source addresses, before any change): p99 65-85 s, all back in 80-106 s");
+}
+
+function printDetail(r: RunResult): void {
+  const load = r.samples.map((x) => x.load1);
+  console.log(`\n   ${r.label}: simulators took ${fmt(r.simCpuS, 1)} s of CPU over ${fmt(r.seconds)} s (${fmt((r.simCpuS / Math.max(1, r.seconds)) * 100)}% of one core); load average (1 min) during the run ${fmt(Math.min(...load), 1)}-${fmt(Math.max(...load), 1)} on ${cpus().length} cores shared with other work`);
+  console.log(`   admission decisions at accept: ${Object.entries(r.decisions).map(([k, v]) => `${k}=${v}`).join(" ")}; busy expired unanswered=${r.busyExpired}`);
+  console.log(timeline(r.samples));
 }
 
 async function main(): Promise<void> {
@@ -239,7 +278,7 @@ async function main(): Promise<void> {
   }, WATCHDOG_MS);
   watchdog.unref();
   const soft = Number(execSync("sh -c 'ulimit -n'").toString().trim());
-  console.log(`wcm reconnect bench: ${DEVICES} permanent devices in ${PROCS} simulator processes (one loopback source each), ${cpus().length} CPUs, node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(`wcm reconnect bench: ${DEVICES} permanent devices in ${PROCS} simulator processes (${SOURCES === "device" ? "one loopback source address per device" : "one loopback source per process"}, ${TLS}), modes ${MODES.join(", ")}, ${cpus().length} CPUs, node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   if (Number.isFinite(soft) && soft < DEVICES + 1000) {
     console.error(`need ulimit -n >= ${DEVICES + 1000}; run: ulimit -n 65536 && npm run bench:reconnect`);
     process.exit(2);
@@ -247,21 +286,13 @@ async function main(): Promise<void> {
   const results: RunResult[] = [];
   let failed = false;
   for (const mode of MODES) {
-    modeLimits = mode === "before" ? { busyTotal: 0 } : undefined;
+    modeLimits = mode === "before" ? { busyTotal: 0, queueTotal: 0 } : mode === "busy" ? { queueTotal: 0 } : undefined;
+    modeMemoryTls = mode !== "after";
     await scenario(mode, results);
   }
-  console.log(`\nReconnect after a cloud restart, ${DEVICES} devices, cloud on default limits; seconds counted from the new cloud listening`);
-  console.log(table([
-    ["run", "back", "all back s", "p50 s", "p90 s", "p99 s", "max s", "attempts mean/p99/max", "device-side failed attempts", "refused at accept (rate)", "evicted at pre-CONNECT cap", "busy granted/answered (CONNACK 3)", "login RATE_LIMITED", "logins refused", "TLS full/resumed", "locked out", "cloud CPU s", "cloud peak RSS MB", "simulators CPU s"],
-    ...results.map((r) => [r.label, `${r.back}/${DEVICES}`, fmt(r.allSeconds, 1), fmt(r.p50, 1), fmt(r.p90, 1), fmt(r.p99, 1), fmt(r.max, 1),
-      `${fmt(r.attemptsMean, 2)}/${r.attemptsP99}/${r.attemptsMax}`, Object.entries(r.closes).map(([k, v]) => `${k}=${v}`).join(" ") || "none",
-      String(r.refusedAtAccept), String(r.evictions), `${r.busyTickets}/${r.busyAnswered}`, String(r.rateLimited), String(r.loginsRefused), `${r.tlsFull}/${r.tlsResumed}`, String(r.lockedOut),
-      fmt(r.cloudCpuS, 1), fmt(r.cloudPeakRssMb), fmt(r.simCpuS, 1)]),
-  ]));
-  console.log("   issue 15's figures (10,000 devices, before any change): p99 65-85 s, all back in 80-106 s");
+  console.log(`\n=== all runs ===`);
+  printResults(results);
   for (const r of results) {
-    console.log(`\n   ${r.label}: cloud CPU and RSS over time (simulators took ${fmt(r.simCpuS, 1)} s of CPU over ${fmt(r.seconds)} s, i.e. ${fmt((r.simCpuS / Math.max(1, r.seconds)) * 100)}% of one core)`);
-    console.log(timeline(r.samples));
     if (r.back !== DEVICES || r.lockedOut !== 0) {
       failed = true;
       console.error(`FAILED: ${r.label}: ${r.back}/${DEVICES} back, ${r.lockedOut} locked out`);

@@ -24,6 +24,7 @@ import { createServerIdentity, privateKeyPem } from "./pki";
 import { radiusIdentity, RADIUS_SERVER_NAME } from "./radius/identity";
 import { RadiusServer, type RadiusServerOptions } from "./radius/server";
 import { Registry } from "./registry";
+import { SqliteResumptionStore, resumptionKey } from "./tls-store-sqlite";
 import { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
 import { listenOps, type OpsListener } from "./ops-listener";
@@ -78,7 +79,10 @@ export interface StartCloudOptions {
   maxConnections?: number;
   /** login rates, lockout, unauthenticated-connection caps, refusal audit throttle (defaults: cloud/limits.ts) */
   limits?: AbuseLimits;
-  /** TLS session resumption of the MQTT endpoint (default: in-memory LRU of 10000 sessions, 1 h; cloud/tls-sessions.ts) */
+  /**
+   * TLS session resumption of the MQTT endpoint (default: SqliteResumptionStore in the data folder, 10000 sessions,
+   * 1 h, ticket keys rotated every 24 h, all surviving a restart; cloud/tls-sessions.ts, cloud/tls-store-sqlite.ts)
+   */
   tlsSessions?: TlsSessionOptions;
   /** bind address of the ops listener: /metrics, /healthz, /readyz without credentials (default 127.0.0.1) */
   opsHost?: string;
@@ -261,7 +265,20 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const tlsPlan = options.httpPort === undefined ? undefined : adminTlsPlan(adminHost, options.adminName, options.adminTls);
   const masterKey = loadMasterKey({ masterKey: options.masterKey, masterKeyFile: options.masterKeyFile });
   const registry = Registry.open(options.dataDir, masterKey);
+  const ownStore = options.tlsSessions?.enabled === false || options.tlsSessions?.store ? undefined : (() => {
+    const key = resumptionKey(masterKey);
+    try {
+      return SqliteResumptionStore.open(options.dataDir, key);
+    } catch (error) {
+      registry.close();
+      masterKey.fill(0);
+      throw error;
+    } finally {
+      key.fill(0);
+    }
+  })();
   masterKey.fill(0);
+  const tlsSessions = ownStore ? { ...options.tlsSessions, store: ownStore } : options.tlsSessions;
   let mqtt: MqttServer | undefined;
   let http: AdminListener | undefined;
   let radius: RadiusServer | undefined;
@@ -282,7 +299,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     mqtt = await bind("MQTT/TLS", mqttHost, mqttPort, () => MqttServer.start({
       registry, digest: nodeDigest, issuance, host: mqttHost, port: mqttPort, auth,
       certPem: identity.certPem, keyPem: identity.keyPem, connectTimeoutMs: options.connectTimeoutMs,
-      maxConnections: options.maxConnections, limits: options.limits, log: options.log, tlsSessions: options.tlsSessions, metrics,
+      maxConnections: options.maxConnections, limits: options.limits, log: options.log, tlsSessions, metrics,
     }));
     const live = mqtt;
     let closed = false;
@@ -357,6 +374,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       await opsListener?.close();
       await radiusServer?.close();
       await live.close();
+      ownStore?.close();
       registry.close();
     };
     return {
@@ -388,6 +406,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         const drained = await live.drain(boundMs);
         closed = true;
         await opsListener?.close();
+        ownStore?.close();
         registry.close();
         return { ms: Date.now() - started, ...drained };
       },
@@ -401,6 +420,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     await ops?.close();
     await radius?.close();
     await mqtt?.close();
+    ownStore?.close();
     registry.close();
     throw error;
   }

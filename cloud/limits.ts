@@ -98,6 +98,13 @@ export class TokenBuckets {
     return this.#buckets.size;
   }
 
+  /** Whether `take(key, now)` would succeed, without taking (nor tracking a new key). */
+  peek(key: string, now: number): boolean {
+    const bucket = this.#buckets.peek(key);
+    if (!bucket) return this.limit.burst >= 1;
+    return Math.min(this.limit.burst, bucket.tokens + (Math.max(0, now - bucket.at) / 1000) * this.limit.perSecond) >= 1;
+  }
+
   /**
    * Takes one token for `key` at time `now` (ms, from a monotonic clock:
    * monotonicNow). Time that runs backwards refills nothing and drains nothing.
@@ -367,8 +374,17 @@ export interface ConnectionLimits {
   busyTotal: number;
   /** busy answers begun per second (default burst 100, 100/s): bounds the TLS work they cost */
   busyRate: RateLimit;
-  /** an unauthenticated connection younger than this (ms, default 3000, the ClientHello deadline) is not evicted for a newcomer of a source holding as many: the newcomer is answered busy */
+  /** an unauthenticated connection younger than this (ms, default 3000, the ClientHello deadline) is not evicted for a newcomer of a source holding as many: the newcomer waits or is answered busy */
   staleMs: number;
+  /**
+   * TCP connections held at accept, unread and without TLS state, until they may start (default 4096; 0: no
+   * queue): in place of a reset by rate or an eviction of a young connection of a balanced source
+   */
+  queueTotal: number;
+  /** connections of one source waiting at accept (default 64) */
+  queuePerSource: number;
+  /** ms a connection may wait at accept; then it is closed (default 15000: with the 10 s login deadline, within a device's 30 s connect timeout) */
+  queueDeadlineMs: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -382,10 +398,54 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   busyTotal: 64,
   busyRate: { burst: 100, perSecond: 100 },
   staleMs: 3000,
+  queueTotal: 4096,
+  queuePerSource: 64,
+  queueDeadlineMs: 15_000,
 };
+
+/** Counts of ConnectionLimiter.admit decisions (each newcomer counts once in admitted, sourceRate, totalRate or a busy* entry; evictions count the connections closed for it). */
+export interface AdmissionDecisions {
+  admitted: number;
+  /** refused (reset) by the per-source rate */
+  sourceRate: number;
+  /** refused (reset) by the total rate with no busy ticket left */
+  totalRate: number;
+  /** busy tickets: over the total rate, at the per-source cap, at the total cap */
+  busyRate: number;
+  busySourceCap: number;
+  busyTotalCap: number;
+  /** a busy answer was due but busyTotal or busyRate was exhausted (the old rule applied) */
+  busyBound: number;
+  /** held at accept (queued), started from the queue later, closed at the queue deadline, gone while waiting (the client closed), not queued because the queue (or the source's share) was full */
+  queued: number;
+  dequeued: number;
+  queueExpired: number;
+  queueCancelled: number;
+  queueFull: number;
+  /** evictions: at the per-source cap, at the total cap from a source holding more (a flood), at the total cap of a young connection of a balanced source; of those, stale ones */
+  evictedSourceCap: number;
+  evictedTotalCapFlood: number;
+  evictedTotalCapYoung: number;
+  evictedStale: number;
+}
 
 /** Why a connection was refused at accept. */
 export type ConnectionRefusal = "SOURCE_RATE" | "TOTAL_RATE";
+
+/** A connection held at accept (ConnectionLimiter queue): `start` gets its ticket when it may begin TLS. */
+export interface QueuedConnection {
+  readonly queued: true;
+  /** the connection closed while it waited: forget it (idempotent) */
+  cancel(): void;
+}
+
+interface Waiting {
+  readonly source: string;
+  readonly at: number;
+  readonly start: (ticket: ConnectionTicket) => void;
+  readonly close: () => void;
+  done: boolean;
+}
 
 /** One admitted unauthenticated connection, or one to be answered busy. */
 export interface ConnectionTicket {
@@ -432,6 +492,17 @@ export class ConnectionLimiter {
   readonly #busyLive = new WeakSet<ConnectionTicket>();
   /** connections answered busy so far */
   busyAnswers = 0;
+  /** every admission decision so far, by where it was made (figures for operators and bench:reconnect) */
+  readonly decisions: AdmissionDecisions = {
+    admitted: 0, sourceRate: 0, totalRate: 0, busyRate: 0, busySourceCap: 0, busyTotalCap: 0, busyBound: 0,
+    evictedSourceCap: 0, evictedTotalCapFlood: 0, evictedTotalCapYoung: 0, evictedStale: 0,
+    queued: 0, dequeued: 0, queueExpired: 0, queueCancelled: 0, queueFull: 0,
+  };
+  /** waiting connections by source (each list in arrival order); the Map's order is the round-robin order */
+  readonly #queue = new Map<string, Waiting[]>();
+  /** every waiting connection in arrival order (for the deadline) */
+  #arrivals: Waiting[] = [];
+  #queued = 0;
 
   constructor(limits: Partial<ConnectionLimits> = {}) {
     this.limits = { ...DEFAULT_CONNECTION_LIMITS, ...limits };
@@ -472,19 +543,144 @@ export class ConnectionLimiter {
     return this.#perSource.get(source)?.size ?? 0;
   }
 
+  /** Connections waiting at accept now. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /**
+   * Whether a connection of `source` may start now without a refusal, a busy answer or the eviction of
+   * a young connection of a source holding no more than it: "ok", "source" (its own rate or cap) or
+   * "global" (the total rate or cap: no other source may start either, except those of other buckets).
+   */
+  #startable(source: string, now: number): "ok" | "source" | "global" {
+    if (!this.#rate.peek(source, now)) return "source";
+    const mine = this.#perSource.get(source);
+    const held = mine?.size ?? 0;
+    if (!(held < this.limits.lightPending ? this.#lightRate : this.#totalRate).peek("*", now)) return "global";
+    let total = this.#total;
+    if (mine && held >= this.limits.unauthenticatedPerSource) {
+      if (this.#young(mine, now)) return "source";
+      total--;
+    }
+    if (total >= this.limits.unauthenticatedTotal) {
+      let largest: Set<ConnectionTicket> | undefined;
+      for (const set of this.#perSource.values()) if (!largest || set.size > largest.size) largest = set;
+      if (largest && largest.size <= held + 1 && this.#young(largest, now)) return held === 0 ? "global" : "source";
+    }
+    return "ok";
+  }
+
   /**
    * Admits a new connection from `source`, evicting others when a cap is full.
-   * @param close - closes this connection if it is evicted later
-   * @returns the ticket (the caller must release() it exactly once; a busy one is answered CONNACK 3), or why it is refused
+   * With `start` (and queueTotal > 0), a connection that may not start now without being refused, answered
+   * busy or evicting a young connection of a balanced source waits at accept instead (fair across sources,
+   * queuePerSource and queueTotal bounded, queueDeadlineMs): `start` gets its ticket from drain() later.
+   * @param close - closes this connection if it is evicted (or its wait ends) later
+   * @returns the ticket (the caller must release() it exactly once; a busy one is answered CONNACK 3), a queued connection, or why it is refused
    */
-  admit(source: string, now: number, close: () => void): ConnectionTicket | ConnectionRefusal {
-    if (!this.#rate.take(source, now)) return "SOURCE_RATE";
+  admit(source: string, now: number, close: () => void): ConnectionTicket | ConnectionRefusal;
+  admit(source: string, now: number, close: () => void, start: (ticket: ConnectionTicket) => void): ConnectionTicket | QueuedConnection | ConnectionRefusal;
+  admit(source: string, now: number, close: () => void, start?: (ticket: ConnectionTicket) => void): ConnectionTicket | QueuedConnection | ConnectionRefusal {
+    if (start && this.limits.queueTotal > 0 && (this.#queued > 0 || this.#startable(source, now) !== "ok")) {
+      const list = this.#queue.get(source);
+      if (this.#queued < this.limits.queueTotal && (list?.length ?? 0) < this.limits.queuePerSource) {
+        const waiting: Waiting = { source, at: now, start, close, done: false };
+        if (list) list.push(waiting);
+        else this.#queue.set(source, [waiting]);
+        this.#arrivals.push(waiting);
+        this.#queued++;
+        this.decisions.queued++;
+        return { queued: true, cancel: () => this.#unqueue(waiting, "queueCancelled") };
+      }
+      this.decisions.queueFull++;
+    }
+    return this.#admitNow(source, now, close);
+  }
+
+  #unqueue(waiting: Waiting, why: "queueCancelled" | "queueExpired" | "dequeued"): void {
+    if (waiting.done) return;
+    waiting.done = true;
+    this.#queued--;
+    this.decisions[why]++;
+    const list = this.#queue.get(waiting.source);
+    if (list) {
+      const i = list.indexOf(waiting);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) this.#queue.delete(waiting.source);
+    }
+  }
+
+  /**
+   * Starts waiting connections that may start now, one per source in turn (round robin), and closes
+   * those waiting longer than queueDeadlineMs. Call it when a connection is released and on a short timer
+   * while connections wait.
+   * @returns how many were started
+   */
+  drain(now: number): number {
+    let head = 0;
+    while (head < this.#arrivals.length && (this.#arrivals[head].done || now - this.#arrivals[head].at >= this.limits.queueDeadlineMs)) {
+      const waiting = this.#arrivals[head++];
+      if (waiting.done) continue;
+      this.#unqueue(waiting, "queueExpired");
+      waiting.close();
+    }
+    if (head > 0) this.#arrivals = this.#arrivals.slice(head);
+    let started = 0;
+    let progress = true;
+    while (this.#queued > 0 && progress) {
+      progress = false;
+      for (const [source, list] of [...this.#queue]) {
+        const reason = this.#startable(source, now);
+        if (reason === "global") return started;
+        if (reason === "source") continue;
+        const waiting = list[0];
+        this.#unqueue(waiting, "dequeued");
+        // the source goes to the back of the round robin
+        if (list.length > 0) {
+          this.#queue.delete(source);
+          this.#queue.set(source, list);
+        }
+        const ticket = this.#admitNow(source, now, waiting.close);
+        if (typeof ticket === "string") {
+          waiting.close();
+          continue;
+        }
+        started++;
+        progress = true;
+        waiting.start(ticket);
+      }
+    }
+    return started;
+  }
+
+  #admitNow(source: string, now: number, close: () => void): ConnectionTicket | ConnectionRefusal {
+    const d = this.decisions;
+    if (!this.#rate.take(source, now)) {
+      d.sourceRate++;
+      return "SOURCE_RATE";
+    }
     const mine = this.#perSource.get(source);
     const light = (mine?.size ?? 0) < this.limits.lightPending;
-    if (!(light ? this.#lightRate : this.#totalRate).take("*", now)) return this.#busyTicket(source, now, close) ?? "TOTAL_RATE";
+    if (!(light ? this.#lightRate : this.#totalRate).take("*", now)) {
+      const busy = this.#busyTicket(source, now, close);
+      if (busy) d.busyRate++;
+      else {
+        if (this.limits.busyTotal > 0) d.busyBound++;
+        d.totalRate++;
+      }
+      return busy ?? "TOTAL_RATE";
+    }
     if (mine && mine.size >= this.limits.unauthenticatedPerSource) {
-      const busy = this.#young(mine, now) ? this.#busyTicket(source, now, close) : undefined;
-      if (busy) return busy;
+      const young = this.#young(mine, now);
+      const busy = young ? this.#busyTicket(source, now, close) : undefined;
+      if (busy) {
+        d.busySourceCap++;
+        return busy;
+      }
+      if (young && this.limits.busyTotal > 0) d.busyBound++;
+      if (!young) d.evictedStale++;
+      d.evictedSourceCap++;
       this.#evictOldest(mine);
     }
     let first = true;
@@ -493,14 +689,23 @@ export class ConnectionLimiter {
       for (const set of this.#perSource.values()) if (!largest || set.size > largest.size) largest = set;
       if (!largest) break;
       const held = this.#perSource.get(source)?.size ?? 0;
+      const young = this.#young(largest, now);
       // a newcomer whose address holds none always gets a slot (issue 8: flooders' slots never lock a device out)
-      if (first && held > 0 && largest.size <= held + 1 && this.#young(largest, now)) {
+      if (first && held > 0 && largest.size <= held + 1 && young) {
         const busy = this.#busyTicket(source, now, close);
-        if (busy) return busy;
+        if (busy) {
+          d.busyTotalCap++;
+          return busy;
+        }
+        if (this.limits.busyTotal > 0) d.busyBound++;
       }
       first = false;
+      if (!young) d.evictedStale++;
+      if (largest.size > held + 1) d.evictedTotalCapFlood++;
+      else d.evictedTotalCapYoung++;
       this.#evictOldest(largest);
     }
+    d.admitted++;
     const ticket: ConnectionTicket = { source, at: now, busy: false, close };
     let set = this.#perSource.get(source);
     if (!set) this.#perSource.set(source, (set = new Set()));

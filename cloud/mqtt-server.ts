@@ -16,18 +16,21 @@
  * credential decision is cloud/auth's (the same as RADIUS's): proofs first,
  * then login rates, lockouts per (id, source address), the throttled audit.
  */
-import { createServer, type Server, type TLSSocket } from "node:tls";
-import type { Socket } from "node:net";
-import { constants as cryptoConstants } from "node:crypto";
+import { createServer, type Server as TlsServer, type TLSSocket } from "node:tls";
+import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
+import { constants as cryptoConstants, randomBytes } from "node:crypto";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
 import type { DigestPort, LogPort } from "../modules/ports";
 import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, MAX_CONFIG_BYTES, deviceTopics, encodeNotice, encodeResponse, parseTopic, type CloudResponse } from "../modules/protocol";
 import type { IssuanceService } from "./issuance";
 import { Authenticator, type Refusal, type Session } from "./auth/authenticator";
 import { CONNACK_OF } from "./auth/failures";
-import { ConnectionLimiter, monotonicNow, type ConnectionLimits, type ConnectionTicket, type LoginLimits, type RefusalAuditLimits } from "./limits";
+import { ConnectionLimiter, monotonicNow, type ConnectionLimits, type ConnectionTicket, type QueuedConnection, type LoginLimits, type RefusalAuditLimits } from "./limits";
 import { GuardedConnection } from "./packet-guard";
-import { DEFAULT_SESSION_LIFETIME_S, MemorySessionStore, sessionIdentity, type TlsSessionStore } from "./tls-sessions";
+import {
+  DEFAULT_SESSION_LIFETIME_S, DEFAULT_TICKET_KEY_ROTATION_S, MemorySessionStore, TICKET_KEY_BYTES, isTicketKeyStore, sessionIdentity, ticketKeyPeriod,
+  type TicketKeyStore, type TlsSessionStore,
+} from "./tls-sessions";
 import type { ClaimSource, Registry } from "./registry";
 import type { CloudMetrics } from "./metrics";
 
@@ -85,8 +88,14 @@ export interface TlsSessionOptions {
   store?: TlsSessionStore;
   /** lifetime of a session id or ticket from its full handshake, seconds (default 3600) */
   lifetimeS?: number;
-  /** 48 bytes of TLS ticket keys; give the same keys to every node that shares `store` (default: random per process) */
+  /** 48 bytes of fixed TLS ticket keys, never rotated (default: from ticketKeyStore, rotated) */
   ticketKeys?: Uint8Array;
+  /** where the ticket keys of each rotation period come from (default: `store` when it keeps ticket keys, else a MemorySessionStore) */
+  ticketKeyStore?: TicketKeyStore;
+  /** rotation period of the ticket keys, seconds (default 86400); a ticket dies at the end of its period */
+  ticketKeyRotationS?: number;
+  /** wall clock of the rotation periods, ms since the epoch (default Date.now; tests may pin it) */
+  wallClock?: () => number;
   /** false: no resumption at all (every connect is a full handshake) */
   enabled?: boolean;
 }
@@ -110,6 +119,8 @@ export interface MqttStats {
   connectionsRefused: number;
   /** over-capacity connections answered CONNACK 3 (server unavailable) after TLS, instead of a reset */
   busyAnswered: number;
+  /** busy connections closed unanswered: TLS did not end (or no CONNECT came) within helloTimeoutMs */
+  busyExpired: number;
   /** logins refused with RATE_LIMITED */
   rateLimited: number;
   /** TLS handshakes completed in full, and resumed (session id or ticket) */
@@ -149,13 +160,18 @@ function subscriptionAllowed(topic: string, session: Session): boolean {
 export class MqttServer {
   readonly stats: MqttStats = {
     tlsErrors: 0, oversized: 0, refusedPublish: 0, refusedSubscribe: 0, loginsAccepted: 0, loginsRefused: 0,
-    connectionsRefused: 0, busyAnswered: 0, rateLimited: 0, tlsFull: 0, tlsResumed: 0, tlsSessionsStored: 0,
+    connectionsRefused: 0, busyAnswered: 0, busyExpired: 0, rateLimited: 0, tlsFull: 0, tlsResumed: 0, tlsSessionsStored: 0,
   };
   /** the credential decision (lockouts, login rates, refusal audit) */
   readonly auth: Authenticator;
   /** where TLS 1.2 sessions are kept (undefined: resumption disabled) */
   readonly sessionStore: TlsSessionStore | undefined;
   readonly #sessionLifetimeS: number;
+  readonly #ticketKeyStore: TicketKeyStore | undefined;
+  #ticketPeriod = -1;
+  #ticketTimer: NodeJS.Timeout | undefined;
+  /** ticket key rotations since start (the first keys included) */
+  ticketKeyLoads = 0;
   readonly connections: ConnectionLimiter;
   readonly #now: () => number;
   /** "address:port" of connections being answered busy */
@@ -176,7 +192,12 @@ export class MqttServer {
     issuance: { inc(labels: Record<string, string>): void };
   } | undefined;
   #broker!: Aedes;
-  #server!: Server;
+  /** the TLS server: never listens itself, gets the connections the accept queue starts */
+  #tls!: TlsServer;
+  /** the TCP listener (pauseOnConnect: a socket is not read before it is admitted) */
+  #server!: NetServer;
+  #drainPending = false;
+  #drainTimer: NodeJS.Timeout | undefined;
   #port = 0;
 
   private constructor(private readonly options: MqttServerOptions) {
@@ -196,6 +217,31 @@ export class MqttServer {
       shed: m.counter("wcm_mqtt_shed_total", "connections shed before login: refused at accept by rate (SOURCE_RATE, TOTAL_RATE), evicted for a newcomer, answered busy", ["how"]),
       issuance: m.counter("wcm_issuance_total", "issue and commit requests answered, by op, session kind (first issuance: temporary; rotation: secret) and outcome (ok or the reason)", ["op", "kind", "outcome"]),
     };
+    this.#ticketKeyStore = !this.sessionStore || tls.ticketKeys ? undefined
+      : tls.ticketKeyStore ?? (isTicketKeyStore(this.sessionStore) ? this.sessionStore : new MemorySessionStore(1));
+  }
+
+  /** The ticket keys of the current rotation period from the ticket key store (undefined: fixed keys or none). */
+  async #currentTicketKeys(): Promise<Buffer | undefined> {
+    const store = this.#ticketKeyStore;
+    if (!store) return undefined;
+    const tls = this.options.tlsSessions ?? {};
+    const period = ticketKeyPeriod((tls.wallClock ?? Date.now)(), tls.ticketKeyRotationS ?? DEFAULT_TICKET_KEY_ROTATION_S);
+    if (period === this.#ticketPeriod) return undefined;
+    const keys = await store.ticketKeys(period, () => new Uint8Array(randomBytes(TICKET_KEY_BYTES)));
+    if (keys.length !== TICKET_KEY_BYTES) throw new Error(`the ticket key store gave ${keys.length} bytes, not ${TICKET_KEY_BYTES}`);
+    this.#ticketPeriod = period;
+    this.ticketKeyLoads++;
+    return Buffer.from(keys);
+  }
+
+  /** Rotates the ticket keys when a new period has begun (checked every minute, and by tests). */
+  async rotateTicketKeys(): Promise<boolean> {
+    const keys = await this.#currentTicketKeys();
+    if (!keys) return false;
+    this.#tls.setTicketKeys(keys);
+    keys.fill(0);
+    return true;
   }
 
   /** Starts the broker and the TLS listener. */
@@ -270,18 +316,30 @@ export class MqttServer {
   }
 
   /**
-   * Connection admission at TCP accept (cloud/limits.ts ConnectionLimiter):
-   * refused by rate, or admitted, possibly evicting the oldest unauthenticated
-   * connection of the source holding the most. Deadlines: the ClientHello
-   * must start within helloTimeoutMs, the login complete within connectTimeoutMs.
+   * Connection admission at TCP accept (cloud/limits.ts ConnectionLimiter), before any TLS state exists:
+   * refused by rate, held in the accept queue (the socket stays unread until it may start), or admitted,
+   * possibly evicting the oldest unauthenticated connection of the source holding the most. Deadlines: the
+   * ClientHello must start within helloTimeoutMs of the start, the login complete within connectTimeoutMs.
    */
   #admit(socket: Socket): void {
     const source = socket.remoteAddress ?? "?";
     const key = `${source}:${socket.remotePort}`;
-    const admitted = this.connections.admit(source, this.#now(), () => {
+    const close = () => {
       this.#metrics?.shed.inc({ how: "evicted" });
       this.#unauthenticated.delete(key);
       socket.destroy();
+    };
+    this.#sockets.add(socket);
+    // a connection waiting at accept is not read; one that closes meanwhile leaves the queue
+    let waiting: QueuedConnection | undefined;
+    socket.once("close", () => {
+      this.#sockets.delete(socket);
+      waiting?.cancel();
+    });
+    socket.on("error", () => socket.destroy());
+    const admitted = this.connections.admit(source, this.#now(), close, (ticket) => {
+      waiting = undefined;
+      this.#begin(socket, key, ticket);
     });
     if (typeof admitted === "string") {
       this.#metrics?.shed.inc({ how: admitted });
@@ -289,12 +347,27 @@ export class MqttServer {
       socket.destroy();
       return;
     }
+    if ("queued" in admitted) {
+      waiting = admitted;
+      this.#scheduleDrain();
+      return;
+    }
+    this.#begin(socket, key, admitted);
+  }
+
+  /** Starts TLS on an admitted connection (or one to be answered busy). */
+  #begin(socket: Socket, key: string, admitted: ConnectionTicket): void {
+    if (socket.destroyed) {
+      this.connections.release(admitted);
+      this.#scheduleDrain();
+      return;
+    }
     if (admitted.busy) {
       this.#answerBusy(socket, key, admitted);
+      this.#tls.emit("connection", socket);
       return;
     }
     this.#unauthenticated.set(key, admitted);
-    this.#sockets.add(socket);
     const hello = setTimeout(() => {
       if (socket.bytesRead === 0) socket.destroy();
     }, this.connections.limits.helloTimeoutMs);
@@ -306,9 +379,33 @@ export class MqttServer {
     socket.on("close", () => {
       clearTimeout(hello);
       clearTimeout(deadline);
-      this.#sockets.delete(socket);
       if (this.#unauthenticated.get(key) === admitted) this.#unauthenticated.delete(key);
       this.connections.release(admitted);
+      this.#scheduleDrain();
+    });
+    this.#tls.emit("connection", socket);
+  }
+
+  /**
+   * Runs the accept queue soon (coalesced): after a release, and every 20 ms while connections wait
+   * (the rate buckets refill, the deadline passes).
+   */
+  #scheduleDrain(): void {
+    if (this.#drainPending || this.connections.queued === 0) return;
+    this.#drainPending = true;
+    setImmediate(() => {
+      this.#drainPending = false;
+      this.connections.drain(this.#now());
+      if (this.connections.queued > 0 && !this.#drainTimer) {
+        this.#drainTimer = setInterval(() => {
+          this.connections.drain(this.#now());
+          if (this.connections.queued === 0) {
+            clearInterval(this.#drainTimer);
+            this.#drainTimer = undefined;
+          }
+        }, 20);
+        this.#drainTimer.unref();
+      }
     });
   }
 
@@ -321,7 +418,10 @@ export class MqttServer {
   #answerBusy(socket: Socket, key: string, ticket: ConnectionTicket): void {
     this.#busy.add(key);
     this.#sockets.add(socket);
-    const deadline = setTimeout(() => socket.destroy(), this.connections.limits.helloTimeoutMs);
+    const deadline = setTimeout(() => {
+      this.stats.busyExpired++;
+      socket.destroy();
+    }, this.connections.limits.helloTimeoutMs);
     deadline.unref();
     socket.on("close", () => {
       clearTimeout(deadline);
@@ -457,7 +557,8 @@ export class MqttServer {
     this.#broker.on("clientError", (client, error) => this.#log("debug", `client ${client.id}: ${error.message}`));
     this.#broker.on("connectionError", (_client, error) => this.#log("debug", `connection: ${error.message}`));
 
-    this.#server = createServer({
+    const firstTicketKeys = await this.#currentTicketKeys();
+    this.#tls = createServer({
       // small MQTT packets (CONNACK, responses) must not wait for the peer's delayed ACK
       noDelay: true,
       cert: this.options.certPem,
@@ -472,13 +573,20 @@ export class MqttServer {
       // may be shared between nodes), one lifetime for session ids and tickets
       sessionIdContext: "wcm-mqtt-v1",
       sessionTimeout: this.#sessionLifetimeS,
-      ...(this.options.tlsSessions?.ticketKeys ? { ticketKeys: Buffer.from(this.options.tlsSessions.ticketKeys) } : {}),
+      ...(this.options.tlsSessions?.ticketKeys ? { ticketKeys: Buffer.from(this.options.tlsSessions.ticketKeys) } : firstTicketKeys ? { ticketKeys: firstTicketKeys } : {}),
       ...(this.sessionStore ? {} : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
     });
+    firstTicketKeys?.fill(0);
+    if (this.#ticketKeyStore) {
+      this.#ticketTimer = setInterval(() => {
+        this.rotateTicketKeys().catch((error: Error) => this.#log("warn", `cannot rotate the TLS ticket keys: ${error.message}`));
+      }, 60_000);
+      this.#ticketTimer.unref();
+    }
     const store = this.sessionStore;
     if (store) {
       // TLS 1.2 session-id resumption: node pauses the handshake until the callback
-      this.#server.on("resumeSession", (id: Buffer, callback: (error: Error | null, session: Buffer | null) => void) => {
+      this.#tls.on("resumeSession", (id: Buffer, callback: (error: Error | null, session: Buffer | null) => void) => {
         if (id.length === 0 || id.length > 32) return callback(null, null);
         store.get(id).then(
           (session) => callback(null, session ? Buffer.from(session) : null),
@@ -489,12 +597,13 @@ export class MqttServer {
         );
       });
     }
+    this.#server = createNetServer({ pauseOnConnect: true, noDelay: true });
     this.#server.maxConnections = this.options.maxConnections ?? 10_000;
     this.#server.on("connection", (socket: Socket) => this.#admit(socket));
     const window = this.auth.refusals.limits.windowMs;
     this.#aggregateTimer = setInterval(() => this.auth.flushRefusalAudit(), window);
     this.#aggregateTimer.unref();
-    this.#server.on("secureConnection", (socket: TLSSocket) => {
+    this.#tls.on("secureConnection", (socket: TLSSocket) => {
       if (this.#busy.has(`${socket.remoteAddress}:${socket.remotePort}`)) {
         this.#metrics?.shed.inc({ how: "busy" });
         this.stats.busyAnswered++;
@@ -510,7 +619,7 @@ export class MqttServer {
       });
       this.#broker.handle(connection);
     });
-    this.#server.on("tlsClientError", (error) => {
+    this.#tls.on("tlsClientError", (error) => {
       this.stats.tlsErrors++;
       this.#log("debug", `TLS handshake refused: ${error.message}`);
     });
@@ -619,6 +728,8 @@ export class MqttServer {
   /** Stops listening, closes every connection and the broker. */
   async close(): Promise<void> {
     clearInterval(this.#aggregateTimer);
+    clearInterval(this.#ticketTimer);
+    clearInterval(this.#drainTimer);
     this.auth.flushRefusalAudit(true);
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();

@@ -14,9 +14,18 @@
  * CONNECT, resumed or not; the client certificate of a resumed session is the
  * one of its full handshake (OpenSSL keeps it in the session).
  *
- * The store is an interface so a shared one (Redis, PostgreSQL) or one that
- * survives a restart can replace the default: MemorySessionStore, an in-memory
- * LRU bounded in entries, each entry living `lifetime` from its handshake.
+ * Ticket keys rotate by period (TicketKeyStore): the keys of period
+ * floor(now / rotation) come from the store, made there by the first node
+ * that asks, so every node sharing a store seals and opens the same tickets
+ * and a restarted node opens the tickets it issued before. node:tls holds one
+ * set of ticket keys at a time, so a rotation ends the tickets of the period
+ * before: a ticket is good for min(lifetime, the rest of its period).
+ *
+ * The stores are interfaces so a shared one (Redis, PostgreSQL) can replace
+ * the defaults: the cloud's default is SqliteResumptionStore
+ * (cloud/tls-store-sqlite.ts, in the data folder, survives a restart);
+ * MemorySessionStore is an in-memory LRU bounded in entries, each entry living
+ * `lifetime` from its handshake, with ticket keys that die with the process.
  */
 
 /**
@@ -31,6 +40,32 @@ export interface TlsSessionStore {
   set(id: Uint8Array, session: Uint8Array, ttlMs: number): Promise<void>;
   /** Forgets the session under `id`. */
   delete(id: Uint8Array): Promise<void>;
+}
+
+/**
+ * Where the TLS ticket keys of each rotation period are kept. `ticketKeys`
+ * is get-or-create, atomic over every node sharing the store (Redis SET NX,
+ * PostgreSQL INSERT ... ON CONFLICT DO NOTHING): it returns the keys stored
+ * for `period`, storing `make()` first when there are none. A store may
+ * forget the keys of earlier periods once a later one is asked for.
+ */
+export interface TicketKeyStore {
+  ticketKeys(period: number, make: () => Uint8Array): Promise<Uint8Array>;
+}
+
+/** Bytes of one set of node:tls ticket keys (name 16, HMAC 16, AES 16). */
+export const TICKET_KEY_BYTES = 48;
+/** Default rotation period of the ticket keys, seconds (24 h). */
+export const DEFAULT_TICKET_KEY_ROTATION_S = 86_400;
+
+/** The rotation period `now` (ms since the epoch) falls in. */
+export function ticketKeyPeriod(now: number, rotationS: number): number {
+  return Math.floor(now / (rotationS * 1000));
+}
+
+/** Whether `store` also keeps ticket keys. */
+export function isTicketKeyStore(store: unknown): store is TicketKeyStore {
+  return typeof (store as Partial<TicketKeyStore> | undefined)?.ticketKeys === "function";
 }
 
 /** Default number of sessions the in-memory store keeps. */
@@ -50,9 +85,10 @@ export interface SessionStoreStats {
 }
 
 /** The in-memory LRU store: at most `maxEntries` sessions, least recently used evicted first. */
-export class MemorySessionStore implements TlsSessionStore {
+export class MemorySessionStore implements TlsSessionStore, TicketKeyStore {
   readonly stats: SessionStoreStats = { hits: 0, misses: 0, stored: 0, evicted: 0, expired: 0 };
   readonly #entries = new Map<string, { session: Uint8Array; expires: number }>();
+  #ticketKeys: { period: number; keys: Uint8Array } | undefined;
 
   /**
    * @param maxEntries - bound on stored sessions (default 10000)
@@ -99,6 +135,12 @@ export class MemorySessionStore implements TlsSessionStore {
 
   async delete(id: Uint8Array): Promise<void> {
     this.#entries.delete(Buffer.from(id).toString("hex"));
+  }
+
+  /** The ticket keys of `period`, in this process only (a restart makes new ones). */
+  async ticketKeys(period: number, make: () => Uint8Array): Promise<Uint8Array> {
+    if (this.#ticketKeys?.period !== period) this.#ticketKeys = { period, keys: make() };
+    return this.#ticketKeys.keys;
   }
 }
 
