@@ -27,6 +27,9 @@ export interface FleetChildStats {
   busyTickets: number;
   /** busy connections closed unanswered at their deadline */
   busyExpired: number;
+  /** admitted connections closed at the ClientHello deadline, at the login deadline; TLS handshakes that failed */
+  helloExpired: number;
+  loginExpired: number;
   /** the connection limiter's admission decisions (cloud/limits.ts AdmissionDecisions) */
   decisions: Record<string, number>;
   tlsErrors: number;
@@ -81,7 +84,7 @@ function stats(full = false): FleetChildStats {
     loginsAccepted: cloud?.mqtt.stats.loginsAccepted ?? 0, loginsRefused: cloud?.mqtt.stats.loginsRefused ?? 0,
     rateLimited: cloud?.mqtt.stats.rateLimited ?? 0, connectionsRefused: cloud?.mqtt.stats.connectionsRefused ?? 0,
     evictions: cloud?.mqtt.connections.evictions ?? 0, busyAnswered: cloud?.mqtt.stats.busyAnswered ?? 0, busyTickets: cloud?.mqtt.connections.busyAnswers ?? 0,
-    busyExpired: cloud?.mqtt.stats.busyExpired ?? 0, decisions: { ...(cloud?.mqtt.connections.decisions ?? {}) },
+    busyExpired: cloud?.mqtt.stats.busyExpired ?? 0, helloExpired: cloud?.mqtt.stats.helloExpired ?? 0, loginExpired: cloud?.mqtt.stats.loginExpired ?? 0, decisions: { ...(cloud?.mqtt.connections.decisions ?? {}) },
     tlsFull: cloud?.mqtt.stats.tlsFull ?? 0, tlsResumed: cloud?.mqtt.stats.tlsResumed ?? 0,
     tlsErrors: cloud?.mqtt.stats.tlsErrors ?? 0, liveSessions: cloud?.mqtt.liveSessions ?? 0,
     unauthenticated: cloud?.mqtt.unauthenticatedConnections ?? 0,

@@ -42,6 +42,8 @@ export interface AttackFigures {
   /** CPU the cloud's process (with the genuine device) used during the flood, as a share of one core */
   cloudCpuShare: number;
   audit: { refusedRows: number; lockoutRows: number; notWritten: number; aggregate: number; accounted: number };
+  /** the cloud's admission decisions at accept and its deadline closes (cloud/limits.ts AdmissionDecisions, MqttStats) */
+  admission: string;
 }
 
 function runFlood(config: FloodConfig): Promise<FloodResult> {
@@ -140,6 +142,10 @@ export async function runScenario(scenario: AttackFigures["scenario"], seconds: 
     return {
       scenario, cloudCpuShare, flood: floodResult, baselineMs, underAttackMs, bootsWithFailure, deviceFailures, refusedByCloud,
       audit: { refusedRows, lockoutRows, notWritten, aggregate, accounted: refusedRows + notWritten + aggregate },
+      admission: [
+        ...Object.entries(cloud.mqtt.connections.decisions).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`),
+        `evictions=${cloud.mqtt.connections.evictions}`, `helloExpired=${cloud.mqtt.stats.helloExpired}`, `loginExpired=${cloud.mqtt.stats.loginExpired}`, `tlsErrors=${cloud.mqtt.stats.tlsErrors}`,
+      ].join(" "),
     };
   } finally {
     await cloud.close();
@@ -163,6 +169,7 @@ export function report(f: AttackFigures): string {
     `  CPU of the cloud's process during the flood: ${(100 * f.cloudCpuShare).toFixed(0)}% of one core`,
     `  boots with a failed attempt: ${f.bootsWithFailure} (${f.deviceFailures.join(",") || "none"})`,
     `  refusals counted by the cloud ${f.refusedByCloud}; audit: ${f.audit.refusedRows} login.refused rows + ${f.audit.notWritten} counted on them + ${f.audit.aggregate} in aggregates = ${f.audit.accounted}; ${f.audit.lockoutRows} login.lockout rows`,
+    `  admission at accept: ${f.admission}`,
   ].join("\n");
 }
 

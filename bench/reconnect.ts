@@ -147,6 +147,9 @@ interface RunResult {
   samples: Sample[];
   lockedOut: number;
   busyExpired: number;
+  helloExpired: number;
+  loginExpired: number;
+  tlsErrors: number;
   decisions: Record<string, number>;
 }
 
@@ -194,7 +197,7 @@ async function run(label: string, how: "kill" | "graceful", state: { cloud: Clou
     tlsFull: s.tlsFull, tlsResumed: s.tlsResumed,
     cloudCpuS: s.cpuMicros / 1e6, cloudPeakRssMb: peakRss / 2 ** 20,
     simCpuS: (last.reduce((a, r) => a + r.cpuMicros, 0) - simCpu0) / 1e6, seconds: samples.length ? samples[samples.length - 1].t : 0,
-    samples, lockedOut: check.lockedOut, busyExpired: s.busyExpired, decisions: s.decisions,
+    samples, lockedOut: check.lockedOut, busyExpired: s.busyExpired, helloExpired: s.helloExpired, loginExpired: s.loginExpired, tlsErrors: s.tlsErrors, decisions: s.decisions,
   };
 }
 
@@ -267,7 +270,7 @@ function printResults(results: RunResult[]): void {
 function printDetail(r: RunResult): void {
   const load = r.samples.map((x) => x.load1);
   console.log(`\n   ${r.label}: simulators took ${fmt(r.simCpuS, 1)} s of CPU over ${fmt(r.seconds)} s (${fmt((r.simCpuS / Math.max(1, r.seconds)) * 100)}% of one core); load average (1 min) during the run ${fmt(Math.min(...load), 1)}-${fmt(Math.max(...load), 1)} on ${cpus().length} cores shared with other work`);
-  console.log(`   admission decisions at accept: ${Object.entries(r.decisions).map(([k, v]) => `${k}=${v}`).join(" ")}; busy expired unanswered=${r.busyExpired}`);
+  console.log(`   admission decisions at accept: ${Object.entries(r.decisions).map(([k, v]) => `${k}=${v}`).join(" ")}; busy expired unanswered=${r.busyExpired}; admitted then closed at the ClientHello deadline=${r.helloExpired}, at the login deadline=${r.loginExpired}; TLS handshakes failed=${r.tlsErrors}`);
   console.log(timeline(r.samples));
 }
 

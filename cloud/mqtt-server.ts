@@ -121,6 +121,9 @@ export interface MqttStats {
   busyAnswered: number;
   /** busy connections closed unanswered: TLS did not end (or no CONNECT came) within helloTimeoutMs */
   busyExpired: number;
+  /** admitted connections closed because no ClientHello began within helloTimeoutMs, or no login ended within connectTimeoutMs */
+  helloExpired: number;
+  loginExpired: number;
   /** logins refused with RATE_LIMITED */
   rateLimited: number;
   /** TLS handshakes completed in full, and resumed (session id or ticket) */
@@ -160,7 +163,7 @@ function subscriptionAllowed(topic: string, session: Session): boolean {
 export class MqttServer {
   readonly stats: MqttStats = {
     tlsErrors: 0, oversized: 0, refusedPublish: 0, refusedSubscribe: 0, loginsAccepted: 0, loginsRefused: 0,
-    connectionsRefused: 0, busyAnswered: 0, busyExpired: 0, rateLimited: 0, tlsFull: 0, tlsResumed: 0, tlsSessionsStored: 0,
+    connectionsRefused: 0, busyAnswered: 0, busyExpired: 0, helloExpired: 0, loginExpired: 0, rateLimited: 0, tlsFull: 0, tlsResumed: 0, tlsSessionsStored: 0,
   };
   /** the credential decision (lockouts, login rates, refusal audit) */
   readonly auth: Authenticator;
@@ -369,10 +372,14 @@ export class MqttServer {
     }
     this.#unauthenticated.set(key, admitted);
     const hello = setTimeout(() => {
-      if (socket.bytesRead === 0) socket.destroy();
+      if (socket.bytesRead !== 0) return;
+      this.stats.helloExpired++;
+      socket.destroy();
     }, this.connections.limits.helloTimeoutMs);
     const deadline = setTimeout(() => {
-      if (this.#unauthenticated.get(key) === admitted) socket.destroy();
+      if (this.#unauthenticated.get(key) !== admitted) return;
+      this.stats.loginExpired++;
+      socket.destroy();
     }, this.options.connectTimeoutMs ?? 10_000);
     hello.unref();
     deadline.unref();
