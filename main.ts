@@ -31,6 +31,7 @@ import { factoryIdentity } from "wcm-host/factory-identity";
 import { hardwareTemporarySecret } from "wcm-host/hardware-key";
 import { createModdableLink } from "wcm-host/mqtt-link";
 import { createNetworkPort } from "wcm-host/network";
+import { createOnboardingPort } from "wcm-host/onboarding";
 import { moddableClock, moddableRandom, moddableScheduler, nativeDigest, preferenceStore } from "wcm-host/ports";
 import { nativeSeal } from "wcm-host/seal";
 import { applyTimeFloor, raiseClock, syncTime } from "wcm-host/time-floor";
@@ -157,6 +158,8 @@ function main(): void {
   }
   applyTimeFloor(Math.max(app.timeFloor ?? 0, device.buildTime ?? 0));
   const network = createNetworkPort();
+  // local onboarding (docs/protocol.md 15): the SoftAP + HTTP service, used when config carries a labelCode
+  const onboarding = device.labelCode ? createOnboardingPort() : undefined;
   // hardware mode: the temporary secret comes from the HMAC peripheral (ESP32 s2/s3/c3/c6), not from flash
   const temporarySecret = device.option === "temporary" && "temporarySecretFrom" in device ? hardwareTemporarySecret(block) : undefined;
 
@@ -170,6 +173,7 @@ function main(): void {
     link: createModdableLink,
     ...(network ? { network } : {}),
     ...(temporarySecret ? { temporarySecret } : {}),
+    ...(onboarding ? { onboarding } : {}),
     log: (level, message) => trace(`wcm log ${level} ${message}\n`),
   }, retry ? { retry } : {});
   // the core's wall clock: build time, the cloud's last time (persisted), monotonic time

@@ -8,9 +8,15 @@
  * the partner hotspot "ZipKey" (WPA2-Enterprise, EAP-TTLS against the cloud's
  * RADIUS server, a walled garden that reaches only the cloud), becomes
  * PERMANENT, receives its owner's Wi-Fi from the operator (sealed to the
- * device's key) and moves to it. Each device's state is shown live, one line
- * per device. Exits 0 when all are ONLINE (the radio device on the owner's
- * network, the cloud holding JOINED), 1 on a timeout.
+ * device's key) and moves to it. A fifth device (shared secret, with a label
+ * code) has no hotspot in range: after 1 s without a network it opens local
+ * onboarding (SoftAP wcm-demo-home-0001 and its HTTP service on loopback); the
+ * demo's owner client (modules/onboarding/client.ts, as `npm run onboard`
+ * does) finds the SoftAP on that air, proves the label code, picks Home-5G
+ * from the device's scan and hands it over; the device joins it and goes
+ * ONLINE. Each device's state is shown live, one line per device. Exits 0 when
+ * all are ONLINE (the radio devices on the owner's network, the cloud holding
+ * JOINED), 1 on a timeout.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,6 +27,12 @@ import type { ManagerStatus } from "../modules/manager";
 import { createNodeDevice } from "../hosts/node/device";
 import { SimulatedAir, SimulatedRadio } from "../hosts/node/radio/index";
 import { StatusBoard } from "./status-board";
+import { nobleDigest } from "../modules/noble-digest";
+import { OnboardingClient } from "../modules/onboarding/client";
+import { newLabelCode, softApName } from "../modules/onboarding/label-code";
+import { nodeSeal } from "../hosts/node/node-seal";
+import { NodeSoftAp, softApUrl } from "../hosts/node/onboarding-softap";
+import { httpTransport } from "../tools/onboard/cli";
 
 const TIMEOUT_MS = 60_000;
 
@@ -64,23 +76,43 @@ async function main(): Promise<number> {
     hotspots: [{ name: "zipkey", roamingConsortium: ["5a03ba"], radius: { serverName: cloud.radiusServerName, ca: cloud.serverCaPem } }],
   }, { flashFile: join(dataDir, "demo-radio-0001.flash.json"), radio: new SimulatedRadio(air) });
   devices.push(radioDevice);
-  board.note("devices: one per provisioning option, each with its own simulated flash; demo-radio-0001 has a Wi-Fi radio");
+
+  // The fifth device, in another home: no hotspot in range, only its owner's Home-5G.
+  const homeSecret = randomBytes(32).toString("hex");
+  await services.registerSecretDevice({ deviceId: "demo-home-0001", secretHex: homeSecret });
+  const homeAir = new SimulatedAir();
+  homeAir.addAccessPoint({ ssid: "Home-5G", security: "psk", password: homePassword, rssi: -58, internet: "full" });
+  const labelCode = newLabelCode((n) => new Uint8Array(randomBytes(n)));
+  const homeDevice = createNodeDevice(
+    { deviceId: "demo-home-0001", option: "secret", secret: homeSecret, cloud: cloudConfig, labelCode },
+    { flashFile: join(dataDir, "demo-home-0001.flash.json"), radio: new SimulatedRadio(homeAir), onboarding: new NodeSoftAp(homeAir), manager: { onboardAfterMs: 1000 } },
+  );
+  devices.push(homeDevice);
+  board.note("devices: one per provisioning option, each with its own simulated flash; demo-radio-0001 and demo-home-0001 have a Wi-Fi radio");
   board.note("air: ZipKey (partner hotspot, WPA2-Enterprise, walled garden) and Home-5G (the owner's WPA2-PSK network)");
+  board.note(`air of demo-home-0001: Home-5G only (no hotspot); its label says ${softApName("demo-home-0001")} and a setup code`);
 
   const unsubscribers: (() => void)[] = [];
   const done = new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => resolve(false), TIMEOUT_MS);
     let handedOff = false;
     let joinedReported = false;
+    let onboarding = false;
     const check = () => {
       const all = devices.map((d) => d.manager.status);
       const radio = all[3];
+      const home = all[4];
+      if (!onboarding && softApUrl(homeAir, softApName("demo-home-0001"))) {
+        onboarding = true;
+        void onboard();
+      }
       if (!handedOff && radio.state === "ONLINE" && radio.credential === "permanent" && radio.network?.kind === "hotspot") {
         handedOff = true;
         void handOff();
       }
       const finished = all.every((s) => s.state === "ONLINE") && all[2].credential === "permanent"
-        && radio.credential === "permanent" && radio.network?.ssid === "Home-5G" && joinedReported;
+        && radio.credential === "permanent" && radio.network?.ssid === "Home-5G" && joinedReported
+        && home.network?.kind === "private" && home.network.ssid === "Home-5G";
       if (finished) {
         clearTimeout(timer);
         resolve(true);
@@ -105,6 +137,23 @@ async function main(): Promise<number> {
         await new Promise((r) => setTimeout(r, 20));
       }
     };
+    // The owner of demo-home-0001: the phone joins its SoftAP, the code from the label, Home-5G from its scan.
+    const onboard = async () => {
+      const ssid = softApName("demo-home-0001");
+      board.event(`owner: phone joined ${ssid}; entering the setup code from the label`);
+      const client = new OnboardingClient(httpTransport(softApUrl(homeAir, ssid)!), { digest: nobleDigest, seal: nodeSeal, random: (n) => new Uint8Array(randomBytes(n)) });
+      try {
+        await client.authenticate("demo-home-0001", labelCode);
+        const heard = await client.scan();
+        board.event(`owner: code accepted (CPace); the device hears ${heard.map((n) => n.ssid).join(", ")}`);
+        await client.sendNetworks([{ ssid: "Home-5G", password: homePassword, priority: 50 }]);
+        board.event("owner: handed over Home-5G (sealed in the PAKE session)");
+        const result = await client.waitForResult((ms) => new Promise((r) => setTimeout(r, ms)), 200, 100);
+        board.event(`owner: the device says ${result.state} ${result.ssid ?? ""}`);
+      } catch (error) {
+        board.event(`owner: onboarding failed: ${error instanceof Error ? error.message : String(error)}`);
+      }
+    };
     for (const { manager } of devices) {
       board.add(manager.deviceId, manager.status);
       unsubscribers.push(manager.onStatus((status: ManagerStatus) => {
@@ -122,7 +171,8 @@ async function main(): Promise<number> {
   // Status reports are fire-and-forget (QoS 0): give the last ones a moment to land.
   let rows = await services.listDevices();
   const settled = () => rows.every((row) => row.state === "ONLINE")
-    && rows.find((row) => row.deviceId === "demo-radio-0001")?.network.on?.ssid === "Home-5G";
+    && rows.find((row) => row.deviceId === "demo-radio-0001")?.network.on?.ssid === "Home-5G"
+    && rows.find((row) => row.deviceId === "demo-home-0001")?.network.on?.ssid === "Home-5G";
   for (let i = 0; ok && i < 40 && !settled(); i++) {
     await new Promise((resolve) => setTimeout(resolve, 50));
     rows = await services.listDevices();

@@ -119,6 +119,19 @@ export class CloudSync {
     return this.#networks;
   }
 
+  /**
+   * Networks handed over by local onboarding: stored like a cloud `set` (same
+   * record and rules, the change sequence kept), their failures forgotten.
+   * @throws WcmError STORE_FAILED / STORE_LIMIT (nothing changed)
+   */
+  storeLocal(list: readonly { ssid: string; password: string; priority: number }[]): void {
+    let networks = this.#networks;
+    for (const n of list) networks = applyNetworkChange(networks, { action: "set", ssid: n.ssid, password: n.password, priority: n.priority });
+    this.#net.saveNetworks({ networks, seq: this.#networkSeq });
+    this.#networks = networks;
+    for (const n of list) this.#driver.forgetFailures(n.ssid);
+  }
+
   /** Forgets what was wanted from the previous session. */
   reset(): void {
     this.#wants = [];

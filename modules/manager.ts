@@ -52,6 +52,8 @@ import type {
 } from "./ports";
 import type { CredentialLabel, DeviceState } from "./protocol";
 import type { RetryPolicy } from "./retry";
+import { OnboardingAttachment } from "./onboarding/attach";
+import type { OnboardingPort } from "./onboarding/runner";
 import { Session } from "./session";
 
 export type { JoinedNetwork } from "./network-driver";
@@ -71,6 +73,8 @@ export interface ManagerPorts {
   network?: NetworkPort;
   /** computes the temporary secret in hardware (config temporarySecretFrom "hardware"; ESP32: hosts/esp32/hmac) */
   temporarySecret?: TemporarySecretPort;
+  /** SoftAP + local HTTP service for local onboarding (with `network` and config.labelCode; docs/protocol.md 15) */
+  onboarding?: OnboardingPort;
 }
 
 /** Tuning; every field has a default. */
@@ -93,6 +97,8 @@ export interface ManagerOptions {
   joinTimeoutMs?: number;
   /** while ONLINE on a hotspot with private networks stored: least time between checks for them (default 60 s) */
   upgradeCheckMs?: number;
+  /** with ports.onboarding: start onboarding after this long without ONLINE and with no private network stored (default 2 min) */
+  onboardAfterMs?: number;
 }
 
 /** A failure the manager saw, as reported to the app and the cloud. */
@@ -132,10 +138,32 @@ export type AppHandler = (payload: Uint8Array, suffix: string) => void;
 export class ConnectionManager {
   readonly #deviceId: string;
   readonly #session: Session;
+  readonly #onboarding: OnboardingAttachment | undefined;
 
   constructor(config: DeviceConfig, ports: ManagerPorts, options: ManagerOptions = {}) {
     this.#deviceId = config.deviceId;
-    this.#session = new Session(config, ports, options);
+    const { network, onboarding: softAp } = ports;
+    // local onboarding (modules/onboarding/attach.ts) watches the radio and the status; the session does not know it
+    const onboarding = network && softAp && config.labelCode
+      ? new OnboardingAttachment({ ...ports, network, onboarding: softAp }, { deviceId: config.deviceId, code: config.labelCode, afterMs: options.onboardAfterMs })
+      : undefined;
+    this.#onboarding = onboarding;
+    this.#session = new Session(config, onboarding ? { ...ports, network: onboarding.network } : ports, options);
+    if (onboarding) {
+      onboarding.bind({ storeNetworks: (networks) => this.#session.storeLocalNetworks(networks), networks: () => this.#session.networks() });
+      this.#session.onStatus((status) => onboarding.status(status));
+    }
+  }
+
+  /**
+   * Opens local onboarding now (a button): the SoftAP named from the label and
+   * the local service, for the onboarding window; clears a lockout after failed
+   * attempts; runs even while ONLINE (docs/protocol.md 15.5).
+   * @returns false when the device has no onboarding (no OnboardingPort, radio or label code)
+   */
+  startOnboarding(): boolean {
+    this.#onboarding?.start();
+    return this.#onboarding !== undefined;
   }
 
   /**

@@ -79,6 +79,7 @@ export class Session implements RequestChannelHost, CredentialFlowHost, NetworkD
       scanTimeoutMs: options.scanTimeoutMs ?? 15_000,
       joinTimeoutMs: options.joinTimeoutMs ?? 45_000,
       upgradeCheckMs: options.upgradeCheckMs ?? 60_000,
+      onboardAfterMs: options.onboardAfterMs ?? 0, // read by modules/onboarding/attach.ts, not here
     };
     // The parts call back into this session (it is their host): no closures to keep per manager.
     this.#topics = deviceTopics(config.deviceId);
@@ -427,6 +428,12 @@ export class Session implements RequestChannelHost, CredentialFlowHost, NetworkD
   // ------------------------------------------------------------ teardown
 
   /** CloudSyncHost: leaves the current network (hand-off, forget) and selects again from a fresh scan. */
+  /** Local onboarding handed over networks: store them as a cloud change is stored, then move (throws on a store failure). */
+  storeLocalNetworks(networks: readonly { ssid: string; password: string; priority: number }[]): void {
+    this.#sync.storeLocal(networks);
+    if (this.#running) this.moveNetwork();
+  }
+
   moveNetwork(): void {
     this.dropLink();
     this.#driver.leave();

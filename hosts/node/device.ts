@@ -5,7 +5,8 @@
  * With `radio` (hosts/node/radio), the device joins simulated access points
  * and reaches the cloud only where the joined network lets it. With
  * `temporarySecret` (e.g. hosts/node/efuse.ts), a temporary device in hardware
- * mode computes its temporary secret there.
+ * mode computes its temporary secret there. With `onboarding` (hosts/node/onboarding-softap.ts)
+ * and a labelCode in the config, it offers local onboarding.
  */
 import { validateConfig } from "../../modules/config";
 import { ConnectionManager, type ManagerOptions, type ManagerPorts } from "../../modules/manager";
@@ -54,6 +55,7 @@ export function createNodeDevice(config: unknown, options: NodeDeviceOptions = {
       ...(log ? { log } : {}),
       ...(network ? { network } : {}),
       ...(options.temporarySecret ? { temporarySecret: options.temporarySecret } : {}),
+      ...(options.onboarding ? { onboarding: options.onboarding } : {}),
     },
     options.manager,
   );

@@ -202,10 +202,13 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
       if (event.online && state.phase === "open" && !state.asked) return close(next, effects, "online without it");
       return next;
     }
-    case "joined":
-      if (state.phase !== "joining" || !state.target?.includes(event.ssid)) return state;
+    case "joined": {
+      // the join of a handed-over network, or a later retry of one that failed (the manager keeps trying it)
+      const retried = state.phase === "open" && state.result?.state === "FAILED" && state.result.ssid === event.ssid;
+      if (!retried && (state.phase !== "joining" || !state.target?.includes(event.ssid))) return state;
       effects.push({ type: "log", level: "info", message: `onboarding: joined ${event.ssid}` });
       return { ...state, phase: "joined", target: undefined, result: { state: "JOINED", ssid: event.ssid }, until: Math.min(state.until, now + ctx.times.lingerMs) };
+    }
     case "join-failed":
       if (state.phase !== "joining" || !state.target?.includes(event.ssid)) return state;
       effects.push({ type: "log", level: "warn", message: `onboarding: ${event.ssid} failed: ${event.reason}` });

@@ -106,7 +106,23 @@ export class OnboardingRunner {
     if (online !== this.#state.online) this.#feed({ type: "online", online });
   }
 
+  #queue: OnboardingEvent[] = [];
+  #feeding = false;
+
+  /** One event at a time: an event raised while an effect runs (a synchronous join, a store) waits its turn. */
   #feed(event: OnboardingEvent): void {
+    this.#queue.push(event);
+    if (this.#feeding) return;
+    this.#feeding = true;
+    try {
+      for (let next = this.#queue.shift(); next; next = this.#queue.shift()) this.#step(next);
+    } finally {
+      this.#feeding = false;
+      this.#queue = [];
+    }
+  }
+
+  #step(event: OnboardingEvent): void {
     const ports = this.#ports;
     const step = onboardingStep(this.#state, event, {
       digest: ports.digest, seal: ports.seal, random: (n) => ports.random.bytes(n), now: ports.clock.now(),

@@ -1,0 +1,25 @@
+/*
+ * The OnboardingPort of the lin simulator (mcsim): no SoftAP (the desktop has
+ * no radio for it, and lin has no NetworkPort, so the manager never starts
+ * onboarding by itself), but the same HTTP service on port 8080 of the desktop
+ * when the product asks (manager.startOnboarding()), so `npm run onboard --
+ * --url http://127.0.0.1:8080` can talk to a simulated device.
+ */
+import { serveOnboarding } from "wcm-host/onboarding-http";
+import type { OnboardingPort } from "wcm/onboarding/runner";
+
+/** The service without a SoftAP. */
+export function createOnboardingPort(): OnboardingPort | undefined {
+  let stop: (() => void) | undefined;
+  return {
+    open(ssid, handler) {
+      stop?.();
+      stop = serveOnboarding(8080, handler);
+      trace(`wcm onboarding: (no SoftAP on lin: would be ${ssid}) service on port 8080\n`);
+    },
+    close() {
+      stop?.();
+      stop = undefined;
+    },
+  };
+}
