@@ -11,6 +11,7 @@ import { bundleForXs } from "./xs/bundle";
 import type { XsReport } from "./xs/entry";
 import { runInXs } from "./xs/xsnap";
 import { SCENARIOS } from "./support/scenarios";
+import { ONBOARDING_SCENARIOS } from "./support/onboarding-scenarios";
 import { VECTORS } from "./support/vectors";
 
 /** Splits a non-minified esbuild bundle into its per-source-file sections. */
@@ -64,7 +65,7 @@ describe("core on XS (xsnap)", function () {
     assert.deepEqual(vectors.filter((report) => !report.ok), []);
   });
 
-  for (const name of Object.keys(SCENARIOS)) {
+  for (const name of [...Object.keys(SCENARIOS), ...Object.keys(ONBOARDING_SCENARIOS)]) {
     it(`${name}_OnXs`, () => expectOk(`scenario:${name}`));
   }
 

@@ -6,7 +6,10 @@
  * reported with its message, one escaping the bundle fails the evaluation.
  */
 import { nobleDigest } from "../../modules/noble-digest";
-import { SCENARIOS } from "../support/scenarios";
+import { SCENARIOS as CORE_SCENARIOS } from "../support/scenarios";
+import { ONBOARDING_SCENARIOS } from "../support/onboarding-scenarios";
+
+const SCENARIOS = { ...CORE_SCENARIOS, ...ONBOARDING_SCENARIOS };
 import { checkVectors } from "../support/vectors";
 import { checkOnboardingVectors } from "../support/onboarding-vectors";
 import { jsSeal } from "../../modules/js-seal";
