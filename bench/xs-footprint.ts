@@ -52,6 +52,8 @@ async function meterSteps(): Promise<Row[]> {
       ["bootSecret", "boot to ONLINE, shared secret (fake cloud)"],
       ["bootTemporary", "boot to ONLINE, temporary -> permanent (fake cloud)"],
       ["firstBoot", "first boot on ESP32, device only (see below)"],
+      ["onboardHandshake", "local onboarding: label-code handshake, device side"],
+      ["onboardCalls", "local onboarding: scan + networks calls, device side"],
     ];
     await load("wcmBench.run('prepareSealed');");
     for (const [name, label] of steps) {
@@ -85,6 +87,18 @@ async function sizes(): Promise<{ name: string; minified: number; gzip: number }
     const code = await bundleForXs({ source }, { minify: true, format: "esm" });
     out.push({ name, minified: Buffer.byteLength(code), gzip: gzipSync(code, { level: 9 }).length });
   }
+  // local onboarding's share: the same main.ts bundle with modules/onboarding/attach.ts replaced by an empty class
+  const stubbed = await bundleForXs({ source: entries[1][1] }, {
+    minify: true, format: "esm",
+    plugins: [{
+      name: "no-onboarding",
+      setup(build) {
+        build.onResolve({ filter: /onboarding\/attach$/ }, () => ({ path: "attach-stub", namespace: "stub" }));
+        build.onLoad({ filter: /.*/, namespace: "stub" }, () => ({ contents: "export class OnboardingAttachment {}", loader: "ts" }));
+      },
+    }],
+  });
+  out.push({ name: "the same without local onboarding (attach.ts stubbed)", minified: Buffer.byteLength(stubbed), gzip: gzipSync(stubbed, { level: 9 }).length });
   return out;
 }
 

@@ -16,6 +16,9 @@ import { MemoryFlash, TestBed, testRandom } from "../../test/support/scenarios";
 import { jsSeal } from "../../modules/js-seal";
 import { modelDigest, modelPorts, modelSeal } from "./device-model";
 import { resetDeviceSteps, device } from "./meter-split";
+import { cpaceGenerator, cpaceKeys, cpaceShare, sealCall } from "../../modules/onboarding/cpace";
+import { DEFAULT_ONBOARDING_TIMES, INITIAL_ONBOARDING, onboardingStep, type OnboardingContext, type OnboardingState } from "../../modules/onboarding/machine";
+import { encodeCall, encodeCallRequest, encodeConfirm, encodeStart, parseStartAnswer } from "../../modules/onboarding/messages";
 
 const KEY = fromHex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff00112233445566778899aabbccddeeff");
 const SECRET = fromHex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
@@ -110,7 +113,39 @@ const CHANGE = new TextEncoder().encode('{"v":1,"seq":1,"action":"set","ssid":"H
 let sealedChange: Uint8Array | undefined;
 let NET_PUBLIC: Uint8Array = new Uint8Array(0);
 
+/** Local onboarding, device side: one handshake (start + confirm), then scan and networks calls; the owner's side unmetered. */
+function onboarding(part: "handshake" | "calls"): string {
+  const random = testRandom(nobleDigest, "bench/onboard").bytes;
+  const ctx: OnboardingContext = { digest: modelDigest, seal: modelSeal, random, now: 0, deviceId: "bench-0001", code: "1RVVWN6H7BH6J", times: DEFAULT_ONBOARDING_TIMES };
+  const step = (state: OnboardingState, path: string, body: Uint8Array) => device(() => onboardingStep(state, { type: "request", id: 1, request: { method: "POST", path, body } }, ctx));
+  let state = onboardingStep(INITIAL_ONBOARDING, { type: "start", asked: true }, ctx).state;
+  state = onboardingStep(state, { type: "scan", results: [{ ssid: "Home", bssid: "02:00:00:00:00:01", rssi: -50, channel: 6, security: "psk" }] }, ctx).state;
+  const sid = random(16);
+  const mine = cpaceShare(jsSeal, cpaceGenerator(nobleDigest, "1RVVWN6H7BH6J", "bench-0001", sid), random);
+  resetDeviceSteps();
+  const started = step(state, "/v1/start", encodeStart({ sid, a: mine.share }));
+  const respond = started.effects.find((e) => e.type === "respond");
+  if (!respond || respond.type !== "respond" || respond.status !== 200) throw new Error("bench onboarding: start refused");
+  const answer = parseStartAnswer(respond.body);
+  const keys = cpaceKeys(nobleDigest, jsSeal, "bench-0001", sid, mine.scalar, mine.share, answer.b, answer.b)!;
+  const open = step(started.state, "/v1/confirm", encodeConfirm({ sid, t: keys.clientTag })).state;
+  if (!open.session) throw new Error("bench onboarding: no session");
+  const handshake = resetDeviceSteps();
+  const requests = [encodeCallRequest({ op: "scan" }), encodeCallRequest({ op: "networks", networks: [{ ssid: "Home", password: "correct horse battery", priority: 50 }] })];
+  let s2 = open;
+  requests.forEach((plaintext, i) => {
+    s2 = step(s2, "/v1/call", encodeCall({ sid, n: i + 1, c: sealCall(jsSeal, keys, "c2s", sid, i + 1, plaintext) })).state;
+  });
+  const calls = resetDeviceSteps();
+  kept = s2;
+  return part === "handshake"
+    ? JSON.stringify({ deviceSteps: handshake, note: "CPace: encode_to_curve + 1 lift in the core; 3 ECDH, HKDF, 2 HMACs native" })
+    : JSON.stringify({ deviceSteps: calls, note: "scan + networks calls: open, parse, seal the answer (AES-GCM native)" });
+}
+
 const steps: Record<string, () => string> = {
+  onboardHandshake: () => onboarding("handshake"),
+  onboardCalls: () => onboarding("calls"),
   /** nothing: the cost of a crank */
   baseline: () => "",
   temporarySecret: () => {
