@@ -7,7 +7,7 @@
  * Every answer carries `Access-Control-Allow-Origin: *` and `connection: close`
  * (the server's own). The SoftAP around it is the platform's (hosts/esp32/onboarding.ts).
  */
-import { Server } from "http";
+import { Server, type HTTPServerCallback } from "http";
 import type { LocalRequest } from "wcm/onboarding/machine";
 
 /** Largest body read (modules/onboarding/messages.ts MAX_LOCAL_BODY). */
@@ -28,7 +28,8 @@ interface Exchange {
 export function serveOnboarding(port: number, handler: Handler): () => void {
   const server = new Server({ port });
   const exchanges = new WeakMap<object, Exchange>();
-  server.callback = function (message, value, etc) {
+  // headersComplete answers with the body's type (the ArrayBuffer constructor), which Moddable's typings do not list
+  server.callback = function (this: object, message: number, value?: unknown, etc?: unknown) {
     let exchange = exchanges.get(this);
     switch (message) {
       case Server.status:
@@ -57,13 +58,15 @@ export function serveOnboarding(port: number, handler: Handler): () => void {
         }
         const answer = exchange.answer ?? { status: 503, body: new Uint8Array(0) };
         exchanges.delete(this);
+        const body = new Uint8Array(answer.body.length);
+        body.set(answer.body);
         return {
           status: answer.status,
           headers: ["content-type", "application/json", "access-control-allow-origin", "*", "cache-control", "no-store"],
-          body: answer.body.buffer.slice(answer.body.byteOffset, answer.body.byteOffset + answer.body.byteLength) as ArrayBuffer,
+          body: body.buffer,
         };
       }
     }
-  };
+  } as unknown as HTTPServerCallback;
   return () => server.close();
 }
