@@ -26,7 +26,8 @@ import { Registry } from "./registry";
 import { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
 import type { AuditRecord, DeviceView } from "./registry";
-import { startCloud, type Cloud, type ListenerInfo } from "./index";
+import { certificateInfo, startCloud, type Cloud, type ListenerInfo } from "./index";
+import { issuedServerTls } from "./server-identity";
 import { invokedDirectly } from "./invoked-directly";
 
 /** Where the CLI writes its output and errors, and reads standard input (secrets given as `-`). */
@@ -169,6 +170,22 @@ const COMMANDS: Command[] = [
         serverCa: join(dataDir(ctx), "server-ca.pem"), adminUrl: cloud.admin?.url, adminTokenFile: cloud.admin?.tokenFile,
       }));
       return new Promise(() => undefined);
+    },
+  },
+  {
+    name: "server-cert show", args: "", maxArgs: 0, summary: "the MQTT server certificate in the registry: names, expiry, issuer (the operator's files are not read)",
+    async run(ctx) {
+      const stored = ctx.services().registry.serverTls("server");
+      if (!stored) throw new CloudError("NOT_FOUND", "no server certificate yet: serve makes one on first start");
+      return certificateInfo(stored.certPem);
+    },
+  },
+  {
+    name: "server-cert renew", args: "", maxArgs: 0, summary: "re-issue the server certificate from the cloud's CA for mqtt.names; a running serve takes it on SIGHUP",
+    async run(ctx) {
+      const services = ctx.services();
+      await issuedServerTls(services.registry, getPath(ctx.config().values, "mqtt.names") as string[], true);
+      return certificateInfo(services.registry.serverTls("server")!.certPem);
     },
   },
   {
@@ -552,6 +569,10 @@ function handleSignals(cloud: Cloud, drainMs: number, log: (level: string, messa
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  // SIGHUP: the server certificate again (the operator's files, or the registry's after `server-cert renew`)
+  process.on("SIGHUP", () => {
+    cloud.reloadTls().then((listener) => log("info", `SIGHUP: reloaded: ${listenerLine(listener)}`), (error: Error) => log("error", `SIGHUP: reload failed, still serving the old certificate: ${error.message}`));
+  });
 }
 
 /** The serve flags as config overrides (other commands have none). */

@@ -62,6 +62,9 @@ export const CONFIG_SCHEMA = {
   mqtt: {
     host: str("bind address of the MQTT/TLS listener", "127.0.0.1"),
     port: int("MQTT/TLS port (0 = ephemeral)", 8883, 0, PORT_MAX),
+    names: strings("DNS names and IP addresses in the server certificate the cloud's CA issues (the first is the devices' serverName); re-issued at start when they change", ["localhost", "127.0.0.1", "::1"]),
+    tlsCertFile: str("the operator's server certificate chain (PEM, leaf first), instead of one from the cloud's CA; re-read on SIGHUP"),
+    tlsKeyFile: str("the operator's server private key (PEM, owner-only); re-read on SIGHUP"),
     connectTimeoutMs: int("ms a connection may take to complete TLS and CONNECT", 10_000, 100, 600_000),
     maxConnections: int("most simultaneous MQTT/TLS connections", 10_000, 1, 10_000_000),
     tlsSessions: {
@@ -340,6 +343,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   }
   const tlsFiles = [getPath(values, "admin.tlsCertFile"), getPath(values, "admin.tlsKeyFile")];
   if ((tlsFiles[0] === undefined) !== (tlsFiles[1] === undefined)) problems.push(`admin: give both tlsCertFile and tlsKeyFile`);
+  if ((getPath(values, "mqtt.tlsCertFile") === undefined) !== (getPath(values, "mqtt.tlsKeyFile") === undefined)) problems.push(`mqtt: give both tlsCertFile and tlsKeyFile`);
   if (tlsFiles[0] !== undefined && getPath(values, "admin.tls") !== undefined) problems.push(`admin: tls and tlsCertFile/tlsKeyFile exclude each other`);
   if (problems.length > 0) {
     throw new ConfigError(problems);
@@ -377,6 +381,9 @@ export function startOptionsFromConfig(values: ConfigValues): StartCloudOptions 
     masterKeyFile: v("data.masterKeyFile") as string | undefined,
     mqttHost: v("mqtt.host") as string,
     mqttPort: v("mqtt.port") as number,
+    serverNames: v("mqtt.names") as string[],
+    serverCertFile: v("mqtt.tlsCertFile") as string | undefined,
+    serverKeyFile: v("mqtt.tlsKeyFile") as string | undefined,
     connectTimeoutMs: v("mqtt.connectTimeoutMs") as number,
     maxConnections: v("mqtt.maxConnections") as number,
     tlsSessions: { enabled: v("mqtt.tlsSessions.enabled") as boolean, lifetimeS: v("mqtt.tlsSessions.lifetimeS") as number },

@@ -22,6 +22,7 @@ import { MqttServer, type AbuseLimits, type TlsSessionOptions } from "./mqtt-ser
 import { nodeDigest } from "./node-digest";
 import { createServerIdentity, privateKeyPem } from "./pki";
 import { radiusIdentity, RADIUS_SERVER_NAME } from "./radius/identity";
+import { fileServerTls, issuedServerTls } from "./server-identity";
 import { RadiusServer, type RadiusServerOptions } from "./radius/server";
 import { Registry } from "./registry";
 import { SqliteResumptionStore, resumptionKey } from "./tls-store-sqlite";
@@ -84,6 +85,11 @@ export interface StartCloudOptions {
    * 1 h, ticket keys rotated every 24 h, all surviving a restart; cloud/tls-sessions.ts, cloud/tls-store-sqlite.ts)
    */
   tlsSessions?: TlsSessionOptions;
+  /** DNS names and IP addresses the server certificate names (default localhost, 127.0.0.1, ::1); the cloud's CA issues it */
+  serverNames?: string[];
+  /** the operator's server chain (PEM, leaf first) and key file, instead of a certificate from the cloud's CA; re-read by reloadTls() */
+  serverCertFile?: string;
+  serverKeyFile?: string;
   /** bind address of the ops listener: /metrics, /healthz, /readyz without credentials (default 127.0.0.1) */
   opsHost?: string;
   /** ops HTTP port (0 = ephemeral; undefined = no ops listener) */
@@ -143,8 +149,15 @@ export interface Cloud {
   radiusPort: number | undefined;
   /** the trust anchor devices need for the MQTT endpoint and the RADIUS server (PEM) */
   serverCaPem: string;
-  /** the name in the server certificate */
-  serverName: "localhost";
+  /** the first name in the server certificate (what devices put in `serverName`) */
+  serverName: string;
+  /** every name in the server certificate */
+  serverNames: string[];
+  /**
+   * Re-reads the server certificate (SIGHUP): the operator's files, or the cloud's
+   * own certificate (re-issued when `renew`); new handshakes use it, open sessions stay.
+   */
+  reloadTls(renew?: boolean): Promise<ListenerInfo>;
   /** the name in the RADIUS server's certificate, which devices validate */
   radiusServerName: typeof RADIUS_SERVER_NAME;
   /** the RADIUS server (stats), when running */
@@ -177,23 +190,6 @@ export interface Cloud {
   shutdown(boundMs?: number): Promise<ShutdownReport>;
   /** Stops every endpoint at once and closes the registry. */
   close(): Promise<void>;
-}
-
-/** Returns the server CA and certificate, making them on first start. */
-async function serverIdentity(registry: Registry): Promise<{ caPem: string; certPem: string; keyPem: string }> {
-  let ca = registry.serverTls("ca");
-  let server = registry.serverTls("server");
-  if (!ca || !server) {
-    const identity = await createServerIdentity();
-    registry.tx(() => {
-      registry.storeServerTls("ca", identity.caCertPem, identity.caKeyDer);
-      registry.storeServerTls("server", identity.certPem, identity.keyDer);
-      registry.audit("cloud", "server-tls.create");
-    });
-    ca = registry.serverTls("ca")!;
-    server = registry.serverTls("server")!;
-  }
-  return { caPem: ca.certPem, certPem: server.certPem, keyPem: privateKeyPem(server.keyDer) };
 }
 
 /** The cloud's own metrics read at scrape time (cloud/README.md, Metrics, lists them). */
@@ -285,7 +281,10 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   let ops: OpsListener | undefined;
   let radiusCertPem: string | undefined;
   try {
-    const identity = await serverIdentity(registry);
+    const serverTls = async (renew = false) => options.serverCertFile !== undefined && options.serverKeyFile !== undefined
+      ? fileServerTls(options.serverCertFile, options.serverKeyFile)
+      : issuedServerTls(registry, options.serverNames, renew);
+    const identity = await serverTls();
     replaceOwnerOnlyFile(join(options.dataDir, "server-ca.pem"), identity.caPem);
     const token = tlsPlan && adminToken(options.dataDir, options.adminTokenFile);
     const adminTls = tlsPlan && await adminTlsMaterial(registry, tlsPlan);
@@ -383,7 +382,15 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       admin,
       radiusPort: radiusServer?.port,
       serverCaPem: identity.caPem,
-      serverName: "localhost",
+      serverName: identity.names[0] ?? "localhost",
+      serverNames: identity.names,
+      async reloadTls(renew = false) {
+        const next = await serverTls(renew);
+        live.setCertificate(next.certPem, next.keyPem);
+        listeners[0] = { ...listeners[0], certificate: certificateInfo(next.certPem) };
+        replaceOwnerOnlyFile(join(options.dataDir, "server-ca.pem"), next.caPem);
+        return listeners[0];
+      },
       radiusServerName: RADIUS_SERVER_NAME,
       radius: radiusServer,
       services,

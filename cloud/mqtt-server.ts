@@ -291,6 +291,21 @@ export class MqttServer {
     return { inFlight, connections, destroyed };
   }
 
+  /**
+   * Serves another certificate chain and key to new handshakes (a renewed or
+   * reloaded server certificate); open connections keep theirs, and the TLS
+   * ticket keys are kept so that resumption survives.
+   */
+  setCertificate(certPem: string, keyPem: string): void {
+    const ticketKeys = this.#server.getTicketKeys();
+    this.#server.setSecureContext({
+      cert: certPem, key: keyPem, minVersion: "TLSv1.2", ciphers: TLS12_CIPHERS, honorCipherOrder: true,
+      sessionIdContext: "wcm-mqtt-v1", sessionTimeout: this.#sessionLifetimeS,
+      ...(this.sessionStore ? {} : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
+    });
+    this.#server.setTicketKeys(ticketKeys);
+  }
+
   /** The TCP port the endpoint listens on. */
   get port(): number {
     return this.#port;

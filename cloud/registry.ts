@@ -400,6 +400,12 @@ export class Registry {
       .run(name, certPem, this.box.seal(keyDer, `server_tls:${name}`));
   }
 
+  /** Replaces (or stores) the server certificate and sealed key under `name` (a renewal). */
+  replaceServerTls(name: string, certPem: string, keyDer: Uint8Array): void {
+    this.stmt("INSERT INTO server_tls (name, cert_pem, key_enc) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET cert_pem = excluded.cert_pem, key_enc = excluded.key_enc")
+      .run(name, certPem, this.box.seal(keyDer, `server_tls:${name}`));
+  }
+
   // ------------------------------------------------------------ product CAs
 
   /** A product CA by name. */

@@ -1,0 +1,102 @@
+/*
+ * Server identity (issue 9 item 1): the MQTT certificate names what the
+ * operator configures (a device verifying `mqtt.example.test` connects; one
+ * verifying `localhost` no longer does), is re-issued only when the names
+ * change, `server-cert renew|show` from the CLI, and the operator's own PEM
+ * chain and key, reloaded without dropping an open session.
+ */
+import assert from "node:assert/strict";
+import { connect as tlsConnect } from "node:tls";
+import { X509Certificate, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runCli } from "../cloud/cli";
+import { createCa, issueCertificate, privateKeyPem } from "../cloud/pki";
+import { end, loginPassword, mustConnect, newSecret, sleep, startTestCloud } from "./cloud-helpers";
+
+/** The leaf a TLS client sees when it verifies `servername` against `ca`; rejects when verification fails. */
+function handshake(port: number, servername: string, ca: string): Promise<X509Certificate> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: "127.0.0.1", port, servername, ca, rejectUnauthorized: true }, () => {
+      const leaf = socket.getPeerX509Certificate();
+      socket.destroy();
+      resolve(leaf!);
+    });
+    socket.on("error", reject);
+  });
+}
+
+describe("server identity: configured names, renewal, operator certificates (issue 9 item 1)", function () {
+  this.timeout(60_000);
+  let work: string;
+  beforeEach(() => {
+    work = mkdtempSync(join(tmpdir(), "wcm-identity-"));
+  });
+  afterEach(() => rmSync(work, { recursive: true, force: true }));
+
+  it("serverNames_DeviceVerifiesTheConfiguredName_NotLocalhost_ReissuedOnlyWhenNamesChange", async () => {
+    const dataDir = join(work, "data");
+    const masterKey = new Uint8Array(randomBytes(32));
+    let t = await startTestCloud({ dataDir, masterKey, serverNames: ["mqtt.example.test", "10.1.2.3"] });
+    assert.equal(t.cloud.serverName, "mqtt.example.test");
+    assert.deepEqual(t.cloud.serverNames, ["mqtt.example.test", "10.1.2.3"]);
+    const leaf = await handshake(t.cloud.mqttPort, "mqtt.example.test", t.cloud.serverCaPem);
+    assert.match(leaf.subjectAltName ?? "", /DNS:mqtt\.example\.test, IP Address:10\.1\.2\.3/);
+    await assert.rejects(handshake(t.cloud.mqttPort, "localhost", t.cloud.serverCaPem), /localhost/);
+    const reissues = async () => (await t.cloud.services.auditLog({ action: "server-tls.reissue" })).length;
+    assert.equal(await reissues(), 1);
+    await t.cloud.close();
+    t = await startTestCloud({ dataDir, masterKey, serverNames: ["10.1.2.3", "mqtt.example.test"] });
+    assert.equal(await reissues(), 1, "same names (any order): no new certificate");
+    await t.cloud.close();
+    t = await startTestCloud({ dataDir, masterKey, serverNames: ["mqtt2.example.test"] });
+    assert.equal(await reissues(), 2);
+    await handshake(t.cloud.mqttPort, "mqtt2.example.test", t.cloud.serverCaPem);
+    await t.cloud.close();
+
+    const env = { WCM_DATA: dataDir, WCM_MASTER_KEY: Buffer.from(masterKey).toString("hex"), WCM__MQTT__NAMES: "mqtt3.example.test,192.0.2.7" };
+    const out: string[] = [];
+    const io = { out: (s: string) => void out.push(s), err: (s: string) => void out.push(s) };
+    assert.equal(await runCli(["server-cert", "renew"], env, io), 0, out.join("\n"));
+    assert.deepEqual((JSON.parse(out.at(-1)!) as { names: string[] }).names, ["mqtt3.example.test", "192.0.2.7"]);
+    assert.equal(await runCli(["server-cert", "show"], env, io), 0);
+    const shown = JSON.parse(out.at(-1)!) as { names: string[]; notAfter: string };
+    assert.ok(Date.parse(shown.notAfter) > Date.now() + 365 * 86_400_000, "about 825 days of validity");
+  });
+
+  it("operatorFiles_ServedAndReloaded_OpenSessionKept", async () => {
+    const caA = await createCa("operator CA A");
+    const caB = await createCa("operator CA B");
+    const leafOf = async (ca: typeof caA) => issueCertificate({ caCertPem: ca.certPem, caKeyDer: ca.keyDer, commonName: "mqtt.example.test", usage: "server", dnsNames: ["mqtt.example.test"] });
+    const certFile = join(work, "chain.pem");
+    const keyFile = join(work, "key.pem");
+    const write = async (ca: typeof caA) => {
+      const leaf = await leafOf(ca);
+      writeFileSync(certFile, `${leaf.certPem.trim()}\n${ca.certPem.trim()}\n`);
+      writeFileSync(keyFile, privateKeyPem(leaf.keyDer), { mode: 0o600 });
+    };
+    await write(caA);
+    const t = await startTestCloud({ serverCertFile: certFile, serverKeyFile: keyFile });
+    try {
+      assert.equal(t.cloud.serverName, "mqtt.example.test");
+      await handshake(t.cloud.mqttPort, "mqtt.example.test", caA.certPem);
+      const s = newSecret();
+      await t.cloud.services.registerSecretDevice({ deviceId: "reload-1", secretHex: s.hex });
+      const client = await mustConnect(t.cloud, { id: "reload-1", password: loginPassword("reload-1", s.bytes, "s", 1) }, { ca: caA.certPem });
+      await write(caB);
+      const info = await t.cloud.reloadTls();
+      assert.equal(info.certificate?.issuer, "operator CA B");
+      await handshake(t.cloud.mqttPort, "mqtt.example.test", caB.certPem);
+      await assert.rejects(handshake(t.cloud.mqttPort, "mqtt.example.test", caA.certPem), "new handshakes get the new chain");
+      await sleep(200);
+      assert.equal(client.connected, true, "the session opened before the reload is kept");
+      writeFileSync(keyFile, privateKeyPem((await leafOf(caA)).keyDer), { mode: 0o600 });
+      await assert.rejects(t.cloud.reloadTls(), /CERT_INVALID: .*is not the key of/, "a key that does not match is refused");
+      await handshake(t.cloud.mqttPort, "mqtt.example.test", caB.certPem);
+      await end(client);
+    } finally {
+      await t.stop();
+    }
+  });
+});
