@@ -297,13 +297,14 @@ export class MqttServer {
    * ticket keys are kept so that resumption survives.
    */
   setCertificate(certPem: string, keyPem: string): void {
-    const ticketKeys = this.#server.getTicketKeys();
-    this.#server.setSecureContext({
+    const ticketKeys = this.#tls.getTicketKeys();
+    this.#tls.setSecureContext({
       cert: certPem, key: keyPem, minVersion: "TLSv1.2", ciphers: TLS12_CIPHERS, honorCipherOrder: true,
       sessionIdContext: "wcm-mqtt-v1", sessionTimeout: this.#sessionLifetimeS,
       ...(this.sessionStore ? {} : { secureOptions: cryptoConstants.SSL_OP_NO_TICKET }),
     });
-    this.#server.setTicketKeys(ticketKeys);
+    this.#tls.setTicketKeys(ticketKeys);
+    ticketKeys.fill(0);
   }
 
   /** The TCP port the endpoint listens on. */

@@ -13,7 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CLI_COMMANDS, runCli } from "../cloud/cli";
 import { EXIT } from "../cloud/cli-kit";
-import { envName, loadConfig, settingPaths, startOptionsFromConfig, ConfigError } from "../cloud/config";
+import { envName, loadConfig, settingAt, settingPaths, startOptionsFromConfig, ConfigError } from "../cloud/config";
+import { DEFAULT_CONNECTION_LIMITS, DEFAULT_LOGIN_LIMITS, DEFAULT_REFUSAL_AUDIT } from "../cloud/limits";
 import { isCloudError } from "../cloud/errors";
 import { runMakeLot } from "../tools/manufacturing/make-lot";
 
@@ -145,6 +146,15 @@ describe("CLIs: cloud and make-lot (issue 9 item 8) and the configuration file (
     assert.equal(options.dataDir, "/var/lib/wcm");
   });
 
+  it("configSchema_EveryAbuseLimit_IsASetting", () => {
+    for (const [section, defaults] of Object.entries({ login: DEFAULT_LOGIN_LIMITS, connections: DEFAULT_CONNECTION_LIMITS, refusalAudit: DEFAULT_REFUSAL_AUDIT })) {
+      for (const [key, value] of Object.entries(defaults)) {
+        const paths = typeof value === "object" ? Object.keys(value as object).map((k) => `limits.${section}.${key}.${k}`) : [`limits.${section}.${key}`];
+        for (const path of paths) assert.ok(settingAt(path), `${path} is in CONFIG_SCHEMA (cloud/config.ts) and so in deploy/wcm.example.yaml`);
+      }
+    }
+  });
+
   it("loadConfig_UnknownKeyWrongTypeDuplicate_EachWithFileLineAndColumn", () => {
     const file = join(work, "bad.yaml");
     writeFileSync(file, "mqtt:\n  port: \"8883\"\n  prot: 1\nlimits:\n  connections:\n    newTotal: { burst: 1.5 }\nlog:\n  level: loud\n");
@@ -159,7 +169,7 @@ describe("CLIs: cloud and make-lot (issue 9 item 8) and the configuration file (
     assert.ok(error instanceof ConfigError && isCloudError(error, "CONFIG_INVALID"));
     assert.deepEqual(error.problems, [
       `${file}:2:9: mqtt.port must be an integer 0..65535, not "8883"`,
-      `${file}:3:3: unknown key mqtt.prot (mqtt has: host, port, connectTimeoutMs, maxConnections, tlsSessions)`,
+      `${file}:3:3: unknown key mqtt.prot (mqtt has: host, port, names, tlsCertFile, tlsKeyFile, connectTimeoutMs, maxConnections, tlsSessions)`,
       `${file}:6:24: limits.connections.newTotal.burst must be an integer 1..1000000000, not 1.5`,
       `${file}:8:10: log.level must be one of debug, info, warn, error, not "loud"`,
       "env WCM__MQTT__NOPE: no such setting (names are WCM__SECTION__KEY, e.g. WCM__MQTT__PORT)",
