@@ -1,11 +1,15 @@
 /*
  * The reference cloud in a child process for the connect-rate benchmark, so
  * its RSS and CPU are its own (the MQTT.js clients run in the parent).
- * IPC: parent sends {cmd:"start", dataDir, csv} | {cmd:"stats"} | {cmd:"close"};
+ * IPC: parent sends {cmd:"start", dataDir, csv, radius?} | {cmd:"stats"} | {cmd:"close"};
  * the child answers each with a message of the same cmd.
  */
 import { randomBytes } from "node:crypto";
 import { startCloud, type Cloud } from "../cloud/index";
+import { nodeDigest } from "../cloud/node-digest";
+import { privateKeyPem } from "../cloud/pki";
+import { radiusIdentity } from "../cloud/radius/identity";
+import { deriveHotspotPassword } from "../modules/derive";
 import { BENCH_LIMITS } from "./online-bench";
 
 export interface ChildStats {
@@ -27,12 +31,29 @@ export interface ChildStats {
   tlsResumed: number;
 }
 
+/** What bench/peers.ts needs to give mosquitto and FreeRADIUS the cloud's own identities and devices. */
+export interface PeerMaterial {
+  radiusPort: number;
+  /** the MQTT server certificate and key (RSA-2048, the server CA's leaf for "localhost") */
+  serverCertPem: string;
+  serverKeyPem: string;
+  /** the RADIUS server certificate and key (ECDSA P-256, radius.localhost) */
+  radiusCertPem: string;
+  radiusKeyPem: string;
+  /** the product CA that issued the EAP-TLS device certificate */
+  productCaPem: string;
+  /** TTLS/PAP devices and their hotspot passwords */
+  hotspot: { id: string; password: string }[];
+  /** the EAP-TLS device (EC P-256 key) */
+  cert: { id: string; certPem: string; keyPem: string };
+}
+
 export type ChildRequest =
-  | { cmd: "start"; dataDir: string; csv: string }
+  | { cmd: "start"; dataDir: string; csv: string; radius?: { nasSecret: string; devices: number } }
   | { cmd: "stats" }
   | { cmd: "close" };
 export type ChildReply =
-  | { cmd: "start"; port: number; caPem: string; imported: number; stats: ChildStats }
+  | { cmd: "start"; port: number; caPem: string; imported: number; stats: ChildStats; peers?: PeerMaterial }
   | { cmd: "stats"; stats: ChildStats }
   | { cmd: "close" }
   | { cmd: "error"; message: string };
@@ -60,6 +81,30 @@ function stats(): ChildStats {
   };
 }
 
+/** Registers the NAS, hotspot devices and an EAP-TLS device, and hands out the cloud's identities. */
+async function peerMaterial(running: Cloud, nasSecret: string, count: number): Promise<PeerMaterial> {
+  const services = running.services;
+  await services.addNasClient({ name: "bench-ap", address: "127.0.0.1", secret: nasSecret });
+  const hotspot: { id: string; password: string }[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = `hotspot-${String(i).padStart(4, "0")}`;
+    const secret = randomBytes(32);
+    await services.registerSecretDevice({ deviceId: id, secretHex: secret.toString("hex") });
+    hotspot.push({ id, password: deriveHotspotPassword(nodeDigest, secret, id) });
+  }
+  const ca = await services.createProductCa({ name: "bench-ca" });
+  const id = "bench-cert-ec";
+  const issued = await services.issueDeviceCertificate({ caName: "bench-ca", deviceId: id, keyType: "ec" });
+  await services.registerCertificateDevice({ deviceId: id, caName: "bench-ca" });
+  const server = running.registry.serverTls("server")!;
+  const radius = await radiusIdentity(running.registry);
+  return {
+    radiusPort: running.radiusPort!, serverCertPem: server.certPem, serverKeyPem: privateKeyPem(server.keyDer),
+    radiusCertPem: radius.certPem, radiusKeyPem: radius.keyPem, productCaPem: ca.certificatePem, hotspot,
+    cert: { id, certPem: issued.certificatePem, keyPem: issued.privateKeyPem },
+  };
+}
+
 function reply(message: ChildReply): void {
   process.send?.(message);
 }
@@ -68,8 +113,12 @@ process.on("message", (message: ChildRequest) => {
   void (async () => {
     try {
       if (message.cmd === "start") {
-        cloud = await startCloud({ dataDir: message.dataDir, masterKey: new Uint8Array(randomBytes(32)), mqttPort: 0, limits: BENCH_LIMITS });
+        cloud = await startCloud({
+          dataDir: message.dataDir, masterKey: new Uint8Array(randomBytes(32)), mqttPort: 0, limits: BENCH_LIMITS,
+          ...(message.radius ? { radiusPort: 0, radius: { nasRate: { burst: 1e9, perSecond: 1e9 }, maxSessions: 4096 } } : {}),
+        });
         const result = await cloud.services.importDevicesCsv({ csv: message.csv });
+        const peers = message.radius ? await peerMaterial(cloud, message.radius.nasSecret, message.radius.devices) : undefined;
         // instrument (not change) the per-login durable write
         const registry = cloud.registry;
         const accept = registry.acceptLoginCounter.bind(registry);
@@ -82,7 +131,7 @@ process.on("message", (message: ChildRequest) => {
             counterWrites++;
           }
         };
-        reply({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, imported: result.imported, stats: stats() });
+        reply({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, imported: result.imported, stats: stats(), ...(peers ? { peers } : {}) });
       } else if (message.cmd === "stats") {
         reply({ cmd: "stats", stats: stats() });
 

@@ -33,6 +33,11 @@ export class CloudChild {
     this.#exited = new Promise((resolve) => this.#child.once("exit", () => resolve()));
   }
 
+  /** the child's process id (its CPU time is in /proc/<pid>/stat) */
+  get pid(): number {
+    return this.#child.pid!;
+  }
+
   /** Sends a request and waits (at most `timeoutMs`) for its reply. */
   request(message: ChildRequest, timeoutMs = 30_000): Promise<ChildReply> {
     return new Promise((resolve, reject) => {
@@ -100,6 +105,13 @@ export interface ConnectPass {
   clientCpu: number;
 }
 
+/** The MQTT password of a device for a pass (default: the wcm login proof for `counter`). */
+export type PasswordOf = (device: BenchDevice, counter: number) => string;
+
+/** The wcm login password: a fresh proof for the pass's counter. */
+export const wcmPassword: PasswordOf = (device, counter) =>
+  formatLoginPassword({ kind: "s", counter, proof: deriveLoginProof(nodeDigest, device.loginKey, device.deviceId, "s", counter) });
+
 /** Opens one connection; resolves with its latency or a failure. */
 function connectOnce(
   port: number,
@@ -108,9 +120,9 @@ function connectOnce(
   device: BenchDevice,
   counter: number,
   timeoutMs: number,
+  passwordOf: PasswordOf,
 ): Promise<{ ok: true; ms: number; protocol: string } | { ok: false; error: string }> {
-  const proof = deriveLoginProof(nodeDigest, device.loginKey, device.deviceId, "s", counter);
-  const password = formatLoginPassword({ kind: "s", counter, proof });
+  const password = passwordOf(device, counter);
   const started = performance.now();
   return new Promise((resolve) => {
     const client = mqtt.connect({
@@ -164,6 +176,7 @@ export async function connectPass(
   counter: number,
   concurrency: number,
   budgetMs: number,
+  passwordOf: PasswordOf = wcmPassword,
 ): Promise<ConnectPass> {
   const latencyMs: number[] = [];
   const negotiated: Record<string, number> = {};
@@ -176,7 +189,7 @@ export async function connectPass(
   const worker = async () => {
     while (next < devices.length && performance.now() < deadline) {
       const device = devices[next++];
-      const result = await connectOnce(port, caPem, tls, device, counter, 10_000);
+      const result = await connectOnce(port, caPem, tls, device, counter, 10_000, passwordOf);
       if (result.ok) {
         latencyMs.push(result.ms);
         negotiated[result.protocol] = (negotiated[result.protocol] ?? 0) + 1;

@@ -11,7 +11,7 @@
  *    eapol_test processes. Goal: at least 300 TTLS/PAP authentications/s.
  *
  * Run: npm run bench:radius [-- --seconds 10 --children 2 --concurrency 16]
- * (not part of npm test). Prints tables.
+ * (not part of npm test). Prints tables. bench/peers.ts reuses its load children (runChild).
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -20,6 +20,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startCloud, type Cloud } from "../cloud/index";
+import { invokedDirectly } from "../cloud/invoked-directly";
 import { nodeDigest } from "../cloud/node-digest";
 import { radiusIdentity, RADIUS_SERVER_NAME } from "../cloud/radius/identity";
 import { RadiusServer } from "../cloud/radius/server";
@@ -27,10 +28,12 @@ import { deriveHotspotPassword } from "../modules/derive";
 import { authenticate, UdpTransport, type PeerOptions } from "./radius-peer";
 import { table, percentile } from "./table";
 
-const NAS_SECRET = "bench-radius-shared-secret";
+/** The NAS secret of every RADIUS benchmark (bench/peers.ts gives FreeRADIUS the same). */
+export const NAS_SECRET = "bench-radius-shared-secret";
 const DEVICES = 200;
 
-interface LoadConfig {
+/** One load child's job: `concurrency` conversations in a loop for `seconds`. */
+export interface LoadConfig {
   port: number;
   seconds: number;
   concurrency: number;
@@ -38,9 +41,12 @@ interface LoadConfig {
   devices: { id: string; password: string }[];
   method: "ttls" | "tls";
   cert?: { certPem: string; keyPem: string; id: string };
+  /** TTLS outer identity (default the peer's anonymous@wcm) */
+  anonymousIdentity?: string;
 }
 
-interface LoadResult {
+/** What a load child counted. */
+export interface LoadResult {
   ok: number;
   failed: number;
   reasons: Record<string, number>;
@@ -64,7 +70,7 @@ async function loadChild(config: LoadConfig): Promise<LoadResult> {
         const device = config.devices[next++ % config.devices.length];
         const options: PeerOptions = config.method === "tls"
           ? { nasSecret: NAS_SECRET, method: "tls", identity: config.cert!.id, certPem: config.cert!.certPem, keyPem: config.cert!.keyPem, caPem: config.caPem, serverName: RADIUS_SERVER_NAME }
-          : { nasSecret: NAS_SECRET, method: "ttls", identity: device.id, password: device.password, caPem: config.caPem, serverName: RADIUS_SERVER_NAME };
+          : { nasSecret: NAS_SECRET, method: "ttls", identity: device.id, password: device.password, caPem: config.caPem, serverName: RADIUS_SERVER_NAME, anonymousIdentity: config.anonymousIdentity };
         const started = performance.now();
         const outcome = await authenticate(udp.send, options);
         if (outcome.ok) {
@@ -83,7 +89,8 @@ async function loadChild(config: LoadConfig): Promise<LoadResult> {
   return result;
 }
 
-function runChild(config: LoadConfig): Promise<LoadResult> {
+/** Runs one load child (this file with --child) and returns its counts. */
+export function runChild(config: LoadConfig): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--child"], { stdio: ["pipe", "pipe", "inherit"] });
     let out = "";
@@ -257,7 +264,7 @@ if (process.argv.includes("--child")) {
       process.exit(1);
     });
   });
-} else {
+} else if (invokedDirectly(import.meta.url)) {
   main().then(() => process.exit(0), (error) => {
     console.error(error);
     process.exit(1);
