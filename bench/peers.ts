@@ -21,7 +21,8 @@
  *
  * Settings: --devices N (1000) --concurrency C (32) --loaders L (2) --rounds R (3)
  * --seconds S per RADIUS pass (5) --tls 1.2,1.3 --only mqtt|radius --workers W.
- * A peer whose binary is missing is skipped with a message.
+ * A peer whose binary is missing is skipped with a message. WCM_PEERS_RADIUS_DEBUG=1 runs
+ * FreeRADIUS with -X and writes its log to $TMPDIR/wcm-peers-freeradius-<method>.log.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
