@@ -5,7 +5,9 @@
  * the child answers each with a message of the same cmd.
  */
 import { randomBytes } from "node:crypto";
-import { startCloud, type Cloud } from "../cloud/index";
+import cluster from "node:cluster";
+import { isClusterWorker, runPrimary, workerRole } from "../cloud/cluster";
+import { startCloud, type Cloud, type StartCloudOptions } from "../cloud/index";
 import { nodeDigest } from "../cloud/node-digest";
 import { privateKeyPem } from "../cloud/pki";
 import { radiusIdentity } from "../cloud/radius/identity";
@@ -49,16 +51,25 @@ export interface PeerMaterial {
 }
 
 export type ChildRequest =
-  | { cmd: "start"; dataDir: string; csv: string; radius?: { nasSecret: string; devices: number } }
+  | { cmd: "start"; dataDir: string; csv: string; radius?: { nasSecret: string; devices: number }; workers?: number }
   | { cmd: "stats" }
   | { cmd: "close" };
 export type ChildReply =
-  | { cmd: "start"; port: number; caPem: string; imported: number; stats: ChildStats; peers?: PeerMaterial }
+  | { cmd: "start"; port: number; caPem: string; imported: number; stats: ChildStats; peers?: PeerMaterial; pids: number[] }
   | { cmd: "stats"; stats: ChildStats }
   | { cmd: "close" }
   | { cmd: "error"; message: string };
 
 let cloud: Cloud | undefined;
+let clustered = false;
+
+/** The cloud's options in this benchmark: loose abuse limits, RADIUS on an ephemeral port when asked. */
+function benchOptions(dataDir: string, radius: boolean): Omit<StartCloudOptions, "masterKey"> {
+  return {
+    dataDir, mqttPort: 0, limits: BENCH_LIMITS,
+    ...(radius ? { radiusPort: 0, radius: { nasRate: { burst: 1e9, perSecond: 1e9 }, maxSessions: 4096 } } : {}),
+  };
+}
 let counterWriteMs = 0;
 let counterWrites = 0;
 
@@ -109,14 +120,28 @@ function reply(message: ChildReply): void {
   process.send?.(message);
 }
 
-process.on("message", (message: ChildRequest) => {
+/** A cluster worker: the cloud on the prepared folder, RADIUS on the lead only, notices over the primary. */
+async function workerMain(): Promise<void> {
+  const role = await workerRole();
+  const env = process.env;
+  const options = benchOptions(env.WCM_BENCH_DATA!, role.lead && env.WCM_BENCH_RADIUS === "1");
+  const running = await startCloud({
+    ...options, masterKey: new Uint8Array(Buffer.from(env.WCM_BENCH_MASTER_KEY!, "hex")), notices: role.notices,
+    tlsSessions: { ticketKeys: role.ticketKeys },
+  });
+  role.ready({ mqttPort: running.mqttPort, radiusPort: running.radiusPort });
+  const stop = () => void running.close().finally(() => process.exit(0));
+  process.once("SIGTERM", stop);
+  process.once("disconnect", stop);
+}
+
+if (isClusterWorker()) void workerMain();
+else process.on("message", (message: ChildRequest) => {
   void (async () => {
     try {
       if (message.cmd === "start") {
-        cloud = await startCloud({
-          dataDir: message.dataDir, masterKey: new Uint8Array(randomBytes(32)), mqttPort: 0, limits: BENCH_LIMITS,
-          ...(message.radius ? { radiusPort: 0, radius: { nasRate: { burst: 1e9, perSecond: 1e9 }, maxSessions: 4096 } } : {}),
-        });
+        const masterKey = new Uint8Array(randomBytes(32));
+        cloud = await startCloud({ ...benchOptions(message.dataDir, Boolean(message.radius)), masterKey: masterKey.slice() });
         const result = await cloud.services.importDevicesCsv({ csv: message.csv });
         const peers = message.radius ? await peerMaterial(cloud, message.radius.nasSecret, message.radius.devices) : undefined;
         // instrument (not change) the per-login durable write
@@ -131,11 +156,29 @@ process.on("message", (message: ChildRequest) => {
             counterWrites++;
           }
         };
-        reply({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, imported: result.imported, stats: stats(), ...(peers ? { peers } : {}) });
+        if ((message.workers ?? 1) > 1) {
+          // the registry is ready: hand its folder to `serve`'s cluster (cloud/cluster.ts) of workers running this file
+          const caPem = cloud.serverCaPem;
+          await cloud.close();
+          cloud = undefined;
+          Object.assign(process.env, { WCM_BENCH_DATA: message.dataDir, WCM_BENCH_MASTER_KEY: Buffer.from(masterKey).toString("hex"), WCM_BENCH_RADIUS: message.radius ? "1" : "" });
+          const summary = await runPrimary(message.workers!, (line) => console.error(line));
+          clustered = true;
+          if (peers) peers.radiusPort = summary.radiusPort as number;
+          const pids = [process.pid, ...Object.values(cluster.workers ?? {}).map((w) => w!.process.pid!)];
+          reply({ cmd: "start", port: summary.mqttPort as number, caPem, imported: result.imported, stats: stats(), ...(peers ? { peers } : {}), pids });
+          return;
+        }
+        reply({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, imported: result.imported, stats: stats(), ...(peers ? { peers } : {}), pids: [process.pid] });
       } else if (message.cmd === "stats") {
         reply({ cmd: "stats", stats: stats() });
 
       } else if (message.cmd === "close") {
+        if (clustered) {
+          reply({ cmd: "close" });
+          process.kill(process.pid, "SIGTERM"); // runPrimary stops the workers, then exits
+          return;
+        }
         await cloud?.close();
         cloud = undefined;
         reply({ cmd: "close" });
@@ -148,6 +191,6 @@ process.on("message", (message: ChildRequest) => {
   })();
 });
 // the parent went away: do not linger
-process.on("disconnect", () => {
+if (!isClusterWorker()) process.on("disconnect", () => {
   void (cloud?.close() ?? Promise.resolve()).finally(() => process.exit(0));
 });

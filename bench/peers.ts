@@ -373,10 +373,10 @@ async function main(): Promise<void> {
   console.log(`devices ${count}, concurrency ${concurrency} over ${loaderCount} loader processes, ${rounds} rounds, RADIUS ${seconds} s per pass, wcm ${workers > 0 ? `${workers} workers` : "one process"}`);
   try {
     const { devices, csv } = makeDevices(count);
-    const started = await cloud.request({ cmd: "start", dataDir: join(dir, "cloud"), csv, radius: { nasSecret: NAS_SECRET, devices: 200 } }, 120_000);
+    const started = await cloud.request({ cmd: "start", dataDir: join(dir, "cloud"), csv, radius: { nasSecret: NAS_SECRET, devices: 200 }, workers }, 180_000);
     if (started.cmd !== "start" || !started.peers) throw new Error("cloud child did not start");
     const material = started.peers;
-    const wcmPids = [cloud.pid];
+    const wcmPids = started.pids;
     for (let i = 0; i < loaderCount; i++) loaders.push(new Loader(devices.filter((_, j) => j % loaderCount === i)));
 
     const mosquitto = hasMosquitto && only !== "radius" ? await startMosquitto(dir, material, started.caPem, devices) : undefined;

@@ -29,6 +29,7 @@ import type { AuditRecord, DeviceView } from "./registry";
 import { certificateInfo, startCloud, type Cloud, type ListenerInfo } from "./index";
 import { issuedServerTls } from "./server-identity";
 import { invokedDirectly } from "./invoked-directly";
+import { isClusterPrimary, isClusterWorker, roleOptions, runPrimary, SINGLE_PROCESS, workerRole } from "./cluster";
 
 /** Where the CLI writes its output and errors, and reads standard input (secrets given as `-`). */
 export interface CliIo {
@@ -152,23 +153,30 @@ const COMMANDS: Command[] = [
       "admin-tls-cert": { type: "string", value: "<chain.pem>", help: "admin.tlsCertFile" },
       "admin-tls-key": { type: "string", value: "<key.pem>", help: "admin.tlsKeyFile" },
       "ops-port": { type: "string", value: "<port>", help: "ops.port (/metrics, /healthz, /readyz; default 9464)" },
+      workers: { type: "string", value: "<n>", help: "worker processes sharing the MQTT port (default 1; docs/scale.md)" },
     },
     async run(ctx) {
       const config = ctx.config();
       requireRegistry(dataDir(ctx));
+      const workers = ctx.int("workers") ?? 1;
+      if (isClusterPrimary(workers)) {
+        ctx.io.out(JSON.stringify(await runPrimary(workers, (line) => process.stderr.write(`${new Date().toISOString()} info ${line}\n`))));
+        return new Promise(() => undefined);
+      }
+      const role = isClusterWorker() ? await workerRole() : { ...SINGLE_PROCESS, ready: (summary: object) => ctx.io.out(JSON.stringify(summary)) };
       const level = getPath(config.values, "log.level") as string;
       const rank = { debug: 0, info: 1, warn: 2, error: 3 } as Record<string, number>;
       const log = (at: string, message: string) => {
         if ((rank[at] ?? 1) >= rank[level]) process.stderr.write(`${new Date().toISOString()} ${at} ${message}\n`);
       };
-      const cloud = await startCloud({ ...startOptionsFromConfig(config.values), log });
+      const cloud = await startCloud({ ...roleOptions(startOptionsFromConfig(config.values), role), log });
       // before anything is printed: whoever reads the start-up lines may signal at once
       handleSignals(cloud, getPath(config.values, "shutdown.drainMs") as number, log);
       for (const listener of cloud.listeners) log("info", listenerLine(listener));
-      ctx.io.out(JSON.stringify({
+      role.ready({
         mqttPort: cloud.mqttPort, httpPort: cloud.httpPort, radiusPort: cloud.radiusPort, opsPort: cloud.opsPort, radiusServerName: cloud.radiusServerName, serverName: cloud.serverName,
         serverCa: join(dataDir(ctx), "server-ca.pem"), adminUrl: cloud.admin?.url, adminTokenFile: cloud.admin?.tokenFile,
-      }));
+      });
       return new Promise(() => undefined);
     },
   },

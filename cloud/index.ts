@@ -31,6 +31,7 @@ import { NetworkServices } from "./network-service";
 import { listenOps, type OpsListener } from "./ops-listener";
 import type { ReadinessProbe } from "./health";
 import { CloudMetrics, countFromStats } from "./metrics";
+import type { Notice, NoticeBus } from "./notices";
 
 export { CloudError, isCloudError, CLOUD_ERROR_CODES, type CloudErrorCode } from "./errors";
 export { CloudServices } from "./services";
@@ -96,6 +97,8 @@ export interface StartCloudOptions {
   opsPort?: number;
   /** the metrics registry (default: a new one, with the process metrics when an ops listener is asked for) */
   metrics?: CloudMetrics;
+  /** the other processes of this cloud (cloud/notices.ts): revocations, rotations and network changes reach their sessions too */
+  notices?: NoticeBus;
   log?: LogPort;
 }
 
@@ -310,23 +313,57 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         return true;
       },
     };
+    // what this process decides about a device reaches its session here and, through the bus, on every other process
+    const apply = (notice: Notice): void => {
+      switch (notice.kind) {
+        case "disconnect":
+          live.disconnect(notice.deviceId);
+          break;
+        case "rotation":
+          live.notifyRotation(notice.deviceId);
+          break;
+        case "network":
+          live.notifyNetwork(notice.deviceId);
+          break;
+        case "unlock":
+          auth.unlock(notice.deviceId);
+          break;
+        case "ca-revoked":
+          live.disconnectWhere((id) => registry.device(id)?.ca_name === notice.caName);
+          break;
+        case "certificates":
+          void live.recheckCertificates();
+          break;
+        case "hotspots":
+          live.notifyConfig();
+          break;
+      }
+    };
+    const emit = (notice: Notice): void => {
+      apply(notice);
+      options.notices?.publish(notice);
+    };
+    options.notices?.subscribe(apply);
     const network = new NetworkServices(registry, "admin:api", {
-      hotspotsChanged: () => live.notifyConfig(),
-      networkChanged: (id) => live.notifyNetwork(id),
+      hotspotsChanged: () => emit({ kind: "hotspots" }),
+      networkChanged: (id) => emit({ kind: "network", deviceId: id }),
     });
     const services = new CloudServices(registry, "admin:api", {
-      deviceRevoked: (id) => live.disconnect(id),
-      secretRotated: (id) => live.notifyRotation(id),
-      caRevoked: (name) => live.disconnectWhere((id) => registry.device(id)?.ca_name === name),
-      certificatesRevoked: () => void live.recheckCertificates(),
+      deviceRevoked: (id) => emit({ kind: "disconnect", deviceId: id }),
+      secretRotated: (id) => emit({ kind: "rotation", deviceId: id }),
+      caRevoked: (name) => emit({ kind: "ca-revoked", caName: name }),
+      certificatesRevoked: () => emit({ kind: "certificates" }),
       // retiring a lot closes nothing: a temporary session already open may finish its issuance
       lotKeyRevoked: (_lot, temporaryIds) => {
-        for (const id of temporaryIds) live.disconnect(id);
+        for (const id of temporaryIds) emit({ kind: "disconnect", deviceId: id });
       },
       lotRevoked: (_lot, deviceIds) => {
-        for (const id of deviceIds) live.disconnect(id);
+        for (const id of deviceIds) emit({ kind: "disconnect", deviceId: id });
       },
-      deviceUnlocked: (id) => auth.unlock(id),
+      deviceUnlocked: (id) => {
+        options.notices?.publish({ kind: "unlock", deviceId: id });
+        return auth.unlock(id);
+      },
       hotspotStatus: async (id) => radius?.hotspots.status(id),
     });
     if (options.radiusPort !== undefined) {
