@@ -28,7 +28,9 @@ export class CloudChild {
 
   constructor() {
     const file = fileURLToPath(new URL("./cloud-child.ts", import.meta.url));
-    this.#child = fork(file, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    // WCM_CLOUD_NODE_FLAGS: extra node flags of the cloud process (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof)
+    const flags = (process.env.WCM_CLOUD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+    this.#child = fork(file, [], { execArgv: ["--import", "tsx", ...flags], stdio: ["ignore", "inherit", "inherit", "ipc"] });
     this.#child.on("message", (reply: ChildReply) => this.#waiting.shift()?.(reply));
     this.#exited = new Promise((resolve) => this.#child.once("exit", () => resolve()));
   }
