@@ -41,7 +41,7 @@ try {
   const sealUs = ((performance.now() - t) * 1000) / sample;
   console.log(`sealing alone: ${sealUs.toFixed(1)} µs/device (${((sealUs * n) / 1e6).toFixed(1)} s for ${n})`);
 
-  const registry = Registry.open(join(dir, "data"), new Uint8Array(randomBytes(32)));
+  const registry = await Registry.open(join(dir, "data"), new Uint8Array(randomBytes(32)));
   const services = new CloudServices(registry, "admin:bench");
   t = performance.now();
   const result = await services.importBundle({ bundle: readFileSync(join(dir, "bundle.jsonl")), checksum: readFileSync(join(dir, "bundle.jsonl.sha256"), "utf8") });
@@ -49,8 +49,8 @@ try {
   console.log(`imported ${result.imported} devices in ${seconds.toFixed(1)} s: ${Math.round(result.imported / seconds).toLocaleString("en")} devices/s`);
   t = performance.now();
   const again = await services.importBundle({ bundle: readFileSync(join(dir, "bundle.jsonl")), checksum: readFileSync(join(dir, "bundle.jsonl.sha256"), "utf8") });
-  console.log(`second import: alreadyImported=${again.alreadyImported} in ${((performance.now() - t) / 1000).toFixed(1)} s; registry holds ${registry.countDevices()} devices`);
-  registry.close();
+  console.log(`second import: alreadyImported=${again.alreadyImported} in ${((performance.now() - t) / 1000).toFixed(1)} s; registry holds ${(await registry.countDevices())} devices`);
+  await registry.close();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -107,7 +107,7 @@ async function peerMaterial(running: Cloud, nasSecret: string, count: number): P
   const id = "bench-cert-ec";
   const issued = await services.issueDeviceCertificate({ caName: "bench-ca", deviceId: id, keyType: "ec" });
   await services.registerCertificateDevice({ deviceId: id, caName: "bench-ca" });
-  const server = running.registry.serverTls("server")!;
+  const server = (await running.registry.serverTls("server"))!;
   const radius = await radiusIdentity(running.registry);
   return {
     radiusPort: running.radiusPort!, serverCertPem: server.certPem, serverKeyPem: privateKeyPem(server.keyDer),

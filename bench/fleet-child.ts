@@ -92,22 +92,22 @@ function stats(full = false): FleetChildStats {
   };
 }
 
-function check(): FleetCheck {
-  const db = cloud!.registry.db;
-  const count = (sql: string) => (db.prepare(sql).get() as { n: number }).n;
+async function check(): Promise<FleetCheck> {
+  const storage = cloud!.registry.storage;
+  const count = async (sql: string) => (await storage.get<{ n: number }>(sql))!.n;
   const refusals: Record<string, number> = {};
-  for (const row of db.prepare("SELECT detail FROM audit WHERE action = 'login.refused'").all() as { detail: string | null }[]) {
+  for (const row of await storage.all<{ detail: string | null }>("SELECT detail FROM audit WHERE action = 'login.refused'")) {
     const reason = (row.detail ?? "?").split(":")[0];
     refusals[reason] = (refusals[reason] ?? 0) + 1;
   }
   return {
-    devices: count("SELECT COUNT(*) AS n FROM devices"),
-    temporary: count("SELECT COUNT(*) AS n FROM devices WHERE kind = 'temporary'"),
-    twoActive: count("SELECT COUNT(*) AS n FROM devices WHERE kind = 'secret' AND lot IS NOT NULL AND temp_retired = 0"),
-    pending: count("SELECT COUNT(*) AS n FROM devices WHERE pending_secret_enc IS NOT NULL"),
-    revoked: count("SELECT COUNT(*) AS n FROM devices WHERE revoked = 1"),
-    lockedOut: count("SELECT COUNT(*) AS n FROM devices WHERE lockouts > 0 OR last_failure = 'LOCKED_OUT'"),
-    online: count("SELECT COUNT(*) AS n FROM devices WHERE state = 'ONLINE'"),
+    devices: await count("SELECT COUNT(*) AS n FROM devices"),
+    temporary: await count("SELECT COUNT(*) AS n FROM devices WHERE kind = 'temporary'"),
+    twoActive: await count("SELECT COUNT(*) AS n FROM devices WHERE kind = 'secret' AND lot IS NOT NULL AND temp_retired = 0"),
+    pending: await count("SELECT COUNT(*) AS n FROM devices WHERE pending_secret_enc IS NOT NULL"),
+    revoked: await count("SELECT COUNT(*) AS n FROM devices WHERE revoked = 1"),
+    lockedOut: await count("SELECT COUNT(*) AS n FROM devices WHERE lockouts > 0 OR last_failure = 'LOCKED_OUT'"),
+    online: await count("SELECT COUNT(*) AS n FROM devices WHERE state = 'ONLINE'"),
     refusals,
   };
 }
@@ -123,7 +123,7 @@ process.on("message", (message: FleetChildRequest) => {
           ...(message.memoryTlsStore ? { tlsSessions: { store: new MemorySessionStore() } } : {}),
         });
         let provisioningKeyHex: string | undefined;
-        if (message.lot && !cloud.registry.lot(message.lot)) {
+        if (message.lot && !(await cloud.registry.lot(message.lot))) {
           provisioningKeyHex = (await cloud.services.createProvisioningKey({ lot: message.lot })).provisioningKeyHex;
         }
         process.send?.({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, provisioningKeyHex, stats: stats() });
@@ -133,7 +133,7 @@ process.on("message", (message: FleetChildRequest) => {
         const result = await cloud!.services.importDevicesCsv({ csv: message.csv });
         process.send?.({ cmd: "import", imported: result.imported });
       } else if (message.cmd === "check") {
-        process.send?.({ cmd: "check", check: check() });
+        process.send?.({ cmd: "check", check: await check() });
       } else if (message.cmd === "close") {
         await cloud?.close();
         cloud = undefined;

@@ -126,8 +126,8 @@ export async function runScenario(scenario: AttackFigures["scenario"], seconds: 
     const cpu = process.cpuUsage(cpu0);
     const cloudCpuShare = (cpu.user + cpu.system) / 1000 / (performance.now() - wall0);
     const refusedByCloud = cloud.auth.stats.refused - before;
-    cloud.auth.flushRefusalAudit(true);
-    const rows = cloud.registry.auditLog(100_000, undefined, { action: "login." });
+    await cloud.auth.flushRefusalAudit(true);
+    const rows = await cloud.registry.auditLog(100_000, undefined, { action: "login." });
     let refusedRows = 0;
     let lockoutRows = 0;
     let notWritten = 0;

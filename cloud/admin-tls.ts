@@ -75,7 +75,7 @@ function namesHost(cert: X509Certificate, name: string): boolean {
 export async function adminTlsMaterial(registry: Registry, plan: AdminTlsPlan): Promise<false | { certPem: string; keyPem: string; caPem: string | undefined }> {
   if (plan.tls === false) return false;
   if (plan.tls === "issue") {
-    const ca = registry.serverTls("ca");
+    const ca = await registry.serverTls("ca");
     if (!ca) throw new Error("the server CA must exist before the admin certificate");
     const bare = plan.name.replace(/^\[(.*)\]$/, "$1");
     const loopbackNames = plan.loopback ? { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"] } : { dnsNames: [], ipAddresses: [] };

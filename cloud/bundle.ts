@@ -11,7 +11,7 @@
  *
  * Import: the checksum is verified first, then every row is validated (the first
  * bad one is reported with its 1-based line number, BUNDLE_INVALID); then one
- * IMMEDIATE transaction inserts with prepared statements, secrets sealed with
+ * transaction inserts every row (IMMEDIATE on SQLite), secrets sealed with
  * AES-256-GCM bound to row and generation as Registry does. The bundle's
  * SHA-256 is recorded in the same transaction, so importing the same bundle
  * again changes nothing and answers `alreadyImported: true`.
@@ -21,6 +21,7 @@ import { DEVICE_ID_PATTERN } from "../modules/protocol";
 import { CloudError } from "./errors";
 import { deviceSecretAad, type Registry } from "./registry";
 import { NAME_PATTERN } from "./admin-input";
+import type { SqlValue } from "./storage/store";
 
 /** Largest bundle accepted, in bytes. */
 export const MAX_BUNDLE_BYTES = 512 * 1024 * 1024;
@@ -134,71 +135,60 @@ export function parseBundle(text: string): { header: BundleHeader; rows: BundleR
   return { header, rows, lines: lineNumbers };
 }
 
-function ensureTable(registry: Registry): void {
-  registry.db.exec(
-    "CREATE TABLE IF NOT EXISTS imported_bundles (sha256 TEXT PRIMARY KEY, lot TEXT NOT NULL, option TEXT NOT NULL, devices INTEGER NOT NULL, at INTEGER NOT NULL)",
-  );
-}
-
 /**
  * Verifies and imports a bundle. All or nothing; idempotent per bundle content.
  * @param bundle - the bundle bytes
  * @param checksumText - the checksum file's text (`<hex>  <name>`), or the bare hex
  * @throws CloudError BUNDLE_INVALID (checksum: field "checksum"; rows: `line`), CA_NOT_FOUND, CA_REVOKED, LOT_EXISTS
  */
-export function importBundle(registry: Registry, actor: string, bundle: Buffer, checksumText: string): BundleImportResult {
+export async function importBundle(registry: Registry, actor: string, bundle: Buffer, checksumText: string): Promise<BundleImportResult> {
   const expected = checksumText.trim().split(/\s+/)[0]?.toLowerCase() ?? "";
   if (!SHA256_HEX.test(expected)) throw new CloudError("BUNDLE_INVALID", "checksum file must start with 64 hex digits", { field: "checksum" });
   const sha256 = bundleSha256(bundle);
   if (sha256 !== expected) throw new CloudError("BUNDLE_INVALID", "SHA-256 of the bundle does not match its checksum file", { field: "checksum" });
-  ensureTable(registry);
-  const done = registry.db.prepare("SELECT lot, option FROM imported_bundles WHERE sha256 = ?").get(sha256) as { lot: string; option: BundleHeader["option"] } | undefined;
+  const storage = registry.storage;
+  const done = await storage.get<{ lot: string; option: BundleHeader["option"] }>("SELECT lot, option FROM imported_bundles WHERE sha256 = ?", [sha256]);
   if (done) return { sha256, lot: done.lot, option: done.option, imported: 0, alreadyImported: true };
   const { header, rows, lines } = parseBundle(bundle.toString("utf8"));
-  const db = registry.db;
   const now = registry.now();
   const tag = `bundle=${sha256.slice(0, 16)} lot=${header.lot}`;
-  const exists = db.prepare("SELECT 1 FROM devices WHERE id = ?").pluck();
-  const auditStmt = db.prepare("INSERT INTO audit (at, actor, action, device_id, detail) VALUES (?, ?, 'device.register', ?, ?)");
+  const auditSql = "INSERT INTO audit (at, actor, action, device_id, detail) VALUES (?, ?, 'device.register', ?, ?)";
   const actorName = actor.slice(0, 64);
-  // the devices' primary key refuses a registered id; report it with its line
-  const insertOnce = (line: number, id: string, insert: () => unknown) => {
-    try {
-      insert();
-    } catch (error) {
-      if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") bad(line, `device ${id} is already registered`);
-      throw error;
-    }
+  // a registered id inserts nothing: reported with its line, and the transaction rolls back
+  const insertOnce = async (line: number, id: string, sql: string, args: SqlValue[]) => {
+    if ((await storage.run(`${sql} ON CONFLICT DO NOTHING`, args)).changes !== 1) bad(line, `device ${id} is already registered`);
   };
-  const fresh = registry.tx(() => {
-    if (db.prepare("SELECT 1 FROM imported_bundles WHERE sha256 = ?").get(sha256)) return false;
+  const fresh = await registry.tx(async () => {
+    if (await storage.get("SELECT 1 FROM imported_bundles WHERE sha256 = ?", [sha256])) return false;
     if (header.option === "secret") {
-      const insert = db.prepare("INSERT INTO devices (id, kind, secret_enc, generation, created_at) VALUES (?, 'secret', ?, 0, ?)");
+      const insert = "INSERT INTO devices (id, kind, secret_enc, generation, created_at) VALUES (?, 'secret', ?, 0, ?)";
       const detail = `kind=secret ${tag}`;
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i];
-        insertOnce(lines[i], row.deviceId, () => insert.run(row.deviceId, registry.box.seal(Buffer.from(row.secretHex!, "hex"), deviceSecretAad(row.deviceId, 0)), now));
-        auditStmt.run(now, actorName, row.deviceId, detail);
+        await insertOnce(lines[i], row.deviceId, insert, [row.deviceId, registry.box.seal(Buffer.from(row.secretHex!, "hex"), deviceSecretAad(row.deviceId, 0)), now]);
+        await storage.run(auditSql, [now, actorName, row.deviceId, detail]);
       }
     } else if (header.option === "certificate") {
-      const ca = registry.ca(header.caName!);
+      const ca = await registry.ca(header.caName!);
       if (!ca) throw new CloudError("CA_NOT_FOUND", `no CA named ${header.caName}`, { field: "caName" });
       if (ca.revoked) throw new CloudError("CA_REVOKED", `CA ${header.caName} is revoked`, { field: "caName" });
-      const insert = db.prepare("INSERT INTO devices (id, kind, ca_name, cert_fingerprint, created_at) VALUES (?, 'certificate', ?, ?, ?)");
+      const insert = "INSERT INTO devices (id, kind, ca_name, cert_fingerprint, created_at) VALUES (?, 'certificate', ?, ?, ?)";
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i];
-        insertOnce(lines[i], row.deviceId, () => insert.run(row.deviceId, ca.name, row.certFingerprint ?? null, now));
-        auditStmt.run(now, actorName, row.deviceId, `kind=certificate ca=${ca.name} ${tag}`);
+        await insertOnce(lines[i], row.deviceId, insert, [row.deviceId, ca.name, row.certFingerprint ?? null, now]);
+        await storage.run(auditSql, [now, actorName, row.deviceId, `kind=certificate ca=${ca.name} ${tag}`]);
       }
     } else {
-      if (registry.lot(header.lot)) throw new CloudError("LOT_EXISTS", `lot ${header.lot} exists`, { field: "lot" });
+      if (await registry.lot(header.lot)) throw new CloudError("LOT_EXISTS", `lot ${header.lot} exists`, { field: "lot" });
       for (let i = 0; i < rows.length; i++) {
-        if (exists.get(rows[i].deviceId)) bad(lines[i], `device ${rows[i].deviceId} is already registered`);
+        if (await storage.get("SELECT 1 FROM devices WHERE id = ?", [rows[i].deviceId])) bad(lines[i], `device ${rows[i].deviceId} is already registered`);
       }
-      registry.insertLot(header.lot, Buffer.from(header.provisioningKeyHex!, "hex"), rows.map((r) => r.deviceId), actor);
+      await registry.insertLot(header.lot, Buffer.from(header.provisioningKeyHex!, "hex"), rows.map((r) => r.deviceId), actor);
     }
-    db.prepare("INSERT INTO imported_bundles (sha256, lot, option, devices, at) VALUES (?, ?, ?, ?, ?)").run(sha256, header.lot, header.option, rows.length, now);
-    registry.audit(actor, "bundle.import", null, `${tag} option=${header.option} devices=${rows.length}`);
+    // two nodes importing the same bundle at once: the later commit finds the row and rolls back
+    const recorded = await storage.run("INSERT INTO imported_bundles (sha256, lot, option, devices, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", [sha256, header.lot, header.option, rows.length, now]);
+    if (recorded.changes !== 1) throw new CloudError("BUNDLE_INVALID", "the same bundle was imported meanwhile", { field: "bundle" });
+    await registry.audit(actor, "bundle.import", null, `${tag} option=${header.option} devices=${rows.length}`);
     return true;
   });
   return { sha256, lot: header.lot, option: header.option, imported: fresh ? rows.length : 0, alreadyImported: !fresh };

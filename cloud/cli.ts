@@ -46,7 +46,7 @@ interface Context {
   /** the configuration (defaults, file, WCM__ variables, --data/--master-key-file) */
   config(): LoadedConfig;
   /** the admin services over an existing registry (closed after the command) */
-  services(): CloudServices;
+  services(): Promise<CloudServices>;
   str(name: string): string | undefined;
   int(name: string): number | undefined;
   has(name: string): boolean;
@@ -84,8 +84,8 @@ function table<T>(ctx: Context, rows: T, render: (rows: T) => string): unknown {
   return undefined;
 }
 
-function network(ctx: Context): NetworkServices {
-  const services = ctx.services();
+async function network(ctx: Context): Promise<NetworkServices> {
+  const services = await ctx.services();
   return new NetworkServices(services.registry, services.actor);
 }
 
@@ -106,12 +106,12 @@ const COMMANDS: Command[] = [
         masterKeyFile = keyOut;
       }
       const key = loadMasterKey({ masterKeyFile, env: ctx.env });
-      const registry = Registry.open(dir, key);
+      const registry = await Registry.open(dir, key);
       key.fill(0);
       try {
-        registry.audit("admin:cli", "registry.init");
+        await registry.tx(() => registry.audit("admin:cli", "registry.init"));
       } finally {
-        registry.close();
+        await registry.close();
       }
       const token = adminToken(dir, getPath(ctx.config().values, "admin.tokenFile") as string | undefined);
       return { dataDir: dir, registry: join(dir, "registry.sqlite"), masterKeyFile: masterKeyFile ?? "(env WCM_MASTER_KEY)", adminTokenFile: token.file };
@@ -183,7 +183,7 @@ const COMMANDS: Command[] = [
   {
     name: "server-cert show", args: "", maxArgs: 0, summary: "the MQTT server certificate in the registry: names, expiry, issuer (the operator's files are not read)",
     async run(ctx) {
-      const stored = ctx.services().registry.serverTls("server");
+      const stored = await (await ctx.services()).registry.serverTls("server");
       if (!stored) throw new CloudError("NOT_FOUND", "no server certificate yet: serve makes one on first start");
       return certificateInfo(stored.certPem);
     },
@@ -191,29 +191,29 @@ const COMMANDS: Command[] = [
   {
     name: "server-cert renew", args: "", maxArgs: 0, summary: "re-issue the server certificate from the cloud's CA for mqtt.names; a running serve takes it on SIGHUP",
     async run(ctx) {
-      const services = ctx.services();
+      const services = await ctx.services();
       await issuedServerTls(services.registry, getPath(ctx.config().values, "mqtt.names") as string[], true);
-      return certificateInfo(services.registry.serverTls("server")!.certPem);
+      return certificateInfo((await services.registry.serverTls("server"))!.certPem);
     },
   },
   {
     name: "ca create", args: id("name"), maxArgs: 1, summary: "create a product CA (RSA-2048, key kept sealed)",
     options: { days: { type: "string", value: "<n>", help: "validity in days" } },
-    run: (ctx) => ctx.services().createProductCa({ name: ctx.need(0, "CA name"), days: ctx.int("days") }),
+    run: async (ctx) => (await ctx.services()).createProductCa({ name: ctx.need(0, "CA name"), days: ctx.int("days") }),
   },
   {
     name: "ca register", args: "<name> <cert.pem>", maxArgs: 2, summary: "register an external product CA",
-    run: (ctx) => ctx.services().registerProductCa({ name: ctx.need(0, "CA name"), certificatePem: text(ctx.need(1, "certificate file"), 65536, "the certificate file") }),
+    run: async (ctx) => (await ctx.services()).registerProductCa({ name: ctx.need(0, "CA name"), certificatePem: text(ctx.need(1, "certificate file"), 65536, "the certificate file") }),
   },
-  { name: "ca list", args: "", maxArgs: 0, summary: "the product CAs", run: (ctx) => ctx.services().listProductCas() },
-  { name: "ca revoke", args: id("name"), maxArgs: 1, summary: "revoke a product CA (its devices' sessions closed)", run: (ctx) => ctx.services().revokeProductCa({ name: ctx.need(0, "CA name") }) },
+  { name: "ca list", args: "", maxArgs: 0, summary: "the product CAs", run: async (ctx) => (await ctx.services()).listProductCas() },
+  { name: "ca revoke", args: id("name"), maxArgs: 1, summary: "revoke a product CA (its devices' sessions closed)", run: async (ctx) => (await ctx.services()).revokeProductCa({ name: ctx.need(0, "CA name") }) },
   {
     name: "ca import-crl", args: "<name> <crl.pem|crl.der>", maxArgs: 2, summary: "revoke every certificate a CRL of the CA lists (verified by the CA's key)",
     async run(ctx) {
       const caName = ctx.need(0, "CA name");
       const bytes = readInputFile(ctx.need(1, "CRL file"), MAX_CRL_BYTES * 2, "the CRL file", ctx.io.stdin);
       const latin = bytes.toString("latin1");
-      return ctx.services().importCrl(/-----BEGIN (X509 )?CRL-----/.test(latin) ? { caName, crlPem: latin } : { caName, crlDerBase64: bytes.toString("base64") });
+      return (await ctx.services()).importCrl(/-----BEGIN (X509 )?CRL-----/.test(latin) ? { caName, crlPem: latin } : { caName, crlDerBase64: bytes.toString("base64") });
     },
   },
   {
@@ -225,23 +225,23 @@ const COMMANDS: Command[] = [
     async run(ctx) {
       const sha256 = ctx.str("sha256");
       const reason = ctx.str("reason");
-      if (sha256 !== undefined) return ctx.services().revokeCertificate({ fingerprint: sha256, reason });
+      if (sha256 !== undefined) return (await ctx.services()).revokeCertificate({ fingerprint: sha256, reason });
       const caName = ctx.str("ca");
       const serial = ctx.str("serial");
       if (caName === undefined || serial === undefined) throw new UsageError("give --ca <name> --serial <hex>, or --sha256 <fingerprint>");
-      return ctx.services().revokeCertificate({ caName, serial, reason });
+      return (await ctx.services()).revokeCertificate({ caName, serial, reason });
     },
   },
   {
     name: "cert revoked", args: "", maxArgs: 0, summary: "list revoked certificates",
     options: { ca: { type: "string", value: "<name>", help: "of this CA only" }, ...LIMIT },
-    run: (ctx) => ctx.services().listRevokedCertificates({ caName: ctx.str("ca"), limit: ctx.int("limit") }),
+    run: async (ctx) => (await ctx.services()).listRevokedCertificates({ caName: ctx.str("ca"), limit: ctx.int("limit") }),
   },
   {
     name: "cert issue", args: "<ca> <device-id>", maxArgs: 2, summary: "issue a device certificate + PKCS#8 key (the key only into --out, or in the JSON)",
     options: { ec: { type: "boolean", help: "a P-256 key instead of RSA-2048" }, days: { type: "string", value: "<n>", help: "validity in days" }, out: { type: "string", value: "<dir>", help: "write <id>.cert.pem and <id>.key.pem (0600) there" } },
     async run(ctx) {
-      const issued = await ctx.services().issueDeviceCertificate({ caName: ctx.need(0, "CA name"), deviceId: ctx.need(1, "device id"), keyType: ctx.has("ec") ? "ec" : "rsa", days: ctx.int("days") });
+      const issued = await (await ctx.services()).issueDeviceCertificate({ caName: ctx.need(0, "CA name"), deviceId: ctx.need(1, "device id"), keyType: ctx.has("ec") ? "ec" : "rsa", days: ctx.int("days") });
       const dir = ctx.str("out");
       if (dir === undefined) return issued;
       mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -256,7 +256,7 @@ const COMMANDS: Command[] = [
     async run(ctx) {
       const file = ctx.str("secret-file");
       if (file === undefined) throw new UsageError("give --secret-file <file> (or - for standard input)");
-      return ctx.services().registerSecretDevice({ deviceId: ctx.need(0, "device id"), secretHex: readSecret(file, "the secret file", { trim: true, stdin: ctx.io.stdin }) });
+      return (await ctx.services()).registerSecretDevice({ deviceId: ctx.need(0, "device id"), secretHex: readSecret(file, "the secret file", { trim: true, stdin: ctx.io.stdin }) });
     },
   },
   {
@@ -265,29 +265,29 @@ const COMMANDS: Command[] = [
     async run(ctx) {
       const ca = ctx.str("ca");
       const deviceId = ctx.need(0, "device id");
-      if (ca !== undefined) return ctx.services().registerCertificateDevice({ deviceId, caName: ca });
-      return ctx.services().registerCertificateDevice({ deviceId, certificatePem: text(ctx.need(1, "certificate file"), 65536, "the certificate file") });
+      if (ca !== undefined) return (await ctx.services()).registerCertificateDevice({ deviceId, caName: ca });
+      return (await ctx.services()).registerCertificateDevice({ deviceId, certificatePem: text(ctx.need(1, "certificate file"), 65536, "the certificate file") });
     },
   },
   {
     name: "device list", args: "", maxArgs: 0, summary: "the devices", options: { ...LIMIT, offset: { type: "string", value: "<n>", help: "skip n rows" }, ...TABLE },
     async run(ctx) {
-      return table(ctx, await ctx.services().listDevices({ limit: ctx.int("limit"), offset: ctx.int("offset") }), deviceTable);
+      return table(ctx, await (await ctx.services()).listDevices({ limit: ctx.int("limit"), offset: ctx.int("offset") }), deviceTable);
     },
   },
   {
     name: "device show", args: id(), maxArgs: 1, summary: "one device", options: TABLE,
     async run(ctx) {
-      return table(ctx, await ctx.services().getDevice({ deviceId: ctx.need(0, "device id") }), (d) => deviceTable([d]));
+      return table(ctx, await (await ctx.services()).getDevice({ deviceId: ctx.need(0, "device id") }), (d) => deviceTable([d]));
     },
   },
-  { name: "device revoke", args: id(), maxArgs: 1, summary: "revoke a device (its session closed)", run: (ctx) => ctx.services().revokeDevice({ deviceId: ctx.need(0, "device id") }) },
-  { name: "device rotate", args: id(), maxArgs: 1, summary: "rotate a secret device's secret at its next session", run: (ctx) => ctx.services().rotateSecret({ deviceId: ctx.need(0, "device id") }) },
-  { name: "device reset-counter", args: id(), maxArgs: 1, summary: "accept the device's login counter from 1 again", run: (ctx) => ctx.services().resetLoginCounter({ deviceId: ctx.need(0, "device id") }) },
-  { name: "device unlock", args: id(), maxArgs: 1, summary: "end a device's login lockout", run: (ctx) => ctx.services().unlockDevice({ deviceId: ctx.need(0, "device id") }) },
+  { name: "device revoke", args: id(), maxArgs: 1, summary: "revoke a device (its session closed)", run: async (ctx) => (await ctx.services()).revokeDevice({ deviceId: ctx.need(0, "device id") }) },
+  { name: "device rotate", args: id(), maxArgs: 1, summary: "rotate a secret device's secret at its next session", run: async (ctx) => (await ctx.services()).rotateSecret({ deviceId: ctx.need(0, "device id") }) },
+  { name: "device reset-counter", args: id(), maxArgs: 1, summary: "accept the device's login counter from 1 again", run: async (ctx) => (await ctx.services()).resetLoginCounter({ deviceId: ctx.need(0, "device id") }) },
+  { name: "device unlock", args: id(), maxArgs: 1, summary: "end a device's login lockout", run: async (ctx) => (await ctx.services()).unlockDevice({ deviceId: ctx.need(0, "device id") }) },
   {
     name: "device reprovision", args: id(), maxArgs: 1, summary: "take a squatted temporary id back: its secret dropped, the next temporary login re-issues",
-    run: (ctx) => ctx.services().reprovisionDevice({ deviceId: ctx.need(0, "device id") }),
+    run: async (ctx) => (await ctx.services()).reprovisionDevice({ deviceId: ctx.need(0, "device id") }),
   },
   {
     name: "device network", args: id(), maxArgs: 1, summary: "hand a private network to the device (sealed to its key)",
@@ -304,7 +304,7 @@ const COMMANDS: Command[] = [
       if (ssid === undefined) throw new UsageError("give --ssid <name>");
       const password = file === undefined ? "" : readSecret(file, "the password file", { stdin: ctx.io.stdin });
       const priority = ctx.int("priority");
-      return network(ctx).setDeviceNetwork({ deviceId: ctx.need(0, "device id"), ssid, password, ...(priority === undefined ? {} : { priority }) });
+      return (await network(ctx)).setDeviceNetwork({ deviceId: ctx.need(0, "device id"), ssid, password, ...(priority === undefined ? {} : { priority }) });
     },
   },
   {
@@ -313,10 +313,10 @@ const COMMANDS: Command[] = [
     async run(ctx) {
       const ssid = ctx.str("ssid");
       if (ssid === undefined) throw new UsageError("give --ssid <name>");
-      return network(ctx).forgetDeviceNetwork({ deviceId: ctx.need(0, "device id"), ssid });
+      return (await network(ctx)).forgetDeviceNetwork({ deviceId: ctx.need(0, "device id"), ssid });
     },
   },
-  { name: "hotspot list", args: "", maxArgs: 0, summary: "the hotspot profile set", run: (ctx) => network(ctx).listHotspotProfiles() },
+  { name: "hotspot list", args: "", maxArgs: 0, summary: "the hotspot profile set", run: async (ctx) => (await network(ctx)).listHotspotProfiles() },
   {
     name: "hotspot set", args: "<profiles.json>", maxArgs: 1, summary: "replace the hotspot profile set (a JSON array, or {profiles}); bumps the revision",
     async run(ctx) {
@@ -328,7 +328,7 @@ const COMMANDS: Command[] = [
         throw new CloudError("INVALID_INPUT", "the profiles file is not JSON", { field: "profiles" });
       }
       const profiles = Array.isArray(value) ? value : (value as { profiles?: unknown })?.profiles;
-      return network(ctx).setHotspotProfiles({ profiles: profiles as never });
+      return (await network(ctx)).setHotspotProfiles({ profiles: profiles as never });
     },
   },
   {
@@ -345,26 +345,26 @@ const COMMANDS: Command[] = [
       if (inline !== undefined) allowlist = inline.split(",").map((s) => s.trim()).filter(Boolean);
       if (file !== undefined) allowlist = [...(allowlist ?? []), ...text(file, 64 * 1024 * 1024, "the allow file", ctx.io.stdin).split(/\r?\n/).map((s) => s.trim()).filter(Boolean)];
       const lineRate = ctx.int("line-rate");
-      return ctx.services().createProvisioningKey({ lot: ctx.need(0, "lot"), allowlist, ...(lineRate === undefined ? {} : { lineRate }) });
+      return (await ctx.services()).createProvisioningKey({ lot: ctx.need(0, "lot"), allowlist, ...(lineRate === undefined ? {} : { lineRate }) });
     },
   },
-  { name: "lot list", args: "", maxArgs: 0, summary: "lots with claims, claims in the last hour and line rate", run: (ctx) => ctx.services().listProvisioningKeys() },
-  { name: "lot show", args: id("lot"), maxArgs: 1, summary: "one lot", run: (ctx) => ctx.services().getLot({ lot: ctx.need(0, "lot") }) },
+  { name: "lot list", args: "", maxArgs: 0, summary: "lots with claims, claims in the last hour and line rate", run: async (ctx) => (await ctx.services()).listProvisioningKeys() },
+  { name: "lot show", args: id("lot"), maxArgs: 1, summary: "one lot", run: async (ctx) => (await ctx.services()).getLot({ lot: ctx.need(0, "lot") }) },
   {
     name: "lot line-rate", args: "<lot> <claims-per-hour|none>", maxArgs: 2, summary: "claims faster than this are audited (lot.claim-rate-exceeded)",
     async run(ctx) {
       const rate = ctx.need(1, "claims per hour or none");
       if (rate !== "none" && !/^[0-9]{1,8}$/.test(rate)) throw new UsageError("the line rate is a number of claims per hour, or none");
-      return ctx.services().setLotLineRate({ lot: ctx.need(0, "lot"), lineRate: rate === "none" ? null : Number(rate) });
+      return (await ctx.services()).setLotLineRate({ lot: ctx.need(0, "lot"), lineRate: rate === "none" ? null : Number(rate) });
     },
   },
-  { name: "lot retire", args: id("lot"), maxArgs: 1, summary: "the lot is done: no new temporary login; open sessions may finish", run: (ctx) => ctx.services().retireProvisioningKey({ lot: ctx.need(0, "lot") }) },
-  { name: "lot revoke-key", args: id("lot"), maxArgs: 1, summary: "the key leaked: no temporary login, temporary sessions closed, pending dropped", run: (ctx) => ctx.services().revokeProvisioningKey({ lot: ctx.need(0, "lot") }) },
-  { name: "lot revoke", args: id("lot"), maxArgs: 1, summary: "revoke the key and every device of the lot (sessions closed)", run: (ctx) => ctx.services().revokeLot({ lot: ctx.need(0, "lot") }) },
+  { name: "lot retire", args: id("lot"), maxArgs: 1, summary: "the lot is done: no new temporary login; open sessions may finish", run: async (ctx) => (await ctx.services()).retireProvisioningKey({ lot: ctx.need(0, "lot") }) },
+  { name: "lot revoke-key", args: id("lot"), maxArgs: 1, summary: "the key leaked: no temporary login, temporary sessions closed, pending dropped", run: async (ctx) => (await ctx.services()).revokeProvisioningKey({ lot: ctx.need(0, "lot") }) },
+  { name: "lot revoke", args: id("lot"), maxArgs: 1, summary: "revoke the key and every device of the lot (sessions closed)", run: async (ctx) => (await ctx.services()).revokeLot({ lot: ctx.need(0, "lot") }) },
   {
     name: "import", args: "<devices.csv>", maxArgs: 1, summary: "bulk registration from CSV, all or nothing",
     options: { ca: { type: "string", value: "<name>", help: "the CA of certificate rows" }, lot: { type: "string", value: "<lot>", help: "the lot of temporary rows" } },
-    run: (ctx) => ctx.services().importDevicesCsv({ csv: text(ctx.need(0, "CSV file"), 50 * 1024 * 1024, "the CSV file", ctx.io.stdin), caName: ctx.str("ca"), lot: ctx.str("lot") }),
+    run: async (ctx) => (await ctx.services()).importDevicesCsv({ csv: text(ctx.need(0, "CSV file"), 50 * 1024 * 1024, "the CSV file", ctx.io.stdin), caName: ctx.str("ca"), lot: ctx.str("lot") }),
   },
   {
     name: "import-bundle", args: "<bundle.jsonl>", maxArgs: 1, summary: "import a manufacturing bundle (make-lot's), all or nothing",
@@ -372,7 +372,7 @@ const COMMANDS: Command[] = [
     async run(ctx) {
       const file = ctx.need(0, "bundle file");
       const checksum = ctx.str("checksum") ?? `${file}.sha256`;
-      return ctx.services().importBundle({ bundle: readInputFile(file, 2 * 1024 * 1024 * 1024 - 1, "the bundle file", ctx.io.stdin), checksum: text(checksum, 1024, "the checksum file") });
+      return (await ctx.services()).importBundle({ bundle: readInputFile(file, 2 * 1024 * 1024 * 1024 - 1, "the bundle file", ctx.io.stdin), checksum: text(checksum, 1024, "the checksum file") });
     },
   },
   {
@@ -383,11 +383,11 @@ const COMMANDS: Command[] = [
       if (file === undefined) throw new UsageError("give --secret-file <file> (or - for standard input)");
       const name = ctx.need(0, "NAS name");
       const address = ctx.need(1, "address (IP or *)");
-      return ctx.services().addNasClient({ name, address, secret: readSecret(file, "the secret file", { trim: true, stdin: ctx.io.stdin }) });
+      return (await ctx.services()).addNasClient({ name, address, secret: readSecret(file, "the secret file", { trim: true, stdin: ctx.io.stdin }) });
     },
   },
-  { name: "nas list", args: "", maxArgs: 0, summary: "the RADIUS clients", run: (ctx) => ctx.services().listNasClients() },
-  { name: "nas remove", args: id("name"), maxArgs: 1, summary: "remove a RADIUS client", run: (ctx) => ctx.services().removeNasClient({ name: ctx.need(0, "NAS name") }) },
+  { name: "nas list", args: "", maxArgs: 0, summary: "the RADIUS clients", run: async (ctx) => (await ctx.services()).listNasClients() },
+  { name: "nas remove", args: id("name"), maxArgs: 1, summary: "remove a RADIUS client", run: async (ctx) => (await ctx.services()).removeNasClient({ name: ctx.need(0, "NAS name") }) },
   {
     name: "audit", args: "", maxArgs: 0, summary: "the audit log, newest first",
     options: {
@@ -396,7 +396,7 @@ const COMMANDS: Command[] = [
       until: { type: "string", value: "<time>", help: "before (ISO 8601)" }, before: { type: "string", value: "<seq>", help: "older than this sequence number" }, ...TABLE,
     },
     async run(ctx) {
-      const records = await ctx.services().auditLog({
+      const records = await (await ctx.services()).auditLog({
         limit: ctx.int("limit"), deviceId: ctx.str("device"), action: ctx.str("action"), actor: ctx.str("actor"), since: ctx.str("since"), until: ctx.str("until"), before: ctx.int("before"),
       });
       return table(ctx, records, auditTable);
@@ -503,13 +503,17 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
         });
         return config;
       },
-      services() {
+      async services() {
         if (!services) {
           const dir = dataDir(ctx);
           requireRegistry(dir);
           const key = loadMasterKey({ masterKeyFile: getPath(ctx.config().values, "data.masterKeyFile") as string | undefined, env });
-          const registry = Registry.open(dir, key);
-          key.fill(0);
+          let registry: Registry;
+          try {
+            registry = await Registry.open(dir, key);
+          } finally {
+            key.fill(0);
+          }
           services = new CloudServices(registry, "admin:cli");
         }
         return services;
@@ -536,7 +540,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
     (json ? io.out : io.err)(message);
     return exit;
   } finally {
-    services?.registry.close();
+    await services?.registry.close();
   }
 }
 

@@ -46,8 +46,13 @@ export type RadiusTuning = Pick<RadiusServerOptions,
 
 /** Options of startCloud. */
 export interface StartCloudOptions {
-  /** directory of the registry (created, mode 0700) */
+  /** directory of the registry (created, mode 0700); with `database`, of the server CA file and the admin token only */
   dataDir: string;
+  /**
+   * a PostgreSQL registry shared by several cloud nodes (`postgres://user@host:port/db`);
+   * default: SQLite in `dataDir` (cloud/storage/)
+   */
+  database?: string;
   /** the 32-byte master key; else `masterKeyFile`, else env WCM_MASTER_KEY */
   masterKey?: Uint8Array;
   masterKeyFile?: string;
@@ -263,13 +268,19 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   const adminHost = options.adminHost ?? "127.0.0.1";
   const tlsPlan = options.httpPort === undefined ? undefined : adminTlsPlan(adminHost, options.adminName, options.adminTls);
   const masterKey = loadMasterKey({ masterKey: options.masterKey, masterKeyFile: options.masterKeyFile });
-  const registry = Registry.open(options.dataDir, masterKey);
-  const ownStore = options.tlsSessions?.enabled === false || options.tlsSessions?.store ? undefined : (() => {
+  let registry: Registry;
+  try {
+    registry = await Registry.at(options.database !== undefined ? { database: options.database } : { dataDir: options.dataDir }, masterKey);
+  } catch (error) {
+    masterKey.fill(0);
+    throw error;
+  }
+  const ownStore = options.tlsSessions?.enabled === false || options.tlsSessions?.store ? undefined : await (async () => {
     const key = resumptionKey(masterKey);
     try {
       return SqliteResumptionStore.open(options.dataDir, key);
     } catch (error) {
-      registry.close();
+      await registry.close();
       masterKey.fill(0);
       throw error;
     } finally {
@@ -329,7 +340,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
           auth.unlock(notice.deviceId);
           break;
         case "ca-revoked":
-          live.disconnectWhere((id) => registry.device(id)?.ca_name === notice.caName);
+          void live.disconnectWhere(async (id) => (await registry.device(id))?.ca_name === notice.caName);
           break;
         case "certificates":
           void live.recheckCertificates();
@@ -411,7 +422,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       await radiusServer?.close();
       await live.close();
       ownStore?.close();
-      registry.close();
+      await registry.close();
     };
     return {
       mqttPort: mqtt.port,
@@ -451,7 +462,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         closed = true;
         await opsListener?.close();
         ownStore?.close();
-        registry.close();
+        await registry.close();
         return { ms: Date.now() - started, ...drained };
       },
       async close() {
@@ -465,7 +476,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     await radius?.close();
     await mqtt?.close();
     ownStore?.close();
-    registry.close();
+    await registry.close();
     throw error;
   }
 }

@@ -60,7 +60,7 @@ export class IssuanceService {
    * Handles one payload from the session's request topic.
    * @returns the response to publish on the device's response topic (always one)
    */
-  handleRequest(session: Session, payload: Uint8Array): CloudResponse {
+  async handleRequest(session: Session, payload: Uint8Array): Promise<CloudResponse> {
     let request: DeviceRequest;
     try {
       request = decodeRequest(payload);
@@ -73,18 +73,18 @@ export class IssuanceService {
       return this.refuse(rid, op, "BAD_REQUEST", isWcmError(error) ? error.message : "malformed request");
     }
     try {
-      if (isNetworkRequest(request)) return this.network.handle(session, request);
-      return request.op === "issue" ? this.issue(session, request.rid) : this.commit(session, request.rid, request.gen, request.proof);
+      if (isNetworkRequest(request)) return await this.network.handle(session, request);
+      return request.op === "issue" ? (await this.issue(session, request.rid)) : (await this.commit(session, request.rid, request.gen, request.proof));
     } catch {
       return this.refuse(request.rid, request.op, "INTERNAL", "internal error");
     }
   }
 
   /** Handles one payload from the session's status topic; returns false (and counts it) when it is malformed. */
-  handleStatus(session: Session, payload: Uint8Array): boolean {
+  async handleStatus(session: Session, payload: Uint8Array): Promise<boolean> {
     try {
       const status = decodeStatus(payload);
-      this.registry.storeStatus(session.deviceId, status.state, status.credential, status.lastFailure);
+      await this.registry.storeStatus(session.deviceId, status.state, status.credential, status.lastFailure);
       return true;
     } catch {
       this.stats.badStatus++;
@@ -102,11 +102,11 @@ export class IssuanceService {
    * still temporary. Secret sessions: the active secret the session proved
    * (rotation), while it is still the active one.
    */
-  private wrappingSecret(session: Session, row: DeviceRow): Uint8Array | ReasonCode {
+  private async wrappingSecret(session: Session, row: DeviceRow): Promise<Uint8Array | ReasonCode> {
     if (row.revoked || !session.loginSecret) return "NOTHING_TO_ISSUE";
     if (session.credential === "t") {
       if (row.kind !== "temporary") return "NOTHING_TO_ISSUE";
-      const lot = row.lot === null ? undefined : this.registry.lot(row.lot);
+      const lot = row.lot === null ? undefined : (await this.registry.lot(row.lot));
       // a retired key lets an open session finish; a revoked one does not
       if (!lot || lot.revoked) return "NOTHING_TO_ISSUE";
       return session.loginSecret;
@@ -115,18 +115,18 @@ export class IssuanceService {
     return "NOTHING_TO_ISSUE";
   }
 
-  private issue(session: Session, rid: string): CloudResponse {
+  private async issue(session: Session, rid: string): Promise<CloudResponse> {
     const id = session.deviceId;
-    let row = this.registry.device(id);
+    let row = await this.registry.device(id);
     if (!row) return this.refuse(rid, "issue", "NOTHING_TO_ISSUE");
-    const wrapping = this.wrappingSecret(session, row);
+    const wrapping = await this.wrappingSecret(session, row);
     if (typeof wrapping === "string") return this.refuse(rid, "issue", wrapping);
     if (row.pending_secret_enc === null) {
       // Only temporary sessions create a pending secret here; a rotation (admin) creates it for secret devices.
       if (session.credential !== "t") return this.refuse(rid, "issue", "NOTHING_TO_ISSUE");
-      const stored = this.registry.storePending(id, this.random(32), row.generation + 1, this.random(16), "issuance");
+      const stored = await this.registry.storePending(id, this.random(32), row.generation + 1, this.random(16), "issuance");
       if (stored) this.stats.issued++;
-      row = this.registry.device(id)!;
+      row = (await this.registry.device(id))!;
     }
     const secret = this.registry.pendingSecret(row);
     if (!secret || row.pending_generation === null || row.pending_nonce === null) return this.refuse(rid, "issue", "INTERNAL");
@@ -134,7 +134,7 @@ export class IssuanceService {
     const wrapped = wrapSecret(this.digest, deriveWrapKey(this.digest, wrapping), id, nonce, secret);
     // A rotation to a device with a registered format-3 key is also sealed to
     // that key: a leaked copy of the current secret alone does not open it (docs/protocol.md 9.5).
-    const key = session.credential === "s" ? this.network.net.columns(id)?.seal_key : null;
+    const key = session.credential === "s" ? (await this.network.net.columns(id))?.seal_key : null;
     if (key && isCurrentSealKey(key)) {
       const sealed = sealForDevice(Uint8Array.from(key), id, concatBytes(nonce, wrapped.ciphertext, wrapped.tag), "rotation");
       return { v: 1, rid, op: "issue", ok: true, gen: row.pending_generation, sealed };
@@ -142,25 +142,25 @@ export class IssuanceService {
     return { v: 1, rid, op: "issue", ok: true, gen: row.pending_generation, nonce, secret: wrapped.ciphertext, tag: wrapped.tag };
   }
 
-  private commit(session: Session, rid: string, gen: number, proof: Uint8Array): CloudResponse {
+  private async commit(session: Session, rid: string, gen: number, proof: Uint8Array): Promise<CloudResponse> {
     const id = session.deviceId;
-    const row = this.registry.device(id);
+    const row = await this.registry.device(id);
     if (!row || row.revoked) return this.refuse(rid, "commit", "BAD_PROOF");
     const pending = this.registry.pendingSecret(row);
     if (pending && row.pending_generation === gen) {
       if (!constantTimeEqual(deriveCommitProof(this.digest, pending, id, gen), proof)) return this.refuse(rid, "commit", "BAD_PROOF");
-      if (this.registry.commitPending(id, gen, "issuance")) {
+      if ((await this.registry.commitPending(id, gen, "issuance"))) {
         this.stats.committed++;
         return { v: 1, rid, op: "commit", ok: true, gen };
       }
-      return this.commitAgain(rid, id, gen, proof);
+      return await this.commitAgain(rid, id, gen, proof);
     }
-    return this.commitAgain(rid, id, gen, proof);
+    return await this.commitAgain(rid, id, gen, proof);
   }
 
   /** Idempotent commit: the generation is already active and the proof verifies against it. */
-  private commitAgain(rid: string, id: string, gen: number, proof: Uint8Array): CloudResponse {
-    const row = this.registry.device(id);
+  private async commitAgain(rid: string, id: string, gen: number, proof: Uint8Array): Promise<CloudResponse> {
+    const row = await this.registry.device(id);
     if (!row || row.kind !== "secret" || row.generation !== gen) return this.refuse(rid, "commit", "GENERATION_MISMATCH");
     const active = this.registry.activeSecret(row);
     if (!active || !constantTimeEqual(deriveCommitProof(this.digest, active, id, gen), proof)) return this.refuse(rid, "commit", "BAD_PROOF");

@@ -187,6 +187,8 @@ export class MqttServer {
   readonly #sockets = new Set<Socket>();
   /** requests being answered (an asynchronous registry answers later); drain() waits for them */
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** the last request being answered per session (its next one waits for it) */
+  readonly #handling = new WeakMap<Session, Promise<void>>();
   #draining = false;
   readonly #metrics: {
     login: { observe(labels: Record<string, string>, seconds: number): void };
@@ -541,22 +543,23 @@ export class MqttServer {
         const topic = session ? parseTopic(packet.topic) : undefined;
         if (session && topic && topic.deviceId === session.deviceId) {
           const payload = Uint8Array.from(packet.payload as Buffer);
-          if (topic.kind === "req") {
-            const respond = (response: CloudResponse) => {
-              this.#countIssuance(session, response);
-              this.publish(deviceTopics(session.deviceId).response, encodeResponse(response));
-            };
-            const response = issuance.handleRequest(session, payload) as CloudResponse | PromiseLike<CloudResponse>;
-            if (typeof (response as PromiseLike<CloudResponse>).then === "function") {
-              // an asynchronous answer is tracked so that drain() lets it finish
-              const pending: Promise<void> = Promise.resolve(response)
-                .then((answer) => this.#countIssuance(session, answer) ?? this.#publishAndWait(deviceTopics(session.deviceId).response, encodeResponse(answer)), () => undefined)
-                .finally(() => this.#inFlight.delete(pending));
-              this.#inFlight.add(pending);
-            } else respond(response as CloudResponse);
-          } else if (topic.kind === "status") {
-            issuance.handleStatus(session, payload);
-          }
+          // one session's requests are answered in the order they came (the registry is asynchronous);
+          // each is tracked so that drain() lets it finish
+          const previous = this.#handling.get(session) ?? Promise.resolve();
+          const handled: Promise<void> = previous.then(async () => {
+            if (topic.kind === "req") {
+              const answer = await issuance.handleRequest(session, payload);
+              this.#countIssuance(session, answer);
+              await this.#publishAndWait(deviceTopics(session.deviceId).response, encodeResponse(answer));
+            } else if (topic.kind === "status") {
+              await issuance.handleStatus(session, payload);
+            }
+          }).catch((error: Error) => this.#log("error", `request of ${session.deviceId} failed: ${error.message}`)).finally(() => {
+            this.#inFlight.delete(handled);
+            if (this.#handling.get(session) === handled) this.#handling.delete(session);
+          });
+          this.#handling.set(session, handled);
+          this.#inFlight.add(handled);
         }
         callback(null);
       },
@@ -624,7 +627,7 @@ export class MqttServer {
     this.#server.maxConnections = this.options.maxConnections ?? 10_000;
     this.#server.on("connection", (socket: Socket) => this.#admit(socket));
     const window = this.auth.refusals.limits.windowMs;
-    this.#aggregateTimer = setInterval(() => this.auth.flushRefusalAudit(), window);
+    this.#aggregateTimer = setInterval(() => void this.auth.flushRefusalAudit(), window);
     this.#aggregateTimer.unref();
     this.#tls.on("secureConnection", (socket: TLSSocket) => {
       if (this.#busy.has(`${socket.remoteAddress}:${socket.remotePort}`)) {
@@ -686,11 +689,11 @@ export class MqttServer {
    * (a notice on its response topic), when that session logged in with a secret
    * and the device has a pending rotation. Returns whether a notice was sent.
    */
-  notifyRotation(deviceId: string): boolean {
+  async notifyRotation(deviceId: string): Promise<boolean> {
     const client = this.#live.get(deviceId);
     const session = client ? this.#sessions.get(client) : undefined;
     if (!session || session.credential !== "s") return false;
-    const row = this.options.registry.device(deviceId);
+    const row = await this.options.registry.device(deviceId);
     if (!row || row.revoked || row.kind !== "secret" || row.pending_generation === null) return false;
     this.publish(deviceTopics(deviceId).response, encodeNotice({ v: 1, notice: "rotate" }));
     return true;
@@ -740,10 +743,10 @@ export class MqttServer {
   }
 
   /** Closes the live sessions of every device for which `predicate` holds. */
-  disconnectWhere(predicate: (deviceId: string) => boolean): number {
+  async disconnectWhere(predicate: (deviceId: string) => boolean | Promise<boolean>): Promise<number> {
     let count = 0;
     for (const id of [...this.#live.keys()]) {
-      if (predicate(id) && this.disconnect(id)) count++;
+      if ((await predicate(id)) && this.disconnect(id)) count++;
     }
     return count;
   }
@@ -753,7 +756,7 @@ export class MqttServer {
     clearInterval(this.#aggregateTimer);
     clearInterval(this.#ticketTimer);
     clearInterval(this.#drainTimer);
-    this.auth.flushRefusalAudit(true);
+    await this.auth.flushRefusalAudit(true);
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
     await new Promise<void>((resolve) => this.#broker.close(() => resolve()));

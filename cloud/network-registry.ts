@@ -4,13 +4,11 @@
  * revision and network it reported, the pending sealed network change, the
  * outcome of the last change, and the network failures it reported.
  *
- * migrateNetworkSchema() is the small migration Registry.open runs: it adds
- * what is missing (tables, then columns with ALTER TABLE ADD COLUMN) and is
- * idempotent, so registries made before these features open unchanged.
+ * The tables and columns are part of each backend's schema
+ * (cloud/storage/sqlite.ts adds them to registries made before these features).
  * Private network credentials are never stored here in clear: only the blob
  * sealed to the device's key (modules/seal.ts), which the cloud cannot open.
  */
-import type Database from "better-sqlite3";
 import type { HotspotProfile, HotspotSet } from "../modules/hotspots";
 import type { NetworkFailureReport, NetworkResult } from "../modules/protocol";
 import type { Registry } from "./registry";
@@ -71,24 +69,6 @@ export interface DeviceNetworkView {
   failuresAt: string | null;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS hotspot_profiles (
-  position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, ssid TEXT, roaming_consortium TEXT,
-  anonymous_identity TEXT, server_name TEXT NOT NULL, ca_pem TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS hotspot_revision (id INTEGER PRIMARY KEY CHECK (id = 1), rev INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-`;
-
-/** Adds the network tables and device columns that are missing. Idempotent. */
-export function migrateNetworkSchema(db: Database.Database): void {
-  db.transaction(() => {
-    db.exec(SCHEMA);
-    const have = new Set((db.prepare("PRAGMA table_info(devices)").all() as { name: string }[]).map((c) => c.name));
-    for (const [name, type] of NETWORK_DEVICE_COLUMNS) {
-      if (!have.has(name)) db.exec(`ALTER TABLE devices ADD COLUMN ${name} ${type}`);
-    }
-  }).immediate();
-}
-
 function iso(ms: number | null | undefined): string | null {
   return ms === null || ms === undefined ? null : new Date(ms).toISOString();
 }
@@ -114,23 +94,26 @@ export function deviceNetworkView(row: Partial<NetworkColumns>): DeviceNetworkVi
   };
 }
 
+const COLUMN_LIST = NETWORK_DEVICE_COLUMNS.map(([name]) => name).join(", ");
+
 /** Queries and updates of the network tables, over an open registry. */
 export class NetworkRegistry {
   constructor(readonly registry: Registry) {}
 
-  get #db(): Database.Database {
-    return this.registry.db;
+  /** The device's network columns, or undefined for an unknown device. */
+  async columns(id: string): Promise<NetworkColumns | undefined> {
+    return this.registry.storage.get<NetworkColumns>(`SELECT ${COLUMN_LIST} FROM devices WHERE id = ?`, [id]);
   }
 
-  /** The device's network columns, or undefined for an unknown device. */
-  columns(id: string): NetworkColumns | undefined {
-    return this.#db.prepare(`SELECT ${NETWORK_DEVICE_COLUMNS.map(([name]) => name).join(", ")} FROM devices WHERE id = ?`).get(id) as NetworkColumns | undefined;
+  /** The same, read to be changed in the current transaction (the row is locked on PostgreSQL). */
+  async #locked(id: string): Promise<NetworkColumns | undefined> {
+    return this.registry.storage.get<NetworkColumns>(`SELECT ${COLUMN_LIST} FROM devices WHERE id = ?${this.registry.storage.forUpdate}`, [id]);
   }
 
   /** The current hotspot profile set (revision 0 and no profiles when none was ever set). */
-  hotspotSet(): HotspotSet {
-    const revision = this.#db.prepare("SELECT rev FROM hotspot_revision WHERE id = 1").get() as { rev: number } | undefined;
-    const rows = this.#db.prepare("SELECT * FROM hotspot_profiles ORDER BY position").all() as {
+  async hotspotSet(): Promise<HotspotSet> {
+    const revision = (await this.registry.storage.get("SELECT rev FROM hotspot_revision WHERE id = 1")) as { rev: number } | undefined;
+    const rows = (await this.registry.storage.all("SELECT * FROM hotspot_profiles ORDER BY position")) as {
       name: string; ssid: string | null; roaming_consortium: string | null; anonymous_identity: string | null; server_name: string; ca_pem: string;
     }[];
     return {
@@ -146,17 +129,18 @@ export class NetworkRegistry {
   }
 
   /** Replaces the profile set and bumps its revision, in one transaction (audited). Returns the new revision. */
-  replaceHotspots(profiles: readonly HotspotProfile[], actor: string): number {
-    return this.registry.tx(() => {
-      const rev = this.hotspotSet().rev + 1;
-      this.#db.prepare("DELETE FROM hotspot_profiles").run();
-      const insert = this.#db.prepare(
-        "INSERT INTO hotspot_profiles (position, name, ssid, roaming_consortium, anonymous_identity, server_name, ca_pem) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      );
-      profiles.forEach((p, i) => insert.run(i, p.name, p.ssid ?? null, p.roamingConsortium?.join(",") ?? null, p.anonymousIdentity ?? null, p.radius.serverName, p.radius.ca));
-      this.#db.prepare("INSERT INTO hotspot_revision (id, rev, updated_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, updated_at = excluded.updated_at")
-        .run(rev, this.registry.now());
-      this.registry.audit(actor, "hotspots.set", null, `rev=${rev} profiles=${profiles.map((p) => p.name).join(",")}`);
+  async replaceHotspots(profiles: readonly HotspotProfile[], actor: string): Promise<number> {
+    return this.registry.tx(async () => {
+      // one writer at a time: the revision row is locked (PostgreSQL; SQLite's transaction holds the write lock)
+      await this.registry.storage.get(`SELECT rev FROM hotspot_revision WHERE id = 1${this.registry.storage.forUpdate}`);
+      const rev = (await this.hotspotSet()).rev + 1;
+      await this.registry.storage.run("DELETE FROM hotspot_profiles");
+      const insert = "INSERT INTO hotspot_profiles (position, name, ssid, roaming_consortium, anonymous_identity, server_name, ca_pem) VALUES (?, ?, ?, ?, ?, ?, ?)";
+      for (const [i, p] of profiles.entries()) {
+        await this.registry.storage.run(insert, [i, p.name, p.ssid ?? null, p.roamingConsortium?.join(",") ?? null, p.anonymousIdentity ?? null, p.radius.serverName, p.radius.ca]);
+      }
+      await this.registry.storage.run("INSERT INTO hotspot_revision (id, rev, updated_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, updated_at = excluded.updated_at", [rev, this.registry.now()]);
+      await this.registry.audit(actor, "hotspots.set", null, `rev=${rev} profiles=${profiles.map((p) => p.name).join(",")}`);
       return rev;
     });
   }
@@ -175,32 +159,28 @@ export class NetworkRegistry {
    * be replaced by a format-3 one (a firmware update).
    * @returns false when the key was refused
    */
-  storeHello(id: string, hello: { key: Uint8Array; rev: number; net?: { kind: string; ssid: string }; failures?: NetworkFailureReport[] }): boolean {
-    return this.registry.tx(() => {
-      const row = this.columns(id);
+  async storeHello(id: string, hello: { key: Uint8Array; rev: number; net?: { kind: string; ssid: string }; failures?: NetworkFailureReport[] }): Promise<boolean> {
+    return this.registry.tx(async () => {
+      const row = await this.#locked(id);
       if (!row) return false;
       const key = Buffer.from(hello.key);
       const pinned = row.seal_key !== null && row.seal_key.length === SEAL_PUBLIC_KEY_BYTES;
       if (pinned && !key.equals(row.seal_key as Buffer)) {
-        this.registry.audit("mqtt", "network.key-refused", id, "hello with another sealing key: the registered key stays (operator: reset the sealing key)");
-        this.#db.prepare("UPDATE devices SET config_rev = ?, net_kind = ?, net_ssid = ? WHERE id = ?")
-          .run(hello.rev, hello.net?.kind ?? null, hello.net?.ssid ?? null, id);
+        await this.registry.audit("mqtt", "network.key-refused", id, "hello with another sealing key: the registered key stays (operator: reset the sealing key)");
+        await this.registry.storage.run("UPDATE devices SET config_rev = ?, net_kind = ?, net_ssid = ? WHERE id = ?", [hello.rev, hello.net?.kind ?? null, hello.net?.ssid ?? null, id]);
         if (hello.failures?.length) {
-          this.#db.prepare("UPDATE devices SET net_failures = ?, net_failures_at = ? WHERE id = ?").run(JSON.stringify(hello.failures), this.registry.now(), id);
+          await this.registry.storage.run("UPDATE devices SET net_failures = ?, net_failures_at = ? WHERE id = ?", [JSON.stringify(hello.failures), this.registry.now(), id]);
         }
         return false;
       }
       if (row.seal_key && !key.equals(row.seal_key) && row.net_sealed_seq !== null) {
-        this.#db.prepare(
-          `UPDATE devices SET net_sealed = NULL, net_sealed_seq = NULL, net_action = NULL, net_result = 'UNREADABLE', net_result_seq = ?,
-             net_result_reason = NULL, net_result_detail = 'the device changed its sealing key; set the network again', net_result_at = ? WHERE id = ?`,
-        ).run(row.net_sealed_seq, this.registry.now(), id);
-        this.registry.audit("mqtt", "network.voided", id, `seq=${row.net_sealed_seq}: sealing key changed`);
+        await this.registry.storage.run(`UPDATE devices SET net_sealed = NULL, net_sealed_seq = NULL, net_action = NULL, net_result = 'UNREADABLE', net_result_seq = ?,
+             net_result_reason = NULL, net_result_detail = 'the device changed its sealing key; set the network again', net_result_at = ? WHERE id = ?`, [row.net_sealed_seq, this.registry.now(), id]);
+        await this.registry.audit("mqtt", "network.voided", id, `seq=${row.net_sealed_seq}: sealing key changed`);
       }
-      this.#db.prepare("UPDATE devices SET seal_key = ?, config_rev = ?, net_kind = ?, net_ssid = ? WHERE id = ?")
-        .run(key, hello.rev, hello.net?.kind ?? null, hello.net?.ssid ?? null, id);
+      await this.registry.storage.run("UPDATE devices SET seal_key = ?, config_rev = ?, net_kind = ?, net_ssid = ? WHERE id = ?", [key, hello.rev, hello.net?.kind ?? null, hello.net?.ssid ?? null, id]);
       if (hello.failures?.length) {
-        this.#db.prepare("UPDATE devices SET net_failures = ?, net_failures_at = ? WHERE id = ?").run(JSON.stringify(hello.failures), this.registry.now(), id);
+        await this.registry.storage.run("UPDATE devices SET net_failures = ?, net_failures_at = ? WHERE id = ?", [JSON.stringify(hello.failures), this.registry.now(), id]);
       }
       return true;
     });
@@ -211,46 +191,42 @@ export class NetworkRegistry {
    * device that really lost its key (flash erased). A pending change sealed to
    * the old key is voided (UNREADABLE). Audited.
    */
-  resetSealingKey(id: string, actor: string): void {
-    this.registry.tx(() => {
-      const row = this.columns(id);
+  async resetSealingKey(id: string, actor: string): Promise<void> {
+    await this.registry.tx(async () => {
+      const row = await this.#locked(id);
       if (!row) return;
-      this.#db.prepare("UPDATE devices SET seal_key = NULL WHERE id = ?").run(id);
+      await this.registry.storage.run("UPDATE devices SET seal_key = NULL WHERE id = ?", [id]);
       if (row.net_sealed_seq !== null) {
-        this.#db.prepare(
-          `UPDATE devices SET net_sealed = NULL, net_sealed_seq = NULL, net_action = NULL, net_result = 'UNREADABLE', net_result_seq = ?,
-             net_result_reason = NULL, net_result_detail = 'the sealing key was reset; set the network again', net_result_at = ? WHERE id = ?`,
-        ).run(row.net_sealed_seq, this.registry.now(), id);
+        await this.registry.storage.run(`UPDATE devices SET net_sealed = NULL, net_sealed_seq = NULL, net_action = NULL, net_result = 'UNREADABLE', net_result_seq = ?,
+             net_result_reason = NULL, net_result_detail = 'the sealing key was reset; set the network again', net_result_at = ? WHERE id = ?`, [row.net_sealed_seq, this.registry.now(), id]);
       }
-      this.registry.audit(actor, "network.key-reset", id, row.seal_key ? "sealing key forgotten" : "no key registered");
+      await this.registry.audit(actor, "network.key-reset", id, row.seal_key ? "sealing key forgotten" : "no key registered");
     });
   }
 
   /** Stores a sealed change as the device's pending one (replacing any), with the next sequence number. Returns it. */
-  storeSealedChange(id: string, action: "set" | "forget", seal: (seq: number) => Uint8Array, actor: string): number {
-    return this.registry.tx(() => {
-      const row = this.columns(id);
+  async storeSealedChange(id: string, action: "set" | "forget", seal: (seq: number) => Uint8Array, actor: string): Promise<number> {
+    return this.registry.tx(async () => {
+      const row = await this.#locked(id);
       if (!row) throw new Error(`no device ${id}`);
       const seq = row.net_seq + 1;
-      this.#db.prepare("UPDATE devices SET net_seq = ?, net_sealed = ?, net_sealed_seq = ?, net_action = ? WHERE id = ?")
-        .run(seq, Buffer.from(seal(seq)), seq, action, id);
-      this.registry.audit(actor, `network.${action}`, id, `seq=${seq}`);
+      await this.registry.storage.run("UPDATE devices SET net_seq = ?, net_sealed = ?, net_sealed_seq = ?, net_action = ? WHERE id = ?", [seq, Buffer.from(seal(seq)), seq, action, id]);
+      await this.registry.audit(actor, `network.${action}`, id, `seq=${seq}`);
       return seq;
     });
   }
 
   /** Records the outcome of change `seq`; a pending change with that seq is delivered and dropped. */
-  storeResult(id: string, result: { seq: number; result: NetworkResult; reason?: string; detail?: string }): void {
-    this.registry.tx(() => {
-      const row = this.columns(id);
+  async storeResult(id: string, result: { seq: number; result: NetworkResult; reason?: string; detail?: string }): Promise<void> {
+    await this.registry.tx(async () => {
+      const row = await this.#locked(id);
       if (!row || result.seq > row.net_seq) return;
       if (row.net_sealed_seq === result.seq) {
-        this.#db.prepare("UPDATE devices SET net_sealed = NULL, net_sealed_seq = NULL, net_action = NULL WHERE id = ?").run(id);
+        await this.registry.storage.run("UPDATE devices SET net_sealed = NULL, net_sealed_seq = NULL, net_action = NULL WHERE id = ?", [id]);
       }
       if (row.net_result_seq !== null && result.seq < row.net_result_seq) return;
-      this.#db.prepare("UPDATE devices SET net_result = ?, net_result_seq = ?, net_result_reason = ?, net_result_detail = ?, net_result_at = ? WHERE id = ?")
-        .run(result.result, result.seq, result.reason ?? null, result.detail ?? null, this.registry.now(), id);
-      this.registry.audit("mqtt", "network.result", id, `seq=${result.seq} ${result.result}${result.reason ? ` ${result.reason}` : ""}`);
+      await this.registry.storage.run("UPDATE devices SET net_result = ?, net_result_seq = ?, net_result_reason = ?, net_result_detail = ?, net_result_at = ? WHERE id = ?", [result.result, result.seq, result.reason ?? null, result.detail ?? null, this.registry.now(), id]);
+      await this.registry.audit("mqtt", "network.result", id, `seq=${result.seq} ${result.result}${result.reason ? ` ${result.reason}` : ""}`);
     });
   }
 }

@@ -40,30 +40,30 @@ export class DeviceNetworkService {
   }
 
   /** One request from an authenticated session; always one response. */
-  handle(session: Session, request: NetworkRequest): CloudResponse {
+  async handle(session: Session, request: NetworkRequest): Promise<CloudResponse> {
     const id = session.deviceId;
     const rid = request.rid;
     switch (request.op) {
       case "hello": {
         // a hello with a key other than the pinned one is still answered (time, profiles); the key is not taken
-        this.net.storeHello(id, request);
-        const columns = this.net.columns(id);
+        await this.net.storeHello(id, request);
+        const columns = await this.net.columns(id);
         return {
           v: 1, rid, op: "hello", ok: true, time: Math.floor(this.registry.now() / 1000),
-          rev: this.net.hotspotSet().rev, network: !!columns?.net_sealed,
+          rev: (await this.net.hotspotSet()).rev, network: !!columns?.net_sealed,
         };
       }
       case "config": {
-        const set = this.net.hotspotSet();
+        const set = await this.net.hotspotSet();
         return { v: 1, rid, op: "config", ok: true, rev: set.rev, hotspots: set.profiles };
       }
       case "network": {
-        const columns = this.net.columns(id);
+        const columns = await this.net.columns(id);
         if (!columns?.net_sealed || columns.net_sealed_seq === null) return { v: 1, rid, op: "network", ok: false, reason: "NOTHING_PENDING" };
         return { v: 1, rid, op: "network", ok: true, seq: columns.net_sealed_seq, sealed: Uint8Array.from(columns.net_sealed) };
       }
       case "network-result":
-        this.net.storeResult(id, request);
+        await this.net.storeResult(id, request);
         return { v: 1, rid, op: "network-result", ok: true, seq: request.seq };
     }
   }
@@ -107,7 +107,7 @@ export class NetworkServices {
 
   /** The hotspot profile set with its revision. */
   async listHotspotProfiles(): Promise<HotspotSet> {
-    return this.net.hotspotSet();
+    return await this.net.hotspotSet();
   }
 
   /**
@@ -119,9 +119,9 @@ export class NetworkServices {
   async setHotspotProfiles(input: { profiles: HotspotProfile[] }): Promise<HotspotSet> {
     const body = object(input);
     const profiles = core(() => validateHotspotProfiles(body.profiles, "profiles", "MESSAGE_INVALID"));
-    const rev = this.net.replaceHotspots(profiles, this.actor);
+    const rev = await this.net.replaceHotspots(profiles, this.actor);
     this.hooks.hotspotsChanged?.(rev);
-    return this.net.hotspotSet();
+    return await this.net.hotspotSet();
   }
 
   /**
@@ -134,17 +134,17 @@ export class NetworkServices {
    */
   async resetSealingKey(input: { deviceId: string }): Promise<DeviceView> {
     const id = deviceId(object(input).deviceId);
-    const row = this.registry.device(id);
+    const row = await this.registry.device(id);
     if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
-    this.net.resetSealingKey(id, this.actor);
-    return this.registry.view(this.registry.device(id)!);
+    await this.net.resetSealingKey(id, this.actor);
+    return this.registry.view((await this.registry.device(id))!);
   }
 
-  #sealable(id: string): { key: Uint8Array; view: DeviceView } {
-    const row = this.registry.device(id);
+  async #sealable(id: string): Promise<{ key: Uint8Array; view: DeviceView }> {
+    const row = await this.registry.device(id);
     if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
     if (row.revoked) throw new CloudError("DEVICE_REVOKED", `device ${id} is revoked`, { field: "deviceId" });
-    const columns = this.net.columns(id);
+    const columns = await this.net.columns(id);
     if (!columns?.seal_key) invalid("deviceId", "the device has not sent its sealing key yet (it does at its first connection)");
     return { key: Uint8Array.from(columns.seal_key), view: this.registry.view(row) };
   }
@@ -166,11 +166,11 @@ export class NetworkServices {
     if (typeof priority !== "number" || !Number.isInteger(priority) || priority < 0 || priority > MAX_NETWORK_PRIORITY) {
       invalid("priority", `must be an integer 0..${MAX_NETWORK_PRIORITY}`);
     }
-    const { key } = this.#sealable(id);
-    this.net.storeSealedChange(id, "set", (seq) =>
+    const { key } = await this.#sealable(id);
+    await this.net.storeSealedChange(id, "set", (seq) =>
       sealForDevice(key, id, encodeNetworkChange({ seq, action: "set", ssid, password, priority }), "network"), this.actor);
     this.hooks.networkChanged?.(id);
-    return this.registry.view(this.registry.device(id)!);
+    return this.registry.view((await this.registry.device(id))!);
   }
 
   /** Tells a device to forget a private network (sealed like a set). @throws DEVICE_NOT_FOUND, DEVICE_REVOKED, INVALID_INPUT */
@@ -178,10 +178,10 @@ export class NetworkServices {
     const body = object(input);
     const id = deviceId(body.deviceId);
     const ssid = core(() => checkSsid(body.ssid, "ssid", "MESSAGE_INVALID"));
-    const { key } = this.#sealable(id);
-    this.net.storeSealedChange(id, "forget", (seq) =>
+    const { key } = await this.#sealable(id);
+    await this.net.storeSealedChange(id, "forget", (seq) =>
       sealForDevice(key, id, encodeNetworkChange({ seq, action: "forget", ssid }), "network"), this.actor);
     this.hooks.networkChanged?.(id);
-    return this.registry.view(this.registry.device(id)!);
+    return this.registry.view((await this.registry.device(id))!);
   }
 }

@@ -74,18 +74,19 @@ const sameNames = (a: string[], b: string[]) => a.length === b.length && [...a].
  */
 export async function issuedServerTls(registry: Registry, names: string[] = DEFAULT_SERVER_NAMES, force = false, now = Date.now()): Promise<ServerTls & { reissued: boolean }> {
   const wanted = checkServerNames(names);
-  let ca = registry.serverTls("ca");
-  let server = registry.serverTls("server");
+  let ca = await registry.serverTls("ca");
+  let server = await registry.serverTls("server");
   let reissued = false;
   if (!ca || !server) {
     const identity = await createServerIdentity();
-    registry.tx(() => {
-      registry.storeServerTls("ca", identity.caCertPem, identity.caKeyDer);
-      registry.storeServerTls("server", identity.certPem, identity.keyDer);
-      registry.audit("cloud", "server-tls.create");
+    // nodes starting together on one PostgreSQL: the first identity stored wins, the others read it
+    await registry.tx(async () => {
+      await registry.storeServerTls("ca", identity.caCertPem, identity.caKeyDer);
+      await registry.storeServerTls("server", identity.certPem, identity.keyDer);
+      await registry.audit("cloud", "server-tls.create");
     });
-    ca = registry.serverTls("ca")!;
-    server = registry.serverTls("server")!;
+    ca = (await registry.serverTls("ca"))!;
+    server = (await registry.serverTls("server"))!;
   }
   const leaf = new X509Certificate(server.certPem);
   const expiring = Date.parse(leaf.validTo) - now < RENEW_BEFORE_DAYS * 86_400_000;
@@ -98,11 +99,11 @@ export async function issuedServerTls(registry: Registry, names: string[] = DEFA
     });
     // served as leaf + CA: Moddable's TLS checks the server name only while it walks a chain of two or more
     const chain = `${issued.certPem.trim()}\n${ca.certPem.trim()}\n`;
-    registry.tx(() => {
-      registry.replaceServerTls("server", chain, issued.keyDer);
-      registry.audit("cloud", "server-tls.reissue", undefined, `names ${wanted.join(",")}${force ? " (renew)" : expiring ? " (expiring)" : ""}`);
+    await registry.tx(async () => {
+      await registry.replaceServerTls("server", chain, issued.keyDer);
+      await registry.audit("cloud", "server-tls.reissue", undefined, `names ${wanted.join(",")}${force ? " (renew)" : expiring ? " (expiring)" : ""}`);
     });
-    server = registry.serverTls("server")!;
+    server = (await registry.serverTls("server"))!;
     reissued = true;
   }
   return { caPem: ca.certPem, certPem: server.certPem, keyPem: privateKeyPem(server.keyDer), names: sanNames(new X509Certificate(server.certPem)), source: "issued", reissued };

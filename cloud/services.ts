@@ -106,7 +106,7 @@ export interface ServiceHooks {
   /** a whole lot was revoked: close the sessions of `deviceIds` */
   lotRevoked?(lot: string, deviceIds: string[]): void;
   /** an operator unlocked `deviceId`: forget in-memory failures and locks; returns whether it was locked in memory */
-  deviceUnlocked?(deviceId: string): boolean;
+  deviceUnlocked?(deviceId: string): boolean | Promise<boolean>;
   /** a rotated secret is pending: tell the device's live session */
   secretRotated?(deviceId: string): void;
   /** the device's hotspot status (RADIUS authentications and accounting, cloud/radius/session-store.ts), when RADIUS runs */
@@ -137,8 +137,8 @@ export class CloudServices {
     };
   }
 
-  #requireCa(caName: string, field = "caName"): CaRow {
-    const row = this.registry.ca(caName);
+  async #requireCa(caName: string, field = "caName"): Promise<CaRow> {
+    const row = await this.registry.ca(caName);
     if (!row) throw new CloudError("CA_NOT_FOUND", `no CA named ${caName}`, { field });
     if (row.revoked) throw new CloudError("CA_REVOKED", `CA ${caName} is revoked`, { field });
     return row;
@@ -153,10 +153,10 @@ export class CloudServices {
     const body = object(input);
     const caName = name(body.name, "name");
     const days = optionalInt(body.days, "days", 1, 36_500, 3650);
-    if (this.registry.ca(caName)) throw new CloudError("CA_EXISTS", `a CA named ${caName} exists`, { field: "name" });
+    if ((await this.registry.ca(caName))) throw new CloudError("CA_EXISTS", `a CA named ${caName} exists`, { field: "name" });
     const ca = await createCa(`${caName} product CA`, days);
-    this.registry.insertCa(caName, ca.certPem, fingerprint(new NodeX509(ca.certPem)), ca.keyDer, this.actor);
-    return this.#caInfo(this.registry.ca(caName)!);
+    await this.registry.insertCa(caName, ca.certPem, fingerprint(new NodeX509(ca.certPem)), ca.keyDer, this.actor);
+    return this.#caInfo((await this.registry.ca(caName))!);
   }
 
   /** Registers an external product CA from its PEM certificate (the cloud does not hold its key). */
@@ -166,21 +166,21 @@ export class CloudServices {
     const cert = parseCertificate(body.certificatePem, "certificatePem");
     if (!isCa(cert)) throw new CloudError("CERT_INVALID", "not a CA certificate (basic constraints CA:TRUE)", { field: "certificatePem" });
     if (!withinValidity(cert, this.registry.now())) throw new CloudError("CERT_INVALID", "outside its validity period", { field: "certificatePem" });
-    this.registry.insertCa(caName, cert.toString(), fingerprint(cert), undefined, this.actor);
-    return this.#caInfo(this.registry.ca(caName)!);
+    await this.registry.insertCa(caName, cert.toString(), fingerprint(cert), undefined, this.actor);
+    return this.#caInfo((await this.registry.ca(caName))!);
   }
 
   /** Every product CA. */
   async listProductCas(): Promise<ProductCaInfo[]> {
-    return this.registry.cas().map((row) => this.#caInfo(row));
+    return (await this.registry.cas()).map((row) => this.#caInfo(row));
   }
 
   /** Revokes a product CA: devices under it are refused from the next connect, live sessions end. */
   async revokeProductCa(input: { name: string }): Promise<ProductCaInfo> {
     const caName = name(object(input).name, "name");
-    this.registry.revokeCa(caName, this.actor);
+    await this.registry.revokeCa(caName, this.actor);
     this.hooks.caRevoked?.(caName);
-    return this.#caInfo(this.registry.ca(caName)!);
+    return this.#caInfo((await this.registry.ca(caName))!);
   }
 
   /**
@@ -194,7 +194,7 @@ export class CloudServices {
     const id = deviceId(body.deviceId);
     if (body.keyType !== undefined && body.keyType !== "rsa" && body.keyType !== "ec") invalid("keyType", "must be rsa or ec");
     const days = optionalInt(body.days, "days", 1, 36_500, 825);
-    const ca = this.#requireCa(caName);
+    const ca = await this.#requireCa(caName);
     const caKey = this.registry.caKey(ca);
     if (!caKey) throw new CloudError("CA_HAS_NO_KEY", `the cloud does not hold the key of CA ${caName}`, { field: "caName" });
     const issued = await issueCertificate({
@@ -204,7 +204,7 @@ export class CloudServices {
     const cert = new NodeX509(issued.certPem);
     const fp = fingerprint(cert);
     const serial = normalizeSerial(cert.serialNumber);
-    this.registry.tx(() => this.registry.audit(this.actor, "certificate.issue", id, `ca=${caName} serial=${serial} sha256=${fp.slice(0, 16)}`));
+    await this.registry.tx(() => this.registry.audit(this.actor, "certificate.issue", id, `ca=${caName} serial=${serial} sha256=${fp.slice(0, 16)}`));
     return { deviceId: id, caName, certificatePem: issued.certPem, privateKeyPem: privateKeyPem(issued.keyDer), fingerprint: fp, serial };
   }
 
@@ -220,7 +220,7 @@ export class CloudServices {
     const days = optionalInt(body.days, "days", 1, 36_500, 825);
     const request = await parseCertificateRequest(body.csrPem);
     if (request.commonName !== undefined && request.commonName !== id) throw new CloudError("CERT_INVALID", "the request's CN must be the device id", { field: "csrPem" });
-    const ca = this.#requireCa(caName);
+    const ca = await this.#requireCa(caName);
     const caKey = this.registry.caKey(ca);
     if (!caKey) throw new CloudError("CA_HAS_NO_KEY", `the cloud does not hold the key of CA ${caName}`, { field: "caName" });
     const issued = await issueCertificate({
@@ -229,7 +229,7 @@ export class CloudServices {
     const cert = new NodeX509(issued.certPem);
     const fp = fingerprint(cert);
     const serial = normalizeSerial(cert.serialNumber);
-    this.registry.tx(() => this.registry.audit(this.actor, "certificate.sign", id, `ca=${caName} serial=${serial} sha256=${fp.slice(0, 16)}`));
+    await this.registry.tx(() => this.registry.audit(this.actor, "certificate.sign", id, `ca=${caName} serial=${serial} sha256=${fp.slice(0, 16)}`));
     return { deviceId: id, caName, certificatePem: issued.certPem, fingerprint: fp, serial };
   }
 
@@ -257,11 +257,11 @@ export class CloudServices {
       if (serial.length > 40) invalid("serial", "must be at most 20 bytes");
       entry = { caName, serial };
     }
-    const added = this.registry.revokeCertificate(entry, reason, this.actor);
+    const added = await this.registry.revokeCertificate(entry, reason, this.actor);
     if (added) this.hooks.certificatesRevoked?.();
     const revoked = "caName" in entry
-      ? this.registry.certificateRevocation(entry.caName, entry.serial, "")!
-      : this.registry.certificateRevocation("", "", entry.fingerprint)!;
+      ? (await this.registry.certificateRevocation(entry.caName, entry.serial, ""))!
+      : (await this.registry.certificateRevocation("", "", entry.fingerprint))!;
     return { revoked, alreadyRevoked: !added };
   }
 
@@ -283,10 +283,10 @@ export class CloudServices {
       if (typeof body.crlDerBase64 !== "string" || body.crlDerBase64.length > MAX_CRL_BYTES * 1.4 || !/^[A-Za-z0-9+/=\s]*$/.test(body.crlDerBase64)) invalid("crlDerBase64", "must be base64 DER");
       crl = new Uint8Array(Buffer.from(body.crlDerBase64 as string, "base64"));
     }
-    const ca = this.registry.ca(caName);
+    const ca = await this.registry.ca(caName);
     if (!ca) throw new CloudError("CA_NOT_FOUND", `no CA named ${caName}`, { field: "caName" });
     const verified = await verifyCrl(crl, ca.cert_pem, this.registry.now());
-    const added = this.registry.importCrlSerials(caName, verified.serials, verified.crlNumber, this.actor);
+    const added = await this.registry.importCrlSerials(caName, verified.serials, verified.crlNumber, this.actor);
     if (added > 0) this.hooks.certificatesRevoked?.();
     return {
       caName, crlNumber: verified.crlNumber ?? null, entries: verified.serials.length, added,
@@ -298,7 +298,7 @@ export class CloudServices {
   async listRevokedCertificates(input: { caName?: string; limit?: number } = {}): Promise<RevokedCertificate[]> {
     const body = object(input);
     const caName = body.caName === undefined ? undefined : name(body.caName, "caName");
-    return this.registry.revokedCertificates(caName, optionalInt(body.limit, "limit", 1, 10_000, 1000));
+    return await this.registry.revokedCertificates(caName, optionalInt(body.limit, "limit", 1, 10_000, 1000));
   }
 
   /**
@@ -309,8 +309,8 @@ export class CloudServices {
     const body = object(input);
     const id = deviceId(body.deviceId);
     const secret = secretHex(body.secretHex);
-    this.registry.tx(() => this.registry.insertSecretDevice(id, secret, this.actor));
-    return this.registry.view(this.registry.device(id)!);
+    await this.registry.tx(() => this.registry.insertSecretDevice(id, secret, this.actor));
+    return this.registry.view((await this.registry.device(id))!);
   }
 
   /**
@@ -324,19 +324,19 @@ export class CloudServices {
     const id = deviceId(body.deviceId);
     if ((body.certificatePem === undefined) === (body.caName === undefined)) invalid("certificatePem", "give exactly one of certificatePem and caName");
     if (body.caName !== undefined) {
-      const ca = this.#requireCa(name(body.caName, "caName"));
-      this.registry.tx(() => this.registry.insertCertificateDevice(id, ca.name, null, this.actor));
+      const ca = await this.#requireCa(name(body.caName, "caName"));
+      await this.registry.tx(() => this.registry.insertCertificateDevice(id, ca.name, null, this.actor));
     } else {
       const cert = parseCertificate(body.certificatePem, "certificatePem");
       if (!certificateNamesId(cert, id)) throw new CloudError("CERT_INVALID", "CN or SAN must equal the device id", { field: "certificatePem" });
       if (!withinValidity(cert, this.registry.now())) throw new CloudError("CERT_INVALID", "outside its validity period", { field: "certificatePem" });
       const usage = deviceCertificateUsage(cert);
       if (usage) throw new CloudError("CERT_INVALID", usage, { field: "certificatePem" });
-      const ca = this.registry.cas().find((row) => !row.revoked && issuedBy(cert, new NodeX509(row.cert_pem)));
+      const ca = (await this.registry.cas()).find((row) => !row.revoked && issuedBy(cert, new NodeX509(row.cert_pem)));
       if (!ca) throw new CloudError("UNKNOWN_CA", "not issued by a registered, unrevoked product CA", { field: "certificatePem" });
-      this.registry.tx(() => this.registry.insertCertificateDevice(id, ca.name, fingerprint(cert), this.actor));
+      await this.registry.tx(() => this.registry.insertCertificateDevice(id, ca.name, fingerprint(cert), this.actor));
     }
-    return this.registry.view(this.registry.device(id)!);
+    return this.registry.view((await this.registry.device(id))!);
   }
 
   /**
@@ -353,7 +353,7 @@ export class CloudServices {
       allowlist = body.allowlist.map((id, i) => deviceId(id, `allowlist[${i}]`));
     }
     const key = new Uint8Array(randomBytes(32));
-    this.registry.insertLot(lot, key, allowlist, this.actor, lineRate);
+    await this.registry.insertLot(lot, key, allowlist, this.actor, lineRate);
     return { lot, provisioningKeyHex: Buffer.from(key).toString("hex"), allowlist: allowlist ? new Set(allowlist).size : null };
   }
 
@@ -366,9 +366,9 @@ export class CloudServices {
    */
   async retireProvisioningKey(input: { lot: string }): Promise<LotInfo> {
     const lot = name(object(input).lot, "lot");
-    this.registry.retireLot(lot, this.actor);
+    await this.registry.retireLot(lot, this.actor);
     this.hooks.lotRetired?.(lot);
-    return this.#lotInfo(lot);
+    return await this.#lotInfo(lot);
   }
 
   /**
@@ -379,9 +379,9 @@ export class CloudServices {
    */
   async revokeProvisioningKey(input: { lot: string }): Promise<LotInfo & { closedTemporary: number }> {
     const lot = name(object(input).lot, "lot");
-    const temporary = this.registry.revokeLotKey(lot, this.actor);
+    const temporary = await this.registry.revokeLotKey(lot, this.actor);
     this.hooks.lotKeyRevoked?.(lot, temporary);
-    return { ...this.#lotInfo(lot), closedTemporary: temporary.length };
+    return { ...(await this.#lotInfo(lot)), closedTemporary: temporary.length };
   }
 
   /**
@@ -391,19 +391,19 @@ export class CloudServices {
    */
   async revokeLot(input: { lot: string }): Promise<LotInfo & { revokedDevices: number }> {
     const lot = name(object(input).lot, "lot");
-    const ids = this.registry.revokeLot(lot, this.actor);
+    const ids = await this.registry.revokeLot(lot, this.actor);
     this.hooks.lotRevoked?.(lot, ids);
-    return { ...this.#lotInfo(lot), revokedDevices: ids.length };
+    return { ...(await this.#lotInfo(lot)), revokedDevices: ids.length };
   }
 
-  #lotInfo(lot: string): LotInfo {
-    const row = this.registry.lots().find((l) => l.lot === lot);
+  async #lotInfo(lot: string): Promise<LotInfo> {
+    const row = (await this.registry.lots()).find((l) => l.lot === lot);
     if (!row) throw new CloudError("LOT_NOT_FOUND", `no lot ${lot}`, { field: "lot" });
-    return this.#lotView(row);
+    return await this.#lotView(row);
   }
 
-  #lotView(row: ReturnType<Registry["lots"]>[number]): LotInfo {
-    const claims = this.registry.lotClaims(row.lot);
+  async #lotView(row: Awaited<ReturnType<Registry["lots"]>>[number]): Promise<LotInfo> {
+    const claims = await this.registry.lotClaims(row.lot);
     const lineRate = row.line_rate ?? null;
     return {
       lot: row.lot, allowlist: row.has_allowlist ? row.devices : null, retired: row.retired === 1, revoked: row.revoked === 1,
@@ -414,12 +414,12 @@ export class CloudServices {
 
   /** Every lot (never its key), with its claims and line rate. */
   async listProvisioningKeys(): Promise<LotInfo[]> {
-    return this.registry.lots().map((row) => this.#lotView(row));
+    return Promise.all((await this.registry.lots()).map((row) => this.#lotView(row)));
   }
 
   /** One lot (never its key). @throws LOT_NOT_FOUND */
   async getLot(input: { lot: string }): Promise<LotInfo> {
-    return this.#lotInfo(name(object(input).lot, "lot"));
+    return await this.#lotInfo(name(object(input).lot, "lot"));
   }
 
   /**
@@ -434,8 +434,8 @@ export class CloudServices {
     const lot = name(body.lot, "lot");
     const lineRate = body.lineRate === null ? null : optionalInt(body.lineRate, "lineRate", 1, MAX_LINE_RATE, 1);
     if (body.lineRate === undefined) invalid("lineRate", "must be claims per hour (1..10000000) or null");
-    this.registry.setLineRate(lot, lineRate, this.actor);
-    return this.#lotInfo(lot);
+    await this.registry.setLineRate(lot, lineRate, this.actor);
+    return await this.#lotInfo(lot);
   }
 
   /** Devices with state, credential, last failure and last seen, in id order. */
@@ -443,13 +443,13 @@ export class CloudServices {
     const body = object(input);
     const limit = optionalInt(body.limit, "limit", 1, 10_000, 1000);
     const offset = optionalInt(body.offset, "offset", 0, Number.MAX_SAFE_INTEGER, 0);
-    return this.registry.listDevices(limit, offset);
+    return await this.registry.listDevices(limit, offset);
   }
 
   /** One device, with its hotspot status when RADIUS runs. @throws DEVICE_NOT_FOUND */
   async getDevice(input: { deviceId: string }): Promise<DeviceStatusView> {
     const id = deviceId(object(input).deviceId);
-    const row = this.registry.device(id);
+    const row = await this.registry.device(id);
     if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
     const view = this.registry.view(row);
     const hotspot = await this.hooks.hotspotStatus?.(id);
@@ -459,9 +459,9 @@ export class CloudServices {
   /** Revokes a device: refused at every later connect, and its live session is closed. */
   async revokeDevice(input: { deviceId: string }): Promise<DeviceView> {
     const id = deviceId(object(input).deviceId);
-    this.registry.revokeDevice(id, this.actor);
+    await this.registry.revokeDevice(id, this.actor);
     this.hooks.deviceRevoked?.(id);
-    return this.registry.view(this.registry.device(id)!);
+    return this.registry.view((await this.registry.device(id))!);
   }
 
   /**
@@ -472,14 +472,14 @@ export class CloudServices {
    */
   async unlockDevice(input: { deviceId: string }): Promise<DeviceView | { deviceId: string; unlocked: boolean }> {
     const id = deviceId(object(input).deviceId);
-    const inMemory = this.hooks.deviceUnlocked?.(id) ?? false;
-    if (!this.registry.device(id)) {
+    const inMemory = (await this.hooks.deviceUnlocked?.(id)) ?? false;
+    if (!(await this.registry.device(id))) {
       if (!inMemory) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
-      this.registry.tx(() => this.registry.audit(this.actor, "device.unlock", id, "unregistered id, was locked"));
+      await this.registry.tx(() => this.registry.audit(this.actor, "device.unlock", id, "unregistered id, was locked"));
       return { deviceId: id, unlocked: true };
     }
-    this.registry.unlockDevice(id, this.actor);
-    return this.registry.view(this.registry.device(id)!);
+    await this.registry.unlockDevice(id, this.actor);
+    return this.registry.view((await this.registry.device(id))!);
   }
 
   /**
@@ -498,10 +498,10 @@ export class CloudServices {
    */
   async reprovisionDevice(input: { deviceId: string }): Promise<DeviceView & { previousGeneration: number }> {
     const id = deviceId(object(input).deviceId);
-    const { previousGeneration } = this.registry.reprovision(id, this.actor);
+    const { previousGeneration } = await this.registry.reprovision(id, this.actor);
     this.hooks.deviceRevoked?.(id); // closes the squatter's live session
     this.hooks.deviceUnlocked?.(id); // and forgets in-memory failures against the id
-    return { ...this.registry.view(this.registry.device(id)!), previousGeneration };
+    return { ...this.registry.view((await this.registry.device(id))!), previousGeneration };
   }
 
   /**
@@ -511,8 +511,8 @@ export class CloudServices {
    */
   async resetLoginCounter(input: { deviceId: string }): Promise<DeviceView> {
     const id = deviceId(object(input).deviceId);
-    this.registry.resetLoginCounter(id, this.actor);
-    return this.registry.view(this.registry.device(id)!);
+    await this.registry.resetLoginCounter(id, this.actor);
+    return this.registry.view((await this.registry.device(id))!);
   }
 
   /**
@@ -524,15 +524,15 @@ export class CloudServices {
    */
   async rotateSecret(input: { deviceId: string }): Promise<DeviceView> {
     const id = deviceId(object(input).deviceId);
-    const row = this.registry.device(id);
+    const row = await this.registry.device(id);
     if (!row) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
     if (row.revoked) throw new CloudError("DEVICE_REVOKED", `device ${id} is revoked`, { field: "deviceId" });
     if (row.kind !== "secret") invalid("deviceId", "only shared-secret devices rotate their secret");
-    if (!this.registry.storePending(id, new Uint8Array(randomBytes(32)), row.generation + 1, new Uint8Array(randomBytes(16)), this.actor)) {
+    if (!(await this.registry.storePending(id, new Uint8Array(randomBytes(32)), row.generation + 1, new Uint8Array(randomBytes(16)), this.actor))) {
       invalid("deviceId", "a rotation is already pending");
     }
     this.hooks.secretRotated?.(id);
-    return this.registry.view(this.registry.device(id)!);
+    return this.registry.view((await this.registry.device(id))!);
   }
 
   /**
@@ -548,28 +548,28 @@ export class CloudServices {
     const caName = body.caName === undefined ? undefined : name(body.caName, "caName");
     const lotName = body.lot === undefined ? undefined : name(body.lot, "lot");
     const counts = { imported: 0, secret: 0, certificate: 0, temporary: 0 };
-    this.registry.tx(() => {
-      const ca = caName === undefined ? undefined : this.#requireCa(caName);
-      const lot = lotName === undefined ? undefined : this.registry.lot(lotName);
+    await this.registry.tx(async () => {
+      const ca = caName === undefined ? undefined : (await this.#requireCa(caName));
+      const lot = lotName === undefined ? undefined : (await this.registry.lot(lotName));
       if (lotName !== undefined && !lot) throw new CloudError("LOT_NOT_FOUND", `no lot ${lotName}`, { field: "lot" });
       if (lot?.retired) throw new CloudError("LOT_RETIRED", `lot ${lotName} is retired`, { field: "lot" });
       for (const row of rows) {
-        if (this.registry.device(row.deviceId)) {
+        if ((await this.registry.device(row.deviceId))) {
           throw new CloudError("CSV_INVALID", `device ${row.deviceId} is already registered`, { line: row.line });
         }
         if (row.option === "secret") {
-          this.registry.insertSecretDevice(row.deviceId, Uint8Array.from(Buffer.from(row.secretHex!, "hex")), this.actor);
+          await this.registry.insertSecretDevice(row.deviceId, Uint8Array.from(Buffer.from(row.secretHex!, "hex")), this.actor);
         } else if (row.option === "certificate") {
           if (!ca) throw new CloudError("CSV_INVALID", "certificate rows need a CA (caName / --ca)", { line: row.line });
-          this.registry.insertCertificateDevice(row.deviceId, ca.name, null, this.actor);
+          await this.registry.insertCertificateDevice(row.deviceId, ca.name, null, this.actor);
         } else {
           if (!lot) throw new CloudError("CSV_INVALID", "temporary rows need a lot (lot / --lot)", { line: row.line });
-          this.registry.addToAllowlist(lot.lot, [row.deviceId]);
+          await this.registry.addToAllowlist(lot.lot, [row.deviceId]);
         }
         counts[row.option]++;
         counts.imported++;
       }
-      this.registry.audit(this.actor, "device.import", null, `rows=${counts.imported}`);
+      await this.registry.audit(this.actor, "device.import", null, `rows=${counts.imported}`);
     });
     return counts;
   }
@@ -611,7 +611,7 @@ export class CloudServices {
     filter.since = time(body.since, "since");
     filter.until = time(body.until, "until");
     if (body.before !== undefined) filter.before = optionalInt(body.before, "before", 1, Number.MAX_SAFE_INTEGER, 1);
-    return this.registry.auditLog(limit, body.deviceId === undefined ? undefined : deviceId(body.deviceId), filter);
+    return await this.registry.auditLog(limit, body.deviceId === undefined ? undefined : deviceId(body.deviceId), filter);
   }
 
   #nasInfo(row: NasClientRow): NasClientInfo {
@@ -634,19 +634,19 @@ export class CloudServices {
     if (typeof secret !== "string" || !/^[\x21-\x7e]+$/.test(secret) || secret.length < NAS_SECRET_MIN || secret.length > NAS_SECRET_MAX) {
       invalid("secret", `must be ${NAS_SECRET_MIN}-${NAS_SECRET_MAX} printable ASCII characters without spaces`);
     }
-    this.registry.insertNasClient(nasName, address.toLowerCase(), Buffer.from(secret as string, "latin1"), this.actor);
-    return this.#nasInfo(this.registry.nasClient(nasName)!);
+    await this.registry.insertNasClient(nasName, address.toLowerCase(), Buffer.from(secret as string, "latin1"), this.actor);
+    return this.#nasInfo((await this.registry.nasClient(nasName))!);
   }
 
   /** Every RADIUS client (never a secret). */
   async listNasClients(): Promise<NasClientInfo[]> {
-    return this.registry.nasClients().map((row) => this.#nasInfo(row));
+    return (await this.registry.nasClients()).map((row) => this.#nasInfo(row));
   }
 
   /** Removes a RADIUS client; its packets are dropped from the next one on. @throws NAS_NOT_FOUND */
   async removeNasClient(input: { name: string }): Promise<{ removed: string }> {
     const nasName = name(object(input).name, "name");
-    this.registry.removeNasClient(nasName, this.actor);
+    await this.registry.removeNasClient(nasName, this.actor);
     return { removed: nasName };
   }
 }

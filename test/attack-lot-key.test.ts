@@ -105,12 +105,12 @@ describe("attack: one extracted lot key claims the whole lot", function () {
     assert.ok(lotKey, "the dump holds the lot key");
     const squat = await claim(t, "atk-o-0002", deriveTemporarySecret(digest, lotKey, "atk-o-0002"), 1);
     await end(squat.client);
-    const row = t.cloud.registry.device("atk-o-0002")!;
+    const row = (await t.cloud.registry.device("atk-o-0002"))!;
     assert.equal(row.kind, "secret", "the registry shows an ordinary permanent device");
     // the genuine device, with the files the line gave it, is refused for good
     const genuine = deriveTemporarySecret(digest, lotKey, "atk-o-0002");
     assert.equal(await refusedWith(t, "atk-o-0002", loginPassword("atk-o-0002", genuine, "t", 1)), 5);
-    assert.equal(t.cloud.registry.device("atk-o-0002")!.last_failure, "TEMP_RETIRED");
+    assert.equal((await t.cloud.registry.device("atk-o-0002"))!.last_failure, "TEMP_RETIRED");
   });
 
   it("derivedMode_DumpedDeviceLogsInAsNoOtherId", async function () {
@@ -125,7 +125,7 @@ describe("attack: one extracted lot key claims the whole lot", function () {
           assert.equal(await refusedWith(t, victim, loginPassword(victim, temporary, "t", counter++)), 4, `${victim} refused`);
         }
       }
-      assert.equal(t.cloud.registry.device(victim), undefined, `${victim} was not claimed`);
+      assert.equal((await t.cloud.registry.device(victim)), undefined, `${victim} was not claimed`);
     }
     // what the dump does give: the dumped device's own identity, nothing more
     await end(await mustConnect(t.cloud, { id: "atk-d-0001", password: loginPassword("atk-d-0001", candidates[0], "t", 1) }));
@@ -168,7 +168,7 @@ describe("attack: one extracted lot key claims the whole lot", function () {
 
       // the genuine device gets back in by itself and is issued a new secret
       await waitFor(statuses, (s) => s.state === "ONLINE" && s.credential === "permanent");
-      const row = t.cloud.registry.device(id)!;
+      const row = (await t.cloud.registry.device(id))!;
       assert.equal(row.kind, "secret");
       assert.equal(row.generation, 2);
 
@@ -189,7 +189,7 @@ describe("attack: one extracted lot key claims the whole lot", function () {
     await assert.rejects(t.cloud.services.reprovisionDevice({ deviceId: "atk-secret-1" }), (e: Error & { code?: string }) => e.code === "INVALID_INPUT");
     await t.cloud.services.revokeProvisioningKey({ lot: "atk-old" });
     await assert.rejects(t.cloud.services.reprovisionDevice({ deviceId: "atk-o-0002" }), (e: Error & { code?: string }) => e.code === "LOT_RETIRED");
-    assert.equal(t.cloud.registry.device("atk-o-0002")!.kind, "secret", "nothing changed");
+    assert.equal((await t.cloud.registry.device("atk-o-0002"))!.kind, "secret", "nothing changed");
   });
 
   it("firstClaim_AuditedWithSourceAndTls", async function () {

@@ -74,12 +74,12 @@ describe("cloud/auth: one credential decision, the same reason over MQTT and RAD
     const lotA = await s.createProvisioningKey({ lot: "tb-a", allowlist: ["tb-t1", "tb-perm", "tb-new"] });
     const lotR = await s.createProvisioningKey({ lot: "tb-r", allowlist: ["tb-t2"] });
     const lotT = await s.createProvisioningKey({ lot: "tb-t", allowlist: ["tb-t3"] });
-    assert.ok(registry.insertTemporaryDevice("tb-t2", "tb-r", 1));
-    assert.ok(registry.insertTemporaryDevice("tb-t3", "tb-t", 1));
-    assert.ok(registry.insertTemporaryDevice("tb-t4", "tb-a", 1), "a temporary row its lot's allowlist does not list");
-    assert.ok(registry.insertTemporaryDevice("tb-perm", "tb-a", 1));
-    assert.ok(registry.storePending("tb-perm", secret.bytes, 1, new Uint8Array(16), "test"));
-    assert.ok(registry.commitPending("tb-perm", 1, "test"));
+    assert.ok((await registry.insertTemporaryDevice("tb-t2", "tb-r", 1)));
+    assert.ok((await registry.insertTemporaryDevice("tb-t3", "tb-t", 1)));
+    assert.ok((await registry.insertTemporaryDevice("tb-t4", "tb-a", 1)), "a temporary row its lot's allowlist does not list");
+    assert.ok((await registry.insertTemporaryDevice("tb-perm", "tb-a", 1)));
+    assert.ok((await registry.storePending("tb-perm", secret.bytes, 1, new Uint8Array(16), "test")));
+    assert.ok((await registry.commitPending("tb-perm", 1, "test")));
     await s.revokeProvisioningKey({ lot: "tb-r" });
     await s.retireProvisioningKey({ lot: "tb-t" });
     await s.createProductCa({ name: "tb-ca" });
@@ -150,7 +150,7 @@ describe("cloud/auth: one credential decision, the same reason over MQTT and RAD
     // the device holding the secret gets in over both, from the locked sources
     assert.equal((await viaMqtt({ id: "tb-lk", password: loginPassword("tb-lk", s.bytes, "s", 5) })).code, 0);
     assert.ok((await viaRadius({ identity: "tb-lk", password: hotspot(s.bytes, "tb-lk") })).ok);
-    const lockouts = t.cloud.registry.auditLog(10, "tb-lk", { action: "login.lockout" });
+    const lockouts = await t.cloud.registry.auditLog(10, "tb-lk", { action: "login.lockout" });
     assert.deepEqual(lockouts.map((r) => r.actor).sort(), ["mqtt", "radius"], "a RADIUS lockout is audited like an MQTT one");
   });
 

@@ -75,7 +75,7 @@ describe("cloud admin access (token, Host, Origin, JSON-only bodies, TLS)", func
     refused(await raw(port, "POST", "/v1/lots", { host, "content-type": "application/json" }, lotBody("no-token-lot")), 401, "UNAUTHORIZED");
     // refused on the headers: the body (here 2 MiB of CSV) is never buffered or parsed
     refused(await raw(port, "POST", "/v1/devices/import", { host, "content-type": "text/csv" }, "x".repeat(2 * 1024 * 1024)), 401, "UNAUTHORIZED");
-    assert.equal(t.cloud.registry.lot("no-token-lot"), undefined);
+    assert.equal((await t.cloud.registry.lot("no-token-lot")), undefined);
   });
 
   it("admin_WrongToken_Unauthorized_NothingCreated", async function () {
@@ -84,7 +84,7 @@ describe("cloud admin access (token, Host, Origin, JSON-only bodies, TLS)", func
       refused(await raw(port, "POST", "/v1/lots", { host, authorization: `Bearer ${guess}`, "content-type": "application/json" }, lotBody("wrong-token-lot")), 401, "UNAUTHORIZED");
     }
     refused(await raw(port, "POST", "/v1/lots", { host, authorization: token, "content-type": "application/json" }, lotBody("wrong-token-lot")), 401, "UNAUTHORIZED");
-    assert.equal(t.cloud.registry.lot("wrong-token-lot"), undefined);
+    assert.equal((await t.cloud.registry.lot("wrong-token-lot")), undefined);
   });
 
   it("admin_DnsRebinding_ForeignHostWithValidToken_Refused_NothingChanged", async function () {
@@ -112,20 +112,20 @@ describe("cloud admin access (token, Host, Origin, JSON-only bodies, TLS)", func
 
   it("admin_TextPlainImport_Refused_NothingImported", async function () {
     const csv = `device_id,option,secret_hex\nplain-1,secret,${newSecret().hex}\n`;
-    const before = t.cloud.registry.countDevices();
+    const before = await t.cloud.registry.countDevices();
     // what a page elsewhere can send without a preflight: text/plain (with or without a token it cannot know)
     refused(await raw(port, "POST", "/v1/devices/import", { host, authorization: `Bearer ${token}`, "content-type": "text/plain" }, csv), 415, "UNSUPPORTED_MEDIA_TYPE");
     refused(await raw(port, "POST", "/v1/devices/import", { host, "content-type": "text/plain" }, csv), 401, "UNAUTHORIZED");
     refused(await raw(port, "POST", "/v1/devices/import", { host, authorization: `Bearer ${token}`, "content-type": "application/x-www-form-urlencoded" }, `csv=${encodeURIComponent(csv)}`), 415, "UNSUPPORTED_MEDIA_TYPE");
     refused(await raw(port, "POST", "/v1/devices/import", { host, authorization: `Bearer ${token}` }, csv), 415, "UNSUPPORTED_MEDIA_TYPE");
-    assert.equal(t.cloud.registry.countDevices(), before);
+    assert.equal((await t.cloud.registry.countDevices()), before);
     await assert.rejects(t.cloud.services.getDevice({ deviceId: "plain-1" }), { code: "DEVICE_NOT_FOUND" });
   });
 
   it("admin_NonJsonBodyOnJsonRoute_Refused", async function () {
     refused(await raw(port, "POST", "/v1/lots", { host, authorization: `Bearer ${token}`, "content-type": "text/plain" }, lotBody("plain-lot")), 415, "UNSUPPORTED_MEDIA_TYPE");
     refused(await raw(port, "POST", "/v1/devices/x/revoke", { host, authorization: `Bearer ${token}`, "content-type": "text/plain" }, "{}"), 415, "UNSUPPORTED_MEDIA_TYPE");
-    assert.equal(t.cloud.registry.lot("plain-lot"), undefined);
+    assert.equal((await t.cloud.registry.lot("plain-lot")), undefined);
   });
 
   it("admin_CrossSiteBodylessPost_Refused_DeviceNotRevokedOrUnlocked", async function () {

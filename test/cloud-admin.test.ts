@@ -95,23 +95,23 @@ describe("cloud admin (buildAdminApi, importDevicesCsv, runCli)", function () {
   it("importDevicesCsv_BadRow_NothingImportedAndLineNamed", async function () {
     const good = "00112233445566778899aabbccddeeff";
     const csv = ["device_id,option,secret_hex", `csv-1,secret,${good}`, `csv-2,secret,${good}${good}`, "", "csv-3,secret,xyz", `csv-4,secret,${good}`].join("\n");
-    const before = t.cloud.registry.countDevices();
+    const before = await t.cloud.registry.countDevices();
     const response = await api.inject({ method: "POST", url: "/v1/devices/import", headers: { "content-type": "text/csv" }, body: csv });
     assert.equal(response.status, 400);
     assert.deepEqual((response.body as { error: { code: string; line: number } }).error.code, "CSV_INVALID");
     assert.equal((response.body as { error: { line: number } }).error.line, 5);
-    assert.equal(t.cloud.registry.countDevices(), before);
+    assert.equal((await t.cloud.registry.countDevices()), before);
     await assert.rejects(t.cloud.services.getDevice({ deviceId: "csv-1" }), { code: "DEVICE_NOT_FOUND" });
   });
 
   it("importDevicesCsv_ExistingDeviceOrMissingCa_NothingImported", async function () {
     await t.cloud.services.registerSecretDevice({ deviceId: "csv-existing", secretHex: newSecret().hex });
-    const before = t.cloud.registry.countDevices();
+    const before = await t.cloud.registry.countDevices();
     const dup = `device_id,option,secret_hex\ncsv-5,secret,${newSecret().hex}\ncsv-existing,secret,${newSecret().hex}\n`;
     await assert.rejects(t.cloud.services.importDevicesCsv({ csv: dup }), { code: "CSV_INVALID", line: 3 });
     await assert.rejects(t.cloud.services.importDevicesCsv({ csv: "device_id,option,secret_hex\ncsv-6,certificate,\n" }), { code: "CSV_INVALID", line: 2 });
     await assert.rejects(t.cloud.services.importDevicesCsv({ csv: "id,secret\n" }), { code: "CSV_INVALID", line: 1 });
-    assert.equal(t.cloud.registry.countDevices(), before);
+    assert.equal((await t.cloud.registry.countDevices()), before);
   });
 
   it("importDevicesCsv_AllOptions_ImportedAndUsable", async function () {

@@ -83,7 +83,7 @@ describe("cloud certificates: end-entity rule and revocation, same on MQTT and E
     });
     const ca = await t.cloud.services.createProductCa({ name: "lamps" });
     caPem = ca.certificatePem;
-    caKeyDer = t.cloud.registry.caKey(t.cloud.registry.ca("lamps")!)!;
+    caKeyDer = t.cloud.registry.caKey((await t.cloud.registry.ca("lamps"))!)!;
   });
 
   after(async () => t?.stop());
@@ -97,7 +97,7 @@ describe("cloud certificates: end-entity rule and revocation, same on MQTT and E
   async function overMqtt(id: string, cert: Forged): Promise<{ code: number | undefined; failure: string | null }> {
     const outcome = await connectDevice(t.cloud, { id, cert: cert.certificatePem, key: cert.privateKeyPem });
     await end(outcome.client);
-    return { code: outcome.client ? 0 : outcome.code, failure: t.cloud.registry.device(id)!.last_failure };
+    return { code: outcome.client ? 0 : outcome.code, failure: (await t.cloud.registry.device(id))!.last_failure };
   }
 
   /** The EAP-TLS outcome of `id` with `cert` (the Access-Reject's Reply-Message). */
@@ -145,7 +145,7 @@ describe("cloud certificates: end-entity rule and revocation, same on MQTT and E
   it("registerCertificateDevice_PinnedCaTrueCertificate_RefusedCERT_INVALID", async () => {
     const forged = await forge(caPem, caKeyDer, "cert-pin-ca", [new x509.BasicConstraintsExtension(true, undefined, true)]);
     await assert.rejects(t.cloud.services.registerCertificateDevice({ deviceId: "cert-pin-ca", certificatePem: forged.certificatePem }), /CERT_INVALID/);
-    assert.equal(t.cloud.registry.device("cert-pin-ca"), undefined);
+    assert.equal((await t.cloud.registry.device("cert-pin-ca")), undefined);
   });
 
   it("revokeCertificate_OldCertificateAfterReissue_BySerial_RefusedOnBoth_CERT_REVOKED_NewOneAccepted_LiveSessionClosed", async () => {
@@ -160,7 +160,7 @@ describe("cloud certificates: end-entity rule and revocation, same on MQTT and E
     await closed(live);
     await refusedBoth("cert-old", old, "CERT_REVOKED", 5);
     await acceptedBoth("cert-old", renewed);
-    const audit = t.cloud.registry.auditLog(10, undefined, { action: "certificate.revoke" });
+    const audit = await t.cloud.registry.auditLog(10, undefined, { action: "certificate.revoke" });
     assert.ok(audit.some((r) => r.detail === `ca=lamps serial=${old.serial} reason=re-issued`), JSON.stringify(audit));
     assert.equal((await t.cloud.services.revokeCertificate({ caName: "lamps", serial: old.serial })).alreadyRevoked, true);
   });
@@ -173,12 +173,12 @@ describe("cloud certificates: end-entity rule and revocation, same on MQTT and E
   });
 
   it("revokeCertificate_BadInput_InvalidInputAndNothingStored", async () => {
-    const before = t.cloud.services.registry.revokedCertificates().length;
+    const before = (await t.cloud.services.registry.revokedCertificates()).length;
     await assert.rejects(t.cloud.services.revokeCertificate({ caName: "lamps", serial: "xyz" }), /INVALID_INPUT/);
     await assert.rejects(t.cloud.services.revokeCertificate({ caName: "lamps", serial: "ab".repeat(21) }), /INVALID_INPUT/);
     await assert.rejects(t.cloud.services.revokeCertificate({ fingerprint: "00" }), /INVALID_INPUT/);
     await assert.rejects(t.cloud.services.revokeCertificate({ caName: "nope", serial: "01" }), /CA_NOT_FOUND/);
-    assert.equal(t.cloud.services.registry.revokedCertificates().length, before);
+    assert.equal((await t.cloud.services.registry.revokedCertificates()).length, before);
   });
 
   it("importCrl_PemAndDer_ListedCertificatesRefusedOnBoth_CERT_REVOKED_Audited", async () => {
@@ -196,7 +196,7 @@ describe("cloud certificates: end-entity rule and revocation, same on MQTT and E
     const again = await t.cloud.services.importCrl({ caName: "lamps", crlDerBase64: Buffer.from(der.rawData).toString("base64") });
     assert.deepEqual([again.entries, again.added], [2, 1]);
     await refusedBoth("cert-crl2", two, "CERT_REVOKED", 5);
-    const audit = t.cloud.registry.auditLog(10, undefined, { action: "ca.crl-import" });
+    const audit = await t.cloud.registry.auditLog(10, undefined, { action: "ca.crl-import" });
     assert.deepEqual(audit.map((r) => r.detail), ["ca=lamps crlNumber=2 entries=2 new=1", "ca=lamps crlNumber=1 entries=1 new=1"]);
   });
 
@@ -208,7 +208,7 @@ describe("cloud certificates: end-entity rule and revocation, same on MQTT and E
     const forgedCrl = await crl(caPem, otherKey, [cert.serial], 9);
     await assert.rejects(t.cloud.services.importCrl({ caName: "lamps", crlPem: forgedCrl.toString("pem") }), /CERT_INVALID.*does not verify/);
     await t.cloud.services.createProductCa({ name: "other" });
-    const otherCa = t.cloud.registry.ca("other")!;
+    const otherCa = (await t.cloud.registry.ca("other"))!;
     const foreign = await crl(otherCa.cert_pem, t.cloud.registry.caKey(otherCa)!, [cert.serial]);
     await assert.rejects(t.cloud.services.importCrl({ caName: "lamps", crlPem: foreign.toString("pem") }), /CERT_INVALID.*issuer/);
     await assert.rejects(t.cloud.services.importCrl({ caName: "lamps", crlDerBase64: Buffer.from("not a crl").toString("base64") }), /CERT_INVALID/);
@@ -248,9 +248,9 @@ describe("cloud certificates: end-entity rule and revocation, same on MQTT and E
     assert.equal(await runCli(["cert", "revoke", "--serial", "01"], env, io), 2);
     // the CLI's registry is its own: sign a CRL with its CA key read back through the service layer's registry
     const { Registry } = await import("../cloud/registry");
-    const registry = Registry.open(env.WCM_DATA, Buffer.from(env.WCM_MASTER_KEY, "hex"));
-    const key = registry.caKey(registry.ca("cli-ca")!)!;
-    registry.close();
+    const registry = await Registry.open(env.WCM_DATA, Buffer.from(env.WCM_MASTER_KEY, "hex"));
+    const key = registry.caKey((await registry.ca("cli-ca"))!)!;
+    await registry.close();
     const list = await crl(ca.certificatePem, key, ["77"], 4);
     writeFileSync(join(dir, "ca.crl"), Buffer.from(list.rawData));
     assert.equal(await runCli(["ca", "import-crl", "cli-ca", join(dir, "ca.crl")], env, io), 0);

@@ -54,13 +54,13 @@ describe("cloud files and process (modes, serve bind failures)", function () {
     }
   });
 
-  it("Registry_open_DataFolderOpenToGroupOrOthers_FileInsecure_NothingCreated", function () {
+  it("Registry_open_DataFolderOpenToGroupOrOthers_FileInsecure_NothingCreated", async function () {
     const parent = tempDir();
     for (const open of [0o777, 0o755, 0o750, 0o701]) {
       const dir = join(parent, `data-${open.toString(8)}`);
       mkdirSync(dir);
       chmodSync(dir, open);
-      assert.throws(() => Registry.open(dir, new Uint8Array(32)), (error: Error & { code?: string }) => {
+      await assert.rejects(() => Registry.open(dir, new Uint8Array(32)), (error: Error & { code?: string }) => {
         assert.equal(error.code, "FILE_INSECURE");
         assert.ok(error.message.includes(`chmod 700 ${dir}`), error.message);
         return true;
@@ -69,11 +69,11 @@ describe("cloud files and process (modes, serve bind failures)", function () {
     }
   });
 
-  it("Registry_open_RegistryFileOpenToOthers_FileInsecure", function () {
+  it("Registry_open_RegistryFileOpenToOthers_FileInsecure", async function () {
     const dir = join(tempDir(), "data");
-    Registry.open(dir, new Uint8Array(32)).close();
+    await (await Registry.open(dir, new Uint8Array(32))).close();
     chmodSync(join(dir, "registry.sqlite"), 0o644);
-    assert.throws(() => Registry.open(dir, new Uint8Array(32)), { code: "FILE_INSECURE" });
+    await assert.rejects(() => Registry.open(dir, new Uint8Array(32)), { code: "FILE_INSECURE" });
   });
 
   it("startCloud_UnderUmask000_EveryFileOwnerOnly", async function () {

@@ -147,7 +147,7 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
   async function makePermanent(lotKey: string, id: string): Promise<{ secret: Uint8Array }> {
     const client = await mustConnect(t.cloud, { id, password: loginPassword(id, temporarySecret(lotKey, id), "t", 1) });
     await exchange(client, id, { v: 1, rid: "i1", op: "issue" });
-    const row = t.cloud.registry.device(id)!;
+    const row = (await t.cloud.registry.device(id))!;
     const secret = t.cloud.registry.pendingSecret(row)!;
     const s = await mustConnectAndEnd(id, secret, 2); // a login with the pending secret commits it
     await end(client);
@@ -180,9 +180,9 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
       assert.equal((await connectDevice(t.cloud, { id, password })).code, code, id);
     }
     assert.equal((await t.cloud.services.getDevice({ deviceId: "rl-1" })).revoked, true);
-    const actions = t.cloud.registry.auditLog(10, undefined, { action: "lot." }).map((a) => a.action);
+    const actions = (await t.cloud.registry.auditLog(10, undefined, { action: "lot." })).map((a) => a.action);
     assert.deepEqual(actions.slice(0, 2), ["lot.revoke", "lot.key-revoke"]);
-    assert.equal(t.cloud.registry.auditLog(10, "rl-2", { action: "device.revoke" }).length, 1);
+    assert.equal((await t.cloud.registry.auditLog(10, "rl-2", { action: "device.revoke" })).length, 1);
   });
 
   it("retireProvisioningKey_OpenSessionFinishes_NewTemporaryLoginRefused_PermanentUnaffected", async function () {
@@ -200,7 +200,7 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
     assert.equal(again.code, CONNACK.notAuthorized);
     assert.equal((await t.cloud.services.getDevice({ deviceId: "rt-2" })).lastFailure, "LOT_RETIRED");
     // the pending secret issued before the retirement can still be committed by a login
-    await mustConnectAndEnd("rt-2", t.cloud.registry.pendingSecret(t.cloud.registry.device("rt-2")!)!, 3);
+    await mustConnectAndEnd("rt-2", t.cloud.registry.pendingSecret((await t.cloud.registry.device("rt-2"))!)!, 3);
     await mustConnectAndEnd("rt-1", secret, 3);
   });
 
@@ -209,13 +209,13 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
     const { secret } = await makePermanent(lot.provisioningKeyHex, "rk-1");
     const open = await mustConnect(t.cloud, { id: "rk-2", password: loginPassword("rk-2", temporarySecret(lot.provisioningKeyHex, "rk-2"), "t", 1) });
     await exchange(open, "rk-2", { v: 1, rid: "i1", op: "issue" });
-    const pending = t.cloud.registry.pendingSecret(t.cloud.registry.device("rk-2")!)!;
+    const pending = t.cloud.registry.pendingSecret((await t.cloud.registry.device("rk-2"))!)!;
     const gone = closed(open);
     const response = await api.inject({ method: "POST", url: "/v1/lots/rk-lot/revoke-key" });
     assert.equal(response.status, 200);
     assert.equal((response.body as { closedTemporary: number }).closedTemporary, 1);
     await gone;
-    assert.equal(t.cloud.registry.device("rk-2")!.pending_secret_enc, null, "pending secret dropped");
+    assert.equal((await t.cloud.registry.device("rk-2"))!.pending_secret_enc, null, "pending secret dropped");
     assert.equal((await connectDevice(t.cloud, { id: "rk-2", password: loginPassword("rk-2", pending, "s", 2) })).code, CONNACK.badCredentials);
     assert.equal((await connectDevice(t.cloud, { id: "rk-2", password: loginPassword("rk-2", temporarySecret(lot.provisioningKeyHex, "rk-2"), "t", 3) })).code, CONNACK.notAuthorized);
     assert.equal((await t.cloud.services.getDevice({ deviceId: "rk-2" })).lastFailure, "LOT_REVOKED");
@@ -239,8 +239,8 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
     assert.equal(view.lastFailure, "LOCKED_OUT");
     assert.ok(view.lockedUntil && Date.parse(view.lockedUntil) > Date.now() + 50_000, `locked until ${view.lockedUntil}`);
     assert.equal(view.lockouts, 1);
-    assert.equal(t.cloud.registry.auditLog(5, "lk-1", { action: "login.lockout" }).length, 1);
-    assert.match(t.cloud.registry.auditLog(5, "lk-1", { action: "login.lockout" })[0].detail ?? "", /from 127\.0\.0\.1/);
+    assert.equal((await t.cloud.registry.auditLog(5, "lk-1", { action: "login.lockout" })).length, 1);
+    assert.match((await t.cloud.registry.auditLog(5, "lk-1", { action: "login.lockout" }))[0].detail ?? "", /from 127\.0\.0\.1/);
     // the right credential gets in from the locked source too: a lockout never keeps the device out
     await mustConnectAndEnd("lk-1", s.bytes, 10);
     for (let i = 11; i <= 15; i++) await connectDevice(t.cloud, { id: "lk-1", password: loginPassword("lk-1", wrong, "s", i) });
@@ -250,7 +250,7 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
     assert.equal((unlocked.body as { lockedUntil: string | null }).lockedUntil, null);
     assert.equal((await connectDevice(t.cloud, { id: "lk-1", password: loginPassword("lk-1", wrong, "s", 17) })).code, CONNACK.badCredentials);
     await mustConnectAndEnd("lk-1", s.bytes, 18);
-    assert.equal(t.cloud.registry.auditLog(5, "lk-1", { action: "device.unlock" }).length, 1);
+    assert.equal((await t.cloud.registry.auditLog(5, "lk-1", { action: "device.unlock" })).length, 1);
     assert.equal((await api.inject({ method: "POST", url: "/v1/devices/nobody-1/unlock" })).status, 404);
   });
 
@@ -263,13 +263,13 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
   });
 
   it("refusalAudit_FloodOfFailedLogins_BoundedRowsAndAggregate", async function () {
-    const before = t.cloud.registry.auditLog(10_000, undefined, { action: "login." }).length;
+    const before = (await t.cloud.registry.auditLog(10_000, undefined, { action: "login." })).length;
     const outcomes = await Promise.all(Array.from({ length: 40 }, (_, i) =>
       connectDevice(t.cloud, { id: `flood-${i % 2}`, password: loginPassword(`flood-${i % 2}`, newSecret().bytes, "s", i + 1) })));
     assert.ok(outcomes.every((o) => o.code === CONNACK.badCredentials || o.code === CONNACK.notAuthorized));
-    const rows = t.cloud.registry.auditLog(10_000, undefined, { action: "login." }).length - before;
-    assert.ok(rows <= 6, `${rows} audit rows for 40 refusals of 2 ids: ${JSON.stringify(t.cloud.registry.auditLog(rows, undefined, { action: "login." }).map((r) => [r.action, r.deviceId, r.detail]))}`);
-    t.cloud.auth.flushRefusalAudit();
+    const rows = (await t.cloud.registry.auditLog(10_000, undefined, { action: "login." })).length - before;
+    assert.ok(rows <= 6, `${rows} audit rows for 40 refusals of 2 ids: ${JSON.stringify((await t.cloud.registry.auditLog(rows, undefined, { action: "login." })).map((r) => [r.action, r.deviceId, r.detail]))}`);
+    await t.cloud.auth.flushRefusalAudit();
     assert.ok(t.cloud.auth.stats.refusalsNotWritten >= 30);
   });
 
@@ -285,7 +285,7 @@ describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", 
     const future = await api.inject({ method: "GET", url: `/v1/audit?since=${Date.now() + 3_600_000}` });
     assert.deepEqual((future.body as { audit: unknown[] }).audit, []);
     assert.equal((await api.inject({ method: "GET", url: "/v1/audit?since=yesterday" })).status, 400);
-    const all = JSON.stringify(t.cloud.registry.auditLog(10_000));
+    const all = JSON.stringify((await t.cloud.registry.auditLog(10_000)));
     assert.equal(all.includes(s.hex), false);
   });
 

@@ -36,8 +36,8 @@ describe("cloud issuance (IssuanceService over MQTT)", function () {
     return { client, temp };
   }
 
-  function row(id: string) {
-    return t.cloud.registry.device(id);
+  async function row(id: string) {
+    return await t.cloud.registry.device(id);
   }
 
   before(async function () {
@@ -54,17 +54,17 @@ describe("cloud issuance (IssuanceService over MQTT)", function () {
     const { client, temp } = await tempSession(id);
     const issued = unwrap(await exchange(client, id, { v: 1, rid: "r1", op: "issue" }), temp, id);
     assert.equal(issued.gen, 1);
-    assert.equal(row(id)!.kind, "temporary", "pending is not active");
+    assert.equal((await row(id))!.kind, "temporary", "pending is not active");
     const commit = await exchange(client, id, { v: 1, rid: "r2", op: "commit", gen: 1, proof: deriveCommitProof(digest, issued.secret, id, 1) });
     assert.deepEqual(commit, { v: 1, rid: "r2", op: "commit", ok: true, gen: 1 });
-    const after = row(id)!;
+    const after = (await row(id))!;
     assert.equal(after.kind, "secret");
     assert.equal(after.generation, 1);
     assert.equal(after.temp_retired, 1);
     assert.equal(after.pending_secret_enc, null);
     const retired = await connectDevice(t.cloud, { id, password: loginPassword(id, temp, "t", ++counter) });
     assert.equal(retired.code, CONNACK.notAuthorized);
-    assert.equal(row(id)!.last_failure, "TEMP_RETIRED");
+    assert.equal((await row(id))!.last_failure, "TEMP_RETIRED");
     clients.push(await mustConnect(t.cloud, { id, password: loginPassword(id, issued.secret, "s", ++counter) }));
   });
 
@@ -96,12 +96,12 @@ describe("cloud issuance (IssuanceService over MQTT)", function () {
     const id = "iss-4";
     const { client, temp } = await tempSession(id);
     const issued = unwrap(await exchange(client, id, { v: 1, rid: "i", op: "issue" }), temp, id);
-    const before = row(id);
+    const before = await row(id);
     const bad = await exchange(client, id, { v: 1, rid: "c", op: "commit", gen: issued.gen, proof: deriveCommitProof(digest, newSecret().bytes, id, issued.gen) });
     assert.deepEqual(bad, { v: 1, rid: "c", op: "commit", ok: false, reason: "BAD_PROOF" });
     const wrongGen = await exchange(client, id, { v: 1, rid: "g", op: "commit", gen: 7, proof: deriveCommitProof(digest, issued.secret, id, 7) });
     assert.equal(wrongGen.ok === false && wrongGen.reason, "GENERATION_MISMATCH");
-    assert.deepEqual(row(id), before);
+    assert.deepEqual((await row(id)), before);
   });
 
   it("login_WithPendingSecret_CommitsIt", async function () {
@@ -111,7 +111,7 @@ describe("cloud issuance (IssuanceService over MQTT)", function () {
     await end(client);
     // the commit was lost: the device logs in with the new secret
     clients.push(await mustConnect(t.cloud, { id, password: loginPassword(id, issued.secret, "s", ++counter) }));
-    const after = row(id)!;
+    const after = (await row(id))!;
     assert.equal(after.kind, "secret");
     assert.equal(after.generation, issued.gen);
     assert.equal(after.pending_secret_enc, null);
@@ -130,7 +130,7 @@ describe("cloud issuance (IssuanceService over MQTT)", function () {
   it("handleRequest_MalformedAndOversized_RefusedAndNothingStored", async function () {
     const id = "iss-7";
     const { client } = await tempSession(id);
-    const before = row(id);
+    const before = await row(id);
     const cases: [string | Uint8Array, string, string][] = [
       ['{"v":1,"rid":"m1","op":"issue","extra":1}', "m1", "BAD_REQUEST"],
       ['{"v":1,"rid":"m2","op":"commit","gen":0,"proof":"AAAA"}', "m2", "BAD_REQUEST"],
@@ -144,7 +144,7 @@ describe("cloud issuance (IssuanceService over MQTT)", function () {
       assert.equal(response.rid, rid);
       assert.equal(response.ok === false && response.reason, reason);
     }
-    assert.deepEqual(row(id), before);
+    assert.deepEqual((await row(id)), before);
   });
 
   it("handleStatus_StoredAndBadOnesIgnored", async function () {
@@ -233,7 +233,7 @@ describe("cloud issuance (IssuanceService over MQTT)", function () {
     clients.push(attacker);
     // it tries to register its own key first: refused, the device's stays pinned
     await exchange(attacker, id, { v: 1, rid: "h2", op: "hello", rev: 0, seal: 3, key: sealPublicKey(nodeSeal, attackerKey) });
-    assert.ok(t.cloud.registry.auditLog(20, id).some((row) => row.action === "network.key-refused"), "key change refused and audited");
+    assert.ok((await t.cloud.registry.auditLog(20, id)).some((row) => row.action === "network.key-refused"), "key change refused and audited");
     const stolen = await exchange(attacker, id, { v: 1, rid: "i1", op: "issue" });
     assert.equal(stolen.ok, true);
     assert.equal(attackerOpens(stolen, s.bytes, id, [attackerKey]), undefined, "the current secret alone does not yield the next one");
@@ -283,10 +283,10 @@ describe("cloud issuance (IssuanceService over MQTT)", function () {
     const second = sealPublicKey(nodeSeal, freshKey());
     await exchange(client, id, { v: 1, rid: "h1", op: "hello", rev: 0, seal: 3, key: first });
     await exchange(client, id, { v: 1, rid: "h2", op: "hello", rev: 0, seal: 3, key: second });
-    assert.deepEqual(t.cloud.network.net.columns(id)?.seal_key, Buffer.from(first), "pinned");
+    assert.deepEqual((await t.cloud.network.net.columns(id))?.seal_key, Buffer.from(first), "pinned");
     await t.cloud.network.resetSealingKey({ deviceId: id });
     await exchange(client, id, { v: 1, rid: "h3", op: "hello", rev: 0, seal: 3, key: second });
-    assert.deepEqual(t.cloud.network.net.columns(id)?.seal_key, Buffer.from(second), "registered after the reset");
-    assert.ok(t.cloud.registry.auditLog(20, id).some((row) => row.action === "network.key-reset"));
+    assert.deepEqual((await t.cloud.network.net.columns(id))?.seal_key, Buffer.from(second), "registered after the reset");
+    assert.ok((await t.cloud.registry.auditLog(20, id)).some((row) => row.action === "network.key-reset"));
   });
 });

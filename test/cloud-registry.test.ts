@@ -72,11 +72,11 @@ describe("cloud registry (Registry, SecretBox, loadMasterKey)", function () {
     assert.throws(() => loadMasterKey({ masterKey: new Uint8Array(16) }), { code: "MASTER_KEY_INVALID" });
   });
 
-  it("Registry_open_WrongMasterKey_MasterKeyWrong", function () {
+  it("Registry_open_WrongMasterKey_MasterKeyWrong", async function () {
     const dir = tempDir();
     dirs.push(dir);
-    Registry.open(dir, new Uint8Array(randomBytes(32))).close();
-    assert.throws(() => Registry.open(dir, new Uint8Array(randomBytes(32))), { code: "MASTER_KEY_WRONG" });
+    await (await Registry.open(dir, new Uint8Array(randomBytes(32)))).close();
+    await assert.rejects(() => Registry.open(dir, new Uint8Array(randomBytes(32))), { code: "MASTER_KEY_WRONG" });
   });
 
   it("SecretBox_CiphertextMovedToAnotherRow_DoesNotOpen", function () {
@@ -97,34 +97,35 @@ describe("cloud registry (Registry, SecretBox, loadMasterKey)", function () {
       await t.cloud.services.registerSecretDevice({ deviceId: "swap-a", secretHex: a.hex });
       await t.cloud.services.registerSecretDevice({ deviceId: "swap-b", secretHex: b.hex });
       // an attacker with write access to the file copies a's sealed secret into b's row
-      t.cloud.registry.db.prepare("UPDATE devices SET secret_enc = (SELECT secret_enc FROM devices WHERE id = 'swap-a') WHERE id = 'swap-b'").run();
-      assert.throws(() => t.cloud.registry.activeSecret(t.cloud.registry.device("swap-b")!), { code: "MASTER_KEY_WRONG" });
+      await t.cloud.registry.storage.run("UPDATE devices SET secret_enc = (SELECT secret_enc FROM devices WHERE id = 'swap-a') WHERE id = 'swap-b'");
+      const swapped = (await t.cloud.registry.device("swap-b"))!;
+      assert.throws(() => t.cloud.registry.activeSecret(swapped), { code: "MASTER_KEY_WRONG" });
     } finally {
       await t.stop();
     }
   });
 
-  it("audit_UpdateOrDelete_Refused", function () {
+  it("audit_UpdateOrDelete_Refused", async function () {
     const dir = tempDir();
     dirs.push(dir);
-    const registry = Registry.open(dir, new Uint8Array(randomBytes(32)));
+    const registry = await Registry.open(dir, new Uint8Array(randomBytes(32)));
     try {
-      registry.tx(() => registry.audit("test", "something", "dev-1"));
-      assert.throws(() => registry.db.prepare("UPDATE audit SET action = 'x'").run(), /append-only/);
-      assert.throws(() => registry.db.prepare("DELETE FROM audit").run(), /append-only/);
-      assert.equal(registry.auditLog(10)[0].action, "something");
+      await registry.tx(() => registry.audit("test", "something", "dev-1"));
+      await assert.rejects(() => registry.storage.run("UPDATE audit SET action = 'x'"), /append-only/);
+      await assert.rejects(() => registry.storage.run("DELETE FROM audit"), /append-only/);
+      assert.equal((await registry.auditLog(10))[0].action, "something");
     } finally {
-      registry.close();
+      await registry.close();
     }
   });
 
   it("services_InvalidInput_TypedErrorAndNothingStored", async function () {
     const dir = tempDir();
     dirs.push(dir);
-    const registry = Registry.open(dir, new Uint8Array(randomBytes(32)));
+    const registry = await Registry.open(dir, new Uint8Array(randomBytes(32)));
     const services = new CloudServices(registry, "test");
     try {
-      const before = registry.auditLog(100).length;
+      const before = (await registry.auditLog(100)).length;
       const cases: [Promise<unknown>, string][] = [
         [services.registerSecretDevice({ deviceId: "bad id!", secretHex: "00".repeat(32) }), "INVALID_INPUT"],
         [services.registerSecretDevice({ deviceId: "x".repeat(65), secretHex: "00".repeat(32) }), "INVALID_INPUT"],
@@ -140,14 +141,14 @@ describe("cloud registry (Registry, SecretBox, loadMasterKey)", function () {
         [services.retireProvisioningKey({ lot: "absent" }), "LOT_NOT_FOUND"],
       ];
       for (const [promise, code] of cases) await assert.rejects(promise, { name: "CloudError", code });
-      assert.equal(registry.countDevices(), 0);
-      assert.equal(registry.lots().length, 0);
-      assert.equal(registry.auditLog(100).length, before);
+      assert.equal((await registry.countDevices()), 0);
+      assert.equal((await registry.lots()).length, 0);
+      assert.equal((await registry.auditLog(100)).length, before);
       await services.registerSecretDevice({ deviceId: "ok-1", secretHex: "11".repeat(16) });
       await assert.rejects(services.registerSecretDevice({ deviceId: "ok-1", secretHex: "22".repeat(16) }), { code: "DEVICE_EXISTS" });
-      assert.deepEqual(registry.activeSecret(registry.device("ok-1")!), new Uint8Array(16).fill(0x11));
+      assert.deepEqual(registry.activeSecret((await registry.device("ok-1"))!), new Uint8Array(16).fill(0x11));
     } finally {
-      registry.close();
+      await registry.close();
     }
   });
 });

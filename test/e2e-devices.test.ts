@@ -45,8 +45,8 @@ function waitFor(manager: ConnectionManager, done: (status: ManagerStatus) => bo
 }
 
 /** Polls `done` every 10 ms for up to `ms`; resolves either way (the caller asserts). */
-async function until(done: () => boolean, ms = 10_000): Promise<void> {
-  for (const end = Date.now() + ms; !done() && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
+async function until(done: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  for (const end = Date.now() + ms; !(await done()) && Date.now() < end;) await new Promise((r) => setTimeout(r, 10));
 }
 
 /** Whether the flash holds a confirmed issued secret for the device. */
@@ -245,7 +245,7 @@ describe("e2e: ConnectionManager against the reference cloud", function () {
     first.manager.start();
     try {
       await waitFor(first.manager, online);
-      await until(() => test.cloud.network.net.columns(deviceId)?.seal_key?.length === 65);
+      await until(async () => (await test.cloud.network.net.columns(deviceId))?.seal_key?.length === 65);
       await test.cloud.services.rotateSecret({ deviceId });
       assert.equal((await waitFor(first.manager, (s) => s.credential === "permanent")).state, "ONLINE");
     } finally {
@@ -276,9 +276,9 @@ describe("e2e: ConnectionManager against the reference cloud", function () {
       await test.cloud.services.rotateSecret({ deviceId });
       flash.cutPowerAtWrite(cut, cut % 2 ? "erased" : "torn");
       const rotating = createNodeDevice(config, { kv: flash, manager: fastRetry });
-      const committed = () => test.cloud.registry.device(deviceId)?.pending_generation === null;
+      const committed = async () => (await test.cloud.registry.device(deviceId))?.pending_generation === null;
       rotating.manager.start();
-      await until(() => flash.powerLost || (committed() && rotating.manager.status.credential === "permanent" && storedConfirmed(flash, deviceId)));
+      await until(async () => flash.powerLost || ((await committed()) && rotating.manager.status.credential === "permanent" && storedConfirmed(flash, deviceId)));
       rotating.manager.stop();
       const lost = flash.powerLost;
       flash.cutPowerAtWrite(0);

@@ -78,10 +78,10 @@ describe("manufacturing: make-lot and import-bundle", function () {
     const first = await importOut(out);
     assert.equal(first.imported, 20);
     assert.equal(first.alreadyImported, false);
-    const count = t.cloud.services.registry.countDevices();
+    const count = await t.cloud.services.registry.countDevices();
     const second = await importOut(out);
     assert.deepEqual({ imported: second.imported, alreadyImported: second.alreadyImported }, { imported: 0, alreadyImported: true });
-    assert.equal(t.cloud.services.registry.countDevices(), count);
+    assert.equal((await t.cloud.services.registry.countDevices()), count);
 
     const id = ids[6];
     const secret = Uint8Array.from(Buffer.from(device(out, id).secret, "hex"));
@@ -224,14 +224,14 @@ describe("manufacturing: make-lot and import-bundle", function () {
     const out = join(work, "bad");
     await makeLot({ ...base(), option: "secret", count: 5, prefix: "mfg-b-", start: 1, out });
     const bundle = readFileSync(join(out, "bundle.jsonl"));
-    const before = t.cloud.services.registry.countDevices();
+    const before = await t.cloud.services.registry.countDevices();
     await assert.rejects(t.cloud.services.importBundle({ bundle, checksum: `${"0".repeat(64)}  bundle.jsonl\n` }), (e) => isCloudError(e, "BUNDLE_INVALID") && e.field === "checksum");
     const lines = bundle.toString("utf8").split("\n");
     lines[3] = lines[3].replace(/"secretHex":"[0-9a-f]{4}/, '"secretHex":"zz');
     const broken = Buffer.from(lines.join("\n"));
     const { bundleSha256 } = await import("../cloud/bundle");
     await assert.rejects(t.cloud.services.importBundle({ bundle: broken, checksum: bundleSha256(broken) }), (e) => isCloudError(e, "BUNDLE_INVALID") && e.line === 4);
-    assert.equal(t.cloud.services.registry.countDevices(), before);
+    assert.equal((await t.cloud.services.registry.countDevices()), before);
 
     // the CLI, on the running cloud's registry
     const errors: string[] = [];
@@ -246,12 +246,12 @@ describe("manufacturing: make-lot and import-bundle", function () {
     assert.equal((JSON.parse(outLines.at(-1)!) as { imported: number }).imported, 5);
     assert.equal(await runCli(["import-bundle", join(out, "bundle.jsonl")], env, io), 0);
     assert.equal((JSON.parse(outLines.at(-1)!) as { alreadyImported: boolean }).alreadyImported, true);
-    assert.equal(t.cloud.services.registry.countDevices(), before + 5);
+    assert.equal((await t.cloud.services.registry.countDevices()), before + 5);
 
     // another lot that reuses registered ids: refused at the first one's line, nothing imported
     const clash = join(work, "clash");
     await makeLot({ ...base(), option: "secret", count: 6, prefix: "mfg-b-", start: 0, out: clash });
     await assert.rejects(importOut(clash), (e) => isCloudError(e, "BUNDLE_INVALID") && e.line === 3);
-    assert.equal(t.cloud.services.registry.countDevices(), before + 5);
+    assert.equal((await t.cloud.services.registry.countDevices()), before + 5);
   });
 });

@@ -37,10 +37,10 @@ describe("radius: NAS clients (services, HTTP, CLI)", function () {
     assert.equal(ap.address, "fe80::1");
     await assert.rejects(services.addNasClient({ name: "ap-v6", address: "10.0.0.1", secret: "a-good-long-secret" }), (e: unknown) => isCloudError(e, "NAS_EXISTS"));
     await assert.rejects(services.removeNasClient({ name: "absent" }), (e: unknown) => isCloudError(e, "NAS_NOT_FOUND"));
-    const row = t.cloud.registry.nasClient("ap-v6")!;
+    const row = (await t.cloud.registry.nasClient("ap-v6"))!;
     assert.ok(!row.secret_enc.includes(Buffer.from("a-good-long-secret")), "sealed at rest");
     assert.equal(Buffer.from(t.cloud.registry.nasSecret(row)).toString(), "a-good-long-secret");
-    assert.ok(t.cloud.registry.auditLog(5).some((r) => r.action === "nas.add" && !r.detail?.includes("a-good-long-secret")));
+    assert.ok((await t.cloud.registry.auditLog(5)).some((r) => r.action === "nas.add" && !r.detail?.includes("a-good-long-secret")));
   });
 
   it("http_NasClients_AddListRemove", async () => {

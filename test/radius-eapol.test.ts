@@ -142,15 +142,15 @@ ${extra}}
 
   it("TTLS/PAP: a temporary device (lot allowlist, no row yet) is accepted; nothing is written", async () => {
     assertSuccess(await eapolTest(ttlsConf("t1", "lamp-t1", password(temporarySecret(lotKeyHex, "lamp-t1"), "lamp-t1")), port));
-    assert.equal(t.cloud.registry.device("lamp-t1"), undefined);
+    assert.equal((await t.cloud.registry.device("lamp-t1")), undefined);
   });
 
   it("TTLS/PAP: the pending issued secret is accepted without committing it", async () => {
     await t.cloud.services.rotateSecret({ deviceId: "lamp-s1" });
-    const row = t.cloud.registry.device("lamp-s1")!;
+    const row = (await t.cloud.registry.device("lamp-s1"))!;
     const pending = t.cloud.registry.pendingSecret(row)!;
     assertSuccess(await eapolTest(ttlsConf("s1p", "lamp-s1", password(pending, "lamp-s1")), port));
-    const after = t.cloud.registry.device("lamp-s1")!;
+    const after = (await t.cloud.registry.device("lamp-s1"))!;
     assert.equal(after.generation, 0);
     assert.equal(after.pending_generation, 1);
     assertSuccess(await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port));
@@ -160,7 +160,7 @@ ${extra}}
     assertFailure(await eapolTest(ttlsConf("bad", "lamp-s1", "not-the-password"), port));
     const view = await t.cloud.services.getDevice({ deviceId: "lamp-s1" });
     assert.equal(view.lastFailure, "BAD_PROOF");
-    const audit = t.cloud.registry.auditLog(5, "lamp-s1");
+    const audit = await t.cloud.registry.auditLog(5, "lamp-s1");
     assert.ok(audit.some((r) => r.actor === "radius" && r.action === "radius.refused" && r.detail?.startsWith("BAD_PROOF")));
   });
 
@@ -175,12 +175,12 @@ ${extra}}
 
   it("TTLS/PAP: the temporary credential after commit -> TEMP_RETIRED; the permanent secret works", async () => {
     const registry = t.cloud.registry;
-    assert.ok(registry.insertTemporaryDevice("lamp-t2", "lot-1", 1));
+    assert.ok((await registry.insertTemporaryDevice("lamp-t2", "lot-1", 1)));
     const permanent = new Uint8Array(randomBytes(32));
-    assert.ok(registry.storePending("lamp-t2", permanent, 1, new Uint8Array(16), "test"));
-    assert.ok(registry.commitPending("lamp-t2", 1, "test"));
+    assert.ok((await registry.storePending("lamp-t2", permanent, 1, new Uint8Array(16), "test")));
+    assert.ok((await registry.commitPending("lamp-t2", 1, "test")));
     assertFailure(await eapolTest(ttlsConf("t2", "lamp-t2", password(temporarySecret(lotKeyHex, "lamp-t2"), "lamp-t2")), port));
-    assert.equal(registry.device("lamp-t2")!.last_failure, "TEMP_RETIRED");
+    assert.equal((await registry.device("lamp-t2"))!.last_failure, "TEMP_RETIRED");
     assertSuccess(await eapolTest(ttlsConf("t2p", "lamp-t2", password(permanent, "lamp-t2")), port));
   });
 
@@ -214,7 +214,7 @@ ${extra}}
     // RFC 5216 section 2.1.3: the alert came in an EAP-Request before the EAP-Failure
     assert.match(refused.output, /SSL3 alert: read \(remote end reported an error\):fatal:certificate revoked/);
     assert.equal(t.cloud.radius!.stats.reasons.CERT_REVOKED, before + 1);
-    assert.equal(t.cloud.registry.device(id)!.last_failure, "CERT_REVOKED");
+    assert.equal((await t.cloud.registry.device(id))!.last_failure, "CERT_REVOKED");
     assertSuccess(await eapolTest(tlsConf("renewed", id, renewed.certificatePem, renewed.privateKeyPem), port));
   });
 

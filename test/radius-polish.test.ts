@@ -141,7 +141,7 @@ describe("radius: protocol polish (alerts, Framed-MTU, EAP-Key-Name, inner metho
 
   it("deviceStatus_AcceptSetsLastSeenAndHotspot_RejectRecorded", async () => {
     const s = server();
-    const before = t.cloud.registry.device("lamp-p1")!.last_seen;
+    const before = (await t.cloud.registry.device("lamp-p1"))!.last_seen;
     const station = { type: ATTR.calledStationId, value: Buffer.from("02-00-00-00-00-AA:ZipKey") };
     const ok = await authenticate((r) => s.handle(r, FROM), ttls({ attributes: [station], callingStationId: "02-00-00-00-00-01" }));
     assert.ok(ok.ok, ok.reason);
@@ -150,12 +150,12 @@ describe("radius: protocol polish (alerts, Framed-MTU, EAP-Key-Name, inner metho
     assert.equal(status?.lastAuth?.nas, "ap-polish");
     assert.equal(status?.lastAuth?.ssid, "ZipKey");
     assert.equal(status?.lastAuth?.callingStationId, "02-00-00-00-00-01");
-    assert.notEqual(t.cloud.registry.device("lamp-p1")!.last_seen, before);
+    assert.notEqual((await t.cloud.registry.device("lamp-p1"))!.last_seen, before);
     const bad = await authenticate((r) => s.handle(r, FROM), ttls({ password: "wrong", attributes: [station] }));
     assert.equal(bad.reason, "BAD_PROOF");
     const after = await s.hotspots.status("lamp-p1");
     assert.equal(after?.lastAuth?.outcome, "reject");
     assert.equal(after?.lastAuth?.reason, "BAD_PROOF");
-    assert.equal(t.cloud.registry.device("lamp-p1")!.last_failure, "BAD_PROOF");
+    assert.equal((await t.cloud.registry.device("lamp-p1"))!.last_failure, "BAD_PROOF");
   });
 });

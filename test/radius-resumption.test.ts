@@ -85,8 +85,8 @@ describe("radius: TLS session resumption (EAP-TTLS and EAP-TLS)", function () {
     const first = await run(s, ttls("lamp-r3"));
     assert.ok(first.ok);
     await t.cloud.services.rotateSecret({ deviceId: "lamp-r3" });
-    const rotated = t.cloud.registry.device("lamp-r3")!;
-    assert.ok(t.cloud.registry.commitPending("lamp-r3", rotated.pending_generation!, "test"));
+    const rotated = (await t.cloud.registry.device("lamp-r3"))!;
+    assert.ok((await t.cloud.registry.commitPending("lamp-r3", rotated.pending_generation!, "test")));
     const stale = await run(s, ttls("lamp-r3", { session: first.session }));
     assert.equal(stale.reason, "BAD_PROOF");
   });

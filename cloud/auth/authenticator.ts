@@ -14,8 +14,7 @@
  *
  * One LoginGuard and one RefusalAudit per cloud process, whatever the front
  * end. Front ends never read registry rows for a credential: they ask here.
- * The API is asynchronous so that an asynchronous registry changes only this
- * folder.
+ * Asynchronous over the registry (SQLite or PostgreSQL, cloud/storage/).
  */
 import type { X509Certificate } from "node:crypto";
 import type { DigestPort, LogPort } from "../../modules/ports";
@@ -123,7 +122,7 @@ export class Authenticator {
    * @example await auth.mqttLogin({ clientId: "lamp-1", username: "lamp-1", password, peerCertificate: undefined, source: "192.0.2.7" })
    */
   async mqttLogin(attempt: MqttAttempt): Promise<MqttDecision> {
-    const result = this.#decide("mqtt", attempt.source, (budget) => mqttRules(this.#registry, this.#digest, attempt, budget));
+    const result = await this.#decide("mqtt", attempt.source, (budget) => mqttRules(this.#registry, this.#digest, attempt, budget));
     if (!result.ok) return result;
     const credential: SessionCredential = result.used === "certificate" ? "certificate" : result.used === "temporary" ? "t" : "s";
     return {
@@ -137,7 +136,7 @@ export class Authenticator {
    * @param source - the NAS and the station, e.g. "ap-1/aa-bb-cc-dd-ee-ff"
    */
   async hotspotPassword(userName: string, password: Uint8Array, source: string): Promise<HotspotDecision> {
-    const result = this.#decide("radius", source, (budget) => hotspotRules(this.#registry, this.#digest, userName, password, budget));
+    const result = await this.#decide("radius", source, (budget) => hotspotRules(this.#registry, this.#digest, userName, password, budget));
     return result.ok ? { ok: true, deviceId: result.deviceId, credential: result.used, generation: result.generation, ...(result.lot ? { lot: result.lot } : {}) } : result;
   }
 
@@ -146,7 +145,7 @@ export class Authenticator {
    * full handshake proved, against the registry as it is now (resumed.ts).
    */
   async hotspotResumed(binding: ResumedBinding, source: string): Promise<HotspotDecision> {
-    const result = this.#decide("radius", source, (budget) => resumedHotspotRules(this.#registry, binding, budget));
+    const result = await this.#decide("radius", source, (budget) => resumedHotspotRules(this.#registry, binding, budget));
     return result.ok ? { ok: true, deviceId: result.deviceId, credential: result.used, generation: result.generation, ...(result.lot ? { lot: result.lot } : {}) } : result;
   }
 
@@ -155,17 +154,17 @@ export class Authenticator {
    * when it names a registered device, else the certificate's CN.
    */
   async hotspotCertificate(identity: string, leaf: X509Certificate | undefined, source: string): Promise<HotspotDecision> {
-    const result = this.#decide("radius", source, (budget): RuleResult => {
+    const result = await this.#decide("radius", source, async (budget): Promise<RuleResult> => {
       const registry = this.#registry;
       if (!leaf) {
         const named = DEVICE_ID_PATTERN.test(identity) ? identity : undefined;
         return { ok: false, deviceId: named, failure: "CERT_REQUIRED", detail: "no client certificate" };
       }
-      let id = DEVICE_ID_PATTERN.test(identity) && registry.device(identity) ? identity : certificateNames(leaf).commonName ?? "";
+      let id = DEVICE_ID_PATTERN.test(identity) && (await registry.device(identity)) ? identity : certificateNames(leaf).commonName ?? "";
       if (!DEVICE_ID_PATTERN.test(id)) id = "";
-      const row = id === "" ? undefined : registry.device(id);
+      const row = id === "" ? undefined : (await registry.device(id));
       if (!row) {
-        return fromKnownCa(registry, leaf)
+        return (await fromKnownCa(registry, leaf))
           ? { ok: false, deviceId: id || undefined, failure: "UNKNOWN_DEVICE", detail: "certificate device not registered" }
           : { ok: false, deviceId: id || undefined, failure: "UNKNOWN_CA", detail: "certificate not issued by a registered CA" };
       }
@@ -173,19 +172,19 @@ export class Authenticator {
         if (row.revoked) return { ok: false, deviceId: id, failure: "REVOKED", detail: "device revoked" };
         return { ok: false, deviceId: id, failure: "NOT_ALLOWED", detail: "not a certificate device: use EAP-TTLS" };
       }
-      return checkCertificate(registry, row, leaf, budget, false);
+      return (await checkCertificate(registry, row, leaf, budget, false));
     });
     return result.ok ? { ok: true, deviceId: result.deviceId, credential: result.used } : result;
   }
 
   /** The EAP method to offer first: EAP-TLS for a bare id registered as a certificate device, else TTLS. */
   async eapMethod(identity: string): Promise<"tls" | "ttls"> {
-    return DEVICE_ID_PATTERN.test(identity) && this.#registry.device(identity)?.kind === "certificate" ? "tls" : "ttls";
+    return DEVICE_ID_PATTERN.test(identity) && (await this.#registry.device(identity))?.kind === "certificate" ? "tls" : "ttls";
   }
 
   /** Whether an authenticated session of `deviceId` may go on (false once the device is revoked or gone). */
   async sessionAllowed(deviceId: string): Promise<boolean> {
-    const row = this.#registry.device(deviceId);
+    const row = await this.#registry.device(deviceId);
     return row !== undefined && !row.revoked;
   }
 
@@ -195,8 +194,8 @@ export class Authenticator {
    * certificate is revoked, e.g. after `cert revoke` or a CRL import).
    */
   async certificateStillGood(deviceId: string, leaf: X509Certificate | undefined): Promise<boolean> {
-    const row = this.#registry.device(deviceId);
-    return row !== undefined && !row.revoked && checkDeviceCertificate(this.#registry, row, leaf).ok;
+    const row = await this.#registry.device(deviceId);
+    return row !== undefined && !row.revoked && (await checkDeviceCertificate(this.#registry, row, leaf)).ok;
   }
 
   /** An operator unlocked `id`: forgets the failures and lockouts of every source. Returns whether one was locked. */
@@ -209,24 +208,24 @@ export class Authenticator {
    * (login.refused-aggregate). The MQTT endpoint runs it every refusal window,
    * and with `all` at close: then every counted refusal is written.
    */
-  flushRefusalAudit(all = false): void {
+  async flushRefusalAudit(all = false): Promise<void> {
     const aggregate = this.refusals.takeAggregate(this.#now(), all);
     if (!aggregate) return;
     const parts = Object.entries(aggregate.byFailure).map(([failure, n]) => `${failure}=${n}`).join(" ");
     try {
       const registry = this.#registry;
-      registry.tx(() => registry.audit("auth", "login.refused-aggregate", null, `total=${aggregate.total} ${parts}`));
+      await registry.tx(() => registry.audit("auth", "login.refused-aggregate", null, `total=${aggregate.total} ${parts}`));
     } catch (error) {
       this.#log?.("error", `cannot write the refusal aggregate: ${(error as Error).message}`);
     }
   }
 
-  #decide(via: FrontEnd, source: string, rules: (budget: Budget) => RuleResult): (RuleResult & { ok: true }) | Refusal {
+  async #decide(via: FrontEnd, source: string, rules: (budget: Budget) => Promise<RuleResult>): Promise<(RuleResult & { ok: true }) | Refusal> {
     const now = this.#now();
     const budget: Budget = { device: (id) => this.guard.admitDevice(id, now), lot: (lot) => this.guard.admitLot(lot, now) };
     let result: RuleResult;
     try {
-      result = rules(budget);
+      result = await rules(budget);
     } catch (error) {
       this.#log?.("error", `credential decision failed internally: ${(error as Error).message}`);
       result = { ok: false, deviceId: undefined, failure: "INTERNAL", detail: "internal error" };
@@ -241,7 +240,7 @@ export class Authenticator {
     const refusal: Refusal = { ok: false, deviceId: result.deviceId, failure: result.failure, detail: result.detail, delayMs: 0 };
     if (result.deviceId === undefined) return refusal;
     try {
-      this.#account(via, source, refusal, now);
+      await this.#account(via, source, refusal, now);
     } catch (error) {
       this.#log?.("error", `cannot record a login failure: ${(error as Error).message}`);
     }
@@ -249,7 +248,7 @@ export class Authenticator {
   }
 
   /** Counts a refusal of a well-formed id against its (id, source) pair, and writes it through the throttle. */
-  #account(via: FrontEnd, source: string, refusal: Refusal, now: number): void {
+  async #account(via: FrontEnd, source: string, refusal: Refusal, now: number): Promise<void> {
     const id = refusal.deviceId!;
     const registry = this.#registry;
     const lockedUntil = this.guard.lockedUntil(id, source, now);
@@ -266,8 +265,8 @@ export class Authenticator {
         const detail = `${this.guard.limits.lockoutThreshold} consecutive refused logins from ${source}, last ${refusal.failure}`;
         this.#log?.("warn", `device ${id}: attempts from ${source} locked out until ${new Date(until).toISOString()} (${detail})`);
         if (this.refusals.admit(`${id}#lockout#${source}`, "LOCKOUT", now).write) {
-          if (!registry.lockDevice(id, until, outcome.lockout.count, detail, via)) {
-            registry.tx(() => registry.audit(via, "login.lockout", id, `unregistered id until=${new Date(until).toISOString()} ${detail}`));
+          if (!(await registry.lockDevice(id, until, outcome.lockout.count, detail, via))) {
+            await registry.tx(() => registry.audit(via, "login.lockout", id, `unregistered id until=${new Date(until).toISOString()} ${detail}`));
           }
         }
       }
@@ -275,7 +274,7 @@ export class Authenticator {
     const decision = this.refusals.admit(id, refusal.failure, now);
     if (decision.write) {
       this.stats.refusalsWritten++;
-      registry.recordFailure(id, refusal.failure, refusal.detail, via, decision.suppressed);
+      await registry.recordFailure(id, refusal.failure, refusal.detail, via, decision.suppressed);
     } else {
       this.stats.refusalsNotWritten++;
     }

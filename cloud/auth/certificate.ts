@@ -10,7 +10,7 @@
  * when present, includes clientAuth, it is not revoked (by the CA's serial or
  * by its SHA-256 fingerprint: `cert revoke`, `ca import-crl`), its CN or a
  * SAN is the device id, and it is the pinned certificate when one is pinned.
- * Pure over the registry: nothing is written here.
+ * Reads the registry (asynchronously); nothing is written here.
  */
 import { X509Certificate } from "node:crypto";
 import { fingerprint, issuedBy, normalizeSerial, withinValidity, certificateNamesId } from "../pki";
@@ -69,13 +69,13 @@ function refuse(failure: CertificateFailure, detail: string): CertificateDecisio
  * @param device - the device row (id, CA, pinned fingerprint)
  * @param leaf - the client certificate of the TLS handshake (undefined: none was sent)
  * @returns ok with the certificate's fingerprint and serial, or the failure code and a detail
- * @example checkDeviceCertificate(registry, registry.device("lamp-1")!, socket.getPeerX509Certificate())
+ * @example await checkDeviceCertificate(registry, (await registry.device("lamp-1"))!, socket.getPeerX509Certificate())
  */
-export function checkDeviceCertificate(
+export async function checkDeviceCertificate(
   registry: Registry, device: Pick<DeviceRow, "id" | "ca_name" | "cert_fingerprint">, leaf: X509Certificate | undefined,
-): CertificateDecision {
+): Promise<CertificateDecision> {
   if (!leaf) return refuse("CERT_REQUIRED", "certificate device sent no client certificate");
-  const ca = device.ca_name === null ? undefined : registry.ca(device.ca_name);
+  const ca = device.ca_name === null ? undefined : (await registry.ca(device.ca_name));
   if (!ca) return refuse("UNKNOWN_CA", "the device's CA is not registered");
   if (ca.revoked) return refuse("CA_REVOKED", `CA ${ca.name} is revoked`);
   const caCert = caCertificate(ca.cert_pem);
@@ -86,7 +86,7 @@ export function checkDeviceCertificate(
   if (usage) return refuse("CERT_USAGE", usage);
   const fp = fingerprint(leaf);
   const serial = normalizeSerial(leaf.serialNumber);
-  const revoked = registry.certificateRevocation(ca.name, serial, fp);
+  const revoked = await registry.certificateRevocation(ca.name, serial, fp);
   if (revoked) return refuse("CERT_REVOKED", `certificate revoked (${revoked.source}${revoked.serial ? ` serial ${revoked.serial}` : " sha256"})`);
   if (!certificateNamesId(leaf, device.id)) return refuse("CERT_MISMATCH", "certificate CN/SAN is not the device id");
   if (device.cert_fingerprint !== null && fp !== device.cert_fingerprint) return refuse("CERT_MISMATCH", "not the registered certificate");

@@ -6,7 +6,7 @@
  * lot) against the registry as it is now. A revoked device, a replaced secret,
  * a retired or revoked lot, a temporary credential retired since: refused, as
  * a fresh login with that credential would be. The per-device rate is spent
- * as for a proven credential. Pure over a CredentialStore, like rules.ts.
+ * as for a proven credential. Reads a CredentialStore (asynchronously), like rules.ts.
  */
 import type { Budget, CredentialStore, CredentialUsed, RuleResult } from "./rules";
 
@@ -23,10 +23,10 @@ function refuse(id: string, failure: Extract<RuleResult, { ok: false }>["failure
 }
 
 /** Decides a resumed EAP-TTLS session from its binding. */
-export function resumedHotspotRules(store: CredentialStore, binding: ResumedBinding, budget: Budget): RuleResult {
+export async function resumedHotspotRules(store: CredentialStore, binding: ResumedBinding, budget: Budget): Promise<RuleResult> {
   const id = binding.deviceId;
-  const row = store.device(id);
-  const spend = (): RuleResult => (budget.device(id)
+  const row = await store.device(id);
+  const spend = async (): Promise<RuleResult> => ((await budget.device(id))
     ? { ok: true, deviceId: id, used: binding.used, generation: binding.generation, ...(binding.lot ? { lot: binding.lot } : {}) }
     : refuse(id, "RATE_LIMITED", "over the device's login rate"));
   if (binding.used === "temporary") {
@@ -34,11 +34,11 @@ export function resumedHotspotRules(store: CredentialStore, binding: ResumedBind
     if (row && row.kind !== "temporary") {
       return row.temp_retired ? refuse(id, "TEMP_RETIRED", "temporary credential retired: the device holds a permanent secret") : refuse(id, "NOT_ALLOWED", "device has no temporary credential");
     }
-    const lot = binding.lot === undefined ? undefined : store.lot(binding.lot);
+    const lot = binding.lot === undefined ? undefined : await store.lot(binding.lot);
     if (lot?.revoked) return refuse(id, "LOT_REVOKED", "provisioning key revoked");
     if (!lot || lot.retired) return refuse(id, "LOT_RETIRED", "provisioning key retired");
-    if (!store.lotAllows(lot, id)) return refuse(id, "NOT_ALLOWED", "id not allowed for the provisioning key");
-    return budget.lot(lot.lot) ? spend() : refuse(id, "RATE_LIMITED", "over the lot's login rate");
+    if (!(await store.lotAllows(lot, id))) return refuse(id, "NOT_ALLOWED", "id not allowed for the provisioning key");
+    return (await budget.lot(lot.lot)) ? spend() : refuse(id, "RATE_LIMITED", "over the lot's login rate");
   }
   if (!row) return refuse(id, "UNKNOWN_DEVICE", "the device of the resumed session is gone");
   if (row.revoked) return refuse(id, "REVOKED", "device revoked");

@@ -27,7 +27,8 @@ import type { AuthFailure } from "./failures";
 
 /**
  * What the rules read and write of the registry: the one place the credential
- * decision touches storage (the scale-out work makes this interface async).
+ * decision touches storage. Asynchronous (SQLite or PostgreSQL behind it);
+ * every write here is atomic in the database (cloud/registry.ts).
  */
 export type CredentialStore = Pick<Registry,
   "device" | "lot" | "lotKey" | "lotsAllowing" | "lotAllows" | "ca" | "cas" | "activeSecret" | "pendingSecret"
@@ -36,9 +37,9 @@ export type CredentialStore = Pick<Registry,
 /** The login rates, charged only once a proof has been verified. */
 export interface Budget {
   /** takes a login token of the device id; false = over its rate */
-  device(id: string): boolean;
+  device(id: string): boolean | Promise<boolean>;
   /** takes a temporary-login token of the lot; false = over its rate */
-  lot(lot: string): boolean;
+  lot(lot: string): boolean | Promise<boolean>;
 }
 
 /** Which stored credential a login proved. */
@@ -68,8 +69,8 @@ const OVER_DEVICE_RATE = "device id over its login rate";
 const OVER_LOT_RATE = "provisioning key over its login rate";
 
 /** Whether `leaf` comes from any registered, unrevoked product CA (to tell UNKNOWN_DEVICE from UNKNOWN_CA). */
-export function fromKnownCa(store: CredentialStore, leaf: X509Certificate): boolean {
-  return store.cas().some((ca) => !ca.revoked && issuedBy(leaf, caCertificate(ca.cert_pem)));
+export async function fromKnownCa(store: CredentialStore, leaf: X509Certificate): Promise<boolean> {
+  return (await store.cas()).some((ca) => !ca.revoked && issuedBy(leaf, caCertificate(ca.cert_pem)));
 }
 
 /**
@@ -77,13 +78,13 @@ export function fromKnownCa(store: CredentialStore, leaf: X509Certificate): bool
  * revoked, then the one certificate check (certificate.ts), then the rate.
  * `touch` records the login (MQTT; RADIUS writes nothing).
  */
-export function checkCertificate(store: CredentialStore, row: DeviceRow, leaf: X509Certificate | undefined, budget: Budget, touch: boolean): RuleResult {
+export async function checkCertificate(store: CredentialStore, row: DeviceRow, leaf: X509Certificate | undefined, budget: Budget, touch: boolean): Promise<RuleResult> {
   const id = row.id;
   if (row.revoked) return refuse(id, "REVOKED", "device revoked");
-  const decision = checkDeviceCertificate(store as Registry, row, leaf);
+  const decision = await checkDeviceCertificate(store as Registry, row, leaf);
   if (!decision.ok) return refuse(id, decision.failure, decision.detail);
-  if (!budget.device(id)) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
-  if (touch) store.touch(id);
+  if (!(await budget.device(id))) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
+  if (touch) (await store.touch(id));
   return { ok: true, deviceId: id, used: "certificate", generation: 0, certFingerprint: decision.fingerprint };
 }
 
@@ -93,37 +94,37 @@ function proofMatches(digest: DigestPort, secret: Uint8Array | undefined, id: st
   return constantTimeEqual(expected, login.proof);
 }
 
-function verifySecret(store: CredentialStore, digest: DigestPort, id: string, login: LoginPassword, budget: Budget): RuleResult {
-  const row = store.device(id);
+async function verifySecret(store: CredentialStore, digest: DigestPort, id: string, login: LoginPassword, budget: Budget): Promise<RuleResult> {
+  const row = await store.device(id);
   if (!row) return refuse(id, "UNKNOWN_DEVICE", "no such device");
   if (row.revoked) return refuse(id, "REVOKED", "device revoked");
   const active = store.activeSecret(row);
   if (proofMatches(digest, active, id, login)) {
-    if (!budget.device(id)) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
-    if (!store.acceptLoginCounter(id, login.counter)) return refuse(id, "REPLAY", "login counter not above the last one");
+    if (!(await budget.device(id))) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
+    if (!(await store.acceptLoginCounter(id, login.counter))) return refuse(id, "REPLAY", "login counter not above the last one");
     return { ok: true, deviceId: id, used: "secret", secret: active, generation: row.generation };
   }
   const pending = store.pendingSecret(row);
   if (row.pending_generation !== null && proofMatches(digest, pending, id, login)) {
-    if (!budget.device(id)) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
+    if (!(await budget.device(id))) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
     // The device stored the issued secret but its commit was lost: this login is the proof of possession.
-    if (!store.commitPending(id, row.pending_generation, "mqtt", login.counter)) return refuse(id, "REPLAY", "login counter not above the last one");
+    if (!(await store.commitPending(id, row.pending_generation, "mqtt", login.counter))) return refuse(id, "REPLAY", "login counter not above the last one");
     return { ok: true, deviceId: id, used: "pending", secret: pending, generation: row.pending_generation };
   }
   return refuse(id, "BAD_PROOF", "wrong secret");
 }
 
 /** Why the lot of a temporary row no longer allows its temporary credential, if it does not. */
-function temporaryBlocked(store: CredentialStore, row: DeviceRow): RuleResult | undefined {
-  const lot = row.lot === null ? undefined : store.lot(row.lot);
+async function temporaryBlocked(store: CredentialStore, row: DeviceRow): Promise<RuleResult | undefined> {
+  const lot = row.lot === null ? undefined : (await store.lot(row.lot));
   if (lot?.revoked) return refuse(row.id, "LOT_REVOKED", "provisioning key revoked");
   if (!lot || lot.retired) return refuse(row.id, "LOT_RETIRED", "provisioning key retired");
-  if (!store.lotAllows(lot, row.id)) return refuse(row.id, "NOT_ALLOWED", "id not allowed for the provisioning key");
+  if (!(await store.lotAllows(lot, row.id))) return refuse(row.id, "NOT_ALLOWED", "id not allowed for the provisioning key");
   return undefined;
 }
 
-function verifyTemporary(store: CredentialStore, digest: DigestPort, id: string, login: LoginPassword, budget: Budget, claim: ClaimSource | undefined): RuleResult {
-  const row = store.device(id);
+async function verifyTemporary(store: CredentialStore, digest: DigestPort, id: string, login: LoginPassword, budget: Budget, claim: ClaimSource | undefined): Promise<RuleResult> {
+  const row = await store.device(id);
   if (row) {
     if (row.revoked) return refuse(id, "REVOKED", "device revoked");
     if (row.kind !== "temporary") {
@@ -131,26 +132,26 @@ function verifyTemporary(store: CredentialStore, digest: DigestPort, id: string,
         ? refuse(id, "TEMP_RETIRED", "temporary credential retired: the device holds a permanent secret")
         : refuse(id, "NOT_ALLOWED", "device has no temporary credential");
     }
-    const blocked = temporaryBlocked(store, row);
+    const blocked = await temporaryBlocked(store, row);
     if (blocked) return blocked;
-    const lot = store.lot(row.lot!)!;
+    const lot = (await store.lot(row.lot!))!;
     const temporary = deriveTemporarySecret(digest, store.lotKey(lot), id);
     if (!proofMatches(digest, temporary, id, login)) return refuse(id, "BAD_PROOF", "wrong temporary secret");
-    if (!budget.lot(lot.lot)) return refuse(id, "RATE_LIMITED", OVER_LOT_RATE);
-    if (!budget.device(id)) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
-    if (!store.acceptLoginCounter(id, login.counter)) return refuse(id, "REPLAY", "login counter not above the last one");
+    if (!(await budget.lot(lot.lot))) return refuse(id, "RATE_LIMITED", OVER_LOT_RATE);
+    if (!(await budget.device(id))) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
+    if (!(await store.acceptLoginCounter(id, login.counter))) return refuse(id, "REPLAY", "login counter not above the last one");
     // a reprovisioned id (no claim since) is claimed by this login
-    if (row.claimed_at === null) store.recordClaim(id, claim);
+    if (row.claimed_at === null) (await store.recordClaim(id, claim));
     return { ok: true, deviceId: id, used: "temporary", secret: temporary, generation: 0, lot: lot.lot };
   }
-  const allowing = store.lotsAllowing(id);
+  const allowing = await store.lotsAllowing(id);
   if (allowing.length === 0) return refuse(id, "NOT_ALLOWED", "id not allowed for any provisioning key");
   for (const lot of allowing) {
     const temporary = deriveTemporarySecret(digest, store.lotKey(lot), id);
     if (!proofMatches(digest, temporary, id, login)) continue;
-    if (!budget.lot(lot.lot)) return refuse(id, "RATE_LIMITED", OVER_LOT_RATE);
-    if (!budget.device(id)) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
-    if (!store.insertTemporaryDevice(id, lot.lot, login.counter, claim)) return refuse(id, "INTERNAL", "concurrent first login");
+    if (!(await budget.lot(lot.lot))) return refuse(id, "RATE_LIMITED", OVER_LOT_RATE);
+    if (!(await budget.device(id))) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
+    if (!(await store.insertTemporaryDevice(id, lot.lot, login.counter, claim))) return refuse(id, "INTERNAL", "concurrent first login");
     return { ok: true, deviceId: id, used: "temporary", secret: temporary, generation: 0, lot: lot.lot };
   }
   return refuse(id, "BAD_PROOF", "wrong temporary secret");
@@ -161,15 +162,15 @@ function verifyTemporary(store: CredentialStore, digest: DigestPort, id: string,
  * @returns ok with the credential proved, or the refusal
  * @example mqttRules(registry, nodeDigest, { clientId: "lamp-1", username: "lamp-1", password, peerCertificate: undefined }, budget)
  */
-export function mqttRules(store: CredentialStore, digest: DigestPort, attempt: MqttCredential, budget: Budget): RuleResult {
+export async function mqttRules(store: CredentialStore, digest: DigestPort, attempt: MqttCredential, budget: Budget): Promise<RuleResult> {
   const id = attempt.clientId;
   if (!DEVICE_ID_PATTERN.test(id)) return refuse(undefined, "BAD_LOGIN", "client id is not a device id");
   if (attempt.username !== id) return refuse(id, "BAD_LOGIN", "user name must equal the client id");
-  const row = store.device(id);
-  if (row && row.kind === "certificate") return checkCertificate(store, row, attempt.peerCertificate, budget, true);
+  const row = await store.device(id);
+  if (row && row.kind === "certificate") return await checkCertificate(store, row, attempt.peerCertificate, budget, true);
   if (attempt.password === undefined || attempt.password.length === 0) {
     if (attempt.peerCertificate && !row) {
-      return fromKnownCa(store, attempt.peerCertificate)
+      return (await fromKnownCa(store, attempt.peerCertificate))
         ? refuse(id, "UNKNOWN_DEVICE", "certificate device not registered")
         : refuse(id, "UNKNOWN_CA", "certificate not issued by a registered CA");
     }
@@ -182,7 +183,7 @@ export function mqttRules(store: CredentialStore, digest: DigestPort, attempt: M
   } catch {
     return refuse(id, "BAD_LOGIN", "password is not v1:<s|t>:<counter>:<proof>");
   }
-  return login.kind === "s" ? verifySecret(store, digest, id, login, budget) : verifyTemporary(store, digest, id, login, budget, attempt.claim);
+  return login.kind === "s" ? (await verifySecret(store, digest, id, login, budget)) : (await verifyTemporary(store, digest, id, login, budget, attempt.claim));
 }
 
 function hotspotMatches(digest: DigestPort, secret: Uint8Array | undefined, id: string, password: Uint8Array): boolean {
@@ -197,17 +198,17 @@ function hotspotMatches(digest: DigestPort, secret: Uint8Array | undefined, id: 
  * @param userName - the inner User-Name (the device id)
  * @param password - the inner User-Password, zero padding removed
  */
-export function hotspotRules(store: CredentialStore, digest: DigestPort, userName: string, password: Uint8Array, budget: Budget): RuleResult {
+export async function hotspotRules(store: CredentialStore, digest: DigestPort, userName: string, password: Uint8Array, budget: Budget): Promise<RuleResult> {
   if (!DEVICE_ID_PATTERN.test(userName)) return refuse(undefined, "BAD_LOGIN", "inner User-Name is not a device id");
   const id = userName;
-  const row = store.device(id);
+  const row = await store.device(id);
   if (!row) {
-    const lots = store.lotsAllowing(id);
+    const lots = await store.lotsAllowing(id);
     if (lots.length === 0) return refuse(id, "UNKNOWN_DEVICE", "no such device and no provisioning key allows the id");
     for (const lot of lots) {
       if (!hotspotMatches(digest, deriveTemporarySecret(digest, store.lotKey(lot), id), id, password)) continue;
-      if (!budget.lot(lot.lot)) return refuse(id, "RATE_LIMITED", OVER_LOT_RATE);
-      if (!budget.device(id)) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
+      if (!(await budget.lot(lot.lot))) return refuse(id, "RATE_LIMITED", OVER_LOT_RATE);
+      if (!(await budget.device(id))) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
       return { ok: true, deviceId: id, used: "temporary", generation: 0, lot: lot.lot };
     }
     return refuse(id, "BAD_PROOF", "wrong temporary hotspot password");
@@ -216,16 +217,16 @@ export function hotspotRules(store: CredentialStore, digest: DigestPort, userNam
   if (row.kind === "certificate") return refuse(id, "CERT_REQUIRED", "certificate device: use EAP-TLS");
   for (const [used, secret] of [["secret", store.activeSecret(row)], ["pending", store.pendingSecret(row)]] as const) {
     if (!hotspotMatches(digest, secret, id, password)) continue;
-    if (!budget.device(id)) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
+    if (!(await budget.device(id))) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
     return { ok: true, deviceId: id, used, generation: used === "secret" ? row.generation : row.pending_generation ?? 0 };
   }
-  const lot = row.lot === null ? undefined : store.lot(row.lot);
+  const lot = row.lot === null ? undefined : (await store.lot(row.lot));
   if (row.kind === "temporary") {
-    const blocked = temporaryBlocked(store, row);
+    const blocked = await temporaryBlocked(store, row);
     if (blocked) return blocked;
     if (!hotspotMatches(digest, deriveTemporarySecret(digest, store.lotKey(lot!), id), id, password)) return refuse(id, "BAD_PROOF", "wrong temporary hotspot password");
-    if (!budget.lot(lot!.lot)) return refuse(id, "RATE_LIMITED", OVER_LOT_RATE);
-    if (!budget.device(id)) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
+    if (!(await budget.lot(lot!.lot))) return refuse(id, "RATE_LIMITED", OVER_LOT_RATE);
+    if (!(await budget.device(id))) return refuse(id, "RATE_LIMITED", OVER_DEVICE_RATE);
     return { ok: true, deviceId: id, used: "temporary", generation: 0, lot: lot!.lot };
   }
   if (lot && hotspotMatches(digest, deriveTemporarySecret(digest, store.lotKey(lot), id), id, password)) {

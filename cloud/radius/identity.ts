@@ -28,19 +28,19 @@ export interface RadiusIdentity {
  * @throws Error when the server CA does not exist yet (startCloud makes it first)
  */
 export async function radiusIdentity(registry: Registry): Promise<RadiusIdentity> {
-  let stored = registry.serverTls(STORE_NAME);
+  let stored = await registry.serverTls(STORE_NAME);
   if (!stored) {
-    const ca = registry.serverTls("ca");
+    const ca = await registry.serverTls("ca");
     if (!ca) throw new Error("the server CA must exist before the RADIUS identity");
     const issued = await issueCertificate({
       caCertPem: ca.certPem, caKeyDer: ca.keyDer, commonName: RADIUS_SERVER_NAME, usage: "server",
       dnsNames: [RADIUS_SERVER_NAME], days: 825, keyType: "ec",
     });
-    registry.tx(() => {
-      registry.storeServerTls(STORE_NAME, issued.certPem, issued.keyDer);
-      registry.audit("cloud", "radius-tls.create");
+    await registry.tx(async () => {
+      await registry.storeServerTls(STORE_NAME, issued.certPem, issued.keyDer);
+      await registry.audit("cloud", "radius-tls.create");
     });
-    stored = registry.serverTls(STORE_NAME)!;
+    stored = (await registry.serverTls(STORE_NAME))!;
   }
   return { certPem: stored.certPem, keyPem: privateKeyPem(stored.keyDer) };
 }

@@ -32,22 +32,22 @@ export class NasDirectory {
 
   /**
    * The client for a packet from `address` carrying `nasIdentifier` (if any); undefined when unknown.
-   * @example directory.lookup("127.0.0.1", undefined)
+   * @example await directory.lookup("127.0.0.1", undefined)
    */
-  lookup(address: string, nasIdentifier: string | undefined): NasClient | undefined {
+  async lookup(address: string, nasIdentifier: string | undefined): Promise<NasClient | undefined> {
     const key = `${address}|${nasIdentifier ?? ""}`;
     const now = this.now();
     const recent = this.#recent.get(key);
     if (recent && now - recent.at < this.cacheMs && now >= recent.at) return recent.client;
-    const client = this.#find(address, nasIdentifier);
+    const client = await this.#find(address, nasIdentifier);
     if (this.#recent.size >= 4096) this.#recent.clear();
     this.#recent.set(key, { client, at: now });
     return client;
   }
 
-  #find(address: string, nasIdentifier: string | undefined): NasClient | undefined {
+  async #find(address: string, nasIdentifier: string | undefined): Promise<NasClient | undefined> {
     const source = normalizeAddress(address);
-    const rows = this.registry.nasClientsFor(source);
+    const rows = await this.registry.nasClientsFor(source);
     let row: NasClientRow | undefined;
     if (nasIdentifier !== undefined) row = rows.find((r) => r.name === nasIdentifier);
     if (!row) {

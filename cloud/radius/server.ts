@@ -304,7 +304,7 @@ export class RadiusServer {
         return undefined;
       }
       const nasId = attribute(packet, ATTR.nasIdentifier)?.toString("utf8");
-      const nas = this.#nas.lookup(source.address, nasId);
+      const nas = await this.#nas.lookup(source.address, nasId);
       if (!nas) {
         this.stats.unknownClient++;
         this.#log("warn", `radius: packet from unknown client ${source.address}`);
@@ -365,14 +365,14 @@ export class RadiusServer {
     };
   }
 
-  #reject(request: RadiusPacket, nas: NasClient, reason: RadiusReason, detail: string, deviceId: string | undefined, eap?: Buffer, decided = false): Buffer {
+  async #reject(request: RadiusPacket, nas: NasClient, reason: RadiusReason, detail: string, deviceId: string | undefined, eap?: Buffer, decided = false): Promise<Buffer> {
     this.stats.rejects++;
     this.stats.reasons[reason] = (this.stats.reasons[reason] ?? 0) + 1;
     this.#log("info", `radius: reject ${deviceId ?? "-"} via ${nas.name}: ${reason} (${detail})`);
     if (deviceId !== undefined) this.#record(deviceId, { ...placeOf(request, nas.name), at: this.#now(), outcome: "reject", reason });
     if (deviceId !== undefined && !decided) {
       try {
-        this.#options.registry.recordFailure(deviceId, reason, detail, "radius");
+        await this.#options.registry.recordFailure(deviceId, reason, detail, "radius");
       } catch (error) {
         this.#log("error", `radius: recording a failure failed: ${(error as Error).message}`);
       }
@@ -429,7 +429,7 @@ export class RadiusServer {
     return this.#answer(packet, nas, step, state);
   }
 
-  #answer(request: RadiusPacket, nas: NasClient, step: EapStep, state: Buffer): Buffer | undefined {
+  async #answer(request: RadiusPacket, nas: NasClient, step: EapStep, state: Buffer): Promise<Buffer | undefined> {
     switch (step.kind) {
       case "drop":
         this.stats.staleEap++;
@@ -451,7 +451,7 @@ export class RadiusServer {
         this.#log("info", `radius: accept ${step.deviceId} (${step.decision.credential}${step.resumed ? ", resumed" : ""}) via ${nas.name}`);
         this.#record(step.deviceId, { ...placeOf(request, nas.name), at: this.#now(), outcome: "accept", method: step.method, resumed: step.resumed });
         try {
-          this.#options.registry.touch(step.deviceId); // last seen (a temporary device without a row: nothing)
+          await this.#options.registry.touch(step.deviceId); // last seen (a temporary device without a row: nothing)
         } catch (error) {
           this.#log("error", `radius: recording last seen failed: ${(error as Error).message}`);
         }

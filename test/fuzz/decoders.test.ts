@@ -47,46 +47,46 @@ describe("fuzz: every decoder, short run (fixed seed)", function () {
     assert.ok(Buffer.from(probe.findings[0].inputHex, "hex").length > 60, "the input that hung is reported");
   });
 
-  it("sameSeed_SameInputs_Deterministic", () => {
+  it("sameSeed_SameInputs_Deterministic", async () => {
     const corpus = loadCorpus();
     const h = HARNESSES.find((x) => x.name === "request")!;
     const seen: string[][] = [[], []];
-    for (const k of [0, 1]) runHarness(h, corpus, 50, 42, undefined, (input) => seen[k].push(Buffer.from(input).toString("hex")));
+    for (const k of [0, 1]) await runHarness(h, corpus, 50, 42, undefined, (input) => seen[k].push(Buffer.from(input).toString("hex")));
     assert.deepEqual(seen[0], seen[1]);
   });
 
   // ---- the machinery fails the build on each kind of finding
 
   const base = HARNESSES.find((h) => h.name === "request")!;
-  const variant = (name: string, run: (input: Uint8Array) => void): Harness => ({ ...base, name, setup: () => ({ run }) });
+  const variant = (name: string, run: (input: Uint8Array) => void | Promise<void>): Harness => ({ ...base, name, setup: () => ({ run }) });
 
-  it("runHarness_DecoderThrowsAnUntypedError_CrashFindingWithAMinimisedInput", () => {
+  it("runHarness_DecoderThrowsAnUntypedError_CrashFindingWithAMinimisedInput", async () => {
     const corpus = loadCorpus();
     const crashing = variant("crashing", (input) => {
       if (input.includes(0x00)) throw new TypeError("cannot read properties of undefined");
-      base.setup(corpus).run(input);
+      return base.setup(corpus).run(input);
     });
-    const report = runHarness(crashing, corpus, 400, 1);
+    const report = await runHarness(crashing, corpus, 400, 1);
     const crash = report.findings.find((f) => f.kind === "crash");
     assert.ok(crash, "no crash finding");
     assert.match(crash.detail, /^TypeError/);
     assert.equal(crash.inputHex, "00", "minimised to the one byte that matters");
   });
 
-  it("runHarness_SlowInput_SlowFinding", () => {
+  it("runHarness_SlowInput_SlowFinding", async () => {
     const corpus = loadCorpus();
     const slow = variant("slow", (input) => {
       if (input.length > 200) for (const end = performance.now() + 30; performance.now() < end;);
     });
-    const report = runHarness(slow, corpus, 200, 1, { slowMs: 20, heapBytes: 64 << 20, maxFindings: 2 });
+    const report = await runHarness(slow, corpus, 200, 1, { slowMs: 20, heapBytes: 64 << 20, maxFindings: 2 });
     assert.ok(report.findings.some((f) => f.kind === "slow"), "no slow finding");
   });
 
-  it("runHarness_StateGrowsAcrossInputs_HeapFinding", () => {
+  it("runHarness_StateGrowsAcrossInputs_HeapFinding", async () => {
     const corpus = loadCorpus();
     const kept: Uint8Array[] = [];
     const leaking = variant("leaking", () => void kept.push(new Uint8Array(32 * 1024).fill(1)));
-    const report = runHarness(leaking, corpus, 400, 1);
+    const report = await runHarness(leaking, corpus, 400, 1);
     assert.ok(report.findings.some((f) => f.kind === "heap"), `no heap finding (grew ${report.heapGrowthBytes})`);
   });
 });

@@ -425,7 +425,7 @@ export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = proces
     if (flag("option") === "certificate" && data !== undefined) {
       if (!existsSync(join(data, "registry.sqlite"))) throw new CloudError("REGISTRY_MISSING", `${data} holds no registry: check --data`);
       const key = loadMasterKey({ masterKeyFile: flag("master-key-file"), env });
-      services = new CloudServices(Registry.open(data, key), "admin:make-lot");
+      services = new CloudServices(await Registry.open(data, key), "admin:make-lot");
       key.fill(0);
     }
     try {
@@ -440,7 +440,7 @@ export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = proces
       io.out(JSON.stringify(result, null, 2));
       return result.interrupted ? EXIT.STOPPED : EXIT.OK;
     } finally {
-      services?.registry.close();
+      await services?.registry.close();
     }
   } catch (error) {
     const { exit, text } = formatError(error, json);

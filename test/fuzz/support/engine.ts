@@ -77,9 +77,9 @@ function heapAfterGc(): number {
 
 type Outcome = { kind: "ok" } | { kind: "refused" } | { kind: "crash"; detail: string };
 
-function classify(harness: Harness, run: (input: Uint8Array) => void, input: Uint8Array): Outcome {
+async function classify(harness: Harness, run: (input: Uint8Array) => void | Promise<void>, input: Uint8Array): Promise<Outcome> {
   try {
-    run(input);
+    await run(input);
     return { kind: "ok" };
   } catch (error) {
     if (harness.expected(error)) return { kind: "refused" };
@@ -88,10 +88,10 @@ function classify(harness: Harness, run: (input: Uint8Array) => void, input: Uin
   }
 }
 
-function timeOf(run: (input: Uint8Array) => void, input: Uint8Array): number {
+async function timeOf(run: (input: Uint8Array) => void | Promise<void>, input: Uint8Array): Promise<number> {
   const start = performance.now();
   try {
-    run(input);
+    await run(input);
   } catch {
     // timed only
   }
@@ -99,7 +99,7 @@ function timeOf(run: (input: Uint8Array) => void, input: Uint8Array): number {
 }
 
 /** Shrinks `input` while `fails` holds (bounded work: at most ~2000 tries). */
-export function minimise(input: Uint8Array, fails: (candidate: Uint8Array) => boolean): Uint8Array {
+export async function minimise(input: Uint8Array, fails: (candidate: Uint8Array) => Promise<boolean>): Promise<Uint8Array> {
   let best = input;
   let tries = 0;
   for (let chunk = best.length >> 1; chunk >= 1 && tries < 2000; chunk >>= 1) {
@@ -108,7 +108,7 @@ export function minimise(input: Uint8Array, fails: (candidate: Uint8Array) => bo
       candidate.set(best.subarray(0, at));
       candidate.set(best.subarray(at + chunk), at);
       tries++;
-      if (fails(candidate)) best = candidate;
+      if (await fails(candidate)) best = candidate;
       else at += chunk;
     }
   }
@@ -121,7 +121,7 @@ const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
  * Runs `count` mutated inputs through `harness`.
  * @param onInput - called with each input before it runs (the worker keeps it for the watchdog)
  */
-export function runHarness(harness: Harness, corpus: Corpus, requested: number, seed: number, limits: RunLimits = DEFAULT_LIMITS, onInput?: (input: Uint8Array, index: number) => void): HarnessReport {
+export async function runHarness(harness: Harness, corpus: Corpus, requested: number, seed: number, limits: RunLimits = DEFAULT_LIMITS, onInput?: (input: Uint8Array, index: number) => void): Promise<HarnessReport> {
   const seeds = harness.seeds(corpus);
   if (seeds.length === 0) throw new Error(`harness ${harness.name}: the corpus has no seeds for it`);
   const count = Math.max(1, Math.round(requested * (harness.weight ?? 1)));
@@ -138,7 +138,7 @@ export function runHarness(harness: Harness, corpus: Corpus, requested: number, 
   try {
     // the seeds themselves must be accepted: a corpus the decoder refuses tests nothing
     for (const s of seeds) {
-      const outcome = classify(harness, run, s);
+      const outcome = await classify(harness, run, s);
       if (outcome.kind === "crash") findings.push({ harness: harness.name, kind: "crash", detail: `seed: ${outcome.detail}`, inputHex: hex(s) });
       if (outcome.kind === "refused") findings.push({ harness: harness.name, kind: "seed", detail: "a recorded seed is refused (record the corpus again: npm run fuzz -- --record)", inputHex: hex(s) });
     }
@@ -147,21 +147,21 @@ export function runHarness(harness: Harness, corpus: Corpus, requested: number, 
       const input = mutate(seeds, rng);
       onInput?.(input, i);
       const t0 = performance.now();
-      const outcome = classify(harness, run, input);
+      const outcome = await classify(harness, run, input);
       const ms = performance.now() - t0;
       if (ms > slowest) slowest = ms;
       if (outcome.kind === "ok") accepted++;
       else if (outcome.kind === "refused") refused++;
       else if (findings.length < limits.maxFindings && !crashes.has(outcome.detail)) {
         crashes.add(outcome.detail);
-        const same = (candidate: Uint8Array) => {
-          const again = classify(harness, run, candidate);
+        const same = async (candidate: Uint8Array) => {
+          const again = await classify(harness, run, candidate);
           return again.kind === "crash" && again.detail.split(":")[0] === outcome.detail.split(":")[0];
         };
-        findings.push({ harness: harness.name, kind: "crash", detail: outcome.detail, inputHex: hex(minimise(input, same)) });
+        findings.push({ harness: harness.name, kind: "crash", detail: outcome.detail, inputHex: hex(await minimise(input, same)) });
       }
       if (ms > limits.slowMs && findings.length < limits.maxFindings) {
-        const again = Math.min(timeOf(run, input), timeOf(run, input), timeOf(run, input));
+        const again = Math.min(await timeOf(run, input), await timeOf(run, input), await timeOf(run, input));
         if (again > limits.slowMs) findings.push({ harness: harness.name, kind: "slow", detail: `${again.toFixed(0)} ms for one input of ${input.length} bytes`, inputHex: hex(input) });
       }
     }
@@ -174,7 +174,7 @@ export function runHarness(harness: Harness, corpus: Corpus, requested: number, 
       ms: performance.now() - started, slowestMs: slowest, heapGrowthBytes: heapGrowth, findings,
     };
   } finally {
-    close?.();
+    await close?.();
   }
 }
 

@@ -60,7 +60,7 @@ export interface Harness {
   /** the recorded seeds it mutates */
   seeds(corpus: Corpus): Uint8Array[];
   /** prepares state (a registry, keys) and returns the per-input function */
-  setup(corpus: Corpus): { run(input: Uint8Array): void; close?(): void };
+  setup(corpus: Corpus): { run(input: Uint8Array): void | Promise<void>; close?(): void | Promise<void> };
 }
 
 const isWcm = (e: unknown) => e instanceof WcmError;
@@ -155,16 +155,19 @@ function bytesAsHex(_key: string, value: unknown): unknown {
 const OPEN_BUDGET: Budget = { device: () => true, lot: () => true };
 
 /** A registry in a temporary folder with a secret device and a lot allowing one id. */
-function loginRegistry(): { registry: Registry; close(): void } {
+function loginRegistry(): { ready: Promise<Registry>; close(): Promise<void> } {
   const dir = mkdtempSync(join(tmpdir(), "wcm-fuzz-login-"));
-  const registry = Registry.open(dir, new Uint8Array(32).fill(7));
-  const services = new CloudServices(registry, "fuzz");
-  void services.registerSecretDevice({ deviceId: "fz-dev-1", secretHex: "11".repeat(32) });
-  void services.createProvisioningKey({ lot: "fz-lot", allowlist: ["fz-temp-1"] });
+  const ready = (async () => {
+    const registry = await Registry.open(dir, new Uint8Array(32).fill(7));
+    const services = new CloudServices(registry, "fuzz");
+    await services.registerSecretDevice({ deviceId: "fz-dev-1", secretHex: "11".repeat(32) });
+    await services.createProvisioningKey({ lot: "fz-lot", allowlist: ["fz-temp-1"] });
+    return registry;
+  })();
   return {
-    registry,
-    close() {
-      registry.close();
+    ready,
+    async close() {
+      await (await ready).close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -399,11 +402,12 @@ export const HARNESSES: readonly Harness[] = [
     name: "cloudLogin", target: "auth/rules.mqttRules (CONNECT password bytes)", expected: () => false,
     seeds: (corpus) => seedBytes(corpus, "loginPassword"),
     setup: () => {
-      const { registry, close } = loginRegistry();
+      const { ready, close } = loginRegistry();
       return {
-        run(input) {
+        async run(input) {
+          const registry = await ready;
           const id = latin1(input).startsWith("v1:t") ? "fz-temp-1" : "fz-dev-1";
-          const result = mqttRules(registry, nodeDigest, { clientId: id, username: id, password: input, peerCertificate: undefined }, OPEN_BUDGET);
+          const result = await mqttRules(registry, nodeDigest, { clientId: id, username: id, password: input, peerCertificate: undefined }, OPEN_BUDGET);
           check(!result.ok, "a mutated password logged in");
         },
         close,
@@ -414,11 +418,12 @@ export const HARNESSES: readonly Harness[] = [
     name: "hotspotLogin", target: "auth/rules.hotspotRules (PAP User-Password from the TTLS tunnel)", expected: () => false,
     seeds: (corpus) => seedBytes(corpus, "avps").map((avps) => new Uint8Array(readPap(Buffer.from(avps)).password)),
     setup: () => {
-      const { registry, close } = loginRegistry();
+      const { ready, close } = loginRegistry();
       return {
-        run(input) {
+        async run(input) {
+          const registry = await ready;
           const id = input.length % 2 === 0 ? "fz-dev-1" : "fz-temp-1";
-          const result = hotspotRules(registry, nodeDigest, id, input, OPEN_BUDGET);
+          const result = await hotspotRules(registry, nodeDigest, id, input, OPEN_BUDGET);
           check(!result.ok, "a mutated hotspot password was accepted");
         },
         close,

@@ -36,14 +36,15 @@ import type { CloudLink } from "../../../modules/ports";
 import { makeLot } from "../../../tools/manufacturing/make-lot";
 import { startTestCloud } from "../../cloud-helpers";
 import type { Corpus } from "./corpus";
+import type { Registry } from "../../../cloud/registry";
 
 const b64 = (bytes: Uint8Array | string) => Buffer.from(bytes).toString("base64");
 
-function until(done: () => boolean, ms: number, what: string): Promise<void> {
+function until(done: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const end = Date.now() + ms;
-    const tick = () => {
-      if (done()) return resolve();
+    const tick = async () => {
+      if (await done()) return resolve();
       if (Date.now() > end) return reject(new Error(`recording: timed out waiting for ${what}`));
       setTimeout(tick, 10);
     };
@@ -137,7 +138,7 @@ export async function recordCorpus(): Promise<Corpus> {
     manager.start();
     try {
       await until(() => manager.status.state === "ONLINE" && manager.status.credential === "permanent", 15_000, "the device online with a permanent secret");
-      await until(() => cloud.registry.device("fz-dev-1")?.kind === "secret", 5000, "the registry row");
+      await until(async () => (await cloud.registry.device("fz-dev-1"))?.kind === "secret", 5000, "the registry row");
       const before = received;
       await until(() => hasSealKey(cloud, "fz-dev-1"), 5000, "the device's seal key");
       await cloud.network.setDeviceNetwork({ deviceId: "fz-dev-1", ssid: "Home", password: "correct horse battery", priority: 10 });
@@ -217,8 +218,8 @@ export async function recordCorpus(): Promise<Corpus> {
   }
 }
 
-function hasSealKey(cloud: { registry: { db: { prepare(sql: string): { get(...args: unknown[]): unknown } } } }, id: string): boolean {
-  const row = cloud.registry.db.prepare("SELECT seal_key FROM devices WHERE id = ?").get(id) as { seal_key: Buffer | null } | undefined;
+async function hasSealKey(cloud: { registry: Registry }, id: string): Promise<boolean> {
+  const row = await cloud.registry.storage.get<{ seal_key: Buffer | null }>("SELECT seal_key FROM devices WHERE id = ?", [id]);
   return !!row?.seal_key;
 }
 

@@ -29,7 +29,7 @@ for (let h = 0; h < job.harnesses.length; h++) {
   Atomics.store(counters, 1, h);
   Atomics.store(counters, 2, 0);
   Atomics.add(counters, 0, 1); // progress: a harness starts (its setup counts towards the bound)
-  const report = runHarness(harness(job.harnesses[h]), corpus, job.count, job.seed, job.limits, (input) => {
+  const report = await runHarness(harness(job.harnesses[h]), corpus, job.count, job.seed, job.limits, (input) => {
     const n = Math.min(input.length, bytes.length);
     bytes.set(input.subarray(0, n));
     Atomics.store(counters, 2, n);
