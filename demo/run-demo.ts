@@ -98,6 +98,7 @@ async function main(): Promise<number> {
     let handedOff = false;
     let joinedReported = false;
     let onboarding = false;
+    let ownerSawJoined = false;
     const check = () => {
       const all = devices.map((d) => d.manager.status);
       const radio = all[3];
@@ -111,7 +112,7 @@ async function main(): Promise<number> {
         void handOff();
       }
       const finished = all.every((s) => s.state === "ONLINE") && all[2].credential === "permanent"
-        && radio.credential === "permanent" && radio.network?.ssid === "Home-5G" && joinedReported
+        && radio.credential === "permanent" && radio.network?.ssid === "Home-5G" && joinedReported && ownerSawJoined
         && home.network?.kind === "private" && home.network.ssid === "Home-5G";
       if (finished) {
         clearTimeout(timer);
@@ -150,6 +151,9 @@ async function main(): Promise<number> {
         board.event("owner: handed over Home-5G (sealed in the PAKE session)");
         const result = await client.waitForResult((ms) => new Promise((r) => setTimeout(r, ms)), 200, 100);
         board.event(`owner: the device says ${result.state} ${result.ssid ?? ""}`);
+        // the demo ends (and the SoftAP with it) only once the owner's client has read the outcome
+        ownerSawJoined = result.state === "JOINED";
+        check();
       } catch (error) {
         board.event(`owner: onboarding failed: ${error instanceof Error ? error.message : String(error)}`);
       }
