@@ -19,7 +19,7 @@ import { CloudError, isCloudError } from "./errors";
 import { EXIT, formatError, optionsHelp, parseCommandLine, readInputFile, readSecret, UsageError, version, type OptionSpec, type ParsedArgs } from "./cli-kit";
 import { envName, getPath, loadConfig, settingPaths, startOptionsFromConfig, type LoadedConfig } from "./config";
 import { generateMasterKeyHex, loadMasterKey } from "./master-key";
-import { replaceOwnerOnlyFile } from "./owner-files";
+import { ensureOwnerOnlyDir, replaceOwnerOnlyFile } from "./owner-files";
 import { adminToken } from "./admin-token";
 import { MAX_CRL_BYTES } from "./pki";
 import { Registry } from "./registry";
@@ -68,6 +68,7 @@ interface Command {
 /** Options every command takes. */
 const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   data: { type: "string", value: "<dir>", help: "the data directory (else env WCM_DATA, else the config's data.dir)" },
+  database: { type: "string", value: "postgres://user@host:port/db", help: "the registry on PostgreSQL instead of SQLite in the data directory (else env WCM_DATABASE, else the config's data.database); the password in PGPASSWORD or ~/.pgpass" },
   "master-key-file": { type: "string", value: "<file>", help: "the master key file, owner-only (else the config's data.masterKeyFile, else env WCM_MASTER_KEY)" },
   config: { type: "string", value: "<file>", help: "the YAML configuration file (else env WCM_CONFIG)" },
   json: { type: "boolean", help: "errors as JSON on stdout too" },
@@ -97,7 +98,8 @@ const COMMANDS: Command[] = [
     options: { "master-key-out": { type: "string", value: "<file>", help: "write a new master key to this file (owner-only; refused if it exists) and use it" } },
     async run(ctx) {
       const dir = dataDir(ctx);
-      if (existsSync(join(dir, "registry.sqlite"))) throw new CloudError("INVALID_INPUT", `${dir} already holds a registry`, { field: "data" });
+      const url = database(ctx);
+      if (url === undefined && existsSync(join(dir, "registry.sqlite"))) throw new CloudError("INVALID_INPUT", `${dir} already holds a registry`, { field: "data" });
       const keyOut = ctx.str("master-key-out");
       let masterKeyFile = ctx.str("master-key-file") ?? (getPath(ctx.config().values, "data.masterKeyFile") as string | undefined);
       if (keyOut !== undefined) {
@@ -106,15 +108,23 @@ const COMMANDS: Command[] = [
         masterKeyFile = keyOut;
       }
       const key = loadMasterKey({ masterKeyFile, env: ctx.env });
-      const registry = await Registry.open(dir, key);
-      key.fill(0);
+      if (url !== undefined) ensureOwnerOnlyDir(dir);
+      let registry: Registry;
       try {
+        registry = await Registry.at(url === undefined ? { dataDir: dir } : { database: url }, key);
+      } finally {
+        key.fill(0);
+      }
+      try {
+        if ((await registry.auditLog(1, undefined, { action: "registry.init" })).length > 0) {
+          throw new CloudError("INVALID_INPUT", "the database already holds a registry", { field: "database" });
+        }
         await registry.tx(() => registry.audit("admin:cli", "registry.init"));
       } finally {
         await registry.close();
       }
       const token = adminToken(dir, getPath(ctx.config().values, "admin.tokenFile") as string | undefined);
-      return { dataDir: dir, registry: join(dir, "registry.sqlite"), masterKeyFile: masterKeyFile ?? "(env WCM_MASTER_KEY)", adminTokenFile: token.file };
+      return { dataDir: dir, registry: url === undefined ? join(dir, "registry.sqlite") : registry.path, masterKeyFile: masterKeyFile ?? "(env WCM_MASTER_KEY)", adminTokenFile: token.file };
     },
   },
   {
@@ -157,7 +167,7 @@ const COMMANDS: Command[] = [
     },
     async run(ctx) {
       const config = ctx.config();
-      requireRegistry(dataDir(ctx));
+      if (database(ctx) === undefined) requireRegistry(dataDir(ctx));
       const workers = ctx.int("workers") ?? 1;
       if (isClusterPrimary(workers)) {
         ctx.io.out(JSON.stringify(await runPrimary(workers, (line) => process.stderr.write(`${new Date().toISOString()} info ${line}\n`))));
@@ -417,6 +427,24 @@ function dataDir(ctx: Context): string {
   return dir;
 }
 
+/**
+ * The PostgreSQL URL of the registry (--database, WCM_DATABASE or the config's data.database), or
+ * undefined (SQLite in the data directory). A password in it is refused: it belongs in PGPASSWORD or ~/.pgpass.
+ */
+function database(ctx: Context): string | undefined {
+  const url = getPath(ctx.config().values, "data.database") as string | undefined;
+  if (url === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError("the database must be a postgres:// URL");
+  }
+  if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") throw new UsageError("the database must be a postgres:// URL");
+  if (parsed.password) throw new UsageError("keep the database password out of the URL: use PGPASSWORD or ~/.pgpass");
+  return url;
+}
+
 /** Refuses a data directory without a registry (a mistyped --data must not make an empty one). */
 function requireRegistry(dir: string): void {
   if (!existsSync(join(dir, "registry.sqlite"))) {
@@ -499,18 +527,22 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
       config() {
         config ??= loadConfig({
           file: str("config") ?? (env.WCM_CONFIG || undefined), env,
-          overrides: { "data.dir": str("data") ?? (env.WCM_DATA || undefined), "data.masterKeyFile": str("master-key-file"), ...serveOverrides(ctx) },
+          overrides: {
+            "data.dir": str("data") ?? (env.WCM_DATA || undefined), "data.database": str("database") ?? (env.WCM_DATABASE || undefined),
+            "data.masterKeyFile": str("master-key-file"), ...serveOverrides(ctx),
+          },
         });
         return config;
       },
       async services() {
         if (!services) {
           const dir = dataDir(ctx);
-          requireRegistry(dir);
+          const url = database(ctx);
+          if (url === undefined) requireRegistry(dir);
           const key = loadMasterKey({ masterKeyFile: getPath(ctx.config().values, "data.masterKeyFile") as string | undefined, env });
           let registry: Registry;
           try {
-            registry = await Registry.open(dir, key);
+            registry = await Registry.at(url === undefined ? { dataDir: dir } : { database: url }, key);
           } finally {
             key.fill(0);
           }

@@ -58,6 +58,7 @@ export const CONFIG_SCHEMA = {
   data: {
     dir: str("directory of the registry (made owner-only); the CLI's --data and env WCM_DATA override it"),
     masterKeyFile: str("file holding the 64-hex-digit master key (owner-only); else env WCM_MASTER_KEY"),
+    database: str("the registry on PostgreSQL, shared by several cloud nodes (postgres://user@host:port/db; the password in PGPASSWORD or ~/.pgpass, never here); unset: SQLite in data.dir; the CLI's --database and env WCM_DATABASE override it"),
   },
   mqtt: {
     host: str("bind address of the MQTT/TLS listener", "127.0.0.1"),
@@ -382,6 +383,7 @@ export function startOptionsFromConfig(values: ConfigValues): StartCloudOptions 
   const tls = v("admin.tls") as string | undefined;
   return {
     dataDir,
+    database: v("data.database") as string | undefined,
     masterKeyFile: v("data.masterKeyFile") as string | undefined,
     mqttHost: v("mqtt.host") as string,
     mqttPort: v("mqtt.port") as number,

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import mqtt, { type MqttClient } from "mqtt";
 import { startCloud, type Cloud, type StartCloudOptions } from "../cloud/index";
+import { backendDatabase } from "./support/backends";
 import { buildAdminApi, type AdminApi, type AdminApiOptions, type AdminRequest } from "../cloud/http-api";
 import type { CloudServices } from "../cloud/services";
 import { deriveCloudLoginKey, deriveLoginProof, deriveTemporarySecret, type LoginKind } from "../modules/derive";
@@ -31,7 +32,9 @@ export async function startTestCloud(options: Partial<StartCloudOptions> = {}): 
   const masterKey = options.masterKey ?? new Uint8Array(randomBytes(32));
   let cloud: Cloud;
   try {
-    cloud = await startCloud({ dataDir, masterKey: Uint8Array.from(masterKey), mqttPort: 0, ...options });
+    // the suite's backend (test/support/backends.ts): SQLite in dataDir, or a PostgreSQL database kept per dataDir
+    const database = options.database ?? await backendDatabase(dataDir);
+    cloud = await startCloud({ dataDir, masterKey: Uint8Array.from(masterKey), mqttPort: 0, ...options, ...(database === undefined ? {} : { database }) });
   } catch (error) {
     if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     throw error;

@@ -12,6 +12,7 @@ import { nodeSeal } from "../hosts/node/node-seal";
 import { newSealSecretKey, openSealed, sealPublicKey } from "../modules/seal";
 import { randomBytes } from "node:crypto";
 import { connectDevice, digest, end, exchange, loginPassword, mustConnect, newSecret, sleep, startTestCloud, temporarySecret, type TestCloud } from "./cloud-helpers";
+import { forEachBackend } from "./support/backends";
 
 type IssueOk = Extract<CloudResponse, { op: "issue"; ok: true; nonce: Uint8Array }>;
 
@@ -23,7 +24,7 @@ function unwrap(response: CloudResponse, wrappingSecret: Uint8Array, id: string)
   return { secret, gen: r.gen };
 }
 
-describe("cloud issuance (IssuanceService over MQTT)", function () {
+forEachBackend("cloud issuance (IssuanceService over MQTT)", function () {
   let t: TestCloud;
   let provisioningKeyHex: string;
   let counter = 0;

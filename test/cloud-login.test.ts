@@ -8,8 +8,9 @@ import { createCa, issueCertificate, privateKeyPem } from "../cloud/pki";
 import {
   closed, connectDevice, end, loginPassword, mustConnect, newSecret, startTestCloud, temporarySecret, type TestCloud,
 } from "./cloud-helpers";
+import { forEachBackend } from "./support/backends";
 
-describe("cloud login (startCloud, verifyLogin over MQTT/TLS)", function () {
+forEachBackend("cloud login (startCloud, verifyLogin over MQTT/TLS)", function () {
   let t: TestCloud;
   let certs: { certificatePem: string; privateKeyPem: string };
   const secret = newSecret();

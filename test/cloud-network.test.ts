@@ -23,6 +23,7 @@ import { SQLITE_ADDED_COLUMNS } from "../cloud/storage/sqlite";
 import { runCli } from "../cloud/cli";
 import { isCloudError } from "../cloud/errors";
 import { digest, end, exchange, loginPassword, mustConnect, newSecret, startTestCloud, testAdminApi, type TestCloud } from "./cloud-helpers";
+import { backendEnv, forEachBackend } from "./support/backends";
 
 const CA = "-----BEGIN CERTIFICATE-----\nMIIBradius\n-----END CERTIFICATE-----";
 const ZIPKEY: HotspotProfile = { name: "zipkey", roamingConsortium: ["5a03ba"], radius: { serverName: "radius.localhost", ca: CA } };
@@ -46,7 +47,7 @@ function nextNotice(client: MqttClient, id: string, timeoutMs = 3000): Promise<C
   });
 }
 
-describe("cloud networks (hotspot profiles, private network hand-off)", function () {
+forEachBackend("cloud networks (hotspot profiles, private network hand-off)", function () {
   let t: TestCloud;
   let counter = 0;
   const clients: MqttClient[] = [];
@@ -242,7 +243,7 @@ describe("cloud networks (hotspot profiles, private network hand-off)", function
     const cliIo = { out: (text: string) => void io.lines.push(text), err: (text: string) => void io.errors.push(text) };
     const file = join(t.dataDir, "profiles.json");
     writeFileSync(file, JSON.stringify([ZIPKEY]));
-    const env = { WCM_DATA: t.dataDir, WCM_MASTER_KEY: Buffer.from(t.masterKey).toString("hex") };
+    const env = { WCM_DATA: t.dataDir, WCM_MASTER_KEY: Buffer.from(t.masterKey).toString("hex"), ...(await backendEnv(t.dataDir)) };
     assert.equal(await runCli(["hotspot", "set", file], env, cliIo), 0, io.errors.join("\n"));
     assert.equal(await runCli(["hotspot", "list"], env, cliIo), 0);
     assert.match(io.lines[io.lines.length - 1], /"zipkey"/);
