@@ -1,34 +1,25 @@
 /*
- * The credential flow: which secret the device logs in with, and how it gets
- * a permanent one.
+ * The credential flow, as pure functions over CredentialState: which secret the
+ * device logs in with, and how it gets a permanent one.
  *
  * - picks the credential: certificate, the stored issued secret, the configured
  *   shared secret, or the temporary secret (temporary-secret.ts: stored, from
- *   hardware, or derived from the provisioning key);
- *   once, after the cloud refused an unconfirmed issued secret, the credential
- *   it replaces;
- * - makes the login password: a counter-based proof (no clock needed), the
- *   counter persisted before use;
- * - issuance and rotation: unwraps the issued secret, stores it crash-safely
- *   (keeping the secret it replaces until the commit), proves possession
- *   (commit), and marks it confirmed once the cloud has it.
- * It sends through the host's request channel and reports failures to the host.
+ *   hardware, or derived from the provisioning key); once, after the cloud
+ *   refused an unconfirmed issued secret, the credential it replaces;
+ * - makes the login password: a counter-based proof (no clock needed); the
+ *   counters are reserved in blocks, and a block's end is stored before any
+ *   counter in it is used (the caller stores it first: `reserve`);
+ * - issuance and rotation: unwraps the issued secret, returns what to store
+ *   (keeping the secret it replaces until the commit) and the commit proof,
+ *   and marks it confirmed once the cloud has it.
+ * No I/O: what to store is returned; the state machine makes it an effect.
  */
 import type { DeviceConfig } from "./config";
-import { CredentialStore, type StoredSecret } from "./credential-store";
-import {
-  deriveCloudLoginKey,
-  deriveCommitProof,
-  deriveLoginProof,
-  deriveWrapKey,
-  unwrapSecret,
-  type LoginKind,
-} from "./derive";
-import { isWcmError } from "./errors";
-import type { DigestPort, KeyValuePort, TemporarySecretPort } from "./ports";
-import { formatLoginPassword, type CloudResponse, type CredentialLabel, type DeviceRequest } from "./protocol";
-import type { FailureClass } from "./retry";
-import { temporarySecretPort } from "./temporary-secret";
+import { COUNTER_BLOCK, type StoredSecret } from "./credential-store";
+import { constantTimeEqual } from "./bytes";
+import { deriveCloudLoginKey, deriveCommitProof, deriveLoginProof, deriveWrapKey, unwrapSecret, type LoginKind } from "./derive";
+import type { DigestPort, TemporarySecretPort } from "./ports";
+import { formatLoginPassword, MAX_LOGIN_COUNTER, type CloudResponse, type CredentialLabel } from "./protocol";
 
 /** The credential of the current (or next) session. */
 export interface ActiveCredential {
@@ -38,212 +29,126 @@ export interface ActiveCredential {
   secret?: Uint8Array;
 }
 
-/** What the flow needs from the manager. */
-export interface CredentialFlowHost {
-  /** a failure that ends the session (the manager retries) */
-  fail(cls: FailureClass, reason: string, detail?: string): void;
-  /** sends a request on the session's request channel */
-  send(request: DeviceRequest): void;
-  newRequestId(): string;
-  /**
-   * opens a rotation sealed to the device's own sealing key (purpose "rotation");
-   * undefined when the device has no key or the blob does not open
-   */
-  openRotation(sealed: Uint8Array): Uint8Array | undefined;
-  /** the cloud confirmed the issued secret of `generation`: the device is ONLINE as PERMANENT */
-  committed(generation: number): void;
-  log(level: "debug" | "info" | "warn" | "error", message: string): void;
+/** What the flow keeps between events. */
+export interface CredentialState {
+  /** the issued secret as stored */
+  readonly stored?: StoredSecret;
+  /** the credential of the last login */
+  readonly active?: ActiveCredential;
+  /** try the credential an unconfirmed issued secret replaces, at the next login */
+  readonly fallback?: boolean;
+  /** the next login counter, and the end of the stored reservation */
+  readonly next: number;
+  readonly upTo: number;
+  /** while a "confirmed" write is out: the record it replaces (restored if the write fails) */
+  readonly undo?: StoredSecret;
+}
+
+/** What the flow computes with (deterministic). */
+export interface CredentialContext {
+  readonly config: DeviceConfig;
+  readonly digest: DigestPort;
+  /** the temporary secret (temporary devices only) */
+  readonly temporary?: TemporarySecretPort;
+}
+
+/** The label before the first login: "permanent" once an issued secret is stored. */
+export function initialLabel(config: DeviceConfig, state: CredentialState): CredentialLabel {
+  return config.option === "certificate" ? "certificate" : state.stored ? "permanent" : config.option;
 }
 
 /**
- * Chooses the login credential and runs issuance and rotation.
- * @example
- *   const flow = new CredentialFlow(config, ports.kv, ports.digest, host);
- *   const login = flow.login();          // before connecting
- *   if (flow.accepted() === "temporary") flow.issue();  // after the login
+ * The credential to log in with now.
+ * @throws WcmError KEY_UNAVAILABLE when the temporary secret cannot be computed
  */
-export class CredentialFlow {
-  readonly #config: DeviceConfig;
-  readonly #digest: DigestPort;
-  readonly #store: CredentialStore;
-  readonly #host: CredentialFlowHost;
-  #credential: ActiveCredential | undefined;
-  #stored: StoredSecret | undefined;
-  readonly #temporary: TemporarySecretPort | undefined;
-  #useFallbackOnce = false;
+export function chooseCredential(ctx: CredentialContext, state: CredentialState): ActiveCredential {
+  const config = ctx.config;
+  if (config.option === "certificate") return { label: "certificate" };
+  const stored = state.stored;
+  if (stored && !state.fallback) return { label: "permanent", kind: "s", secret: stored.secret };
+  if (stored?.previous) return { label: "permanent", kind: "s", secret: stored.previous.secret };
+  if (config.option === "secret") return { label: "secret", kind: "s", secret: config.secret };
+  return { label: "temporary", kind: "t", secret: (ctx.temporary as TemporarySecretPort).temporarySecret(config.deviceId) };
+}
 
-  /** @param hardware - the host's TemporarySecretPort, for temporarySecretFrom "hardware" */
-  constructor(config: DeviceConfig, kv: KeyValuePort, digest: DigestPort, host: CredentialFlowHost, hardware?: TemporarySecretPort) {
-    this.#config = config;
-    this.#digest = digest;
-    this.#store = new CredentialStore(kv, digest, config.deviceId);
-    this.#host = host;
-    this.#temporary = config.option === "temporary" ? temporarySecretPort(config, digest, hardware) : undefined;
-  }
+/**
+ * The next session's credential and login password.
+ * @returns the new state, the label, the password (none for a certificate) and
+ *   `reserve`: a counter reservation end to store before the password is used;
+ *   or `limit` when the counter is exhausted
+ * @throws WcmError KEY_UNAVAILABLE (chooseCredential)
+ */
+export function login(ctx: CredentialContext, state: CredentialState): { state: CredentialState; label: CredentialLabel; password?: string; reserve?: number; limit?: true } {
+  const active = chooseCredential(ctx, state);
+  const base = { ...state, active, fallback: false };
+  if (!(active.kind && active.secret)) return { state: base, label: active.label };
+  const counter = state.next;
+  if (counter >= MAX_LOGIN_COUNTER) return { state: base, label: active.label, limit: true };
+  const reserve = counter >= state.upTo ? Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER) : undefined;
+  const proof = deriveLoginProof(ctx.digest, deriveCloudLoginKey(ctx.digest, active.secret), ctx.config.deviceId, active.kind, counter);
+  return {
+    state: { ...base, next: counter + 1, upTo: reserve ?? state.upTo },
+    label: active.label,
+    password: formatLoginPassword({ kind: active.kind, counter, proof }),
+    ...(reserve ? { reserve } : {}),
+  };
+}
 
-  /** The label to show before the first login: "permanent" once an issued secret is stored. */
-  initialLabel(): CredentialLabel {
-    if (this.#config.option === "certificate") return "certificate";
-    const stored = this.#store.loadSecret();
-    if (stored) return "permanent";
-    return this.#config.option;
-  }
+/** True when the active credential is the stored issued secret and the cloud has not confirmed it. */
+function unconfirmed(state: CredentialState): state is CredentialState & { stored: StoredSecret } {
+  const active = state.active;
+  return active?.label === "permanent" && !!state.stored && !state.stored.confirmed && !!active.secret && constantTimeEqual(active.secret, state.stored.secret);
+}
 
-  /**
-   * The credential to log in with now (reloads the stored secret).
-   * @throws WcmError KEY_UNAVAILABLE when the temporary secret cannot be computed
-   */
-  choose(): ActiveCredential {
-    const config = this.#config;
-    if (config.option === "certificate") return { label: "certificate" };
-    this.#stored = this.#store.loadSecret();
-    if (this.#stored && !this.#useFallbackOnce) {
-      return { label: "permanent", kind: "s", secret: this.#stored.secret };
-    }
-    if (this.#stored?.previous) return { label: "permanent", kind: "s", secret: this.#stored.previous.secret };
-    if (config.option === "secret") return { label: "secret", kind: "s", secret: config.secret };
-    return { label: "temporary", kind: "t", secret: (this.#temporary as TemporarySecretPort).temporarySecret(config.deviceId) };
-  }
+/** The record that marks `stored` confirmed, and the state holding it. */
+export function confirm(state: CredentialState, stored: StoredSecret): { state: CredentialState; record: StoredSecret } {
+  const record: StoredSecret = { deviceId: stored.deviceId, secret: stored.secret, generation: stored.generation, confirmed: true };
+  return { state: { ...state, stored: record, undo: state.stored }, record };
+}
 
-  /**
-   * Chooses the credential of the next session and makes its login password.
-   * @returns the label and the password (none for a certificate), or undefined when
-   *   the login counter could not be stored (the host was told: STORE_FAILED) or the
-   *   temporary secret could not be computed (KEY_UNAVAILABLE, retried as an
-   *   authentication failure: a missing key does not appear by retrying fast)
-   */
-  login(): { label: CredentialLabel; password?: string } | undefined {
-    let credential: ActiveCredential;
-    try {
-      credential = this.choose();
-    } catch (error) {
-      if (!isWcmError(error, "KEY_UNAVAILABLE")) throw error;
-      this.#host.fail("auth", "KEY_UNAVAILABLE", error.message);
-      return undefined;
-    }
-    this.#useFallbackOnce = false;
-    this.#credential = credential;
-    if (!(credential.kind && credential.secret)) return { label: credential.label };
-    let counter: number;
-    try {
-      counter = this.#store.nextLoginCounter();
-    } catch (error) {
-      this.#host.fail("network", "STORE_FAILED", isWcmError(error) ? error.code : "store");
-      return undefined;
-    }
-    const config = this.#config;
-    const loginKey = deriveCloudLoginKey(this.#digest, credential.secret);
-    const proof = deriveLoginProof(this.#digest, loginKey, config.deviceId, credential.kind, counter);
-    return { label: credential.label, password: formatLoginPassword({ kind: credential.kind, counter, proof }) };
-  }
+/**
+ * The cloud accepted the login: an unconfirmed issued secret it accepted is to be marked confirmed.
+ * @returns the accepted label ("temporary": issuance follows) and, when due, the confirmed record to store
+ */
+export function accepted(state: CredentialState): { state: CredentialState; label: CredentialLabel; record?: StoredSecret } {
+  const label = (state.active as ActiveCredential).label;
+  return unconfirmed(state) ? { label, ...confirm(state, state.stored) } : { state, label };
+}
 
-  /**
-   * The cloud accepted the login: an unconfirmed issued secret it accepted is
-   * marked confirmed (the cloud has committed it).
-   * @returns the label of the accepted credential ("temporary": issuance follows)
-   */
-  accepted(): CredentialLabel {
-    const credential = this.#credential as ActiveCredential;
-    if (credential.label === "permanent" && this.#stored && !this.#stored.confirmed && credential.secret === this.#stored.secret) {
-      this.#saveConfirmed(this.#stored);
-    }
-    return credential.label;
-  }
+/**
+ * The cloud refused the login (bad credentials or not authorized).
+ * @returns the state that tries the replaced credential once, when the refused one is an unconfirmed issued secret; else undefined
+ */
+export function fallBack(config: DeviceConfig, state: CredentialState): CredentialState | undefined {
+  // The cloud never saw the proof for this secret (it lost the pending one): the credential it replaces is still the live one.
+  return unconfirmed(state) && config.option !== "certificate" ? { ...state, fallback: true } : undefined;
+}
 
-  /** Asks the cloud to issue a permanent secret. */
-  issue(): void {
-    this.#host.send({ v: 1, rid: this.#host.newRequestId(), op: "issue" });
+/**
+ * The `issue` response: unwraps the secret.
+ * @param opened - for a sealed rotation: the blob opened with the device's sealing key (undefined when it did not open)
+ * @returns the record to store before the commit and the commit proof; or `bad`, why it cannot be used (BAD_WRAP)
+ */
+export function issued(
+  ctx: CredentialContext,
+  state: CredentialState,
+  response: Extract<CloudResponse, { op: "issue"; ok: true }>,
+  opened?: Uint8Array,
+): { record: StoredSecret; proof: Uint8Array } | { bad: string } {
+  const active = state.active as ActiveCredential;
+  let wrapped: { nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array };
+  if ("sealed" in response) {
+    // A rotation sealed to this device's key: the current secret alone does not open it (9.5).
+    if (!opened || opened.length !== 80) return { bad: "rotated secret does not open with this device's sealing key" };
+    wrapped = { nonce: opened.subarray(0, 16), secret: opened.subarray(16, 48), tag: opened.subarray(48, 80) };
+  } else {
+    wrapped = response;
   }
-
-  /**
-   * The cloud holds a rotated secret: fetch it with the request id `rid`
-   * (only when logged in with a shared or issued secret).
-   */
-  rotate(rid: string): void {
-    if (this.#credential?.kind === "s") this.#host.send({ v: 1, rid, op: "issue" });
-  }
-
-  /**
-   * The cloud refused the login (bad credentials or not authorized).
-   * @returns true when the refused credential is an unconfirmed issued secret: the
-   *   credential it replaces is tried once at the next login
-   */
-  fallBackAfterRefusal(): boolean {
-    const credential = this.#credential;
-    if (credential?.label === "permanent" && this.#stored && !this.#stored.confirmed
-      && credential.secret === this.#stored.secret && this.#config.option !== "certificate") {
-      // The cloud never saw the proof for this secret (it lost the pending one):
-      // the credential it replaces (the previous secret, the configured secret
-      // or the temporary one) is still the live one. Try it once, now.
-      this.#useFallbackOnce = true;
-      return true;
-    }
-    return false;
-  }
-
-  /** The `issue` response: unwrap, store, then prove possession (`commit`). */
-  onIssued(response: Extract<CloudResponse, { op: "issue"; ok: true }>): void {
-    const credential = this.#credential as ActiveCredential;
-    let wrapped: { nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array };
-    if ("sealed" in response) {
-      // A rotation sealed to this device's key: the current secret alone does not open it (9.5).
-      const opened = this.#host.openRotation(response.sealed);
-      if (!opened || opened.length !== 80) {
-        this.#host.fail("server", "BAD_WRAP", "rotated secret does not open with this device's sealing key");
-        return;
-      }
-      wrapped = { nonce: opened.subarray(0, 16), secret: opened.subarray(16, 48), tag: opened.subarray(48, 80) };
-    } else {
-      wrapped = response;
-    }
-    const wrapKey = deriveWrapKey(this.#digest, credential.secret as Uint8Array);
-    const secret = unwrapSecret(this.#digest, wrapKey, this.#config.deviceId, wrapped.nonce, {
-      ciphertext: wrapped.secret,
-      tag: wrapped.tag,
-    });
-    if (!secret) {
-      this.#host.fail("server", "BAD_WRAP", "issued secret failed its integrity check");
-      return;
-    }
-    const stored: StoredSecret = { deviceId: this.#config.deviceId, secret, generation: response.gen, confirmed: false };
-    if (credential.label === "permanent" && this.#stored) {
-      // a rotation of an issued secret: keep the one it replaces until the commit is confirmed
-      stored.previous = { secret: credential.secret as Uint8Array, generation: this.#stored.generation };
-    }
-    try {
-      // Stored before the proof is sent: the cloud retires the temporary secret
-      // only after the proof, and accepts a login with this one from now on.
-      this.#store.saveSecret(stored);
-    } catch (error) {
-      this.#host.fail("network", "STORE_FAILED", isWcmError(error) ? error.code : "store");
-      return;
-    }
-    this.#stored = stored;
-    const proof = deriveCommitProof(this.#digest, secret, this.#config.deviceId, response.gen);
-    this.#host.send({ v: 1, rid: this.#host.newRequestId(), op: "commit", gen: response.gen, proof });
-  }
-
-  /** The `commit` response: the issued secret of `generation` is the device's credential now. */
-  onCommitted(generation: number): void {
-    const stored = this.#stored;
-    if (!stored || stored.generation !== generation) {
-      this.#host.fail("server", "PROTOCOL_VIOLATION", "commit of an unknown generation");
-      return;
-    }
-    this.#saveConfirmed(stored);
-    this.#credential = { label: "permanent", kind: "s", secret: stored.secret };
-    this.#host.committed(generation);
-    this.#host.log("info", `secret generation ${generation} committed`);
-  }
-
-  #saveConfirmed(stored: StoredSecret): void {
-    const confirmed: StoredSecret = { deviceId: stored.deviceId, secret: stored.secret, generation: stored.generation, confirmed: true };
-    try {
-      this.#store.saveSecret(confirmed);
-      this.#stored = confirmed;
-    } catch {
-      // Not fatal: an unconfirmed secret is confirmed again at the next login.
-      this.#host.log("warn", "could not mark the issued secret confirmed; will retry at next login");
-    }
-  }
+  const deviceId = ctx.config.deviceId;
+  const secret = unwrapSecret(ctx.digest, deriveWrapKey(ctx.digest, active.secret as Uint8Array), deviceId, wrapped.nonce, { ciphertext: wrapped.secret, tag: wrapped.tag });
+  if (!secret) return { bad: "issued secret failed its integrity check" };
+  const record: StoredSecret = { deviceId, secret, generation: response.gen, confirmed: false };
+  // a rotation of an issued secret: keep the one it replaces until the commit is confirmed
+  if (active.label === "permanent" && state.stored) record.previous = { secret: active.secret as Uint8Array, generation: state.stored.generation };
+  return { record, proof: deriveCommitProof(ctx.digest, secret, deviceId, response.gen) };
 }

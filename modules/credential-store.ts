@@ -95,21 +95,27 @@ export class CredentialStore {
    */
   nextLoginCounter(): number {
     if (this.#nextCounter === undefined) {
-      this.#nextCounter = this.#readReservation();
+      this.#nextCounter = this.loadReservation();
       this.#reservedUpTo = this.#nextCounter;
     }
     const counter = this.#nextCounter;
     if (counter >= MAX_LOGIN_COUNTER) throw new WcmError("STORE_LIMIT", "login counter exhausted", "counter");
     if (counter >= this.#reservedUpTo) {
       const end = Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER);
-      this.#counter.write(utf8Encode(JSON.stringify({ id: this.#deviceId, n: end })));
+      this.saveReservation(end);
       this.#reservedUpTo = end;
     }
     this.#nextCounter = counter + 1;
     return counter;
   }
 
-  #readReservation(): number {
+  /** Stores the end of a counter reservation: every counter below it may have been used. @throws WcmError STORE_FAILED */
+  saveReservation(end: number): void {
+    this.#counter.write(utf8Encode(JSON.stringify({ id: this.#deviceId, n: end })));
+  }
+
+  /** The stored reservation's end (1 when none): the first counter that is safe to use after a restart. */
+  loadReservation(): number {
     const record = this.#counter.read();
     if (!record) return 1;
     try {

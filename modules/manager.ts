@@ -1,62 +1,50 @@
 /*
- * The connection manager: the state machine that takes a device from start() to
- * an authenticated cloud session, and keeps it there.
+ * The connection manager: the app API, and the driver of the state machine.
  *
- * - picks the credential: certificate, the stored issued secret, the configured
- *   shared secret, or the temporary secret (stored, from hardware, or derived
- *   from the provisioning key: temporary-secret.ts);
- * - logs in over the CloudLink port with a counter-based proof (no clock needed);
- * - with temporary credentials, runs issuance in the same session: request,
- *   store crash-safely, prove possession (commit), then ONLINE as PERMANENT;
- * - retries requests (same request id: every operation is idempotent) and
- *   reconnects with back-off, treating refused credentials apart from network
- *   failures;
- * - offers the product's code publish/subscribe on the device's own app topics;
- * - with a NetworkPort (ManagerPorts.network): scans, picks a network
- *   (network-selection.ts: stored private networks, then hotspot profiles),
- *   joins it with the device's credential (EAP-TTLS/PAP with the derived
- *   hotspot password, or EAP-TLS), and only then connects to the cloud; a
- *   cloud that cannot be reached over a joined network counts as
- *   INTERNET-NOT-REACHABLE for that network and the next one is tried;
- * - when synchronising (default with a NetworkPort): after every login it says
- *   `hello` (hotspot revision, sealing public key, network failures since the
- *   last hello), takes the cloud's time (wall-clock.ts), fetches a newer
- *   hotspot profile set (`config`) and sealed private network changes
- *   (`network`), stores them crash-safely, moves to a handed-off network and
- *   reports JOINED or FAILED with the reason (`network-result`).
- * Without a NetworkPort and without `sync`, it behaves exactly as before those
- * features: no scan, no extra request, no extra flash write.
- * It does no I/O itself: every effect goes through the ports.
- *
- * This file is the app API and its types. The state machine is session.ts,
- * which composes the parts: credential-flow.ts (credential, login, issuance
- * and rotation), request-channel.ts (request ids, resends, response matching),
- * network-driver.ts (scan, select, join, network failures) and cloud-sync.ts
- * (hello, config, network changes and results, time).
+ * Its behaviour is machine.ts's `step(state, event) -> { state, effects }`:
+ * credential choice and login (credential-flow.ts), issuance and rotation,
+ * requests with resends (request-channel.ts), scan / select / join with a
+ * NetworkPort (network-driver.ts), the cloud sync of hotspot profiles, private
+ * networks and time (cloud-sync.ts), retries with back-off.
+ * This file only drives it:
+ * - reads the stored records once at boot (credential-store.ts, network-store.ts);
+ * - turns every port callback (timer, link, radio) and app call into an event
+ *   with the clock and fresh random bytes, one at a time (run to completion:
+ *   an event raised while effects run waits its turn);
+ * - runs each step's effects through the ports: stores first (a failed `must`
+ *   store drops the step and is stepped as `storeFailed` instead), then the rest
+ *   in order.
+ * Without a NetworkPort and without `sync` it behaves as the manager always did:
+ * no scan, no extra request, no extra flash write.
  */
+import { appTopic, deviceTopics, MAX_APP_PAYLOAD_BYTES } from "./protocol";
 import type { DeviceConfig } from "./config";
+import { CredentialStore } from "./credential-store";
+import { isWcmError } from "./errors";
 import type { HotspotSet } from "./hotspots";
-import type { JoinedNetwork } from "./network-driver";
+import { boot, ENTROPY_BYTES, step, type Effect, type Event, type Input, type Machine, type ManagerOptions, type ManagerStatus, type Stored, type TimerName } from "./machine";
 import type { PrivateNetwork } from "./network-selection";
+import { NetworkStore } from "./network-store";
 import type {
   ClockPort,
+  CloudLink,
   CloudLinkFactory,
   DigestPort,
   KeyValuePort,
   LogPort,
   NetworkPort,
   RandomPort,
+  ScheduledTask,
   SchedulerPort,
   SealPort,
   TemporarySecretPort,
 } from "./ports";
-import type { CredentialLabel, DeviceState } from "./protocol";
-import type { RetryPolicy } from "./retry";
-import { OnboardingAttachment } from "./onboarding/attach";
-import type { OnboardingPort } from "./onboarding/runner";
-import { Session } from "./session";
+import { DEFAULT_RETRY_POLICY } from "./retry";
+import { temporarySecretPort } from "./temporary-secret";
+import { wallNow } from "./wall-clock";
 
 export type { JoinedNetwork } from "./network-driver";
+export type { Failure, ManagerOptions, ManagerStatus } from "./machine";
 
 /** Everything the manager needs from its host. */
 export interface ManagerPorts {
@@ -73,59 +61,12 @@ export interface ManagerPorts {
   network?: NetworkPort;
   /** computes the temporary secret in hardware (config temporarySecretFrom "hardware"; ESP32: hosts/esp32/hmac) */
   temporarySecret?: TemporarySecretPort;
-  /** SoftAP + local HTTP service for local onboarding (with `network` and config.labelCode; docs/protocol.md 15) */
-  onboarding?: OnboardingPort;
-}
-
-/** Tuning; every field has a default. */
-export interface ManagerOptions {
-  retry?: RetryPolicy;
-  /** how long to wait for a response before resending the request (default 5 s) */
-  requestTimeoutMs?: number;
-  /** sends of one request before the session is restarted (default 3) */
-  requestAttempts?: number;
-  /** how long a connect may take before it is abandoned (default 30 s) */
-  connectTimeoutMs?: number;
-  /**
-   * say `hello` after each login and fetch hotspot profiles, network changes and
-   * the time (default: true when ports.network is given, else false)
-   */
-  sync?: boolean;
-  /** how long a scan may take before it counts as empty (default 15 s) */
-  scanTimeoutMs?: number;
-  /** how long a join may take before it counts as ASSOCIATION-FAILED (default 45 s) */
-  joinTimeoutMs?: number;
-  /** while ONLINE on a hotspot with private networks stored: least time between checks for them (default 60 s) */
-  upgradeCheckMs?: number;
-  /** with ports.onboarding: start onboarding after this long without ONLINE and with no private network stored (default 2 min) */
-  onboardAfterMs?: number;
-}
-
-/** A failure the manager saw, as reported to the app and the cloud. */
-export interface Failure {
-  /** a stable upper-case code, e.g. NETWORK, BAD_CREDENTIALS, NOT_AUTHORIZED, SERVER_UNAVAILABLE, STORE_FAILED */
-  reason: string;
-  detail?: string;
-  /** clock time of the failure */
-  at: number;
-}
-
-/** A snapshot of the manager's state, delivered on every change. */
-export interface ManagerStatus {
-  state: DeviceState;
-  credential: CredentialLabel;
-  lastFailure?: Failure;
-  /** consecutive failed attempts */
-  attempt: number;
-  /** when RETRY_WAIT or AUTH_FAILED: the delay before the next attempt */
-  retryInMs?: number;
-  /** with a NetworkPort: the network joined (from JOINING's success until it is left or lost) */
-  network?: JoinedNetwork;
+  /** sees the records read at boot and every step (event in, effects out; `kept` false when a failed store dropped it): for recording and replay */
+  recorder?: { boot(stored: Stored, nowMs: number): void; step(event: Event, effects: readonly Effect[], kept: boolean): void };
 }
 
 /** Receives the product's messages on one app topic. */
 export type AppHandler = (payload: Uint8Array, suffix: string) => void;
-
 
 /**
  * Connects a device to the wcm cloud and keeps it connected.
@@ -136,34 +77,47 @@ export type AppHandler = (payload: Uint8Array, suffix: string) => void;
  *   manager.start();
  */
 export class ConnectionManager {
-  readonly #deviceId: string;
-  readonly #session: Session;
-  readonly #onboarding: OnboardingAttachment | undefined;
+  readonly #ports: ManagerPorts;
+  readonly #creds: CredentialStore;
+  readonly #nets: NetworkStore;
+  readonly #listeners: ((status: ManagerStatus) => void)[] = [];
+  readonly #handlers = new Map<string, AppHandler>();
+  readonly #timers: Partial<Record<TimerName, ScheduledTask>> = {};
+  readonly #queue: Input[] = [];
+  #running = false;
+  #m: Machine;
+  #link: CloudLink | undefined;
 
   constructor(config: DeviceConfig, ports: ManagerPorts, options: ManagerOptions = {}) {
-    this.#deviceId = config.deviceId;
-    const { network, onboarding: softAp } = ports;
-    // local onboarding (modules/onboarding/attach.ts) watches the radio and the status; the session does not know it
-    const onboarding = network && softAp && config.labelCode
-      ? new OnboardingAttachment({ ...ports, network, onboarding: softAp }, { deviceId: config.deviceId, code: config.labelCode, afterMs: options.onboardAfterMs })
-      : undefined;
-    this.#onboarding = onboarding;
-    this.#session = new Session(config, onboarding ? { ...ports, network: onboarding.network } : ports, options);
-    if (onboarding) {
-      onboarding.bind({ storeNetworks: (networks) => this.#session.storeLocalNetworks(networks), networks: () => this.#session.networks() });
-      this.#session.onStatus((status) => onboarding.status(status));
-    }
-  }
-
-  /**
-   * Opens local onboarding now (a button): the SoftAP named from the label and
-   * the local service, for the onboarding window; clears a lockout after failed
-   * attempts; runs even while ONLINE (docs/protocol.md 15.5).
-   * @returns false when the device has no onboarding (no OnboardingPort, radio or label code)
-   */
-  startOnboarding(): boolean {
-    this.#onboarding?.start();
-    return this.#onboarding !== undefined;
+    this.#ports = ports;
+    const digest = ports.digest;
+    const id = config.deviceId;
+    this.#creds = new CredentialStore(ports.kv, digest, id);
+    this.#nets = new NetworkStore(ports.kv, digest, id);
+    const stored: Stored = {
+      secret: this.#creds.loadSecret(),
+      counter: this.#creds.loadReservation(),
+      hotspots: this.#nets.loadHotspots(),
+      networks: this.#nets.loadNetworks(),
+      sealKey: this.#nets.loadSealKey(),
+      floor: this.#nets.loadTimeFloor(),
+    };
+    const now = ports.clock.now();
+    ports.recorder?.boot(stored, now);
+    this.#m = boot({
+      config, digest, seal: ports.seal, radio: ports.network !== undefined, topics: deviceTopics(id),
+      ...(config.option === "temporary" ? { temporary: temporarySecretPort(config, digest, ports.temporarySecret) } : {}),
+      options: {
+        retry: options.retry ?? DEFAULT_RETRY_POLICY,
+        requestTimeoutMs: options.requestTimeoutMs ?? 5000,
+        requestAttempts: options.requestAttempts ?? 3,
+        connectTimeoutMs: options.connectTimeoutMs ?? 30_000,
+        sync: options.sync ?? ports.network !== undefined,
+        scanTimeoutMs: options.scanTimeoutMs ?? 15_000,
+        joinTimeoutMs: options.joinTimeoutMs ?? 45_000,
+        upgradeCheckMs: options.upgradeCheckMs ?? 60_000,
+      },
+    }, stored, now);
   }
 
   /**
@@ -172,43 +126,48 @@ export class ConnectionManager {
    * time plus monotonic time since once it told it in this boot.
    */
   wallClock(): { unixSeconds: number; synced: boolean } {
-    return this.#session.wallClock();
+    const wall = this.#m.sync.wall;
+    return { unixSeconds: wallNow(wall, this.#ports.clock.now()), synced: wall.sync !== undefined };
   }
 
   /** The hotspot profile set in use (firmware's or the newest from the cloud). */
   get hotspots(): HotspotSet {
-    const hotspots = this.#session.hotspots();
+    const hotspots = this.#m.sync.hotspots;
     return { rev: hotspots.rev, profiles: hotspots.profiles.slice() };
   }
 
   /** The private networks the device holds (passwords included: never log them). */
   get privateNetworks(): PrivateNetwork[] {
-    return this.#session.networks().map((n) => ({ ...n }));
+    return this.#m.sync.networks.map((n) => ({ ...n }));
   }
 
   /** The current status. */
   get status(): ManagerStatus {
-    return { ...this.#session.status };
+    return { ...this.#m.status };
   }
 
   /** The device id this manager serves. */
   get deviceId(): string {
-    return this.#deviceId;
+    return this.#m.ctx.config.deviceId;
   }
 
   /** Calls `listener` on every status change; returns a function that removes it. */
   onStatus(listener: (status: ManagerStatus) => void): () => void {
-    return this.#session.onStatus(listener);
+    this.#listeners.push(listener);
+    return () => {
+      const index = this.#listeners.indexOf(listener);
+      if (index >= 0) this.#listeners.splice(index, 1);
+    };
   }
 
   /** Starts connecting. Idempotent. */
   start(): void {
-    this.#session.start();
+    this.#dispatch({ t: "start" });
   }
 
   /** Closes the session and stops all timers. Idempotent. */
   stop(): void {
-    this.#session.stop();
+    this.#dispatch({ t: "stop" });
   }
 
   /**
@@ -217,7 +176,10 @@ export class ConnectionManager {
    * @throws WcmError MESSAGE_INVALID for a malformed suffix
    */
   publish(suffix: string, payload: Uint8Array): boolean {
-    return this.#session.publish(suffix, payload);
+    const topic = appTopic(this.deviceId, suffix);
+    if (payload.length > MAX_APP_PAYLOAD_BYTES || this.#m.status.state !== "ONLINE" || !this.#m.link) return false;
+    this.#dispatch({ t: "publish", topic, payload });
+    return true;
   }
 
   /**
@@ -226,6 +188,153 @@ export class ConnectionManager {
    * @throws WcmError MESSAGE_INVALID for a malformed suffix
    */
   subscribe(suffix: string, handler: AppHandler): void {
-    this.#session.subscribe(suffix, handler);
+    const topic = appTopic(this.deviceId, suffix);
+    this.#handlers.set(topic, handler);
+    this.#dispatch({ t: "subscribe", topic });
+  }
+
+  // ------------------------------------------------------------ the driver
+
+  /** Steps `input` (and whatever its effects raise, in turn). */
+  #dispatch(input: Input): void {
+    this.#queue.push(input);
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      for (let next = this.#queue.shift(); next; next = this.#queue.shift()) this.#step(next);
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  #step(input: Input): void {
+    const ports = this.#ports;
+    const event = { ...input, now: ports.clock.now(), rnd: ports.random.bytes(ENTROPY_BYTES) } as Event;
+    const { state, effects } = step(this.#m, event);
+    const soft: Input[] = [];
+    for (const effect of effects) {
+      if (effect.t !== "store") continue;
+      try {
+        this.#store(effect);
+      } catch (error) {
+        const failed: Input = { t: "storeFailed", rec: effect.rec, must: !!effect.must, code: isWcmError(error) ? error.code : "STORE_FAILED" };
+        if (effect.must) {
+          ports.recorder?.step(event, effects, false);
+          this.#queue.unshift(failed);
+          return;
+        }
+        soft.push(failed);
+      }
+    }
+    ports.recorder?.step(event, effects, true);
+    this.#m = state;
+    for (const effect of effects) this.#run(effect);
+    this.#queue.push(...soft);
+  }
+
+  #store(effect: Extract<Effect, { t: "store" }>): void {
+    switch (effect.rec) {
+      case "ctr": this.#creds.saveReservation(effect.end); break;
+      case "cred": this.#creds.saveSecret(effect.secret); break;
+      case "nets": this.#nets.saveNetworks(effect.networks); break;
+      case "hot": this.#nets.saveHotspots(effect.set); break;
+      case "seal": this.#nets.saveSealKey(effect.key); break;
+      case "floor": this.#nets.saveTimeFloor(effect.seconds);
+    }
+  }
+
+  #run(effect: Effect): void {
+    const ports = this.#ports;
+    const radio = ports.network as NetworkPort;
+    switch (effect.t) {
+      case "status":
+        for (const listener of this.#listeners.slice()) {
+          try {
+            listener({ ...effect.status });
+          } catch {
+            // a listener's failure is not the manager's
+          }
+        }
+        break;
+      case "log":
+        ports.log?.(effect.level, `[${this.deviceId}] ${effect.msg}`);
+        break;
+      case "arm": {
+        const name = effect.timer;
+        this.#timers[name]?.cancel();
+        const task = ports.scheduler.after(effect.ms, () => {
+          if (this.#timers[name] !== task) return;
+          delete this.#timers[name];
+          this.#dispatch({ t: "timer", timer: name });
+        });
+        this.#timers[name] = task;
+        break;
+      }
+      case "cancel":
+        this.#timers[effect.timer]?.cancel();
+        delete this.#timers[effect.timer];
+        break;
+      case "connect": {
+        const id = effect.link;
+        const link = ports.link();
+        this.#link = link;
+        link.connect(effect.options, {
+          onReady: () => this.#dispatch({ t: "ready", link: id }),
+          onMessage: (topic, payload) => this.#dispatch({ t: "message", link: id, topic, payload }),
+          onClose: (info) => {
+            if (this.#link === link) this.#link = undefined;
+            this.#dispatch({ t: "closed", link: id, info });
+          },
+        });
+        break;
+      }
+      case "close": {
+        const link = this.#link;
+        this.#link = undefined;
+        try {
+          link?.close();
+        } catch {
+          // closing a dead link is fine
+        }
+        break;
+      }
+      case "publish":
+        this.#link?.publish(effect.topic, effect.payload);
+        break;
+      case "subscribe":
+        this.#link?.subscribe(effect.topic);
+        break;
+      case "deliver":
+        try {
+          this.#handlers.get(effect.topic)?.(effect.payload, effect.suffix);
+        } catch (error) {
+          ports.log?.("error", `[${this.deviceId}] app handler failed: ${error instanceof Error ? error.message : "error"}`);
+        }
+        break;
+      case "scan": {
+        const gen = effect.gen;
+        try {
+          radio.scan((results) => this.#dispatch({ t: "scanned", gen, results }));
+        } catch (error) {
+          this.#dispatch({ t: "scanned", gen, results: [], error: error instanceof Error ? error.message : "error" });
+        }
+        break;
+      }
+      case "join": {
+        const gen = effect.gen;
+        radio.join(effect.request, {
+          onJoined: (info) => this.#dispatch({ t: "joined", gen, ip: info.ip, bssid: info.bssid }),
+          onFailed: (failure) => this.#dispatch({ t: "joinFailed", gen, failure }),
+          onLost: (failure) => this.#dispatch({ t: "lost", gen, failure }),
+        });
+        break;
+      }
+      case "leave":
+        try {
+          radio.leave();
+        } catch {
+          // leaving a network that is gone is fine
+        }
+    }
   }
 }

@@ -1,110 +1,37 @@
 /*
- * The request channel: the device's one outstanding request to the cloud.
+ * The request channel, as pure functions: the device's one outstanding request.
  *
- * - makes request ids (9 random bytes, base64url);
- * - publishes a request on the device's request topic and resends it, with the
- *   same request id (every operation is idempotent), when no response came
- *   within the timeout; after the last send it gives up and says so;
- * - matches a response to the outstanding request by its request id and
- *   ignores stale or duplicate ones.
- * It does no I/O itself: it publishes over the session's CloudLink.
+ * - request ids: 9 random bytes (given by the caller), base64url;
+ * - a request is sent, and resent with the same request id (every operation is
+ *   idempotent) each time the response timeout passes, up to `attempts` sends;
+ * - a response matches the outstanding request by its request id; stale or
+ *   duplicate ones match nothing.
+ * The state machine (machine.ts) holds the Outstanding value and turns these
+ * answers into publish and timer effects.
  */
 import { toBase64Url } from "./bytes";
-import type { CloudLink, RandomPort, ScheduledTask, SchedulerPort } from "./ports";
-import { encodeRequest, type CloudResponse, type DeviceRequest } from "./protocol";
+import type { CloudResponse, DeviceRequest } from "./protocol";
 
-/** What the channel needs from the session that owns it. */
-export interface RequestChannelHost {
-  /** the session's link, or undefined while there is none (nothing is sent then) */
-  link(): CloudLink | undefined;
-  /** called once the request was sent `attempts` times without a response; `op` is its operation */
-  exhausted(op: DeviceRequest["op"]): void;
+/** The request waiting for its response, and how often it was sent. */
+export interface Outstanding {
+  readonly request: DeviceRequest;
+  readonly sends: number;
 }
 
-interface PendingRequest {
-  request: DeviceRequest;
-  sends: number;
-  timer?: ScheduledTask;
+/** A request id from 9 random bytes. @example requestId(random.bytes(9)) */
+export function requestId(random9: Uint8Array): string {
+  return toBase64Url(random9.subarray(0, 9));
 }
 
 /**
- * Sends requests and resends them until their response arrives.
- * @example
- *   const channel = new RequestChannel(ports.scheduler, ports.random, topics.request, 5000, 3, host);
- *   channel.send({ v: 1, rid: channel.newRequestId(), op: "issue" });
- *   // later, for each response:  const request = channel.take(response);
+ * The next send of `pending`.
+ * @returns the outstanding request after this send, or undefined when it was already sent `attempts` times (give up)
  */
-export class RequestChannel {
-  readonly #scheduler: SchedulerPort;
-  readonly #random: RandomPort;
-  readonly #topic: string;
-  readonly #timeoutMs: number;
-  readonly #attempts: number;
-  readonly #host: RequestChannelHost;
-  #pending: PendingRequest | undefined;
+export function nextSend(pending: Outstanding, attempts: number): Outstanding | undefined {
+  return pending.sends >= attempts ? undefined : { request: pending.request, sends: pending.sends + 1 };
+}
 
-  /**
-   * @param topic the device's request topic
-   * @param timeoutMs how long to wait for a response before resending
-   * @param attempts sends of one request before `host.exhausted` is called
-   */
-  constructor(scheduler: SchedulerPort, random: RandomPort, topic: string, timeoutMs: number, attempts: number, host: RequestChannelHost) {
-    this.#scheduler = scheduler;
-    this.#random = random;
-    this.#topic = topic;
-    this.#timeoutMs = timeoutMs;
-    this.#attempts = attempts;
-    this.#host = host;
-  }
-
-  /** True while a request waits for its response. */
-  get busy(): boolean {
-    return this.#pending !== undefined;
-  }
-
-  /** A fresh request id: 9 random bytes as base64url. */
-  newRequestId(): string {
-    return toBase64Url(this.#random.bytes(9));
-  }
-
-  /** Sends `request` now, replacing any outstanding one. */
-  send(request: DeviceRequest): void {
-    this.#pending?.timer?.cancel();
-    this.#pending = { request, sends: 0 };
-    this.#resend();
-  }
-
-  /**
-   * Matches a response to the outstanding request.
-   * @returns the request it answers (no longer outstanding), or undefined for a stale or duplicate response
-   */
-  take(response: CloudResponse): DeviceRequest | undefined {
-    const pending = this.#pending;
-    if (!pending || pending.request.rid !== response.rid) return undefined;
-    pending.timer?.cancel();
-    this.#pending = undefined;
-    return pending.request;
-  }
-
-  /** Forgets the outstanding request (the session ended). */
-  clear(): void {
-    this.#pending?.timer?.cancel();
-    this.#pending = undefined;
-  }
-
-  #resend(): void {
-    const pending = this.#pending;
-    const link = this.#host.link();
-    if (!pending || !link) return;
-    if (pending.sends >= this.#attempts) {
-      this.#pending = undefined;
-      this.#host.exhausted(pending.request.op);
-      return;
-    }
-    pending.sends++;
-    link.publish(this.#topic, encodeRequest(pending.request));
-    pending.timer = this.#scheduler.after(this.#timeoutMs, () => {
-      if (this.#pending === pending) this.#resend();
-    });
-  }
+/** True when `response` answers `pending` (same request id). */
+export function answers(pending: Outstanding | undefined, response: CloudResponse): pending is Outstanding {
+  return pending !== undefined && pending.request.rid === response.rid;
 }

@@ -25,7 +25,7 @@ import {
 } from "../modules/protocol";
 import { jsSeal } from "../modules/js-seal";
 import { isSealPublicKey, newSealSecretKey, openSealed, SEAL_OVERHEAD, sealPublicKey, sealTo } from "../modules/seal";
-import { WallClock } from "../modules/wall-clock";
+import { wallNow, wallObserve, wallStart } from "../modules/wall-clock";
 import { MemoryFlash, PowerCutSignal } from "./support/scenarios";
 import { VECTORS } from "./support/vectors";
 
@@ -256,21 +256,24 @@ describe("sealing format 2 for devices in the field (cloud/legacy-seal.ts)", () 
   });
 });
 
-describe("WallClock (modules/wall-clock.ts)", () => {
+describe("wall clock (modules/wall-clock.ts)", () => {
   it("floorPlusUptime_ThenCloudTime_NeverBackwards_PersistStep", () => {
     let now = 5000;
-    const clock = new WallClock({ now: () => now }, 1_767_225_600);
+    let clock = wallStart(now, 1_767_225_600);
     now += 10_000;
-    assert.equal(clock.now(), 1_767_225_610);
-    assert.equal(clock.synced, false);
-    assert.equal(clock.observe(1_780_000_000), 1_780_000_000, "first cloud time is persisted");
-    clock.saved(1_780_000_000);
+    assert.equal(wallNow(clock, now), 1_767_225_610);
+    assert.equal(clock.sync, undefined);
+    let seen = wallObserve(clock, 1_780_000_000, now);
+    assert.equal(seen.save, 1_780_000_000, "first cloud time is persisted");
+    clock = seen.wall;
     now += 60_000;
-    assert.equal(clock.now(), 1_780_000_060);
-    assert.equal(clock.observe(1_780_000_100), undefined, "less than an hour later: no flash write");
-    assert.equal(clock.observe(1_700_000_000), undefined);
-    assert.ok(clock.now() >= 1_780_000_100, "an older cloud time never moves it back");
-    assert.equal(clock.observe(1_780_004_000), 1_780_004_000);
+    assert.equal(wallNow(clock, now), 1_780_000_060);
+    seen = wallObserve(clock, 1_780_000_100, now);
+    assert.equal(seen.save, undefined, "less than an hour later: no flash write");
+    seen = wallObserve(seen.wall, 1_700_000_000, now);
+    assert.equal(seen.save, undefined);
+    assert.ok(wallNow(seen.wall, now) >= 1_780_000_100, "an older cloud time never moves it back");
+    assert.equal(wallObserve(seen.wall, 1_780_004_000, now).save, 1_780_004_000);
   });
 });
 

@@ -1,0 +1,870 @@
+/*
+ * The connection manager's behaviour as one transition function:
+ * `step(machine, event) -> { state, effects }`.
+ *
+ * - Machine: all the manager's state, plain data (the status, the link and
+ *   timer bookkeeping, the retry counter, and the parts' own states:
+ *   credential-flow.ts, request-channel.ts, network-driver.ts, cloud-sync.ts);
+ * - Event (closed union): what happened (start, stop, a timer, a scan or join
+ *   result, the link's ready / message / close, a failed flash write, the
+ *   app's publish or subscribe), with the clock and fresh random bytes;
+ * - Effect (closed union): what to do (report a status, log, arm or cancel a
+ *   timer, connect / publish / subscribe / close the link, deliver an app
+ *   message, scan / join / leave, store a record).
+ * step never does I/O and never mutates its input; it computes only with the
+ * deterministic parts of its context (digest, sealing arithmetic, the
+ * temporary secret). manager.ts is the driver that runs the effects through the
+ * ports and feeds their results back as events. docs/protocol.md 10.3 has the
+ * transition table (test/core-machine.test.ts checks it against this code).
+ *
+ * A new state or event: add it to the unions below, to the `step` switch and
+ * to the table's fixtures (test/support/transitions.ts); the table test names
+ * every pair it does not know.
+ */
+import { isWcmError, WcmError } from "./errors";
+import type { DeviceConfig } from "./config";
+import type { StoredSecret } from "./credential-store";
+import { accepted, chooseCredential, confirm, fallBack, initialLabel, issued, login, type CredentialState } from "./credential-flow";
+import type { HotspotSet } from "./hotspots";
+import { choose, failure, forgetFailures, joinRequest, NET_START, online, upgradeDelay, view, type JoinedNetwork, type NetState } from "./network-driver";
+import { selectNetwork, type Candidate } from "./network-selection";
+import { applyNetworkChange, type StoredNetworks } from "./network-store";
+import type { DigestPort, JoinRequest, LinkCloseInfo, LinkConnectOptions, NetworkFailure, ScanResult, SealPort, TemporarySecretPort } from "./ports";
+import {
+  CONNACK,
+  decodeCloudMessage,
+  decodeNetworkChange,
+  encodeRequest,
+  encodeStatus,
+  MAX_FAILURE_REPORTS,
+  type CloudResponse,
+  type CredentialLabel,
+  type DeviceRequest,
+  type DeviceState,
+  type DeviceTopics,
+} from "./protocol";
+import { answers, nextSend, requestId, type Outstanding } from "./request-channel";
+import { nextRetryDelay, type FailureClass, type RetryPolicy } from "./retry";
+import { newSealSecretKey, openSealed, sealPublicKey, SEAL_VERSION, type SealPurpose } from "./seal";
+import { dropResult, hello, notice, owns, queueResult, resultRequest, syncStart, want, type SyncState } from "./cloud-sync";
+
+export type { DeviceState } from "./protocol";
+
+/** Tuning; every field has a default. */
+export interface ManagerOptions {
+  retry?: RetryPolicy;
+  /** how long to wait for a response before resending the request (default 5 s) */
+  requestTimeoutMs?: number;
+  /** sends of one request before the session is restarted (default 3) */
+  requestAttempts?: number;
+  /** how long a connect may take before it is abandoned (default 30 s) */
+  connectTimeoutMs?: number;
+  /**
+   * say `hello` after each login and fetch hotspot profiles, network changes and
+   * the time (default: true when ports.network is given, else false)
+   */
+  sync?: boolean;
+  /** how long a scan may take before it counts as empty (default 15 s) */
+  scanTimeoutMs?: number;
+  /** how long a join may take before it counts as ASSOCIATION-FAILED (default 45 s) */
+  joinTimeoutMs?: number;
+  /** while ONLINE on a hotspot with private networks stored: least time between checks for them (default 60 s) */
+  upgradeCheckMs?: number;
+}
+
+/** A failure the manager saw, as reported to the app and the cloud. */
+export interface Failure {
+  /** a stable upper-case code, e.g. NETWORK, BAD_CREDENTIALS, NOT_AUTHORIZED, SERVER_UNAVAILABLE, STORE_FAILED */
+  reason: string;
+  detail?: string;
+  /** clock time of the failure */
+  at: number;
+}
+
+/** A snapshot of the manager's state, delivered on every change. */
+export interface ManagerStatus {
+  state: DeviceState;
+  credential: CredentialLabel;
+  lastFailure?: Failure;
+  /** consecutive failed attempts */
+  attempt: number;
+  /** when RETRY_WAIT or AUTH_FAILED: the delay before the next attempt */
+  retryInMs?: number;
+  /** with a NetworkPort: the network joined (from JOINING's success until it is left or lost) */
+  network?: JoinedNetwork;
+}
+
+/** The manager's timers: one of each at most. */
+export type TimerName = "retry" | "connect" | "request" | "radio" | "upgrade";
+const BIT: Record<TimerName, number> = { retry: 1, connect: 2, request: 4, radio: 8, upgrade: 16 };
+
+/** A record to store (credential-store.ts, network-store.ts). */
+export type StoreRecord =
+  | { rec: "ctr"; end: number }
+  | { rec: "cred"; secret: StoredSecret }
+  | { rec: "nets"; networks: StoredNetworks }
+  | { rec: "hot"; set: HotspotSet }
+  | { rec: "seal"; key: Uint8Array }
+  | { rec: "floor"; seconds: number };
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/**
+ * What the driver does. Stores run first, in order; when one marked `must`
+ * fails, the driver drops the whole step (its state and its other effects) and
+ * steps `storeFailed` on the state before it; another store's failure is
+ * stepped after the step's effects.
+ */
+export type Effect =
+  | { t: "status"; status: ManagerStatus }
+  | { t: "log"; level: LogLevel; msg: string }
+  | { t: "arm"; timer: TimerName; ms: number }
+  | { t: "cancel"; timer: TimerName }
+  | { t: "connect"; link: number; options: LinkConnectOptions }
+  | { t: "close" }
+  | { t: "publish"; topic: string; payload: Uint8Array }
+  | { t: "subscribe"; topic: string }
+  | { t: "deliver"; topic: string; suffix: string; payload: Uint8Array }
+  | { t: "scan"; gen: number }
+  | { t: "join"; gen: number; request: JoinRequest }
+  | { t: "leave" }
+  | ({ t: "store"; must?: true } & StoreRecord);
+
+/** What happened, without the clock and randomness the driver adds. */
+export type Input =
+  | { t: "start" }
+  | { t: "stop" }
+  | { t: "timer"; timer: TimerName }
+  | { t: "scanned"; gen: number; results: ScanResult[]; error?: string }
+  | { t: "joined"; gen: number; ip: string; bssid: string }
+  | { t: "joinFailed"; gen: number; failure: NetworkFailure }
+  | { t: "lost"; gen: number; failure: NetworkFailure }
+  | { t: "ready"; link: number }
+  | { t: "message"; link: number; topic: string; payload: Uint8Array }
+  | { t: "closed"; link: number; info: LinkCloseInfo }
+  | { t: "storeFailed"; rec: StoreRecord["rec"]; must: boolean; code: string }
+  | { t: "publish"; topic: string; payload: Uint8Array }
+  | { t: "subscribe"; topic: string };
+
+/** An event: what happened, the monotonic clock, and ENTROPY_BYTES fresh random bytes. */
+export type Event = Input & { now: number; rnd: Uint8Array };
+
+/** Random bytes the driver gives each event (request ids, jitter, a new sealing key). */
+export const ENTROPY_BYTES = 64;
+
+/** What the machine computes with; fixed for a manager's life. */
+export interface Context {
+  readonly config: DeviceConfig;
+  readonly options: Required<ManagerOptions>;
+  readonly digest: DigestPort;
+  readonly seal: SealPort;
+  /** temporary devices: the temporary secret (derived, stored or in hardware) */
+  readonly temporary?: TemporarySecretPort;
+  /** true with a NetworkPort */
+  readonly radio: boolean;
+  readonly topics: DeviceTopics;
+}
+
+/** What flash held at boot (the driver reads it once). */
+export interface Stored {
+  secret?: StoredSecret;
+  /** the login counter reservation's end */
+  counter: number;
+  hotspots?: HotspotSet;
+  networks: StoredNetworks;
+  sealKey?: Uint8Array;
+  floor: number;
+}
+
+/** All of the manager's state. */
+export interface Machine {
+  readonly ctx: Context;
+  readonly status: ManagerStatus;
+  /** the current link's id (0: none), and the last id given */
+  readonly link: number;
+  readonly links: number;
+  /** consecutive failures of one class */
+  readonly fails: { readonly cls: FailureClass; readonly count: number };
+  /** armed timers (bits of BIT) */
+  readonly timers: number;
+  readonly cred: CredentialState;
+  readonly req?: Outstanding;
+  readonly net: NetState;
+  readonly sync: SyncState;
+  /** the app topics subscribed */
+  readonly apps: readonly string[];
+}
+
+/** The machine at power-on: STOPPED. */
+export function boot(ctx: Context, stored: Stored, nowMs: number): Machine {
+  const cred: CredentialState = { ...(stored.secret ? { stored: stored.secret } : {}), next: stored.counter, upTo: stored.counter };
+  return {
+    ctx,
+    status: { state: "STOPPED", credential: initialLabel(ctx.config, cred), attempt: 0 },
+    link: 0, links: 0, fails: { cls: "network", count: 0 }, timers: 0,
+    cred, net: NET_START, sync: syncStart(ctx.config, stored, nowMs), apps: [],
+  };
+}
+
+type Draft = { -readonly [K in keyof Machine]: Machine[K] };
+
+/** One step in progress: the machine being built, the effects so far, the event and how much of its randomness is used. */
+interface X {
+  m: Draft;
+  fx: Effect[];
+  e: Event;
+  r: number;
+}
+
+/**
+ * The transition function.
+ * @returns the next machine (a new object; `machine` is not changed) and the effects to run, in order
+ * @example
+ *   let m = boot(ctx, stored, clock.now());
+ *   ({ state: m, effects } = step(m, { t: "start", now: clock.now(), rnd: random.bytes(ENTROPY_BYTES) }));
+ */
+export function step(machine: Machine, event: Event): { state: Machine; effects: Effect[] } {
+  const x: X = { m: { ...machine }, fx: [], e: event, r: 0 };
+  const m = x.m;
+  const state = m.status.state;
+  const e = event;
+  switch (e.t) {
+    case "start":
+      if (state === "STOPPED") {
+        m.fails = { cls: "network", count: 0 };
+        attempt(x);
+      }
+      break;
+    case "stop":
+      if (state !== "STOPPED") {
+        cancel(x, "retry");
+        cancel(x, "connect");
+        dropLink(x);
+        leave(x);
+        setStatus(x, { state: "STOPPED", retryInMs: undefined });
+      }
+      break;
+    case "timer":
+      if (!(m.timers & BIT[e.timer])) break;
+      m.timers &= ~BIT[e.timer];
+      if (e.timer === "retry") attempt(x);
+      else if (e.timer === "connect") fail(x, "network", "CONNECT_TIMEOUT");
+      else if (e.timer === "request") resend(x);
+      else if (e.timer === "upgrade") {
+        if (state === "ONLINE" && m.net.joined) {
+          m.net = { ...m.net, upgrading: true };
+          emit(x, { t: "scan", gen: m.net.gen });
+        }
+      } else if (state === "SCANNING") scanned(x, []);
+      else if (state === "JOINING") {
+        m.net = { ...m.net, gen: m.net.gen + 1 };
+        emit(x, { t: "leave" });
+        netFailure(x, m.net.target as Candidate, { reason: "ASSOCIATION-FAILED", detail: "join timed out" });
+        chooseNetwork(x);
+      }
+      break;
+    case "scanned":
+      if (e.gen !== m.net.gen) break;
+      if (e.error) log(x, "warn", `scan failed: ${e.error}`);
+      if (m.net.upgrading) upgradeScanned(x, e.results);
+      else if (state === "SCANNING") scanned(x, e.results);
+      break;
+    case "joined": {
+      const target = m.net.target;
+      if (e.gen !== m.net.gen || state !== "JOINING" || !target) break;
+      cancel(x, "radio");
+      const joined = { ...target, bssid: e.bssid || target.bssid };
+      m.net = { ...m.net, joined, target: undefined };
+      log(x, "info", `joined ${joined.kind} network ${joined.ssid} (${e.ip})`);
+      setStatus(x, { network: view(joined) });
+      connect(x);
+      break;
+    }
+    case "joinFailed":
+      if (e.gen !== m.net.gen || state !== "JOINING") break;
+      m.net = { ...m.net, gen: m.net.gen + 1 };
+      cancel(x, "radio");
+      netFailure(x, m.net.target as Candidate, e.failure);
+      chooseNetwork(x);
+      break;
+    case "lost": {
+      const joined = m.net.joined;
+      if (e.gen !== m.net.gen || !joined || state === "STOPPED") break;
+      m.net = { ...m.net, joined: undefined, gen: m.net.gen + 1, upgrading: false };
+      cancel(x, "upgrade");
+      dropLink(x);
+      netFailure(x, joined, { reason: e.failure.reason || "CONNECTION-LOST", ...(e.failure.detail ? { detail: e.failure.detail } : {}) });
+      setStatus(x, { network: undefined });
+      m.fails = { cls: "network", count: 1 };
+      scheduleRetry(x, nextRetryDelay("network", 1, random01(x), m.ctx.options.retry), "RETRY_WAIT");
+      break;
+    }
+    case "ready":
+      if (e.link === m.link && state === "CONNECTING") ready(x);
+      break;
+    case "message":
+      if (e.link === m.link && m.link) message(x, e.topic, e.payload);
+      break;
+    case "closed":
+      if (e.link === m.link && m.link) closed(x, e.info);
+      break;
+    case "storeFailed":
+      storeFailed(x, e.rec, e.must, e.code);
+      break;
+    case "publish":
+      if (state === "ONLINE" && m.link) emit(x, { t: "publish", topic: e.topic, payload: e.payload });
+      break;
+    case "subscribe":
+      if (!m.apps.includes(e.topic)) m.apps = [...m.apps, e.topic];
+      if (state === "ONLINE" && m.link) emit(x, { t: "subscribe", topic: e.topic });
+      break;
+  }
+  return { state: m, effects: x.fx };
+}
+
+// ---------------------------------------------------------------- effects and status
+
+function emit(x: X, effect: Effect): void {
+  x.fx.push(effect);
+}
+
+function log(x: X, level: LogLevel, msg: string): void {
+  emit(x, { t: "log", level, msg });
+}
+
+function arm(x: X, timer: TimerName, ms: number): void {
+  x.m.timers |= BIT[timer];
+  emit(x, { t: "arm", timer, ms });
+}
+
+function cancel(x: X, timer: TimerName): void {
+  if (!(x.m.timers & BIT[timer])) return;
+  x.m.timers &= ~BIT[timer];
+  emit(x, { t: "cancel", timer });
+}
+
+function store(x: X, record: StoreRecord, must?: true): void {
+  emit(x, { t: "store", ...(must ? { must } : {}), ...record } as Effect);
+}
+
+/** Random bytes of the event, each used once. */
+function take(x: X, n: number): Uint8Array {
+  if (x.r + n > x.e.rnd.length) throw new WcmError("STATE_INVALID", "event randomness used up", "rnd");
+  x.r += n;
+  return x.e.rnd.subarray(x.r - n, x.r);
+}
+
+function random01(x: X): number {
+  const b = take(x, 4);
+  return (((b[0] << 24) >>> 0) + (b[1] << 16) + (b[2] << 8) + b[3]) / 2 ** 32;
+}
+
+/** Applies a status change and reports it. */
+function setStatus(x: X, change: Partial<ManagerStatus>): void {
+  const next = { ...x.m.status, ...change };
+  if ("retryInMs" in change && change.retryInMs === undefined) delete next.retryInMs;
+  if ("network" in change && change.network === undefined) delete next.network;
+  x.m.status = next;
+  emit(x, { t: "status", status: next });
+}
+
+/** Notes a failure in the status and the log, without ending anything (no status report). */
+function recordFailure(x: X, reason: string, detail?: string): void {
+  x.m.status = { ...x.m.status, lastFailure: { reason, at: x.e.now, ...(detail ? { detail: detail.slice(0, 200) } : {}) } };
+  log(x, "warn", `${reason}${detail ? `: ${detail}` : ""}`);
+}
+
+// ---------------------------------------------------------------- connecting
+
+/** The next attempt: join a network first when there is a radio and none is joined. */
+function attempt(x: X): void {
+  if (x.m.ctx.radio && !x.m.net.joined) scan(x);
+  else connect(x);
+}
+
+/** Logs in to the cloud over a new link. */
+function connect(x: X): void {
+  const m = x.m;
+  const ctx = m.ctx;
+  let r;
+  try {
+    r = login(ctx, m.cred);
+  } catch (error) {
+    if (!isWcmError(error, "KEY_UNAVAILABLE")) throw error;
+    fail(x, "auth", "KEY_UNAVAILABLE", error.message);
+    return;
+  }
+  m.cred = r.state;
+  if (r.limit) {
+    fail(x, "network", "STORE_FAILED", "STORE_LIMIT");
+    return;
+  }
+  // the reservation is stored before the password that uses it leaves the device
+  if (r.reserve) store(x, { rec: "ctr", end: r.reserve }, true);
+  setStatus(x, { state: "CONNECTING", credential: r.label, retryInMs: undefined });
+  m.link = m.links = m.links + 1;
+  arm(x, "connect", ctx.options.connectTimeoutMs);
+  const config = ctx.config;
+  const cloud = config.cloud;
+  const tls = config.option === "certificate"
+    ? { ca: cloud.ca, serverName: cloud.serverName, certificate: config.certificate, privateKey: config.privateKey }
+    : { ca: cloud.ca, serverName: cloud.serverName };
+  emit(x, {
+    t: "connect", link: m.link,
+    options: {
+      host: cloud.host, port: cloud.port, clientId: config.deviceId, username: config.deviceId,
+      ...(r.password !== undefined ? { password: r.password } : {}),
+      keepAliveSeconds: cloud.keepAliveSeconds, tls,
+    },
+  });
+}
+
+function ready(x: X): void {
+  const m = x.m;
+  cancel(x, "connect");
+  emit(x, { t: "subscribe", topic: m.ctx.topics.response });
+  for (const topic of m.apps) emit(x, { t: "subscribe", topic });
+  const a = accepted(m.cred);
+  m.cred = a.state;
+  if (a.record) store(x, { rec: "cred", secret: a.record });
+  if (a.label === "temporary") {
+    setStatus(x, { state: "ISSUING" });
+    send(x, { v: 1, rid: rid(x), op: "issue" });
+    return;
+  }
+  goOnline(x);
+}
+
+function goOnline(x: X): void {
+  const m = x.m;
+  m.fails = { cls: "network", count: 0 };
+  m.sync = { ...m.sync, wants: [] };
+  setStatus(x, { state: "ONLINE", attempt: 0, retryInMs: undefined });
+  if (m.net.joined) {
+    const o = online(m.net);
+    m.net = o.net;
+    if (o.result) m.sync = queueResult(m.sync, o.result);
+    scheduleUpgradeCheck(x);
+  }
+  const failure = m.status.lastFailure;
+  emit(x, {
+    t: "publish", topic: m.ctx.topics.status,
+    payload: encodeStatus({
+      v: 1, state: "ONLINE", credential: m.status.credential,
+      ...(failure ? { lastFailure: failure.detail ? { reason: failure.reason, detail: failure.detail } : { reason: failure.reason } } : {}),
+    }),
+  });
+  if (m.ctx.options.sync) {
+    m.sync = want(m.sync, "hello");
+    if (m.sync.results.length) m.sync = want(m.sync, "result");
+  }
+  pump(x);
+}
+
+// ---------------------------------------------------------------- requests
+
+function rid(x: X): string {
+  return requestId(take(x, 9));
+}
+
+/** Sends `request` now, replacing any outstanding one. */
+function send(x: X, request: DeviceRequest): void {
+  cancel(x, "request");
+  x.m.req = { request, sends: 0 };
+  resend(x);
+}
+
+function resend(x: X): void {
+  const m = x.m;
+  if (!m.req || !m.link) return;
+  const next = nextSend(m.req, m.ctx.options.requestAttempts);
+  if (!next) {
+    const op = m.req.request.op;
+    m.req = undefined;
+    fail(x, "network", "REQUEST_TIMEOUT", op);
+    return;
+  }
+  m.req = next;
+  emit(x, { t: "publish", topic: m.ctx.topics.request, payload: encodeRequest(next.request) });
+  arm(x, "request", m.ctx.options.requestTimeoutMs);
+}
+
+/** Sends the next wanted background request, when ONLINE and none is outstanding. */
+function pump(x: X): void {
+  const m = x.m;
+  while (m.status.state === "ONLINE" && m.link && !m.req && m.sync.wants.length) {
+    const what = m.sync.wants[0];
+    m.sync = { ...m.sync, wants: m.sync.wants.slice(1) };
+    if (what === "rotate") {
+      // The cloud holds a rotated secret for this device: fetch it (only with a shared or issued secret).
+      if (m.cred.active?.kind === "s") send(x, { v: 1, rid: rid(x), op: "issue" });
+    } else if (what === "hello") {
+      const key = sealKey(x, true) as { secret: Uint8Array; public: Uint8Array };
+      const joined = m.net.joined;
+      const reports = m.net.reports.slice(0, MAX_FAILURE_REPORTS);
+      send(x, {
+        v: 1, rid: rid(x), op: "hello", rev: m.sync.hotspots.rev, key: key.public, seal: SEAL_VERSION,
+        ...(joined ? { net: { kind: joined.kind, ssid: joined.ssid } } : {}),
+        ...(reports.length ? { failures: reports } : {}),
+      });
+    } else if (what === "result") {
+      const results = m.sync.results;
+      if (!results.length) continue;
+      if (results.length > 1) m.sync = want(m.sync, "result");
+      send(x, resultRequest(results[0], rid(x)));
+    } else {
+      send(x, { v: 1, rid: rid(x), op: what });
+    }
+  }
+}
+
+/**
+ * The device's sealing key pair: the stored one, or with `make` a new one (stored before
+ * its public half is ever sent: a failed write just makes a new pair next time).
+ */
+function sealKey(x: X, make: boolean): { secret: Uint8Array; public: Uint8Array } | undefined {
+  const m = x.m;
+  let key = m.sync.key;
+  if (!key) {
+    if (!make) return undefined;
+    key = { secret: newSealSecretKey((n) => take(x, n)) };
+    store(x, { rec: "seal", key: key.secret }, true);
+  }
+  if (!key.public) key = { secret: key.secret, public: sealPublicKey(m.ctx.seal, key.secret) };
+  m.sync = { ...m.sync, key };
+  return key as { secret: Uint8Array; public: Uint8Array };
+}
+
+function open(x: X, sealed: Uint8Array, purpose: SealPurpose): Uint8Array | undefined {
+  let key;
+  try {
+    key = sealKey(x, false);
+  } catch {
+    return undefined;
+  }
+  const ctx = x.m.ctx;
+  return key && openSealed(ctx.digest, ctx.seal, key.secret, key.public, ctx.config.deviceId, sealed, purpose);
+}
+
+// ---------------------------------------------------------------- messages
+
+function message(x: X, topic: string, payload: Uint8Array): void {
+  const m = x.m;
+  const topics = m.ctx.topics;
+  if (topic !== topics.response) {
+    if (m.apps.includes(topic)) emit(x, { t: "deliver", topic, suffix: topic.slice(topics.app.length + 1), payload });
+    return;
+  }
+  let msg;
+  try {
+    msg = decodeCloudMessage(payload);
+  } catch (error) {
+    log(x, "warn", `ignored a malformed response (${isWcmError(error) ? error.message : "error"})`);
+    return;
+  }
+  if ("notice" in msg) {
+    m.sync = notice(m.sync, msg, m.ctx.options.sync);
+    pump(x);
+    return;
+  }
+  if (!answers(m.req, msg)) return; // stale or duplicate: ignore
+  const request = m.req.request;
+  m.req = undefined;
+  cancel(x, "request");
+  const op = request.op;
+  if (!msg.ok) {
+    if (!owns(op)) {
+      fail(x, "server", `REFUSED_${msg.reason}`, msg.detail);
+      return;
+    }
+    // Background requests: a refusal leaves the session as it is.
+    log(x, msg.reason === "NOTHING_PENDING" ? "debug" : "warn", `${op} refused: ${msg.reason}`);
+    if (request.op === "network-result") m.sync = dropResult(m.sync, request.seq);
+  } else if (msg.op !== op) {
+    fail(x, "server", "PROTOCOL_VIOLATION", "response does not match request");
+    return;
+  } else if (msg.op === "issue") {
+    onIssued(x, msg);
+    return;
+  } else if (msg.op === "commit") {
+    onCommitted(x, msg.gen);
+    return;
+  } else if (msg.op === "hello") {
+    // The cloud has them: drop the reports it acknowledged (new ones may have been added since).
+    const sent = (request as Extract<DeviceRequest, { op: "hello" }>).failures ?? [];
+    m.net = { ...m.net, reports: m.net.reports.filter((r) => !sent.includes(r)) };
+    const h = hello(m.sync, msg, x.e.now);
+    m.sync = h.sync;
+    if (h.floor !== undefined) store(x, { rec: "floor", seconds: h.floor });
+  } else if (msg.op === "config") {
+    if (msg.rev !== m.sync.hotspots.rev) {
+      const set: HotspotSet = { rev: msg.rev, profiles: msg.hotspots };
+      store(x, { rec: "hot", set });
+      m.sync = { ...m.sync, hotspots: set };
+      log(x, "info", `hotspot profiles rev ${set.rev}: ${set.profiles.length} profile(s)`);
+    }
+  } else if (msg.op === "network") {
+    onNetworkChange(x, msg);
+  } else {
+    m.sync = dropResult(m.sync, msg.seq);
+  }
+  pump(x);
+}
+
+/** The `issue` response: unwrap, store, then prove possession (`commit`). */
+function onIssued(x: X, response: Extract<CloudResponse, { op: "issue"; ok: true }>): void {
+  const m = x.m;
+  const r = issued(m.ctx, m.cred, response, "sealed" in response ? open(x, response.sealed, "rotation") : undefined);
+  if ("bad" in r) {
+    fail(x, "server", "BAD_WRAP", r.bad);
+    return;
+  }
+  // Stored before the proof is sent: the cloud retires the replaced secret only after the proof.
+  store(x, { rec: "cred", secret: r.record }, true);
+  m.cred = { ...m.cred, stored: r.record };
+  send(x, { v: 1, rid: rid(x), op: "commit", gen: response.gen, proof: r.proof });
+}
+
+/** The `commit` response: the issued secret of `generation` is the device's credential now: ONLINE as PERMANENT. */
+function onCommitted(x: X, generation: number): void {
+  const m = x.m;
+  const stored = m.cred.stored;
+  if (!stored || stored.generation !== generation) {
+    fail(x, "server", "PROTOCOL_VIOLATION", "commit of an unknown generation");
+    return;
+  }
+  const c = confirm(m.cred, stored);
+  store(x, { rec: "cred", secret: c.record });
+  m.cred = { ...c.state, active: { label: "permanent", kind: "s", secret: stored.secret } };
+  setStatus(x, { credential: "permanent" });
+  goOnline(x);
+  log(x, "info", `secret generation ${generation} committed`);
+}
+
+/** A sealed private network change: store it, then hand off (or report). */
+function onNetworkChange(x: X, response: Extract<CloudResponse, { op: "network"; ok: true }>): void {
+  const m = x.m;
+  const plaintext = open(x, response.sealed, "network");
+  let change;
+  try {
+    change = plaintext && decodeNetworkChange(plaintext);
+  } catch {
+    change = undefined;
+  }
+  if (!change || change.seq !== response.seq) {
+    log(x, "warn", `network change ${response.seq} does not open with this device's key`);
+    m.sync = queueResult(m.sync, { seq: response.seq, result: "UNREADABLE" });
+    return;
+  }
+  const joined = m.net.joined;
+  const onIt = joined?.kind === "private" && joined.ssid === change.ssid;
+  const seq = change.seq;
+  if (seq <= m.sync.seq) {
+    // Applied before (its result was lost): report again, or try it again.
+    if (change.action === "forget") m.sync = queueResult(m.sync, { seq, result: "FORGOTTEN" });
+    else if (onIt) m.sync = queueResult(m.sync, { seq, result: "JOINED" });
+    else handOff(x, seq, change.ssid);
+    return;
+  }
+  const networks = applyNetworkChange(m.sync.networks, change);
+  // Nothing applied, nothing reported if this write fails: the cloud keeps the change and the next session fetches it again.
+  store(x, { rec: "nets", networks: { networks, seq } }, true);
+  m.sync = { ...m.sync, networks, seq };
+  m.net = forgetFailures(m.net, change.ssid);
+  log(x, "info", `network change ${seq}: ${change.action} a private network`);
+  if (change.action === "forget") {
+    m.sync = queueResult(m.sync, { seq, result: "FORGOTTEN" });
+    if (onIt) moveNetwork(x);
+    return;
+  }
+  handOff(x, seq, change.ssid);
+}
+
+/** Moves to the private network `ssid` of change `seq` (its outcome is reported once known). */
+function handOff(x: X, seq: number, ssid: string): void {
+  const m = x.m;
+  if (!m.ctx.radio) {
+    m.sync = queueResult(m.sync, { seq, result: "FAILED", failure: { reason: "NETWORK-NOT-FOUND", detail: "no radio" } });
+    return;
+  }
+  m.net = { ...m.net, handoff: { seq, ssid } };
+  moveNetwork(x);
+}
+
+/** Leaves the current network and selects again from a fresh scan. */
+function moveNetwork(x: X): void {
+  dropLink(x);
+  leave(x);
+  x.m.fails = { cls: "network", count: 0 };
+  scan(x);
+}
+
+// ---------------------------------------------------------------- the radio
+
+function scan(x: X): void {
+  const m = x.m;
+  m.net = { ...m.net, gen: m.net.gen + 1, upgrading: false };
+  setStatus(x, { state: "SCANNING", retryInMs: undefined, network: undefined });
+  cancel(x, "radio");
+  arm(x, "radio", m.ctx.options.scanTimeoutMs);
+  emit(x, { t: "scan", gen: m.net.gen });
+}
+
+function scanned(x: X, results: ScanResult[]): void {
+  x.m.net = { ...x.m.net, gen: x.m.net.gen + 1, scan: results.slice(0, 64) };
+  cancel(x, "radio");
+  chooseNetwork(x);
+}
+
+/** Joins the best candidate of the last scan, or waits and rescans. */
+function chooseNetwork(x: X): void {
+  const m = x.m;
+  const c = choose(m.net, m.sync.networks, m.sync.hotspots.profiles, x.e.now, () => random01(x));
+  m.net = c.net;
+  for (const [reason, detail] of c.notes) recordFailure(x, reason, detail);
+  if (c.join) {
+    join(x, c.join);
+    return;
+  }
+  m.fails = { cls: "network", count: m.fails.cls === "network" ? m.fails.count + 1 : 1 };
+  scheduleRetry(x, c.delay, "RETRY_WAIT");
+}
+
+function join(x: X, candidate: Candidate): void {
+  const m = x.m;
+  const ctx = m.ctx;
+  m.net = { ...m.net, gen: m.net.gen + 1, target: candidate };
+  setStatus(x, { state: "JOINING", retryInMs: undefined, network: undefined });
+  let request: JoinRequest;
+  try {
+    request = joinRequest(ctx.config, ctx.digest, candidate, () => chooseCredential(ctx, m.cred).secret as Uint8Array);
+  } catch (error) {
+    if (isWcmError(error, "KEY_UNAVAILABLE")) fail(x, "auth", "KEY_UNAVAILABLE", error.message);
+    else fail(x, "network", "STORE_FAILED", isWcmError(error) ? error.code : "join");
+    return;
+  }
+  cancel(x, "radio");
+  arm(x, "radio", ctx.options.joinTimeoutMs);
+  emit(x, { t: "join", gen: m.net.gen, request });
+}
+
+function netFailure(x: X, candidate: Candidate, f: NetworkFailure): void {
+  const r = failure(x.m.net, candidate, f, x.e.now, random01(x));
+  x.m.net = r.net;
+  recordFailure(x, r.reason, r.detail);
+}
+
+/** While on a hotspot with private networks stored, checks now and then whether one can be joined again. */
+function scheduleUpgradeCheck(x: X): void {
+  cancel(x, "upgrade");
+  const delay = upgradeDelay(x.m.net, x.m.sync.networks, x.e.now, x.m.ctx.options.upgradeCheckMs);
+  if (delay !== undefined) arm(x, "upgrade", delay);
+}
+
+function upgradeScanned(x: X, results: ScanResult[]): void {
+  const m = x.m;
+  m.net = { ...m.net, upgrading: false };
+  if (m.status.state !== "ONLINE" || !m.net.joined) return;
+  const candidate = selectNetwork(results, m.sync.networks, [], m.net.backoff, x.e.now).candidate;
+  if (!candidate) {
+    scheduleUpgradeCheck(x);
+    return;
+  }
+  log(x, "info", `private network ${candidate.ssid} in range: leaving the hotspot`);
+  dropLink(x);
+  leave(x);
+  m.net = { ...m.net, scan: results.slice(0, 64) };
+  join(x, candidate);
+}
+
+/** Leaves the current network (if any), stops the radio's timers and clears the status's network. */
+function leave(x: X): void {
+  const m = x.m;
+  m.net = { ...m.net, gen: m.net.gen + 1, upgrading: false };
+  cancel(x, "radio");
+  cancel(x, "upgrade");
+  if (!m.ctx.radio) return;
+  m.net = { ...m.net, joined: undefined };
+  emit(x, { t: "leave" });
+  if (m.status.network) setStatus(x, { network: undefined });
+}
+
+// ---------------------------------------------------------------- failures
+
+function closed(x: X, info: LinkCloseInfo): void {
+  const m = x.m;
+  m.link = 0;
+  const code = info.connackCode;
+  if (code === CONNACK.badCredentials || code === CONNACK.notAuthorized) {
+    const reason = code === CONNACK.badCredentials ? "BAD_CREDENTIALS" : "NOT_AUTHORIZED";
+    const fallback = fallBack(m.ctx.config, m.cred);
+    if (!fallback) {
+      fail(x, "auth", reason, info.detail);
+      return;
+    }
+    m.cred = fallback;
+    dropLink(x);
+    recordFailure(x, reason, "unconfirmed issued secret refused; falling back to the credential it replaces");
+    scheduleRetry(x, 0, "RETRY_WAIT");
+    return;
+  }
+  // "cloud busy" (docs/protocol.md section 10): a short jittered window, not the network's exponential back-off
+  if (code === CONNACK.serverUnavailable) fail(x, "busy", "SERVER_UNAVAILABLE", info.detail);
+  else fail(x, "network", m.status.state === "ONLINE" ? "CONNECTION_LOST" : "NETWORK", info.detail);
+}
+
+/** A failure that ends the attempt: back off and retry (or, unreachable over a joined network, try the next one). */
+function fail(x: X, cls: FailureClass, reason: string, detail?: string): void {
+  const m = x.m;
+  const wasOnline = m.status.state === "ONLINE";
+  dropLink(x);
+  const joined = m.net.joined;
+  recordFailure(x, reason, detail);
+  if (joined && !wasOnline && (reason === "NETWORK" || reason === "CONNECT_TIMEOUT")) {
+    // The network is up but the cloud is not reachable over it: try the next network.
+    leave(x);
+    netFailure(x, joined, { reason: "INTERNET-NOT-REACHABLE", detail: `${reason}${detail ? `: ${detail}` : ""}` });
+    chooseNetwork(x);
+    return;
+  }
+  const count = wasOnline ? 1 : (m.fails.cls === cls ? m.fails.count : 0) + 1;
+  m.fails = { cls, count };
+  scheduleRetry(x, nextRetryDelay(cls, count, random01(x), m.ctx.options.retry), cls === "auth" ? "AUTH_FAILED" : "RETRY_WAIT");
+}
+
+function scheduleRetry(x: X, delay: number, state: "RETRY_WAIT" | "AUTH_FAILED"): void {
+  cancel(x, "retry");
+  setStatus(x, { state, attempt: x.m.fails.count, retryInMs: delay });
+  arm(x, "retry", delay);
+}
+
+/** Closes the cloud session, if any, and forgets its outstanding request. */
+function dropLink(x: X): void {
+  const m = x.m;
+  m.req = undefined;
+  cancel(x, "request");
+  cancel(x, "connect");
+  if (m.link) emit(x, { t: "close" });
+  m.link = 0;
+}
+
+/**
+ * A store failed. `must` (stepped on the state before the step that asked for it):
+ * the attempt ends with STORE_FAILED. Otherwise only noted.
+ */
+function storeFailed(x: X, rec: StoreRecord["rec"], must: boolean, code: string): void {
+  const m = x.m;
+  if (must) {
+    if (m.status.state === "JOINING") leave(x);
+    fail(x, "network", "STORE_FAILED", code);
+  } else if (rec === "cred") {
+    // Not fatal: an unconfirmed secret is confirmed again at the next login.
+    m.cred = { ...m.cred, stored: m.cred.undo ?? m.cred.stored, undo: undefined };
+    log(x, "warn", "could not mark the issued secret confirmed; will retry at next login");
+  } else if (rec === "hot") {
+    log(x, "warn", `could not store hotspot profiles rev ${m.sync.hotspots.rev} (${code})`);
+  } else {
+    m.sync = { ...m.sync, wall: { ...m.sync.wall, saved: m.sync.wall.bootFloor } };
+    log(x, "warn", "could not persist the time floor");
+  }
+}
