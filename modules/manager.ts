@@ -22,7 +22,7 @@ import type { DeviceConfig } from "./config";
 import { CredentialStore } from "./credential-store";
 import { isWcmError } from "./errors";
 import type { HotspotSet } from "./hotspots";
-import { boot, ENTROPY_BYTES, step, type Effect, type Event, type Input, type Machine, type ManagerOptions, type ManagerStatus, type Stored, type TimerName } from "./machine";
+import { boot, ENTROPY_BYTES, step, type Context, type Effect, type Event, type Input, type Machine, type ManagerOptions, type ManagerStatus, type Stored, type TimerName } from "./machine";
 import type { PrivateNetwork } from "./network-selection";
 import { NetworkStore } from "./network-store";
 import type {
@@ -65,6 +65,32 @@ export interface ManagerPorts {
   recorder?: { boot(stored: Stored, nowMs: number): void; step(event: Event, effects: readonly Effect[], kept: boolean): void };
 }
 
+/**
+ * What the state machine computes with, from the configuration, the deterministic ports and the options (defaults filled in).
+ * @param ports.radio - true when the manager has a NetworkPort
+ */
+export function managerContext(
+  config: DeviceConfig,
+  ports: { digest: DigestPort; seal: SealPort; radio: boolean; temporarySecret?: TemporarySecretPort },
+  options: ManagerOptions = {},
+): Context {
+  const digest = ports.digest;
+  return {
+    config, digest, seal: ports.seal, radio: ports.radio, topics: deviceTopics(config.deviceId),
+    ...(config.option === "temporary" ? { temporary: temporarySecretPort(config, digest, ports.temporarySecret) } : {}),
+    options: {
+      retry: options.retry ?? DEFAULT_RETRY_POLICY,
+      requestTimeoutMs: options.requestTimeoutMs ?? 5000,
+      requestAttempts: options.requestAttempts ?? 3,
+      connectTimeoutMs: options.connectTimeoutMs ?? 30_000,
+      sync: options.sync ?? ports.radio,
+      scanTimeoutMs: options.scanTimeoutMs ?? 15_000,
+      joinTimeoutMs: options.joinTimeoutMs ?? 45_000,
+      upgradeCheckMs: options.upgradeCheckMs ?? 60_000,
+    },
+  };
+}
+
 /** Receives the product's messages on one app topic. */
 export type AppHandler = (payload: Uint8Array, suffix: string) => void;
 
@@ -104,20 +130,7 @@ export class ConnectionManager {
     };
     const now = ports.clock.now();
     ports.recorder?.boot(stored, now);
-    this.#m = boot({
-      config, digest, seal: ports.seal, radio: ports.network !== undefined, topics: deviceTopics(id),
-      ...(config.option === "temporary" ? { temporary: temporarySecretPort(config, digest, ports.temporarySecret) } : {}),
-      options: {
-        retry: options.retry ?? DEFAULT_RETRY_POLICY,
-        requestTimeoutMs: options.requestTimeoutMs ?? 5000,
-        requestAttempts: options.requestAttempts ?? 3,
-        connectTimeoutMs: options.connectTimeoutMs ?? 30_000,
-        sync: options.sync ?? ports.network !== undefined,
-        scanTimeoutMs: options.scanTimeoutMs ?? 15_000,
-        joinTimeoutMs: options.joinTimeoutMs ?? 45_000,
-        upgradeCheckMs: options.upgradeCheckMs ?? 60_000,
-      },
-    }, stored, now);
+    this.#m = boot(managerContext(config, { ...ports, radio: ports.network !== undefined }, options), stored, now);
   }
 
   /**

@@ -13,6 +13,8 @@ import { runInXs } from "./xs/xsnap";
 import { SCENARIOS } from "./support/scenarios";
 import { ONBOARDING_SCENARIOS } from "./support/onboarding-scenarios";
 import { VECTORS } from "./support/vectors";
+import { nobleDigest } from "../modules/noble-digest";
+import { encode, recordFirstBoot, type Recording } from "./support/recording";
 
 /** Splits a non-minified esbuild bundle into its per-source-file sections. */
 function sections(bundle: string): { file: string; text: string }[] {
@@ -35,9 +37,12 @@ describe("core on XS (xsnap)", function () {
   this.timeout(120_000);
   const reports = new Map<string, XsReport>();
   let failure: Error | undefined;
+  let recordings: Recording[] = [];
 
   before(async () => {
-    const code = await bundleForXs("test/xs/entry.ts");
+    // recorded on Node; XS steps the same events and its effects must be the same bytes
+    recordings = [recordFirstBoot(nobleDigest)];
+    const code = `globalThis.WCM_RECORDINGS = ${JSON.stringify(encode(recordings))};\n${await bundleForXs("test/xs/entry.ts")}`;
     try {
       const run = await runInXs(code);
       for (const line of run.commands) {
@@ -68,6 +73,15 @@ describe("core on XS (xsnap)", function () {
   for (const name of [...Object.keys(SCENARIOS), ...Object.keys(ONBOARDING_SCENARIOS)]) {
     it(`${name}_OnXs`, () => expectOk(`scenario:${name}`));
   }
+
+  it("replay_FirstBootRecordedOnNode_SameEffectsByteForByteOnXs", () => {
+    expectOk("replay:firstBoot");
+    const xs = reports.get("replay:firstBoot")?.detail ?? "";
+    const node = encode(recordings[0].steps.map((s) => s.effects));
+    assert.ok(node.length > 1000, "the recording has effects");
+    assert.equal(xs.length, node.length, "XS effects differ in length from Node's");
+    assert.ok(xs === node, `XS effects differ from Node's at character ${[...node].findIndex((c, i) => c !== xs[i])}`);
+  });
 
   it("bundle_NoNodeApi", async () => {
     const bundle = await bundleForXs({ source: allModulesEntry() });

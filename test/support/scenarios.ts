@@ -7,7 +7,7 @@ import { fromHex, toHex } from "../../modules/bytes";
 import { validateConfig, type DeviceConfig } from "../../modules/config";
 import { CredentialStore } from "../../modules/credential-store";
 import type { HotspotProfile } from "../../modules/hotspots";
-import { ConnectionManager, type ManagerStatus } from "../../modules/manager";
+import { ConnectionManager, type ManagerPorts, type ManagerStatus } from "../../modules/manager";
 import { NetworkStore } from "../../modules/network-store";
 import { jsSeal } from "../../modules/js-seal";
 import type { DigestPort, JoinRequest, KeyValuePort, RandomPort, ScheduledTask, SchedulerPort } from "../../modules/ports";
@@ -146,7 +146,7 @@ export class TestBed {
     };
   }
 
-  device(config: DeviceConfig, flash: KeyValuePort = new MemoryFlash(), seed = config.deviceId, radio?: FakeRadio): { manager: ConnectionManager; flash: KeyValuePort; states: ManagerStatus[] } {
+  device(config: DeviceConfig, flash: KeyValuePort = new MemoryFlash(), seed = config.deviceId, radio?: FakeRadio, recorder?: ManagerPorts["recorder"]): { manager: ConnectionManager; flash: KeyValuePort; states: ManagerStatus[] } {
     const manager = new ConnectionManager(config, {
       digest: this.digest,
       seal: jsSeal,
@@ -156,6 +156,7 @@ export class TestBed {
       kv: flash,
       link: radio ? radio.gate(this.cloud.linkFactory()) : this.cloud.linkFactory(),
       ...(radio ? { network: radio } : {}),
+      ...(recorder ? { recorder } : {}),
     }, { requestTimeoutMs: 2000 });
     const states: ManagerStatus[] = [];
     manager.onStatus((status) => states.push(status));

@@ -13,12 +13,15 @@ const SCENARIOS = { ...CORE_SCENARIOS, ...ONBOARDING_SCENARIOS };
 import { checkVectors } from "../support/vectors";
 import { checkOnboardingVectors } from "../support/onboarding-vectors";
 import { jsSeal } from "../../modules/js-seal";
+import { decode, encode, replay, type Recording } from "../support/recording";
 
 declare function issueCommand(message: ArrayBuffer): ArrayBuffer;
+/** Recordings made on Node (test/support/recording.ts encode()), set by the test before the bundle runs. */
+declare const WCM_RECORDINGS: string | undefined;
 
 /** One line of the report. */
 export interface XsReport {
-  kind: "vector" | "scenario" | "done";
+  kind: "vector" | "scenario" | "replay" | "done";
   name: string;
   ok: boolean;
   detail?: string;
@@ -49,6 +52,16 @@ for (const [name, run] of Object.entries(SCENARIOS)) {
     report({ kind: "scenario", name, ok: true, ...(value === undefined ? {} : { detail: String(value) }) });
   } catch (error) {
     report({ kind: "scenario", name, ok: false, detail: describe(error) });
+  }
+}
+// Replays: the effects of stepping the recorded events on XS, in the same canonical text as on Node.
+const recordings = typeof WCM_RECORDINGS === "string" ? decode<Recording[]>(WCM_RECORDINGS) : [];
+for (const recording of recordings) {
+  count++;
+  try {
+    report({ kind: "replay", name: recording.name, ok: true, detail: encode(replay(recording, nobleDigest).effects) });
+  } catch (error) {
+    report({ kind: "replay", name: recording.name, ok: false, detail: describe(error) });
   }
 }
 report({ kind: "done", name: "all", ok: true, detail: String(count) });
