@@ -10,7 +10,8 @@
  * - reads the stored records once at boot (credential-store.ts, network-store.ts);
  * - turns every port callback (timer, link, radio) and app call into an event
  *   with the clock and fresh random bytes, one at a time (run to completion:
- *   an event raised while effects run waits its turn);
+ *   an event raised while effects run waits its turn; link and radio callbacks
+ *   are stepped from a 0 ms timer, never on top of the TLS stack);
  * - runs each step's effects through the ports: stores first (a failed `must`
  *   store drops the step and is stepped as `storeFailed` instead), then the rest
  *   in order.
@@ -111,6 +112,7 @@ export class ConnectionManager {
   readonly #timers: Partial<Record<TimerName, ScheduledTask>> = {};
   readonly #queue: Input[] = [];
   #running = false;
+  #drainArmed = false;
   #m: Machine;
   #link: CloudLink | undefined;
 
@@ -208,9 +210,24 @@ export class ConnectionManager {
 
   // ------------------------------------------------------------ the driver
 
-  /** Steps `input` (and whatever its effects raise, in turn). */
-  #dispatch(input: Input): void {
+  /**
+   * A port's callback (link, radio): queued, and stepped from a fresh stack (a 0 ms
+   * timer) unless a step is running. Callbacks can come from deep inside the TLS and
+   * MQTT code (Moddable's JS stack is 384 slots), so the machine never runs on top of them.
+   */
+  #later(input: Input): void {
     this.#queue.push(input);
+    if (this.#running || this.#drainArmed) return;
+    this.#drainArmed = true;
+    this.#ports.scheduler.after(0, () => {
+      this.#drainArmed = false;
+      this.#dispatch();
+    });
+  }
+
+  /** Steps `input` (and whatever is queued or its effects raise, in turn). */
+  #dispatch(input?: Input): void {
+    if (input) this.#queue.push(input);
     if (this.#running) return;
     this.#running = true;
     try {
@@ -292,11 +309,11 @@ export class ConnectionManager {
         const link = ports.link();
         this.#link = link;
         link.connect(effect.options, {
-          onReady: () => this.#dispatch({ t: "ready", link: id }),
-          onMessage: (topic, payload) => this.#dispatch({ t: "message", link: id, topic, payload }),
+          onReady: () => this.#later({ t: "ready", link: id }),
+          onMessage: (topic, payload) => this.#later({ t: "message", link: id, topic, payload }),
           onClose: (info) => {
             if (this.#link === link) this.#link = undefined;
-            this.#dispatch({ t: "closed", link: id, info });
+            this.#later({ t: "closed", link: id, info });
           },
         });
         break;
@@ -327,18 +344,18 @@ export class ConnectionManager {
       case "scan": {
         const gen = effect.gen;
         try {
-          radio.scan((results) => this.#dispatch({ t: "scanned", gen, results }));
+          radio.scan((results) => this.#later({ t: "scanned", gen, results }));
         } catch (error) {
-          this.#dispatch({ t: "scanned", gen, results: [], error: error instanceof Error ? error.message : "error" });
+          this.#later({ t: "scanned", gen, results: [], error: error instanceof Error ? error.message : "error" });
         }
         break;
       }
       case "join": {
         const gen = effect.gen;
         radio.join(effect.request, {
-          onJoined: (info) => this.#dispatch({ t: "joined", gen, ip: info.ip, bssid: info.bssid }),
-          onFailed: (failure) => this.#dispatch({ t: "joinFailed", gen, failure }),
-          onLost: (failure) => this.#dispatch({ t: "lost", gen, failure }),
+          onJoined: (info) => this.#later({ t: "joined", gen, ip: info.ip, bssid: info.bssid }),
+          onFailed: (failure) => this.#later({ t: "joinFailed", gen, failure }),
+          onLost: (failure) => this.#later({ t: "lost", gen, failure }),
         });
         break;
       }
