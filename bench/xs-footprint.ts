@@ -10,12 +10,16 @@
  * the lin build's instrumentation gives slots and chunks of the real app
  * (tools/check-moddable-sim.ts). A "retained after gc()" figure was tried and
  * dropped: XS's post-collection count did not track objects kept alive here.
- * Size: esbuild minified bundle (modules/ + @noble/hashes) and its gzip size.
- * Goal: the manager within 64 KB of flash and 32 KB of heap.
+ * Size: the release XS bytecode of every module wcm adds to the firmware (core,
+ * Moddable host adapters, main), compiled as `mcconfig -m -p lin` does
+ * (bench/xs/bytecode.ts; needs the SDK's xsc on PATH), and the esbuild minified
+ * bundle (modules/ + @noble/hashes) with its gzip size.
+ * Goal: what wcm adds within 64 KB of flash; the manager within 32 KB of heap.
  */
 import { gzipSync } from "node:zlib";
 import { bundleForXs } from "../test/xs/bundle";
 import { XsWorker } from "../test/xs/xsnap";
+import { haveXsc, releaseBytecode } from "./xs/bytecode";
 
 const ESP32_SLOT_BYTES = 16;
 const FLASH_GOAL = 64 * 1024;
@@ -126,6 +130,16 @@ if (first?.deviceCompute !== undefined) {
 console.log("\nshipped size of the core (esbuild, ES2022, minified)\n");
 console.log(table(["bundle", "minified", "gzip"], sizeRows.map((row) => [row.name, kb(row.minified), kb(row.gzip)])));
 const shipped = sizeRows[1];
+if (haveXsc()) {
+  const modules = releaseBytecode();
+  const sum = (group?: string) => modules.filter((m) => !group || m.group === group).reduce((n, m) => n + m.bytes, 0);
+  console.log("\nrelease XS bytecode of what wcm adds to the firmware, per module (tsc + xsc -c -e, as mcconfig -m -p lin builds it)\n");
+  console.log(table(["module", "group", "bytes"], modules.sort((a, b) => b.bytes - a.bytes).map((m) => [m.name, m.group, m.bytes.toLocaleString("en-US")])));
+  const total = sum();
+  console.log(`\ngoal: firmware bytecode <= ${FLASH_GOAL.toLocaleString("en-US")} B: ${total <= FLASH_GOAL ? "met" : "NOT met"}: ${total.toLocaleString("en-US")} B = core ${sum("core").toLocaleString("en-US")} + host ${sum("host").toLocaleString("en-US")} + main ${sum("main").toLocaleString("en-US")}`);
+} else {
+  console.log("\nrelease XS bytecode: not measured (no xsc on PATH: PATH=$MODDABLE/build/bin/lin/release:$PATH)");
+}
 const boot = rows.find((row) => row.step.startsWith("boot to ONLINE, temporary"));
 console.log(`\ngoal: flash <= ${kb(FLASH_GOAL)}: ${shipped.minified <= FLASH_GOAL ? "met" : "NOT met"} (${kb(shipped.minified)} minified source of what main.ts ships; the lin build\'s XS bytecode is in docs/moddable.md)`);
 if (boot) console.log(`goal: heap <= ${kb(HEAP_GOAL)}: ${boot.allocatedBytes <= HEAP_GOAL ? "met" : "not shown by this bound"} (${kb(boot.allocatedBytes)} of slots allocated by a whole temporary boot, garbage and fake cloud included; chunks not counted; the live heap after a full GC is measured on the Moddable simulator by npm run check:moddable: docs/moddable.md)`);

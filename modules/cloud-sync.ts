@@ -17,7 +17,7 @@ import type { HotspotSet } from "./hotspots";
 import type { PendingResult } from "./network-driver";
 import type { PrivateNetwork } from "./network-selection";
 import type { StoredNetworks } from "./network-store";
-import type { CloudNotice, CloudResponse, DeviceRequest } from "./protocol";
+import type { CloudNotice, CloudResponse, DeviceRequest } from "./wire";
 import { wallObserve, wallStart, type WallState } from "./wall-clock";
 
 /** A background request the sync wants to send. */

@@ -9,7 +9,7 @@ import { fromHex } from "./bytes";
 import { WcmError } from "./errors";
 import { checkHotspotRev, validateHotspotProfiles, type HotspotSet } from "./hotspots";
 import { parseLabelCode } from "./onboarding/label-code";
-import { checkDeviceId } from "./protocol";
+import { checkDeviceId } from "./wire";
 
 /** The three provisioning options of the seed. */
 export type ProvisioningOption = "certificate" | "secret" | "temporary";

@@ -19,7 +19,7 @@ import { COUNTER_BLOCK, type StoredSecret } from "./credential-store";
 import { constantTimeEqual } from "./bytes";
 import { deriveCloudLoginKey, deriveCommitProof, deriveLoginProof, deriveWrapKey, unwrapSecret, type LoginKind } from "./derive";
 import type { DigestPort, TemporarySecretPort } from "./ports";
-import { formatLoginPassword, MAX_LOGIN_COUNTER, type CloudResponse, type CredentialLabel } from "./protocol";
+import { formatLoginPassword, MAX_LOGIN_COUNTER, type CloudResponse, type CredentialLabel } from "./wire";
 
 /** The credential of the current (or next) session. */
 export interface ActiveCredential {

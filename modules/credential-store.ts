@@ -12,7 +12,7 @@
 import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from "./bytes";
 import { WcmError } from "./errors";
 import type { DigestPort, KeyValuePort } from "./ports";
-import { MAX_LOGIN_COUNTER } from "./protocol";
+import { MAX_LOGIN_COUNTER } from "./wire";
 import { RecordStore } from "./record-store";
 
 /** An issued secret as the device keeps it. */

@@ -42,13 +42,13 @@ import {
   type DeviceRequest,
   type DeviceState,
   type DeviceTopics,
-} from "./protocol";
+} from "./wire";
 import { answers, nextSend, requestId, type Outstanding } from "./request-channel";
 import { nextRetryDelay, type FailureClass, type RetryPolicy } from "./retry";
 import { newSealSecretKey, openSealed, sealPublicKey, SEAL_VERSION, type SealPurpose } from "./seal";
 import { dropResult, hello, notice, owns, queueResult, resultRequest, syncStart, want, type SyncState } from "./cloud-sync";
 
-export type { DeviceState } from "./protocol";
+export type { DeviceState } from "./wire";
 
 /** Tuning; every field has a default. */
 export interface ManagerOptions {

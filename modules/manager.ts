@@ -11,14 +11,15 @@
  * - turns every port callback (timer, link, radio) and app call into an event
  *   with the clock and fresh random bytes, one at a time (run to completion:
  *   an event raised while effects run waits its turn; link and radio callbacks
- *   are stepped from a 0 ms timer, never on top of the TLS stack);
+ *   are stepped from a 0 ms timer, never on top of the TLS stack, and a link is
+ *   connected from one too);
  * - runs each step's effects through the ports: stores first (a failed `must`
  *   store drops the step and is stepped as `storeFailed` instead), then the rest
  *   in order.
  * Without a NetworkPort and without `sync` it behaves as the manager always did:
  * no scan, no extra request, no extra flash write.
  */
-import { appTopic, deviceTopics, MAX_APP_PAYLOAD_BYTES } from "./protocol";
+import { appTopic, deviceTopics, MAX_APP_PAYLOAD_BYTES } from "./wire";
 import type { DeviceConfig } from "./config";
 import { CredentialStore } from "./credential-store";
 import { isWcmError } from "./errors";
@@ -32,6 +33,7 @@ import type {
   CloudLinkFactory,
   DigestPort,
   KeyValuePort,
+  LinkConnectOptions,
   LogPort,
   NetworkPort,
   RandomPort,
@@ -273,6 +275,17 @@ export class ConnectionManager {
     }
   }
 
+  #connect(link: CloudLink, id: number, options: LinkConnectOptions): void {
+    link.connect(options, {
+      onReady: () => this.#later({ t: "ready", link: id }),
+      onMessage: (topic, payload) => this.#later({ t: "message", link: id, topic, payload }),
+      onClose: (info) => {
+        if (this.#link === link) this.#link = undefined;
+        this.#later({ t: "closed", link: id, info });
+      },
+    });
+  }
+
   #run(effect: Effect): void {
     const ports = this.#ports;
     const radio = ports.network as NetworkPort;
@@ -308,14 +321,9 @@ export class ConnectionManager {
         const id = effect.link;
         const link = ports.link();
         this.#link = link;
-        link.connect(effect.options, {
-          onReady: () => this.#later({ t: "ready", link: id }),
-          onMessage: (topic, payload) => this.#later({ t: "message", link: id, topic, payload }),
-          onClose: (info) => {
-            if (this.#link === link) this.#link = undefined;
-            this.#later({ t: "closed", link: id, info });
-          },
-        });
+        // from a fresh stack: a TLS client's setup is deep (Moddable: certificate parsing
+        // under a 384-slot JS stack), and start() may be called from anywhere
+        ports.scheduler.after(0, () => this.#link === link && this.#connect(link, id, effect.options));
         break;
       }
       case "close": {

@@ -18,7 +18,7 @@ import { deriveHotspotPassword } from "./derive";
 import { DEFAULT_ANONYMOUS_IDENTITY, type HotspotProfile } from "./hotspots";
 import { candidateKey, clearNetworkBackoff, recordNetworkFailure, rescanDelay, selectNetwork, type BackoffTable, type Candidate, type PrivateNetwork } from "./network-selection";
 import type { DigestPort, JoinRequest, NetworkFailure, ScanResult } from "./ports";
-import { MAX_FAILURE_REPORTS, type NetworkFailureReport, type NetworkResult } from "./protocol";
+import { MAX_FAILURE_REPORTS, type NetworkFailureReport, type NetworkResult } from "./wire";
 
 /** The network the manager is on (with a NetworkPort). */
 export interface JoinedNetwork {

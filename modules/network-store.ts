@@ -17,7 +17,7 @@ import { WcmError } from "./errors";
 import { checkHotspotRev, validateHotspotProfiles, hotspotProfilesJson, type HotspotSet } from "./hotspots";
 import type { PrivateNetwork } from "./network-selection";
 import type { DigestPort, KeyValuePort } from "./ports";
-import { checkNetworkPassword, MAX_NETWORK_PRIORITY } from "./protocol";
+import { checkNetworkPassword, MAX_NETWORK_PRIORITY } from "./wire";
 import { checkSsid } from "./hotspots";
 import { RecordStore } from "./record-store";
 import { isSealSecretKey } from "./seal";

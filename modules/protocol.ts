@@ -1,71 +1,24 @@
 /*
- * The wcm cloud session protocol: topics, login password, messages and reason
- * codes, with bounded, strict parsers for each direction.
- *
- * This is the only module that knows the wire format; the device core and the
- * reference cloud both use it. The normative description is docs/protocol.md.
- * MQTT 3.1.1 at QoS 0: every request carries a request id (rid) and every
- * operation is idempotent, so a device may resend a request whose response it
- * did not see.
+ * The wcm cloud session protocol, both sides: everything in wire.ts (the
+ * device's half, which the firmware ships) plus the cloud's half: topic and
+ * login password parsing, the strict parsers of device requests and status
+ * reports, and the encoders of responses, notices and network changes.
+ * The normative description is docs/protocol.md.
  */
 import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from "./bytes";
 import { WcmError } from "./errors";
 import type { LoginKind } from "./derive";
-import { checkHotspotRev, checkSsid, hotspotProfilesJson, validateHotspotProfiles, type HotspotProfile } from "./hotspots";
-import type { NetworkFailureReason } from "./ports";
-import { isSealPublicKey, SEAL_OVERHEAD, SEAL_PUBLIC_KEY_BYTES, SEAL_VERSION } from "./seal";
+import { checkHotspotRev, checkSsid, hotspotProfilesJson } from "./hotspots";
+import { isSealPublicKey, SEAL_PUBLIC_KEY_BYTES, SEAL_VERSION } from "./seal";
+import {
+  APP_SUFFIX_PATTERN, bytesField, CREDENTIALS, decodeObject, DEVICE_ID_PATTERN, generation, MAX_FAILURE_DETAIL, MAX_FAILURE_REPORTS,
+  MAX_LOGIN_COUNTER, MAX_MESSAGE_BYTES, NETWORK_RESULTS, networkKind, networkReason, onlyKeys, PROTOCOL_VERSION, REQUEST_ID_PATTERN,
+  requestId, shortText, STATES, uint,
+  type CloudNotice, type CloudResponse, type CredentialLabel, type DeviceRequest, type DeviceState, type DeviceStatus, type LoginPassword,
+  type NetworkChange, type NetworkFailureReport, type NetworkResult,
+} from "./wire";
 
-/** Protocol version carried in every message (`v`) and the topic prefix. */
-export const PROTOCOL_VERSION = 1;
-/** Largest message, in bytes, either side accepts on any wcm topic. */
-export const MAX_MESSAGE_BYTES = 1024;
-/**
- * Largest `config` response (the hotspot profile set with its envelope): the one
- * message allowed over MAX_MESSAGE_BYTES, and only cloud -> device.
- */
-export const MAX_CONFIG_BYTES = 4096;
-/** Largest application message payload, in bytes. */
-export const MAX_APP_PAYLOAD_BYTES = 4096;
-/** Device ids: 1 to 64 characters of [A-Za-z0-9._-], starting with a letter or digit. */
-export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-/** Request ids: 1 to 32 characters of [A-Za-z0-9_-]. */
-export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
-/** Application topic suffixes: 1 to 64 characters of [A-Za-z0-9_/-], no empty levels. */
-export const APP_SUFFIX_PATTERN = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/;
-
-/** Throws CONFIG_INVALID/MESSAGE_INVALID unless `deviceId` matches DEVICE_ID_PATTERN. */
-export function checkDeviceId(deviceId: unknown, code: "CONFIG_INVALID" | "MESSAGE_INVALID" = "MESSAGE_INVALID"): string {
-  if (typeof deviceId !== "string" || !DEVICE_ID_PATTERN.test(deviceId)) {
-    throw new WcmError(code, "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit", "deviceId");
-  }
-  return deviceId;
-}
-
-/** The per-device topics. Each device may use only its own. */
-export interface DeviceTopics {
-  /** device -> cloud requests */
-  request: string;
-  /** cloud -> device responses */
-  response: string;
-  /** device -> cloud status reports */
-  status: string;
-  /** prefix of the product's own messages, both directions (`<app>/<suffix>`) */
-  app: string;
-}
-
-/** The topics of `deviceId`: `wcm/v1/<deviceId>/{req,res,status,app/...}`. */
-export function deviceTopics(deviceId: string): DeviceTopics {
-  const base = `wcm/v${PROTOCOL_VERSION}/${deviceId}`;
-  return { request: `${base}/req`, response: `${base}/res`, status: `${base}/status`, app: `${base}/app` };
-}
-
-/** The application topic `wcm/v1/<deviceId>/app/<suffix>`; throws MESSAGE_INVALID for a bad suffix. */
-export function appTopic(deviceId: string, suffix: string): string {
-  if (suffix.length > 64 || !APP_SUFFIX_PATTERN.test(suffix)) {
-    throw new WcmError("MESSAGE_INVALID", "must be 1-64 characters of A-Z a-z 0-9 _ - separated by /", "topic");
-  }
-  return `${deviceTopics(deviceId).app}/${suffix}`;
-}
+export * from "./wire";
 
 /** Parses a topic into its device id and kind; undefined when it is not a wcm device topic. */
 export function parseTopic(topic: string): { deviceId: string; kind: "req" | "res" | "status" | "app"; suffix?: string } | undefined {
@@ -82,22 +35,6 @@ export function parseTopic(topic: string): { deviceId: string; kind: "req" | "re
   return undefined;
 }
 
-// ---------------------------------------------------------------- login
-
-/** The MQTT CONNECT password of a secret-based login: `v1:<kind>:<counter>:<base64url proof>`. */
-export interface LoginPassword {
-  kind: LoginKind;
-  counter: number;
-  proof: Uint8Array;
-}
-
-/** Largest login counter (2^48 - 1): a device can never run out. */
-export const MAX_LOGIN_COUNTER = 2 ** 48 - 1;
-
-/** Formats a login password. */
-export function formatLoginPassword(login: LoginPassword): string {
-  return `v${PROTOCOL_VERSION}:${login.kind}:${login.counter}:${toBase64Url(login.proof)}`;
-}
 
 /** Parses a login password; throws MESSAGE_TOO_LARGE above 128 characters, MESSAGE_INVALID when malformed. */
 export function parseLoginPassword(password: string): LoginPassword {
@@ -109,234 +46,6 @@ export function parseLoginPassword(password: string): LoginPassword {
   return { kind: match[1] as LoginKind, counter, proof: fromBase64Url(match[3]) };
 }
 
-/** MQTT 3.1.1 CONNACK return codes the cloud uses, and what the device does with each. */
-export const CONNACK = {
-  accepted: 0,
-  /** the cloud is overloaded or failed: retry with back-off like a network failure */
-  serverUnavailable: 3,
-  /** unknown device, wrong secret, stale counter (replay): an authentication failure */
-  badCredentials: 4,
-  /** revoked device, retired credential, id not allowed for the provisioning key */
-  notAuthorized: 5,
-} as const;
-
-// ---------------------------------------------------------------- messages
-
-/** Reason codes carried in `reason` of a refused response. Catalogue: docs/protocol.md. */
-export type ReasonCode =
-  | "BAD_REQUEST"
-  | "TOO_LARGE"
-  | "UNKNOWN_OP"
-  | "NOTHING_TO_ISSUE"
-  | "BAD_PROOF"
-  | "GENERATION_MISMATCH"
-  | "RATE_LIMITED"
-  | "NOTHING_PENDING"
-  | "INTERNAL";
-
-const REASON_CODES: readonly ReasonCode[] = [
-  "BAD_REQUEST", "TOO_LARGE", "UNKNOWN_OP", "NOTHING_TO_ISSUE", "BAD_PROOF", "GENERATION_MISMATCH", "RATE_LIMITED", "NOTHING_PENDING", "INTERNAL",
-];
-
-/** Every NetworkFailureReason (ports.ts), for validation. */
-export const NETWORK_FAILURE_REASONS: readonly NetworkFailureReason[] = [
-  "NETWORK-NOT-FOUND", "INCORRECT-PASSWORD", "EAP-REJECTED", "EAP-SERVER-UNTRUSTED", "EAP-TIMEOUT",
-  "ASSOCIATION-FAILED", "DHCP-TIMEOUT", "INTERNET-NOT-REACHABLE", "CONNECTION-LOST",
-];
-
-/** Which kind of network a report is about. */
-export type NetworkKind = "private" | "hotspot";
-
-/** One network failure as a device reports it in `hello` (consecutive repeats counted in `n`). */
-export interface NetworkFailureReport {
-  kind: NetworkKind;
-  ssid: string;
-  reason: NetworkFailureReason;
-  /** e.g. the RADIUS Reply-Message; at most 64 characters */
-  detail?: string;
-  /** how many times in a row (1..9999) */
-  n: number;
-}
-
-/** Most failure reports in one `hello`. */
-export const MAX_FAILURE_REPORTS = 4;
-/** Longest `detail` of a failure report. */
-export const MAX_FAILURE_DETAIL = 64;
-
-/** Outcomes of a private network change, reported with `network-result`. */
-export type NetworkResult = "JOINED" | "FAILED" | "FORGOTTEN" | "UNREADABLE";
-const NETWORK_RESULTS: readonly NetworkResult[] = ["JOINED", "FAILED", "FORGOTTEN", "UNREADABLE"];
-
-/** Device -> cloud, on the request topic. */
-export type DeviceRequest =
-  | { v: 1; rid: string; op: "issue" }
-  | { v: 1; rid: string; op: "commit"; gen: number; proof: Uint8Array }
-  | {
-      v: 1; rid: string; op: "hello";
-      /** the hotspot profile revision the device holds (0 = firmware's or none) */
-      rev: number;
-      /**
-       * the sealing format the device opens: 3 (P-256 + AES-128-GCM, `key` is a
-       * 65-byte uncompressed point); absent on older firmware: format 2 (`key` is
-       * a 32-byte X25519 key)
-       */
-      seal?: 3;
-      /** the device's sealing public key */
-      key: Uint8Array;
-      /** the network the device is on now */
-      net?: { kind: NetworkKind; ssid: string };
-      /** network failures since the last acknowledged hello */
-      failures?: NetworkFailureReport[];
-    }
-  | { v: 1; rid: string; op: "config" }
-  | { v: 1; rid: string; op: "network" }
-  | { v: 1; rid: string; op: "network-result"; seq: number; result: NetworkResult; reason?: NetworkFailureReason; detail?: string };
-
-/** Cloud -> device, on the response topic. */
-export type CloudResponse =
-  | { v: 1; rid: string; op: "issue"; ok: true; gen: number; nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array }
-  /**
-   * A rotation to a device that registered a format-3 sealing key: nonce || secret || tag
-   * of the plain form (80 bytes), sealed to that key with purpose "rotation" (docs/protocol.md 9.5)
-   */
-  | { v: 1; rid: string; op: "issue"; ok: true; gen: number; sealed: Uint8Array }
-  | { v: 1; rid: string; op: "commit"; ok: true; gen: number }
-  | {
-      v: 1; rid: string; op: "hello"; ok: true;
-      /** the cloud's wall clock, Unix seconds */
-      time: number;
-      /** the current hotspot profile revision (0 = none set) */
-      rev: number;
-      /** true when a sealed network change waits for the device */
-      network: boolean;
-    }
-  | { v: 1; rid: string; op: "config"; ok: true; rev: number; hotspots: HotspotProfile[] }
-  | { v: 1; rid: string; op: "network"; ok: true; seq: number; sealed: Uint8Array }
-  | { v: 1; rid: string; op: "network-result"; ok: true; seq: number }
-  | { v: 1; rid: string; op: string; ok: false; reason: ReasonCode; detail?: string };
-
-/** Manager states reported in status messages and to the app. */
-export type DeviceState = "STOPPED" | "SCANNING" | "JOINING" | "CONNECTING" | "ISSUING" | "ONLINE" | "RETRY_WAIT" | "AUTH_FAILED";
-/** The credential a device is using. */
-export type CredentialLabel = "certificate" | "secret" | "temporary" | "permanent";
-
-/** Device -> cloud, on the status topic (fire and forget). */
-export interface DeviceStatus {
-  v: 1;
-  state: DeviceState;
-  credential: CredentialLabel;
-  /** the most recent failure since boot, if any */
-  lastFailure?: { reason: string; detail?: string };
-}
-
-const STATES: readonly DeviceState[] = ["STOPPED", "SCANNING", "JOINING", "CONNECTING", "ISSUING", "ONLINE", "RETRY_WAIT", "AUTH_FAILED"];
-const CREDENTIALS: readonly CredentialLabel[] = ["certificate", "secret", "temporary", "permanent"];
-
-function decodeObject(payload: Uint8Array, what: string, limit = MAX_MESSAGE_BYTES): Record<string, unknown> {
-  if (payload.length > limit) {
-    throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${limit} bytes`, what);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(utf8Decode(payload));
-  } catch {
-    throw new WcmError("MESSAGE_INVALID", "not JSON", what);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new WcmError("MESSAGE_INVALID", "not a JSON object", what);
-  }
-  const object = value as Record<string, unknown>;
-  if (object.v !== PROTOCOL_VERSION) throw new WcmError("MESSAGE_INVALID", "unsupported version", `${what}.v`);
-  return object;
-}
-
-function onlyKeys(object: Record<string, unknown>, allowed: readonly string[], what: string): void {
-  for (const key of Object.keys(object)) {
-    if (!allowed.includes(key)) throw new WcmError("MESSAGE_INVALID", "unexpected field", `${what}.${key}`);
-  }
-}
-
-function requestId(object: Record<string, unknown>, what: string): string {
-  const rid = object.rid;
-  if (typeof rid !== "string" || !REQUEST_ID_PATTERN.test(rid)) {
-    throw new WcmError("MESSAGE_INVALID", "must be 1-32 characters of A-Z a-z 0-9 _ -", `${what}.rid`);
-  }
-  return rid;
-}
-
-function generation(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 0x7fffffff) {
-    throw new WcmError("MESSAGE_INVALID", "must be an integer 1..2^31-1", what);
-  }
-  return value;
-}
-
-function bytesField(value: unknown, length: number, what: string): Uint8Array {
-  if (typeof value !== "string") throw new WcmError("MESSAGE_INVALID", "must be base64url", what);
-  const bytes = fromBase64Url(value);
-  if (bytes.length !== length) throw new WcmError("MESSAGE_INVALID", `must be ${length} bytes`, what);
-  return bytes;
-}
-
-function uint(value: unknown, max: number, what: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
-    throw new WcmError("MESSAGE_INVALID", `must be an integer 0..${max}`, what);
-  }
-  return value;
-}
-
-function shortText(value: unknown, max: number, what: string): string {
-  if (typeof value !== "string" || value.length > max) throw new WcmError("MESSAGE_INVALID", `must be a string of at most ${max} characters`, what);
-  return value;
-}
-
-function networkReason(value: unknown, what: string): NetworkFailureReason {
-  if (!NETWORK_FAILURE_REASONS.includes(value as NetworkFailureReason)) throw new WcmError("MESSAGE_INVALID", "unknown network failure reason", what);
-  return value as NetworkFailureReason;
-}
-
-function networkKind(value: unknown, what: string): NetworkKind {
-  if (value !== "private" && value !== "hotspot") throw new WcmError("MESSAGE_INVALID", "must be private or hotspot", what);
-  return value;
-}
-
-function failureJson(failure: NetworkFailureReport): Record<string, unknown> {
-  const out: Record<string, unknown> = { kind: failure.kind, ssid: failure.ssid, reason: failure.reason };
-  if (failure.detail !== undefined) out.detail = failure.detail.slice(0, MAX_FAILURE_DETAIL);
-  out.n = Math.min(Math.max(1, Math.floor(failure.n)), 9999);
-  return out;
-}
-
-/**
- * Serialises a device request. A `hello` whose failure list would make it larger
- * than MAX_MESSAGE_BYTES is sent with fewer failures (the oldest kept).
- */
-export function encodeRequest(request: DeviceRequest): Uint8Array {
-  switch (request.op) {
-    case "commit":
-      return utf8Encode(JSON.stringify({ v: 1, rid: request.rid, op: "commit", gen: request.gen, proof: toBase64Url(request.proof) }));
-    case "hello": {
-      const out: Record<string, unknown> = { v: 1, rid: request.rid, op: "hello", rev: request.rev, key: toBase64Url(request.key) };
-      if (request.seal !== undefined) out.seal = request.seal;
-      if (request.net) out.net = { kind: request.net.kind, ssid: request.net.ssid };
-      const failures = (request.failures ?? []).slice(0, MAX_FAILURE_REPORTS).map(failureJson);
-      for (let count = failures.length; ; count--) {
-        if (count > 0) out.failures = failures.slice(0, count);
-        else delete out.failures;
-        const bytes = utf8Encode(JSON.stringify(out));
-        if (bytes.length <= MAX_MESSAGE_BYTES || count === 0) return bytes;
-      }
-    }
-    case "network-result": {
-      const out: Record<string, unknown> = { v: 1, rid: request.rid, op: request.op, seq: request.seq, result: request.result };
-      if (request.reason !== undefined) out.reason = request.reason;
-      if (request.detail !== undefined) out.detail = request.detail.slice(0, MAX_FAILURE_DETAIL);
-      return utf8Encode(JSON.stringify(out));
-    }
-    default:
-      return utf8Encode(JSON.stringify({ v: 1, rid: request.rid, op: request.op }));
-  }
-}
 
 function decodeFailures(value: unknown): NetworkFailureReport[] {
   if (!Array.isArray(value) || value.length > MAX_FAILURE_REPORTS) {
@@ -462,141 +171,12 @@ export function encodeResponse(response: CloudResponse): Uint8Array {
   }
 }
 
-/** Largest sealed network change in a `network` response (bytes before base64url). */
-export const MAX_SEALED_BYTES = 512;
-
-/** Bytes of a sealed rotation: nonce (16) || wrapped secret (32) || tag (32), sealed in format 3. */
-export const SEALED_ROTATION_BYTES = 80 + SEAL_OVERHEAD;
-/** Largest Unix time the cloud may send (year 36812; rejects garbage, not the far future). */
-export const MAX_TIME_SECONDS = 2 ** 40;
-
-/**
- * Parses a cloud response strictly; throws MESSAGE_TOO_LARGE or MESSAGE_INVALID.
- * Only a successful `config` response may be larger than MAX_MESSAGE_BYTES (up to MAX_CONFIG_BYTES).
- */
-export function decodeResponse(payload: Uint8Array): CloudResponse {
-  const object = decodeObject(payload, "response", MAX_CONFIG_BYTES);
-  return responseFrom(object, payload.length);
-}
-
-function responseFrom(object: Record<string, unknown>, size: number): CloudResponse {
-  if (size > MAX_MESSAGE_BYTES && !(object.op === "config" && object.ok === true)) {
-    throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, "response");
-  }
-  const rid = requestId(object, "response");
-  const op = object.op;
-  if (typeof op !== "string" || op.length > 16) throw new WcmError("MESSAGE_INVALID", "must be a short string", "response.op");
-  if (object.ok === false) {
-    onlyKeys(object, ["v", "rid", "op", "ok", "reason", "detail"], "response");
-    const reason = object.reason;
-    if (typeof reason !== "string" || !REASON_CODES.includes(reason as ReasonCode)) {
-      throw new WcmError("MESSAGE_INVALID", "unknown reason code", "response.reason");
-    }
-    const detail = object.detail;
-    if (detail !== undefined && (typeof detail !== "string" || detail.length > 200)) {
-      throw new WcmError("MESSAGE_INVALID", "must be a string of at most 200 characters", "response.detail");
-    }
-    return { v: 1, rid, op, ok: false, reason: reason as ReasonCode, ...(detail !== undefined ? { detail } : {}) };
-  }
-  if (object.ok !== true) throw new WcmError("MESSAGE_INVALID", "must be true or false", "response.ok");
-  if (op === "issue" && object.sealed !== undefined) {
-    onlyKeys(object, ["v", "rid", "op", "ok", "gen", "sealed"], "response");
-    return { v: 1, rid, op: "issue", ok: true, gen: generation(object.gen, "response.gen"), sealed: bytesField(object.sealed, SEALED_ROTATION_BYTES, "response.sealed") };
-  }
-  if (op === "issue") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "gen", "nonce", "secret", "tag"], "response");
-    return {
-      v: 1, rid, op: "issue", ok: true, gen: generation(object.gen, "response.gen"),
-      nonce: bytesField(object.nonce, 16, "response.nonce"),
-      secret: bytesField(object.secret, 32, "response.secret"),
-      tag: bytesField(object.tag, 32, "response.tag"),
-    };
-  }
-  if (op === "commit") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "gen"], "response");
-    return { v: 1, rid, op: "commit", ok: true, gen: generation(object.gen, "response.gen") };
-  }
-  if (op === "hello") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "time", "rev", "network"], "response");
-    if (typeof object.network !== "boolean") throw new WcmError("MESSAGE_INVALID", "must be true or false", "response.network");
-    return {
-      v: 1, rid, op: "hello", ok: true, time: uint(object.time, MAX_TIME_SECONDS, "response.time"),
-      rev: checkHotspotRev(object.rev, "response.rev", "MESSAGE_INVALID"), network: object.network,
-    };
-  }
-  if (op === "config") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "rev", "hotspots"], "response");
-    return {
-      v: 1, rid, op: "config", ok: true, rev: checkHotspotRev(object.rev, "response.rev", "MESSAGE_INVALID"),
-      hotspots: validateHotspotProfiles(object.hotspots, "response.hotspots", "MESSAGE_INVALID"),
-    };
-  }
-  if (op === "network") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "seq", "sealed"], "response");
-    if (typeof object.sealed !== "string" || object.sealed.length > Math.ceil((MAX_SEALED_BYTES * 4) / 3)) {
-      throw new WcmError("MESSAGE_INVALID", `must be base64url of at most ${MAX_SEALED_BYTES} bytes`, "response.sealed");
-    }
-    return { v: 1, rid, op: "network", ok: true, seq: generation(object.seq, "response.seq"), sealed: fromBase64Url(object.sealed) };
-  }
-  if (op === "network-result") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "seq"], "response");
-    return { v: 1, rid, op: "network-result", ok: true, seq: generation(object.seq, "response.seq") };
-  }
-  throw new WcmError("MESSAGE_INVALID", "unknown operation", "response.op");
-}
-
-/**
- * Cloud -> device, on the response topic, unsolicited: "rotate" says the cloud
- * holds a new secret for the device (an operator rotation); the device fetches
- * it with an `issue` request and commits it as in issuance. "config": the hotspot
- * profile set changed (fetch it with `config`). "network": a sealed private
- * network change waits (fetch it with `network`).
- */
-export interface CloudNotice {
-  v: 1;
-  notice: "rotate" | "config" | "network";
-}
 
 /** Serialises a notice. */
 export function encodeNotice(notice: CloudNotice): Uint8Array {
   return utf8Encode(JSON.stringify({ v: 1, notice: notice.notice }));
 }
 
-/**
- * Parses anything the cloud sends on the response topic: a response, or a
- * notice (an object with a `notice` field). Throws MESSAGE_TOO_LARGE or MESSAGE_INVALID.
- */
-export function decodeCloudMessage(payload: Uint8Array): CloudResponse | CloudNotice {
-  const object = decodeObject(payload, "response", MAX_CONFIG_BYTES);
-  if (!("notice" in object)) return responseFrom(object, payload.length);
-  if (payload.length > MAX_MESSAGE_BYTES) throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, "notice");
-  onlyKeys(object, ["v", "notice"], "notice");
-  if (object.notice !== "rotate" && object.notice !== "config" && object.notice !== "network") {
-    throw new WcmError("MESSAGE_INVALID", "unknown notice", "notice.notice");
-  }
-  return { v: 1, notice: object.notice };
-}
-
-// ---------------------------------------------------------------- sealed network changes
-
-/** A private network change as sealed by the cloud (the plaintext of `network`'s `sealed`). */
-export type NetworkChange =
-  | { seq: number; action: "set"; ssid: string; password: string; priority: number }
-  | { seq: number; action: "forget"; ssid: string };
-
-/** Highest private network priority (higher is tried first). */
-export const MAX_NETWORK_PRIORITY = 100;
-
-/**
- * Throws a WcmError with `code` unless `password` is "" (an open network), a
- * WPA2 passphrase (8-63 printable ASCII characters) or a raw PSK (64 hex digits).
- */
-export function checkNetworkPassword(password: unknown, field: string, code: "MESSAGE_INVALID" | "CONFIG_INVALID"): string {
-  if (typeof password !== "string" || !(password === "" || /^[\x20-\x7e]{8,63}$/.test(password) || /^[0-9a-fA-F]{64}$/.test(password))) {
-    throw new WcmError(code, "must be empty (open), 8-63 printable ASCII characters or 64 hex digits", field);
-  }
-  return password;
-}
 
 /** Serialises a network change for sealing. */
 export function encodeNetworkChange(change: NetworkChange): Uint8Array {
@@ -605,34 +185,6 @@ export function encodeNetworkChange(change: NetworkChange): Uint8Array {
     : { v: 1, seq: change.seq, action: "forget", ssid: change.ssid }));
 }
 
-/** Parses an opened network change strictly; throws MESSAGE_INVALID. */
-export function decodeNetworkChange(plaintext: Uint8Array): NetworkChange {
-  const object = decodeObject(plaintext, "change");
-  const seq = generation(object.seq, "change.seq");
-  const ssid = checkSsid(object.ssid, "change.ssid", "MESSAGE_INVALID");
-  if (object.action === "forget") {
-    onlyKeys(object, ["v", "seq", "action", "ssid"], "change");
-    return { seq, action: "forget", ssid };
-  }
-  if (object.action !== "set") throw new WcmError("MESSAGE_INVALID", "must be set or forget", "change.action");
-  onlyKeys(object, ["v", "seq", "action", "ssid", "password", "priority"], "change");
-  return {
-    seq, action: "set", ssid,
-    password: checkNetworkPassword(object.password, "change.password", "MESSAGE_INVALID"),
-    priority: uint(object.priority, MAX_NETWORK_PRIORITY, "change.priority"),
-  };
-}
-
-/** Serialises a status report. */
-export function encodeStatus(status: DeviceStatus): Uint8Array {
-  const out: Record<string, unknown> = { v: 1, state: status.state, credential: status.credential };
-  if (status.lastFailure) {
-    out.lastFailure = status.lastFailure.detail === undefined
-      ? { reason: status.lastFailure.reason }
-      : { reason: status.lastFailure.reason, detail: status.lastFailure.detail.slice(0, 200) };
-  }
-  return utf8Encode(JSON.stringify(out));
-}
 
 /** Parses a status report strictly; throws MESSAGE_TOO_LARGE or MESSAGE_INVALID. */
 export function decodeStatus(payload: Uint8Array): DeviceStatus {

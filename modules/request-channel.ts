@@ -10,7 +10,7 @@
  * answers into publish and timer effects.
  */
 import { toBase64Url } from "./bytes";
-import type { CloudResponse, DeviceRequest } from "./protocol";
+import type { CloudResponse, DeviceRequest } from "./wire";
 
 /** The request waiting for its response, and how often it was sent. */
 export interface Outstanding {
