@@ -18,7 +18,7 @@ import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from "../bytes";
 import { WcmError } from "../errors";
 import { checkSsid } from "../hotspots";
 import type { NetworkSecurity } from "../ports";
-import { checkNetworkPassword, MAX_NETWORK_PRIORITY, NETWORK_FAILURE_REASONS } from "../protocol";
+import { checkNetworkPassword, MAX_NETWORK_PRIORITY, NETWORK_FAILURE_REASONS } from "../wire";
 import { SID_BYTES } from "./cpace";
 
 /** Largest HTTP body the service reads. */
