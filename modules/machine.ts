@@ -27,7 +27,7 @@ import type { StoredSecret } from "./credential-store";
 import { accepted, chooseCredential, confirm, fallBack, initialLabel, issued, login, type CredentialState } from "./credential-flow";
 import type { HotspotSet } from "./hotspots";
 import { choose, failure, forgetFailures, joinRequest, NET_START, online, upgradeDelay, view, type JoinedNetwork, type NetState } from "./network-driver";
-import { selectNetwork, type Candidate } from "./network-selection";
+import { selectNetwork, type Candidate, type PrivateNetwork } from "./network-selection";
 import { applyNetworkChange, type StoredNetworks } from "./network-store";
 import type { DigestPort, JoinRequest, LinkCloseInfo, LinkConnectOptions, NetworkFailure, ScanResult, SealPort, TemporarySecretPort } from "./ports";
 import {
@@ -70,6 +70,8 @@ export interface ManagerOptions {
   joinTimeoutMs?: number;
   /** while ONLINE on a hotspot with private networks stored: least time between checks for them (default 60 s) */
   upgradeCheckMs?: number;
+  /** with ports.onboarding: start onboarding after this long without ONLINE and with no private network stored (default 2 min; read by modules/onboarding/attach.ts) */
+  onboardAfterMs?: number;
 }
 
 /** A failure the manager saw, as reported to the app and the cloud. */
@@ -144,7 +146,9 @@ export type Input =
   | { t: "closed"; link: number; info: LinkCloseInfo }
   | { t: "storeFailed"; rec: StoreRecord["rec"]; must: boolean; code: string }
   | { t: "publish"; topic: string; payload: Uint8Array }
-  | { t: "subscribe"; topic: string };
+  | { t: "subscribe"; topic: string }
+  /** private networks handed over locally (modules/onboarding: the owner's phone), to store as a cloud `set` is stored */
+  | { t: "networks"; networks: PrivateNetwork[] };
 
 /** An event: what happened, the monotonic clock, and ENTROPY_BYTES fresh random bytes. */
 export type Event = Input & { now: number; rnd: Uint8Array };
@@ -318,6 +322,16 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       if (!m.apps.includes(e.topic)) m.apps = [...m.apps, e.topic];
       if (state === "ONLINE" && m.link) emit(x, { t: "subscribe", topic: e.topic });
       break;
+    case "networks": {
+      // stored like a cloud `set` (same record and rules, the change sequence kept), their failures forgotten; then move to them
+      let networks = m.sync.networks.slice();
+      for (const n of e.networks) networks = applyNetworkChange(networks, { action: "set", ssid: n.ssid, password: n.password, priority: n.priority });
+      store(x, { rec: "nets", networks: { networks, seq: m.sync.seq } }, true);
+      m.sync = { ...m.sync, networks };
+      for (const n of e.networks) m.net = forgetFailures(m.net, n.ssid);
+      if (state !== "STOPPED") moveNetwork(x);
+      break;
+    }
   }
   return { state: m, effects: x.fx };
 }

@@ -22,7 +22,7 @@
 import { appTopic, deviceTopics, MAX_APP_PAYLOAD_BYTES } from "./wire";
 import type { DeviceConfig } from "./config";
 import { CredentialStore } from "./credential-store";
-import { isWcmError } from "./errors";
+import { isWcmError, WcmError } from "./errors";
 import type { HotspotSet } from "./hotspots";
 import { boot, ENTROPY_BYTES, step, type Context, type Effect, type Event, type Input, type Machine, type ManagerOptions, type ManagerStatus, type Stored, type TimerName } from "./machine";
 import type { PrivateNetwork } from "./network-selection";
@@ -45,6 +45,8 @@ import type {
 import { DEFAULT_RETRY_POLICY } from "./retry";
 import { temporarySecretPort } from "./temporary-secret";
 import { wallNow } from "./wall-clock";
+import { OnboardingAttachment } from "./onboarding/attach";
+import type { OnboardingPort } from "./onboarding/runner";
 
 export type { JoinedNetwork } from "./network-driver";
 export type { Failure, ManagerOptions, ManagerStatus } from "./machine";
@@ -64,6 +66,8 @@ export interface ManagerPorts {
   network?: NetworkPort;
   /** computes the temporary secret in hardware (config temporarySecretFrom "hardware"; ESP32: hosts/esp32/hmac) */
   temporarySecret?: TemporarySecretPort;
+  /** SoftAP + local HTTP service for local onboarding (with `network` and config.labelCode; docs/protocol.md 15) */
+  onboarding?: OnboardingPort;
   /** sees the records read at boot and every step (event in, effects out; `kept` false when a failed store dropped it): for recording and replay */
   recorder?: { boot(stored: Stored, nowMs: number): void; step(event: Event, effects: readonly Effect[], kept: boolean): void };
 }
@@ -90,6 +94,7 @@ export function managerContext(
       scanTimeoutMs: options.scanTimeoutMs ?? 15_000,
       joinTimeoutMs: options.joinTimeoutMs ?? 45_000,
       upgradeCheckMs: options.upgradeCheckMs ?? 60_000,
+      onboardAfterMs: options.onboardAfterMs ?? 0, // read by modules/onboarding/attach.ts, not by the machine
     },
   };
 }
@@ -113,12 +118,22 @@ export class ConnectionManager {
   readonly #handlers = new Map<string, AppHandler>();
   readonly #timers: Partial<Record<TimerName, ScheduledTask>> = {};
   readonly #queue: Input[] = [];
+  readonly #onboarding: OnboardingAttachment | undefined;
   #running = false;
   #drainArmed = false;
+  /** set when a `must` store of the last step failed */
+  #storeFailed = "";
   #m: Machine;
   #link: CloudLink | undefined;
 
   constructor(config: DeviceConfig, ports: ManagerPorts, options: ManagerOptions = {}) {
+    const { network, onboarding: softAp } = ports;
+    // local onboarding (modules/onboarding/attach.ts) watches the radio and the status; the state machine does not know it
+    const onboarding = network && softAp && config.labelCode
+      ? new OnboardingAttachment({ ...ports, network, onboarding: softAp }, { deviceId: config.deviceId, code: config.labelCode, afterMs: options.onboardAfterMs })
+      : undefined;
+    this.#onboarding = onboarding;
+    if (onboarding) ports = { ...ports, network: onboarding.network };
     this.#ports = ports;
     const digest = ports.digest;
     const id = config.deviceId;
@@ -135,6 +150,28 @@ export class ConnectionManager {
     const now = ports.clock.now();
     ports.recorder?.boot(stored, now);
     this.#m = boot(managerContext(config, { ...ports, radio: ports.network !== undefined }, options), stored, now);
+    if (onboarding) {
+      onboarding.bind({ storeNetworks: (networks) => this.#storeNetworks(networks), networks: () => this.#m.sync.networks });
+      this.onStatus((status) => onboarding.status(status));
+    }
+  }
+
+  /**
+   * Opens local onboarding now (a button): the SoftAP named from the label and
+   * the local service, for the onboarding window; clears a lockout after failed
+   * attempts; runs even while ONLINE (docs/protocol.md 15.5).
+   * @returns false when the device has no onboarding (no OnboardingPort, radio or label code)
+   */
+  startOnboarding(): boolean {
+    this.#onboarding?.start();
+    return this.#onboarding !== undefined;
+  }
+
+  /** Local onboarding handed over networks: stored (a `networks` event), then moved to. @throws WcmError STORE_FAILED when the record could not be written */
+  #storeNetworks(networks: readonly PrivateNetwork[]): void {
+    this.#storeFailed = "";
+    this.#dispatch({ t: "networks", networks: networks.map((n) => ({ ssid: n.ssid, password: n.password, priority: n.priority })) });
+    if (this.#storeFailed) throw new WcmError(this.#storeFailed === "STORE_LIMIT" ? "STORE_LIMIT" : "STORE_FAILED", "could not store the networks", "networks");
   }
 
   /**
@@ -251,6 +288,7 @@ export class ConnectionManager {
       } catch (error) {
         const failed: Input = { t: "storeFailed", rec: effect.rec, must: !!effect.must, code: isWcmError(error) ? error.code : "STORE_FAILED" };
         if (effect.must) {
+          this.#storeFailed = failed.t === "storeFailed" ? failed.code : "STORE_FAILED";
           ports.recorder?.step(event, effects, false);
           this.#queue.unshift(failed);
           return;

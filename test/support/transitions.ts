@@ -56,6 +56,7 @@ export const VARIANTS: Record<Input["t"], Variant[]> = {
   ],
   publish: [{ label: "publish (app)", make: (m) => ({ t: "publish", topic: `${m.ctx.topics.app}/led`, payload: new Uint8Array([1]) }) }],
   subscribe: [{ label: "subscribe (app)", make: (m) => ({ t: "subscribe", topic: `${m.ctx.topics.app}/led` }) }],
+  networks: [{ label: "networks (handed over locally)", make: () => ({ t: "networks", networks: [{ ssid: "Home", password: "right-password", priority: 5 }] }) }],
 };
 
 const STATES: DeviceState[] = ["STOPPED", "SCANNING", "JOINING", "CONNECTING", "ISSUING", "ONLINE", "RETRY_WAIT", "AUTH_FAILED"];
