@@ -94,6 +94,11 @@ export const CONFIG_SCHEMA = {
     duplicateTtlMs: int("ms a response is kept for retransmitted requests", 5000, 0, 600_000),
     sessionTimeoutS: int("Session-Timeout sent in Access-Accept, seconds (0 = none)", 3600, 0, 31_536_000),
     nasRate: rate("new EAP sessions per NAS client", { burst: 500, perSecond: 200 }),
+    accountingEnabled: bool("run the RADIUS accounting listener (RFC 2866) beside the authentication one", false),
+    accountingPort: int("RADIUS accounting UDP port (0 = ephemeral)", 1813, 0, PORT_MAX),
+    acctInterimIntervalS: int("Acct-Interim-Interval sent in Access-Accept, seconds (0 = none)", 600, 0, 86_400),
+    disconnectPort: int("UDP port of the NASes' Dynamic Authorization servers (RFC 5176 Disconnect-Request)", 3799, 1, PORT_MAX),
+    tlsSessionLifetimeS: int("lifetime of a resumable EAP TLS session (id or ticket) from its full handshake, seconds", 3600, 60, 86_400),
   },
   limits: {
     login: {
@@ -404,6 +409,10 @@ export function startOptionsFromConfig(values: ConfigValues): StartCloudOptions 
       fragmentSize: v("radius.fragmentSize") as number, maxReassembly: v("radius.maxReassembly") as number, maxSessions: v("radius.maxSessions") as number,
       sessionIdleMs: v("radius.sessionIdleMs") as number, duplicateTtlMs: v("radius.duplicateTtlMs") as number,
       sessionTimeoutS: v("radius.sessionTimeoutS") as number, nasRate: v("radius.nasRate") as RateLimit,
+      accountingPort: v("radius.accountingEnabled") ? (v("radius.accountingPort") as number) : undefined,
+      acctInterimIntervalS: v("radius.acctInterimIntervalS") as number,
+      dynamicAuthorization: { port: v("radius.disconnectPort") as number },
+      tlsSessions: { lifetimeS: v("radius.tlsSessionLifetimeS") as number },
     },
     limits: structuredClone(v("limits")) as AbuseLimits,
     opsHost: v("ops.host") as string,

@@ -113,6 +113,7 @@ function routes(services: CloudServices, network: NetworkServices): Route[] {
     },
     { method: "GET", pattern: new RegExp(`^/v1/devices/${seg}$`), body: "none", handler: async ({ params }) => services.getDevice({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/revoke$`), body: "none", handler: async ({ params }) => services.revokeDevice({ deviceId: params[0] }) },
+    { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/disconnect$`), body: "none", handler: async ({ params }) => services.disconnectDevice({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/rotate$`), body: "none", handler: async ({ params }) => services.rotateSecret({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/reset-counter$`), body: "none", handler: async ({ params }) => services.resetLoginCounter({ deviceId: params[0] }) },
     { method: "POST", pattern: new RegExp(`^/v1/devices/${seg}/reprovision$`), body: "none", handler: async ({ params }) => services.reprovisionDevice({ deviceId: params[0] }) },

@@ -42,7 +42,8 @@ export { RadiusServer } from "./radius/server";
 
 /** Tunables of the RADIUS server (docs/radius.md); everything else comes from the cloud. */
 export type RadiusTuning = Pick<RadiusServerOptions,
-  "fragmentSize" | "maxReassembly" | "maxSessions" | "sessionIdleMs" | "nasRate" | "duplicateTtlMs" | "sessionTimeoutS" | "tlsSessions" | "hotspots">;
+  "fragmentSize" | "maxReassembly" | "maxSessions" | "sessionIdleMs" | "nasRate" | "duplicateTtlMs" | "sessionTimeoutS" | "tlsSessions" | "hotspots"
+  | "accountingPort" | "acctInterimIntervalS" | "dynamicAuthorization">;
 
 /** Options of startCloud. */
 export interface StartCloudOptions {
@@ -360,22 +361,35 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       networkChanged: (id) => emit({ kind: "network", deviceId: id }),
     });
     const services = new CloudServices(registry, "admin:api", {
-      deviceRevoked: (id) => emit({ kind: "disconnect", deviceId: id }),
-      secretRotated: (id) => emit({ kind: "rotation", deviceId: id }),
-      caRevoked: (name) => emit({ kind: "ca-revoked", caName: name }),
-      certificatesRevoked: () => emit({ kind: "certificates" }),
-      // retiring a lot closes nothing: a temporary session already open may finish its issuance
-      lotKeyRevoked: (_lot, temporaryIds) => {
-        for (const id of temporaryIds) emit({ kind: "disconnect", deviceId: id });
+      // every revocation also ends the device's live hotspot sessions (Disconnect-Request, RFC 5176), sent once, from this process
+      deviceRevoked: (id) => {
+        emit({ kind: "disconnect", deviceId: id });
+        void radius?.disconnectDevice(id, "device revoked");
       },
-      lotRevoked: (_lot, deviceIds) => {
+      secretRotated: (id) => emit({ kind: "rotation", deviceId: id }),
+      caRevoked: (name) => {
+        emit({ kind: "ca-revoked", caName: name });
+        void radius?.disconnectWhere((id) => registry.device(id)?.ca_name === name, `CA ${name} revoked`);
+      },
+      certificatesRevoked: () => {
+        emit({ kind: "certificates" });
+        void radius?.recheckCertificates("certificate revoked");
+      },
+      // retiring a lot closes nothing: a temporary session already open may finish its issuance
+      lotKeyRevoked: (lot, temporaryIds) => {
+        for (const id of temporaryIds) emit({ kind: "disconnect", deviceId: id });
+        void radius?.disconnectLot(lot, temporaryIds, `lot ${lot} key revoked`);
+      },
+      lotRevoked: (lot, deviceIds) => {
         for (const id of deviceIds) emit({ kind: "disconnect", deviceId: id });
+        void radius?.disconnectLot(lot, deviceIds, `lot ${lot} revoked`);
       },
       deviceUnlocked: (id) => {
         options.notices?.publish({ kind: "unlock", deviceId: id });
         return auth.unlock(id);
       },
       hotspotStatus: async (id) => radius?.hotspots.status(id),
+      disconnectHotspot: async (id, reason) => radius ? radius.disconnectDevice(id, reason) : [],
     });
     if (options.radiusPort !== undefined) {
       const tls = await radiusIdentity(registry);

@@ -17,6 +17,7 @@ import { CloudError } from "./errors";
 import { deviceCertificateUsage } from "./auth/certificate";
 import { certificateNamesId, createCa, fingerprint, isCa, issueCertificate, issuedBy, MAX_CRL_BYTES, normalizeSerial, parseCertificate, parseCertificateRequest, privateKeyPem, verifyCrl, withinValidity } from "./pki";
 import { hotspotStatusView, type HotspotStatus, type HotspotStatusView } from "./radius/session-store";
+import type { DisconnectReport } from "./radius/server";
 import type { AuditFilter, AuditRecord, CaRow, DeviceView, NasClientRow, Registry, RevokedCertificate } from "./registry";
 
 function boundedText(value: unknown, field: string, max: number): string {
@@ -111,6 +112,8 @@ export interface ServiceHooks {
   secretRotated?(deviceId: string): void;
   /** the device's hotspot status (RADIUS authentications and accounting, cloud/radius/session-store.ts), when RADIUS runs */
   hotspotStatus?(deviceId: string): Promise<HotspotStatus | undefined>;
+  /** sends Disconnect-Requests (RFC 5176) for the device's live hotspot sessions, when RADIUS runs */
+  disconnectHotspot?(deviceId: string, reason: string): Promise<DisconnectReport[]>;
 }
 
 /** A device with its hotspot status (getDevice). */
@@ -454,6 +457,23 @@ export class CloudServices {
     const view = this.registry.view(row);
     const hotspot = await this.hooks.hotspotStatus?.(id);
     return hotspot ? { ...view, hotspot: hotspotStatusView(hotspot) } : view;
+  }
+
+  /**
+   * Ends a device's live hotspot sessions by hand: a Disconnect-Request (RFC 5176)
+   * to each NAS that holds one (from accounting), with retries. The device stays
+   * allowed: it may authenticate again.
+   * @returns the outcome per live session (ack, nak with its Error-Cause, no-answer); none when it has no live session
+   * @throws DEVICE_NOT_FOUND, INVALID_INPUT when the cloud runs no RADIUS server
+   */
+  async disconnectDevice(input: { deviceId: string }): Promise<{ deviceId: string; sessions: DisconnectReport[] }> {
+    const id = deviceId(object(input).deviceId);
+    const hook = this.hooks.disconnectHotspot;
+    if (!hook) throw new CloudError("INVALID_INPUT", "this cloud runs no RADIUS server: no hotspot sessions to disconnect", { field: "deviceId" });
+    if (!this.registry.device(id) && !(await this.hooks.hotspotStatus?.(id))) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
+    const sessions = await hook(id, `operator ${this.actor}`);
+    this.registry.audit(this.actor, "radius.disconnect", id, sessions.map((s) => `${s.nas}:${s.outcome.kind}`).join(",") || "no live session");
+    return { deviceId: id, sessions };
   }
 
   /** Revokes a device: refused at every later connect, and its live session is closed. */

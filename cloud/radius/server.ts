@@ -25,16 +25,20 @@ import { DuplicateCache, SessionTable } from "./limits";
 import { mppeKeyAttributes } from "./mppe";
 import { NasDirectory, normalizeAddress, type NasClient } from "./nas";
 import {
-  ATTR, RADIUS_CODE, attribute, decodePacket, joinEapMessage, signResponse, splitEapMessage, verifyMessageAuthenticator,
+  ATTR, RADIUS_CODE, attribute, decodePacket, encodePacket, responseAuthenticator, joinEapMessage, signResponse, splitEapMessage, verifyMessageAuthenticator,
   type RadiusAttribute, type RadiusPacket,
 } from "./packet";
 import { EapSession, type EapMethod, type EapStep, type RadiusReason, type SessionContext } from "./session";
-import { MemoryHotspotStore, ssidOf, type HotspotPlace, type HotspotStore } from "./session-store";
+import { MemoryHotspotStore, type HotspotSession, type HotspotStore } from "./session-store";
+import { placeOf } from "./place";
+import { decodeAccounting, verifyAccountingRequest } from "./accounting";
+import { DYNAMIC_AUTHORIZATION_PORT, DisconnectClient, type DisconnectOutcome } from "./dynamic-authorization";
 import { DEFAULT_SESSION_LIFETIME_S, MemorySessionStore, sessionIdentity, type TlsSessionStore } from "../tls-sessions";
 import type { TlsSessionOptions } from "../mqtt-server";
 import { bindingKey, decodeBinding, encodeBinding } from "./resumption";
 
 export type { RadiusReason } from "./session";
+export { placeOf } from "./place";
 
 /** Options of the RADIUS server. */
 export interface RadiusServerOptions {
@@ -54,6 +58,16 @@ export interface RadiusServerOptions {
    * `{ enabled: false }`: every authentication is a full handshake
    */
   tlsSessions?: TlsSessionOptions;
+  /** UDP port of the accounting listener (RFC 2866; conventionally 1813; 0 = ephemeral; undefined = no accounting) */
+  accountingPort?: number;
+  /** Acct-Interim-Interval sent in Access-Accept, seconds (default 600; 0 = none) */
+  acctInterimIntervalS?: number;
+  /**
+   * Disconnect-Requests (RFC 5176) to the NAS holding a live session: UDP port on
+   * the NAS (default 3799; per NAS client name in `ports`), wait per try (default
+   * 1000 ms), retransmissions (default 2)
+   */
+  dynamicAuthorization?: { port?: number; ports?: Record<string, number>; timeoutMs?: number; retries?: number };
   /** where authentications and accounting sessions are recorded (default: a MemoryHotspotStore of this node) */
   hotspots?: HotspotStore;
   /** most bytes of one reassembled TLS message from a peer (default 64 KiB) */
@@ -98,10 +112,28 @@ export interface RadiusStats {
   errors: number;
   /** rejects per reason */
   reasons: Partial<Record<RadiusReason, number>>;
+  /** Accounting-Requests answered, by Acct-Status-Type; repeats (retransmits, or an update already applied); ignored (not a device's session); dropped (bad authenticator, malformed, not recorded) */
+  accounting: { start: number; interim: number; stop: number; nasRestart: number; duplicate: number; ignored: number; dropped: number };
+  /** Disconnect-Requests by outcome */
+  disconnects: { ack: number; nak: number; noAnswer: number };
+  /** live hotspot sessions per NAS client name, as of the last accounting update (liveSessionsPerNas() asks the store) */
+  liveSessionsPerNas: Record<string, number>;
   /** accepts after a full TLS handshake, after a resumed one, and sessions stored for resumption */
   tlsFull: number;
   tlsResumed: number;
   tlsSessionsStored: number;
+}
+
+/** Which listener a datagram arrived on. */
+export type Listener = "auth" | "accounting";
+
+/** The outcome of one Disconnect-Request for one live session. */
+export interface DisconnectReport {
+  nas: string;
+  acctSessionId: string;
+  /** where it went */
+  address: string;
+  outcome: DisconnectOutcome;
 }
 
 /** The address a datagram came from. */
@@ -124,20 +156,14 @@ function uint32(value: Buffer | undefined): number | undefined {
   return value && value.length === 4 ? value.readUInt32BE(0) : undefined;
 }
 
-/** Where a request says the device is: NAS, Called-Station-Id (with its SSID), Calling-Station-Id. */
-export function placeOf(packet: RadiusPacket, nas: string): HotspotPlace {
-  const text = (type: number) => attribute(packet, type)?.toString("utf8").slice(0, 253);
-  const calledStationId = text(ATTR.calledStationId);
-  const callingStationId = text(ATTR.callingStationId);
-  const ssid = ssidOf(calledStationId);
-  return { nas, ...(calledStationId ? { calledStationId } : {}), ...(ssid ? { ssid } : {}), ...(callingStationId ? { callingStationId } : {}) };
-}
 
 /** The RADIUS server. */
 export class RadiusServer {
   readonly stats: RadiusStats = {
     received: 0, malformed: 0, unknownClient: 0, badAuthenticator: 0, unsupportedCode: 0, duplicates: 0,
     challenges: 0, accepts: 0, rejects: 0, staleEap: 0, errors: 0, reasons: {}, tlsFull: 0, tlsResumed: 0, tlsSessionsStored: 0,
+    accounting: { start: 0, interim: 0, stop: 0, nasRestart: 0, duplicate: 0, ignored: 0, dropped: 0 },
+    disconnects: { ack: 0, nak: 0, noAnswer: 0 }, liveSessionsPerNas: {},
   };
   readonly sessions: SessionTable<EapSession>;
   readonly #options: RadiusServerOptions;
@@ -156,6 +182,11 @@ export class RadiusServer {
   /** the TLSSocket `server` option that turns node's session-id callbacks on */
   readonly #resumption: EventEmitter | undefined;
   #socket: Socket | undefined;
+  #accountingSocket: Socket | undefined;
+  readonly #acctDuplicates: DuplicateCache;
+  #disconnectClient: DisconnectClient | undefined;
+  /** the client certificate of each device's last EAP-TLS accept on this node (to recheck live sessions when certificates are revoked) */
+  readonly #leaves = new Map<string, X509Certificate>();
   #sweep: NodeJS.Timeout | undefined;
 
   constructor(options: RadiusServerOptions) {
@@ -164,6 +195,7 @@ export class RadiusServer {
     this.hotspots = options.hotspots ?? new MemoryHotspotStore({ now: this.#now });
     this.#nas = new NasDirectory(options.registry, this.#now);
     this.#duplicates = new DuplicateCache(options.duplicateTtlMs ?? 5000);
+    this.#acctDuplicates = new DuplicateCache(options.duplicateTtlMs ?? 5000);
     this.auth = options.auth ?? new Authenticator({
       registry: options.registry, digest: options.digest, now: options.now, log: options.log,
       limits: options.deviceRate ? { perDevice: options.deviceRate } : undefined,
@@ -243,27 +275,45 @@ export class RadiusServer {
     return this.#socket?.address().port ?? 0;
   }
 
-  /**
-   * Binds the UDP socket.
-   * @returns the port
-   */
-  async start(): Promise<number> {
+  /** The bound accounting port (after start(), when accountingPort was given), else undefined. */
+  get accountingPort(): number | undefined {
+    return this.#accountingSocket?.address().port;
+  }
+
+  async #bind(port: number, listener: Listener): Promise<Socket> {
     const socket = createSocket(this.#options.host?.includes(":") ? "udp6" : "udp4");
     socket.on("message", (message, rinfo) => {
-      this.handle(message, rinfo).then((response) => {
+      this.handle(message, rinfo, listener).then((response) => {
         if (response) socket.send(response, rinfo.port, rinfo.address);
       }, () => {
         this.stats.errors++;
       });
     });
-    socket.on("error", (error) => this.#log("error", `radius socket: ${error.message}`));
+    socket.on("error", (error) => this.#log("error", `radius ${listener} socket: ${error.message}`));
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
-      socket.bind(this.#options.port ?? 1812, this.#options.host ?? "127.0.0.1", () => {
+      socket.bind(port, this.#options.host ?? "127.0.0.1", () => {
         socket.off("error", reject);
         resolve();
       });
     });
+    return socket;
+  }
+
+  /**
+   * Binds the UDP socket.
+   * @returns the port
+   */
+  async start(): Promise<number> {
+    const socket = await this.#bind(this.#options.port ?? 1812, "auth");
+    if (this.#options.accountingPort !== undefined) {
+      try {
+        this.#accountingSocket = await this.#bind(this.#options.accountingPort, "accounting");
+      } catch (error) {
+        socket.close();
+        throw error;
+      }
+    }
     this.#socket = socket;
     this.#sweep = setInterval(() => this.sessions.sweep(this.#now()), 5000);
     this.#sweep.unref();
@@ -274,9 +324,13 @@ export class RadiusServer {
   async close(): Promise<void> {
     if (this.#sweep) clearInterval(this.#sweep);
     this.sessions.clear();
-    const socket = this.#socket;
+    this.#disconnectClient?.close();
+    this.#disconnectClient = undefined;
+    for (const socket of [this.#socket, this.#accountingSocket]) {
+      if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    }
     this.#socket = undefined;
-    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
+    this.#accountingSocket = undefined;
   }
 
   #log(level: "debug" | "info" | "warn" | "error", message: string): void {
@@ -284,11 +338,12 @@ export class RadiusServer {
   }
 
   /**
-   * Handles one datagram as if it arrived from `source`.
+   * Handles one datagram as if it arrived from `source` on `listener` (the
+   * authentication port: Access-Request, Status-Server; the accounting port: Accounting-Request).
    * @returns the response datagram, or undefined when the packet is dropped
    * @example const reply = await server.handle(datagram, { address: "127.0.0.1", port: 50000 });
    */
-  async handle(datagram: Uint8Array, source: Source): Promise<Buffer | undefined> {
+  async handle(datagram: Uint8Array, source: Source, listener: Listener = "auth"): Promise<Buffer | undefined> {
     this.stats.received++;
     let packet: RadiusPacket;
     try {
@@ -299,7 +354,7 @@ export class RadiusServer {
       return undefined;
     }
     try {
-      if (packet.code !== RADIUS_CODE.accessRequest && packet.code !== RADIUS_CODE.statusServer) {
+      if (listener === "accounting" ? packet.code !== RADIUS_CODE.accountingRequest : packet.code !== RADIUS_CODE.accessRequest && packet.code !== RADIUS_CODE.statusServer) {
         this.stats.unsupportedCode++;
         return undefined;
       }
@@ -310,6 +365,7 @@ export class RadiusServer {
         this.#log("warn", `radius: packet from unknown client ${source.address}`);
         return undefined;
       }
+      if (listener === "accounting") return await this.#accountingRequest(packet, nas, source);
       if (!verifyMessageAuthenticator(packet, nas.secret)) {
         this.stats.badAuthenticator++;
         this.#log("warn", `radius: missing or wrong Message-Authenticator from ${nas.name}`);
@@ -335,6 +391,127 @@ export class RadiusServer {
       this.#log("error", `radius: packet from ${source.address} failed: ${(error as Error).message}`);
       return undefined;
     }
+  }
+
+  /**
+   * One Accounting-Request (RFC 2866): authenticated by the Request
+   * Authenticator (and the Message-Authenticator when present), a retransmit
+   * answered from the duplicate cache, the update applied to the HotspotStore
+   * (idempotent), then the Accounting-Response. Not recorded (the store
+   * failed): no response, so the NAS retries (RFC 2866 section 2).
+   */
+  async #accountingRequest(packet: RadiusPacket, nas: NasClient, source: Source): Promise<Buffer | undefined> {
+    if (!verifyAccountingRequest(packet, nas.secret)) {
+      this.stats.badAuthenticator++;
+      this.stats.accounting.dropped++;
+      this.#log("warn", `radius: accounting request from ${nas.name} with a wrong authenticator`);
+      return undefined;
+    }
+    const key = `${nas.name}|${normalizeAddress(source.address)}:${source.port}`;
+    const verdict = this.#acctDuplicates.check(key, packet.identifier, packet.authenticator, this.#now());
+    if (verdict.kind !== "new") {
+      this.stats.duplicates++;
+      this.stats.accounting.duplicate++;
+      return verdict.kind === "resend" ? verdict.response : undefined;
+    }
+    let response: Buffer | undefined;
+    try {
+      const request = decodeAccounting(packet, nas.name, normalizeAddress(source.address), Date.now());
+      if (request.kind === "ignored") {
+        this.stats.accounting.ignored++;
+        this.#log("debug", `radius: accounting from ${nas.name} ignored: ${request.why}`);
+      } else if (request.kind === "nas-restart") {
+        const ended = await this.hotspots.nasRestarted(request.nas, request.at);
+        this.stats.accounting.nasRestart++;
+        this.#log("info", `radius: ${nas.name} sent Accounting-${request.status === "on" ? "On" : "Off"}: ${ended} sessions ended`);
+      } else {
+        const effect = await this.hotspots.account({ ...request.update, clientAddress: normalizeAddress(source.address) });
+        if (effect === "duplicate" || effect === "stale") this.stats.accounting.duplicate++;
+        else this.stats.accounting[request.update.kind]++;
+      }
+      this.stats.liveSessionsPerNas = await this.hotspots.livePerNas();
+      // no attributes, no Message-Authenticator (RFC 2866 section 4.2; radclient rejects one computed as for Access replies)
+      response = encodePacket(RADIUS_CODE.accountingResponse, packet.identifier, packet.authenticator, []);
+      responseAuthenticator(response, packet.authenticator, nas.secret).copy(response, 4);
+    } catch (error) {
+      this.stats.accounting.dropped++;
+      this.#log("warn", `radius: accounting from ${nas.name} not recorded: ${(error as Error).message}`);
+    } finally {
+      this.#acctDuplicates.answer(key, packet.identifier, packet.authenticator, response, this.#now());
+    }
+    return response;
+  }
+
+  /** Live hotspot sessions per NAS client name (from the store). */
+  async liveSessionsPerNas(): Promise<Record<string, number>> {
+    return this.hotspots.livePerNas();
+  }
+
+  /**
+   * Sends a Disconnect-Request (RFC 5176) for every live hotspot session of
+   * `deviceId` to the NAS that holds it, with retries, and records each outcome
+   * in the device's hotspot status. Never throws for the network.
+   * @param reason - why, for the log and the status ("device revoked", "operator")
+   * @returns one outcome per live session (none: the device has no live session)
+   */
+  async disconnectDevice(deviceId: string, reason: string): Promise<DisconnectReport[]> {
+    const sessions = await this.hotspots.liveSessions(deviceId);
+    return Promise.all(sessions.map((session) => this.#disconnect(session, reason)));
+  }
+
+  async #disconnect(session: HotspotSession, reason: string): Promise<DisconnectReport> {
+    const nas = this.#nas.lookup(session.clientAddress ?? session.nasAddress, session.nas);
+    const base = { nas: session.nas, acctSessionId: session.acctSessionId, address: session.nasAddress };
+    if (!nas) return { ...base, outcome: { kind: "nak", nas: session.nas, attempts: 0, error: "NAS client no longer registered" } };
+    const settings = this.#options.dynamicAuthorization ?? {};
+    this.#disconnectClient ??= new DisconnectClient({ timeoutMs: settings.timeoutMs, retries: settings.retries });
+    const port = settings.ports?.[session.nas] ?? settings.port ?? DYNAMIC_AUTHORIZATION_PORT;
+    const outcome = await this.#disconnectClient.disconnect({
+      nas: session.nas, secret: nas.secret, address: session.nasAddress, port, userName: session.deviceId,
+      acctSessionId: session.acctSessionId, callingStationId: session.callingStationId, nasIdentifier: session.nasIdentifier,
+      nasIpAddress: session.nasAddress,
+    });
+    if (outcome.kind === "ack") this.stats.disconnects.ack++;
+    else if (outcome.kind === "nak") this.stats.disconnects.nak++;
+    else this.stats.disconnects.noAnswer++;
+    this.#log(outcome.kind === "ack" ? "info" : "warn", `radius: Disconnect-Request for ${session.deviceId} (${reason}) to ${session.nas} ${session.nasAddress}:${port}: ${outcome.kind}${outcome.kind === "nak" && outcome.error ? ` ${outcome.error}` : ""} after ${outcome.attempts} transmissions`);
+    await this.hotspots.recordDisconnect(session.deviceId, {
+      at: this.#now(), nas: session.nas, acctSessionId: session.acctSessionId, reason, outcome: outcome.kind,
+      attempts: outcome.attempts, ...(outcome.kind === "nak" && outcome.error ? { error: outcome.error } : {}),
+    }).catch(() => undefined);
+    return { ...base, outcome };
+  }
+
+  /** Devices with a live hotspot session on this cloud's store (for revocations by CA, lot or certificate). */
+  async liveDevices(): Promise<string[]> {
+    return [...new Set((await this.hotspots.liveSessions()).map((s) => s.deviceId))];
+  }
+
+  /** Disconnects the live hotspot sessions of the devices for which `predicate` holds. */
+  async disconnectWhere(predicate: (deviceId: string) => boolean, reason: string): Promise<DisconnectReport[]> {
+    const out: DisconnectReport[] = [];
+    for (const id of await this.liveDevices()) if (predicate(id)) out.push(...await this.disconnectDevice(id, reason));
+    return out;
+  }
+
+  /** Disconnects the devices of a revoked lot: `ids` from the registry, and temporary devices accepted with the lot's key (no row yet). */
+  async disconnectLot(lot: string, ids: string[], reason: string): Promise<DisconnectReport[]> {
+    const named = new Set(ids);
+    const out: DisconnectReport[] = [];
+    for (const id of await this.liveDevices()) {
+      if (named.has(id) || (await this.hotspots.status(id))?.lastAuth?.lot === lot) out.push(...await this.disconnectDevice(id, reason));
+    }
+    return out;
+  }
+
+  /** Disconnects the live sessions of devices whose certificate (last EAP-TLS accept on this node) is no longer good. */
+  async recheckCertificates(reason: string): Promise<DisconnectReport[]> {
+    const out: DisconnectReport[] = [];
+    for (const id of await this.liveDevices()) {
+      const leaf = this.#leaves.get(id);
+      if (leaf && !(await this.auth.certificateStillGood(id, leaf))) out.push(...await this.disconnectDevice(id, reason));
+    }
+    return out;
   }
 
   /**
@@ -449,7 +626,7 @@ export class RadiusServer {
           this.#rememberSession(step.tlsSession, step);
         }
         this.#log("info", `radius: accept ${step.deviceId} (${step.decision.credential}${step.resumed ? ", resumed" : ""}) via ${nas.name}`);
-        this.#record(step.deviceId, { ...placeOf(request, nas.name), at: this.#now(), outcome: "accept", method: step.method, resumed: step.resumed });
+        this.#record(step.deviceId, { ...placeOf(request, nas.name), at: this.#now(), outcome: "accept", method: step.method, resumed: step.resumed, ...(step.decision.lot ? { lot: step.decision.lot } : {}) });
         try {
           await this.#options.registry.touch(step.deviceId); // last seen (a temporary device without a row: nothing)
         } catch (error) {
@@ -462,6 +639,17 @@ export class RadiusServer {
         ];
         // RFC 5247 section 1.4 / RFC 4072 section 4.1.4: the EAP Session-Id as EAP-Key-Name, for a NAS that asked (sent the attribute)
         if (step.sessionId && attribute(request, ATTR.eapKeyName) !== undefined) attrs.push({ type: ATTR.eapKeyName, value: step.sessionId });
+        if (step.leaf) {
+          if (this.#leaves.size >= 100_000) this.#leaves.delete(this.#leaves.keys().next().value as string);
+          this.#leaves.delete(step.deviceId);
+          this.#leaves.set(step.deviceId, step.leaf);
+        }
+        const interim = this.#options.acctInterimIntervalS ?? 600;
+        if (interim > 0) {
+          const value = Buffer.alloc(4);
+          value.writeUInt32BE(interim);
+          attrs.push({ type: ATTR.acctInterimInterval, value });
+        }
         const timeout = this.#options.sessionTimeoutS ?? 3600;
         if (timeout > 0) {
           const value = Buffer.alloc(4);

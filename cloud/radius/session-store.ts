@@ -36,6 +36,8 @@ export interface HotspotAuth extends HotspotPlace {
   /** EAP method of an accept, and whether its TLS session was resumed */
   method?: "ttls" | "tls";
   resumed?: boolean;
+  /** the lot whose key a temporary device's accept used */
+  lot?: string;
 }
 
 /** One accounting session. */
@@ -44,6 +46,8 @@ export interface HotspotSession extends HotspotPlace {
   acctSessionId: string;
   /** where Disconnect/CoA requests go: NAS-IP-Address (or NAS-IPv6-Address), else the packet's source */
   nasAddress: string;
+  /** the source address of the NAS's packets (finds its NAS client again) */
+  clientAddress?: string;
   nasIdentifier?: string;
   framedIp?: string;
   /** ms */
@@ -60,11 +64,25 @@ export interface HotspotSession extends HotspotPlace {
   updatedAt: number;
 }
 
+/** One Disconnect-Request sent for a device (RFC 5176). */
+export interface DisconnectRecord {
+  /** ms */
+  at: number;
+  nas: string;
+  acctSessionId: string;
+  reason: string;
+  outcome: "ack" | "nak" | "no-answer";
+  attempts: number;
+  /** the NAK's Error-Cause by name */
+  error?: string;
+}
+
 /** What the device status shows of hotspots. */
 export interface HotspotStatus {
   lastAuth?: HotspotAuth;
   /** the live session, or the last one */
   session?: HotspotSession;
+  lastDisconnect?: DisconnectRecord;
 }
 
 /** One accounting update as the server decoded it. */
@@ -73,6 +91,7 @@ export interface AccountingUpdate extends HotspotPlace {
   deviceId: string;
   acctSessionId: string;
   nasAddress: string;
+  clientAddress?: string;
   nasIdentifier?: string;
   framedIp?: string;
   /** when the event happened: arrival time minus Acct-Delay-Time, ms */
@@ -92,6 +111,10 @@ export interface HotspotStore {
   recordAuth(deviceId: string, auth: HotspotAuth): Promise<void>;
   /** Applies one accounting update (idempotent). */
   account(update: AccountingUpdate): Promise<AccountingEffect>;
+  /** Accounting-On/Off from `nas`: every live session it had ends (cause NAS-Reboot); returns how many. */
+  nasRestarted(nas: string, at: number): Promise<number>;
+  /** Records the outcome of a Disconnect-Request for `deviceId`. */
+  recordDisconnect(deviceId: string, record: DisconnectRecord): Promise<void>;
   /** The device's hotspot status, undefined when it has none. */
   status(deviceId: string): Promise<HotspotStatus | undefined>;
   /** Live sessions, of one device or all. */
@@ -165,6 +188,7 @@ export class MemoryHotspotStore implements HotspotStore {
       ...(update.callingStationId ? { callingStationId: update.callingStationId } : {}),
       ...(update.nasIdentifier ? { nasIdentifier: update.nasIdentifier } : {}),
       ...(update.framedIp ? { framedIp: update.framedIp } : {}),
+      ...(update.clientAddress ? { clientAddress: update.clientAddress } : {}),
       nasAddress: update.nasAddress,
       ...(update.sessionTimeS !== undefined ? { sessionTimeS: update.sessionTimeS } : {}),
       ...(update.inputOctets !== undefined ? { inputOctets: update.inputOctets } : {}),
@@ -183,10 +207,29 @@ export class MemoryHotspotStore implements HotspotStore {
     return update.kind === "stop" ? "stopped" : "updated";
   }
 
+  async nasRestarted(nas: string, at: number): Promise<number> {
+    let ended = 0;
+    for (const [key, session] of [...this.#live]) {
+      if (session.nas !== nas) continue;
+      this.#live.delete(key);
+      const entry = this.#status.get(session.deviceId);
+      if (entry?.session?.acctSessionId === session.acctSessionId) entry.session = { ...session, stoppedAt: at, terminateCause: "NAS-Reboot", updatedAt: this.#now() };
+      ended++;
+    }
+    return ended;
+  }
+
+  async recordDisconnect(deviceId: string, record: DisconnectRecord): Promise<void> {
+    this.#entry(deviceId).lastDisconnect = { ...record };
+  }
+
   async status(deviceId: string): Promise<HotspotStatus | undefined> {
     const entry = this.#status.get(deviceId);
     if (!entry) return undefined;
-    return { ...(entry.lastAuth ? { lastAuth: { ...entry.lastAuth } } : {}), ...(entry.session ? { session: { ...entry.session } } : {}) };
+    return {
+      ...(entry.lastAuth ? { lastAuth: { ...entry.lastAuth } } : {}), ...(entry.session ? { session: { ...entry.session } } : {}),
+      ...(entry.lastDisconnect ? { lastDisconnect: { ...entry.lastDisconnect } } : {}),
+    };
   }
 
   #sweep(): void {
@@ -219,6 +262,7 @@ export type HotspotStatusView = {
   session?: Omit<HotspotSession, "startedAt" | "lastInterimAt" | "stoppedAt" | "updatedAt"> & {
     live: boolean; startedAt: string; lastInterimAt?: string; stoppedAt?: string; updatedAt: string;
   };
+  lastDisconnect?: Omit<DisconnectRecord, "at"> & { at: string };
 };
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -235,5 +279,6 @@ export function hotspotStatusView(status: HotspotStatus): HotspotStatusView {
       ...(stoppedAt !== undefined ? { stoppedAt: iso(stoppedAt) } : {}),
     };
   }
+  if (status.lastDisconnect) out.lastDisconnect = { ...status.lastDisconnect, at: iso(status.lastDisconnect.at) };
   return out;
 }

@@ -95,7 +95,7 @@ export type EapStep =
    * `sessionId`: the EAP Session-Id (RFC 5247 section 1.4, RFC 5216 section 2.3:
    * Type || client.random || server.random); `resumed`: the TLS session was resumed
    */
-  | { kind: "accept"; eap: Buffer; msk: Buffer; deviceId: string; decision: Accepted; method: EapMethod; sessionId?: Buffer; resumed: boolean; tlsSession?: Buffer }
+  | { kind: "accept"; eap: Buffer; msk: Buffer; deviceId: string; decision: Accepted; method: EapMethod; sessionId?: Buffer; resumed: boolean; tlsSession?: Buffer; leaf?: X509Certificate }
   /** `decided`: the refusal came from cloud/auth, which has recorded it; `delayMs`: hold it that long */
   | { kind: "reject"; eap: Buffer; reason: RadiusReason; detail: string; deviceId?: string; decided?: boolean; delayMs?: number; resumed?: boolean; tlsSession?: Buffer }
   | { kind: "drop"; detail: string };
@@ -180,12 +180,13 @@ export class EapSession {
     const msk = tunnel.exportKey(MSK_LABEL[this.method], 64);
     const resumed = tunnel.socket.isSessionReused();
     const tlsSession = tunnel.socket.getProtocol() === "TLSv1.2" ? tunnel.socket.getSession() : undefined;
+    const leaf = this.method === "tls" ? tunnel.socket.getPeerX509Certificate() : undefined;
     const sessionId = this.#clientRandom && this.#serverRandom
       ? Buffer.concat([Buffer.from([methodType(this.method)]), this.#clientRandom, this.#serverRandom]) : undefined;
     this.close();
     return {
       kind: "accept", eap: encodeEap({ code: EAP_CODE.success, identifier: id, data: Buffer.alloc(0) }), msk,
-      deviceId: decision.deviceId, decision, method: this.method, resumed, ...(tlsSession ? { tlsSession } : {}), ...(sessionId ? { sessionId } : {}),
+      deviceId: decision.deviceId, decision, method: this.method, resumed, ...(tlsSession ? { tlsSession } : {}), ...(leaf ? { leaf } : {}), ...(sessionId ? { sessionId } : {}),
     };
   }
 

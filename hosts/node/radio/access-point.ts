@@ -16,6 +16,7 @@
  * `events` for tests.
  */
 import { createSocket, type Socket } from "node:dgram";
+import { CAUSE, NasServices, type NasServiceEvent } from "./nas-services";
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { NetworkSecurity, ScanResult, ScheduledTask, SchedulerPort } from "../../../modules/ports";
 import { EAP_CODE, EAP_TYPE, describeEap, encodeEap } from "./eap";
@@ -42,6 +43,12 @@ export interface RadiusClientConfig {
   retries?: number;
   /** Framed-MTU announced to the server, which sizes its EAP-TLS fragments by it (default 1400) */
   framedMtu?: number;
+  /** the cloud's accounting port (RFC 2866): Start / Interim-Update / Stop for each accepted station; none: no accounting */
+  accountingPort?: number;
+  /** Interim-Update period, ms (none: no interims) */
+  interimMs?: number;
+  /** listen for Disconnect/CoA requests (RFC 5176) on this UDP port of 127.0.0.1 (0 = ephemeral; listen() binds it) */
+  dynamicAuthorizationPort?: number;
 }
 
 export interface AccessPointConfig {
@@ -82,7 +89,7 @@ export interface AccessPointEvent {
     | "associate" | "disassociate" | "deauthenticate" | "range"
     | "eap-to-station" | "eap-from-station"
     | "radius-request" | "radius-retransmit" | "radius-dropped" | "radius-answer" | "radius-discarded" | "radius-timeout"
-    | "4way-ok" | "4way-failed" | "dhcp" | "dhcp-timeout";
+    | "4way-ok" | "4way-failed" | "dhcp" | "dhcp-timeout" | NasServiceEvent["kind"];
   detail: string;
   station?: string;
 }
@@ -136,6 +143,8 @@ export class SimulatedAccessPoint {
   #leases = new Map<string, string>();
   #associated = new Set<string>();
   #listeners = new Set<(change: "out-of-range" | "deauthenticated", station?: string) => void>();
+  /** accounting client and Dynamic Authorization server (when the RADIUS settings ask for them) */
+  readonly nasServices: NasServices | undefined;
 
   constructor(config: AccessPointConfig, private readonly env: { scheduler: SchedulerPort; now: () => number }) {
     if (config.security === "psk" && typeof config.password !== "string") throw new TypeError(`AP ${config.ssid}: psk needs a password`);
@@ -152,6 +161,31 @@ export class SimulatedAccessPoint {
     this.internet = config.internet ?? "full";
     this.walledGarden = config.walledGarden ?? [];
     this.dhcpDelayMs = config.dhcpDelayMs ?? 5;
+    const radius = config.radius;
+    if (radius && (radius.accountingPort !== undefined || radius.dynamicAuthorizationPort !== undefined)) {
+      this.nasServices = new NasServices({
+        secret: radius.secret, nasIdentifier: radius.nasIdentifier ?? `wcm-sim-${this.bssid.replace(/:/g, "")}`,
+        calledStationId: `${dashedMac(this.bssid)}:${this.ssid}`,
+        ...(radius.accountingPort !== undefined ? { accounting: { host: radius.host, port: radius.accountingPort, timeoutMs: radius.timeoutMs, retries: radius.retries, interimMs: radius.interimMs } } : {}),
+        ...(radius.dynamicAuthorizationPort !== undefined ? { dynamicAuthorization: { port: radius.dynamicAuthorizationPort } } : {}),
+      }, (station, cause) => this.#end(station, cause), (event) => this.#log(event.kind, event.detail, event.station));
+    }
+  }
+
+  /** Binds the Dynamic Authorization port (when configured); returns it. */
+  async listen(): Promise<number | undefined> {
+    return this.nasServices?.listen();
+  }
+
+  /** Closes the accounting and Dynamic Authorization sockets. */
+  close(): void {
+    this.nasServices?.close();
+  }
+
+  /** Ends a station's session: deauthenticated, and the accounting Stop carries `cause`. */
+  #end(station: string, cause: number): void {
+    void this.nasServices?.stop(station, cause, this.env.now());
+    this.deauthenticate(station);
   }
 
   #log(kind: AccessPointEvent["kind"], detail: string, station?: string): void {
@@ -183,6 +217,7 @@ export class SimulatedAccessPoint {
       if (!this.#inRange) return;
       this.#inRange = false;
       this.#log("range", "out of range");
+      for (const station of this.#associated) void this.nasServices?.stop(station, CAUSE.lostCarrier, this.env.now());
       this.#associated.clear();
       for (const listener of [...this.#listeners]) listener("out-of-range");
     };
@@ -204,6 +239,7 @@ export class SimulatedAccessPoint {
     const targets = station ? [station] : [...this.#associated];
     for (const mac of targets) {
       if (!this.#associated.delete(mac)) continue;
+      void this.nasServices?.stop(mac, CAUSE.adminReset, this.env.now());
       this.#log("deauthenticate", "deauthenticated by the AP", mac);
       for (const listener of [...this.#listeners]) listener("deauthenticated", mac);
     }
@@ -222,7 +258,10 @@ export class SimulatedAccessPoint {
   }
 
   disassociate(station: string): void {
-    if (this.#associated.delete(station)) this.#log("disassociate", "station left", station);
+    if (this.#associated.delete(station)) {
+      this.#log("disassociate", "station left", station);
+      void this.nasServices?.stop(station, CAUSE.userRequest, this.env.now());
+    }
   }
 
   isAssociated(station: string): boolean {
@@ -340,6 +379,7 @@ export class SimulatedAccessPoint {
         }
         this.#log("4way-ok", "PMK from MS-MPPE-Recv-Key matches", mac);
         const name = firstAttribute(packet, RADIUS_ATTR.userName);
+        if (name) this.nasServices?.start(mac, new TextDecoder().decode(name), this.env.now());
         return { kind: "accepted", ...(name ? { userName: new TextDecoder().decode(name) } : {}) };
       }
       return { kind: "timeout", detail: `EAP did not end in ${MAX_EAP_ROUNDS} rounds` };
