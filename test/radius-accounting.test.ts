@@ -187,7 +187,7 @@ describe("radius: accounting from radclient (freeradius-utils) as a stock NAS", 
 
   function radclient(input: string): Promise<{ code: number; output: string }> {
     return new Promise((resolve) => {
-      const child = execFile("radclient", ["-x", "-r", "3", "-t", "2", `127.0.0.1:${t.cloud.radius!.accountingPort}`, "acct", NAS_SECRET], (error, stdout, stderr) => {
+      const child = execFile("radclient", ["-x", "-r", "3", "-t", "5", `127.0.0.1:${t.cloud.radius!.accountingPort}`, "acct", NAS_SECRET], (error, stdout, stderr) => {
         resolve({ code: error ? 1 : 0, output: `${stdout}${stderr}` });
       });
       child.stdin!.end(input);

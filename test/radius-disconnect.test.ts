@@ -48,7 +48,7 @@ describe("radius: Disconnect-Request (RFC 5176) to the simulated access point on
 
   before(async () => {
     dasPort = await freeUdpPort();
-    t = await startTestCloud({ radiusPort: 0, radius: { accountingPort: 0, dynamicAuthorization: { port: dasPort, timeoutMs: 300, retries: 2 } } });
+    t = await startTestCloud({ radiusPort: 0, radius: { accountingPort: 0, dynamicAuthorization: { port: dasPort, timeoutMs: 1000, retries: 3 } } });
     const services = t.cloud.services;
     await services.addNasClient({ name: "sim-ap", address: "127.0.0.1", secret: NAS_SECRET });
     for (const id of ["lamp-d1", "lamp-d2", "lamp-d3", "lamp-d4"]) await services.registerSecretDevice({ deviceId: id, secretHex: secret.hex });
@@ -115,8 +115,8 @@ describe("radius: Disconnect-Request (RFC 5176) to the simulated access point on
     ap.nasServices!.faults.silent = true;
     const silent = await t.cloud.services.disconnectDevice({ deviceId: "lamp-d2" });
     assert.equal(silent.sessions[0].outcome.kind, "no-answer");
-    assert.equal(silent.sessions[0].outcome.attempts, 3, "the first transmission and two retries");
-    assert.equal(ap.eventsOf("das-request").length, 4, "one NAKed, three unanswered");
+    assert.equal(silent.sessions[0].outcome.attempts, 4, "the first transmission and three retries");
+    assert.ok(ap.eventsOf("das-request").length >= 5, "one NAKed (retransmits of it NAKed again), four unanswered");
     assert.equal((await t.cloud.services.getDevice({ deviceId: "lamp-d2" })).hotspot?.lastDisconnect?.outcome, "no-answer");
     ap.nasServices!.faults.silent = false;
     const ack = await t.cloud.services.disconnectDevice({ deviceId: "lamp-d2" });
@@ -129,7 +129,7 @@ describe("radius: Disconnect-Request (RFC 5176) to the simulated access point on
   it("aForgedDisconnect_WrongSecret_IsDiscardedByTheAp", async () => {
     const { ap } = await joined("lamp-d3", ttls("lamp-d3", deriveHotspotPassword(digest, secret.bytes, "lamp-d3")));
     const { DisconnectClient } = await import("../cloud/radius/dynamic-authorization");
-    const forger = new DisconnectClient({ timeoutMs: 200, retries: 0 });
+    const forger = new DisconnectClient({ timeoutMs: 1000, retries: 0 });
     try {
       const outcome = await forger.disconnect({ nas: "sim-ap", secret: Buffer.from("guessed-wrong-secret"), address: "127.0.0.1", port: dasPort, userName: "lamp-d3" });
       assert.equal(outcome.kind, "no-answer");

@@ -283,7 +283,7 @@ ${extra}}
   it("re-authentication (-r 2) resumes the TLS session by session id: TTLS and EAP-TLS, fresh MPPE keys each round", async () => {
     const radius = t.cloud.radius!;
     const resumed = radius.stats.tlsResumed;
-    const ttls = await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port, { reauths: 2 });
+    const ttls = await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port, { reauths: 2, timeoutS: 30 });
     assertSuccess(ttls, 3);
     assert.deepEqual([...ttls.output.matchAll(/Handshake finished - resumed=(\d)/g)].map((m) => m[1]), ["0", "1", "1"]);
     assert.match(ttls.output, /EAP-TTLS: Session resumption - skip phase 2|fast reauth - may skip Phase 2/);
@@ -294,7 +294,7 @@ ${extra}}
     const id = "lamp-c-resume";
     const issued = await t.cloud.services.issueDeviceCertificate({ caName: productCa, deviceId: id, keyType: "ec" });
     await t.cloud.services.registerCertificateDevice({ deviceId: id, certificatePem: issued.certificatePem });
-    const tls = await eapolTest(tlsConf(id, id, issued.certificatePem, issued.privateKeyPem), port, { reauths: 2 });
+    const tls = await eapolTest(tlsConf(id, id, issued.certificatePem, issued.privateKeyPem), port, { reauths: 2, timeoutS: 30 });
     assertSuccess(tls, 3);
     assert.deepEqual([...tls.output.matchAll(/Handshake finished - resumed=(\d)/g)].map((m) => m[1]), ["0", "1", "1"]);
     assert.equal(radius.stats.tlsResumed, resumed + 4);
@@ -302,7 +302,7 @@ ${extra}}
 
   it("re-authentication with session tickets (phase1 tls_disable_session_ticket=0) resumes too", async () => {
     const resumed = t.cloud.radius!.stats.tlsResumed;
-    const result = await eapolTest(ttlsConf("s1t", "lamp-s1", password(secretDevice.bytes, "lamp-s1"), '  phase1="tls_disable_session_ticket=0"\n'), port, { reauths: 1 });
+    const result = await eapolTest(ttlsConf("s1t", "lamp-s1", password(secretDevice.bytes, "lamp-s1"), '  phase1="tls_disable_session_ticket=0"\n'), port, { reauths: 1, timeoutS: 30 });
     assertSuccess(result, 2);
     assert.match(result.output, /SSL_connect:SSLv3\/TLS read server session ticket|session ticket/i);
     assert.deepEqual([...result.output.matchAll(/Handshake finished - resumed=(\d)/g)].map((m) => m[1]), ["0", "1"]);
@@ -323,7 +323,7 @@ ${extra}}
     };
     let result: EapolResult;
     try {
-      result = await eapolTest(conf, port, { reauths: 1 });
+      result = await eapolTest(conf, port, { reauths: 1, timeoutS: 30 });
     } finally {
       store.recordAuth = recordAuth;
     }
