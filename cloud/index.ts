@@ -369,7 +369,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       secretRotated: (id) => emit({ kind: "rotation", deviceId: id }),
       caRevoked: (name) => {
         emit({ kind: "ca-revoked", caName: name });
-        void radius?.disconnectWhere((id) => registry.device(id)?.ca_name === name, `CA ${name} revoked`);
+        void radius?.disconnectWhere(async (id) => (await registry.device(id))?.ca_name === name, `CA ${name} revoked`);
       },
       certificatesRevoked: () => {
         emit({ kind: "certificates" });

@@ -470,9 +470,9 @@ export class CloudServices {
     const id = deviceId(object(input).deviceId);
     const hook = this.hooks.disconnectHotspot;
     if (!hook) throw new CloudError("INVALID_INPUT", "this cloud runs no RADIUS server: no hotspot sessions to disconnect", { field: "deviceId" });
-    if (!this.registry.device(id) && !(await this.hooks.hotspotStatus?.(id))) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
+    if (!(await this.registry.device(id)) && !(await this.hooks.hotspotStatus?.(id))) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
     const sessions = await hook(id, `operator ${this.actor}`);
-    this.registry.audit(this.actor, "radius.disconnect", id, sessions.map((s) => `${s.nas}:${s.outcome.kind}`).join(",") || "no live session");
+    await this.registry.audit(this.actor, "radius.disconnect", id, sessions.map((s) => `${s.nas}:${s.outcome.kind}`).join(",") || "no live session");
     return { deviceId: id, sessions };
   }
 

@@ -460,7 +460,7 @@ export class RadiusServer {
   }
 
   async #disconnect(session: HotspotSession, reason: string): Promise<DisconnectReport> {
-    const nas = this.#nas.lookup(session.clientAddress ?? session.nasAddress, session.nas);
+    const nas = await this.#nas.lookup(session.clientAddress ?? session.nasAddress, session.nas);
     const base = { nas: session.nas, acctSessionId: session.acctSessionId, address: session.nasAddress };
     if (!nas) return { ...base, outcome: { kind: "nak", nas: session.nas, attempts: 0, error: "NAS client no longer registered" } };
     const settings = this.#options.dynamicAuthorization ?? {};
@@ -488,9 +488,9 @@ export class RadiusServer {
   }
 
   /** Disconnects the live hotspot sessions of the devices for which `predicate` holds. */
-  async disconnectWhere(predicate: (deviceId: string) => boolean, reason: string): Promise<DisconnectReport[]> {
+  async disconnectWhere(predicate: (deviceId: string) => boolean | Promise<boolean>, reason: string): Promise<DisconnectReport[]> {
     const out: DisconnectReport[] = [];
-    for (const id of await this.liveDevices()) if (predicate(id)) out.push(...await this.disconnectDevice(id, reason));
+    for (const id of await this.liveDevices()) if (await predicate(id)) out.push(...await this.disconnectDevice(id, reason));
     return out;
   }
 
