@@ -90,7 +90,7 @@ function build(config: Record<string, unknown>, mode: BuildMode = "debug"): void
   const sizes = bytecodeSizes(mode);
   figures.bytecode[mode] = sizes;
   app = appPath(mode);
-  console.log(`built (${mode}) in ${((Date.now() - started) / 1000).toFixed(1)} s; bytecode: core (wcm/*) ${sizes.core} B, Moddable host (wcm-host/*) ${sizes.host} B`);
+  console.log(`built (${mode}) in ${((Date.now() - started) / 1000).toFixed(1)} s; bytecode: core (wcm/**) ${sizes.core} B, Moddable host (wcm-host/**) ${sizes.host} B`);
 }
 
 /**
@@ -125,10 +125,12 @@ function lastState(lines: string[]): string {
 /** Sizes of the compiled XS bytecode of the core and the host modules (debug builds include line info). */
 function bytecodeSizes(mode: BuildMode): { core: number; host: number } {
   const base = join(MODDABLE!, "build", "tmp", "lin", "mc", mode, APP_NAME, "modules");
-  const total = (folder: string) => {
+  // every .xsb below the folder: the core has subfolders (wcm/onboarding/*)
+  const total = (folder: string): number => {
     const dir = join(base, folder);
     if (!existsSync(dir)) return 0;
-    return readdirSync(dir).filter((file) => file.endsWith(".xsb")).reduce((sum, file) => sum + statSync(join(dir, file)).size, 0);
+    return readdirSync(dir, { withFileTypes: true }).reduce((sum, entry) =>
+      sum + (entry.isDirectory() ? total(join(folder, entry.name)) : entry.name.endsWith(".xsb") ? statSync(join(dir, entry.name)).size : 0), 0);
   };
   return { core: total("wcm"), host: total("wcm-host") };
 }
@@ -485,7 +487,7 @@ function figuresBlock(summary: string): string {
   };
   const bytecode = (mode: BuildMode) => {
     const sizes = figures.bytecode[mode];
-    return sizes ? `core \`wcm/*\` ${n(sizes.core)} B, Moddable host \`wcm-host/*\` ${n(sizes.host)} B` : "not measured in this run";
+    return sizes ? `core \`wcm/**\` ${n(sizes.core)} B, Moddable host \`wcm-host/**\` ${n(sizes.host)} B` : "not measured in this run";
   };
   const rows = figures.onlineHeap.filter((row) => !row.nvsCertificate);
   const nvs = figures.onlineHeap.filter((row) => row.nvsCertificate);
