@@ -9,7 +9,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { DEVICE_ID_PATTERN } from "../../modules/protocol";
-import { ATTR, MIN_PACKET, attribute, type RadiusPacket } from "./packet";
+import { ATTR, MIN_PACKET, attribute, messageAuthenticatorOffset, type RadiusPacket } from "./packet";
 import { placeOf } from "./place";
 import type { AccountingUpdate } from "./session-store";
 
@@ -27,15 +27,6 @@ export const TERMINATE_CAUSE: Record<number, string> = {
 export const MAX_ACCT_SESSION_ID = 128;
 /** Largest Acct-Delay-Time honoured (s); a larger one is taken as this (a day). */
 const MAX_DELAY_S = 86_400;
-
-function messageAuthenticatorOffset(raw: Buffer): number {
-  let offset = MIN_PACKET;
-  while (offset + 2 <= raw.length) {
-    if (raw[offset] === ATTR.messageAuthenticator) return offset;
-    offset += Math.max(2, raw[offset + 1]);
-  }
-  return -1;
-}
 
 /**
  * Checks an Accounting-Request's Request Authenticator (RFC 2866 section 3:

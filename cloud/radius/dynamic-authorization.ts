@@ -16,7 +16,7 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import { isIP } from "node:net";
-import { ATTR, MIN_PACKET, RADIUS_CODE, attribute, decodePacket, encodePacket, type RadiusAttribute } from "./packet";
+import { ATTR, MIN_PACKET, RADIUS_CODE, attribute, decodePacket, encodePacket, messageAuthenticatorOffset, type RadiusAttribute } from "./packet";
 
 /** Error-Cause values (RFC 5176 section 3.6) by name. */
 export const ERROR_CAUSE: Record<number, string> = {
@@ -81,30 +81,27 @@ export function signDynamicRequest(code: number, identifier: number, secret: Buf
  * the Request Authenticator, and the Message-Authenticator when present.
  */
 export function verifyDynamicRequest(raw: Buffer, secret: Buffer): boolean {
-  if (raw.length < MIN_PACKET) return false;
-  const zeroed = Buffer.from(raw);
-  zeroed.fill(0, 4, 20);
-  if (!timingSafeEqual(createHash("md5").update(zeroed).update(secret).digest(), raw.subarray(4, 20))) return false;
-  const packet = decodePacket(raw);
-  const ma = packet.attributes.filter((a) => a.type === ATTR.messageAuthenticator);
-  if (ma.length === 0) return true;
-  if (ma.length !== 1 || ma[0].value.length !== 16) return false;
-  let offset = MIN_PACKET;
-  while (offset + 2 <= raw.length && raw[offset] !== ATTR.messageAuthenticator) offset += Math.max(2, raw[offset + 1]);
-  zeroed.fill(0, offset + 2, offset + 18);
-  return timingSafeEqual(createHmac("md5", secret).update(zeroed).digest(), ma[0].value);
+  return raw.length >= MIN_PACKET && authenticatorsValid(raw, Buffer.alloc(16), secret);
 }
 
+/** A Disconnect/CoA response answers the request whose authenticator is `requestAuthenticator`. */
 function responseValid(raw: Buffer, requestAuthenticator: Buffer, secret: Buffer): boolean {
+  return authenticatorsValid(raw, requestAuthenticator, secret);
+}
+
+/**
+ * The packet's Authenticator is MD5 over it with `authenticatorField` in place of its own,
+ * and its Message-Authenticator (when present: exactly one, 16 bytes) is the HMAC-MD5 over
+ * the same bytes with that attribute's value zeroed.
+ */
+function authenticatorsValid(raw: Buffer, authenticatorField: Buffer, secret: Buffer): boolean {
   const copy = Buffer.from(raw);
-  requestAuthenticator.copy(copy, 4);
+  authenticatorField.copy(copy, 4);
   if (!timingSafeEqual(createHash("md5").update(copy).update(secret).digest(), raw.subarray(4, 20))) return false;
-  const packet = decodePacket(raw);
-  const ma = packet.attributes.filter((a) => a.type === ATTR.messageAuthenticator);
+  const ma = decodePacket(raw).attributes.filter((a) => a.type === ATTR.messageAuthenticator);
   if (ma.length === 0) return true;
   if (ma.length !== 1 || ma[0].value.length !== 16) return false;
-  let offset = MIN_PACKET;
-  while (offset + 2 <= raw.length && raw[offset] !== ATTR.messageAuthenticator) offset += Math.max(2, raw[offset + 1]);
+  const offset = messageAuthenticatorOffset(raw);
   copy.fill(0, offset + 2, offset + 18);
   return timingSafeEqual(createHmac("md5", secret).update(copy).digest(), ma[0].value);
 }

@@ -164,7 +164,8 @@ export function splitEapMessage(eap: Uint8Array): RadiusAttribute[] {
   return out;
 }
 
-function messageAuthenticatorOffset(raw: Buffer): number {
+/** Where the Message-Authenticator attribute of a raw packet starts, or -1. */
+export function messageAuthenticatorOffset(raw: Buffer): number {
   let offset = MIN_PACKET;
   while (offset + 2 <= raw.length) {
     if (raw[offset] === ATTR.messageAuthenticator) return offset;
