@@ -18,7 +18,7 @@ export type ProvisioningOption = "certificate" | "secret" | "temporary";
 export interface CloudConfig {
   host: string;
   port: number;
-  /** PEM trust anchor(s) for the cloud's server certificate. */
+  /** PEM trust anchor for the cloud's server certificate: one certificate, or two while the cloud's CA is rolled (docs/deploy.md). */
   ca: string;
   /** Name expected in the server certificate; defaults to host. */
   serverName: string;
@@ -136,6 +136,8 @@ function temporaryCredential(config: Record<string, unknown>, deviceId: string, 
 }
 
 const CERT_PEM = /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/;
+/** `cloud.ca`: one or two whole PEM certificates and nothing else (two while a CA is rolled). */
+const CLOUD_CA_PEM = /^\s*(-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*){1,2}$/;
 const KEY_PEM = /-----BEGIN (RSA |EC )?PRIVATE KEY-----[\s\S]+-----END (RSA |EC )?PRIVATE KEY-----/;
 
 /** Validates the cloud part of a configuration. */
@@ -145,7 +147,7 @@ export function validateCloudConfig(input: unknown): CloudConfig {
   if (typeof cloud.host !== "string" || !HOST_PATTERN.test(cloud.host)) fail("cloud.host", "must be a host name or address");
   const port = cloud.port;
   if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) fail("cloud.port", "must be 1..65535");
-  const ca = pem(cloud.ca, "cloud.ca", CERT_PEM);
+  const ca = pem(cloud.ca, "cloud.ca", CLOUD_CA_PEM);
   const serverName = cloud.serverName === undefined ? cloud.host : cloud.serverName;
   if (typeof serverName !== "string" || !HOST_PATTERN.test(serverName)) fail("cloud.serverName", "must be a host name");
   const keepAlive = cloud.keepAliveSeconds === undefined ? 60 : cloud.keepAliveSeconds;

@@ -81,6 +81,11 @@ describe("validateConfig", () => {
       assert.equal(config.cloud.port, 1);
     });
 
+    it("Cloud_TwoTrustAnchorsDuringACaRoll", () => {
+      const rolled = `${CA}\n${CA.replace("trustanchor", "newanchor")}\n`;
+      assert.equal(validateCloudConfig({ ...cloud, ca: rolled }).ca, rolled);
+    });
+
     it("Cloud_Ipv6Literal", () => {
       assert.equal(validateCloudConfig({ host: "[::1]", port: 65535, ca: CA, keepAliveSeconds: 5 }).host, "[::1]");
     });
@@ -125,6 +130,9 @@ describe("validateConfig", () => {
       ["Cloud_PortFraction", { ...base, cloud: { ...cloud, port: 8883.5 } }, "cloud.port"],
       ["Cloud_CaMissing", { ...base, cloud: { ...cloud, ca: undefined } }, "cloud.ca"],
       ["Cloud_CaNotPem", { ...base, cloud: { ...cloud, ca: "trust me" } }, "cloud.ca"],
+      ["Cloud_CaThreeCertificates", { ...base, cloud: { ...cloud, ca: `${CA}\n${CA}\n${CA}` } }, "cloud.ca"],
+      ["Cloud_CaWithTextAround", { ...base, cloud: { ...cloud, ca: `trust me\n${CA}` } }, "cloud.ca"],
+      ["Cloud_CaWithAKey", { ...base, cloud: { ...cloud, ca: `${CA}\n${KEY}` } }, "cloud.ca"],
       ["Cloud_ServerNameBad", { ...base, cloud: { ...cloud, serverName: "a b" } }, "cloud.serverName"],
       ["Cloud_ServerNameNumber", { ...base, cloud: { ...cloud, serverName: 5 } }, "cloud.serverName"],
       ["Cloud_KeepAlive4", { ...base, cloud: { ...cloud, keepAliveSeconds: 4 } }, "cloud.keepAliveSeconds"],

@@ -14,6 +14,7 @@ import { createNodeDevice } from "../hosts/node/device";
 import { CredentialStore } from "../modules/credential-store";
 import type { ConnectionManager, ManagerStatus } from "../modules/manager";
 import { nobleDigest } from "../modules/noble-digest";
+import { createCa } from "../cloud/pki";
 import { startTestCloud, type TestCloud } from "./cloud-helpers";
 
 /** Secrets that could be active for a device at once: its secret, and its temporary credential while not retired. */
@@ -101,6 +102,33 @@ describe("e2e: ConnectionManager against the reference cloud", function () {
       assert.deepEqual(received, ["hello"]);
       const view = await test.cloud.services.getDevice({ deviceId: "e2e-secret-1" });
       assert.equal(view.state, "ONLINE");
+    } finally {
+      manager.stop();
+    }
+  });
+
+  it("SecretDevice_TwoTrustAnchorsDuringACaRoll_OnlineWithEither_RefusedByTheOtherAlone", async () => {
+    // docs/deploy.md 4: during a roll the firmware trusts the old and the new CA (cloud.ca holds both)
+    const other = await createCa("another wcm cloud server CA");
+    const secret = randomBytes(32).toString("hex");
+    await test.cloud.services.registerSecretDevice({ deviceId: "e2e-roll-1", secretHex: secret });
+    const kv = new SimulatedFlash(); // one device: its login counter lives on in its flash
+    for (const ca of [`${other.certPem.trim()}\n${test.cloud.serverCaPem.trim()}\n`, `${test.cloud.serverCaPem.trim()}\n${other.certPem.trim()}\n`]) {
+      const { manager } = createNodeDevice({ deviceId: "e2e-roll-1", option: "secret", secret, cloud: { ...cloudConfig(test.cloud), ca } }, { kv });
+      manager.start();
+      try {
+        assert.equal((await waitFor(manager, online)).credential, "secret");
+      } finally {
+        manager.stop();
+      }
+    }
+    // the other CA alone does not verify this cloud's server: the TLS handshake fails, no login is tried
+    const { manager } = createNodeDevice({ deviceId: "e2e-roll-1", option: "secret", secret, cloud: { ...cloudConfig(test.cloud), ca: other.certPem } }, { kv, manager: fastRetry });
+    manager.start();
+    try {
+      const status = await waitFor(manager, (s) => s.state === "RETRY_WAIT");
+      assert.equal(status.lastFailure?.reason, "NETWORK");
+      assert.match(status.lastFailure?.detail ?? "", /certificate/i);
     } finally {
       manager.stop();
     }

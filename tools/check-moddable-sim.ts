@@ -340,6 +340,18 @@ async function main(): Promise<void> {
 
     }
 
+    if (section("roll")) {
+      // a CA roll (docs/deploy.md 4): cloud.ca holds another CA first and the cloud's second,
+      // so the cloud's reaches SecureSocket through ssl/cert's VM-wide list, not `secure.certificate`
+      rmSync(PREFERENCES, { force: true });
+      const other = await createCa("another wcm cloud server CA");
+      const secretHex = randomBytes(32).toString("hex");
+      await cloud.services.registerSecretDevice({ deviceId: "sim-roll-0005", secretHex });
+      build({ ...common, deviceId: "sim-roll-0005", option: "secret", secret: secretHex, cloud: { ...cloudSettings, ca: `${other.certPem.trim()}\n${cloud.serverCaPem.trim()}\n` } });
+      lines = await simulate(/wcm state ONLINE/);
+      record("two trust anchors (CA roll): ONLINE through the second", lines.some((line) => /wcm state ONLINE credential secret/.test(line)), lastState(lines));
+    }
+
     if (section("lot")) {
       // 4. one image for a lot: identities from the manufacturing line's NVS partition
       build({ ...common, cloud: cloudSettings });

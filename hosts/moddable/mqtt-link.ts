@@ -2,7 +2,10 @@
  * CloudLink on the Moddable MQTT client (modules/network/mqtt) over SecureSocket:
  * MQTT 3.1.1, QoS 0, TLS 1.2, no automatic reconnect (the core reconnects).
  * - Server check: the cloud CA (DER) as the trust anchor, the configured server
- *   name as tls_server_name (SecureSocket checks chain, dates and SAN).
+ *   name as tls_server_name (SecureSocket checks chain, dates and SAN). During
+ *   a CA roll `cloud.ca` holds two certificates: SecureSocket takes one per
+ *   connection, so the second is added to ssl/cert's VM-wide list, which every
+ *   chain check also consults.
  * - Certificate devices: clientCertificates [DER] and clientKey (PKCS#8 DER, RSA).
  * - A refused CONNECT: the client has no API for the CONNACK code; it calls
  *   fail("server rejected mqtt request with code N") and then onClose(). The
@@ -16,6 +19,7 @@ import Client from "mqtt";
 import SecureSocket from "securesocket";
 import { Socket } from "socket";
 import Timer from "timer";
+import CertificateManager from "ssl/cert";
 import type { CloudLink, LinkConnectOptions, LinkEvents } from "wcm/ports";
 import { pemBlocks } from "wcm-host/pem";
 
@@ -101,9 +105,11 @@ export function createModdableLink(): CloudLink {
     connect(options: LinkConnectOptions, linkEvents: LinkEvents): void {
       events = linkEvents;
       const tls = options.tls;
+      const anchors = pemBlocks(tls.ca, "CERTIFICATE");
+      for (const extra of anchors.slice(1)) CertificateManager.register(extra);
       const secure: Record<string, unknown> = {
         protocolVersion: 0x0303,
-        certificate: pemBlocks(tls.ca, "CERTIFICATE")[0],
+        certificate: anchors[0],
         tls_server_name: tls.serverName,
         verify: true,
       };
