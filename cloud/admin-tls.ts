@@ -18,6 +18,10 @@ import { hostHeaderName, isLoopbackHost, LOOPBACK_NAMES } from "./admin-guard";
 import { assertOwnerOnly } from "./owner-files";
 import { issueCertificate, privateKeyPem } from "./pki";
 import type { Registry } from "./registry";
+import { RENEW_BEFORE_DAYS, sameNames, sanNames } from "./server-identity";
+
+/** Name of the issued admin certificate in the registry's server_tls table. */
+const ADMIN_STORE_NAME = "admin";
 
 /** "issue" (from the server CA), the operator's PEM files, or false (plain HTTP, loopback only). */
 export type AdminTlsOption = false | "issue" | { certFile: string; keyFile: string };
@@ -81,10 +85,22 @@ export async function adminTlsMaterial(registry: Registry, plan: AdminTlsPlan): 
     const loopbackNames = plan.loopback ? { dnsNames: ["localhost"], ipAddresses: ["127.0.0.1", "::1"] } : { dnsNames: [], ipAddresses: [] };
     const dnsNames = [...new Set([...(isIP(bare) ? [] : [bare]), ...loopbackNames.dnsNames])];
     const ipAddresses = [...new Set([...(isIP(bare) ? [bare] : []), ...loopbackNames.ipAddresses])];
+    // kept in the registry and served again while it names the same host and is not expiring,
+    // so it outlives the CA's key going offline (server-ca remove-key)
+    const stored = await registry.serverTls(ADMIN_STORE_NAME);
+    const storedLeaf = stored && new X509Certificate(stored.certPem);
+    const usable = storedLeaf !== undefined && sameNames(sanNames(storedLeaf), [...dnsNames, ...ipAddresses]) && Date.parse(storedLeaf.validTo) > Date.now();
+    const fresh = usable && Date.parse(storedLeaf.validTo) - Date.now() > RENEW_BEFORE_DAYS * 86_400_000;
+    if (stored && usable && (fresh || ca.keyDer.length === 0)) return { certPem: stored.certPem, keyPem: privateKeyPem(stored.keyDer), caPem: ca.certPem };
+    if (ca.keyDer.length === 0) {
+      throw new CloudError("CA_HAS_NO_KEY", `the admin API's certificate for ${plan.name} needs the server CA's key, which is offline: give --admin-tls-cert and --admin-tls-key, or serve once with this name before server-ca remove-key`);
+    }
     const issued = await issueCertificate({
       caCertPem: ca.certPem, caKeyDer: ca.keyDer, commonName: bare, usage: "server", dnsNames, ipAddresses, days: 825, keyType: "ec",
     });
-    return { certPem: `${issued.certPem.trim()}\n${ca.certPem.trim()}\n`, keyPem: privateKeyPem(issued.keyDer), caPem: ca.certPem };
+    const chain = `${issued.certPem.trim()}\n${ca.certPem.trim()}\n`;
+    await registry.replaceServerTls(ADMIN_STORE_NAME, chain, issued.keyDer);
+    return { certPem: chain, keyPem: privateKeyPem(issued.keyDer), caPem: ca.certPem };
   }
   const certPem = readBounded(plan.tls.certFile, "the admin certificate file");
   assertOwnerOnly(plan.tls.keyFile, "the admin key file");

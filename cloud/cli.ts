@@ -27,7 +27,8 @@ import { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
 import type { AuditRecord, DeviceView } from "./registry";
 import { certificateInfo, startCloud, type Cloud, type ListenerInfo } from "./index";
-import { issuedServerTls } from "./server-identity";
+import { exportServerCa, issuedServerTls, offlineServerCaKey, removeServerCaKey, serverCaKeyOnline } from "./server-identity";
+import { radiusIdentity } from "./radius/identity";
 import { invokedDirectly } from "./invoked-directly";
 import { isClusterPrimary, isClusterWorker, roleOptions, runPrimary, SINGLE_PROCESS, workerRole } from "./cluster";
 
@@ -191,19 +192,57 @@ const COMMANDS: Command[] = [
     },
   },
   {
-    name: "server-cert show", args: "", maxArgs: 0, summary: "the MQTT server certificate in the registry: names, expiry, issuer (the operator's files are not read)",
+    name: "server-cert show", args: "", maxArgs: 0, summary: "the MQTT server certificate in the registry: names, expiry, issuer, whether the CA's key is online (the operator's files are not read)",
     async run(ctx) {
-      const stored = await (await ctx.services()).registry.serverTls("server");
+      const { registry } = await ctx.services();
+      const stored = await registry.serverTls("server");
       if (!stored) throw new CloudError("NOT_FOUND", "no server certificate yet: serve makes one on first start");
-      return certificateInfo(stored.certPem);
+      return { ...certificateInfo(stored.certPem), caKey: (await serverCaKeyOnline(registry)) ? "online" : "offline" };
     },
   },
   {
     name: "server-cert renew", args: "", maxArgs: 0, summary: "re-issue the server certificate from the cloud's CA for mqtt.names; a running serve takes it on SIGHUP",
+    options: { "ca-key": { type: "string", value: "<file>", help: "the CA's key file from server-ca export (when the key is offline)" } },
     async run(ctx) {
       const services = await ctx.services();
-      await issuedServerTls(services.registry, getPath(ctx.config().values, "mqtt.names") as string[], true);
+      const keyFile = ctx.str("ca-key");
+      const offlineKey = keyFile === undefined ? undefined : await offlineServerCaKey(services.registry, keyFile);
+      try {
+        await issuedServerTls(services.registry, getPath(ctx.config().values, "mqtt.names") as string[], true, Date.now(), offlineKey);
+      } finally {
+        offlineKey?.fill(0);
+      }
       return certificateInfo((await services.registry.serverTls("server"))!.certPem);
+    },
+  },
+  {
+    name: "server-ca export", args: "", maxArgs: 0, summary: "write the server CA's certificate and private key to a new owner-only file (to keep it offline)",
+    options: { out: { type: "string", value: "<file>", help: "the file to create (refused when it exists)" } },
+    async run(ctx) {
+      const out = ctx.str("out");
+      if (out === undefined) throw new CloudError("INVALID_INPUT", "give --out <file>", { field: "out" });
+      return exportServerCa((await ctx.services()).registry, out);
+    },
+  },
+  {
+    name: "server-ca remove-key", args: "", maxArgs: 0,
+    summary: "drop the server CA's key from the registry (offline CA) once --exported proves you hold it; the certificates it issued stay in use",
+    options: { exported: { type: "string", value: "<file>", help: "the file server-ca export wrote" } },
+    async run(ctx) {
+      const file = ctx.str("exported");
+      if (file === undefined) throw new CloudError("INVALID_INPUT", "give --exported <file> (from server-ca export)", { field: "exported" });
+      const { registry } = await ctx.services();
+      const key = await offlineServerCaKey(registry, file);
+      try {
+        await removeServerCaKey(registry, key, async () => {
+          // while the key is still here: the MQTT certificate for the configured names, and the RADIUS one
+          await issuedServerTls(registry, getPath(ctx.config().values, "mqtt.names") as string[]);
+          await radiusIdentity(registry);
+        });
+      } finally {
+        key.fill(0);
+      }
+      return { caKey: "offline", server: certificateInfo((await registry.serverTls("server"))!.certPem) };
     },
   },
   {

@@ -22,7 +22,7 @@ import { MqttServer, type AbuseLimits, type TlsSessionOptions } from "./mqtt-ser
 import { nodeDigest } from "./node-digest";
 import { createServerIdentity, privateKeyPem } from "./pki";
 import { radiusIdentity, RADIUS_SERVER_NAME } from "./radius/identity";
-import { fileServerTls, issuedServerTls } from "./server-identity";
+import { fileServerTls, issuedServerTls, RENEW_BEFORE_DAYS } from "./server-identity";
 import { RadiusServer, type RadiusServerOptions } from "./radius/server";
 import { Registry } from "./registry";
 import { SqliteResumptionStore, resumptionKey } from "./tls-store-sqlite";
@@ -300,6 +300,9 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       ? fileServerTls(options.serverCertFile, options.serverKeyFile)
       : issuedServerTls(registry, options.serverNames, renew);
     const identity = await serverTls();
+    if ("renewalBlocked" in identity && identity.renewalBlocked) {
+      options.log?.("warn", `the MQTT server certificate expires within ${RENEW_BEFORE_DAYS} days and the server CA's key is offline: server-cert renew --ca-key <file>, then SIGHUP`);
+    }
     replaceOwnerOnlyFile(join(options.dataDir, "server-ca.pem"), identity.caPem);
     const token = tlsPlan && adminToken(options.dataDir, options.adminTokenFile);
     const adminTls = tlsPlan && await adminTlsMaterial(registry, tlsPlan);

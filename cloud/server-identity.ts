@@ -10,12 +10,19 @@
  * and again on SIGHUP (Cloud.reloadTls: new handshakes use the new files,
  * sessions already open are not touched). Devices pin the CA that signed the
  * chain: `<data>/server-ca.pem` for the cloud's own CA (docs/deploy.md).
+ *
+ * Offline CA: `server-ca export` writes the CA's key to an owner-only file and
+ * `server-ca remove-key` then drops it from the registry (only when the file
+ * given holds that key). The cloud keeps serving the certificates it already
+ * issued; issuing a new one (names changed, `server-cert renew`, an expiring
+ * leaf) then needs the offline key (`--ca-key`), and an expiring leaf without
+ * it is served on with a warning rather than stopping the cloud.
  */
-import { createPrivateKey, X509Certificate } from "node:crypto";
+import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
 import { CloudError } from "./errors";
 import { readInputFile } from "./cli-kit";
-import { assertOwnerOnly } from "./owner-files";
+import { assertOwnerOnly, createOwnerOnlyFile } from "./owner-files";
 import { createServerIdentity, issueCertificate, privateKeyPem } from "./pki";
 import type { Registry } from "./registry";
 
@@ -66,13 +73,19 @@ function normalizeIp(ip: string): string {
   return ip.split(":").map((part) => part.replace(/^0+(?=.)/, "")).join(":").replace(/(^|:)0(:0)+(:|$)/, "::").replace(/:{3,}/, "::");
 }
 
-const sameNames = (a: string[], b: string[]) => a.length === b.length && [...a].map(normalizeIp).sort().join(",") === [...b].map(normalizeIp).sort().join(",");
+/** Whether two name lists hold the same names (any order; IPv6 normalized). */
+export const sameNames = (a: string[], b: string[]): boolean => a.length === b.length && [...a].map(normalizeIp).sort().join(",") === [...b].map(normalizeIp).sort().join(",");
 
 /**
  * The server identity from the cloud's CA, made or re-issued as needed.
  * @param force - re-issue now (`server-cert renew`)
+ * @param offlineKey - the CA's key (PKCS#8 DER) when the registry no longer holds it (`--ca-key`)
+ * @returns `renewalBlocked` when the leaf is expiring but the CA's key is offline (served on; renew with the key)
+ * @throws CloudError CA_HAS_NO_KEY when a new certificate is needed (names changed, or forced) and no key is at hand
  */
-export async function issuedServerTls(registry: Registry, names: string[] = DEFAULT_SERVER_NAMES, force = false, now = Date.now()): Promise<ServerTls & { reissued: boolean }> {
+export async function issuedServerTls(
+  registry: Registry, names: string[] = DEFAULT_SERVER_NAMES, force = false, now = Date.now(), offlineKey?: Uint8Array,
+): Promise<ServerTls & { reissued: boolean; renewalBlocked: boolean }> {
   const wanted = checkServerNames(names);
   let ca = await registry.serverTls("ca");
   let server = await registry.serverTls("server");
@@ -90,12 +103,20 @@ export async function issuedServerTls(registry: Registry, names: string[] = DEFA
   }
   const leaf = new X509Certificate(server.certPem);
   const expiring = Date.parse(leaf.validTo) - now < RENEW_BEFORE_DAYS * 86_400_000;
-  if (force || expiring || !sameNames(sanNames(leaf), wanted)) {
-    if (ca.keyDer.length === 0) throw new CloudError("CA_HAS_NO_KEY", "the server CA's key was removed (offline CA): renew with the offline key");
+  const namesChanged = !sameNames(sanNames(leaf), wanted);
+  const caKeyDer = offlineKey ?? ca.keyDer;
+  if ((force || namesChanged) && caKeyDer.length === 0) {
+    throw new CloudError("CA_HAS_NO_KEY", `the server CA's key is offline: ${namesChanged ? `mqtt.names changed to ${wanted.join(",")}, ` : ""}issue with it: server-cert renew --ca-key <file>`);
+  }
+  if (expiring && !force && !namesChanged && caKeyDer.length === 0) {
+    const keyPem = privateKeyPem(server.keyDer);
+    return { caPem: ca.certPem, certPem: server.certPem, keyPem, names: sanNames(leaf), source: "issued", reissued: false, renewalBlocked: true };
+  }
+  if (force || expiring || namesChanged) {
     const dnsNames = wanted.filter((n) => !isIP(n));
     const ipAddresses = wanted.filter((n) => isIP(n));
     const issued = await issueCertificate({
-      caCertPem: ca.certPem, caKeyDer: ca.keyDer, commonName: dnsNames[0] ?? ipAddresses[0], usage: "server", dnsNames, ipAddresses, days: 825,
+      caCertPem: ca.certPem, caKeyDer, commonName: dnsNames[0] ?? ipAddresses[0], usage: "server", dnsNames, ipAddresses, days: 825,
     });
     // served as leaf + CA: Moddable's TLS checks the server name only while it walks a chain of two or more
     const chain = `${issued.certPem.trim()}\n${ca.certPem.trim()}\n`;
@@ -106,7 +127,72 @@ export async function issuedServerTls(registry: Registry, names: string[] = DEFA
     server = (await registry.serverTls("server"))!;
     reissued = true;
   }
-  return { caPem: ca.certPem, certPem: server.certPem, keyPem: privateKeyPem(server.keyDer), names: sanNames(new X509Certificate(server.certPem)), source: "issued", reissued };
+  return { caPem: ca.certPem, certPem: server.certPem, keyPem: privateKeyPem(server.keyDer), names: sanNames(new X509Certificate(server.certPem)), source: "issued", reissued, renewalBlocked: false };
+}
+
+/** Whether the registry holds the server CA's key (false once `server-ca remove-key` ran). */
+export async function serverCaKeyOnline(registry: Registry): Promise<boolean> {
+  const ca = await registry.serverTls("ca");
+  return ca !== undefined && ca.keyDer.length > 0;
+}
+
+/**
+ * Writes the server CA's certificate and key (PKCS#8 PEM) to a new owner-only
+ * file (`server-ca export`); the registry keeps its copy until remove-key.
+ * @throws CloudError NOT_FOUND (no CA yet), CA_HAS_NO_KEY (already offline), FILE_EXISTS-style INVALID_INPUT when `file` exists
+ */
+export async function exportServerCa(registry: Registry, file: string): Promise<{ file: string; subject: string; fingerprint256: string }> {
+  const ca = await registry.serverTls("ca");
+  if (!ca) throw new CloudError("NOT_FOUND", "no server CA yet: serve makes one on first start");
+  if (ca.keyDer.length === 0) throw new CloudError("CA_HAS_NO_KEY", "the server CA's key is already offline");
+  try {
+    createOwnerOnlyFile(file, `${ca.certPem.trim()}\n${privateKeyPem(ca.keyDer).trim()}\n`);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CloudError("INVALID_INPUT", code === "EEXIST" ? `${file} exists: export writes a new file only` : `${file} cannot be written (${code ?? "error"})`, { field: "out" });
+  }
+  await registry.audit("cloud", "server-tls.ca-export");
+  const cert = new X509Certificate(ca.certPem);
+  return { file, subject: cert.subject, fingerprint256: cert.fingerprint256 };
+}
+
+/**
+ * The server CA's key from an offline file (`--ca-key`, `--exported`): owner-only,
+ * and it must be the key of the CA the registry holds.
+ * @throws CloudError FILE_UNREADABLE, FILE_INSECURE, CERT_INVALID (no key, or another CA's)
+ */
+export async function offlineServerCaKey(registry: Registry, file: string): Promise<Uint8Array> {
+  const ca = await registry.serverTls("ca");
+  if (!ca) throw new CloudError("NOT_FOUND", "no server CA yet: serve makes one on first start");
+  assertOwnerOnly(file, "the CA key file");
+  const pem = readInputFile(file, 64 * 1024, "the CA key file").toString("utf8");
+  const block = pem.match(/-----BEGIN PRIVATE KEY-----[\s\S]+?-----END PRIVATE KEY-----/)?.[0];
+  let key: KeyObject | undefined;
+  try {
+    key = block === undefined ? undefined : createPrivateKey(block);
+  } catch {
+    key = undefined;
+  }
+  if (!key || !new X509Certificate(ca.certPem).checkPrivateKey(key)) {
+    throw new CloudError("CERT_INVALID", `${file} does not hold the server CA's private key (PKCS#8 PEM, as server-ca export writes it)`, { field: "caKey" });
+  }
+  return new Uint8Array(key.export({ type: "pkcs8", format: "der" }));
+}
+
+/**
+ * Drops the server CA's key from the registry (`server-ca remove-key`), once
+ * `exportedKey` (checked by offlineServerCaKey against the CA) proves the operator holds it. Every certificate the cloud
+ * serves from that CA must exist first (`issueMissing` makes them while the key is at hand).
+ */
+export async function removeServerCaKey(registry: Registry, exportedKey: Uint8Array, issueMissing: () => Promise<void>): Promise<void> {
+  if (!(await serverCaKeyOnline(registry))) throw new CloudError("CA_HAS_NO_KEY", "the server CA's key is already offline");
+  const ca = (await registry.serverTls("ca"))!;
+  if (exportedKey.length === 0) throw new CloudError("CERT_INVALID", "no exported key given", { field: "exported" });
+  await issueMissing();
+  await registry.tx(async () => {
+    await registry.replaceServerTls("ca", ca.certPem, new Uint8Array(0));
+    await registry.audit("cloud", "server-tls.ca-key-remove");
+  });
 }
 
 /**

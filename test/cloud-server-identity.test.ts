@@ -3,16 +3,18 @@
  * operator configures (a device verifying `mqtt.example.test` connects; one
  * verifying `localhost` no longer does), is re-issued only when the names
  * change, `server-cert renew|show` from the CLI, and the operator's own PEM
- * chain and key, reloaded without dropping an open session.
+ * chain and key, reloaded without dropping an open session; the offline CA
+ * (export, remove-key, the cloud keeps serving, issuing needs the key).
  */
 import assert from "node:assert/strict";
 import { connect as tlsConnect } from "node:tls";
 import { X509Certificate, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../cloud/cli";
 import { createCa, issueCertificate, privateKeyPem } from "../cloud/pki";
+import { issuedServerTls, serverCaKeyOnline } from "../cloud/server-identity";
 import { end, loginPassword, mustConnect, newSecret, sleep, startTestCloud } from "./cloud-helpers";
 
 /** The leaf a TLS client sees when it verifies `servername` against `ca`; rejects when verification fails. */
@@ -97,6 +99,84 @@ describe("server identity: configured names, renewal, operator certificates (iss
       await end(client);
     } finally {
       await t.stop();
+    }
+  });
+
+  it("offlineCa_ExportedAndRemoved_CloudServesOn_IssuingNeedsTheKeyFile", async () => {
+    const dataDir = join(work, "data");
+    const masterKey = new Uint8Array(randomBytes(32));
+    const env = { WCM_DATA: dataDir, WCM_MASTER_KEY: Buffer.from(masterKey).toString("hex") };
+    const out: string[] = [];
+    const io = { out: (s: string) => void out.push(s), err: (s: string) => void out.push(s) };
+    const cli = (...args: string[]) => runCli([...args, "--json"], env, io);
+    const lastError = () => (JSON.parse(out.at(-1)!) as { error: { code: string } }).error.code;
+    const s = newSecret();
+    let t = await startTestCloud({ dataDir, masterKey });
+    await t.cloud.services.registerSecretDevice({ deviceId: "offline-ca-1", secretHex: s.hex });
+    await end(await mustConnect(t.cloud, { id: "offline-ca-1", password: loginPassword("offline-ca-1", s.bytes, "s", 1) }));
+    const caPem = t.cloud.serverCaPem;
+    await t.cloud.close();
+
+    // export: a new owner-only file with the CA's key; never over an existing file; the key is not printed
+    const exported = join(work, "server-ca-offline.pem");
+    assert.equal(await cli("server-ca", "export", `--out=${exported}`), 0, out.join("\n"));
+    assert.equal(statSync(exported).mode & 0o777, 0o600);
+    const exportedText = readFileSync(exported, "utf8");
+    assert.match(exportedText, /-----BEGIN PRIVATE KEY-----/);
+    assert.ok(!out.join("\n").includes("PRIVATE KEY"), "the key is not printed");
+    assert.notEqual(await cli("server-ca", "export", `--out=${exported}`), 0);
+    assert.equal(lastError(), "INVALID_INPUT");
+
+    // remove-key wants proof that the operator holds the key: another CA's key, or a readable file, is refused
+    const other = join(work, "other-ca.pem");
+    const otherCa = await createCa("not the server CA");
+    writeFileSync(other, `${otherCa.certPem}${privateKeyPem(otherCa.keyDer)}`, { mode: 0o600 });
+    assert.notEqual(await cli("server-ca", "remove-key", `--exported=${other}`), 0);
+    assert.equal(lastError(), "CERT_INVALID");
+    chmodSync(exported, 0o644);
+    assert.notEqual(await cli("server-ca", "remove-key", `--exported=${exported}`), 0);
+    assert.equal(lastError(), "FILE_INSECURE");
+    chmodSync(exported, 0o600);
+    t = await startTestCloud({ dataDir, masterKey });
+    assert.equal(await serverCaKeyOnline(t.cloud.services.registry), true, "refusals removed nothing");
+    await t.cloud.close();
+    assert.equal(await cli("server-ca", "remove-key", `--exported=${exported}`), 0, out.join("\n"));
+
+    // the cloud starts and serves the certificates it has; the device logs in as before
+    t = await startTestCloud({ dataDir, masterKey });
+    try {
+      const { registry } = t.cloud.services;
+      assert.equal(await serverCaKeyOnline(registry), false);
+      assert.equal(t.cloud.serverCaPem, caPem, "devices pin the same CA");
+      await end(await mustConnect(t.cloud, { id: "offline-ca-1", password: loginPassword("offline-ca-1", s.bytes, "s", 2) }));
+      // an expiring leaf is served on, with the renewal reported blocked, not a failed start
+      const leaf = new X509Certificate((await registry.serverTls("server"))!.certPem);
+      const nearExpiry = Date.parse(leaf.validTo) - 5 * 86_400_000;
+      const blocked = await issuedServerTls(registry, undefined, false, nearExpiry);
+      assert.equal(blocked.renewalBlocked, true);
+      assert.equal(blocked.reissued, false);
+      await assert.rejects(issuedServerTls(registry, ["mqtt.example.test"]), /CA_HAS_NO_KEY: .*mqtt.names changed/);
+      const audit = (await t.cloud.services.auditLog({})).map((e) => e.action);
+      assert.ok(audit.includes("server-tls.ca-export") && audit.includes("server-tls.ca-key-remove"), audit.join(","));
+    } finally {
+      await t.cloud.close();
+    }
+    await assert.rejects(startTestCloud({ dataDir, masterKey, serverNames: ["mqtt.example.test"] }), /CA_HAS_NO_KEY/, "new names need the key: a clear refusal to start");
+
+    // renewing needs the key file; with it the leaf is re-issued and the key stays offline
+    const renewEnv = { ...env, WCM__MQTT__NAMES: "mqtt.example.test" };
+    assert.notEqual(await runCli(["server-cert", "renew", "--json"], renewEnv, io), 0);
+    assert.equal(lastError(), "CA_HAS_NO_KEY");
+    assert.equal(await runCli(["server-cert", "renew", `--ca-key=${exported}`, "--json"], renewEnv, io), 0, out.join("\n"));
+    assert.deepEqual((JSON.parse(out.at(-1)!) as { names: string[] }).names, ["mqtt.example.test"]);
+    assert.equal(await cli("server-cert", "show"), 0);
+    assert.equal((JSON.parse(out.at(-1)!) as { caKey: string }).caKey, "offline");
+    t = await startTestCloud({ dataDir, masterKey, serverNames: ["mqtt.example.test"] });
+    try {
+      assert.equal(await serverCaKeyOnline(t.cloud.services.registry), false);
+      await handshake(t.cloud.mqttPort, "mqtt.example.test", caPem);
+    } finally {
+      await t.cloud.close();
     }
   });
 });
