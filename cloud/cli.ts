@@ -237,7 +237,7 @@ const COMMANDS: Command[] = [
         await removeServerCaKey(registry, key, async () => {
           // while the key is still here: the MQTT certificate for the configured names, and the RADIUS one
           await issuedServerTls(registry, getPath(ctx.config().values, "mqtt.names") as string[]);
-          await radiusIdentity(registry);
+          await radiusIdentity(registry, getPath(ctx.config().values, "radius.names") as string[]);
         });
       } finally {
         key.fill(0);

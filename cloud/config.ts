@@ -87,6 +87,9 @@ export const CONFIG_SCHEMA = {
     enabled: bool("run the RADIUS server (EAP-TTLS/PAP, EAP-TLS) for hotspots", false),
     host: str("bind address of the RADIUS listener", "127.0.0.1"),
     port: int("RADIUS UDP port (0 = ephemeral)", 1812, 0, PORT_MAX),
+    names: strings("DNS names and IP addresses in the RADIUS server certificate the cloud's CA issues (the first is the name hotspot profiles give devices as radius.serverName); re-issued at start when they change", ["radius.localhost"]),
+    tlsCertFile: str("the operator's RADIUS certificate chain (PEM, leaf first); with tlsKeyFile, instead of one from the cloud's CA; re-read on SIGHUP"),
+    tlsKeyFile: str("the operator's RADIUS private key (PEM, owner-only)"),
     fragmentSize: int("most TLS bytes per EAP message", 1000, 64, 4000),
     maxReassembly: int("most bytes of one reassembled TLS message from a peer", 64 * 1024, 1024, 1024 * 1024),
     maxSessions: int("most concurrent EAP sessions (least recently used evicted)", 1000, 1, 1_000_000),
@@ -354,6 +357,7 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const tlsFiles = [getPath(values, "admin.tlsCertFile"), getPath(values, "admin.tlsKeyFile")];
   if ((tlsFiles[0] === undefined) !== (tlsFiles[1] === undefined)) problems.push(`admin: give both tlsCertFile and tlsKeyFile`);
   if ((getPath(values, "mqtt.tlsCertFile") === undefined) !== (getPath(values, "mqtt.tlsKeyFile") === undefined)) problems.push(`mqtt: give both tlsCertFile and tlsKeyFile`);
+  if ((getPath(values, "radius.tlsCertFile") === undefined) !== (getPath(values, "radius.tlsKeyFile") === undefined)) problems.push(`radius: give both tlsCertFile and tlsKeyFile`);
   if (tlsFiles[0] !== undefined && getPath(values, "admin.tls") !== undefined) problems.push(`admin: tls and tlsCertFile/tlsKeyFile exclude each other`);
   if (problems.length > 0) {
     throw new ConfigError(problems);
@@ -404,6 +408,9 @@ export function startOptionsFromConfig(values: ConfigValues): StartCloudOptions 
     adminTls: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : tls === "issue" ? "issue" : tls === "off" ? false : undefined,
     adminTokenFile: v("admin.tokenFile") as string | undefined,
     radiusHost: v("radius.host") as string,
+    radiusNames: v("radius.names") as string[],
+    radiusCertFile: v("radius.tlsCertFile") as string | undefined,
+    radiusKeyFile: v("radius.tlsKeyFile") as string | undefined,
     radiusPort: v("radius.enabled") ? (v("radius.port") as number) : undefined,
     radius: {
       fragmentSize: v("radius.fragmentSize") as number, maxReassembly: v("radius.maxReassembly") as number, maxSessions: v("radius.maxSessions") as number,

@@ -21,7 +21,7 @@ import { loadMasterKey } from "./master-key";
 import { MqttServer, type AbuseLimits, type TlsSessionOptions } from "./mqtt-server";
 import { nodeDigest } from "./node-digest";
 import { createServerIdentity, privateKeyPem } from "./pki";
-import { radiusIdentity, RADIUS_SERVER_NAME } from "./radius/identity";
+import { fileRadiusIdentity, radiusIdentity, RADIUS_SERVER_NAME } from "./radius/identity";
 import { fileServerTls, issuedServerTls, RENEW_BEFORE_DAYS } from "./server-identity";
 import { RadiusServer, type RadiusServerOptions } from "./radius/server";
 import { Registry } from "./registry";
@@ -94,6 +94,11 @@ export interface StartCloudOptions {
   tlsSessions?: TlsSessionOptions;
   /** DNS names and IP addresses the server certificate names (default localhost, 127.0.0.1, ::1); the cloud's CA issues it */
   serverNames?: string[];
+  /** DNS names and IP addresses in the RADIUS server certificate the cloud's CA issues (default [RADIUS_SERVER_NAME]; the first is the name devices validate) */
+  radiusNames?: string[];
+  /** the operator's RADIUS chain (PEM, leaf first) and key file, instead of one from the cloud's CA; re-read by reloadTls() */
+  radiusCertFile?: string;
+  radiusKeyFile?: string;
   /** the operator's server chain (PEM, leaf first) and key file, instead of a certificate from the cloud's CA; re-read by reloadTls() */
   serverCertFile?: string;
   serverKeyFile?: string;
@@ -168,7 +173,7 @@ export interface Cloud {
    */
   reloadTls(renew?: boolean): Promise<ListenerInfo>;
   /** the name in the RADIUS server's certificate, which devices validate */
-  radiusServerName: typeof RADIUS_SERVER_NAME;
+  radiusServerName: string;
   /** the RADIUS server (stats), when running */
   radius: RadiusServer | undefined;
   /** the admin service layer (actor "admin:api" in the audit log) */
@@ -394,9 +399,14 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       hotspotStatus: async (id) => radius?.hotspots.status(id),
       disconnectHotspot: async (id, reason) => radius ? radius.disconnectDevice(id, reason) : [],
     });
+    const radiusTls = async () => options.radiusCertFile !== undefined && options.radiusKeyFile !== undefined
+      ? fileRadiusIdentity(options.radiusCertFile, options.radiusKeyFile)
+      : radiusIdentity(registry, options.radiusNames);
+    let radiusName = options.radiusNames?.[0] ?? RADIUS_SERVER_NAME;
     if (options.radiusPort !== undefined) {
-      const tls = await radiusIdentity(registry);
+      const tls = await radiusTls();
       radiusCertPem = tls.certPem;
+      radiusName = tls.names[0] ?? radiusName;
       const radiusHost = options.radiusHost ?? "127.0.0.1";
       const started = new RadiusServer({
         ...options.radius, registry, digest: nodeDigest, auth, certPem: tls.certPem, keyPem: tls.keyPem,
@@ -454,9 +464,16 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         live.setCertificate(next.certPem, next.keyPem);
         listeners[0] = { ...listeners[0], certificate: certificateInfo(next.certPem) };
         replaceOwnerOnlyFile(join(options.dataDir, "server-ca.pem"), next.caPem);
+        if (radiusServer) {
+          // the RADIUS certificate too: the operator's files again, or the registry's (re-issued when due)
+          const radiusNext = await radiusTls();
+          radiusServer.replaceIdentity(radiusNext.certPem, radiusNext.keyPem);
+          const at = listeners.findIndex((l) => l.name === "radius");
+          if (at >= 0) listeners[at] = { ...listeners[at]!, certificate: certificateInfo(radiusNext.certPem) };
+        }
         return listeners[0];
       },
-      radiusServerName: RADIUS_SERVER_NAME,
+      radiusServerName: radiusName,
       radius: radiusServer,
       services,
       registry,

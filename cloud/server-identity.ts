@@ -196,20 +196,20 @@ export async function removeServerCaKey(registry: Registry, exportedKey: Uint8Ar
 }
 
 /**
- * The operator's chain and key (PEM files; the key file owner-only).
+ * The operator's chain and key (PEM files; the key file owner-only), for the MQTT or the RADIUS listener.
  * @throws CloudError FILE_UNREADABLE, FILE_INSECURE, CERT_INVALID (not a chain, key does not match, expired)
  */
-export function fileServerTls(certFile: string, keyFile: string, now = Date.now()): ServerTls {
+export function fileServerTls(certFile: string, keyFile: string, now = Date.now(), section: "mqtt" | "radius" = "mqtt"): ServerTls {
   const certPem = readInputFile(certFile, 256 * 1024, "the server certificate file").toString("utf8");
   assertOwnerOnly(keyFile, "the server key file");
   const keyPem = readInputFile(keyFile, 64 * 1024, "the server key file").toString("utf8");
   const blocks = certPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new CloudError("CERT_INVALID", `${certFile} holds no PEM certificate`, { field: "mqtt.tlsCertFile" });
+  if (blocks.length === 0) throw new CloudError("CERT_INVALID", `${certFile} holds no PEM certificate`, { field: `${section}.tlsCertFile` });
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(blocks[0]!);
   } catch {
-    throw new CloudError("CERT_INVALID", `${certFile}: the first certificate does not parse`, { field: "mqtt.tlsCertFile" });
+    throw new CloudError("CERT_INVALID", `${certFile}: the first certificate does not parse`, { field: `${section}.tlsCertFile` });
   }
   let matches = false;
   try {
@@ -217,7 +217,7 @@ export function fileServerTls(certFile: string, keyFile: string, now = Date.now(
   } catch {
     matches = false;
   }
-  if (!matches) throw new CloudError("CERT_INVALID", `${keyFile} is not the key of ${certFile}'s first certificate`, { field: "mqtt.tlsKeyFile" });
-  if (Date.parse(leaf.validTo) < now) throw new CloudError("CERT_INVALID", `${certFile} expired on ${new Date(leaf.validTo).toISOString()}`, { field: "mqtt.tlsCertFile" });
+  if (!matches) throw new CloudError("CERT_INVALID", `${keyFile} is not the key of ${certFile}'s first certificate`, { field: `${section}.tlsKeyFile` });
+  if (Date.parse(leaf.validTo) < now) throw new CloudError("CERT_INVALID", `${certFile} expired on ${new Date(leaf.validTo).toISOString()}`, { field: `${section}.tlsCertFile` });
   return { caPem: `${blocks[blocks.length - 1]!}\n`, certPem, keyPem, names: sanNames(leaf), source: "files" };
 }

@@ -15,7 +15,11 @@ import { join } from "node:path";
 import { runCli } from "../cloud/cli";
 import { createCa, issueCertificate, privateKeyPem } from "../cloud/pki";
 import { issuedServerTls, serverCaKeyOnline } from "../cloud/server-identity";
-import { end, loginPassword, mustConnect, newSecret, sleep, startTestCloud } from "./cloud-helpers";
+import { authenticate } from "../bench/radius-peer";
+import { nodeDigest } from "../cloud/node-digest";
+import { RADIUS_SERVER_NAME } from "../cloud/radius/identity";
+import { deriveHotspotPassword } from "../modules/derive";
+import { end, loginPassword, mustConnect, newSecret, sleep, startTestCloud, type TestCloud } from "./cloud-helpers";
 
 /** The leaf a TLS client sees when it verifies `servername` against `ca`; rejects when verification fails. */
 function handshake(port: number, servername: string, ca: string): Promise<X509Certificate> {
@@ -175,6 +179,55 @@ describe("server identity: configured names, renewal, operator certificates (iss
     try {
       assert.equal(await serverCaKeyOnline(t.cloud.services.registry), false);
       await handshake(t.cloud.mqttPort, "mqtt.example.test", caPem);
+    } finally {
+      await t.cloud.close();
+    }
+  });
+
+  it("radiusNamesAndOperatorFiles_EapPeerVerifiesTheConfiguredName_FilesReloadedOnReloadTls", async () => {
+    const nasSecret = "identity-test-nas-secret";
+    const from = { address: "127.0.0.1", port: 41077 };
+    const device = newSecret();
+    const ttls = (t: TestCloud, caPem: string, serverName: string) => authenticate((r) => t.cloud.radius!.handle(r, from), {
+      nasSecret, method: "ttls", identity: "radius-id-1", password: deriveHotspotPassword(nodeDigest, device.bytes, "radius-id-1"), caPem, serverName,
+    });
+    const dataDir = join(work, "data");
+    const masterKey = new Uint8Array(randomBytes(32));
+    let t = await startTestCloud({ dataDir, masterKey, radiusPort: 0, radiusNames: ["radius.example.test"] });
+    try {
+      await t.cloud.services.addNasClient({ name: "ap-identity", address: "127.0.0.1", secret: nasSecret });
+      await t.cloud.services.registerSecretDevice({ deviceId: "radius-id-1", secretHex: device.hex });
+      assert.equal(t.cloud.radiusServerName, "radius.example.test");
+      assert.deepEqual(t.cloud.listeners.find((l) => l.name === "radius")?.certificate?.names, ["radius.example.test"]);
+      const ok = await ttls(t, t.cloud.serverCaPem, "radius.example.test");
+      assert.ok(ok.ok, ok.reason);
+      const wrongName = await ttls(t, t.cloud.serverCaPem, RADIUS_SERVER_NAME);
+      assert.equal(wrongName.ok, false, "the default name is no longer in the certificate");
+    } finally {
+      await t.cloud.close();
+    }
+
+    const caA = await createCa("operator RADIUS CA A");
+    const caB = await createCa("operator RADIUS CA B");
+    const certFile = join(work, "radius-chain.pem");
+    const keyFile = join(work, "radius-key.pem");
+    const write = async (ca: typeof caA) => {
+      const leaf = await issueCertificate({ caCertPem: ca.certPem, caKeyDer: ca.keyDer, commonName: "radius.operator.test", usage: "server", dnsNames: ["radius.operator.test"], keyType: "ec" });
+      writeFileSync(certFile, `${leaf.certPem.trim()}\n${ca.certPem.trim()}\n`);
+      writeFileSync(keyFile, privateKeyPem(leaf.keyDer), { mode: 0o600 });
+    };
+    await write(caA);
+    t = await startTestCloud({ dataDir, masterKey, radiusPort: 0, radiusCertFile: certFile, radiusKeyFile: keyFile });
+    try {
+      assert.equal(t.cloud.radiusServerName, "radius.operator.test");
+      const a = await ttls(t, caA.certPem, "radius.operator.test");
+      assert.ok(a.ok, a.reason);
+      await write(caB);
+      await t.cloud.reloadTls();
+      assert.equal(t.cloud.listeners.find((l) => l.name === "radius")?.certificate?.issuer, "operator RADIUS CA B");
+      const b = await ttls(t, caB.certPem, "radius.operator.test");
+      assert.ok(b.ok, b.reason);
+      assert.equal((await ttls(t, caA.certPem, "radius.operator.test")).ok, false, "new conversations get the new chain");
     } finally {
       await t.cloud.close();
     }

@@ -172,7 +172,7 @@ export class RadiusServer {
   /** the credential decision */
   readonly auth: Authenticator;
   readonly #nasBuckets: TokenBuckets;
-  readonly #secureContext: SecureContext;
+  #secureContext: SecureContext;
   readonly #now: () => number;
   /** authentications and accounting sessions */
   readonly hotspots: HotspotStore;
@@ -205,20 +205,7 @@ export class RadiusServer {
     const tls = options.tlsSessions ?? {};
     this.tlsSessionStore = tls.enabled === false ? undefined : tls.store ?? new MemorySessionStore();
     this.#sessionLifetimeS = tls.lifetimeS ?? DEFAULT_SESSION_LIFETIME_S;
-    this.#secureContext = createSecureContext({
-      cert: options.certPem, key: options.keyPem, minVersion: "TLSv1.2", maxVersion: "TLSv1.2",
-      // ECDHE only, by server preference
-      ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"
-        + ":ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES128-SHA",
-      honorCipherOrder: true,
-      // tickets only with resumption on (stateless, sealed under ticketKeys: every node that shares the store needs the same keys)
-      ...(this.tlsSessionStore ? {} : { secureOptions: constants.SSL_OP_NO_TICKET }),
-    });
-    const context = this.#secureContext.context as { setSessionIdContext(id: string): void; setSessionTimeout(s: number): void; setTicketKeys(keys: Buffer): void };
-    // one session id context for every node (sessions may be shared), one lifetime for ids and tickets
-    context.setSessionIdContext("wcm-radius-eap-v1");
-    context.setSessionTimeout(this.#sessionLifetimeS);
-    if (tls.ticketKeys) context.setTicketKeys(Buffer.from(tls.ticketKeys));
+    this.#secureContext = this.#makeSecureContext(options.certPem, options.keyPem);
     const store = this.tlsSessionStore;
     if (store) {
       // node:tls runs its session-id callbacks for a TLSSocket whose `server` has these listeners
@@ -235,6 +222,37 @@ export class RadiusServer {
       });
       this.#resumption = resumption;
     }
+  }
+
+  /**
+   * A TLS 1.2 context for the EAP tunnels: ECDHE suites, one session id context
+   * for every node, tickets only with resumption on.
+   */
+  #makeSecureContext(certPem: string, keyPem: string): SecureContext {
+    const tls = this.#options.tlsSessions ?? {};
+    const secureContext = createSecureContext({
+      cert: certPem, key: keyPem, minVersion: "TLSv1.2", maxVersion: "TLSv1.2",
+      // ECDHE only, by server preference
+      ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA"
+        + ":ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-SHA256:ECDHE-RSA-AES128-SHA",
+      honorCipherOrder: true,
+      // tickets only with resumption on (stateless, sealed under ticketKeys: every node that shares the store needs the same keys)
+      ...(this.tlsSessionStore ? {} : { secureOptions: constants.SSL_OP_NO_TICKET }),
+    });
+    const context = secureContext.context as { setSessionIdContext(id: string): void; setSessionTimeout(s: number): void; setTicketKeys(keys: Buffer): void };
+    // one session id context for every node (sessions may be shared), one lifetime for ids and tickets
+    context.setSessionIdContext("wcm-radius-eap-v1");
+    context.setSessionTimeout(this.#sessionLifetimeS);
+    if (tls.ticketKeys) context.setTicketKeys(Buffer.from(tls.ticketKeys));
+    return secureContext;
+  }
+
+  /**
+   * Serves another certificate and key from the next EAP conversation on
+   * (SIGHUP); conversations already under way finish with the old one.
+   */
+  replaceIdentity(certPem: string, keyPem: string): void {
+    this.#secureContext = this.#makeSecureContext(certPem, keyPem);
   }
 
   /**
