@@ -13,6 +13,17 @@ import type { HotspotProfile, HotspotSet } from "../modules/hotspots";
 import type { NetworkFailureReport, NetworkResult } from "../modules/protocol";
 import type { Registry } from "./registry";
 import { SEAL_PUBLIC_KEY_BYTES } from "../modules/seal";
+import { validateHotspotPolicy, type HotspotPolicy } from "./radius/policy";
+
+/** A hotspot profile as the admin sees it: with the walled-garden policy the hotspot enforces (never sent to devices). */
+export type AdminHotspotProfile = HotspotProfile & { policy?: HotspotPolicy };
+
+/** Where a profile's policy applies: its SSID (matched against the Called-Station-Id of an Access-Request). */
+export interface ProfilePolicy {
+  name: string;
+  ssid?: string;
+  policy: HotspotPolicy;
+}
 
 /** Columns this migration adds to `devices`. */
 export const NETWORK_DEVICE_COLUMNS: readonly [string, string][] = [
@@ -128,16 +139,43 @@ export class NetworkRegistry {
     };
   }
 
-  /** Replaces the profile set and bumps its revision, in one transaction (audited). Returns the new revision. */
-  async replaceHotspots(profiles: readonly HotspotProfile[], actor: string): Promise<number> {
+  /** The policies of the current profiles (profiles without one are left out; a stored policy that no longer validates too). */
+  async hotspotPolicies(): Promise<ProfilePolicy[]> {
+    const rows = (await this.registry.storage.all("SELECT name, ssid, policy FROM hotspot_profiles WHERE policy IS NOT NULL ORDER BY position")) as {
+      name: string; ssid: string | null; policy: string;
+    }[];
+    const out: ProfilePolicy[] = [];
+    for (const r of rows) {
+      try {
+        out.push({ name: r.name, ...(r.ssid !== null ? { ssid: r.ssid } : {}), policy: validateHotspotPolicy(JSON.parse(r.policy), "policy") });
+      } catch {
+        // written by this code only; a row that does not parse carries no policy
+      }
+    }
+    return out;
+  }
+
+  /** The profile set with each profile's policy (the admin's view). */
+  async adminHotspotSet(): Promise<{ rev: number; profiles: AdminHotspotProfile[] }> {
+    const set = await this.hotspotSet();
+    const policies = new Map((await this.hotspotPolicies()).map((p) => [p.name, p.policy]));
+    return { rev: set.rev, profiles: set.profiles.map((p) => (policies.has(p.name) ? { ...p, policy: policies.get(p.name)! } : p)) };
+  }
+
+  /**
+   * Replaces the profile set and bumps its revision, in one transaction (audited). Returns the new revision.
+   * @param policies - per profile (same index), its validated policy or undefined
+   */
+  async replaceHotspots(profiles: readonly HotspotProfile[], actor: string, policies: readonly (HotspotPolicy | undefined)[] = []): Promise<number> {
     return this.registry.tx(async () => {
       // one writer at a time: the revision row is locked (PostgreSQL; SQLite's transaction holds the write lock)
       await this.registry.storage.get(`SELECT rev FROM hotspot_revision WHERE id = 1${this.registry.storage.forUpdate}`);
       const rev = (await this.hotspotSet()).rev + 1;
       await this.registry.storage.run("DELETE FROM hotspot_profiles");
-      const insert = "INSERT INTO hotspot_profiles (position, name, ssid, roaming_consortium, anonymous_identity, server_name, ca_pem) VALUES (?, ?, ?, ?, ?, ?, ?)";
+      const insert = "INSERT INTO hotspot_profiles (position, name, ssid, roaming_consortium, anonymous_identity, server_name, ca_pem, policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
       for (const [i, p] of profiles.entries()) {
-        await this.registry.storage.run(insert, [i, p.name, p.ssid ?? null, p.roamingConsortium?.join(",") ?? null, p.anonymousIdentity ?? null, p.radius.serverName, p.radius.ca]);
+        const policy = policies[i] ? JSON.stringify(policies[i]) : null;
+        await this.registry.storage.run(insert, [i, p.name, p.ssid ?? null, p.roamingConsortium?.join(",") ?? null, p.anonymousIdentity ?? null, p.radius.serverName, p.radius.ca, policy]);
       }
       await this.registry.storage.run("INSERT INTO hotspot_revision (id, rev, updated_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET rev = excluded.rev, updated_at = excluded.updated_at", [rev, this.registry.now()]);
       await this.registry.audit(actor, "hotspots.set", null, `rev=${rev} profiles=${profiles.map((p) => p.name).join(",")}`);

@@ -10,7 +10,7 @@
  * it in clear. The audit log records the change's sequence number, never the
  * SSID or the password.
  */
-import { validateHotspotProfiles, type HotspotProfile, type HotspotSet } from "../modules/hotspots";
+import { MAX_HOTSPOT_PROFILES, validateHotspotProfiles } from "../modules/hotspots";
 import { isWcmError } from "../modules/errors";
 import {
   checkNetworkPassword, encodeNetworkChange, MAX_NETWORK_PRIORITY,
@@ -21,7 +21,8 @@ import { deviceId, invalid, object } from "./admin-input";
 import { sealForDevice } from "./device-seal";
 import { CloudError } from "./errors";
 import type { Session } from "./auth/authenticator";
-import { NetworkRegistry } from "./network-registry";
+import { NetworkRegistry, type AdminHotspotProfile } from "./network-registry";
+import { validateHotspotPolicy, type HotspotPolicy } from "./radius/policy";
 import type { DeviceView, Registry } from "./registry";
 
 type NetworkRequest = Extract<DeviceRequest, { op: "hello" | "config" | "network" | "network-result" }>;
@@ -105,23 +106,38 @@ export class NetworkServices {
     return new NetworkServices(this.registry, actor, this.hooks);
   }
 
-  /** The hotspot profile set with its revision. */
-  async listHotspotProfiles(): Promise<HotspotSet> {
-    return await this.net.hotspotSet();
+  /** The hotspot profile set with its revision, each profile with its walled-garden policy (when it has one). */
+  async listHotspotProfiles(): Promise<{ rev: number; profiles: AdminHotspotProfile[] }> {
+    return await this.net.adminHotspotSet();
   }
 
   /**
    * Replaces the hotspot profile set (revision + 1); live devices are told
    * with a `config` notice, the others learn it at their next hello.
-   * @throws INVALID_INPUT naming the first bad field (bounds: modules/hotspots.ts)
-   * @example await services.setHotspotProfiles({ profiles: [{ name: "zipkey", roamingConsortium: ["5a03ba"], radius: { serverName: "radius.localhost", ca } }] })
+   * A profile may carry `policy` (cloud/radius/policy.ts: allowed domains,
+   * bandwidth, session timeout), which the RADIUS server puts in the
+   * Access-Accept of a device on that profile's SSID; devices never receive it.
+   * @throws INVALID_INPUT naming the first bad field (bounds: modules/hotspots.ts, cloud/radius/policy.ts); nothing is stored then
+   * @example await services.setHotspotProfiles({ profiles: [{ name: "zipkey", ssid: "ZipKey", radius: { serverName: "radius.localhost", ca }, policy: { domains: ["cloud.example.com"], sessionTimeoutS: 3600 } }] })
    */
-  async setHotspotProfiles(input: { profiles: HotspotProfile[] }): Promise<HotspotSet> {
+  async setHotspotProfiles(input: { profiles: AdminHotspotProfile[] }): Promise<{ rev: number; profiles: AdminHotspotProfile[] }> {
     const body = object(input);
-    const profiles = core(() => validateHotspotProfiles(body.profiles, "profiles", "MESSAGE_INVALID"));
-    const rev = await this.net.replaceHotspots(profiles, this.actor);
+    const policies: (HotspotPolicy | undefined)[] = [];
+    const stripped = Array.isArray(body.profiles) && body.profiles.length <= MAX_HOTSPOT_PROFILES
+      ? (body.profiles as unknown[]).map((p, i) => {
+        if (typeof p !== "object" || p === null || Array.isArray(p) || !("policy" in p)) {
+          policies.push(undefined);
+          return p;
+        }
+        const { policy, ...rest } = p as Record<string, unknown>;
+        policies.push(validateHotspotPolicy(policy, `profiles[${i}].policy`));
+        return rest;
+      })
+      : body.profiles;
+    const profiles = core(() => validateHotspotProfiles(stripped, "profiles", "MESSAGE_INVALID"));
+    const rev = await this.net.replaceHotspots(profiles, this.actor, policies);
     this.hooks.hotspotsChanged?.(rev);
-    return await this.net.hotspotSet();
+    return await this.net.adminHotspotSet();
   }
 
   /**

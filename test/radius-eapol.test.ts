@@ -251,6 +251,31 @@ ${extra}}
     assert.match(result.output, /Locally derived EAP Session-Id matches EAP-Key-Name from server/);
   });
 
+  it("policy in the Access-Accept: a profile's Filter-Id, WISPr bandwidth and Session-Timeout for its SSID, the server default elsewhere", async () => {
+    await t.cloud.network.setHotspotProfiles({ profiles: [{
+      name: "zipkey", ssid: "ZipKey", radius: { serverName: RADIUS_SERVER_NAME, ca: t.cloud.serverCaPem },
+      policy: { domains: ["cloud.example.com"], bandwidth: { upKbps: 256, downKbps: 2048 }, sessionTimeoutS: 900 },
+    }] });
+    const conf = ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1"));
+    // eapol_test -N adds the AP's Called-Station-Id "MAC:SSID"; it prints each attribute of the Accept (radius_msg_dump)
+    const onProfile = await eapolTest(conf, port, { args: ["-N", "30:s:02-00-00-00-00-01:ZipKey"] });
+    assertSuccess(onProfile);
+    const accept = onProfile.output.slice(onProfile.output.lastIndexOf("Access-Accept"));
+    // eapol_test's dictionary has no name for Filter-Id and prints no value: 12 = 2 + "wcm-zipkey" (the value is checked by the simulated AP's test)
+    assert.match(accept, /Attribute 11 \([^)]*\) length=12\n/);
+    assert.match(accept, /Attribute 27 \(Session-Timeout\) length=6\s+Value: 900\b/);
+    // Vendor-Specific 14122 (0x372a): type 7 Max-Up 256,000 bit/s (0x0003e800), type 8 Max-Down 2,048,000 (0x001f4000)
+    const vsas = [...accept.matchAll(/Attribute 26 \(Vendor-Specific\) length=12\s+Value: ([0-9a-f ]+)/g)].map((m) => m[1].trim().replace(/ /g, ""));
+    assert.ok(vsas.includes("0000372a07060003e800"), `WISPr-Bandwidth-Max-Up in ${vsas.join(", ")}`);
+    assert.ok(vsas.includes("0000372a0806001f4000"), `WISPr-Bandwidth-Max-Down in ${vsas.join(", ")}`);
+    const elsewhere = await eapolTest(conf, port, { args: ["-N", "30:s:02-00-00-00-00-01:OtherNet"] });
+    assertSuccess(elsewhere);
+    const plain = elsewhere.output.slice(elsewhere.output.lastIndexOf("Access-Accept"));
+    assert.doesNotMatch(plain, /Attribute 11 |Attribute 26 \(Vendor-Specific\) length=12/);
+    assert.match(plain, /Attribute 27 \(Session-Timeout\) length=6\s+Value: 3600\b/);
+    await t.cloud.network.setHotspotProfiles({ profiles: [] });
+  });
+
   it("Framed-MTU 300 from the NAS (-N 12:d:300): every EAP-TLS packet from the server fits in it", async () => {
     const result = await eapolTest(ttlsConf("s1", "lamp-s1", password(secretDevice.bytes, "lamp-s1")), port, { args: ["-N", "12:d:300"] });
     assertSuccess(result);

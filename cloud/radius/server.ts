@@ -36,6 +36,8 @@ import { DYNAMIC_AUTHORIZATION_PORT, DisconnectClient, type DisconnectOutcome } 
 import { DEFAULT_SESSION_LIFETIME_S, MemorySessionStore, sessionIdentity, type TlsSessionStore } from "../tls-sessions";
 import type { TlsSessionOptions } from "../mqtt-server";
 import { bindingKey, decodeBinding, encodeBinding } from "./resumption";
+import { policyAttributes } from "./policy";
+import { NetworkRegistry, type ProfilePolicy } from "../network-registry";
 
 export type { RadiusReason } from "./session";
 export { placeOf } from "./place";
@@ -188,6 +190,8 @@ export class RadiusServer {
   /** the client certificate of each device's last EAP-TLS accept on this node (to recheck live sessions when certificates are revoked) */
   readonly #leaves = new Map<string, X509Certificate>();
   #sweep: NodeJS.Timeout | undefined;
+  /** the hotspot profiles' policies, read at most once a second (a profile change applies within a second) */
+  #policies: { at: number; list: Promise<ProfilePolicy[]> } | undefined;
 
   constructor(options: RadiusServerOptions) {
     this.#options = options;
@@ -286,6 +290,21 @@ export class RadiusServer {
     }
     const key = der && bindingKey(der);
     if (this.tlsSessionStore && key) this.tlsSessionStore.delete(key).catch(() => undefined);
+  }
+
+  /**
+   * The policy of the hotspot profile whose SSID the Access-Request names
+   * (Called-Station-Id "MAC:SSID", RFC 3580 section 3.20), if any.
+   */
+  async #policyFor(ssid: string | undefined): Promise<ProfilePolicy | undefined> {
+    if (ssid === undefined) return undefined;
+    const now = this.#now();
+    if (!this.#policies || now - this.#policies.at > 1000 || now < this.#policies.at) {
+      this.#policies = { at: now, list: new NetworkRegistry(this.#options.registry).hotspotPolicies() };
+      this.#policies.list.catch(() => { this.#policies = undefined; });
+    }
+    // a failed read throws: the Accept is not sent (fails closed: never an Accept without its walled garden)
+    return (await this.#policies.list).find((p) => p.ssid === ssid);
   }
 
   /** The bound UDP port (after start()). */
@@ -637,6 +656,8 @@ export class RadiusServer {
         if (step.resumed) this.#forgetSession(step.tlsSession);
         return this.#reject(request, nas, step.reason, step.detail, step.deviceId, step.eap, step.decided);
       case "accept": {
+        // the walled garden of the profile whose SSID this is: Filter-Id, WISPr bandwidth, its Session-Timeout
+        const profile = await this.#policyFor(placeOf(request, nas.name).ssid);
         this.stats.accepts++;
         if (step.resumed) this.stats.tlsResumed++;
         else {
@@ -668,8 +689,9 @@ export class RadiusServer {
           value.writeUInt32BE(interim);
           attrs.push({ type: ATTR.acctInterimInterval, value });
         }
+        if (profile) attrs.push(...policyAttributes(profile.name, profile.policy));
         const timeout = this.#options.sessionTimeoutS ?? 3600;
-        if (timeout > 0) {
+        if (timeout > 0 && profile?.policy.sessionTimeoutS === undefined) {
           const value = Buffer.alloc(4);
           value.writeUInt32BE(timeout);
           attrs.push({ type: ATTR.sessionTimeout, value });

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS nas_clients (
   name TEXT PRIMARY KEY, address TEXT NOT NULL, secret_enc BYTEA NOT NULL, created_at BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS hotspot_profiles (
   position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, ssid TEXT, roaming_consortium TEXT,
-  anonymous_identity TEXT, server_name TEXT NOT NULL, ca_pem TEXT NOT NULL);
+  anonymous_identity TEXT, server_name TEXT NOT NULL, ca_pem TEXT NOT NULL, policy TEXT);
+ALTER TABLE hotspot_profiles ADD COLUMN IF NOT EXISTS policy TEXT;
 CREATE TABLE IF NOT EXISTS hotspot_revision (id INTEGER PRIMARY KEY CHECK (id = 1), rev BIGINT NOT NULL, updated_at BIGINT NOT NULL);
 INSERT INTO hotspot_revision (id, rev, updated_at) VALUES (1, 0, 0) ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS imported_bundles (sha256 TEXT PRIMARY KEY, lot TEXT NOT NULL, option TEXT NOT NULL, devices BIGINT NOT NULL, at BIGINT NOT NULL);

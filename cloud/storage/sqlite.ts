@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS nas_clients (
   name TEXT PRIMARY KEY, address TEXT NOT NULL, secret_enc BLOB NOT NULL, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS hotspot_profiles (
   position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, ssid TEXT, roaming_consortium TEXT,
-  anonymous_identity TEXT, server_name TEXT NOT NULL, ca_pem TEXT NOT NULL);
+  anonymous_identity TEXT, server_name TEXT NOT NULL, ca_pem TEXT NOT NULL, policy TEXT);
 CREATE TABLE IF NOT EXISTS hotspot_revision (id INTEGER PRIMARY KEY CHECK (id = 1), rev INTEGER NOT NULL, updated_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS imported_bundles (sha256 TEXT PRIMARY KEY, lot TEXT NOT NULL, option TEXT NOT NULL, devices INTEGER NOT NULL, at INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
@@ -87,6 +87,8 @@ export const SQLITE_ADDED_COLUMNS: readonly [string, string, string][] = [
   ["devices", "net_result_at", "INTEGER"],
   ["devices", "net_failures", "TEXT"],
   ["devices", "net_failures_at", "INTEGER"],
+  // the walled-garden policy of a hotspot profile (cloud/radius/policy.ts), JSON
+  ["hotspot_profiles", "policy", "TEXT"],
 ];
 
 /** Adds the missing columns of SQLITE_ADDED_COLUMNS to existing tables, then creates what is missing. Idempotent. */

@@ -11,6 +11,14 @@
  * Access-Accept the MS-MPPE keys are decrypted and compared with the station's
  * MSK (the precondition of the 4-way handshake); then DHCP.
  *
+ * The Accept's session policy is enforced per station, as an enterprise AP
+ * does: Filter-Id selects one of the AP's filters (its ACLs: allowed domains,
+ * with the addresses its resolver answers for them, as a DNS-snooping walled
+ * garden does; a Filter-Id the AP does not define lets nothing through),
+ * WISPr-Bandwidth-Max-Up/-Down cap the station's rate (shapedMs), and
+ * Session-Timeout ends the session (Accounting-Stop Session-Timeout,
+ * deauthentication), after which the station authenticates again.
+ *
  * Faults are explicit: out of range (now or later), dropped RADIUS traffic,
  * no DHCP answer, internet mode, deauthentication. Every step is appended to
  * `events` for tests.
@@ -22,7 +30,7 @@ import type { NetworkSecurity, ScanResult, ScheduledTask, SchedulerPort } from "
 import { EAP_CODE, EAP_TYPE, describeEap, encodeEap } from "./eap";
 import type { EapPeerStep } from "./eap-peer";
 import {
-  NAS_PORT_TYPE_WIRELESS_80211, RADIUS_ATTR, RADIUS_CODE, attribute, decodeRadius, eapMessageAttributes,
+  NAS_PORT_TYPE_WIRELESS_80211, RADIUS_ATTR, RADIUS_CODE, acceptPolicy, attribute, decodeRadius, eapMessageAttributes,
   encodeAccessRequest, firstAttribute, joinEapMessage, mppeKeys, verifyResponse, type RadiusAttribute, type RadiusPacket,
 } from "./radius-codec";
 
@@ -71,6 +79,18 @@ export interface AccessPointConfig {
   walledGarden?: { host: string; port: number }[];
   /** DHCP answer delay in ms (default 5) */
   dhcpDelayMs?: number;
+  /** the AP's filters by Filter-Id: the domains each lets through ("*.zone" for a zone), as the operator defines them */
+  filters?: Record<string, string[]>;
+  /** what the AP's resolver answers for a name (name -> address), for filters by domain */
+  dns?: Record<string, string>;
+}
+
+/** The policy the AP enforces for one accepted station. */
+export interface StationPolicy {
+  filterId?: string;
+  sessionTimeoutS?: number;
+  maxUpBps?: number;
+  maxDownBps?: number;
 }
 
 /** Explicit faults; change them at any time. */
@@ -89,7 +109,7 @@ export interface AccessPointEvent {
     | "associate" | "disassociate" | "deauthenticate" | "range"
     | "eap-to-station" | "eap-from-station"
     | "radius-request" | "radius-retransmit" | "radius-dropped" | "radius-answer" | "radius-discarded" | "radius-timeout"
-    | "4way-ok" | "4way-failed" | "dhcp" | "dhcp-timeout" | NasServiceEvent["kind"];
+    | "4way-ok" | "4way-failed" | "dhcp" | "dhcp-timeout" | "policy" | "session-timeout" | NasServiceEvent["kind"];
   detail: string;
   station?: string;
 }
@@ -135,6 +155,10 @@ export class SimulatedAccessPoint {
   internet: InternetMode;
   walledGarden: { host: string; port: number }[];
   dhcpDelayMs: number;
+  filters: Record<string, string[]>;
+  dns: Record<string, string>;
+  /** the policy of each accepted station (from its Access-Accept) */
+  readonly #policies = new Map<string, { policy: StationPolicy; timer?: ScheduledTask }>();
   readonly faults: AccessPointFaults = { dropRadius: false, dhcpSilent: false };
   /** what the AP did and relayed, oldest first */
   readonly events: AccessPointEvent[] = [];
@@ -161,6 +185,8 @@ export class SimulatedAccessPoint {
     this.internet = config.internet ?? "full";
     this.walledGarden = config.walledGarden ?? [];
     this.dhcpDelayMs = config.dhcpDelayMs ?? 5;
+    this.filters = config.filters ?? {};
+    this.dns = config.dns ?? {};
     const radius = config.radius;
     if (radius && (radius.accountingPort !== undefined || radius.dynamicAuthorizationPort !== undefined)) {
       this.nasServices = new NasServices({
@@ -217,7 +243,10 @@ export class SimulatedAccessPoint {
       if (!this.#inRange) return;
       this.#inRange = false;
       this.#log("range", "out of range");
-      for (const station of this.#associated) void this.nasServices?.stop(station, CAUSE.lostCarrier, this.env.now());
+      for (const station of this.#associated) {
+        this.#clearPolicy(station);
+        void this.nasServices?.stop(station, CAUSE.lostCarrier, this.env.now());
+      }
       this.#associated.clear();
       for (const listener of [...this.#listeners]) listener("out-of-range");
     };
@@ -239,6 +268,7 @@ export class SimulatedAccessPoint {
     const targets = station ? [station] : [...this.#associated];
     for (const mac of targets) {
       if (!this.#associated.delete(mac)) continue;
+      this.#clearPolicy(mac);
       void this.nasServices?.stop(mac, CAUSE.adminReset, this.env.now());
       this.#log("deauthenticate", "deauthenticated by the AP", mac);
       for (const listener of [...this.#listeners]) listener("deauthenticated", mac);
@@ -259,6 +289,7 @@ export class SimulatedAccessPoint {
 
   disassociate(station: string): void {
     if (this.#associated.delete(station)) {
+      this.#clearPolicy(station);
       this.#log("disassociate", "station left", station);
       void this.nasServices?.stop(station, CAUSE.userRequest, this.env.now());
     }
@@ -297,8 +328,55 @@ export class SimulatedAccessPoint {
     });
   }
 
-  /** Whether a station behind this AP can reach host:port; the reason when not. */
-  reach(host: string, port: number): { reachable: true } | { reachable: false; detail: string } {
+  #clearPolicy(station: string): void {
+    this.#policies.get(station)?.timer?.cancel();
+    this.#policies.delete(station);
+  }
+
+  /** The policy the AP enforces for an accepted station (undefined: none, or not associated). */
+  stationPolicy(station: string): StationPolicy | undefined {
+    return this.#policies.get(station.toLowerCase())?.policy;
+  }
+
+  /** Starts enforcing an Access-Accept's policy for a station: its filter, rate caps, and the end of its session at Session-Timeout. */
+  #enforce(station: string, policy: StationPolicy): void {
+    this.#clearPolicy(station);
+    const entry: { policy: StationPolicy; timer?: ScheduledTask } = { policy };
+    this.#log("policy", JSON.stringify(policy), station);
+    if (policy.sessionTimeoutS !== undefined && policy.sessionTimeoutS > 0) {
+      // RFC 2865 section 5.27 (no Termination-Action): the session ends, the station authenticates again to continue
+      entry.timer = this.env.scheduler.after(policy.sessionTimeoutS * 1000, () => {
+        if (this.#policies.get(station) !== entry) return;
+        this.#log("session-timeout", `Session-Timeout ${policy.sessionTimeoutS} s`, station);
+        this.#end(station, CAUSE.sessionTimeout);
+      });
+    }
+    this.#policies.set(station, entry);
+  }
+
+  /** How long `bytes` take for a station at its rate cap (WISPr-Bandwidth-Max-Up / -Down); 0 without a cap. */
+  shapedMs(station: string, bytes: number, direction: "up" | "down"): number {
+    const policy = this.stationPolicy(station);
+    const bps = direction === "up" ? policy?.maxUpBps : policy?.maxDownBps;
+    return bps ? Math.ceil((bytes * 8 * 1000) / bps) : 0;
+  }
+
+  /**
+   * Whether a station behind this AP can reach host:port; the reason when not.
+   * A station with a Filter-Id reaches only its filter's domains (by name, or
+   * by an address the AP's resolver gives for one of them); otherwise the AP's
+   * internet mode decides.
+   */
+  reach(host: string, port: number, station?: string): { reachable: true } | { reachable: false; detail: string } {
+    const policy = station ? this.stationPolicy(station) : undefined;
+    if (policy?.filterId !== undefined) {
+      const domains = this.filters[policy.filterId];
+      if (!domains) return { reachable: false, detail: `Filter-Id ${policy.filterId} is not defined on ${this.ssid}` };
+      const name = host.toLowerCase();
+      const allowed = (candidate: string) => domains.some((d) => (d.startsWith("*.") ? candidate === d.slice(2) || candidate.endsWith(d.slice(1)) : candidate === d));
+      if (allowed(name) || Object.entries(this.dns).some(([dnsName, address]) => address === name && allowed(dnsName.toLowerCase()))) return { reachable: true };
+      return { reachable: false, detail: `${host}:${port} is outside the walled garden ${policy.filterId} of ${this.ssid}` };
+    }
     if (this.internet === "full") return { reachable: true };
     if (this.internet === "none") return { reachable: false, detail: `no internet behind ${this.ssid}` };
     if (this.walledGarden.some((d) => d.host === host && d.port === port)) return { reachable: true };
@@ -378,6 +456,7 @@ export class SimulatedAccessPoint {
           return { kind: "key-mismatch", detail };
         }
         this.#log("4way-ok", "PMK from MS-MPPE-Recv-Key matches", mac);
+        this.#enforce(mac, acceptPolicy(packet));
         const name = firstAttribute(packet, RADIUS_ATTR.userName);
         if (name) this.nasServices?.start(mac, new TextDecoder().decode(name), this.env.now());
         return { kind: "accepted", ...(name ? { userName: new TextDecoder().decode(name) } : {}) };

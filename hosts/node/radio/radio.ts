@@ -100,7 +100,7 @@ export class SimulatedRadio implements NetworkPort {
       ? { reachable: false as const, detail: "not joined to a network" }
       : !joined.ap.inRange
         ? { reachable: false as const, detail: `${joined.ap.ssid} is out of range` }
-        : joined.ap.reach(host, port);
+        : joined.ap.reach(host, port, this.mac);
     this.#log("gate", `${host}:${port} ${result.reachable ? "reachable" : `unreachable: ${result.detail}`}`);
     return result;
   };

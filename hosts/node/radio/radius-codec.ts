@@ -17,6 +17,7 @@ export const RADIUS_CODE = {
 export const RADIUS_ATTR = {
   userName: 1,
   serviceType: 6,
+  filterId: 11,
   framedMtu: 12,
   replyMessage: 18,
   state: 24,
@@ -121,6 +122,36 @@ export function attribute(type: number, value: Uint8Array | string | number): Ra
     return { type, value: bytes };
   }
   return { type, value };
+}
+
+/** WISPr (vendor 14122) WISPr-Bandwidth-Max-Up / -Max-Down, bit/s (FreeRADIUS dictionary.wispr). */
+const WISPR_VENDOR = 14122;
+const WISPR_BANDWIDTH_MAX_UP = 7;
+const WISPR_BANDWIDTH_MAX_DOWN = 8;
+
+/** What an Access-Accept asks the NAS to enforce for the session (RFC 2865 Filter-Id and Session-Timeout, WISPr bandwidth). */
+export interface AcceptPolicy {
+  filterId?: string;
+  sessionTimeoutS?: number;
+  maxUpBps?: number;
+  maxDownBps?: number;
+}
+
+/** Reads the session policy attributes of an Access-Accept (malformed ones are ignored, as hostapd does). */
+export function acceptPolicy(packet: RadiusPacket): AcceptPolicy {
+  const out: AcceptPolicy = {};
+  const filter = firstAttribute(packet, RADIUS_ATTR.filterId);
+  if (filter && filter.length > 0) out.filterId = new TextDecoder().decode(filter);
+  const timeout = firstAttribute(packet, RADIUS_ATTR.sessionTimeout);
+  if (timeout && timeout.length === 4) out.sessionTimeoutS = new DataView(timeout.buffer, timeout.byteOffset, 4).getUint32(0);
+  for (const a of packet.attributes) {
+    if (a.type !== RADIUS_ATTR.vendorSpecific || a.value.length !== 10) continue;
+    const view = new DataView(a.value.buffer, a.value.byteOffset, a.value.length);
+    if (view.getUint32(0) !== WISPR_VENDOR || a.value[5] !== 6) continue;
+    if (a.value[4] === WISPR_BANDWIDTH_MAX_UP) out.maxUpBps = view.getUint32(6);
+    if (a.value[4] === WISPR_BANDWIDTH_MAX_DOWN) out.maxDownBps = view.getUint32(6);
+  }
+  return out;
 }
 
 /** Splits an EAP packet into EAP-Message attributes of at most 253 bytes (RFC 3579 §3.1). */
