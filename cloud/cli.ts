@@ -21,6 +21,7 @@ import { envName, getPath, loadConfig, settingPaths, startOptionsFromConfig, typ
 import { generateMasterKeyHex, loadMasterKey } from "./master-key";
 import { ensureOwnerOnlyDir, replaceOwnerOnlyFile } from "./owner-files";
 import { adminToken } from "./admin-token";
+import { adminCall, adminEndpoint } from "./admin-client";
 import { MAX_CRL_BYTES } from "./pki";
 import { Registry } from "./registry";
 import { CloudServices } from "./services";
@@ -331,6 +332,28 @@ const COMMANDS: Command[] = [
     },
   },
   { name: "device revoke", args: id(), maxArgs: 1, summary: "revoke a device (its session closed)", run: async (ctx) => (await ctx.services()).revokeDevice({ deviceId: ctx.need(0, "device id") }) },
+  {
+    name: "device disconnect", args: id(), maxArgs: 1,
+    summary: "end the device's live hotspot sessions now: the running server sends a Disconnect-Request (RFC 5176) to each NAS; prints ack / nak / no-answer per session",
+    options: {
+      "admin-url": { type: "string", value: "<url>", help: "the running server's admin API (else from admin.host, admin.port, admin.name, admin.tls)" },
+      "admin-ca": { type: "string", value: "<file>", help: "trust anchor for an https admin API (default <data>/server-ca.pem)" },
+    },
+    async run(ctx) {
+      const deviceId = ctx.need(0, "device id");
+      const v = (path: string) => getPath(ctx.config().values, path);
+      const endpoint = adminEndpoint({
+        url: ctx.str("admin-url"), caFile: ctx.str("admin-ca"), dataDir: dataDir(ctx), tokenFile: v("admin.tokenFile") as string | undefined,
+        host: v("admin.host") as string, port: v("admin.port") as number, name: v("admin.name") as string | undefined,
+        tls: v("admin.tls") as string | undefined, tlsCertFile: v("admin.tlsCertFile") as string | undefined,
+      });
+      const answer = await adminCall(endpoint, "POST", `/v1/devices/${encodeURIComponent(deviceId)}/disconnect`) as {
+        deviceId: string; sessions: { nas: string; acctSessionId: string; address: string; outcome: { kind: string; attempts: number; error?: string } }[];
+      };
+      const outcomes = answer.sessions.map((s) => `${s.nas} ${s.address} ${s.acctSessionId}: ${s.outcome.kind === "ack" ? "ACK" : s.outcome.kind === "nak" ? `NAK${s.outcome.error ? ` (${s.outcome.error})` : ""}` : "no answer"} after ${s.outcome.attempts} transmission${s.outcome.attempts === 1 ? "" : "s"}`);
+      return { ...answer, outcome: outcomes.length ? outcomes : ["no live hotspot session"] };
+    },
+  },
   { name: "device rotate", args: id(), maxArgs: 1, summary: "rotate a secret device's secret at its next session", run: async (ctx) => (await ctx.services()).rotateSecret({ deviceId: ctx.need(0, "device id") }) },
   { name: "device reset-counter", args: id(), maxArgs: 1, summary: "accept the device's login counter from 1 again", run: async (ctx) => (await ctx.services()).resetLoginCounter({ deviceId: ctx.need(0, "device id") }) },
   { name: "device unlock", args: id(), maxArgs: 1, summary: "end a device's login lockout", run: async (ctx) => (await ctx.services()).unlockDevice({ deviceId: ctx.need(0, "device id") }) },

@@ -11,11 +11,15 @@
  */
 import { strict as assert } from "node:assert";
 import { createSocket } from "node:dgram";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
 import { SimulatedAir, SimulatedRadio, type SimulatedAccessPoint } from "../hosts/node/radio/index";
 import { deriveHotspotPassword } from "../modules/derive";
 import type { JoinRequest } from "../modules/ports";
 import { digest, newSecret, startTestCloud, temporarySecret, type TestCloud } from "./cloud-helpers";
 import { joinOnce } from "./radio-helpers";
+import { runCli } from "../cloud/cli";
 
 const NAS_SECRET = "disconnect-test-nas-secret";
 
@@ -48,7 +52,7 @@ describe("radius: Disconnect-Request (RFC 5176) to the simulated access point on
 
   before(async () => {
     dasPort = await freeUdpPort();
-    t = await startTestCloud({ radiusPort: 0, radius: { accountingPort: 0, dynamicAuthorization: { port: dasPort, timeoutMs: 1000, retries: 3 } } });
+    t = await startTestCloud({ radiusPort: 0, httpPort: 0, radius: { accountingPort: 0, dynamicAuthorization: { port: dasPort, timeoutMs: 1000, retries: 3 } } });
     const services = t.cloud.services;
     await services.addNasClient({ name: "sim-ap", address: "127.0.0.1", secret: NAS_SECRET });
     for (const id of ["lamp-d1", "lamp-d2", "lamp-d3", "lamp-d4"]) await services.registerSecretDevice({ deviceId: id, secretHex: secret.hex });
@@ -158,5 +162,52 @@ describe("radius: Disconnect-Request (RFC 5176) to the simulated access point on
     await services.revokeLot({ lot: "lot-d" });
     await eventually("lot revocation disconnects it", async () => (await live("lamp-dt")) === 0);
     assert.equal((await services.getDevice({ deviceId: "lamp-dc" })).hotspot?.lastDisconnect?.outcome, "ack");
+  });
+
+  it("cli_DeviceDisconnect_AsksTheRunningServer_PrintsAckNakNoAnswer", async () => {
+    const { ap } = await joined("lamp-d4", ttls("lamp-d4", deriveHotspotPassword(digest, secret.bytes, "lamp-d4")));
+    const url = t.cloud.admin!.url;
+    const token = readFileSync(join(t.dataDir, "admin-token"), "utf8").trim();
+    const cli = async (...args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runCli(["device", "disconnect", ...args], { WCM_DATA: t.dataDir }, { out: (s) => void out.push(s), err: (s) => void err.push(s) });
+      const text = `${out.join("\n")}\n${err.join("\n")}`;
+      assert.ok(!text.includes(token), "the admin token is never printed");
+      return { code, out: out.join("\n"), err: err.join("\n") };
+    };
+    ap.nasServices!.faults.nakAll = true;
+    const nak = await cli("lamp-d4", "--admin-url", url);
+    assert.equal(nak.code, 0, nak.err);
+    assert.match(JSON.parse(nak.out).outcome[0], /^sim-ap 127\.0\.0\.1 [0-9A-F]+: NAK \(Administratively-Prohibited\) after \d+ transmissions?$/);
+    ap.nasServices!.faults.nakAll = false;
+    ap.nasServices!.faults.silent = true;
+    const silent = await cli("lamp-d4", "--admin-url", url);
+    assert.match(JSON.parse(silent.out).outcome[0], /: no answer after 4 transmissions$/);
+    ap.nasServices!.faults.silent = false;
+    const ack = await cli("lamp-d4", "--admin-url", url);
+    const body = JSON.parse(ack.out);
+    assert.equal(body.deviceId, "lamp-d4");
+    assert.equal(body.sessions[0].outcome.kind, "ack");
+    assert.match(body.outcome[0], /: ACK after 1 transmission$/);
+    await eventually("the Stop arrived", async () => (await live("lamp-d4")) === 0);
+    assert.deepEqual(JSON.parse((await cli("lamp-d4", "--admin-url", url)).out).outcome, ["no live hotspot session"]);
+    // the audit log names the CLI's request (through the admin API)
+    assert.ok((await t.cloud.registry.auditLog(20, "lamp-d4")).some((r) => r.action === "radius.disconnect"));
+    // refusals: an unknown device (the API's error), a server that is not there, a bad URL
+    const unknown = await cli("lamp-nobody", "--admin-url", url);
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.err, /DEVICE_NOT_FOUND/);
+    const closed = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const port = (probe.address() as { port: number }).port;
+        probe.close(() => resolve(port));
+      });
+    });
+    const down = await cli("lamp-d4", "--admin-url", `http://127.0.0.1:${closed}`);
+    assert.notEqual(down.code, 0);
+    assert.match(down.err, /ADMIN_UNREACHABLE/);
+    const bad = await cli("lamp-d4", "--admin-url", "ftp://user:pw@127.0.0.1/");
+    assert.match(bad.err, /INVALID_INPUT: admin-url/);
   });
 });
