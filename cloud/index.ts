@@ -31,6 +31,7 @@ import { NetworkServices } from "./network-service";
 import { listenOps, type OpsListener } from "./ops-listener";
 import type { ReadinessProbe } from "./health";
 import { CloudMetrics, countFromStats } from "./metrics";
+import { StorageHotspotStore } from "./radius/storage-hotspot-store";
 import type { Notice, NoticeBus } from "./notices";
 
 export { CloudError, isCloudError, CLOUD_ERROR_CODES, type CloudErrorCode } from "./errors";
@@ -222,6 +223,10 @@ function instrument(metrics: CloudMetrics, parts: { mqtt: MqttServer; radius: Ra
       [{ decision: "accept", reason: "" }, radius.stats.accepts],
       ...Object.entries(radius.stats.reasons).map(([reason, n]): [Record<string, string>, number] => [{ decision: "reject", reason }, n ?? 0]),
     ]);
+    metrics.gauge("wcm_radius_hotspot_sessions", "live hotspot sessions (RADIUS accounting) per NAS client", ["nas"], async (g) => {
+      g.reset();
+      for (const [nas, n] of Object.entries(await radius.liveSessionsPerNas())) g.set({ nas }, n);
+    });
     countFromStats(metrics, "wcm_radius_dropped_total", "RADIUS packets dropped, by why", ["why"], () => [
       [{ why: "malformed" }, radius.stats.malformed], [{ why: "unknown_client" }, radius.stats.unknownClient], [{ why: "bad_authenticator" }, radius.stats.badAuthenticator],
       [{ why: "duplicate" }, radius.stats.duplicates], [{ why: "stale_eap" }, radius.stats.staleEap], [{ why: "error" }, radius.stats.errors],
@@ -409,6 +414,8 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       radiusName = tls.names[0] ?? radiusName;
       const radiusHost = options.radiusHost ?? "127.0.0.1";
       const started = new RadiusServer({
+        // accounting state in the registry's storage (restart-proof; shared by the nodes on PostgreSQL) unless the caller gives a store
+        hotspots: new StorageHotspotStore(registry.storage),
         ...options.radius, registry, digest: nodeDigest, auth, certPem: tls.certPem, keyPem: tls.keyPem,
         host: radiusHost, port: options.radiusPort, log: options.log,
       });

@@ -123,6 +123,41 @@ export interface HotspotStore {
   livePerNas(): Promise<Record<string, number>>;
 }
 
+/**
+ * One accounting update applied to the session it names (the live one, or the
+ * device's last one with the same NAS and Acct-Session-Id): the idempotency
+ * rules of every HotspotStore. `next` is undefined when nothing changes.
+ * @param now - arrival time, ms (updatedAt)
+ */
+export function applyAccounting(session: HotspotSession | undefined, update: AccountingUpdate, now: number): { effect: AccountingEffect; next?: HotspotSession } {
+  if (session && session.deviceId !== update.deviceId) return { effect: "stale" }; // an Acct-Session-Id reused for another device: keep the first
+  if (session?.stoppedAt !== undefined) return { effect: "duplicate" }; // after its Stop nothing changes
+  if (session && update.kind === "start") return { effect: "duplicate" };
+  if (session && (session.lastInterimAt ?? session.startedAt) > update.at && update.kind === "interim") return { effect: "stale" };
+  const base: HotspotSession = session ?? {
+    deviceId: update.deviceId, acctSessionId: update.acctSessionId, nas: update.nas, nasAddress: update.nasAddress,
+    startedAt: update.kind === "start" ? update.at : update.at - (update.sessionTimeS ?? 0) * 1000, updatedAt: now,
+  };
+  const next: HotspotSession = {
+    ...base,
+    ...(update.calledStationId ? { calledStationId: update.calledStationId } : {}),
+    ...(update.ssid ? { ssid: update.ssid } : {}),
+    ...(update.callingStationId ? { callingStationId: update.callingStationId } : {}),
+    ...(update.nasIdentifier ? { nasIdentifier: update.nasIdentifier } : {}),
+    ...(update.framedIp ? { framedIp: update.framedIp } : {}),
+    ...(update.clientAddress ? { clientAddress: update.clientAddress } : {}),
+    nasAddress: update.nasAddress,
+    ...(update.sessionTimeS !== undefined ? { sessionTimeS: update.sessionTimeS } : {}),
+    ...(update.inputOctets !== undefined ? { inputOctets: update.inputOctets } : {}),
+    ...(update.outputOctets !== undefined ? { outputOctets: update.outputOctets } : {}),
+    ...(update.kind === "interim" ? { lastInterimAt: update.at } : {}),
+    ...(update.kind === "stop" ? { stoppedAt: update.at, terminateCause: update.terminateCause ?? "Unknown" } : {}),
+    updatedAt: now,
+  };
+  const effect: AccountingEffect = !session ? (update.kind === "stop" ? "stopped" : "started") : update.kind === "stop" ? "stopped" : "updated";
+  return { effect, next };
+}
+
 /** Bounds of the in-memory store. */
 export interface MemoryHotspotStoreOptions {
   /** default 100,000 */
@@ -168,43 +203,18 @@ export class MemoryHotspotStore implements HotspotStore {
 
   async account(update: AccountingUpdate): Promise<AccountingEffect> {
     const key = `${update.nas}\u0000${update.acctSessionId}`;
-    const now = this.#now();
     const live = this.#live.get(key);
     const entry = this.#entry(update.deviceId);
     const last = entry.session?.nas === update.nas && entry.session.acctSessionId === update.acctSessionId ? entry.session : undefined;
-    const session = live ?? last;
-    if (session && session.deviceId !== update.deviceId) return "stale"; // an Acct-Session-Id reused for another device: keep the first
-    if (session?.stoppedAt !== undefined) return "duplicate"; // after its Stop nothing changes
-    if (session && update.kind === "start") return "duplicate";
-    if (session && (session.lastInterimAt ?? session.startedAt) > update.at && update.kind === "interim") return "stale";
-    const base: HotspotSession = session ?? {
-      deviceId: update.deviceId, acctSessionId: update.acctSessionId, nas: update.nas, nasAddress: update.nasAddress,
-      startedAt: update.kind === "start" ? update.at : update.at - (update.sessionTimeS ?? 0) * 1000, updatedAt: now,
-    };
-    const next: HotspotSession = {
-      ...base,
-      ...(update.calledStationId ? { calledStationId: update.calledStationId } : {}),
-      ...(update.ssid ? { ssid: update.ssid } : {}),
-      ...(update.callingStationId ? { callingStationId: update.callingStationId } : {}),
-      ...(update.nasIdentifier ? { nasIdentifier: update.nasIdentifier } : {}),
-      ...(update.framedIp ? { framedIp: update.framedIp } : {}),
-      ...(update.clientAddress ? { clientAddress: update.clientAddress } : {}),
-      nasAddress: update.nasAddress,
-      ...(update.sessionTimeS !== undefined ? { sessionTimeS: update.sessionTimeS } : {}),
-      ...(update.inputOctets !== undefined ? { inputOctets: update.inputOctets } : {}),
-      ...(update.outputOctets !== undefined ? { outputOctets: update.outputOctets } : {}),
-      ...(update.kind === "interim" ? { lastInterimAt: update.at } : {}),
-      ...(update.kind === "stop" ? { stoppedAt: update.at, terminateCause: update.terminateCause ?? "Unknown" } : {}),
-      updatedAt: now,
-    };
+    const { effect, next } = applyAccounting(live ?? last, update, this.#now());
+    if (!next) return effect;
     entry.session = next;
     this.#live.delete(key);
     if (update.kind !== "stop") {
       if (this.#live.size >= this.#maxLive) this.#live.delete(this.#live.keys().next().value as string);
       this.#live.set(key, next);
     }
-    if (!session) return update.kind === "stop" ? "stopped" : "started";
-    return update.kind === "stop" ? "stopped" : "updated";
+    return effect;
   }
 
   async nasRestarted(nas: string, at: number): Promise<number> {

@@ -63,6 +63,14 @@ CREATE TABLE IF NOT EXISTS hotspot_profiles (
 ALTER TABLE hotspot_profiles ADD COLUMN IF NOT EXISTS policy TEXT;
 CREATE TABLE IF NOT EXISTS hotspot_revision (id INTEGER PRIMARY KEY CHECK (id = 1), rev BIGINT NOT NULL, updated_at BIGINT NOT NULL);
 INSERT INTO hotspot_revision (id, rev, updated_at) VALUES (1, 0, 0) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS hotspot_devices (
+  device_id TEXT PRIMARY KEY, last_auth TEXT, session TEXT, last_disconnect TEXT, updated_at BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS hotspot_devices_by_update ON hotspot_devices (updated_at);
+CREATE TABLE IF NOT EXISTS hotspot_live (
+  nas TEXT NOT NULL, acct_session_id TEXT NOT NULL, device_id TEXT NOT NULL, session TEXT NOT NULL, updated_at BIGINT NOT NULL,
+  PRIMARY KEY (nas, acct_session_id));
+CREATE INDEX IF NOT EXISTS hotspot_live_by_device ON hotspot_live (device_id);
+CREATE INDEX IF NOT EXISTS hotspot_live_by_update ON hotspot_live (updated_at);
 CREATE TABLE IF NOT EXISTS imported_bundles (sha256 TEXT PRIMARY KEY, lot TEXT NOT NULL, option TEXT NOT NULL, devices BIGINT NOT NULL, at BIGINT NOT NULL);
 CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit is append-only'; END $$;
 DROP TRIGGER IF EXISTS audit_no_change ON audit;

@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS hotspot_profiles (
   position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, ssid TEXT, roaming_consortium TEXT,
   anonymous_identity TEXT, server_name TEXT NOT NULL, ca_pem TEXT NOT NULL, policy TEXT);
 CREATE TABLE IF NOT EXISTS hotspot_revision (id INTEGER PRIMARY KEY CHECK (id = 1), rev INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS hotspot_devices (
+  device_id TEXT PRIMARY KEY, last_auth TEXT, session TEXT, last_disconnect TEXT, updated_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS hotspot_devices_by_update ON hotspot_devices (updated_at);
+CREATE TABLE IF NOT EXISTS hotspot_live (
+  nas TEXT NOT NULL, acct_session_id TEXT NOT NULL, device_id TEXT NOT NULL, session TEXT NOT NULL, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (nas, acct_session_id));
+CREATE INDEX IF NOT EXISTS hotspot_live_by_device ON hotspot_live (device_id);
+CREATE INDEX IF NOT EXISTS hotspot_live_by_update ON hotspot_live (updated_at);
 CREATE TABLE IF NOT EXISTS imported_bundles (sha256 TEXT PRIMARY KEY, lot TEXT NOT NULL, option TEXT NOT NULL, devices INTEGER NOT NULL, at INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
