@@ -6,7 +6,9 @@
  * their own each (or all from this process's one address), over TLS 1.2
  * without tickets as Moddable (session ids) or TLS 1.3 (tickets). Counts, per device, the connection attempts and how each
  * failed one ended (CONNACK code or a network close) since the last "arm".
- * IPC: {cmd:"start", ...} | {cmd:"arm"} | {cmd:"report"} | {cmd:"stop"}; each answered with the same cmd.
+ * IPC: {cmd:"start", ...} | {cmd:"arm"} | {cmd:"count"} | {cmd:"report"} | {cmd:"stop"}; each answered with
+ * the same cmd ("count": devices ONLINE and back, a few bytes, for the bench's once-a-second poll; "report": the
+ * per-device arrays, once at the end of a run).
  * The device secrets are derived from a seed sent over IPC (never argv).
  */
 import { createHmac } from "node:crypto";
@@ -19,8 +21,17 @@ import type { CloudLink } from "../modules/ports";
 export type SimRequest =
   | { cmd: "start"; from: number; count: number; source: string; perDeviceSource: boolean; tls: "TLSv1.2" | "TLSv1.3"; port: number; caPem: string; seedHex: string }
   | { cmd: "arm" }
+  | { cmd: "count" }
   | { cmd: "report" }
   | { cmd: "stop" };
+
+/** The answer to "count". */
+export interface SimCount {
+  online: number;
+  /** devices back ONLINE since "arm" */
+  back: number;
+  cpuMicros: number;
+}
 
 export interface SimReport {
   online: number;
@@ -108,6 +119,13 @@ process.on("message", (message: SimRequest) => {
     left.fill(false);
     closes = {};
     process.send?.({ cmd: "arm" });
+  } else if (message.cmd === "count") {
+    const cpu = process.cpuUsage();
+    let online = 0;
+    for (const m of managers) if (m.status.state === "ONLINE") online++;
+    let back = 0;
+    for (const b of backAt) if (b > 0) back++;
+    process.send?.({ cmd: "count", count: { online, back, cpuMicros: cpu.user + cpu.system } satisfies SimCount });
   } else if (message.cmd === "report") {
     process.send?.({ cmd: "report", report: report() });
   } else if (message.cmd === "stop") {

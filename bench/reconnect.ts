@@ -28,9 +28,10 @@
  * Settings: --devices=N (WCM_RECONNECT_DEVICES, default 10000),
  * --procs=P simulator processes (default 4), --mode=before|busy|after|both (both = before, after),
  * --sources=device|process, --tls=1.2|1.3, --runs=kill|graceful|both. Needs ulimit -n >= N + 1000.
+ * WCM_RECONNECT_PROFILE=<dir>: the cloud and simulator processes write V8 CPU profiles there as they exit.
  */
 import { fork, execSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { randomBytes } from "node:crypto";
 import { tmpdir, cpus, loadavg } from "node:os";
@@ -38,7 +39,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ConnectionLimits } from "../cloud/limits";
 import type { FleetChildStats } from "./fleet-child";
-import { benchDeviceId, benchSecret, type SimReport, type SimRequest } from "./reconnect-sim";
+import { benchDeviceId, benchSecret, type SimCount, type SimReport, type SimRequest } from "./reconnect-sim";
 import { percentile, table } from "./table";
 
 const WATCHDOG_MS = 20 * 60_000;
@@ -77,12 +78,14 @@ class Child<Req extends { cmd: string }> {
   #waiting: ((reply: Record<string, unknown>) => void)[] = [];
 
   constructor(script: string) {
-    this.child = fork(fileURLToPath(new URL(script, import.meta.url)), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    // WCM_RECONNECT_PROFILE=<dir>: every child writes a V8 CPU profile there when it exits (not when SIGKILLed)
+    const profile = process.env.WCM_RECONNECT_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.WCM_RECONNECT_PROFILE}`] : [];
+    this.child = fork(fileURLToPath(new URL(script, import.meta.url)), [], { execArgv: ["--import", "tsx", ...profile], stdio: ["ignore", "inherit", "inherit", "ipc"] });
     this.child.on("message", (reply: Record<string, unknown>) => this.#waiting.shift()?.(reply));
     this.exited = new Promise((resolve) => this.child.once("exit", (code) => resolve(code)));
   }
 
-  request<T>(message: Req, timeoutMs = 120_000): Promise<T> {
+  request<T>(message: Req, timeoutMs = 600_000): Promise<T> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`child: no reply to ${message.cmd}`)), timeoutMs);
       this.#waiting.push((reply) => {
@@ -134,6 +137,18 @@ async function startCloud(dataDir: string, port: number, masterKeyHex: string): 
 
 const stats = async (cloud: Cloud) => (await cloud.request<{ stats: FleetChildStats }>({ cmd: "stats" })).stats;
 const reports = (sims: Child<SimRequest>[]) => Promise.all(sims.map(async (s) => (await s.request<{ report: SimReport }>({ cmd: "report" })).report));
+const counts = (sims: Child<SimRequest>[]) => Promise.all(sims.map(async (s) => (await s.request<{ count: SimCount }>({ cmd: "count" })).count));
+
+/** Busy CPU time of the whole machine so far (all cores, all processes), seconds, from /proc/stat (NaN elsewhere). */
+function machineBusySeconds(): number {
+  try {
+    const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = cpu;
+    return (user + nice + system + irq + softirq + steal) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
 
 interface Sample { t: number; cpuPct: number; rssMb: number; online: number; load1: number }
 
@@ -147,6 +162,11 @@ interface RunResult {
   refusedAtAccept: number; evictions: number; busyAnswered: number; busyTickets: number; rateLimited: number; loginsRefused: number;
   tlsFull: number; tlsResumed: number;
   cloudCpuS: number; cloudPeakRssMb: number; simCpuS: number; seconds: number;
+  /** seconds from the stop (kill or graceful) until the new cloud listened */
+  downS: number;
+  /** seconds from the stop until every device was back (or the budget ran out), and the busy CPU of the whole machine meanwhile */
+  wallS: number;
+  machineCpuS: number;
   samples: Sample[];
   lockedOut: number;
   busyExpired: number;
@@ -159,7 +179,9 @@ interface RunResult {
 /** Stops the cloud (kill or graceful), restarts it, and follows the fleet until every device is back. */
 async function run(label: string, how: "kill" | "graceful", state: { cloud: Cloud }, dataDir: string, port: number, masterKeyHex: string, sims: Child<SimRequest>[]): Promise<RunResult> {
   await Promise.all(sims.map((s) => s.request({ cmd: "arm" })));
-  const simCpu0 = (await reports(sims)).reduce((a, r) => a + r.cpuMicros, 0);
+  const simCpu0 = (await counts(sims)).reduce((a, r) => a + r.cpuMicros, 0);
+  const machine0 = machineBusySeconds();
+  const stoppedAt = Date.now();
   if (how === "kill") await state.cloud.kill();
   else await state.cloud.close({ cmd: "close" });
   await sleep(1000); // every device has seen the loss
@@ -169,22 +191,26 @@ async function run(label: string, how: "kill" | "graceful", state: { cloud: Clou
   const samples: Sample[] = [];
   let lastCpu = (await stats(state.cloud)).cpuMicros;
   let lastT = performance.now();
-  let last: SimReport[] = [];
   const deadline = performance.now() + RUN_BUDGET_MS;
   let peakRss = 0;
+  let simCpu1 = simCpu0;
   for (;;) {
     await sleep(1000);
     const s = await stats(state.cloud);
-    last = await reports(sims);
+    const c = await counts(sims);
     const now = performance.now();
-    const online = last.reduce((a, r) => a + r.online, 0);
+    const online = c.reduce((a, r) => a + r.online, 0);
     samples.push({ t: (Date.now() - listenAt) / 1000, cpuPct: ((s.cpuMicros - lastCpu) / 1000 / (now - lastT)) * 100, rssMb: s.rss / 2 ** 20, online, load1: loadavg()[0] });
     peakRss = Math.max(peakRss, s.rss);
     lastCpu = s.cpuMicros;
     lastT = now;
-    const back = last.reduce((a, r) => a + r.backAt.filter((b) => b > 0).length, 0);
+    simCpu1 = c.reduce((a, r) => a + r.cpuMicros, 0);
+    const back = c.reduce((a, r) => a + r.back, 0);
     if ((online === DEVICES && back === DEVICES) || now > deadline) break;
   }
+  const machineCpuS = machineBusySeconds() - machine0;
+  const wallS = (Date.now() - stoppedAt) / 1000;
+  const last = await reports(sims);
   const backAt = last.flatMap((r) => r.backAt);
   const times = backAt.filter((b) => b > 0).map((b) => (b - listenAt) / 1000);
   const attempts = last.flatMap((r) => r.attempts);
@@ -199,7 +225,8 @@ async function run(label: string, how: "kill" | "graceful", state: { cloud: Clou
     closes, refusedAtAccept: s.connectionsRefused, evictions: s.evictions, busyAnswered: s.busyAnswered, busyTickets: s.busyTickets, rateLimited: s.rateLimited, loginsRefused: s.loginsRefused,
     tlsFull: s.tlsFull, tlsResumed: s.tlsResumed,
     cloudCpuS: s.cpuMicros / 1e6, cloudPeakRssMb: peakRss / 2 ** 20,
-    simCpuS: (last.reduce((a, r) => a + r.cpuMicros, 0) - simCpu0) / 1e6, seconds: samples.length ? samples[samples.length - 1].t : 0,
+    simCpuS: (simCpu1 - simCpu0) / 1e6, seconds: samples.length ? samples[samples.length - 1].t : 0,
+    downS: (listenAt - stoppedAt) / 1000, wallS, machineCpuS,
     samples, lockedOut: check.lockedOut, busyExpired: s.busyExpired, helloExpired: s.helloExpired, loginExpired: s.loginExpired, tlsErrors: s.tlsErrors, decisions: s.decisions,
   };
 }
@@ -240,7 +267,7 @@ async function scenario(mode: string, results: RunResult[]): Promise<void> {
     const t0 = performance.now();
     for (;;) {
       await sleep(1000);
-      const online = (await reports(sims)).reduce((a, r) => a + r.online, 0);
+      const online = (await counts(sims)).reduce((a, r) => a + r.online, 0);
       if (online === DEVICES) break;
       if (performance.now() - t0 > 2 * RUN_BUDGET_MS) throw new Error(`only ${online}/${DEVICES} ONLINE at first boot`);
     }
@@ -273,7 +300,9 @@ function printResults(results: RunResult[]): void {
 
 function printDetail(r: RunResult): void {
   const load = r.samples.map((x) => x.load1);
-  console.log(`\n   ${r.label}: simulators took ${fmt(r.simCpuS, 1)} s of CPU over ${fmt(r.seconds)} s (${fmt((r.simCpuS / Math.max(1, r.seconds)) * 100)}% of one core); load average (1 min) during the run ${fmt(Math.min(...load), 1)}-${fmt(Math.max(...load), 1)} on ${cpus().length} cores shared with other work`);
+  const ours = r.cloudCpuS + r.simCpuS;
+  console.log(`\n   ${r.label}: the cloud was down ${fmt(r.downS, 1)} s (stop to listening); simulators took ${fmt(r.simCpuS, 1)} s of CPU over ${fmt(r.seconds)} s (${fmt((r.simCpuS / Math.max(1, r.seconds)) * 100)}% of one core); load average (1 min) during the run ${fmt(Math.min(...load), 1)}-${fmt(Math.max(...load), 1)} on ${cpus().length} cores shared with other work`);
+  console.log(`   CPU split over the ${fmt(r.wallS, 1)} s from the stop to all back (${fmt(r.wallS * cpus().length, 0)} core-seconds): whole machine busy ${fmt(r.machineCpuS, 1)} s; the new cloud ${fmt(r.cloudCpuS, 1)} s (startup included), simulators ${fmt(r.simCpuS, 1)} s, everything else (the bench, the killed cloud's last second, other work) ${fmt(r.machineCpuS - ours, 1)} s`);
   console.log(`   admission decisions at accept: ${Object.entries(r.decisions).map(([k, v]) => `${k}=${v}`).join(" ")}; busy expired unanswered=${r.busyExpired}; admitted then closed at the ClientHello deadline=${r.helloExpired}, at the login deadline=${r.loginExpired}; TLS handshakes failed=${r.tlsErrors}`);
   console.log(timeline(r.samples));
 }

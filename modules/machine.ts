@@ -252,7 +252,7 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       if (!(m.timers & BIT[e.timer])) break;
       m.timers &= ~BIT[e.timer];
       if (e.timer === "retry") attempt(x);
-      else if (e.timer === "connect") fail(x, "network", "CONNECT_TIMEOUT");
+      else if (e.timer === "connect") fail(x, m.fails.cls === "lost" ? "lost" : "network", "CONNECT_TIMEOUT");
       else if (e.timer === "request") resend(x);
       else if (e.timer === "upgrade") {
         if (state === "ONLINE" && m.net.joined) {
@@ -824,7 +824,9 @@ function closed(x: X, info: LinkCloseInfo): void {
   }
   // "cloud busy" (docs/protocol.md section 10): a short jittered window, not the network's exponential back-off
   if (code === CONNACK.serverUnavailable) fail(x, "busy", "SERVER_UNAVAILABLE", info.detail);
-  else fail(x, "network", m.status.state === "ONLINE" ? "CONNECTION_LOST" : "NETWORK", info.detail);
+  // a network failure since an ONLINE session ended (the cloud was there a moment ago: a restart): "lost", a short window
+  else if (m.status.state === "ONLINE") fail(x, "lost", "CONNECTION_LOST", info.detail);
+  else fail(x, m.fails.cls === "lost" ? "lost" : "network", "NETWORK", info.detail);
 }
 
 /** A failure that ends the attempt: back off and retry (or, unreachable over a joined network, try the next one). */

@@ -7,11 +7,16 @@
  * A busy cloud (CONNACK 3, server unavailable: docs/protocol.md section 10)
  * is retried within a short window that widens linearly, with full jitter,
  * so a fleet refused together spreads out instead of waking in waves.
+ * A session lost while ONLINE (the cloud was there a moment ago: a cloud
+ * restart, a broker upgrade) is retried the same way ("lost": a short window,
+ * full jitter) for its first attempts, then falls back to the network's
+ * exponential back-off; the cloud's accept queue and busy answers, not the
+ * device's back-off, pace a fleet that returns together.
  * A server's retry-after, when given, is honoured as a floor.
  */
 
 /** Why the previous attempt failed, as far as retry timing is concerned. */
-export type FailureClass = "network" | "server" | "auth" | "busy";
+export type FailureClass = "network" | "server" | "auth" | "busy" | "lost";
 
 /** Back-off bounds in milliseconds. */
 export interface RetryPolicy {
@@ -25,10 +30,24 @@ export interface RetryPolicy {
   busyWindowMs?: number;
   /** busy: the widest window (default 20 s) */
   busyWindowMaxMs?: number;
+  /** lost (network failures since an ONLINE session ended): the shortest wait (default 250 ms) */
+  lostMinMs?: number;
+  /** lost: the window width of the first retry, added again per further attempt (default 1 s) */
+  lostWindowMs?: number;
+  /** lost: the widest window (default 8 s) */
+  lostWindowMaxMs?: number;
+  /** lost: attempts retried within the window (default 15, about a minute); later ones are network attempts from the 4th on */
+  lostAttempts?: number;
 }
 
 /** Busy-window defaults: a retry in 0.5-4.5 s, then 0.5-8.5 s, ..., at most 0.5-20.5 s. */
 export const DEFAULT_BUSY_RETRY = { busyMinMs: 500, busyWindowMs: 4000, busyWindowMaxMs: 20_000 } as const;
+
+/** Lost-session defaults: a retry in 0.25-1.25 s, then 0.25-2.25 s, ..., at most 0.25-8.25 s, for 15 attempts (about 50 s on average). */
+export const DEFAULT_LOST_RETRY = { lostMinMs: 250, lostWindowMs: 1000, lostWindowMaxMs: 8000, lostAttempts: 15 } as const;
+
+/** The network attempt a "lost" streak continues as once its window attempts are spent (4: 4-8 s by default). */
+export const LOST_THEN_NETWORK_ATTEMPT = 4;
 
 /** Defaults: 1 s doubling to 2 min for the network, 1 min doubling to 1 h for authentication. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
@@ -46,10 +65,12 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
  * @param policy - bounds
  * @param retryAfterMs - a server-given minimum delay, if any
  * @returns milliseconds: for "busy", busyMinMs plus a random share of min(busyWindowMaxMs, busyWindowMs x attempt)
- *   ("full jitter" over a linearly widening window); otherwise half the capped exponential delay plus a random
+ *   ("full jitter" over a linearly widening window); for "lost", the same with the lost bounds for its first
+ *   lostAttempts attempts, then the network delay of attempt (attempt - lostAttempts - 1 + LOST_THEN_NETWORK_ATTEMPT); otherwise half the capped exponential delay plus a random
  *   share of the other half ("equal jitter")
  * @example nextRetryDelay("network", 1, 0.5) === 750
  * @example nextRetryDelay("busy", 1, 0.5) === 2500
+ * @example nextRetryDelay("lost", 1, 0.5) === 750
  */
 export function nextRetryDelay(
   failure: FailureClass,
@@ -59,13 +80,18 @@ export function nextRetryDelay(
   retryAfterMs = 0,
 ): number {
   const jitter = Number.isFinite(random01) ? Math.min(Math.max(random01, 0), 0.999999) : 0.5;
+  const n = Number.isFinite(attempt) ? Math.min(Math.max(Math.floor(attempt), 1), 1_000_000) : 1;
+  const windowed = (min: number, step: number, widest: number) =>
+    Math.max(Math.floor(min + Math.min(widest, step * n) * jitter), Math.min(retryAfterMs, min + widest));
   if (failure === "busy") {
-    const min = policy.busyMinMs ?? DEFAULT_BUSY_RETRY.busyMinMs;
-    const step = policy.busyWindowMs ?? DEFAULT_BUSY_RETRY.busyWindowMs;
-    const widest = policy.busyWindowMaxMs ?? DEFAULT_BUSY_RETRY.busyWindowMaxMs;
-    const n = Number.isFinite(attempt) ? Math.min(Math.max(Math.floor(attempt), 1), 1_000_000) : 1;
-    const delay = Math.floor(min + Math.min(widest, step * n) * jitter);
-    return Math.max(delay, Math.min(retryAfterMs, min + widest));
+    return windowed(policy.busyMinMs ?? DEFAULT_BUSY_RETRY.busyMinMs, policy.busyWindowMs ?? DEFAULT_BUSY_RETRY.busyWindowMs, policy.busyWindowMaxMs ?? DEFAULT_BUSY_RETRY.busyWindowMaxMs);
+  }
+  if (failure === "lost") {
+    const within = Math.max(0, Math.floor(policy.lostAttempts ?? DEFAULT_LOST_RETRY.lostAttempts));
+    if (n <= within) {
+      return windowed(policy.lostMinMs ?? DEFAULT_LOST_RETRY.lostMinMs, policy.lostWindowMs ?? DEFAULT_LOST_RETRY.lostWindowMs, policy.lostWindowMaxMs ?? DEFAULT_LOST_RETRY.lostWindowMaxMs);
+    }
+    return nextRetryDelay("network", n - within - 1 + LOST_THEN_NETWORK_ATTEMPT, random01, policy, retryAfterMs);
   }
   const base = failure === "auth" ? policy.authBaseMs : policy.networkBaseMs;
   const max = failure === "auth" ? policy.authMaxMs : policy.networkMaxMs;

@@ -4,7 +4,7 @@
  * a linearly widening full-jitter window, never the network's exponential growth.
  */
 import assert from "node:assert/strict";
-import { DEFAULT_BUSY_RETRY, DEFAULT_RETRY_POLICY, nextRetryDelay, type FailureClass, type RetryPolicy } from "../modules/retry";
+import { DEFAULT_BUSY_RETRY, DEFAULT_LOST_RETRY, DEFAULT_RETRY_POLICY, nextRetryDelay, type FailureClass, type RetryPolicy } from "../modules/retry";
 
 const RANDOMS = [0, 1e-9, 0.25, 0.5, 0.75, 0.999999, 0.9999999999];
 
@@ -163,6 +163,37 @@ describe("nextRetryDelay", () => {
     it("CustomPolicy", () => {
       const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, busyMinMs: 100, busyWindowMs: 1000, busyWindowMaxMs: 2500 };
       assert.deepEqual([1, 2, 3, 4].map((attempt) => nextRetryDelay("busy", attempt, 0.5, policy)), [600, 1100, 1350, 1350]);
+    });
+  });
+  describe("lost (network failures since an ONLINE session ended)", () => {
+    const table: [attempt: number, random: number, expected: number][] = [
+      [1, 0, 250], [1, 0.5, 750], [1, 0.999999, 1249],
+      [2, 0.5, 1250], [8, 0.5, 4250], [8, 0.999999, 8249], [15, 0.999999, 8249],
+      [0, 0.5, 750], [Number.NaN, 0.5, 750], [1, Number.NaN, 750], [1, -1, 250],
+    ];
+    for (const [attempt, random, expected] of table) {
+      it(`Lost_attempt${attempt}_random${random}_${expected}`, () => {
+        assert.equal(nextRetryDelay("lost", attempt, random), expected);
+      });
+    }
+
+    it("Defaults", () => {
+      assert.deepEqual(DEFAULT_LOST_RETRY, { lostMinMs: 250, lostWindowMs: 1000, lostWindowMaxMs: 8000, lostAttempts: 15 });
+    });
+
+    it("AfterItsWindowAttempts_ContinuesAsTheNetworksFourthStep", () => {
+      for (const random of [0, 0.3, 0.999999]) {
+        assert.equal(nextRetryDelay("lost", 16, random), nextRetryDelay("network", 4, random));
+        assert.equal(nextRetryDelay("lost", 20, random), nextRetryDelay("network", 8, random));
+        assert.equal(nextRetryDelay("lost", 1000, random), nextRetryDelay("network", 1000, random));
+      }
+    });
+
+    it("CustomPolicy_AndRetryAfterFloor", () => {
+      const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, lostMinMs: 0, lostWindowMs: 100, lostWindowMaxMs: 300, lostAttempts: 2 };
+      assert.deepEqual([1, 2, 3].map((attempt) => nextRetryDelay("lost", attempt, 0.5, policy)), [50, 100, nextRetryDelay("network", 4, 0.5, policy)]);
+      assert.equal(nextRetryDelay("lost", 1, 0, DEFAULT_RETRY_POLICY, 5000), 5000);
+      assert.equal(nextRetryDelay("lost", 1, 0, DEFAULT_RETRY_POLICY, 3_600_000), 8250, "a retry-after is capped at the widest window");
     });
   });
 });

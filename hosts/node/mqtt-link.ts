@@ -8,8 +8,12 @@
  * a one-entry session cache per device (TlsSessionCache, shared by the links a
  * device makes one after the other), for one server name; a connect to that
  * name offers it, any new session replaces it.
+ * The TLS context (trust anchor, client certificate, versions) is built once
+ * per distinct setting and shared by every link of the process, so a reconnect
+ * does not parse the CA again (a simulator host runs thousands of devices).
  */
 import { constants as cryptoConstants } from "node:crypto";
+import { createSecureContext, type SecureContext } from "node:tls";
 import mqtt, { type MqttClient } from "mqtt";
 import type { CloudLink, LinkConnectOptions, LinkEvents } from "../../modules/ports";
 
@@ -50,6 +54,23 @@ export class TlsSessionCache {
   }
 }
 
+const contexts = new Map<string, SecureContext>();
+
+/** The shared TLS context of one setting (at most 32 kept: a process talks to few clouds). */
+function secureContextFor(ca: string, certificate: string | undefined, privateKey: string | undefined, maxVersion: "TLSv1.2" | "TLSv1.3" | undefined): SecureContext {
+  const key = JSON.stringify([ca, certificate ?? "", privateKey ?? "", maxVersion ?? ""]);
+  let context = contexts.get(key);
+  if (!context) {
+    if (contexts.size >= 32) contexts.clear();
+    context = createSecureContext({
+      ca, ...(certificate ? { cert: certificate, key: privateKey } : {}),
+      ...(maxVersion ? { maxVersion, ...(maxVersion === "TLSv1.2" ? { secureOptions: cryptoConstants.SSL_OP_NO_TICKET } : {}) } : {}),
+    });
+    contexts.set(key, context);
+  }
+  return context;
+}
+
 /** What a link reports about its last TLS handshake. */
 export interface LinkTlsInfo {
   /** the handshake resumed the cached session */
@@ -87,14 +108,11 @@ export function createMqttLink(options: NodeLinkOptions = {}): CloudLink & { rea
         queueMicrotask(() => finish(`INTERNET-NOT-REACHABLE: ${reach.detail}`));
         return;
       }
-      const tlsVersion = options.maxTlsVersion
-        ? ({ maxVersion: options.maxTlsVersion, ...(options.maxTlsVersion === "TLSv1.2" ? { secureOptions: cryptoConstants.SSL_OP_NO_TICKET } : {}) } as object)
-        : {};
       const serverName = connect.tls.serverName;
       const offered = options.sessionCache?.get(serverName);
       lastTls = undefined;
+      const secureContext = secureContextFor(connect.tls.ca, connect.tls.certificate, connect.tls.privateKey, options.maxTlsVersion);
       client = mqtt.connect({
-        ...tlsVersion,
         ...(options.localAddress ? ({ localAddress: options.localAddress } as object) : {}),
         protocol: "mqtts",
         host: connect.host,
@@ -107,10 +125,9 @@ export function createMqttLink(options: NodeLinkOptions = {}): CloudLink & { rea
         clean: true,
         reconnectPeriod: 0,
         connectTimeout: options.connectTimeoutMs ?? 30_000,
-        ca: connect.tls.ca,
+        ...({ secureContext } as object),
         servername: connect.tls.serverName,
         rejectUnauthorized: true,
-        ...(connect.tls.certificate ? { cert: connect.tls.certificate, key: connect.tls.privateKey } : {}),
         ...(offered ? ({ session: offered } as object) : {}),
       });
       const stream = client.stream as (NodeJS.EventEmitter & { isSessionReused?(): boolean; getProtocol?(): string | null }) | undefined;

@@ -304,6 +304,44 @@ export function scenarioBackoffClasses(digest: DigestPort): void {
   check(flaky.manager.status.state === "ONLINE", `recovers after network failures: ${flaky.manager.status.state}`);
 }
 
+/**
+ * A session lost while ONLINE (a cloud restart) is retried within the short "lost" window for 15 attempts, then
+ * on the network's exponential back-off from its 4th step; a first boot's network failures back off exponentially.
+ */
+export function scenarioLostSessionRetriesFast(digest: DigestPort): void {
+  const bed = new TestBed(digest);
+  bed.cloud.registerSecret("dev-secret", SECRET);
+  const device = bed.device(bed.config("dev-secret", "secret", SECRET));
+  const waits: number[] = [];
+  device.manager.onStatus((s) => {
+    if (s.state === "RETRY_WAIT" && s.retryInMs !== undefined) waits.push(s.retryInMs);
+  });
+  device.manager.start();
+  bed.time.advance(1000);
+  check(device.manager.status.state === "ONLINE", `online before the restart: ${device.manager.status.state}`);
+  bed.cloud.failNetwork(20);
+  bed.cloud.dropAllSessions();
+  bed.time.advance(10 * 60_000);
+  check(device.manager.status.state === "ONLINE", `back online after the restart: ${device.manager.status.state}`);
+  check(waits.length === 21, `one wait per failure (the lost session and 20 failed connects): ${waits.length}`);
+  for (let i = 0; i < 15; i++) check(waits[i] >= 250 && waits[i] < 250 + Math.min(8000, 1000 * (i + 1)), `lost attempt ${i + 1} waits within its window: ${waits[i]}`);
+  check(waits[15] >= 4000 && waits[15] < 8000, `the 16th attempt is the network's 4th step: ${waits[15]}`);
+  check(waits[20] >= 60_000, `then the network's back-off grows: ${waits[20]}`);
+  device.manager.stop();
+
+  bed.cloud.registerSecret("dev-fresh", SECRET);
+  bed.cloud.failNetwork(5);
+  const fresh = bed.device(bed.config("dev-fresh", "secret", SECRET));
+  const freshWaits: number[] = [];
+  fresh.manager.onStatus((s) => {
+    if (s.state === "RETRY_WAIT" && s.retryInMs !== undefined) freshWaits.push(s.retryInMs);
+  });
+  fresh.manager.start();
+  bed.time.advance(10 * 60_000);
+  check(fresh.manager.status.state === "ONLINE", `first boot online: ${fresh.manager.status.state}`);
+  check(freshWaits.length === 5 && freshWaits[4] >= 8000, `a first boot's network failures back off exponentially: ${freshWaits.join(",")}`);
+}
+
 // ---------------------------------------------------------------- networks
 
 const RADIUS_NAME = "radius.localhost";
@@ -495,6 +533,7 @@ export const SCENARIOS: Record<string, (digest: DigestPort) => unknown> = {
   scenarioPowerCutSweep,
   scenarioCloudLostPending,
   scenarioBackoffClasses,
+  scenarioLostSessionRetriesFast,
   scenarioHotspotJoinEachOption,
   scenarioHandoffWrongPassword,
   scenarioHandoffJoinedThenForget,
