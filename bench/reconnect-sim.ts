@@ -3,7 +3,8 @@
  * Node simulator host: the portable ConnectionManager with its default retry
  * policy, MQTT.js over TLS with a one-entry TLS session cache, each its own
  * in-memory SimulatedFlash), connecting from a loopback source address of
- * their own each (or all from this process's one address), over TLS 1.2
+ * their own each (or all from this process's one address), the core's default retry policy (or, with
+ * retry "network", lost sessions backing off as network failures, as before that class), over TLS 1.2
  * without tickets as Moddable (session ids) or TLS 1.3 (tickets). Counts, per device, the connection attempts and how each
  * failed one ended (CONNACK code or a network close) since the last "arm".
  * IPC: {cmd:"start", ...} | {cmd:"arm"} | {cmd:"count"} | {cmd:"report"} | {cmd:"stop"}; each answered with
@@ -17,9 +18,10 @@ import { SimulatedFlash } from "../hosts/node/file-preferences";
 import { createMqttLink, TlsSessionCache } from "../hosts/node/mqtt-link";
 import type { ConnectionManager } from "../modules/manager";
 import type { CloudLink } from "../modules/ports";
+import { DEFAULT_RETRY_POLICY } from "../modules/retry";
 
 export type SimRequest =
-  | { cmd: "start"; from: number; count: number; source: string; perDeviceSource: boolean; tls: "TLSv1.2" | "TLSv1.3"; port: number; caPem: string; seedHex: string }
+  | { cmd: "start"; from: number; count: number; source: string; perDeviceSource: boolean; tls: "TLSv1.2" | "TLSv1.3"; port: number; caPem: string; seedHex: string; retry?: "lost" | "network" }
   | { cmd: "arm" }
   | { cmd: "count" }
   | { cmd: "report" }
@@ -91,7 +93,8 @@ function start(message: Extract<SimRequest, { cmd: "start" }>): void {
     };
     const { manager } = createNodeDevice(
       { deviceId: benchDeviceId(i), option: "secret", secret: benchSecret(message.seedHex, i), cloud: { host: "127.0.0.1", port: message.port, ca: message.caPem, serverName: "localhost" } },
-      { kv: new SimulatedFlash(), link },
+      // retry "network": a lost session backs off as a network failure, as before the "lost" class (lostAttempts 0)
+      { kv: new SimulatedFlash(), link, ...(message.retry === "network" ? { manager: { retry: { ...DEFAULT_RETRY_POLICY, lostAttempts: 0 } } } : {}) },
     );
     manager.onStatus((status) => {
       if (!armed) return;

@@ -27,14 +27,15 @@
  *
  * Settings: --devices=N (WCM_RECONNECT_DEVICES, default 10000),
  * --procs=P simulator processes (default 4), --mode=before|busy|after|both (both = before, after),
- * --sources=device|process, --tls=1.2|1.3, --runs=kill|graceful|both. Needs ulimit -n >= N + 1000.
+ * --sources=device|process, --tls=1.2|1.3, --runs=kill|graceful|both, --retry=lost|network|both (the
+ * devices' retry of a lost session: the core's "lost" class, default, or the network back-off as before it). Needs ulimit -n >= N + 1000.
  * WCM_RECONNECT_PROFILE=<dir>: the cloud and simulator processes write V8 CPU profiles there as they exit.
  */
 import { fork, execSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { randomBytes } from "node:crypto";
-import { tmpdir, cpus, loadavg } from "node:os";
+import { tmpdir, cpus, loadavg, getPriority } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ConnectionLimits } from "../cloud/limits";
@@ -42,7 +43,7 @@ import type { FleetChildStats } from "./fleet-child";
 import { benchDeviceId, benchSecret, type SimCount, type SimReport, type SimRequest } from "./reconnect-sim";
 import { percentile, table } from "./table";
 
-const WATCHDOG_MS = 20 * 60_000;
+const WATCHDOG_MS = 45 * 60_000;
 const RUN_BUDGET_MS = 5 * 60_000;
 
 function setting(name: string, env: string, fallback: number, min: number, max: number): number {
@@ -64,6 +65,10 @@ if (!MODES.every((m) => m === "before" || m === "busy" || m === "after")) throw 
 const SOURCES = arg("sources") ?? "device";
 if (SOURCES !== "device" && SOURCES !== "process") throw new Error("sources must be device or process");
 const TLS = arg("tls") === "1.3" ? "TLSv1.3" : "TLSv1.2";
+/** --retry=lost|network|both (default lost): the devices' default policy, or lost sessions backing off as network failures (before the "lost" class); both: one fleet of each, one after the other in this run */
+const RETRY = arg("retry") ?? "lost";
+if (!["lost", "network", "both"].includes(RETRY)) throw new Error("retry must be lost, network or both");
+const RETRIES = (RETRY === "both" ? ["network", "lost"] : [RETRY]) as ("lost" | "network")[];
 /** --runs=kill|graceful|both (default both): which restarts each mode runs */
 const RUNS = arg("runs") ?? "both";
 if (!["kill", "graceful", "both"].includes(RUNS)) throw new Error("runs must be kill, graceful or both");
@@ -161,7 +166,7 @@ interface RunResult {
   closes: Record<string, number>;
   refusedAtAccept: number; evictions: number; busyAnswered: number; busyTickets: number; rateLimited: number; loginsRefused: number;
   tlsFull: number; tlsResumed: number;
-  cloudCpuS: number; cloudPeakRssMb: number; simCpuS: number; seconds: number;
+  cloudCpuS: number; cloudCpuAfterListenS: number; cloudPeakRssMb: number; simCpuS: number; seconds: number;
   /** seconds from the stop (kill or graceful) until the new cloud listened */
   downS: number;
   /** seconds from the stop until every device was back (or the budget ran out), and the busy CPU of the whole machine meanwhile */
@@ -190,6 +195,7 @@ async function run(label: string, how: "kill" | "graceful", state: { cloud: Clou
   const { listenAt } = started;
   const samples: Sample[] = [];
   let lastCpu = (await stats(state.cloud)).cpuMicros;
+  const cpuAtListen = lastCpu;
   let lastT = performance.now();
   const deadline = performance.now() + RUN_BUDGET_MS;
   let peakRss = 0;
@@ -224,7 +230,7 @@ async function run(label: string, how: "kill" | "graceful", state: { cloud: Clou
     attemptsMean: attempts.reduce((a, b) => a + b, 0) / attempts.length, attemptsMax: Math.max(...attempts), attemptsP99: percentile(attempts, 99),
     closes, refusedAtAccept: s.connectionsRefused, evictions: s.evictions, busyAnswered: s.busyAnswered, busyTickets: s.busyTickets, rateLimited: s.rateLimited, loginsRefused: s.loginsRefused,
     tlsFull: s.tlsFull, tlsResumed: s.tlsResumed,
-    cloudCpuS: s.cpuMicros / 1e6, cloudPeakRssMb: peakRss / 2 ** 20,
+    cloudCpuS: s.cpuMicros / 1e6, cloudCpuAfterListenS: (s.cpuMicros - cpuAtListen) / 1e6, cloudPeakRssMb: peakRss / 2 ** 20,
     simCpuS: (simCpu1 - simCpu0) / 1e6, seconds: samples.length ? samples[samples.length - 1].t : 0,
     downS: (listenAt - stoppedAt) / 1000, wallS, machineCpuS,
     samples, lockedOut: check.lockedOut, busyExpired: s.busyExpired, helloExpired: s.helloExpired, loginExpired: s.loginExpired, tlsErrors: s.tlsErrors, decisions: s.decisions,
@@ -244,7 +250,7 @@ function timeline(samples: Sample[]): string {
 }
 
 /** One mode: a fresh registry, the fleet ONLINE, then the two restarts. */
-async function scenario(mode: string, results: RunResult[]): Promise<void> {
+async function scenario(mode: string, retry: "lost" | "network", results: RunResult[]): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "wcm-reconnect-"));
   const port = await freePort();
   const masterKeyHex = randomBytes(32).toString("hex");
@@ -262,17 +268,18 @@ async function scenario(mode: string, results: RunResult[]): Promise<void> {
       sims.push(sim);
       const from = p * per;
       // a loaded machine takes minutes to fork a simulator and make its devices
-      await sim.request({ cmd: "start", from, count: Math.max(0, Math.min(per, DEVICES - from)), source: `127.0.0.${2 + p}`, perDeviceSource: SOURCES === "device", tls: TLS, port, caPem: first.caPem, seedHex }, 900_000);
+      await sim.request({ cmd: "start", from, count: Math.max(0, Math.min(per, DEVICES - from)), source: `127.0.0.${2 + p}`, perDeviceSource: SOURCES === "device", tls: TLS, port, caPem: first.caPem, seedHex, retry }, 900_000);
     }
     const t0 = performance.now();
     for (;;) {
       await sleep(1000);
       const online = (await counts(sims)).reduce((a, r) => a + r.online, 0);
       if (online === DEVICES) break;
-      if (performance.now() - t0 > 2 * RUN_BUDGET_MS) throw new Error(`only ${online}/${DEVICES} ONLINE at first boot`);
+      if (performance.now() - t0 > 3 * RUN_BUDGET_MS) throw new Error(`only ${online}/${DEVICES} ONLINE at first boot`);
     }
-    console.log(`   ${mode}: all ${DEVICES} ONLINE at start after ${fmt((performance.now() - t0) / 1000, 1)} s`);
-    for (const [label, how] of ([[`${mode}: SIGKILL + restart`, "kill"], [`${mode}: graceful stop + restart`, "graceful"]] as const).filter(([, h]) => RUNS === "both" || RUNS === h)) {
+    const name = RETRY === "lost" ? mode : `${mode}, retry ${retry}`;
+    console.log(`   ${name}: all ${DEVICES} ONLINE at start after ${fmt((performance.now() - t0) / 1000, 1)} s`);
+    for (const [label, how] of ([[`${name}: SIGKILL + restart`, "kill"], [`${name}: graceful stop + restart`, "graceful"]] as const).filter(([, h]) => RUNS === "both" || RUNS === h)) {
       const result = await run(label, how, state, dataDir, port, masterKeyHex, sims);
       results.push(result);
       printResults([result]);
@@ -302,7 +309,7 @@ function printDetail(r: RunResult): void {
   const load = r.samples.map((x) => x.load1);
   const ours = r.cloudCpuS + r.simCpuS;
   console.log(`\n   ${r.label}: the cloud was down ${fmt(r.downS, 1)} s (stop to listening); simulators took ${fmt(r.simCpuS, 1)} s of CPU over ${fmt(r.seconds)} s (${fmt((r.simCpuS / Math.max(1, r.seconds)) * 100)}% of one core); load average (1 min) during the run ${fmt(Math.min(...load), 1)}-${fmt(Math.max(...load), 1)} on ${cpus().length} cores shared with other work`);
-  console.log(`   CPU split over the ${fmt(r.wallS, 1)} s from the stop to all back (${fmt(r.wallS * cpus().length, 0)} core-seconds): whole machine busy ${fmt(r.machineCpuS, 1)} s; the new cloud ${fmt(r.cloudCpuS, 1)} s (startup included), simulators ${fmt(r.simCpuS, 1)} s, everything else (the bench, the killed cloud's last second, other work) ${fmt(r.machineCpuS - ours, 1)} s`);
+  console.log(`   CPU split over the ${fmt(r.wallS, 1)} s from the stop to all back (${fmt(r.wallS * cpus().length, 0)} core-seconds): whole machine busy ${fmt(r.machineCpuS, 1)} s; the new cloud ${fmt(r.cloudCpuS, 1)} s (startup included), simulators ${fmt(r.simCpuS, 1)} s, everything else (the bench, the killed cloud's last second, other work) ${fmt(r.machineCpuS - ours, 1)} s; the cloud from listening to all back: ${fmt(r.cloudCpuAfterListenS, 1)} s, ${fmt((r.cloudCpuAfterListenS * 1000) / Math.max(1, r.back), 2)} ms per reconnect`);
   console.log(`   admission decisions at accept: ${Object.entries(r.decisions).map(([k, v]) => `${k}=${v}`).join(" ")}; busy expired unanswered=${r.busyExpired}; admitted then closed at the ClientHello deadline=${r.helloExpired}, at the login deadline=${r.loginExpired}; TLS handshakes failed=${r.tlsErrors}`);
   console.log(timeline(r.samples));
 }
@@ -314,7 +321,17 @@ async function main(): Promise<void> {
   }, WATCHDOG_MS);
   watchdog.unref();
   const soft = Number(execSync("sh -c 'ulimit -n'").toString().trim());
-  console.log(`wcm reconnect bench: ${DEVICES} permanent devices in ${PROCS} simulator processes (${SOURCES === "device" ? "one loopback source address per device" : "one loopback source per process"}, ${TLS}), modes ${MODES.join(", ")}, ${cpus().length} CPUs, node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  // with the kernel's autogroup scheduling, a process's nice only ranks it within its session's group:
+  // the group's own nice (echo N > /proc/self/autogroup) is what ranks it against other sessions' work
+  const group = (() => {
+    try {
+      return readFileSync("/proc/self/autogroup", "utf8").trim();
+    } catch {
+      return "no autogroup";
+    }
+  })();
+  console.log(`   scheduling: process nice ${getPriority()}, autogroup ${group}`);
+  console.log(`wcm reconnect bench: ${DEVICES} permanent devices in ${PROCS} simulator processes (${SOURCES === "device" ? "one loopback source address per device" : "one loopback source per process"}, ${TLS}), modes ${MODES.join(", ")}, device retry ${RETRIES.join(", ")}, ${cpus().length} CPUs, node ${process.version}, load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   if (Number.isFinite(soft) && soft < DEVICES + 1000) {
     console.error(`need ulimit -n >= ${DEVICES + 1000}; run: ulimit -n 65536 && npm run bench:reconnect`);
     process.exit(2);
@@ -324,7 +341,7 @@ async function main(): Promise<void> {
   for (const mode of MODES) {
     modeLimits = mode === "before" ? { busyTotal: 0, queueTotal: 0 } : mode === "busy" ? { queueTotal: 0 } : undefined;
     modeMemoryTls = mode !== "after";
-    await scenario(mode, results);
+    for (const retry of RETRIES) await scenario(mode, retry, results);
   }
   console.log(`\n=== all runs ===`);
   printResults(results);

@@ -36,7 +36,7 @@ export interface RetryPolicy {
   lostWindowMs?: number;
   /** lost: the widest window (default 8 s) */
   lostWindowMaxMs?: number;
-  /** lost: attempts retried within the window (default 15, about a minute); later ones are network attempts from the 4th on */
+  /** lost: attempts retried within the window (default 15, about a minute); later ones are network attempts from the 4th on; 0: a lost session backs off exactly as a network failure (as before) */
   lostAttempts?: number;
 }
 
@@ -88,6 +88,7 @@ export function nextRetryDelay(
   }
   if (failure === "lost") {
     const within = Math.max(0, Math.floor(policy.lostAttempts ?? DEFAULT_LOST_RETRY.lostAttempts));
+    if (within === 0) return nextRetryDelay("network", n, random01, policy, retryAfterMs);
     if (n <= within) {
       return windowed(policy.lostMinMs ?? DEFAULT_LOST_RETRY.lostMinMs, policy.lostWindowMs ?? DEFAULT_LOST_RETRY.lostWindowMs, policy.lostWindowMaxMs ?? DEFAULT_LOST_RETRY.lostWindowMaxMs);
     }

@@ -189,6 +189,13 @@ describe("nextRetryDelay", () => {
       }
     });
 
+    it("LostAttemptsZero_BacksOffExactlyAsANetworkFailure", () => {
+      const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, lostAttempts: 0 };
+      for (const attempt of [1, 2, 5, 9]) for (const random of [0, 0.5, 0.999999]) {
+        assert.equal(nextRetryDelay("lost", attempt, random, policy), nextRetryDelay("network", attempt, random));
+      }
+    });
+
     it("CustomPolicy_AndRetryAfterFloor", () => {
       const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, lostMinMs: 0, lostWindowMs: 100, lostWindowMaxMs: 300, lostAttempts: 2 };
       assert.deepEqual([1, 2, 3].map((attempt) => nextRetryDelay("lost", attempt, 0.5, policy)), [50, 100, nextRetryDelay("network", 4, 0.5, policy)]);
