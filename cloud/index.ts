@@ -351,7 +351,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
           live.notifyNetwork(notice.deviceId);
           break;
         case "unlock":
-          auth.unlock(notice.deviceId);
+          void auth.unlock(notice.deviceId).catch(() => undefined);
           break;
         case "ca-revoked":
           void live.disconnectWhere(async (id) => (await registry.device(id))?.ca_name === notice.caName);

@@ -5,9 +5,10 @@
  * - TokenBuckets: per-key token buckets (login rate per device id, per lot,
  *   new connections per source address) over a BoundedMap.
  * - LoginGuard: per-device and per-lot login rates, consecutive failures
- *   per (device id, source) and the lockout period of such a pair.
+ *   per (device id, source) and the lockout period of such a pair (in memory;
+ *   cloud/shared-limits.ts holds the same state in PostgreSQL for several nodes).
  * - RefusalAudit: decides which login refusals get an audit row, so a flood of
- *   failed logins writes a bounded number of rows (one per id and window, and a
+ *   failed logins writes a bounded number of rows (one per id, reason and window, and a
  *   global budget; the rest are counted and written as one aggregate row).
  * - ConnectionLimiter: caps concurrent unauthenticated connections per source
  *   address and in total (a full cap evicts the oldest connection of the
@@ -262,7 +263,7 @@ export interface RefusalAuditLimits {
   windowMs: number;
   /** refusal rows per second over all ids (default burst 100, 20/s) */
   global: RateLimit;
-  /** ids remembered (default 50,000) */
+  /** (id, reason) windows remembered (default 50,000) */
   maxTrackedIds: number;
 }
 
@@ -278,7 +279,7 @@ interface RefusalState {
  * Decides which refusals are written (device row and audit log). A refusal is
  * written when its id has no recent row for the same reason and the global
  * budget allows; otherwise it is counted. The counts come back on the next
- * written row of that id ("+N suppressed") or, through takeAggregate(), in one
+ * written row of that id and reason ("+N suppressed") or, through takeAggregate(), in one
  * periodic aggregate row; none is lost, even when an id is evicted.
  */
 export class RefusalAudit {
@@ -307,11 +308,14 @@ export class RefusalAudit {
    * refusals of this id that were not written since its last row.
    */
   admit(id: string, failure: string, now: number): { write: boolean; suppressed: number } {
-    const state = this.#ids.get(id);
-    const fresh = !state || state.failure !== failure || now - state.windowStart >= this.limits.windowMs;
+    // one window per (id, reason): refusals of one id whose reasons interleave (concurrent logins
+    // decided in any order around a lockout) do not each open a fresh window
+    const key = `${id}\n${failure}`;
+    const state = this.#ids.get(key);
+    const fresh = !state || now - state.windowStart >= this.limits.windowMs;
     if (fresh && this.#global.take("*", now)) {
       const suppressed = state?.suppressed ?? 0;
-      this.#ids.set(id, { failure, windowStart: now, suppressed: 0 });
+      this.#ids.set(key, { failure, windowStart: now, suppressed: 0 });
       return { write: true, suppressed };
     }
     if (state) state.suppressed++;
@@ -326,10 +330,10 @@ export class RefusalAudit {
    * those of every id, whose next row would never come.
    */
   takeAggregate(now: number, all = false): { total: number; byFailure: Record<string, number> } | undefined {
-    for (const [id, state] of [...this.#ids.entries()]) {
+    for (const [key, state] of [...this.#ids.entries()]) {
       if (all || now - state.windowStart >= this.limits.windowMs) {
         this.#addAggregate(state.failure, state.suppressed);
-        this.#ids.delete(id);
+        this.#ids.delete(key);
       }
     }
     if (this.#aggregate === 0) return undefined;

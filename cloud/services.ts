@@ -19,6 +19,7 @@ import { certificateNamesId, createCa, fingerprint, isCa, issueCertificate, issu
 import { hotspotStatusView, type HotspotStatus, type HotspotStatusView } from "./radius/session-store";
 import type { DisconnectReport } from "./radius/server";
 import type { AuditFilter, AuditRecord, CaRow, DeviceView, NasClientRow, Registry, RevokedCertificate } from "./registry";
+import { unlockShared } from "./shared-limits";
 
 function boundedText(value: unknown, field: string, max: number): string {
   if (typeof value !== "string" || value.length === 0 || value.length > max || !/^[\x20-\x7e]*$/.test(value)) invalid(field, `must be 1-${max} printable ASCII characters`);
@@ -106,7 +107,7 @@ export interface ServiceHooks {
   lotKeyRevoked?(lot: string, temporaryIds: string[]): void;
   /** a whole lot was revoked: close the sessions of `deviceIds` */
   lotRevoked?(lot: string, deviceIds: string[]): void;
-  /** an operator unlocked `deviceId`: forget in-memory failures and locks; returns whether it was locked in memory */
+  /** an operator unlocked `deviceId`: forget the failures and locks of the login limits; returns whether it was locked */
   deviceUnlocked?(deviceId: string): boolean | Promise<boolean>;
   /** a rotated secret is pending: tell the device's live session */
   secretRotated?(deviceId: string): void;
@@ -488,13 +489,15 @@ export class CloudServices {
    * Ends a device's lockout (LOCKED_OUT after repeated failed logins) and
    * forgets its failure and lockout counts, so its next login is verified at
    * once. Works on an id with no device row when the running cloud holds a
-   * lock for it in memory. Audited. @throws DEVICE_NOT_FOUND, INVALID_INPUT
+   * lock for it (in memory, or shared rows on PostgreSQL). Audited. @throws DEVICE_NOT_FOUND, INVALID_INPUT
    */
   async unlockDevice(input: { deviceId: string }): Promise<DeviceView | { deviceId: string; unlocked: boolean }> {
     const id = deviceId(object(input).deviceId);
     const inMemory = (await this.hooks.deviceUnlocked?.(id)) ?? false;
+    // on PostgreSQL the locks are shared rows (cloud/shared-limits.ts): a CLI without a running cloud ends them too
+    const shared = this.registry.storage.dialect === "postgres" && (await unlockShared(this.registry.storage, id, this.registry.now()));
     if (!(await this.registry.device(id))) {
-      if (!inMemory) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
+      if (!inMemory && !shared) throw new CloudError("DEVICE_NOT_FOUND", `no device ${id}`, { field: "deviceId" });
       await this.registry.tx(() => this.registry.audit(this.actor, "device.unlock", id, "unregistered id, was locked"));
       return { deviceId: id, unlocked: true };
     }

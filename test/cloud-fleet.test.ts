@@ -11,6 +11,7 @@ import { runCli } from "../cloud/cli";
 import type { AdminApi } from "../cloud/http-api";
 import { BoundedMap, ConnectionLimiter, LoginGuard, RefusalAudit, TokenBuckets, type ConnectionTicket } from "../cloud/limits";
 import { CONNACK } from "../modules/protocol";
+import { forEachBackend } from "./support/backends";
 import { closed, connectDevice, end, exchange, loginPassword, mustConnect, newSecret, startTestCloud, temporarySecret, testAdminApi, type TestCloud } from "./cloud-helpers";
 
 const JSON_HEADERS = { "content-type": "application/json" };
@@ -131,7 +132,7 @@ describe("cloud limits (BoundedMap, TokenBuckets, LoginGuard, RefusalAudit, Conn
   });
 });
 
-describe("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", function () {
+forEachBackend("cloud fleet operations and abuse limits (services, MQTT, HTTP, CLI)", function () {
   this.timeout(30_000);
   let t: TestCloud;
   let api: AdminApi;

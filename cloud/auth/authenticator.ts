@@ -12,15 +12,19 @@
  *    never enough to keep it out;
  * 3. the refusal audit, throttled (RefusalAudit), one state for both front ends.
  *
- * One LoginGuard and one RefusalAudit per cloud process, whatever the front
- * end. Front ends never read registry rows for a credential: they ask here.
+ * One set of login limits and one RefusalAudit per cloud process, whatever the
+ * front end. The limits live in this process's memory on SQLite and in the
+ * database every node shares on PostgreSQL (cloud/shared-limits.ts); the
+ * refusal audit throttle is per process (it bounds rows, it decides nothing).
+ * Front ends never read registry rows for a credential: they ask here.
  * Asynchronous over the registry (SQLite or PostgreSQL, cloud/storage/).
  */
 import type { X509Certificate } from "node:crypto";
 import type { DigestPort, LogPort } from "../../modules/ports";
 import { DEVICE_ID_PATTERN } from "../../modules/protocol";
 import { certificateNames } from "../pki";
-import { LoginGuard, RefusalAudit, monotonicNow, type LoginLimits, type RefusalAuditLimits } from "../limits";
+import { RefusalAudit, monotonicNow, type LoginLimits, type RefusalAuditLimits } from "../limits";
+import { loginLimitsFor, type LoginLimitStore } from "../shared-limits";
 import type { Registry } from "../registry";
 import { checkDeviceCertificate } from "./certificate";
 import type { AuthFailure } from "./failures";
@@ -77,7 +81,7 @@ export interface AuthenticatorOptions {
   limits?: Partial<LoginLimits>;
   /** refusal audit throttle (defaults: cloud/limits.ts) */
   refusalAudit?: Partial<RefusalAuditLimits>;
-  /** monotonic ms clock of the limiter (default monotonicNow; tests may pin it) */
+  /** monotonic ms clock of the in-memory limiter and the refusal audit (default monotonicNow; tests may pin it) */
   now?: () => number;
   log?: LogPort;
 }
@@ -100,7 +104,8 @@ export interface AuthStats {
 /** The credential decision, with its limiter and audit state. */
 export class Authenticator {
   readonly stats: AuthStats = { accepted: 0, refused: 0, rateLimited: 0, lockouts: 0, lockedRefusals: 0, refusalsWritten: 0, refusalsNotWritten: 0 };
-  readonly guard: LoginGuard;
+  /** the login rates and lockouts: in memory (SQLite) or shared by every node (PostgreSQL) */
+  readonly guard: LoginLimitStore;
   readonly refusals: RefusalAudit;
   readonly #registry: Registry;
   readonly #digest: DigestPort;
@@ -110,9 +115,9 @@ export class Authenticator {
   constructor(options: AuthenticatorOptions) {
     this.#registry = options.registry;
     this.#digest = options.digest;
-    this.guard = new LoginGuard(options.limits);
-    this.refusals = new RefusalAudit(options.refusalAudit);
     this.#now = options.now ?? monotonicNow;
+    this.guard = loginLimitsFor(options.registry.storage, options.limits, this.#now, () => options.registry.now());
+    this.refusals = new RefusalAudit(options.refusalAudit);
     this.#log = options.log;
   }
 
@@ -199,8 +204,8 @@ export class Authenticator {
   }
 
   /** An operator unlocked `id`: forgets the failures and lockouts of every source. Returns whether one was locked. */
-  unlock(id: string): boolean {
-    return this.guard.unlock(id, this.#now());
+  async unlock(id: string): Promise<boolean> {
+    return this.guard.unlock(id, this.guard.now());
   }
 
   /**
@@ -222,7 +227,8 @@ export class Authenticator {
 
   async #decide(via: FrontEnd, source: string, rules: (budget: Budget) => Promise<RuleResult>): Promise<(RuleResult & { ok: true }) | Refusal> {
     const now = this.#now();
-    const budget: Budget = { device: (id) => this.guard.admitDevice(id, now), lot: (lot) => this.guard.admitLot(lot, now) };
+    const limitNow = this.guard.now();
+    const budget: Budget = { device: (id) => this.guard.admitDevice(id, limitNow), lot: (lot) => this.guard.admitLot(lot, limitNow) };
     let result: RuleResult;
     try {
       result = await rules(budget);
@@ -232,7 +238,11 @@ export class Authenticator {
     }
     if (result.ok) {
       this.stats.accepted++;
-      this.guard.succeeded(result.deviceId, source);
+      try {
+        await this.guard.succeeded(result.deviceId, source);
+      } catch (error) {
+        this.#log?.("error", `cannot reset the login failures of ${result.deviceId}: ${(error as Error).message}`);
+      }
       return result;
     }
     this.stats.refused++;
@@ -240,7 +250,7 @@ export class Authenticator {
     const refusal: Refusal = { ok: false, deviceId: result.deviceId, failure: result.failure, detail: result.detail, delayMs: 0 };
     if (result.deviceId === undefined) return refusal;
     try {
-      await this.#account(via, source, refusal, now);
+      await this.#account(via, source, refusal, now, limitNow);
     } catch (error) {
       this.#log?.("error", `cannot record a login failure: ${(error as Error).message}`);
     }
@@ -248,20 +258,20 @@ export class Authenticator {
   }
 
   /** Counts a refusal of a well-formed id against its (id, source) pair, and writes it through the throttle. */
-  async #account(via: FrontEnd, source: string, refusal: Refusal, now: number): Promise<void> {
+  async #account(via: FrontEnd, source: string, refusal: Refusal, now: number, limitNow: number): Promise<void> {
     const id = refusal.deviceId!;
     const registry = this.#registry;
-    const lockedUntil = this.guard.lockedUntil(id, source, now);
+    const lockedUntil = await this.guard.lockedUntil(id, source, limitNow);
     if (lockedUntil !== undefined && refusal.failure !== "RATE_LIMITED" && refusal.failure !== "CERT_REQUIRED") {
       this.stats.lockedRefusals++;
-      refusal.detail = `${refusal.failure} from ${source}, which is locked out for this id for ${Math.ceil((lockedUntil - now) / 1000)} s more`;
+      refusal.detail = `${refusal.failure} from ${source}, which is locked out for this id for ${Math.ceil((lockedUntil - limitNow) / 1000)} s more`;
       refusal.failure = "LOCKED_OUT";
       refusal.delayMs = this.guard.limits.rejectDelayMs;
     } else {
-      const outcome = this.guard.failed(id, source, refusal.failure, now);
+      const outcome = await this.guard.failed(id, source, refusal.failure, limitNow);
       if (outcome.lockout) {
         this.stats.lockouts++;
-        const until = registry.now() + (outcome.lockout.until - now);
+        const until = registry.now() + (outcome.lockout.until - limitNow);
         const detail = `${this.guard.limits.lockoutThreshold} consecutive refused logins from ${source}, last ${refusal.failure}`;
         this.#log?.("warn", `device ${id}: attempts from ${source} locked out until ${new Date(until).toISOString()} (${detail})`);
         if (this.refusals.admit(`${id}#lockout#${source}`, "LOCKOUT", now).write) {

@@ -72,6 +72,14 @@ CREATE TABLE IF NOT EXISTS hotspot_live (
 CREATE INDEX IF NOT EXISTS hotspot_live_by_device ON hotspot_live (device_id);
 CREATE INDEX IF NOT EXISTS hotspot_live_by_update ON hotspot_live (updated_at);
 CREATE TABLE IF NOT EXISTS imported_bundles (sha256 TEXT PRIMARY KEY, lot TEXT NOT NULL, option TEXT NOT NULL, devices BIGINT NOT NULL, at BIGINT NOT NULL);
+-- the login limits every node shares (cloud/shared-limits.ts)
+CREATE TABLE IF NOT EXISTS login_buckets (
+  scope TEXT NOT NULL, key TEXT NOT NULL, tokens DOUBLE PRECISION NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (scope, key));
+CREATE INDEX IF NOT EXISTS login_buckets_by_at ON login_buckets (scope, at);
+CREATE TABLE IF NOT EXISTS login_pairs (
+  device_id TEXT NOT NULL, source TEXT NOT NULL, failures INTEGER NOT NULL, lockouts INTEGER NOT NULL,
+  locked_until BIGINT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (device_id, source));
+CREATE INDEX IF NOT EXISTS login_pairs_by_age ON login_pairs (updated_at);
 CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit is append-only'; END $$;
 DROP TRIGGER IF EXISTS audit_no_change ON audit;
 CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only();
