@@ -8,13 +8,13 @@
  * is thrown away). PostgreSQL refuses to run as root; when the tests run as
  * root (CI), the folder is given to the unprivileged user `nobody` and
  * initdb/postgres run under `runuser -u nobody`. Each caller gets a fresh
- * schema (createDatabase). The server is stopped (SIGINT: fast shutdown)
+ * schema (createDatabase). The server is stopped (SIGINT to the postmaster by its pid file: fast shutdown)
  * and its folder removed after the last test, or killed at process exit.
  * When the binaries are missing, `postgresUnavailable()` says why and the
  * tests skip.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -75,7 +75,12 @@ async function start(): Promise<Server> {
     log = (log + chunk.toString()).slice(-4000);
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const killAtExit = () => child.kill("SIGKILL");
+  // as root the child is runuser: the postmaster (its child) is signalled by the pid in its pid file
+  const killAtExit = () => {
+    const pid = postmasterPid(data);
+    if (pid !== undefined) try { process.kill(pid, "SIGKILL"); } catch { /* gone */ }
+    child.kill("SIGKILL");
+  };
   process.once("exit", killAtExit);
   // ready when a connection is accepted (generous: a loaded CI machine)
   const deadline = Date.now() + 60_000;
@@ -96,6 +101,30 @@ async function start(): Promise<Server> {
     }
   }
   return { dir, child, socketDir: dir, exited };
+}
+
+/** The postmaster's pid from `<data>/postmaster.pid`, if it is running. */
+function postmasterPid(data: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether process `pid` exists (and is not a zombie of ours). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return true;
+  }
 }
 
 /** The URL of a database on the unix socket in `socketDir`. */
@@ -134,8 +163,17 @@ export async function stopPostgres(): Promise<void> {
   } catch {
     return;
   }
-  running.child.kill("SIGINT");
-  const timer = setTimeout(() => running.child.kill("SIGKILL"), 20_000);
+  // signal the postmaster itself: runuser (as root) may exit before it, which left postgres running without its folder
+  const pid = postmasterPid(join(running.dir, "data"));
+  const signal = (name: NodeJS.Signals) => {
+    if (pid !== undefined) try { process.kill(pid, name); } catch { /* gone */ }
+    running.child.kill(name);
+  };
+  signal("SIGINT");
+  const deadline = Date.now() + 20_000;
+  while (pid !== undefined && alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (pid !== undefined && alive(pid)) signal("SIGKILL");
+  const timer = setTimeout(() => running.child.kill("SIGKILL"), 5_000);
   await running.exited;
   clearTimeout(timer);
   rmSync(running.dir, { recursive: true, force: true });
