@@ -139,6 +139,9 @@ export const CONFIG_SCHEMA = {
     host: str("bind address of the ops listener (loopback or a monitoring network)", "127.0.0.1"),
     port: int("ops HTTP port (0 = ephemeral)", 9464, 0, PORT_MAX),
   },
+  cluster: {
+    redis: str("Redis shared by the cloud nodes (redis://host:port or rediss://; the password in env WCM_REDIS_PASSWORD, never here): MQTT messages and operator notices reach a device's session on whichever node holds it (docs/scale.md); unset: this node only"),
+  },
   shutdown: {
     drainMs: int("on SIGTERM, ms to let requests finish and sessions end before the rest are cut (a second SIGTERM exits at once)", 10_000, 0, 300_000),
   },
@@ -422,6 +425,7 @@ export function startOptionsFromConfig(values: ConfigValues): StartCloudOptions 
       tlsSessions: { lifetimeS: v("radius.tlsSessionLifetimeS") as number },
     },
     limits: structuredClone(v("limits")) as AbuseLimits,
+    redis: v("cluster.redis") as string | undefined,
     opsHost: v("ops.host") as string,
     opsPort: v("ops.enabled") ? (v("ops.port") as number) : undefined,
   };

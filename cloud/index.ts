@@ -6,6 +6,8 @@
  * to 127.0.0.1). The admin API always needs its token (admin-token.ts); bound
  * anywhere but loopback it also needs a name and TLS (admin-tls.ts). A
  * listener that cannot bind stops start-up with LISTEN_FAILED naming it.
+ * With `redis` (config cluster.redis) the node's aedes and its notices go
+ * through Redis, so several nodes serve one fleet (cloud/redis.ts).
  */
 import { randomBytes, X509Certificate } from "node:crypto";
 import { join } from "node:path";
@@ -33,6 +35,7 @@ import type { ReadinessProbe } from "./health";
 import { CloudMetrics, countFromStats } from "./metrics";
 import { StorageHotspotStore } from "./radius/storage-hotspot-store";
 import type { Notice, NoticeBus } from "./notices";
+import { openSharedEmitter, redisNoticeBus, type SharedEmitter } from "./redis";
 
 export { CloudError, isCloudError, CLOUD_ERROR_CODES, type CloudErrorCode } from "./errors";
 export { CloudServices } from "./services";
@@ -111,6 +114,11 @@ export interface StartCloudOptions {
   metrics?: CloudMetrics;
   /** the other processes of this cloud (cloud/notices.ts): revocations, rotations and network changes reach their sessions too */
   notices?: NoticeBus;
+  /**
+   * Redis shared by the cloud's nodes (`redis://host:port`, cloud/redis.ts): every node's aedes
+   * publishes through it, and notices travel on it instead of `notices`. Default: none (this process only).
+   */
+  redis?: string;
   log?: LogPort;
 }
 
@@ -305,7 +313,11 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
   let radius: RadiusServer | undefined;
   let ops: OpsListener | undefined;
   let radiusCertPem: string | undefined;
+  let mq: SharedEmitter | undefined;
   try {
+    // across nodes: aedes's messages and the notices through Redis (else: the cluster's IPC bus, or none)
+    mq = options.redis === undefined ? undefined : await openSharedEmitter(options.redis, { log: options.log });
+    const bus = mq ? await redisNoticeBus(mq) : options.notices;
     const serverTls = async (renew = false) => options.serverCertFile !== undefined && options.serverKeyFile !== undefined
       ? fileServerTls(options.serverCertFile, options.serverKeyFile)
       : issuedServerTls(registry, options.serverNames, renew);
@@ -326,7 +338,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     mqtt = await bind("MQTT/TLS", mqttHost, mqttPort, () => MqttServer.start({
       registry, digest: nodeDigest, issuance, host: mqttHost, port: mqttPort, auth,
       certPem: identity.certPem, keyPem: identity.keyPem, connectTimeoutMs: options.connectTimeoutMs,
-      maxConnections: options.maxConnections, limits: options.limits, log: options.log, tlsSessions, metrics,
+      maxConnections: options.maxConnections, limits: options.limits, log: options.log, tlsSessions, metrics, mq,
     }));
     const live = mqtt;
     let closed = false;
@@ -366,9 +378,9 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     };
     const emit = (notice: Notice): void => {
       apply(notice);
-      options.notices?.publish(notice);
+      bus?.publish(notice);
     };
-    options.notices?.subscribe(apply);
+    bus?.subscribe(apply);
     const network = new NetworkServices(registry, "admin:api", {
       hotspotsChanged: () => emit({ kind: "hotspots" }),
       networkChanged: (id) => emit({ kind: "network", deviceId: id }),
@@ -398,7 +410,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         void radius?.disconnectLot(lot, deviceIds, `lot ${lot} revoked`);
       },
       deviceUnlocked: (id) => {
-        options.notices?.publish({ kind: "unlock", deviceId: id });
+        bus?.publish({ kind: "unlock", deviceId: id });
         return auth.unlock(id);
       },
       hotspotStatus: async (id) => radius?.hotspots.status(id),
@@ -516,6 +528,8 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     await ops?.close();
     await radius?.close();
     await mqtt?.close();
+    // the broker closes its emitter; one opened before the broker started is closed here
+    if (mq && !mqtt) await new Promise<void>((resolve) => mq!.close(() => resolve()));
     ownStore?.close();
     await registry.close();
     throw error;

@@ -33,6 +33,7 @@ import {
 } from "./tls-sessions";
 import type { ClaimSource, Registry } from "./registry";
 import type { CloudMetrics } from "./metrics";
+import type { SharedEmitter } from "./redis";
 
 /** TLS 1.2 suites, in the server's order of preference: ECDHE only (forward secrecy). */
 export const TLS12_CIPHERS = [
@@ -80,6 +81,8 @@ export interface MqttServerOptions {
   tlsSessions?: TlsSessionOptions;
   /** where logins, shed connections and issuance outcomes are counted (cloud/metrics.ts) */
   metrics?: CloudMetrics;
+  /** the message emitter shared with other nodes (cloud/redis.ts); default aedes's in-process one. Closed with the broker. */
+  mq?: SharedEmitter;
 }
 
 /** How the endpoint resumes TLS sessions (cloud/tls-sessions.ts). */
@@ -481,6 +484,7 @@ export class MqttServer {
     const { issuance } = this.options;
     const maxPacket = this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
     this.#broker = await Aedes.createBroker({
+      ...(this.options.mq ? { mq: this.options.mq } : {}),
       connectTimeout: this.options.connectTimeoutMs ?? 10_000,
       maxClientsIdLength: 64,
       heartbeatInterval: 60_000,

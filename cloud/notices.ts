@@ -5,8 +5,9 @@
  * whichever process holds it. startCloud applies each notice to its own
  * sessions and publishes it on a NoticeBus; notices arriving from the bus are
  * applied, never republished. Buses: cloud/cluster.ts (worker processes of one
- * machine, relayed by the primary over IPC). parseNotice validates what
- * crosses a process boundary.
+ * machine, relayed by the primary over IPC) and cloud/redis.ts (nodes sharing a
+ * Redis: `cluster.redis`, which then replaces the IPC bus). parseNotice
+ * validates what crosses a process boundary.
  */
 
 /** One notice. */
