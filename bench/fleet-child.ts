@@ -8,6 +8,7 @@
 import { startCloud, type Cloud } from "../cloud/index";
 import type { ConnectionLimits } from "../cloud/limits";
 import { MemorySessionStore } from "../cloud/tls-sessions";
+import { fleetCheck, type FleetCheck } from "./fleet-check";
 
 export interface FleetChildStats {
   rss: number;
@@ -41,22 +42,7 @@ export interface FleetChildStats {
   committed: number;
 }
 
-/** The registry's view of the fleet after a run. */
-export interface FleetCheck {
-  devices: number;
-  /** rows still on the temporary credential */
-  temporary: number;
-  /** permanent rows whose temporary credential is not retired (two active secrets) */
-  twoActive: number;
-  /** rows with a pending secret left */
-  pending: number;
-  revoked: number;
-  lockedOut: number;
-  /** rows whose last status report is ONLINE */
-  online: number;
-  /** refusals by reason over the whole run (audit), and lockouts */
-  refusals: Record<string, number>;
-}
+export type { FleetCheck } from "./fleet-check";
 
 export type FleetChildRequest =
   | { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; lot?: string; connections?: Partial<ConnectionLimits>; memoryTlsStore?: boolean }
@@ -92,25 +78,7 @@ function stats(full = false): FleetChildStats {
   };
 }
 
-async function check(): Promise<FleetCheck> {
-  const storage = cloud!.registry.storage;
-  const count = async (sql: string) => (await storage.get<{ n: number }>(sql))!.n;
-  const refusals: Record<string, number> = {};
-  for (const row of await storage.all<{ detail: string | null }>("SELECT detail FROM audit WHERE action = 'login.refused'")) {
-    const reason = (row.detail ?? "?").split(":")[0];
-    refusals[reason] = (refusals[reason] ?? 0) + 1;
-  }
-  return {
-    devices: await count("SELECT COUNT(*) AS n FROM devices"),
-    temporary: await count("SELECT COUNT(*) AS n FROM devices WHERE kind = 'temporary'"),
-    twoActive: await count("SELECT COUNT(*) AS n FROM devices WHERE kind = 'secret' AND lot IS NOT NULL AND temp_retired = 0"),
-    pending: await count("SELECT COUNT(*) AS n FROM devices WHERE pending_secret_enc IS NOT NULL"),
-    revoked: await count("SELECT COUNT(*) AS n FROM devices WHERE revoked = 1"),
-    lockedOut: await count("SELECT COUNT(*) AS n FROM devices WHERE lockouts > 0 OR last_failure = 'LOCKED_OUT'"),
-    online: await count("SELECT COUNT(*) AS n FROM devices WHERE state = 'ONLINE'"),
-    refusals,
-  };
-}
+const check = (): Promise<FleetCheck> => fleetCheck(cloud!.registry.storage);
 
 process.on("message", (message: FleetChildRequest) => {
   void (async () => {
