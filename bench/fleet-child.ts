@@ -2,7 +2,7 @@
  * The reference cloud in a child process for bench/fleet-load.ts, so it can be
  * SIGKILLed in the middle of a storm and restarted on the same data directory
  * and port, and so its RSS is its own.
- * IPC: {cmd:"start", dataDir, port, masterKeyHex, lot?} | {cmd:"stats"} | {cmd:"check", expected} | {cmd:"import", csv} | {cmd:"close"};
+ * IPC: {cmd:"start", dataDir, port, masterKeyHex, lot?, database?, redis?} | {cmd:"stats"} | {cmd:"check", expected} | {cmd:"import", csv} | {cmd:"close"};
  * each answered with a message of the same cmd (or {cmd:"error"}).
  */
 import { startCloud, type Cloud } from "../cloud/index";
@@ -45,7 +45,7 @@ export interface FleetChildStats {
 export type { FleetCheck } from "./fleet-check";
 
 export type FleetChildRequest =
-  | { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; lot?: string; connections?: Partial<ConnectionLimits>; memoryTlsStore?: boolean }
+  | { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; lot?: string; connections?: Partial<ConnectionLimits>; memoryTlsStore?: boolean; database?: string; redis?: string }
   | { cmd: "stats"; full?: boolean }
   | { cmd: "check" }
   | { cmd: "import"; csv: string }
@@ -87,6 +87,8 @@ process.on("message", (message: FleetChildRequest) => {
         cloud = await startCloud({
           dataDir: message.dataDir, masterKey: Uint8Array.from(Buffer.from(message.masterKeyHex, "hex")), mqttPort: message.port,
           maxConnections: 30_000, ...(message.connections ? { limits: { connections: message.connections } } : {}),
+          // several nodes: one PostgreSQL registry and one Redis (cloud/redis.ts)
+          ...(message.database ? { database: message.database } : {}), ...(message.redis ? { redis: message.redis } : {}),
           // the in-memory TLS store (sessions and ticket keys die with the process), as before issue 15
           ...(message.memoryTlsStore ? { tlsSessions: { store: new MemorySessionStore() } } : {}),
         });

@@ -22,8 +22,16 @@
  * defaults (network 0.5-8 s, auth 2-20 s) so the run ends in minutes; with
  * the defaults the same storm converges, just later.
  *
+ * 3. With --nodes=2 --database=postgres: the same storms against two cloud
+ *    nodes (child processes) on one throwaway PostgreSQL and one Redis
+ *    (cluster.redis), device i talking to node i mod 2, printed beside the
+ *    single-node SQLite storm of the same run; the SIGKILL run kills the
+ *    second node and restarts it on the same port. RSS per device counts the
+ *    cloud nodes only (not PostgreSQL or Redis).
+ *
  * Settings: --devices=N (WCM_FLEET_DEVICES, default 10000), --rate=R devices
- * started per second (WCM_FLEET_RATE, default 500), --only=flood|storm|kill.
+ * started per second (WCM_FLEET_RATE, default 500), --only=flood|storm|kill|storms
+ * (storms: both storms, no flood), --nodes=N (1..4) with --database=sqlite|postgres.
  * Needs N + 1000 file descriptors in this process and in the cloud's:
  * `ulimit -n` is checked first (Node cannot raise its hard limit; run
  * `ulimit -n 65536` in the shell, up to `ulimit -Hn`). Loopback only; every
@@ -34,7 +42,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { randomBytes } from "node:crypto";
-import { tmpdir, cpus } from "node:os";
+import { tmpdir, cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createNodeDevice } from "../hosts/node/device";
@@ -42,9 +50,12 @@ import { SimulatedFlash } from "../hosts/node/file-preferences";
 import { createMqttLink } from "../hosts/node/mqtt-link";
 import type { ConnectionManager } from "../modules/manager";
 import type { FleetCheck, FleetChildRequest, FleetChildStats } from "./fleet-child";
+import { createDatabase, postgresUnavailable, stopPostgres } from "../test/support/postgres";
+import { redisUnavailable, startRedis, type TestRedis } from "../test/support/redis";
 import { mb, percentile, table } from "./table";
 
-const WATCHDOG_MS = 15 * 60_000;
+// three storms (--nodes above 1) of up to 6 minutes each, plus start-up
+const WATCHDOG_MS = 28 * 60_000;
 const STORM_BUDGET_MS = 6 * 60_000;
 
 function setting(name: string, env: string, fallback: number, min: number, max: number): number {
@@ -59,6 +70,10 @@ function setting(name: string, env: string, fallback: number, min: number, max: 
 const DEVICES = setting("devices", "WCM_FLEET_DEVICES", 10_000, 10, 50_000);
 const RATE = setting("rate", "WCM_FLEET_RATE", 500, 10, 20_000);
 const ONLY = process.argv.slice(2).find((a) => a.startsWith("--only="))?.slice(7);
+const NODES = setting("nodes", "WCM_FLEET_NODES", 1, 1, 4);
+const DATABASE = process.argv.slice(2).find((a) => a.startsWith("--database="))?.slice(11) ?? process.env.WCM_FLEET_DATABASE ?? "sqlite";
+if (DATABASE !== "sqlite" && DATABASE !== "postgres") throw new Error("--database is sqlite or postgres");
+if (NODES > 1 && DATABASE !== "postgres") throw new Error("--nodes above 1 needs --database=postgres (nodes share the registry)");
 
 /** The cloud in a child process. */
 class FleetChild {
@@ -130,9 +145,9 @@ interface StartedChild {
   stats: FleetChildStats;
 }
 
-async function startChild(dataDir: string, port: number, masterKeyHex: string, lot?: string): Promise<StartedChild> {
+async function startChild(dataDir: string, port: number, masterKeyHex: string, lot?: string, shared: { database?: string; redis?: string } = {}): Promise<StartedChild> {
   const child = new FleetChild();
-  const reply = await child.request<{ caPem: string; provisioningKeyHex?: string; stats: FleetChildStats }>({ cmd: "start", dataDir, port, masterKeyHex, lot });
+  const reply = await child.request<{ caPem: string; provisioningKeyHex?: string; stats: FleetChildStats }>({ cmd: "start", dataDir, port, masterKeyHex, lot, ...shared });
   return { child, caPem: reply.caPem, provisioningKeyHex: reply.provisioningKeyHex, stats: reply.stats };
 }
 
@@ -242,22 +257,39 @@ interface StormResult {
   restartMs?: number;
 }
 
-async function storm(kill: boolean): Promise<StormResult> {
-  const label = kill ? "storm + SIGKILL mid-way" : "storm";
-  const dataDir = mkdtempSync(join(tmpdir(), "wcm-fleet-"));
-  const port = await freePort();
+/** Where a storm runs: how many cloud nodes, on which registry. */
+interface Topology {
+  nodes: number;
+  database: "sqlite" | "postgres";
+}
+
+async function storm(kill: boolean, topology: Topology = { nodes: 1, database: "sqlite" }): Promise<StormResult> {
+  const where = topology.nodes === 1 && topology.database === "sqlite" ? "" : ` (${topology.nodes} node${topology.nodes === 1 ? "" : "s"}, ${topology.database === "postgres" ? "PostgreSQL + Redis" : "SQLite"})`;
+  const label = (kill ? "storm + SIGKILL mid-way" : "storm") + where;
+  const dataDirs = Array.from({ length: topology.nodes }, () => mkdtempSync(join(tmpdir(), "wcm-fleet-")));
+  const ports: number[] = [];
+  for (let n = 0; n < topology.nodes; n++) ports.push(await freePort());
   const masterKeyHex = randomBytes(32).toString("hex");
-  let current = await startChild(dataDir, port, masterKeyHex, "fleet-lot");
-  const provisioningKey = current.provisioningKeyHex!;
-  const caPem = current.caPem;
-  const baseline = current.stats.rss;
+  // several nodes share one throwaway PostgreSQL (a fresh schema per run) and one Redis
+  let redis: TestRedis | undefined;
+  let database: string | undefined;
+  if (topology.database === "postgres") {
+    database = await createDatabase();
+    redis = topology.nodes > 1 ? await startRedis() : undefined;
+  }
+  const shared = { ...(database ? { database } : {}), ...(redis ? { redis: redis.url } : {}) };
+  const nodes: StartedChild[] = [];
+  // the first node alone first: the schema, the server identity and the lot's key
+  for (let n = 0; n < topology.nodes; n++) nodes.push(await startChild(dataDirs[n], ports[n], masterKeyHex, "fleet-lot", shared));
+  const provisioningKey = nodes[0].provisioningKeyHex!;
+  const caPem = nodes[0].caPem;
+  const baselines = nodes.map((n) => n.stats.rss);
+  // the node killed mid-way: the last one (the only one on a single node)
+  const victim = topology.nodes - 1;
   const managers: ConnectionManager[] = [];
   const startedAt: number[] = new Array(DEVICES).fill(0);
   const permanentAt: number[] = new Array(DEVICES).fill(0);
   let permanent = 0;
-  let accepted = 0;
-  let rateLimited = 0;
-  let refusedAtAccept = 0;
   let killedAt: number | undefined;
   let restartMs: number | undefined;
   const t0 = performance.now();
@@ -270,6 +302,8 @@ async function storm(kill: boolean): Promise<StormResult> {
       for (let k = 0; k < perTick && next < DEVICES; k++, next++) {
         const i = next;
         const deviceId = `fleet-${String(i).padStart(5, "0")}`;
+        // device i talks to node i mod N (as DNS round robin would spread them)
+        const port = ports[i % topology.nodes];
         const { manager } = createNodeDevice(
           { deviceId, option: "temporary", provisioningKey, cloud: { host: "127.0.0.1", port, ca: caPem, serverName: "localhost" } },
           {
@@ -291,10 +325,10 @@ async function storm(kill: boolean): Promise<StormResult> {
       if (kill && killedAt === undefined && permanent >= DEVICES / 2) {
         killedAt = (performance.now() - t0) / 1000;
         killing = (async () => {
-          const before = current.child;
-          await before.kill();
+          await nodes[victim].child.kill();
           const restart = performance.now();
-          current = await startChild(dataDir, port, masterKeyHex, "fleet-lot");
+          nodes[victim] = await startChild(dataDirs[victim], ports[victim], masterKeyHex, "fleet-lot", shared);
+          baselines[victim] = nodes[victim].stats.rss;
           restartMs = performance.now() - restart;
         })();
       }
@@ -305,23 +339,24 @@ async function storm(kill: boolean): Promise<StormResult> {
     await killing;
     const seconds = (Math.max(...permanentAt) - t0) / 1000;
     await sleep(1000); // status reports arrive
-    const stats = await current.child.stats();
-    accepted += stats.loginsAccepted;
-    rateLimited += stats.rateLimited;
-    refusedAtAccept += stats.connectionsRefused;
-    const check = (await current.child.request<{ check: FleetCheck }>({ cmd: "check" })).check;
+    const stats = await Promise.all(nodes.map((n) => n.child.stats()));
+    const sum = (f: (s: FleetChildStats) => number) => stats.reduce((total, s) => total + f(s), 0);
+    const check = (await nodes[0].child.request<{ check: FleetCheck }>({ cmd: "check" })).check;
     const times = permanentAt.map((at, i) => (at > 0 ? at - startedAt[i] : Number.NaN)).filter(Number.isFinite);
+    // one line as each run ends (the table comes at the end)
+    console.log(`   ${label}: ${permanent}/${DEVICES} permanent in ${seconds.toFixed(1)} s, p50 ${percentile(times, 50).toFixed(0)} ms, p99 ${percentile(times, 99).toFixed(0)} ms, load average ${loadavg()[0].toFixed(1)}`);
     return {
       label, permanent, online: managers.filter((m) => m.status.state === "ONLINE" && m.status.credential === "permanent").length,
       seconds, p50: percentile(times, 50), p99: percentile(times, 99), max: Math.max(...times),
-      connectsPerSecond: stats.loginsAccepted / seconds,
-      rssPerDevice: (stats.rss - baseline) / Math.max(1, stats.liveSessions),
-      check, accepted, rateLimited, refusedAtAccept, killedAt, restartMs,
+      connectsPerSecond: sum((s) => s.loginsAccepted) / seconds,
+      rssPerDevice: stats.reduce((total, s, n) => total + s.rss - baselines[n], 0) / Math.max(1, sum((s) => s.liveSessions)),
+      check, accepted: sum((s) => s.loginsAccepted), rateLimited: sum((s) => s.rateLimited), refusedAtAccept: sum((s) => s.connectionsRefused), killedAt, restartMs,
     };
   } finally {
     for (const m of managers) m.stop();
-    await current.child.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    for (const n of nodes) await n.child.close();
+    await redis?.stop();
+    for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -346,10 +381,23 @@ async function main(): Promise<void> {
     console.log(table(await flood()));
   }
   const results: StormResult[] = [];
-  if (!ONLY || ONLY === "storm") results.push(await storm(false));
-  if (!ONLY || ONLY === "kill") results.push(await storm(true));
+  const topology: Topology = { nodes: NODES, database: DATABASE as Topology["database"] };
+  const single = topology.nodes === 1 && topology.database === "sqlite";
+  if (!single) {
+    const why = postgresUnavailable() ?? (topology.nodes > 1 ? redisUnavailable() : undefined);
+    if (why) {
+      console.error(`--database=postgres needs PostgreSQL${topology.nodes > 1 ? " and redis-server" : ""}: ${why}`);
+      process.exit(2);
+    }
+  }
+  // the single-node SQLite storm first, beside which the other topology's figures stand
+  const runs = (name: string) => !ONLY || ONLY === name || ONLY === "storms";
+  if (runs("storm")) results.push(await storm(false));
+  if (!single && runs("storm")) results.push(await storm(false, topology));
+  if (runs("kill")) results.push(await storm(true, single ? undefined : topology));
+  if (!single) await stopPostgres();
   if (results.length > 0) {
-    console.log(`\n1/2. First boot of ${DEVICES} temporary devices (one loopback address each), ramp ${RATE}/s, one cloud in a child process`);
+    console.log(`\n1/2. First boot of ${DEVICES} temporary devices (one loopback address each), ramp ${RATE}/s, each cloud node in a child process${single ? "" : `; ${topology.nodes} nodes: device i talks to node i mod ${topology.nodes}, the last node is the one SIGKILLed`}; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
     console.log(table([
       ["run", "permanent", "online", "all done s", "p50 to PERMANENT ms", "p99 ms", "max ms", "logins/s", "cloud RSS/device", "rate-limited", "refused at accept", "killed at s", "restart ms"],
       ...results.map((r) => [r.label, `${r.permanent}/${DEVICES}`, `${r.online}`, fmt(r.seconds, 1), fmt(r.p50), fmt(r.p99), fmt(r.max), fmt(r.connectsPerSecond),
