@@ -10,7 +10,7 @@
 import { Server, type HTTPServerCallback } from "http";
 import type { LocalRequest } from "wcm/onboarding/machine";
 
-/** Largest body read (modules/onboarding/messages.ts MAX_LOCAL_BODY). */
+/** Largest body read (modules/onboarding/device-messages.ts MAX_LOCAL_BODY). */
 const MAX_BODY = 1536;
 const TOO_LARGE = '{"v":1,"error":"MESSAGE_TOO_LARGE","detail":"body over 1536 bytes"}';
 

@@ -17,7 +17,7 @@
  */
 import type { JoinEvents, JoinRequest, NetworkPort, ScanResult, ScheduledTask } from "../ports";
 import type { ClockPort, DigestPort, LogPort, RandomPort, SchedulerPort, SealPort } from "../ports";
-import type { OnboardNetwork } from "./messages";
+import type { OnboardNetwork } from "./device-messages";
 import { OnboardingRunner, type OnboardingPort } from "./runner";
 import type { OnboardingTimes } from "./machine";
 

@@ -23,7 +23,7 @@ import { cpaceGenerator, cpaceKeys, cpaceShare, ONBOARD_PAKE, openCall, sealCall
 import {
   encodeCallAnswer, encodeCallResponse, encodeError, encodeInfo, encodeStartAnswer, MAX_SCAN_ENTRIES,
   parseCall, parseCallRequest, parseConfirm, parseStart, type CallResponse, type OnboardNetwork, type ScanEntry,
-} from "./messages";
+} from "./device-messages";
 import { softApName } from "./label-code";
 
 /** Failed or abandoned handshakes (since power-on or the last button press) before the device refuses more. */

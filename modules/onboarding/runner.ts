@@ -11,7 +11,7 @@ import {
   type LocalRequest, type OnboardingEvent, type OnboardingState, type OnboardingTimes,
 } from "./machine";
 import { softApName } from "./label-code";
-import type { OnboardNetwork } from "./messages";
+import type { OnboardNetwork } from "./device-messages";
 
 /**
  * The host's SoftAP and local HTTP service (Node: hosts/node/onboarding-softap.ts;
