@@ -10,15 +10,44 @@ import { WcmError } from "./errors";
 import type { LoginKind } from "./derive";
 import { checkHotspotRev, checkSsid, hotspotProfilesJson } from "./hotspots";
 import { isSealPublicKey, SEAL_PUBLIC_KEY_BYTES, SEAL_VERSION } from "./seal";
+import type { NetworkFailureReason } from "./ports";
 import {
-  APP_SUFFIX_PATTERN, bytesField, CREDENTIALS, decodeObject, DEVICE_ID_PATTERN, generation, MAX_FAILURE_DETAIL, MAX_FAILURE_REPORTS,
-  MAX_LOGIN_COUNTER, MAX_MESSAGE_BYTES, NETWORK_RESULTS, networkKind, networkReason, onlyKeys, PROTOCOL_VERSION, REQUEST_ID_PATTERN,
-  requestId, shortText, STATES, uint,
+  APP_SUFFIX_PATTERN, bytesField, decodeObject, DEVICE_ID_PATTERN, generation, MAX_FAILURE_DETAIL, MAX_FAILURE_REPORTS,
+  MAX_LOGIN_COUNTER, MAX_MESSAGE_BYTES, onlyKeys, PROTOCOL_VERSION, REQUEST_ID_PATTERN, requestId, uint,
   type CloudNotice, type CloudResponse, type CredentialLabel, type DeviceRequest, type DeviceState, type DeviceStatus, type LoginPassword,
-  type NetworkChange, type NetworkFailureReport, type NetworkResult,
+  type NetworkChange, type NetworkFailureReport, type NetworkKind, type NetworkResult,
 } from "./wire";
 
 export * from "./wire";
+
+/** Every NetworkFailureReason (ports.ts), for validation. */
+export const NETWORK_FAILURE_REASONS: readonly NetworkFailureReason[] = [
+  "NETWORK-NOT-FOUND", "INCORRECT-PASSWORD", "EAP-REJECTED", "EAP-SERVER-UNTRUSTED", "EAP-TIMEOUT",
+  "ASSOCIATION-FAILED", "DHCP-TIMEOUT", "INTERNET-NOT-REACHABLE", "CONNECTION-LOST",
+];
+
+/** Every NetworkResult, for validation. */
+export const NETWORK_RESULTS: readonly NetworkResult[] = ["JOINED", "FAILED", "FORGOTTEN", "UNREADABLE"];
+
+/** Every DeviceState, for validation. */
+export const STATES: readonly DeviceState[] = ["STOPPED", "SCANNING", "JOINING", "CONNECTING", "ISSUING", "ONLINE", "RETRY_WAIT", "AUTH_FAILED"];
+/** Every CredentialLabel, for validation. */
+export const CREDENTIALS: readonly CredentialLabel[] = ["certificate", "secret", "temporary", "permanent"];
+
+export function shortText(value: unknown, max: number, what: string): string {
+  if (typeof value !== "string" || value.length > max) throw new WcmError("MESSAGE_INVALID", `must be a string of at most ${max} characters`, what);
+  return value;
+}
+
+export function networkReason(value: unknown, what: string): NetworkFailureReason {
+  if (!NETWORK_FAILURE_REASONS.includes(value as NetworkFailureReason)) throw new WcmError("MESSAGE_INVALID", "unknown network failure reason", what);
+  return value as NetworkFailureReason;
+}
+
+export function networkKind(value: unknown, what: string): NetworkKind {
+  if (value !== "private" && value !== "hotspot") throw new WcmError("MESSAGE_INVALID", "must be private or hotspot", what);
+  return value;
+}
 
 /** Parses a topic into its device id and kind; undefined when it is not a wcm device topic. */
 export function parseTopic(topic: string): { deviceId: string; kind: "req" | "res" | "status" | "app"; suffix?: string } | undefined {

@@ -16,7 +16,7 @@ import { WcmError } from "./errors";
 import type { LoginKind } from "./derive";
 import { checkHotspotRev, checkSsid, validateHotspotProfiles, type HotspotProfile } from "./hotspots";
 import type { NetworkFailureReason } from "./ports";
-import { isSealPublicKey, SEAL_OVERHEAD, SEAL_PUBLIC_KEY_BYTES, SEAL_VERSION } from "./seal";
+import { SEAL_OVERHEAD } from "./seal";
 
 /** Protocol version carried in every message (`v`) and the topic prefix. */
 export const PROTOCOL_VERSION = 1;
@@ -35,6 +35,11 @@ export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 /** Application topic suffixes: 1 to 64 characters of [A-Za-z0-9_/-], no empty levels. */
 export const APP_SUFFIX_PATTERN = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/;
+
+/** The error of a message that breaks a rule (`rule`) in its field `what`. */
+function invalid(rule: string, what: string): WcmError {
+  return new WcmError("MESSAGE_INVALID", rule, what);
+}
 
 /** Throws CONFIG_INVALID/MESSAGE_INVALID unless `deviceId` matches DEVICE_ID_PATTERN. */
 export function checkDeviceId(deviceId: unknown, code: "CONFIG_INVALID" | "MESSAGE_INVALID" = "MESSAGE_INVALID"): string {
@@ -65,7 +70,7 @@ export function deviceTopics(deviceId: string): DeviceTopics {
 /** The application topic `wcm/v1/<deviceId>/app/<suffix>`; throws MESSAGE_INVALID for a bad suffix. */
 export function appTopic(deviceId: string, suffix: string): string {
   if (suffix.length > 64 || !APP_SUFFIX_PATTERN.test(suffix)) {
-    throw new WcmError("MESSAGE_INVALID", "must be 1-64 characters of A-Z a-z 0-9 _ - separated by /", "topic");
+    throw invalid("must be 1-64 characters of A-Z a-z 0-9 _ - separated by /", "topic");
   }
   return `${deviceTopics(deviceId).app}/${suffix}`;
 }
@@ -117,12 +122,6 @@ export const REASON_CODES: readonly ReasonCode[] = [
   "BAD_REQUEST", "TOO_LARGE", "UNKNOWN_OP", "NOTHING_TO_ISSUE", "BAD_PROOF", "GENERATION_MISMATCH", "RATE_LIMITED", "NOTHING_PENDING", "INTERNAL",
 ];
 
-/** Every NetworkFailureReason (ports.ts), for validation. */
-export const NETWORK_FAILURE_REASONS: readonly NetworkFailureReason[] = [
-  "NETWORK-NOT-FOUND", "INCORRECT-PASSWORD", "EAP-REJECTED", "EAP-SERVER-UNTRUSTED", "EAP-TIMEOUT",
-  "ASSOCIATION-FAILED", "DHCP-TIMEOUT", "INTERNET-NOT-REACHABLE", "CONNECTION-LOST",
-];
-
 /** Which kind of network a report is about. */
 export type NetworkKind = "private" | "hotspot";
 
@@ -144,9 +143,6 @@ export const MAX_FAILURE_DETAIL = 64;
 
 /** Outcomes of a private network change, reported with `network-result`. */
 export type NetworkResult = "JOINED" | "FAILED" | "FORGOTTEN" | "UNREADABLE";
-/** @internal */
-export const NETWORK_RESULTS: readonly NetworkResult[] = ["JOINED", "FAILED", "FORGOTTEN", "UNREADABLE"];
-
 /** Device -> cloud, on the request topic. */
 export type DeviceRequest =
   | { v: 1; rid: string; op: "issue" }
@@ -209,11 +205,6 @@ export interface DeviceStatus {
   lastFailure?: { reason: string; detail?: string };
 }
 
-/** @internal */
-export const STATES: readonly DeviceState[] = ["STOPPED", "SCANNING", "JOINING", "CONNECTING", "ISSUING", "ONLINE", "RETRY_WAIT", "AUTH_FAILED"];
-/** @internal */
-export const CREDENTIALS: readonly CredentialLabel[] = ["certificate", "secret", "temporary", "permanent"];
-
 /** @internal shared with protocol.ts (the cloud side) */
 export function decodeObject(payload: Uint8Array, what: string, limit = MAX_MESSAGE_BYTES): Record<string, unknown> {
   if (payload.length > limit) {
@@ -223,20 +214,20 @@ export function decodeObject(payload: Uint8Array, what: string, limit = MAX_MESS
   try {
     value = JSON.parse(utf8Decode(payload));
   } catch {
-    throw new WcmError("MESSAGE_INVALID", "not JSON", what);
+    throw invalid("not JSON", what);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new WcmError("MESSAGE_INVALID", "not a JSON object", what);
+    throw invalid("not a JSON object", what);
   }
   const object = value as Record<string, unknown>;
-  if (object.v !== PROTOCOL_VERSION) throw new WcmError("MESSAGE_INVALID", "unsupported version", `${what}.v`);
+  if (object.v !== PROTOCOL_VERSION) throw invalid("unsupported version", `${what}.v`);
   return object;
 }
 
 /** @internal shared with protocol.ts (the cloud side) */
 export function onlyKeys(object: Record<string, unknown>, allowed: readonly string[], what: string): void {
   for (const key of Object.keys(object)) {
-    if (!allowed.includes(key)) throw new WcmError("MESSAGE_INVALID", "unexpected field", `${what}.${key}`);
+    if (!allowed.includes(key)) throw invalid("unexpected field", `${what}.${key}`);
   }
 }
 
@@ -244,7 +235,7 @@ export function onlyKeys(object: Record<string, unknown>, allowed: readonly stri
 export function requestId(object: Record<string, unknown>, what: string): string {
   const rid = object.rid;
   if (typeof rid !== "string" || !REQUEST_ID_PATTERN.test(rid)) {
-    throw new WcmError("MESSAGE_INVALID", "must be 1-32 characters of A-Z a-z 0-9 _ -", `${what}.rid`);
+    throw invalid("must be 1-32 characters of A-Z a-z 0-9 _ -", `${what}.rid`);
   }
   return rid;
 }
@@ -252,42 +243,24 @@ export function requestId(object: Record<string, unknown>, what: string): string
 /** @internal shared with protocol.ts (the cloud side) */
 export function generation(value: unknown, what: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 0x7fffffff) {
-    throw new WcmError("MESSAGE_INVALID", "must be an integer 1..2^31-1", what);
+    throw invalid("must be an integer 1..2^31-1", what);
   }
   return value;
 }
 
 /** @internal shared with protocol.ts (the cloud side) */
 export function bytesField(value: unknown, length: number, what: string): Uint8Array {
-  if (typeof value !== "string") throw new WcmError("MESSAGE_INVALID", "must be base64url", what);
+  if (typeof value !== "string") throw invalid("must be base64url", what);
   const bytes = fromBase64Url(value);
-  if (bytes.length !== length) throw new WcmError("MESSAGE_INVALID", `must be ${length} bytes`, what);
+  if (bytes.length !== length) throw invalid(`must be ${length} bytes`, what);
   return bytes;
 }
 
 /** @internal shared with protocol.ts (the cloud side) */
 export function uint(value: unknown, max: number, what: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
-    throw new WcmError("MESSAGE_INVALID", `must be an integer 0..${max}`, what);
+    throw invalid(`must be an integer 0..${max}`, what);
   }
-  return value;
-}
-
-/** @internal shared with protocol.ts (the cloud side) */
-export function shortText(value: unknown, max: number, what: string): string {
-  if (typeof value !== "string" || value.length > max) throw new WcmError("MESSAGE_INVALID", `must be a string of at most ${max} characters`, what);
-  return value;
-}
-
-/** @internal shared with protocol.ts (the cloud side) */
-export function networkReason(value: unknown, what: string): NetworkFailureReason {
-  if (!NETWORK_FAILURE_REASONS.includes(value as NetworkFailureReason)) throw new WcmError("MESSAGE_INVALID", "unknown network failure reason", what);
-  return value as NetworkFailureReason;
-}
-
-/** @internal shared with protocol.ts (the cloud side) */
-export function networkKind(value: unknown, what: string): NetworkKind {
-  if (value !== "private" && value !== "hotspot") throw new WcmError("MESSAGE_INVALID", "must be private or hotspot", what);
   return value;
 }
 
@@ -352,65 +325,59 @@ function responseFrom(object: Record<string, unknown>, size: number): CloudRespo
   }
   const rid = requestId(object, "response");
   const op = object.op;
-  if (typeof op !== "string" || op.length > 16) throw new WcmError("MESSAGE_INVALID", "must be a short string", "response.op");
+  if (typeof op !== "string" || op.length > 16) throw invalid("must be a short string", "response.op");
   if (object.ok === false) {
     onlyKeys(object, ["v", "rid", "op", "ok", "reason", "detail"], "response");
     const reason = object.reason;
     if (typeof reason !== "string" || !REASON_CODES.includes(reason as ReasonCode)) {
-      throw new WcmError("MESSAGE_INVALID", "unknown reason code", "response.reason");
+      throw invalid("unknown reason code", "response.reason");
     }
     const detail = object.detail;
     if (detail !== undefined && (typeof detail !== "string" || detail.length > 200)) {
-      throw new WcmError("MESSAGE_INVALID", "must be a string of at most 200 characters", "response.detail");
+      throw invalid("must be a string of at most 200 characters", "response.detail");
     }
     return { v: 1, rid, op, ok: false, reason: reason as ReasonCode, ...(detail !== undefined ? { detail } : {}) };
   }
-  if (object.ok !== true) throw new WcmError("MESSAGE_INVALID", "must be true or false", "response.ok");
-  if (op === "issue" && object.sealed !== undefined) {
-    onlyKeys(object, ["v", "rid", "op", "ok", "gen", "sealed"], "response");
-    return { v: 1, rid, op: "issue", ok: true, gen: generation(object.gen, "response.gen"), sealed: bytesField(object.sealed, SEALED_ROTATION_BYTES, "response.sealed") };
-  }
-  if (op === "issue") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "gen", "nonce", "secret", "tag"], "response");
-    return {
-      v: 1, rid, op: "issue", ok: true, gen: generation(object.gen, "response.gen"),
-      nonce: bytesField(object.nonce, 16, "response.nonce"),
-      secret: bytesField(object.secret, 32, "response.secret"),
-      tag: bytesField(object.tag, 32, "response.tag"),
-    };
-  }
-  if (op === "commit") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "gen"], "response");
-    return { v: 1, rid, op: "commit", ok: true, gen: generation(object.gen, "response.gen") };
-  }
-  if (op === "hello") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "time", "rev", "network"], "response");
-    if (typeof object.network !== "boolean") throw new WcmError("MESSAGE_INVALID", "must be true or false", "response.network");
-    return {
-      v: 1, rid, op: "hello", ok: true, time: uint(object.time, MAX_TIME_SECONDS, "response.time"),
-      rev: checkHotspotRev(object.rev, "response.rev", "MESSAGE_INVALID"), network: object.network,
-    };
-  }
-  if (op === "config") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "rev", "hotspots"], "response");
-    return {
-      v: 1, rid, op: "config", ok: true, rev: checkHotspotRev(object.rev, "response.rev", "MESSAGE_INVALID"),
-      hotspots: validateHotspotProfiles(object.hotspots, "response.hotspots", "MESSAGE_INVALID"),
-    };
-  }
-  if (op === "network") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "seq", "sealed"], "response");
-    if (typeof object.sealed !== "string" || object.sealed.length > Math.ceil((MAX_SEALED_BYTES * 4) / 3)) {
-      throw new WcmError("MESSAGE_INVALID", `must be base64url of at most ${MAX_SEALED_BYTES} bytes`, "response.sealed");
-    }
-    return { v: 1, rid, op: "network", ok: true, seq: generation(object.seq, "response.seq"), sealed: fromBase64Url(object.sealed) };
-  }
-  if (op === "network-result") {
-    onlyKeys(object, ["v", "rid", "op", "ok", "seq"], "response");
-    return { v: 1, rid, op: "network-result", ok: true, seq: generation(object.seq, "response.seq") };
-  }
-  throw new WcmError("MESSAGE_INVALID", "unknown operation", "response.op");
+  if (object.ok !== true) throw invalid("must be true or false", "response.ok");
+  const fields = op === "issue" && object.sealed !== undefined ? SEALED_ISSUE : Object.hasOwn(OK_FIELDS, op) ? OK_FIELDS[op] : undefined;
+  if (!fields) throw invalid("unknown operation", "response.op");
+  onlyKeys(object, ["v", "rid", "op", "ok", ...Object.keys(fields)], "response");
+  const out: Record<string, unknown> = { v: 1, rid, op, ok: true };
+  for (const [name, check] of Object.entries(fields)) out[name] = check(object[name], `response.${name}`);
+  return out as CloudResponse;
 }
+
+/** Checks one field of a response (the value and its name, e.g. `response.gen`) and returns it as the response carries it. */
+type FieldCheck = (value: unknown, what: string) => unknown;
+const bytes = (length: number): FieldCheck => (value, what) => bytesField(value, length, what);
+const rev: FieldCheck = (value, what) => checkHotspotRev(value, what, "MESSAGE_INVALID");
+
+/** The fields of each successful response besides v, rid, op and ok, all required, with their checks, in the order they are checked. */
+const OK_FIELDS: Record<string, Record<string, FieldCheck>> = {
+  issue: { gen: generation, nonce: bytes(16), secret: bytes(32), tag: bytes(32) },
+  commit: { gen: generation },
+  hello: {
+    network: (value, what) => {
+      if (typeof value !== "boolean") throw invalid("must be true or false", what);
+      return value;
+    },
+    time: (value, what) => uint(value, MAX_TIME_SECONDS, what),
+    rev,
+  },
+  config: { rev, hotspots: (value, what) => validateHotspotProfiles(value, what, "MESSAGE_INVALID") },
+  network: {
+    sealed: (value, what) => {
+      if (typeof value !== "string" || value.length > Math.ceil((MAX_SEALED_BYTES * 4) / 3)) {
+        throw invalid(`must be base64url of at most ${MAX_SEALED_BYTES} bytes`, what);
+      }
+      return fromBase64Url(value);
+    },
+    seq: generation,
+  },
+  "network-result": { seq: generation },
+};
+/** An `issue` response with `sealed`: a rotation sealed to the device's key. */
+const SEALED_ISSUE: Record<string, FieldCheck> = { gen: generation, sealed: bytes(SEALED_ROTATION_BYTES) };
 
 /**
  * Cloud -> device, on the response topic, unsolicited: "rotate" says the cloud
@@ -434,7 +401,7 @@ export function decodeCloudMessage(payload: Uint8Array): CloudResponse | CloudNo
   if (payload.length > MAX_MESSAGE_BYTES) throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, "notice");
   onlyKeys(object, ["v", "notice"], "notice");
   if (object.notice !== "rotate" && object.notice !== "config" && object.notice !== "network") {
-    throw new WcmError("MESSAGE_INVALID", "unknown notice", "notice.notice");
+    throw invalid("unknown notice", "notice.notice");
   }
   return { v: 1, notice: object.notice };
 }
@@ -469,7 +436,7 @@ export function decodeNetworkChange(plaintext: Uint8Array): NetworkChange {
     onlyKeys(object, ["v", "seq", "action", "ssid"], "change");
     return { seq, action: "forget", ssid };
   }
-  if (object.action !== "set") throw new WcmError("MESSAGE_INVALID", "must be set or forget", "change.action");
+  if (object.action !== "set") throw invalid("must be set or forget", "change.action");
   onlyKeys(object, ["v", "seq", "action", "ssid", "password", "priority"], "change");
   return {
     seq, action: "set", ssid,

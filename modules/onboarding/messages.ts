@@ -8,7 +8,7 @@
 import { toBase64Url } from "../bytes";
 import { checkSsid } from "../hotspots";
 import type { NetworkSecurity } from "../ports";
-import { NETWORK_FAILURE_REASONS } from "../wire";
+import { NETWORK_FAILURE_REASONS } from "../protocol";
 import {
   bytesField, counter, invalid, json, MAX_CALL_PLAINTEXT, MAX_LOCAL_BODY, MAX_ONBOARD_NETWORKS, MAX_SCAN_ENTRIES, object, SEALED_MAX, version,
   type CallMessage, type CallRequest, type CallResponse, type ConfirmMessage, type OnboardState, type StartMessage,
