@@ -8,7 +8,7 @@
 import { fromHex } from "./bytes";
 import { WcmError } from "./errors";
 import { checkHotspotRev, validateHotspotProfiles, type HotspotSet } from "./hotspots";
-import { parseLabelCode } from "./onboarding/label-code";
+import { parseLabelCode } from "./onboarding/device-label-code";
 import { checkDeviceId } from "./wire";
 
 /** The three provisioning options of the seed. */

@@ -24,7 +24,7 @@ import {
   encodeCallAnswer, encodeCallResponse, encodeError, encodeInfo, encodeStartAnswer, MAX_SCAN_ENTRIES,
   parseCall, parseCallRequest, parseConfirm, parseStart, type CallResponse, type OnboardNetwork, type ScanEntry,
 } from "./device-messages";
-import { softApName } from "./label-code";
+import { softApName } from "./device-label-code";
 
 /** Failed or abandoned handshakes (since power-on or the last button press) before the device refuses more. */
 export const MAX_FAILED_HANDSHAKES = 10;

@@ -10,7 +10,7 @@ import {
   DEFAULT_ONBOARDING_TIMES, INITIAL_ONBOARDING, onboardingStep,
   type LocalRequest, type OnboardingEvent, type OnboardingState, type OnboardingTimes,
 } from "./machine";
-import { softApName } from "./label-code";
+import { softApName } from "./device-label-code";
 import type { OnboardNetwork } from "./device-messages";
 
 /**

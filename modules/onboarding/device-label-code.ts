@@ -1,0 +1,52 @@
+/*
+ * The label code as the device reads it (docs/protocol.md 15.2): the typed or
+ * configured code checked and normalised, and the device's SoftAP name. The
+ * firmware ships this half only; label-code.ts re-exports it and adds the
+ * manufacturing line's and the owner's client's half (a new code, the QR payload).
+ *
+ * 13 characters of Crockford base32 (65 random bits) and one check character,
+ * shown as four groups: `7KQ2-M9XD-4RTB-WH`. Typing is forgiving (case, spaces
+ * and dashes ignored; O reads as 0, I and L as 1) and the check character
+ * (Luhn mod 32) catches typos before they cost one of the device's bounded attempts.
+ * The PAKE uses the 13 data characters; the check character is derived.
+ */
+import { WcmError } from "../errors";
+
+/** Crockford's base32 alphabet (no I, L, O, U). */
+export const CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/** Data characters of a label code (13 x 5 = 65 bits). */
+export const CODE_DATA_CHARS = 13;
+
+/** @internal The Luhn mod 32 check character: catches every single-character typo and most swaps of neighbours. */
+export function checkChar(data: string): string {
+  let sum = 0;
+  let factor = 2;
+  for (let i = data.length - 1; i >= 0; i--) {
+    const addend = factor * CODE_ALPHABET.indexOf(data[i]);
+    sum += Math.floor(addend / 32) + (addend % 32);
+    factor = factor === 2 ? 1 : 2;
+  }
+  return CODE_ALPHABET[(32 - (sum % 32)) % 32];
+}
+
+/**
+ * The 13 data characters of a typed or printed code.
+ * @throws WcmError CONFIG_INVALID (or `code`) naming `field` for a code that is not
+ *   14 characters of the alphabet (after normalising) or whose check character is wrong
+ * @example parseLabelCode("7kq2 m9xd 4rtb wh") === "7KQ2M9XD4RTBW"
+ */
+export function parseLabelCode(text: unknown, field = "labelCode", code: "CONFIG_INVALID" | "MESSAGE_INVALID" = "CONFIG_INVALID"): string {
+  if (typeof text !== "string" || text.length > 40) throw new WcmError(code, "must be the 14-character label code", field);
+  const clean = text.toUpperCase().replace(/[\s-]/g, "").replace(/O/g, "0").replace(/[IL]/g, "1");
+  if (clean.length !== CODE_DATA_CHARS + 1 || [...clean].some((c) => !CODE_ALPHABET.includes(c))) {
+    throw new WcmError(code, "must be the 14-character label code (0-9 and A-Z without U)", field);
+  }
+  const data = clean.slice(0, CODE_DATA_CHARS);
+  if (checkChar(data) !== clean[CODE_DATA_CHARS]) throw new WcmError(code, "check character does not match: a typo", field);
+  return data;
+}
+
+/** The SoftAP name of a device: `wcm-` and the last 28 characters of its id (an SSID holds 32 bytes). */
+export function softApName(deviceId: string): string {
+  return `wcm-${deviceId.slice(-28)}`;
+}
