@@ -454,8 +454,8 @@ interface Waiting {
 /** One admitted unauthenticated connection, or one to be answered busy. */
 export interface ConnectionTicket {
   readonly source: string;
-  /** when it was admitted (ms) */
-  readonly at: number;
+  /** when it was admitted or last made progress (ms): ConnectionLimiter.progressed */
+  at: number;
   /** answer CONNACK 3 after TLS and close: counted apart, never evicted */
   readonly busy: boolean;
   /** closes the connection (called when it is evicted) */
@@ -724,6 +724,22 @@ export class ConnectionLimiter {
     this.release(oldest);
     this.evictions++;
     oldest.close();
+  }
+
+  /**
+   * The connection made progress (its TLS handshake ended, its CONNECT arrived): it is young again and
+   * last in the eviction order (its source last among sources), so a loaded cloud does not evict, as
+   * stale, handshakes that it is itself slow to finish; an idle connection still ages from its last
+   * progress and is evicted first. No effect on a busy or released ticket.
+   */
+  progressed(ticket: ConnectionTicket, now: number): void {
+    if (ticket.busy) return;
+    const set = this.#perSource.get(ticket.source);
+    if (!set || !set.delete(ticket)) return;
+    ticket.at = Math.max(ticket.at, now);
+    set.add(ticket);
+    this.#perSource.delete(ticket.source);
+    this.#perSource.set(ticket.source, set);
   }
 
   /** The connection authenticated, closed or was evicted: it no longer counts. Idempotent. */

@@ -339,6 +339,12 @@ export class MqttServer {
     this.connections.release(ticket);
   }
 
+  /** An unauthenticated connection made progress (TLS ended, CONNECT arrived): it ages from now (ConnectionLimiter.progressed). */
+  #progressed(socket: TLSSocket): void {
+    const ticket = this.#unauthenticated.get(`${socket.remoteAddress}:${socket.remotePort}`);
+    if (ticket) this.connections.progressed(ticket, this.#now());
+  }
+
   /**
    * Connection admission at TCP accept (cloud/limits.ts ConnectionLimiter), before any TLS state exists:
    * refused by rate, held in the accept queue (the socket stays unread until it may start), or admitted,
@@ -491,6 +497,7 @@ export class MqttServer {
       authenticate: (client, username, password, done) => {
         const socket = (client.conn as GuardedConnection).socket;
         const started = performance.now();
+        if (socket) this.#progressed(socket);
         this.auth.mqttLogin({
           clientId: client.id, username: username ?? undefined, password: password ?? undefined,
           peerCertificate: socket?.getPeerX509Certificate?.(), source: socket?.remoteAddress ?? "?",
@@ -643,6 +650,7 @@ export class MqttServer {
       }
       if (socket.isSessionReused()) this.stats.tlsResumed++;
       else this.stats.tlsFull++;
+      this.#progressed(socket);
       const connection = new GuardedConnection(socket, maxPacket);
       connection.on("close", () => {
         if (connection.oversized) this.stats.oversized++;

@@ -18,6 +18,24 @@ const started = (t: ConnectionTicket | QueuedConnection | string) => typeof t !=
 describe("cloud admission: the accept queue (held, unread, until a slot frees)", function () {
   this.timeout(60_000);
 
+  it("ConnectionLimiter_Progressed_AHandshakeThatMovedIsKept_TheIdleOneIsEvicted_ThenItAgesAgain", function () {
+    // a loaded cloud is slow to finish handshakes: one that progressed (TLS ended, CONNECT came) is not
+    // evicted as stale for a newcomer while an idle one is; once idle for staleMs itself, it is evicted first
+    const limiter = new ConnectionLimiter({ unauthenticatedTotal: 2, staleMs: 1000, queueTotal: 0 });
+    const closed: string[] = [];
+    const admit = (source: string, now: number) => limiter.admit(source, now, () => closed.push(source)) as ConnectionTicket;
+    const a = admit("a", 0);
+    admit("b", 0);
+    limiter.progressed(a, 2000);
+    admit("c", 2500);
+    assert.deepEqual(closed, ["b"], "the idle connection made room, not the one that progressed");
+    admit("d", 6000);
+    assert.deepEqual(closed, ["b", "a"], "idle since its progress: evicted before the younger newcomer");
+    assert.equal(limiter.unauthenticated, 2);
+    limiter.progressed(a, 7000);
+    assert.equal(limiter.unauthenticated, 2, "a released ticket is not counted again");
+  });
+
   it("ConnectionLimiter_TotalCapOfBalancedYoungConnections_NewcomersWait_StartInTurnAsSlotsFree_NothingEvicted", function () {
     const limiter = new ConnectionLimiter({ unauthenticatedTotal: 3, staleMs: 10_000 });
     const closed: string[] = [];
