@@ -13,6 +13,7 @@
  * Output is JSON on stdout; errors and exit codes are cloud/cli-kit.ts's (one
  * format with make-lot; `--json` puts errors on stdout as JSON).
  */
+import { createLogger, type CloudLog, type LogLevel } from "./log";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CloudError, isCloudError } from "./errors";
@@ -171,20 +172,22 @@ const COMMANDS: Command[] = [
       const config = ctx.config();
       if (database(ctx) === undefined) requireRegistry(dataDir(ctx));
       const workers = ctx.int("workers") ?? 1;
+      // JSON lines (cloud/log.ts) on stderr or log.file; the summary line on stdout stays for whoever started serve
+      const { log } = createLogger({ level: getPath(config.values, "log.level") as LogLevel, file: getPath(config.values, "log.file") as string | undefined });
       if (isClusterPrimary(workers)) {
-        ctx.io.out(JSON.stringify(await runPrimary(workers, (line) => process.stderr.write(`${new Date().toISOString()} info ${line}\n`))));
+        ctx.io.out(JSON.stringify(await runPrimary(workers, (line) => log("info", line, { event: "cluster" }))));
         return new Promise(() => undefined);
       }
       const role = isClusterWorker() ? await workerRole() : { ...SINGLE_PROCESS, ready: (summary: object) => ctx.io.out(JSON.stringify(summary)) };
-      const level = getPath(config.values, "log.level") as string;
-      const rank = { debug: 0, info: 1, warn: 2, error: 3 } as Record<string, number>;
-      const log = (at: string, message: string) => {
-        if ((rank[at] ?? 1) >= rank[level]) process.stderr.write(`${new Date().toISOString()} ${at} ${message}\n`);
-      };
       const cloud = await startCloud({ ...roleOptions(startOptionsFromConfig(config.values), role), log });
       // before anything is printed: whoever reads the start-up lines may signal at once
       handleSignals(cloud, getPath(config.values, "shutdown.drainMs") as number, log);
-      for (const listener of cloud.listeners) log("info", listenerLine(listener));
+      for (const listener of cloud.listeners) {
+        log("info", listenerLine(listener), {
+          event: "listening", listener: listener.name, protocol: listener.protocol, host: listener.host, port: listener.port,
+          certNames: listener.certificate?.names.join(","), certExpires: listener.certificate?.notAfter,
+        });
+      }
       role.ready({
         mqttPort: cloud.mqttPort, httpPort: cloud.httpPort, radiusPort: cloud.radiusPort, opsPort: cloud.opsPort, radiusServerName: cloud.radiusServerName, serverName: cloud.serverName,
         serverCa: join(dataDir(ctx), "server-ca.pem"), adminUrl: cloud.admin?.url, adminTokenFile: cloud.admin?.tokenFile,
@@ -652,24 +655,26 @@ export const EXIT_FORCED = 1;
  * SIGTERM/SIGINT: drain (Cloud.shutdown) within `drainMs`, then exit 0; a second
  * signal exits at once (EXIT_FORCED); a watchdog exits EXIT_FORCED 5 s after the bound.
  */
-function handleSignals(cloud: Cloud, drainMs: number, log: (level: string, message: string) => void): void {
+function handleSignals(cloud: Cloud, drainMs: number, log: CloudLog): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
-      log("warn", `${signal} again: exiting at once`);
+      log("warn", `${signal} again: exiting at once`, { event: "shutdown.forced", signal });
       process.exit(EXIT_FORCED);
     }
     stopping = true;
-    log("info", `${signal}: draining (new connections refused; at most ${drainMs} ms for requests and sessions)`);
+    log("info", `${signal}: draining (new connections refused; at most ${drainMs} ms for requests and sessions)`, { event: "shutdown", signal, drainMs });
     setTimeout(() => {
-      log("error", `still stopping ${drainMs + 5000} ms after ${signal}: exiting`);
+      log("error", `still stopping ${drainMs + 5000} ms after ${signal}: exiting`, { event: "shutdown.forced", signal });
       process.exit(EXIT_FORCED);
     }, drainMs + 5000).unref();
     cloud.shutdown(drainMs).then((report) => {
-      log("info", `stopped in ${report.ms} ms: ${report.inFlight} requests finished, ${report.connections} connections closed (${report.destroyed} cut at the bound), registry closed`);
+      log("info", `stopped in ${report.ms} ms: ${report.inFlight} requests finished, ${report.connections} connections closed (${report.destroyed} cut at the bound), registry closed`, {
+        event: "stopped", ms: report.ms, inFlight: report.inFlight, connections: report.connections, destroyed: report.destroyed,
+      });
       process.exit(EXIT.OK);
     }, (error: Error) => {
-      log("error", `stopping failed: ${error.message}`);
+      log("error", `stopping failed: ${error.message}`, { event: "shutdown.failed" });
       process.exit(EXIT_FORCED);
     });
   };
@@ -677,7 +682,10 @@ function handleSignals(cloud: Cloud, drainMs: number, log: (level: string, messa
   process.on("SIGINT", stop);
   // SIGHUP: the server certificate again (the operator's files, or the registry's after `server-cert renew`)
   process.on("SIGHUP", () => {
-    cloud.reloadTls().then((listener) => log("info", `SIGHUP: reloaded: ${listenerLine(listener)}`), (error: Error) => log("error", `SIGHUP: reload failed, still serving the old certificate: ${error.message}`));
+    cloud.reloadTls().then(
+      (listener) => log("info", `SIGHUP: reloaded: ${listenerLine(listener)}`, { event: "tls.reloaded", certExpires: listener.certificate?.notAfter }),
+      (error: Error) => log("error", `SIGHUP: reload failed, still serving the old certificate: ${error.message}`, { event: "tls.reload_failed" }),
+    );
   });
 }
 

@@ -146,7 +146,8 @@ export const CONFIG_SCHEMA = {
     drainMs: int("on SIGTERM, ms to let requests finish and sessions end before the rest are cut (a second SIGTERM exits at once)", 10_000, 0, 300_000),
   },
   log: {
-    level: oneOf("least level written (JSON lines on stderr)", ["debug", "info", "warn", "error"], "info"),
+    level: oneOf("least level written (one JSON object per line, pino)", ["debug", "info", "warn", "error"], "info"),
+    file: str("append the log lines to this file (created owner-only) instead of standard error"),
   },
 } satisfies Section;
 

@@ -15,6 +15,8 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from "node:http";
 import { createServer as createTlsServer } from "node:https";
+import { randomUUID } from "node:crypto";
+import { errorText, type CloudLog } from "./log";
 import { CloudError, isCloudError } from "./errors";
 import { checkAdminRequest, LOOPBACK_NAMES, type AdminAccess } from "./admin-guard";
 import { MAX_CSV_BYTES } from "./csv";
@@ -39,6 +41,8 @@ export interface AdminRequest {
 export interface AdminResponse {
   status: number;
   body: unknown;
+  /** the id of this request in the log lines (also sent as X-Request-Id) */
+  requestId?: string;
 }
 
 /** The built API. */
@@ -63,6 +67,8 @@ export interface AdminApiOptions {
   scheme?: "http" | "https";
   /** answers GET /healthz and /readyz without credentials (cloud/health.ts); none when undefined */
   probe?: ReadinessProbe;
+  /** one log line per request (cloud/log.ts): request id, method, path, status, error code, ms; never a body, header or query */
+  log?: CloudLog;
 }
 
 type Handler = (ctx: { params: string[]; query: URLSearchParams; json: () => Record<string, unknown>; text: () => string; contentType: string }) => Promise<unknown>;
@@ -185,7 +191,20 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
   const table = routes(services, options.network ?? new NetworkServices(services.registry, services.actor));
   const access: AdminAccess = { token: options.token, names: options.names ?? [...LOOPBACK_NAMES], scheme: options.scheme ?? "http" };
 
+  /** Answers one request; with a log, numbers it and writes one line. */
   async function dispatch(request: AdminRequest): Promise<AdminResponse> {
+    const requestId = randomUUID();
+    const started = performance.now();
+    const response = await answer(request, requestId);
+    const path = request.url.split("?")[0].slice(0, 200);
+    const code = response.status >= 400 ? (response.body as { error?: { code?: string } }).error?.code : undefined;
+    options.log?.(response.status >= 500 ? "error" : (HEALTH_PATHS as readonly string[]).includes(path) ? "debug" : "info", "admin request", {
+      event: "admin.request", reqId: requestId, method: request.method.slice(0, 16), path, status: response.status, code, ms: Math.round(performance.now() - started),
+    });
+    return { ...response, requestId };
+  }
+
+  async function answer(request: AdminRequest, requestId: string): Promise<AdminResponse> {
     try {
       const probed = options.probe && await probeResponse(request.method, request.url, options.probe);
       if (probed) return probed;
@@ -222,6 +241,7 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
       return { status: route.status ?? 200, body };
     } catch (error) {
       if (isCloudError(error)) return errorBody(error);
+      options.log?.("error", `admin request failed internally: ${errorText(error)}`, { event: "admin.internal", reqId: requestId });
       return errorBody(new CloudError("INTERNAL", "internal error"));
     }
   }
@@ -229,7 +249,10 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const send = (response: AdminResponse): void => {
       const text = JSON.stringify(response.body);
-      res.writeHead(response.status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
+      res.writeHead(response.status, {
+        "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text), "cache-control": "no-store",
+        ...(response.requestId ? { "x-request-id": response.requestId } : {}),
+      });
       res.end(text);
     };
     const headers: Record<string, string | undefined> = {};
@@ -244,7 +267,12 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
     try {
       checkAdminRequest(access, headers);
     } catch (error) {
-      send(errorBody(isCloudError(error) ? error : new CloudError("INTERNAL", "internal error")));
+      const refused = { ...errorBody(isCloudError(error) ? error : new CloudError("INTERNAL", "internal error")), requestId: randomUUID() };
+      options.log?.("warn", "admin request refused", {
+        event: "admin.request", reqId: refused.requestId, method: (req.method ?? "?").slice(0, 16), path: (req.url ?? "").split("?")[0].slice(0, 200),
+        status: refused.status, code: isCloudError(error) ? error.code : "INTERNAL", source: req.socket.remoteAddress,
+      });
+      send(refused);
       req.resume();
       return;
     }

@@ -9,9 +9,9 @@
  * With `redis` (config cluster.redis) the node's aedes and its notices go
  * through Redis, so several nodes serve one fleet (cloud/redis.ts).
  */
+import type { CloudLog } from "./log";
 import { randomBytes, X509Certificate } from "node:crypto";
 import { join } from "node:path";
-import type { LogPort } from "../modules/ports";
 import { Authenticator } from "./auth/authenticator";
 import { buildAdminApi, listenAdminApi, type AdminListener } from "./http-api";
 import { adminToken } from "./admin-token";
@@ -119,7 +119,8 @@ export interface StartCloudOptions {
    * publishes through it, and notices travel on it instead of `notices`. Default: none (this process only).
    */
   redis?: string;
-  log?: LogPort;
+  /** structured log lines (cloud/log.ts); none when undefined */
+  log?: CloudLog;
 }
 
 /** One listener as start-up reports it. */
@@ -227,10 +228,11 @@ function instrument(metrics: CloudMetrics, parts: { mqtt: MqttServer; radius: Ra
     [{ topic: "request" }, parts.issuance.stats.badRequests], [{ topic: "status" }, parts.issuance.stats.badStatus],
   ]);
   if (radius) {
-    countFromStats(metrics, "wcm_radius_decisions_total", "RADIUS Access-Accepts and Access-Rejects, rejects by reason", ["decision", "reason"], () => [
-      [{ decision: "accept", reason: "" }, radius.stats.accepts],
-      ...Object.entries(radius.stats.reasons).map(([reason, n]): [Record<string, string>, number] => [{ decision: "reject", reason }, n ?? 0]),
-    ]);
+    countFromStats(metrics, "wcm_radius_decisions_total", "RADIUS Access-Accepts and Access-Rejects by EAP method (tls, ttls; none before one was chosen), rejects by reason", ["decision", "method", "reason"], () =>
+      Object.entries(radius.stats.decisions).map(([key, n]): [Record<string, string>, number] => {
+        const [decision, method, reason] = key.split(" ");
+        return [{ decision, method, reason: reason === "-" ? "" : reason }, n];
+      }));
     metrics.gauge("wcm_radius_hotspot_sessions", "live hotspot sessions (RADIUS accounting) per NAS client", ["nas"], async (g) => {
       g.reset();
       for (const [nas, n] of Object.entries(await radius.liveSessionsPerNas())) g.set({ nas }, n);
@@ -284,6 +286,7 @@ async function bind<T>(listener: string, host: string, port: number, start: () =
 }
 
 export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
+  const log = options.log;
   const adminHost = options.adminHost ?? "127.0.0.1";
   const tlsPlan = options.httpPort === undefined ? undefined : adminTlsPlan(adminHost, options.adminName, options.adminTls);
   const masterKey = loadMasterKey({ masterKey: options.masterKey, masterKeyFile: options.masterKeyFile });
@@ -388,11 +391,16 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     const services = new CloudServices(registry, "admin:api", {
       // every revocation also ends the device's live hotspot sessions (Disconnect-Request, RFC 5176), sent once, from this process
       deviceRevoked: (id) => {
+        log?.("info", "device revoked: its sessions are closed", { event: "device.revoked", deviceId: id });
         emit({ kind: "disconnect", deviceId: id });
         void radius?.disconnectDevice(id, "device revoked");
       },
-      secretRotated: (id) => emit({ kind: "rotation", deviceId: id }),
+      secretRotated: (id) => {
+        log?.("info", "secret rotation started", { event: "rotation.started", deviceId: id });
+        emit({ kind: "rotation", deviceId: id });
+      },
       caRevoked: (name) => {
+        log?.("info", "product CA revoked", { event: "ca.revoked", ca: name });
         emit({ kind: "ca-revoked", caName: name });
         void radius?.disconnectWhere(async (id) => (await registry.device(id))?.ca_name === name, `CA ${name} revoked`);
       },
@@ -402,10 +410,12 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       },
       // retiring a lot closes nothing: a temporary session already open may finish its issuance
       lotKeyRevoked: (lot, temporaryIds) => {
+        log?.("info", "lot key revoked", { event: "lot.key_revoked", lot, sessions: temporaryIds.length });
         for (const id of temporaryIds) emit({ kind: "disconnect", deviceId: id });
         void radius?.disconnectLot(lot, temporaryIds, `lot ${lot} key revoked`);
       },
       lotRevoked: (lot, deviceIds) => {
+        log?.("info", "lot revoked", { event: "lot.revoked", lot, devices: deviceIds.length });
         for (const id of deviceIds) emit({ kind: "disconnect", deviceId: id });
         void radius?.disconnectLot(lot, deviceIds, `lot ${lot} revoked`);
       },
@@ -438,7 +448,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     let admin: AdminEndpoint | undefined;
     if (options.httpPort !== undefined && tlsPlan && token && adminTls !== undefined) {
       const api = buildAdminApi(services.as("admin:http"), {
-        token: token.token, network: network.as("admin:http"), names: tlsPlan.names, scheme: adminTls ? "https" : "http", probe,
+        token: token.token, network: network.as("admin:http"), names: tlsPlan.names, scheme: adminTls ? "https" : "http", probe, log: options.log,
       });
       const httpPort = options.httpPort;
       http = await bind("admin HTTP", adminHost, httpPort, () => listenAdminApi(api, { host: adminHost, port: httpPort, tls: adminTls || undefined }));
@@ -511,11 +521,13 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         // the admin API and RADIUS first: no new operator work, no new EAP session
         await httpListener?.close();
         await radiusServer?.close();
+        log?.("info", "shutdown: draining device connections", { event: "shutdown.drain", boundMs, sessions: live.liveSessions });
         const drained = await live.drain(boundMs);
         closed = true;
         await opsListener?.close();
         ownStore?.close();
         await registry.close();
+        log?.("info", "shutdown: registry closed", { event: "shutdown.done", ms: Date.now() - started, ...drained });
         return { ms: Date.now() - started, ...drained };
       },
       async close() {

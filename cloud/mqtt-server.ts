@@ -16,11 +16,12 @@
  * credential decision is cloud/auth's (the same as RADIUS's): proofs first,
  * then login rates, lockouts per (id, source address), the throttled audit.
  */
+import type { CloudLog, LogFields, LogLevel } from "./log";
 import { createServer, type Server as TlsServer, type TLSSocket } from "node:tls";
 import { createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { constants as cryptoConstants, randomBytes } from "node:crypto";
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from "aedes";
-import type { DigestPort, LogPort } from "../modules/ports";
+import type { DigestPort } from "../modules/ports";
 import { APP_SUFFIX_PATTERN, MAX_APP_PAYLOAD_BYTES, MAX_CONFIG_BYTES, deviceTopics, encodeNotice, encodeResponse, parseTopic, type CloudResponse } from "../modules/protocol";
 import type { IssuanceService } from "./issuance";
 import { Authenticator, type Refusal, type Session } from "./auth/authenticator";
@@ -76,7 +77,8 @@ export interface MqttServerOptions {
   auth?: Authenticator;
   /** monotonic ms clock of the connection limits (default monotonicNow; tests may pin it) */
   now?: () => number;
-  log?: LogPort;
+  /** structured log lines (cloud/log.ts); none when undefined */
+  log?: CloudLog;
   /** TLS session resumption (defaults: in-memory LRU of 10000 sessions, 1 h lifetime) */
   tlsSessions?: TlsSessionOptions;
   /** where logins, shed connections and issuance outcomes are counted (cloud/metrics.ts) */
@@ -146,6 +148,11 @@ function claimSource(socket: TLSSocket): ClaimSource {
   };
 }
 
+/** "temporary", "secret" or "certificate" (metrics labels and log fields). */
+function credentialName(credential: Session["credential"]): string {
+  return credential === "t" ? "temporary" : credential === "s" ? "secret" : "certificate";
+}
+
 function authError(refusal: Refusal): AuthenticateError {
   const error = new Error(`${refusal.failure}: ${refusal.detail}`) as AuthenticateError;
   error.returnCode = CONNACK_OF[refusal.failure];
@@ -188,6 +195,9 @@ export class MqttServer {
   readonly #sessions = new WeakMap<Client, Session>();
   readonly #live = new Map<string, Client>();
   readonly #sockets = new Set<Socket>();
+  /** connection ids by "address:port", from accept to close (log lines only) */
+  readonly #connIds = new Map<string, string>();
+  #connections = 0;
   /** requests being answered (an asynchronous registry answers later); drain() waits for them */
   readonly #inFlight = new Set<Promise<unknown>>();
   /** the last request being answered per session (its next one waits for it) */
@@ -327,8 +337,13 @@ export class MqttServer {
     return this.#live.size;
   }
 
-  #log(level: "debug" | "info" | "warn" | "error", message: string): void {
-    this.options.log?.(level, message);
+  #log(level: LogLevel, message: string, fields?: LogFields): void {
+    this.options.log?.(level, message, fields);
+  }
+
+  /** The connection id of a socket ("c<n>", numbered at accept), for log lines. */
+  #connId(socket: Socket | undefined): string | undefined {
+    return socket ? this.#connIds.get(`${socket.remoteAddress}:${socket.remotePort}`) : undefined;
   }
 
   #authenticated(socket: TLSSocket): void {
@@ -354,8 +369,11 @@ export class MqttServer {
   #admit(socket: Socket): void {
     const source = socket.remoteAddress ?? "?";
     const key = `${source}:${socket.remotePort}`;
+    const conn = `c${++this.#connections}`;
+    this.#connIds.set(key, conn);
     const close = () => {
       this.#metrics?.shed.inc({ how: "evicted" });
+      this.#log("debug", "connection evicted for a newcomer", { event: "mqtt.shed", conn, source, how: "evicted" });
       this.#unauthenticated.delete(key);
       socket.destroy();
     };
@@ -364,6 +382,7 @@ export class MqttServer {
     let waiting: QueuedConnection | undefined;
     socket.once("close", () => {
       this.#sockets.delete(socket);
+      if (this.#connIds.get(key) === conn) this.#connIds.delete(key);
       waiting?.cancel();
     });
     socket.on("error", () => socket.destroy());
@@ -371,8 +390,10 @@ export class MqttServer {
       waiting = undefined;
       this.#begin(socket, key, ticket);
     });
+    if (typeof admitted !== "string") this.#log("debug", "connection accepted", { event: "mqtt.connection", conn, source, queued: "queued" in admitted });
     if (typeof admitted === "string") {
       this.#metrics?.shed.inc({ how: admitted });
+      this.#log("debug", "connection refused at accept", { event: "mqtt.shed", conn, source, how: admitted });
       this.stats.connectionsRefused++;
       socket.destroy();
       return;
@@ -506,9 +527,14 @@ export class MqttServer {
           const outcome = result.ok ? "accepted" : "refused";
           this.#metrics?.logins.inc({ outcome, reason: result.ok ? "" : result.failure });
           this.#metrics?.login.observe({ outcome }, (performance.now() - started + (result.ok ? 0 : result.delayMs)) / 1000);
+          const conn = this.#connId(socket);
           if (result.ok) {
             this.#sessions.set(client, result.session);
             this.stats.loginsAccepted++;
+            this.#log("info", "login accepted", {
+              event: "mqtt.login", deviceId: result.session.deviceId, conn, credential: credentialName(result.session.credential),
+              resumed: socket?.isSessionReused?.() ?? false,
+            });
             if (socket) {
               this.#authenticated(socket);
               this.#rememberSession(socket);
@@ -518,11 +544,11 @@ export class MqttServer {
           this.stats.loginsRefused++;
           if (socket) this.#forgetSession(socket);
           if (result.failure === "RATE_LIMITED") this.stats.rateLimited++;
-          this.#log("debug", `login refused: ${client.id.slice(0, 64)}: ${result.failure}`);
+          this.#log("info", "login refused", { event: "mqtt.refused", deviceId: client.id.slice(0, 64), conn, reason: result.failure, delayMs: result.delayMs });
           if (result.delayMs > 0) setTimeout(() => done(authError(result), null), result.delayMs).unref();
           else done(authError(result), null);
         }, (error: Error) => {
-          this.#log("error", `login of ${client.id.slice(0, 64)} failed internally: ${error.message}`);
+          this.#log("error", `login failed internally: ${error.message}`, { event: "mqtt.refused", deviceId: client.id.slice(0, 64), conn: this.#connId(socket), reason: "INTERNAL" });
           done(authError({ ok: false, deviceId: undefined, failure: "INTERNAL", detail: "internal error", delayMs: 0 }), null);
         });
       },
@@ -565,7 +591,7 @@ export class MqttServer {
             } else if (topic.kind === "status") {
               await issuance.handleStatus(session, payload);
             }
-          }).catch((error: Error) => this.#log("error", `request of ${session.deviceId} failed: ${error.message}`)).finally(() => {
+          }).catch((error: Error) => this.#log("error", `request failed: ${error.message}`, { event: "issuance.error", deviceId: session.deviceId })).finally(() => {
             this.#inFlight.delete(handled);
             if (this.#handling.get(session) === handled) this.#handling.delete(session);
           });
@@ -590,8 +616,9 @@ export class MqttServer {
     });
     this.#broker.on("clientDisconnect", (client) => {
       if (this.#live.get(client.id) === client) this.#live.delete(client.id);
+      this.#log("debug", "session ended", { event: "mqtt.disconnect", deviceId: client.id, conn: this.#connId((client.conn as GuardedConnection).socket) });
     });
-    this.#broker.on("clientError", (client, error) => this.#log("debug", `client ${client.id}: ${error.message}`));
+    this.#broker.on("clientError", (client, error) => this.#log("debug", `client error: ${error.message}`, { event: "mqtt.error", deviceId: client.id, conn: this.#connId((client.conn as GuardedConnection).socket) }));
     this.#broker.on("connectionError", (_client, error) => this.#log("debug", `connection: ${error.message}`));
 
     const firstTicketKeys = await this.#currentTicketKeys();
@@ -643,6 +670,7 @@ export class MqttServer {
     this.#tls.on("secureConnection", (socket: TLSSocket) => {
       if (this.#busy.has(`${socket.remoteAddress}:${socket.remotePort}`)) {
         this.#metrics?.shed.inc({ how: "busy" });
+        this.#log("debug", "connection answered busy", { event: "mqtt.shed", source: socket.remoteAddress, how: "busy" });
         this.stats.busyAnswered++;
         socket.once("data", () => socket.end(BUSY_CONNACK));
         socket.on("error", () => socket.destroy());
@@ -659,7 +687,7 @@ export class MqttServer {
     });
     this.#tls.on("tlsClientError", (error) => {
       this.stats.tlsErrors++;
-      this.#log("debug", `TLS handshake refused: ${error.message}`);
+      this.#log("debug", `TLS handshake refused: ${error.message}`, { event: "mqtt.tls_refused" });
     });
     await new Promise<void>((resolve, reject) => {
       this.#server.once("error", reject);
@@ -674,8 +702,13 @@ export class MqttServer {
 
   /** Publishes a QoS 0 message from the cloud. */
   #countIssuance(session: Session, response: CloudResponse): undefined {
-    if (this.#metrics && (response.op === "issue" || response.op === "commit")) {
-      this.#metrics.issuance.inc({ op: response.op, kind: session.credential === "t" ? "temporary" : session.credential === "s" ? "secret" : "certificate", outcome: response.ok ? "ok" : response.reason });
+    if (response.op === "issue" || response.op === "commit") {
+      const labels = { op: response.op, kind: credentialName(session.credential), outcome: response.ok ? "ok" : response.reason };
+      this.#metrics?.issuance.inc(labels);
+      // kind temporary = first issuance, secret = rotation
+      this.#log(response.ok ? "info" : "warn", response.ok ? `${response.op} answered` : `${response.op} refused`, {
+        event: session.credential === "s" ? "rotation" : "issuance", deviceId: session.deviceId, ...labels,
+      });
     }
     return undefined;
   }

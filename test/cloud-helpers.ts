@@ -3,6 +3,7 @@
  * computed with derive.ts + protocol.ts, and MQTT.js clients as devices.
  * Nothing here prints a secret.
  */
+import { createLogger, type CloudLog, type Logger, type LogLevel } from "../cloud/log";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,6 +28,19 @@ export interface TestCloud {
 }
 
 /** Starts a cloud on ephemeral ports in a fresh directory. */
+let suiteLogger: Logger | undefined;
+
+/**
+ * The log of every test cloud when env WCM_TEST_LOG_FILE names a file (test/logs-no-secrets.test.ts
+ * runs part of the suite so, at debug unless WCM_TEST_LOG_LEVEL says otherwise); else none.
+ */
+export function suiteLog(): CloudLog | undefined {
+  const file = process.env.WCM_TEST_LOG_FILE;
+  if (!file) return undefined;
+  suiteLogger ??= createLogger({ level: (process.env.WCM_TEST_LOG_LEVEL ?? "debug") as LogLevel, file, name: "test" });
+  return suiteLogger.log;
+}
+
 export async function startTestCloud(options: Partial<StartCloudOptions> = {}): Promise<TestCloud> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "wcm-cloud-test-"));
   const masterKey = options.masterKey ?? new Uint8Array(randomBytes(32));
@@ -34,7 +48,7 @@ export async function startTestCloud(options: Partial<StartCloudOptions> = {}): 
   try {
     // the suite's backend (test/support/backends.ts): SQLite in dataDir, or a PostgreSQL database kept per dataDir
     const database = options.database ?? await backendDatabase(dataDir);
-    cloud = await startCloud({ dataDir, masterKey: Uint8Array.from(masterKey), mqttPort: 0, ...options, ...(database === undefined ? {} : { database }) });
+    cloud = await startCloud({ dataDir, masterKey: Uint8Array.from(masterKey), mqttPort: 0, log: suiteLog(), ...options, ...(database === undefined ? {} : { database }) });
   } catch (error) {
     if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     throw error;

@@ -130,8 +130,13 @@ describe("process behaviour: probes, drain, serve's start-up and signals (issue 
     it("serve_StartUpLinePerListener_WithAddressCertNamesAndExpiry", async () => {
       const s = await serve();
       try {
-        const lines = s.stderr().split("\n").filter((l) => l.includes(" listening "));
-        assert.deepEqual(lines.map((l) => / listening (\w+) /.exec(l)?.[1]), ["mqtt", "radius", "admin", "ops"]);
+        // JSON log lines (cloud/log.ts): one "listening" event per listener, its message the human line
+        const events = s.stderr().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { event?: string; listener?: string; port?: number; msg: string; level: string });
+        const listening = events.filter((e) => e.event === "listening");
+        assert.deepEqual(listening.map((e) => e.listener), ["mqtt", "radius", "admin", "ops"]);
+        assert.equal(listening[0].port, s.mqttPort);
+        assert.ok(listening.every((e) => e.level === "info"));
+        const lines = listening.map((e) => e.msg);
         assert.match(lines[0], new RegExp(`listening mqtt mqtts://127\\.0\\.0\\.1:${s.mqttPort} cert localhost names=localhost,127\\.0\\.0\\.1,[^ ]+ expires \\d{4}-\\d\\d-\\d\\dT[^ ]+Z issuer=`));
         assert.match(lines[1], /listening radius radius:\/\/127\.0\.0\.1:\d+ cert radius\.localhost names=radius\.localhost expires \d{4}-/);
         assert.match(lines[3], /listening ops http:\/\/127\.0\.0\.1:\d+ \(no TLS\)/);

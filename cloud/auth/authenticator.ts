@@ -19,8 +19,9 @@
  * Front ends never read registry rows for a credential: they ask here.
  * Asynchronous over the registry (SQLite or PostgreSQL, cloud/storage/).
  */
+import type { CloudLog } from "../log";
 import type { X509Certificate } from "node:crypto";
-import type { DigestPort, LogPort } from "../../modules/ports";
+import type { DigestPort } from "../../modules/ports";
 import { DEVICE_ID_PATTERN } from "../../modules/protocol";
 import { certificateNames } from "../pki";
 import { RefusalAudit, monotonicNow, type LoginLimits, type RefusalAuditLimits } from "../limits";
@@ -83,7 +84,8 @@ export interface AuthenticatorOptions {
   refusalAudit?: Partial<RefusalAuditLimits>;
   /** monotonic ms clock of the in-memory limiter and the refusal audit (default monotonicNow; tests may pin it) */
   now?: () => number;
-  log?: LogPort;
+  /** structured log lines (cloud/log.ts); none when undefined */
+  log?: CloudLog;
 }
 
 /** Counters for operators and tests. */
@@ -110,7 +112,7 @@ export class Authenticator {
   readonly #registry: Registry;
   readonly #digest: DigestPort;
   readonly #now: () => number;
-  readonly #log: LogPort | undefined;
+  readonly #log: CloudLog | undefined;
 
   constructor(options: AuthenticatorOptions) {
     this.#registry = options.registry;
@@ -273,7 +275,7 @@ export class Authenticator {
         this.stats.lockouts++;
         const until = registry.now() + (outcome.lockout.until - limitNow);
         const detail = `${this.guard.limits.lockoutThreshold} consecutive refused logins from ${source}, last ${refusal.failure}`;
-        this.#log?.("warn", `device ${id}: attempts from ${source} locked out until ${new Date(until).toISOString()} (${detail})`);
+        this.#log?.("warn", `attempts locked out: ${detail}`, { event: "auth.lockout", deviceId: id, source, via, until: new Date(until).toISOString() });
         if (this.refusals.admit(`${id}#lockout#${source}`, "LOCKOUT", now).write) {
           if (!(await registry.lockDevice(id, until, outcome.lockout.count, detail, via))) {
             await registry.tx(() => registry.audit(via, "login.lockout", id, `unregistered id until=${new Date(until).toISOString()} ${detail}`));

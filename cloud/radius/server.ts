@@ -12,11 +12,12 @@
  * its own try/catch: a bad one is counted and dropped, never fatal.
  * handle() is the whole server without a socket (tests); start() binds it.
  */
+import type { CloudLog, LogFields, LogLevel } from "../log";
 import { constants, randomBytes, type X509Certificate } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { EventEmitter } from "node:events";
 import { createSecureContext, type SecureContext } from "node:tls";
-import type { DigestPort, LogPort } from "../../modules/ports";
+import type { DigestPort } from "../../modules/ports";
 import type { Registry } from "../registry";
 import { Authenticator } from "../auth/authenticator";
 import { TokenBuckets, type RateLimit } from "../limits";
@@ -92,7 +93,8 @@ export interface RadiusServerOptions {
   duplicateTtlMs?: number;
   /** Session-Timeout sent in Access-Accept, seconds (default 3600; 0 = none) */
   sessionTimeoutS?: number;
-  log?: LogPort;
+  /** structured log lines (cloud/log.ts); none when undefined */
+  log?: CloudLog;
   /** clock in ms (tests) */
   now?: () => number;
 }
@@ -114,6 +116,8 @@ export interface RadiusStats {
   errors: number;
   /** rejects per reason */
   reasons: Partial<Record<RadiusReason, number>>;
+  /** Access-Accepts and Access-Rejects by `"<accept|reject> <tls|ttls|none> <reason or ->"` (method none: refused before EAP chose one) */
+  decisions: Record<string, number>;
   /** Accounting-Requests answered, by Acct-Status-Type; repeats (retransmits, or an update already applied); ignored (not a device's session); dropped (bad authenticator, malformed, not recorded) */
   accounting: { start: number; interim: number; stop: number; nasRestart: number; duplicate: number; ignored: number; dropped: number };
   /** Disconnect-Requests by outcome */
@@ -163,7 +167,7 @@ function uint32(value: Buffer | undefined): number | undefined {
 export class RadiusServer {
   readonly stats: RadiusStats = {
     received: 0, malformed: 0, unknownClient: 0, badAuthenticator: 0, unsupportedCode: 0, duplicates: 0,
-    challenges: 0, accepts: 0, rejects: 0, staleEap: 0, errors: 0, reasons: {}, tlsFull: 0, tlsResumed: 0, tlsSessionsStored: 0,
+    challenges: 0, accepts: 0, rejects: 0, staleEap: 0, errors: 0, reasons: {}, decisions: {}, tlsFull: 0, tlsResumed: 0, tlsSessionsStored: 0,
     accounting: { start: 0, interim: 0, stop: 0, nasRestart: 0, duplicate: 0, ignored: 0, dropped: 0 },
     disconnects: { ack: 0, nak: 0, noAnswer: 0 }, liveSessionsPerNas: {},
   };
@@ -370,8 +374,14 @@ export class RadiusServer {
     this.#accountingSocket = undefined;
   }
 
-  #log(level: "debug" | "info" | "warn" | "error", message: string): void {
-    this.#options.log?.(level, message);
+  #log(level: LogLevel, message: string, fields?: LogFields): void {
+    this.#options.log?.(level, message, fields);
+  }
+
+  /** Counts one decision by method ("tls", "ttls", or "none" before the method is known) and reason. */
+  #decided(decision: "accept" | "reject", method: EapMethod | "none", reason: string): void {
+    const key = `${decision} ${method} ${reason}`;
+    this.stats.decisions[key] = (this.stats.decisions[key] ?? 0) + 1;
   }
 
   /**
@@ -579,10 +589,11 @@ export class RadiusServer {
     };
   }
 
-  async #reject(request: RadiusPacket, nas: NasClient, reason: RadiusReason, detail: string, deviceId: string | undefined, eap?: Buffer, decided = false): Promise<Buffer> {
+  async #reject(request: RadiusPacket, nas: NasClient, reason: RadiusReason, detail: string, deviceId: string | undefined, eap?: Buffer, decided = false, method: EapMethod | "none" = "none"): Promise<Buffer> {
     this.stats.rejects++;
     this.stats.reasons[reason] = (this.stats.reasons[reason] ?? 0) + 1;
-    this.#log("info", `radius: reject ${deviceId ?? "-"} via ${nas.name}: ${reason} (${detail})`);
+    this.#decided("reject", method, reason);
+    this.#log("info", `radius: reject: ${detail}`, { event: "radius.reject", deviceId, nas: nas.name, method, reason });
     if (deviceId !== undefined) this.#record(deviceId, { ...placeOf(request, nas.name), at: this.#now(), outcome: "reject", reason });
     if (deviceId !== undefined && !decided) {
       try {
@@ -630,7 +641,7 @@ export class RadiusServer {
       const session = new EapSession(this.#context(`${nas.name}/${station}`, framedMtu), nas.name, identity, await this.auth.eapMethod(identity) as EapMethod);
       const stateValue = randomBytes(16);
       this.sessions.add(stateValue.toString("hex"), session, now);
-      return this.#answer(packet, nas, session.start(eap.identifier), stateValue);
+      return this.#answer(packet, nas, session.start(eap.identifier), stateValue, session.method);
     }
     const stateKey = state.toString("hex");
     const session = this.sessions.get(stateKey, now);
@@ -640,21 +651,21 @@ export class RadiusServer {
     const step = await session.step(eap);
     if (step.kind === "accept" || step.kind === "reject") this.sessions.remove(stateKey);
     if (step.kind === "reject" && step.delayMs) await new Promise((resolve) => setTimeout(resolve, step.delayMs).unref());
-    return this.#answer(packet, nas, step, state);
+    return this.#answer(packet, nas, step, state, session.method);
   }
 
-  async #answer(request: RadiusPacket, nas: NasClient, step: EapStep, state: Buffer): Promise<Buffer | undefined> {
+  async #answer(request: RadiusPacket, nas: NasClient, step: EapStep, state: Buffer, method: EapMethod): Promise<Buffer | undefined> {
     switch (step.kind) {
       case "drop":
         this.stats.staleEap++;
-        this.#log("debug", `radius: EAP response dropped: ${step.detail}`);
+        this.#log("debug", `radius: EAP response dropped: ${step.detail}`, { event: "radius.drop", nas: nas.name });
         return undefined;
       case "challenge":
         this.stats.challenges++;
         return signResponse(RADIUS_CODE.accessChallenge, request, nas.secret, [...splitEapMessage(step.eap), { type: ATTR.state, value: state }]);
       case "reject":
         if (step.resumed) this.#forgetSession(step.tlsSession);
-        return this.#reject(request, nas, step.reason, step.detail, step.deviceId, step.eap, step.decided);
+        return this.#reject(request, nas, step.reason, step.detail, step.deviceId, step.eap, step.decided, method);
       case "accept": {
         // the walled garden of the profile whose SSID this is: Filter-Id, WISPr bandwidth, its Session-Timeout
         const profile = await this.#policyFor(placeOf(request, nas.name).ssid);
@@ -664,7 +675,8 @@ export class RadiusServer {
           this.stats.tlsFull++;
           this.#rememberSession(step.tlsSession, step);
         }
-        this.#log("info", `radius: accept ${step.deviceId} (${step.decision.credential}${step.resumed ? ", resumed" : ""}) via ${nas.name}`);
+        this.#decided("accept", step.method, "-");
+        this.#log("info", "radius: accept", { event: "radius.accept", deviceId: step.deviceId, nas: nas.name, method: step.method, credential: step.decision.credential, resumed: step.resumed });
         this.#record(step.deviceId, { ...placeOf(request, nas.name), at: this.#now(), outcome: "accept", method: step.method, resumed: step.resumed, ...(step.decision.lot ? { lot: step.decision.lot } : {}) });
         try {
           await this.#options.registry.touch(step.deviceId); // last seen (a temporary device without a row: nothing)
