@@ -175,6 +175,15 @@ function routes(services: CloudServices, network: NetworkServices): Route[] {
   ];
 }
 
+/**
+ * Every route as `METHOD /path`, a path parameter written `<>` (e.g. `POST /v1/devices/<>/revoke`):
+ * test/docs-catalogue.test.ts checks cloud/README.md's HTTP table against it.
+ */
+export function adminRouteList(): string[] {
+  return routes({} as CloudServices, {} as NetworkServices).map((route) =>
+    `${route.method} ${route.pattern.source.replace(/^\^/, "").replace(/\$$/, "").replace(/\([^)]*\)/g, "<>").replace(/\\\//g, "/")}`);
+}
+
 function errorBody(error: CloudError): AdminResponse {
   const out: Record<string, unknown> = { code: error.code, message: error.message };
   if (error.field !== undefined) out.field = error.field;

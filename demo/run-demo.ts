@@ -23,6 +23,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { startCloud } from "../cloud/index";
+import { createLogger, type LogLevel } from "../cloud/log";
 import type { ManagerStatus } from "../modules/manager";
 import { createNodeDevice } from "../hosts/node/device";
 import { SimulatedAir, SimulatedRadio } from "../hosts/node/radio/index";
@@ -39,7 +40,9 @@ const TIMEOUT_MS = 60_000;
 async function main(): Promise<number> {
   const dataDir = mkdtempSync(join(tmpdir(), "wcm-demo-"));
   const started = performance.now();
-  const cloud = await startCloud({ dataDir, masterKey: new Uint8Array(randomBytes(32)), mqttPort: 0, httpPort: 0, radiusPort: 0 });
+  // env WCM_LOG_FILE: the cloud's JSON log lines go there (at WCM_LOG_LEVEL, default info); stdout stays the board
+  const logger = process.env.WCM_LOG_FILE ? createLogger({ level: (process.env.WCM_LOG_LEVEL ?? "info") as LogLevel, file: process.env.WCM_LOG_FILE }) : undefined;
+  const cloud = await startCloud({ dataDir, masterKey: new Uint8Array(randomBytes(32)), mqttPort: 0, httpPort: 0, radiusPort: 0, log: logger?.log });
   const board = new StatusBoard(process.stdout);
   board.note(`cloud: MQTT/TLS 127.0.0.1:${cloud.mqttPort}, RADIUS 127.0.0.1:${cloud.radiusPort}, admin API ${cloud.admin!.url} (token in ${cloud.admin!.tokenFile}), data in ${dataDir}`);
 
@@ -188,6 +191,7 @@ async function main(): Promise<number> {
   }
   for (const { manager } of devices) manager.stop();
   await cloud.close();
+  logger?.close();
   rmSync(dataDir, { recursive: true, force: true });
   return ok ? 0 : 1;
 }

@@ -58,9 +58,8 @@ describe("cloud/auth: one credential decision, the same reason over MQTT and RAD
     t = await startTestCloud({
       radiusPort: 0,
       limits: { login: { lockoutThreshold: 3, rejectDelayMs: 50, perDevice: { burst: 1000, perSecond: 1000 } } },
-      log: (_level, message) => {
-        const m = /^login refused: (\S+): ([A-Z_]+)$/.exec(message);
-        if (m) mqttReasons.set(m[1], m[2]);
+      log: (_level, _message, fields) => {
+        if (fields?.event === "mqtt.refused") mqttReasons.set(String(fields.deviceId), String(fields.reason));
       },
     });
     const s = t.cloud.services;

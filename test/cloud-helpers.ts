@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import mqtt, { type MqttClient } from "mqtt";
 import { startCloud, type Cloud, type StartCloudOptions } from "../cloud/index";
 import { backendDatabase } from "./support/backends";
+import { recordSecret } from "./support/secret-tap";
 import { buildAdminApi, type AdminApi, type AdminApiOptions, type AdminRequest } from "../cloud/http-api";
 import type { CloudServices } from "../cloud/services";
 import { deriveCloudLoginKey, deriveLoginProof, deriveTemporarySecret, type LoginKind } from "../modules/derive";
@@ -86,7 +87,9 @@ export function loginPassword(id: string, secret: Uint8Array, kind: LoginKind, c
 
 /** The temporary secret of `id` under a provisioning key given as hex. */
 export function temporarySecret(provisioningKeyHex: string, id: string): Uint8Array {
-  return deriveTemporarySecret(digest, Uint8Array.from(Buffer.from(provisioningKeyHex, "hex")), id);
+  const secret = deriveTemporarySecret(digest, Uint8Array.from(Buffer.from(provisioningKeyHex, "hex")), id);
+  recordSecret(secret);
+  return secret;
 }
 
 /** How a test device connects. */

@@ -346,7 +346,7 @@ export async function makeLot(options: MakeLotOptions): Promise<MakeLotResult> {
 const USAGE = `usage: npm run make-lot -- --option secret|temporary|certificate --count N --prefix lamp- --start 1 --out <dir> [options]`;
 
 /** make-lot's options (parseArgs: \`--flag value\` or \`--flag=value\`; unknown flags refused). */
-const OPTIONS: Record<string, OptionSpec> = {
+export const MAKE_LOT_OPTIONS: Record<string, OptionSpec> = {
   option: { type: "string", value: "secret|temporary|certificate", help: "the login option of the lot (required)" },
   count: { type: "string", value: "<N>", help: "devices in the lot, 1..2000000 (required)" },
   prefix: { type: "string", value: "<text>", help: "device id prefix" },
@@ -374,7 +374,7 @@ const OPTIONS: Record<string, OptionSpec> = {
 
 /** The --help text. */
 export function makeLotHelp(): string {
-  return `${USAGE}\n\noptions:\n${optionsHelp(OPTIONS)}\n\nexit: 0 ok, 1 refused by the cloud registry, 2 usage or input (bad flag, unreadable file), 3 stopped by --stop-after, 70 internal`;
+  return `${USAGE}\n\noptions:\n${optionsHelp(MAKE_LOT_OPTIONS)}\n\nexit: 0 ok, 1 refused by the cloud registry, 2 usage or input (bad flag, unreadable file), 3 stopped by --stop-after, 70 internal`;
 }
 
 /** Where make-lot writes (tests pass their own). */
@@ -389,7 +389,7 @@ const STDIO: MakeLotIo = { out: (t) => void process.stdout.write(`${t}\n`), err:
 export async function runMakeLot(argv: string[], env: NodeJS.ProcessEnv = process.env, io: MakeLotIo = STDIO): Promise<number> {
   const json = argv.includes("--json");
   try {
-    const { values, positionals } = parseCommandLine(argv, OPTIONS);
+    const { values, positionals } = parseCommandLine(argv, MAKE_LOT_OPTIONS);
     if (values.help) {
       io.out(makeLotHelp());
       return EXIT.OK;
