@@ -155,7 +155,8 @@ describe("logs: no secret material in any log line (issue 9 item 5)", function (
     const logFile = join(dir, "suite.log");
     const tapFile = join(dir, "suite.tap");
     const run = spawnSync(process.execPath, [
-      join(ROOT, "node_modules/mocha/bin/mocha.js"), "--no-config", "--import=tsx", "--import=./test/support/secret-tap.ts", "--exit", "--timeout", "120000", "--reporter", "dot", ...SLICE,
+      // the tap is switched on by test/cloud-helpers.ts, which imports it (and the slice's files import the helpers)
+      "--import", "tsx", join(ROOT, "node_modules/mocha/lib/cli/cli.js"), "--no-config", "--exit", "--timeout", "120000", "--reporter", "dot", ...SLICE,
     ], { cwd: ROOT, encoding: "utf8", timeout: 840_000, env: { ...process.env, WCM_TEST_LOG_FILE: logFile, WCM_TEST_LOG_LEVEL: "debug", WCM_SECRET_TAP_FILE: tapFile } });
     // the slice's own failures are the main suite's to report; here only what it logged matters
     assert.ok(existsSync(logFile), `the slice wrote logs\n${run.stdout}\n${run.stderr}`);

@@ -15,7 +15,7 @@ import { radiusIdentity, RADIUS_SERVER_NAME } from "../cloud/radius/identity";
 import { ATTR, RADIUS_CODE, attribute, decodePacket, encodePacket, joinEapMessage, signRequest, splitEapMessage, type RadiusAttribute } from "../cloud/radius/packet";
 import { RadiusServer, type RadiusServerOptions } from "../cloud/radius/server";
 import { deriveHotspotPassword } from "../modules/derive";
-import { newSecret, startTestCloud, type TestCloud } from "./cloud-helpers";
+import { newSecret, startTestCloud, suiteLog, type TestCloud } from "./cloud-helpers";
 
 const NAS_SECRET = "server-test-shared-secret";
 const SECRET = Buffer.from(NAS_SECRET);
@@ -43,7 +43,7 @@ describe("radius: server (in-process handle)", function () {
   after(async () => t?.stop());
 
   function server(options: Partial<RadiusServerOptions> = {}): RadiusServer {
-    return new RadiusServer({ registry: t.cloud.registry, digest: nodeDigest, certPem: tls.certPem, keyPem: tls.keyPem, now: () => clock, deviceRate: { burst: 1000, perSecond: 1000 }, ...options });
+    return new RadiusServer({ registry: t.cloud.registry, digest: nodeDigest, certPem: tls.certPem, keyPem: tls.keyPem, now: () => clock, deviceRate: { burst: 1000, perSecond: 1000 }, log: suiteLog(), ...options });
   }
 
   const via = (s: RadiusServer, from = FROM): Transport => (request) => s.handle(request, from);
