@@ -34,6 +34,8 @@ import { listenOps, type OpsListener } from "./ops-listener";
 import type { ReadinessProbe } from "./health";
 import { CloudMetrics, countFromStats } from "./metrics";
 import { StorageHotspotStore } from "./radius/storage-hotspot-store";
+import type { Histogram } from "prom-client";
+import type { SqlValue, Storage } from "./storage/store";
 import type { Notice, NoticeBus } from "./notices";
 import { openSharedEmitter, redisNoticeBus, type SharedEmitter } from "./redis";
 
@@ -242,9 +244,10 @@ function instrument(metrics: CloudMetrics, parts: { mqtt: MqttServer; radius: Ra
       [{ why: "duplicate" }, radius.stats.duplicates], [{ why: "stale_eap" }, radius.stats.staleEap], [{ why: "error" }, radius.stats.errors],
     ]);
   }
-  const query = metrics.histogram("wcm_registry_query_seconds", "seconds of a registry read, timed at each scrape (a one-row lookup)");
+  const query = metrics.histogram("wcm_registry_query_seconds", "seconds of each registry query by op (get, all, run; probe: the scrape's own one-row read)", ["op"]);
+  timeQueries(registry, query);
   metrics.gauge("wcm_registry_up", "1 when the registry answered the scrape's read", [], async (g) => {
-    const end = query.startTimer();
+    const end = query.startTimer({ op: "probe" });
     try {
       await registry.serverTls("ca");
       g.set(1);
@@ -259,6 +262,32 @@ function instrument(metrics: CloudMetrics, parts: { mqtt: MqttServer; radius: Ra
     for (const l of listeners) if (l.certificate) g.set({ listener: l.name, subject: l.certificate.subject }, Date.parse(l.certificate.notAfter) / 1000);
   });
 }
+
+/**
+ * Times every query of the registry's storage (get, all, run) into `histogram`, by op.
+ * The storage object itself is kept (its class is what tools test for); only its three
+ * query methods are wrapped, once.
+ */
+function timeQueries(registry: Registry, histogram: Histogram<string>): void {
+  const storage = registry.storage as Storage & { [TIMED]?: true };
+  if (storage[TIMED]) return;
+  storage[TIMED] = true;
+  for (const op of ["get", "all", "run"] as const) {
+    const query = storage[op].bind(storage) as (sql: string, args?: readonly SqlValue[]) => Promise<unknown>;
+    Object.defineProperty(storage, op, {
+      configurable: true,
+      value: async (sql: string, args?: readonly SqlValue[]) => {
+        const end = histogram.startTimer({ op });
+        try {
+          return await query(sql, args);
+        } finally {
+          end();
+        }
+      },
+    });
+  }
+}
+const TIMED = Symbol("wcm.timedQueries");
 
 /** The names, subject, issuer and expiry of a PEM certificate (the first of a chain). */
 export function certificateInfo(pem: string): ListenerInfo["certificate"] {
