@@ -36,6 +36,7 @@ import { CloudMetrics, countFromStats } from "./metrics";
 import { StorageHotspotStore } from "./radius/storage-hotspot-store";
 import type { Histogram } from "prom-client";
 import type { SqlValue, Storage } from "./storage/store";
+import { StorageTlsSessionStore, radiusSessionKey, radiusTicketKeys } from "./radius/tls-session-storage";
 import type { Notice, NoticeBus } from "./notices";
 import { openSharedEmitter, redisNoticeBus, type SharedEmitter } from "./redis";
 
@@ -338,6 +339,17 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       key.fill(0);
     }
   })();
+  // the RADIUS server's TLS sessions in the registry's storage (restart-proof, shared by nodes on PostgreSQL) and ticket keys every node derives alike
+  const radiusResumption = options.radiusPort === undefined || options.radius?.tlsSessions?.enabled === false || options.radius?.tlsSessions?.store
+    ? undefined
+    : (() => {
+      const key = radiusSessionKey(masterKey);
+      try {
+        return { store: new StorageTlsSessionStore(registry.storage, key), ticketKeys: radiusTicketKeys(masterKey) };
+      } finally {
+        key.fill(0);
+      }
+    })();
   masterKey.fill(0);
   const tlsSessions = ownStore ? { ...options.tlsSessions, store: ownStore } : options.tlsSessions;
   let mqtt: MqttServer | undefined;
@@ -468,6 +480,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         // accounting state in the registry's storage (restart-proof; shared by the nodes on PostgreSQL) unless the caller gives a store
         hotspots: new StorageHotspotStore(registry.storage),
         ...options.radius, registry, digest: nodeDigest, auth, certPem: tls.certPem, keyPem: tls.keyPem,
+        ...(radiusResumption ? { tlsSessions: { ...radiusResumption, ...options.radius?.tlsSessions } } : {}),
         host: radiusHost, port: options.radiusPort, log: options.log,
       });
       radius = started;

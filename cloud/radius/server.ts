@@ -196,6 +196,10 @@ export class RadiusServer {
   #sweep: NodeJS.Timeout | undefined;
   /** the hotspot profiles' policies, read at most once a second (a profile change applies within a second) */
   #policies: { at: number; list: Promise<ProfilePolicy[]> } | undefined;
+  /** session-id lookups in flight (the TLS engines wait for them) */
+  #lookups = 0;
+  /** TLS session store writes in flight */
+  readonly #writes = new Set<Promise<unknown>>();
 
   constructor(options: RadiusServerOptions) {
     this.#options = options;
@@ -220,9 +224,14 @@ export class RadiusServer {
       const resumption = Object.assign(new EventEmitter(), { _contexts: [] });
       resumption.on("resumeSession", (id: Buffer, callback: (error: Error | null, session: Buffer | null) => void) => {
         if (id.length === 0 || id.length > 32) return callback(null, null);
+        this.#lookups++;
         store.get(id).then(
-          (session) => callback(null, session ? Buffer.from(session) : null),
+          (session) => {
+            this.#lookups--;
+            callback(null, session ? Buffer.from(session) : null);
+          },
           (error: Error) => {
+            this.#lookups--;
             this.#log("warn", `radius: cannot read the TLS session store: ${error.message}`);
             callback(null, null);
           },
@@ -276,14 +285,20 @@ export class RadiusServer {
     const failed = (error: Error) => this.#log("warn", `radius: cannot store a TLS session: ${error.message}`);
     if (identity.id.length > 0) {
       this.stats.tlsSessionsStored++;
-      store.set(Uint8Array.from(identity.id), Uint8Array.from(der), ttlMs).catch(failed);
+      this.#track(store.set(Uint8Array.from(identity.id), Uint8Array.from(der), ttlMs).catch(failed));
     }
     const used = step.decision.credential;
     const key = bindingKey(der);
     if (step.method === "ttls" && key && used !== "certificate") {
       const binding = { deviceId: step.deviceId, used, generation: step.decision.generation ?? 0, ...(step.decision.lot ? { lot: step.decision.lot } : {}) };
-      store.set(key, encodeBinding(binding), ttlMs).catch(failed);
+      this.#track(store.set(key, encodeBinding(binding), ttlMs).catch(failed));
     }
+  }
+
+  /** Keeps a store write in flight until it settles, so close() can wait for it (a restart keeps what was accepted). */
+  #track(write: Promise<unknown>): void {
+    this.#writes.add(write);
+    void write.finally(() => this.#writes.delete(write));
   }
 
   /** Forgets the session of a refused authentication, so it is not resumed again. */
@@ -364,6 +379,7 @@ export class RadiusServer {
   /** Stops listening and ends every EAP session. */
   async close(): Promise<void> {
     if (this.#sweep) clearInterval(this.#sweep);
+    await Promise.allSettled([...this.#writes]);
     this.sessions.clear();
     this.#disconnectClient?.close();
     this.#disconnectClient = undefined;
@@ -569,7 +585,7 @@ export class RadiusServer {
   #context(source: string, framedMtu: number | undefined): SessionContext {
     return {
       secureContext: this.#secureContext,
-      ...(this.#resumption ? { resumption: this.#resumption } : {}),
+      ...(this.#resumption ? { resumption: this.#resumption, lookupsPending: () => this.#lookups > 0 } : {}),
       fragmentSize: fragmentSizeFor(this.#options.fragmentSize ?? 1000, framedMtu),
       maxReassembly: this.#options.maxReassembly ?? 64 * 1024,
       checkPassword: (userName, password) => this.auth.hotspotPassword(userName, password, source),

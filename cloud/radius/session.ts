@@ -42,6 +42,8 @@ export interface SessionContext {
   secureContext: SecureContext;
   /** passed to TLSSocket as `server`: its resumeSession listener loads sessions by id (none: no resumption by id) */
   resumption?: EventEmitter;
+  /** true while a session-id lookup of `resumption` is running (the TLS engine waits for it) */
+  lookupsPending?: () => boolean;
   fragmentSize: number;
   maxReassembly: number;
   /** the credential decision of an inner PAP login (cloud/auth: rates, lockouts and audit included) */
@@ -237,7 +239,7 @@ export class EapSession {
     this.#tunnel ??= new TlsTunnel({
       isServer: true, secureContext: this.context.secureContext, requestCert: this.method === "tls", rejectUnauthorized: false,
       ...(this.context.resumption ? { server: this.context.resumption as never } : {}),
-    });
+    }, this.context.lookupsPending);
     const tunnel = this.#tunnel;
     this.#clientRandom ??= helloRandom(message, 1);
     await tunnel.feed(message);

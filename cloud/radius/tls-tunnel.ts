@@ -28,6 +28,8 @@ class MemoryWire extends Duplex {
 const QUIET_TURNS = 2;
 /** Most turns to wait for one feed. */
 const MAX_TURNS = 200;
+/** Longest wait for the engine's asynchronous callbacks (a session lookup in a shared store), ms. */
+const MAX_BUSY_MS = 10_000;
 
 function turn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -41,12 +43,15 @@ export class TlsTunnel {
   #error: Error | undefined;
   #secure = false;
   #events = 0;
+  readonly #busy: (() => boolean) | undefined;
 
   /**
    * @param options - server: TLSSocket options with isServer true (secureContext, requestCert, ...);
    *   client: tls.connect options (ca, servername, cert, key, ...)
+   * @param busy - true while a callback the engine waits for is running (the session-id lookup): the engine is not idle then
    */
-  constructor(options: (TLSSocketOptions & { isServer: true }) | (ConnectionOptions & { isServer?: false })) {
+  constructor(options: (TLSSocketOptions & { isServer: true }) | (ConnectionOptions & { isServer?: false }), busy?: () => boolean) {
+    this.#busy = busy;
     this.socket = options.isServer
       ? new TLSSocket(this.#wire as never, options)
       : connect({ ...options, socket: this.#wire as never });
@@ -87,12 +92,17 @@ export class TlsTunnel {
     await this.settle();
   }
 
-  /** Waits until no TLS output or event appeared for a few event-loop turns. */
+  /** Waits until no TLS output or event appeared for a few event-loop turns (and no lookup the engine waits for is running). */
   async settle(): Promise<void> {
     let last = -1;
     let quiet = 0;
+    const until = Date.now() + MAX_BUSY_MS;
     for (let i = 0; i < MAX_TURNS && quiet < QUIET_TURNS; i++) {
       await turn();
+      while (this.#busy?.() && Date.now() < until) {
+        quiet = 0;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
       const seen = this.#wire.writes + this.#events;
       if (seen === last) quiet++;
       else {

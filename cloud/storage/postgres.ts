@@ -71,6 +71,8 @@ CREATE TABLE IF NOT EXISTS hotspot_live (
   PRIMARY KEY (nas, acct_session_id));
 CREATE INDEX IF NOT EXISTS hotspot_live_by_device ON hotspot_live (device_id);
 CREATE INDEX IF NOT EXISTS hotspot_live_by_update ON hotspot_live (updated_at);
+CREATE TABLE IF NOT EXISTS radius_tls_sessions (id_mac BYTEA PRIMARY KEY, sealed BYTEA NOT NULL, expires BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS radius_tls_sessions_expires ON radius_tls_sessions (expires);
 CREATE TABLE IF NOT EXISTS imported_bundles (sha256 TEXT PRIMARY KEY, lot TEXT NOT NULL, option TEXT NOT NULL, devices BIGINT NOT NULL, at BIGINT NOT NULL);
 -- the login limits every node shares (cloud/shared-limits.ts)
 CREATE TABLE IF NOT EXISTS login_buckets (

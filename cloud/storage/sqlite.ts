@@ -66,6 +66,8 @@ CREATE TABLE IF NOT EXISTS hotspot_live (
   PRIMARY KEY (nas, acct_session_id));
 CREATE INDEX IF NOT EXISTS hotspot_live_by_device ON hotspot_live (device_id);
 CREATE INDEX IF NOT EXISTS hotspot_live_by_update ON hotspot_live (updated_at);
+CREATE TABLE IF NOT EXISTS radius_tls_sessions (id_mac BLOB PRIMARY KEY, sealed BLOB NOT NULL, expires INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS radius_tls_sessions_expires ON radius_tls_sessions (expires);
 CREATE TABLE IF NOT EXISTS imported_bundles (sha256 TEXT PRIMARY KEY, lot TEXT NOT NULL, option TEXT NOT NULL, devices INTEGER NOT NULL, at INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;

@@ -71,7 +71,7 @@ export async function backendEnv(dataDir: string): Promise<Record<string, string
 }
 
 /** Every table of the registry schema. */
-const TABLES = ["meta", "server_tls", "product_cas", "devices", "provisioning_keys", "lot_devices", "audit", "revoked_certificates", "nas_clients", "hotspot_profiles", "hotspot_revision", "imported_bundles", "hotspot_devices", "hotspot_live"];
+const TABLES = ["meta", "server_tls", "product_cas", "devices", "provisioning_keys", "lot_devices", "audit", "revoked_certificates", "nas_clients", "hotspot_profiles", "hotspot_revision", "imported_bundles", "hotspot_devices", "hotspot_live", "radius_tls_sessions"];
 
 /** Every value stored in every table of `registry`, as bytes (to look for a secret in clear on any backend). */
 export async function storedBytes(registry: Registry): Promise<Buffer> {
