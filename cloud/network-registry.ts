@@ -4,8 +4,7 @@
  * revision and network it reported, the pending sealed network change, the
  * outcome of the last change, and the network failures it reported.
  *
- * The tables and columns are part of each backend's schema
- * (cloud/storage/sqlite.ts adds them to registries made before these features).
+ * The tables and columns are schema step 4 (cloud/storage/schema.ts).
  * Private network credentials are never stored here in clear: only the blob
  * sealed to the device's key (modules/seal.ts), which the cloud cannot open.
  */
@@ -14,6 +13,7 @@ import type { NetworkFailureReport, NetworkResult } from "../modules/protocol";
 import type { Registry } from "./registry";
 import { SEAL_PUBLIC_KEY_BYTES } from "../modules/seal";
 import { validateHotspotPolicy, type HotspotPolicy } from "./radius/policy";
+import { NETWORK_DEVICE_COLUMNS } from "./storage/schema";
 
 /** A hotspot profile as the admin sees it: with the walled-garden policy the hotspot enforces (never sent to devices). */
 export type AdminHotspotProfile = HotspotProfile & { policy?: HotspotPolicy };
@@ -25,24 +25,8 @@ export interface ProfilePolicy {
   policy: HotspotPolicy;
 }
 
-/** Columns this migration adds to `devices`. */
-export const NETWORK_DEVICE_COLUMNS: readonly [string, string][] = [
-  ["seal_key", "BLOB"],
-  ["config_rev", "INTEGER"],
-  ["net_kind", "TEXT"],
-  ["net_ssid", "TEXT"],
-  ["net_seq", "INTEGER NOT NULL DEFAULT 0"],
-  ["net_sealed", "BLOB"],
-  ["net_sealed_seq", "INTEGER"],
-  ["net_action", "TEXT"],
-  ["net_result", "TEXT"],
-  ["net_result_seq", "INTEGER"],
-  ["net_result_reason", "TEXT"],
-  ["net_result_detail", "TEXT"],
-  ["net_result_at", "INTEGER"],
-  ["net_failures", "TEXT"],
-  ["net_failures_at", "INTEGER"],
-];
+/** Columns the network features added to `devices` (schema step 4). */
+export { NETWORK_DEVICE_COLUMNS };
 
 /** The network columns of a device row (absent on rows read before the migration). */
 export interface NetworkColumns {

@@ -22,13 +22,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { assertOwnerOnly, ensureOwnerOnlyDir, touchOwnerOnlyFile } from "./owner-files";
 import { SecretBox } from "./sealing";
+import { TLS_STORE_SCHEMA as SCHEMA } from "./storage/schema";
 import { DEFAULT_SESSION_CACHE_ENTRIES, MAX_SESSION_BYTES, TICKET_KEY_BYTES, type SessionStoreStats, type TicketKeyStore, type TlsSessionStore } from "./tls-sessions";
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS tls_sessions (id_mac BLOB PRIMARY KEY, sealed BLOB NOT NULL, expires INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS tls_sessions_expires ON tls_sessions (expires);
-CREATE TABLE IF NOT EXISTS tls_ticket_keys (period INTEGER PRIMARY KEY, sealed BLOB NOT NULL);
-`;
 
 /** Derives the store's own sealing key from the master key (HKDF-SHA256, its own label). */
 export function resumptionKey(masterKey: Uint8Array): Uint8Array {

@@ -15,80 +15,14 @@
  *
  * Types: BIGINT and COUNT(*) come back as JS numbers (all values are ms
  * timestamps, counters and counts well below 2^53), BYTEA as Buffer.
- * The schema (POSTGRES_SCHEMA) is created if missing, under an advisory lock
- * so two nodes starting at once do not race.
+ * The schema: cloud/storage/schema.ts (the ordered migrations, run at
+ * connect under an advisory lock, the version in the table schema_version).
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import pg from "pg";
+import { migratePostgres } from "./schema";
 import { numberPlaceholders, type RunResult, type SqlValue, type Storage } from "./store";
 
-/** The registry schema on PostgreSQL (the same tables and columns as SQLITE_SCHEMA). */
-export const POSTGRES_SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS server_tls (name TEXT PRIMARY KEY, cert_pem TEXT NOT NULL, key_enc BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS product_cas (
-  name TEXT PRIMARY KEY, cert_pem TEXT NOT NULL, fingerprint TEXT NOT NULL UNIQUE, key_enc BYTEA,
-  revoked INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS devices (
-  id TEXT PRIMARY KEY,
-  kind TEXT NOT NULL CHECK (kind IN ('secret', 'certificate', 'temporary')),
-  secret_enc BYTEA, generation BIGINT NOT NULL DEFAULT 0,
-  pending_secret_enc BYTEA, pending_generation BIGINT, pending_nonce BYTEA,
-  lot TEXT, ca_name TEXT, cert_fingerprint TEXT,
-  temp_retired INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0,
-  last_counter BIGINT NOT NULL DEFAULT -1,
-  state TEXT, credential TEXT, last_failure TEXT, last_failure_detail TEXT, last_failure_at BIGINT,
-  last_seen BIGINT, locked_until BIGINT, lockouts INTEGER NOT NULL DEFAULT 0, claimed_at BIGINT, created_at BIGINT NOT NULL,
-  seal_key BYTEA, config_rev BIGINT, net_kind TEXT, net_ssid TEXT, net_seq BIGINT NOT NULL DEFAULT 0,
-  net_sealed BYTEA, net_sealed_seq BIGINT, net_action TEXT, net_result TEXT, net_result_seq BIGINT,
-  net_result_reason TEXT, net_result_detail TEXT, net_result_at BIGINT, net_failures TEXT, net_failures_at BIGINT);
-CREATE TABLE IF NOT EXISTS provisioning_keys (
-  lot TEXT PRIMARY KEY, key_enc BYTEA NOT NULL, has_allowlist INTEGER NOT NULL,
-  retired INTEGER NOT NULL DEFAULT 0, revoked INTEGER NOT NULL DEFAULT 0, line_rate BIGINT, rate_alert_at BIGINT,
-  created_at BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS lot_devices (lot TEXT NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (lot, device_id));
-CREATE INDEX IF NOT EXISTS lot_devices_by_device ON lot_devices (device_id);
-CREATE INDEX IF NOT EXISTS devices_by_lot ON devices (lot);
-CREATE TABLE IF NOT EXISTS audit (
-  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL,
-  action TEXT NOT NULL, device_id TEXT, detail TEXT);
-CREATE TABLE IF NOT EXISTS revoked_certificates (
-  key TEXT PRIMARY KEY, ca_name TEXT, serial TEXT, fingerprint TEXT, source TEXT NOT NULL, reason TEXT, revoked_at BIGINT NOT NULL);
-CREATE INDEX IF NOT EXISTS revoked_certificates_by_ca ON revoked_certificates (ca_name);
-CREATE TABLE IF NOT EXISTS nas_clients (
-  name TEXT PRIMARY KEY, address TEXT NOT NULL, secret_enc BYTEA NOT NULL, created_at BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS hotspot_profiles (
-  position INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, ssid TEXT, roaming_consortium TEXT,
-  anonymous_identity TEXT, server_name TEXT NOT NULL, ca_pem TEXT NOT NULL, policy TEXT);
-ALTER TABLE hotspot_profiles ADD COLUMN IF NOT EXISTS policy TEXT;
-CREATE TABLE IF NOT EXISTS hotspot_revision (id INTEGER PRIMARY KEY CHECK (id = 1), rev BIGINT NOT NULL, updated_at BIGINT NOT NULL);
-INSERT INTO hotspot_revision (id, rev, updated_at) VALUES (1, 0, 0) ON CONFLICT DO NOTHING;
-CREATE TABLE IF NOT EXISTS hotspot_devices (
-  device_id TEXT PRIMARY KEY, last_auth TEXT, session TEXT, last_disconnect TEXT, updated_at BIGINT NOT NULL);
-CREATE INDEX IF NOT EXISTS hotspot_devices_by_update ON hotspot_devices (updated_at);
-CREATE TABLE IF NOT EXISTS hotspot_live (
-  nas TEXT NOT NULL, acct_session_id TEXT NOT NULL, device_id TEXT NOT NULL, session TEXT NOT NULL, updated_at BIGINT NOT NULL,
-  PRIMARY KEY (nas, acct_session_id));
-CREATE INDEX IF NOT EXISTS hotspot_live_by_device ON hotspot_live (device_id);
-CREATE INDEX IF NOT EXISTS hotspot_live_by_update ON hotspot_live (updated_at);
-CREATE TABLE IF NOT EXISTS radius_tls_sessions (id_mac BYTEA PRIMARY KEY, sealed BYTEA NOT NULL, expires BIGINT NOT NULL);
-CREATE INDEX IF NOT EXISTS radius_tls_sessions_expires ON radius_tls_sessions (expires);
-CREATE TABLE IF NOT EXISTS imported_bundles (sha256 TEXT PRIMARY KEY, lot TEXT NOT NULL, option TEXT NOT NULL, devices BIGINT NOT NULL, at BIGINT NOT NULL);
--- the login limits every node shares (cloud/shared-limits.ts)
-CREATE TABLE IF NOT EXISTS login_buckets (
-  scope TEXT NOT NULL, key TEXT NOT NULL, tokens DOUBLE PRECISION NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (scope, key));
-CREATE INDEX IF NOT EXISTS login_buckets_by_at ON login_buckets (scope, at);
-CREATE TABLE IF NOT EXISTS login_pairs (
-  device_id TEXT NOT NULL, source TEXT NOT NULL, failures INTEGER NOT NULL, lockouts INTEGER NOT NULL,
-  locked_until BIGINT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (device_id, source));
-CREATE INDEX IF NOT EXISTS login_pairs_by_age ON login_pairs (updated_at);
-CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit is append-only'; END $$;
-DROP TRIGGER IF EXISTS audit_no_change ON audit;
-CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit FOR EACH ROW EXECUTE FUNCTION audit_append_only();
-`;
-
-/** Advisory lock key of schema creation. */
-const SCHEMA_LOCK = 0x77636d01;
 /** How many times a transaction is run again after a serialization failure or deadlock. */
 const RETRIES = 5;
 
@@ -155,12 +89,7 @@ export class PostgresStorage implements Storage {
     try {
       const client = await pool.connect();
       try {
-        await client.query("SELECT pg_advisory_lock($1)", [SCHEMA_LOCK]);
-        try {
-          await client.query(POSTGRES_SCHEMA);
-        } finally {
-          await client.query("SELECT pg_advisory_unlock($1)", [SCHEMA_LOCK]);
-        }
+        await migratePostgres(client);
       } finally {
         client.release();
       }
