@@ -14,12 +14,13 @@
  * format with make-lot; `--json` puts errors on stdout as JSON).
  */
 import { createLogger, type CloudLog, type LogLevel } from "./log";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CloudError, isCloudError } from "./errors";
 import { EXIT, formatError, optionsHelp, parseCommandLine, readInputFile, readSecret, UsageError, version, type OptionSpec, type ParsedArgs } from "./cli-kit";
 import { envName, getPath, loadConfig, settingPaths, startOptionsFromConfig, type LoadedConfig } from "./config";
-import { generateMasterKeyHex, loadMasterKey } from "./master-key";
+import { generateMasterKeyHex, keyFingerprint, loadMasterKey } from "./master-key";
+import { assertNotServing, backupRegistry, claimServeLock, rekeyRegistry, restoreRegistry } from "./storage/lifecycle";
 import { ensureOwnerOnlyDir, replaceOwnerOnlyFile } from "./owner-files";
 import { adminToken } from "./admin-token";
 import { adminCall, adminEndpoint } from "./admin-client";
@@ -131,6 +132,108 @@ const COMMANDS: Command[] = [
     },
   },
   {
+    name: "backup", args: "<file>", maxArgs: 1,
+    summary: "write a consistent copy of the registry (SQLite VACUUM INTO, while serve runs) and <file>.sha256; PostgreSQL: pg_dump",
+    async run(ctx) {
+      const target = ctx.need(0, "backup file");
+      const services = await ctx.services();
+      const key = masterKey(ctx);
+      try {
+        return backupRegistry(services.registry, key, target);
+      } finally {
+        key.fill(0);
+      }
+    },
+  },
+  {
+    name: "restore", args: "<file>", maxArgs: 1,
+    summary: "restore a backup into the data directory (serve stopped): its checksum, integrity and master key checked first",
+    options: {
+      checksum: { type: "string", value: "<file>", help: "its checksum file (default <file>.sha256)" },
+      replace: { type: "boolean", help: "move the registry there aside (registry.sqlite.replaced-<time>) instead of refusing" },
+    },
+    async run(ctx) {
+      const file = ctx.need(0, "backup file");
+      if (database(ctx) !== undefined) throw new CloudError("INVALID_INPUT", "restore installs a SQLite registry; for PostgreSQL use pg_restore (docs/deploy.md)", { field: "database" });
+      const dir = dataDir(ctx);
+      const checksum = text(ctx.str("checksum") ?? `${file}.sha256`, 1024, "the checksum file");
+      readable(file, "the backup file");
+      const key = masterKey(ctx);
+      let report;
+      try {
+        report = restoreRegistry(dir, key, file, checksum, ctx.has("replace"));
+        // the restored registry opens under the key (and runs the migrations a backup from an older version needs)
+        const registry = await Registry.open(dir, key);
+        try {
+          await registry.tx(() => registry.audit("admin:cli", "registry.restore", null, `sha256=${report!.sha256.slice(0, 16)} devices=${report!.devices}`));
+        } finally {
+          await registry.close();
+        }
+      } finally {
+        key.fill(0);
+      }
+      return report;
+    },
+  },
+  {
+    name: "rekey", args: "", maxArgs: 0,
+    summary: "re-seal every secret under a new master key in one transaction (serve stopped); then install the new key",
+    options: {
+      "new-master-key-file": { type: "string", value: "<file>", help: "the new key (64 hex digits, owner-only), e.g. from gen-master-key" },
+      "new-master-key-out": { type: "string", value: "<file>", help: "make a new key into this file (owner-only; refused if it exists) and use it" },
+    },
+    async run(ctx) {
+      const url = database(ctx);
+      const dir = dataDir(ctx);
+      if (url === undefined) {
+        requireRegistry(dir);
+        assertNotServing(dir, "rekey");
+      }
+      const out = ctx.str("new-master-key-out");
+      let file = ctx.str("new-master-key-file");
+      if ((out === undefined) === (file === undefined)) throw new UsageError("give --new-master-key-file <file> or --new-master-key-out <file>");
+      if (out !== undefined) {
+        if (existsSync(out)) throw new CloudError("INVALID_INPUT", `${out} exists: a master key is never overwritten`, { field: "new-master-key-out" });
+        replaceOwnerOnlyFile(out, `${generateMasterKeyHex()}\n`);
+        file = out;
+      }
+      const oldKey = masterKey(ctx);
+      const newKey = loadMasterKey({ masterKeyFile: file, env: {} });
+      const location = url === undefined ? { dataDir: dir } : { database: url };
+      try {
+        let registry: Registry;
+        try {
+          registry = await Registry.at(location, oldKey);
+        } catch (error) {
+          if (!isCloudError(error, "MASTER_KEY_WRONG")) throw error;
+          // a rekey that committed before it was cut short: the rows are under the new key already
+          const done = await Registry.at(location, newKey).catch(() => undefined);
+          if (!done) throw error;
+          await done.close();
+          dropResumptionStore(url === undefined ? dir : undefined);
+          return { resealed: 0, alreadyDone: true, to: keyFingerprint(newKey), newMasterKeyFile: file, next: installHint(ctx, file!) };
+        }
+        let report;
+        try {
+          const killAt = Number(ctx.env.WCM_TEST_REKEY_KILL_AT ?? 0);
+          let points = 0;
+          report = await rekeyRegistry(registry, oldKey, newKey, () => {
+            // fault injection for the crash sweep (test/storage-lifecycle.test.ts): SIGKILL at the n-th step
+            if (killAt > 0 && ++points === killAt) process.kill(process.pid, "SIGKILL");
+          });
+        } finally {
+          await registry.close();
+        }
+        // the TLS resumption cache was sealed under a key derived from the old one
+        dropResumptionStore(url === undefined ? dir : undefined);
+        return { ...report, alreadyDone: false, newMasterKeyFile: file, next: installHint(ctx, file!) };
+      } finally {
+        oldKey.fill(0);
+        newKey.fill(0);
+      }
+    },
+  },
+  {
     name: "gen-master-key", args: "", maxArgs: 0, summary: "print a new random master key (64 hex digits) on stdout",
     async run(ctx) {
       ctx.io.out(generateMasterKeyHex());
@@ -174,6 +277,8 @@ const COMMANDS: Command[] = [
       const workers = ctx.int("workers") ?? 1;
       // JSON lines (cloud/log.ts) on stderr or log.file; the summary line on stdout stays for whoever started serve
       const { log } = createLogger({ level: getPath(config.values, "log.level") as LogLevel, file: getPath(config.values, "log.file") as string | undefined });
+      // restore and rekey refuse to run while this process (or its cluster lead) serves the folder
+      if (!isClusterWorker()) claimServeLock(dataDir(ctx));
       if (isClusterPrimary(workers)) {
         ctx.io.out(JSON.stringify(await runPrimary(workers, (line) => log("info", line, { event: "cluster" }))));
         return new Promise(() => undefined);
@@ -508,6 +613,35 @@ function database(ctx: Context): string | undefined {
   if (parsed.protocol !== "postgres:" && parsed.protocol !== "postgresql:") throw new UsageError("the database must be a postgres:// URL");
   if (parsed.password) throw new UsageError("keep the database password out of the URL: use PGPASSWORD or ~/.pgpass");
   return url;
+}
+
+/** Refuses a file that cannot be opened for reading (FILE_UNREADABLE, naming it). */
+function readable(path: string, what: string): void {
+  try {
+    closeSync(openSync(path, "r"));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CloudError("FILE_UNREADABLE", `cannot read ${what} ${path}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code ?? "error"}`);
+  }
+}
+
+/** The master key the configuration names (file or WCM_MASTER_KEY); the caller zeroes it. */
+function masterKey(ctx: Context): Uint8Array {
+  return loadMasterKey({ masterKeyFile: getPath(ctx.config().values, "data.masterKeyFile") as string | undefined, env: ctx.env });
+}
+
+/** What the operator does after a rekey: put the new key where serve reads it. */
+function installHint(ctx: Context, newFile: string): string {
+  const current = getPath(ctx.config().values, "data.masterKeyFile") as string | undefined;
+  return current !== undefined
+    ? `install the new key where serve reads it: mv ${newFile} ${current} (a systemd credential: the LoadCredential source file), then start serve`
+    : `set WCM_MASTER_KEY to the contents of ${newFile}, then start serve`;
+}
+
+/** Deletes the TLS resumption store (sealed under a key derived from the master key: a cache, it refills). */
+function dropResumptionStore(dir: string | undefined): void {
+  if (dir === undefined) return;
+  for (const suffix of ["", "-wal", "-shm"]) rmSync(join(dir, `tls-sessions.sqlite${suffix}`), { force: true });
 }
 
 /** Refuses a data directory without a registry (a mistyped --data must not make an empty one). */

@@ -8,7 +8,7 @@
  * so is a key file that group or others may read or write (FILE_INSECURE).
  */
 import { readFileSync } from "node:fs";
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { CloudError } from "./errors";
 import { assertOwnerOnly } from "./owner-files";
 
@@ -59,4 +59,9 @@ export function loadMasterKey(source: MasterKeySource): Uint8Array {
 /** A fresh random master key as 64 hex digits (for `cli.ts gen-master-key`). */
 export function generateMasterKeyHex(): string {
   return randomBytes(32).toString("hex");
+}
+
+/** A short public name of a master key (HMAC-SHA256 under the key, 8 bytes as hex): tells two keys apart, reveals nothing of either. */
+export function keyFingerprint(key: Uint8Array): string {
+  return createHmac("sha256", key).update("wcm master key fingerprint v1").digest("hex").slice(0, 16);
 }

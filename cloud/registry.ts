@@ -31,6 +31,7 @@
  */
 import { CloudError } from "./errors";
 import { SecretBox } from "./sealing";
+import { keyFingerprint } from "./master-key";
 import { deviceNetworkView, type DeviceNetworkView } from "./network-registry";
 import { SqliteStorage } from "./storage/sqlite";
 import type { Storage } from "./storage/store";
@@ -221,13 +222,16 @@ export type RegistryLocation = { dataDir: string; database?: undefined } | { dat
 export class Registry {
   readonly storage: Storage;
   readonly box: SecretBox;
+  /** the public fingerprint of the master key (master-key.ts keyFingerprint) */
+  readonly keyFingerprint: string;
   readonly now: () => number;
   /** the database file (SQLite), or the server's URL without its password (PostgreSQL) */
   readonly path: string;
 
-  private constructor(storage: Storage, box: SecretBox, path: string, now: () => number) {
+  private constructor(storage: Storage, masterKey: Uint8Array, path: string, now: () => number) {
     this.storage = storage;
-    this.box = box;
+    this.box = new SecretBox(masterKey);
+    this.keyFingerprint = keyFingerprint(masterKey);
     this.path = path;
     this.now = now;
   }
@@ -269,7 +273,7 @@ export class Registry {
   }
 
   static async #start(storage: Storage, path: string, masterKey: Uint8Array, options: RegistryOptions): Promise<Registry> {
-    const registry = new Registry(storage, new SecretBox(masterKey), path, options.now ?? Date.now);
+    const registry = new Registry(storage, masterKey, path, options.now ?? Date.now);
     try {
       await registry.#checkMasterKey();
       return registry;
@@ -285,10 +289,19 @@ export class Registry {
       if (!row) {
         const sealed = this.box.seal(Buffer.from(KEY_CHECK_PLAINTEXT), "meta:key_check");
         await this.storage.run("INSERT INTO meta (key, value) VALUES ('key_check', ?) ON CONFLICT DO NOTHING", [sealed]);
+        await this.storage.run("INSERT INTO meta (key, value) VALUES ('key_fingerprint', ?) ON CONFLICT DO NOTHING", [Buffer.from(this.keyFingerprint)]);
         return;
       }
-      const opened = Buffer.from(this.box.open(row.value, "meta:key_check")).toString();
-      if (opened !== KEY_CHECK_PLAINTEXT) throw new CloudError("MASTER_KEY_WRONG", "the registry was created under another master key");
+      let opened = "";
+      try {
+        opened = Buffer.from(this.box.open(row.value, "meta:key_check")).toString();
+      } catch {
+        // which key seals the rows (set at creation and by rekey): names both keys, so an interrupted rekey is easy to finish
+      }
+      if (opened !== KEY_CHECK_PLAINTEXT) {
+        const sealedBy = (await this.storage.get<{ value: Buffer }>("SELECT value FROM meta WHERE key = 'key_fingerprint'"))?.value.toString();
+        throw new CloudError("MASTER_KEY_WRONG", `the registry is sealed under another master key${sealedBy ? ` (fingerprint ${sealedBy})` : ""} than this one (fingerprint ${this.keyFingerprint})`);
+      }
     });
   }
 
