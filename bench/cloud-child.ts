@@ -1,10 +1,11 @@
 /*
  * The reference cloud in a child process for the connect-rate benchmark, so
  * its RSS and CPU are its own (the MQTT.js clients run in the parent).
- * IPC: parent sends {cmd:"start", dataDir, csv, radius?} | {cmd:"stats"} | {cmd:"close"};
+ * IPC: parent sends {cmd:"start", dataDir, csv, radius?} | {cmd:"stats"} | {cmd:"import-bundle", bundleFile, checksumFile} | {cmd:"close"};
  * the child answers each with a message of the same cmd.
  */
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import cluster from "node:cluster";
 import { isClusterWorker, runPrimary, workerRole } from "../cloud/cluster";
 import { startCloud, type Cloud, type StartCloudOptions } from "../cloud/index";
@@ -53,10 +54,12 @@ export interface PeerMaterial {
 export type ChildRequest =
   | { cmd: "start"; dataDir: string; csv: string; radius?: { nasSecret: string; devices: number }; workers?: number }
   | { cmd: "stats" }
+  | { cmd: "import-bundle"; bundleFile: string; checksumFile: string }
   | { cmd: "close" };
 export type ChildReply =
   | { cmd: "start"; port: number; caPem: string; imported: number; stats: ChildStats; peers?: PeerMaterial; pids: number[] }
   | { cmd: "stats"; stats: ChildStats }
+  | { cmd: "import-bundle"; imported: number; ms: number }
   | { cmd: "close" }
   | { cmd: "error"; message: string };
 
@@ -172,6 +175,11 @@ else process.on("message", (message: ChildRequest) => {
         reply({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, imported: result.imported, stats: stats(), ...(peers ? { peers } : {}), pids: [process.pid] });
       } else if (message.cmd === "stats") {
         reply({ cmd: "stats", stats: stats() });
+      } else if (message.cmd === "import-bundle") {
+        // what the admin API's import does: the services call on the event loop that serves devices
+        const started = performance.now();
+        const result = await cloud!.services.importBundle({ bundle: readFileSync(message.bundleFile), checksum: readFileSync(message.checksumFile, "utf8") });
+        reply({ cmd: "import-bundle", imported: result.imported, ms: performance.now() - started });
 
       } else if (message.cmd === "close") {
         if (clustered) {
