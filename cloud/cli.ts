@@ -210,7 +210,7 @@ const COMMANDS: Command[] = [
           const done = await Registry.at(location, newKey).catch(() => undefined);
           if (!done) throw error;
           await done.close();
-          dropResumptionStore(url === undefined ? dir : undefined);
+          dropResumptionStore(dir);
           return { resealed: 0, alreadyDone: true, to: keyFingerprint(newKey), newMasterKeyFile: file, next: installHint(ctx, file!) };
         }
         let report;
@@ -225,7 +225,7 @@ const COMMANDS: Command[] = [
           await registry.close();
         }
         // the TLS resumption cache was sealed under a key derived from the old one
-        dropResumptionStore(url === undefined ? dir : undefined);
+        dropResumptionStore(dir);
         return { ...report, alreadyDone: false, newMasterKeyFile: file, next: installHint(ctx, file!) };
       } finally {
         oldKey.fill(0);
@@ -638,9 +638,8 @@ function installHint(ctx: Context, newFile: string): string {
     : `set WCM_MASTER_KEY to the contents of ${newFile}, then start serve`;
 }
 
-/** Deletes the TLS resumption store (sealed under a key derived from the master key: a cache, it refills). */
-function dropResumptionStore(dir: string | undefined): void {
-  if (dir === undefined) return;
+/** Deletes the TLS resumption store of the data folder (sealed under a key derived from the master key: a cache, it refills). */
+function dropResumptionStore(dir: string): void {
   for (const suffix of ["", "-wal", "-shm"]) rmSync(join(dir, `tls-sessions.sqlite${suffix}`), { force: true });
 }
 
