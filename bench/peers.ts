@@ -20,7 +20,10 @@
  * `--workers` processes (cloud/cluster.ts) when given, else one process.
  *
  * Settings: --devices N (1000) --concurrency C (32) --loaders L (2) --rounds R (3)
- * --seconds S per RADIUS pass (5) --tls 1.2,1.3 --only mqtt|radius --workers W.
+ * --seconds S per RADIUS pass (5) --tls 1.2,1.3 --only mqtt|radius --workers W
+ * --resume N: after the RADIUS passes, N full and N resumed re-authentications per
+ * method and server, one at a time (round trips and server CPU per authentication,
+ * full vs resumed; FreeRADIUS's eap tls cache is on, as wcm's resumption is; 0 = skip).
  * A peer whose binary is missing is skipped with a message. WCM_PEERS_RADIUS_DEBUG=1 runs
  * FreeRADIUS with -X and writes its log to $TMPDIR/wcm-peers-freeradius-<method>.log.
  */
@@ -34,6 +37,7 @@ import { fileURLToPath } from "node:url";
 import { CloudChild, connectPass, makeDevices, wcmPassword, type BenchDevice, type ConnectPass, type PasswordOf } from "./connect-bench";
 import type { PeerMaterial } from "./cloud-child";
 import { NAS_SECRET, runChild, type LoadResult } from "./radius-bench";
+import { authenticate, UdpTransport, type PeerOptions } from "./radius-peer";
 import { RADIUS_SERVER_NAME } from "../cloud/radius/identity";
 import { invokedDirectly } from "../cloud/invoked-directly";
 import { median, percentile, table } from "./table";
@@ -195,7 +199,13 @@ async function startFreeradius(dir: string, material: PeerMaterial): Promise<Pee
     .replace(/private_key_file = .*$/m, `private_key_file = ${join(conf, "radius.key")}`)
     .replace(/certificate_file = .*$/m, `certificate_file = ${join(conf, "radius.pem")}`)
     .replace(/ca_file = \/etc\/ssl\/certs\/ca-certificates.crt/, `ca_file = ${join(conf, "product-ca.pem")}`)
-    .replace(/^\s*ca_path = \$\{cadir\}$/m, ""));
+    .replace(/^\s*ca_path = \$\{cadir\}$/m, "")
+    // TLS session resumption on, as the wcm server has it (session ids; 24 h, the stock lifetime);
+    // FreeRADIUS 3.2 keeps its cache only on disk: it needs "name" and "persist_dir"
+    .replace(/(\n\s*cache \{[\s\S]*?\n\s*)enable = no/, "$1enable = yes")
+    .replace(/#\s*name = "EAP module"/, 'name = "wcm-bench"')
+    .replace(/#\s*persist_dir = "\$\{logdir\}\/tlscache"/, `persist_dir = "${join(dir, "log", "tlscache")}"`));
+  mkdirSync(join(dir, "log", "tlscache"), { recursive: true, mode: 0o700 });
   const port = await freePort("udp");
   // one auth listener on loopback (the stock ones take *:1812, :::1812, the accounting ports and 127.0.0.1:18120)
   const noListeners = (text: string) => text.replace(/^listen \{[\s\S]*?^\}/gm, "");
@@ -303,6 +313,68 @@ async function radiusPass(
   };
 }
 
+/** One batch of authentications, one at a time: what each took, and the server's CPU around the batch. */
+interface ResumeBatch { ok: number; resumed: number; roundTrips: number[]; cpuMsPerAuth: number }
+
+/**
+ * Full and resumed authentications of one device, one conversation at a time
+ * (so the CPU read around a batch is the server's alone): `count` full ones,
+ * then one full one whose session the next `count` resume (each resuming the
+ * session the previous one left), by session id as wpa_supplicant does.
+ */
+async function resumePass(port: number, caPem: string, material: PeerMaterial, method: "ttls" | "tls", count: number, pids: number[]): Promise<{ full: ResumeBatch; resumed: ResumeBatch }> {
+  const udp = new UdpTransport("127.0.0.1", port, 3000, 3);
+  const device = material.hotspot[0]!;
+  const options: PeerOptions = method === "ttls"
+    ? { nasSecret: NAS_SECRET, method, identity: device.id, password: device.password, anonymousIdentity: "anonymous@wcm.example", caPem, serverName: RADIUS_SERVER_NAME }
+    : { nasSecret: NAS_SECRET, method, identity: material.cert.id, certPem: material.cert.certPem, keyPem: material.cert.keyPem, caPem, serverName: RADIUS_SERVER_NAME };
+  const batch = async (resume: boolean): Promise<ResumeBatch> => {
+    let session = resume ? (await authenticate(udp.send, options)).session : undefined;
+    const out: ResumeBatch = { ok: 0, resumed: 0, roundTrips: [], cpuMsPerAuth: NaN };
+    const cpu0 = processCpuMs(pids);
+    for (let i = 0; i < count; i++) {
+      const result = await authenticate(udp.send, resume && session ? { ...options, session } : options);
+      if (!result.ok) continue;
+      out.ok++;
+      if (result.resumed) out.resumed++;
+      out.roundTrips.push(result.roundTrips);
+      if (resume && result.session) session = result.session;
+    }
+    out.cpuMsPerAuth = out.ok ? (processCpuMs(pids) - cpu0) / out.ok : NaN;
+    return out;
+  };
+  try {
+    return { full: await batch(false), resumed: await batch(true) };
+  } finally {
+    udp.close();
+  }
+}
+
+/** The resumption table: per server and method, full vs resumed, and wcm beside FreeRADIUS. */
+function reportResume(figures: Map<string, { full: ResumeBatch; resumed: ResumeBatch }[]>): void {
+  const rows: (string | number)[][] = [["server", "method", "rounds", "full: round trips", "full: CPU ms/auth", "resumed: round trips", "resumed: CPU ms/auth", "spread", "resumed/full CPU", "resumed share"]];
+  const cpu = (passes: ResumeBatch[]) => median(passes.map((p) => p.cpuMsPerAuth).filter(Number.isFinite));
+  const trips = (passes: ResumeBatch[]) => median(passes.flatMap((p) => p.roundTrips));
+  for (const [name, passes] of figures) {
+    const full = passes.map((p) => p.full);
+    const resumed = passes.map((p) => p.resumed);
+    const okResumed = resumed.reduce((n, p) => n + p.ok, 0);
+    rows.push([name.split(" ")[0]!, name.split(" ").slice(1).join(" "), passes.length, trips(full), cpu(full).toFixed(2), trips(resumed), cpu(resumed).toFixed(2),
+      spread(resumed.map((p) => p.cpuMsPerAuth), 2), (cpu(resumed) / cpu(full)).toFixed(2), `${resumed.reduce((n, p) => n + p.resumed, 0)}/${okResumed}`]);
+  }
+  console.log("\nRADIUS re-authentication with TLS session resumption (one conversation at a time, session ids; FreeRADIUS with its eap tls cache on)");
+  console.log(table(rows));
+  for (const label of ["EAP-TTLS/PAP", "EAP-TLS (EC)"]) {
+    const a = figures.get(`wcm ${label}`);
+    const b = figures.get(`FreeRADIUS ${label}`);
+    if (!a?.length || !b?.length) continue;
+    const ratio = (pick: (x: { full: ResumeBatch; resumed: ResumeBatch }) => ResumeBatch) => a.map((p, i) => pick(p).cpuMsPerAuth / pick(b[i]!).cpuMsPerAuth).filter(Number.isFinite);
+    const full = ratio((x) => x.full);
+    const resumed = ratio((x) => x.resumed);
+    console.log(`  wcm / FreeRADIUS ${label}: server CPU per full authentication ${median(full).toFixed(2)}x (rounds ${spread(full, 2)}), per resumed ${median(resumed).toFixed(2)}x (rounds ${spread(resumed, 2)})`);
+  }
+}
+
 // ------------------------------------------------------------------ report
 
 interface PassFigures {
@@ -362,6 +434,7 @@ async function main(): Promise<void> {
   const workers = Number(arg("workers", "0"));
   const versions = arg("tls", "1.2,1.3").split(",").map((v) => `TLSv${v}` as TlsVersion);
   const only = arg("only", "");
+  const resumeCount = Number(arg("resume", "100"));
   const hasMosquitto = existsSync(MOSQUITTO) && existsSync(MOSQUITTO_PASSWD);
   const hasFreeradius = existsSync(FREERADIUS) && existsSync(FREERADIUS_CONF);
   const dir = mkdtempSync(join(tmpdir(), "wcm-peers-"));
@@ -436,6 +509,22 @@ async function main(): Promise<void> {
         load.push(loadavg()[0]);
       }
       report(`RADIUS authentications (bench/radius-peer.ts over UDP, ${RADIUS_SERVER_NAME} ECDSA P-256 server certificate), ${seconds} s per pass`, "auths", figures, pairs);
+      if (resumeCount > 0) {
+        const resumeFigures = new Map<string, { full: ResumeBatch; resumed: ResumeBatch }[]>();
+        for (let round = 0; round < rounds; round++) {
+          for (const method of ["ttls", "tls"] as const) {
+            const label = method === "ttls" ? "EAP-TTLS/PAP" : "EAP-TLS (EC)";
+            for (const server of round % 2 === 0 ? ["FreeRADIUS", "wcm"] : ["wcm", "FreeRADIUS"]) {
+              if (server === "FreeRADIUS" && !freeradius) continue;
+              const pass = await resumePass(server === "wcm" ? material.radiusPort : freeradius!.port, started.caPem, material, method, resumeCount,
+                server === "wcm" ? wcmPids : [freeradius!.child.pid!]);
+              resumeFigures.set(`${server} ${label}`, [...(resumeFigures.get(`${server} ${label}`) ?? []), pass]);
+            }
+          }
+          load.push(loadavg()[0]);
+        }
+        reportResume(resumeFigures);
+      }
     }
     console.log(`\n1-minute load average after each round: ${load.map((l) => l.toFixed(2)).join(" ")} (${cpus().length} cores; other work on the machine shares them)`);
     console.log("server cores + loader cores near the core count: the machine, not the server, is the limit; compare CPU ms/op then.");
