@@ -326,8 +326,10 @@ ${extra}}
   });
 
   it("re-authentication with session tickets (phase1 tls_disable_session_ticket=0) resumes too", async () => {
+    // a device of its own: lamp-s1's per-device login budget is spent by the tests before this one
+    await t.cloud.services.registerSecretDevice({ deviceId: "lamp-s1t", secretHex: secretDevice.hex });
     const resumed = t.cloud.radius!.stats.tlsResumed;
-    const result = await eapolTest(ttlsConf("s1t", "lamp-s1", password(secretDevice.bytes, "lamp-s1"), '  phase1="tls_disable_session_ticket=0"\n'), port, { reauths: 1, timeoutS: 30 });
+    const result = await eapolTest(ttlsConf("s1t", "lamp-s1t", password(secretDevice.bytes, "lamp-s1t"), '  phase1="tls_disable_session_ticket=0"\n'), port, { reauths: 1, timeoutS: 30 });
     assertSuccess(result, 2);
     assert.match(result.output, /SSL_connect:SSLv3\/TLS read server session ticket|session ticket/i);
     assert.deepEqual([...result.output.matchAll(/Handshake finished - resumed=(\d)/g)].map((m) => m[1]), ["0", "1"]);
