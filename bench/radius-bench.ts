@@ -100,7 +100,8 @@ export function runChild(config: LoadConfig): Promise<LoadResult> {
   });
 }
 
-function hasEapolTest(): boolean {
+/** Whether wpa_supplicant's eapol_test is on PATH. */
+export function hasEapolTest(): boolean {
   try {
     execFileSync("sh", ["-c", "command -v eapol_test"], { stdio: "ignore" });
     return true;

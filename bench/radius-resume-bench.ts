@@ -16,7 +16,7 @@
  *
  * Run: npm run bench:radius-resume [-- --rounds 200] (not part of npm test).
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -27,19 +27,11 @@ import { RadiusServer } from "../cloud/radius/server";
 import { deriveHotspotPassword } from "../modules/derive";
 import { authenticate, type PeerOptions } from "./radius-peer";
 import { percentile, table } from "./table";
+import { hasEapolTest } from "./radius-bench";
 
 const NAS_SECRET = "bench-resume-shared-secret";
 const argv = process.argv.slice(2);
 const rounds = Number(argv[argv.indexOf("--rounds") + 1] ?? 0) || 200;
-
-function hasEapolTest(): boolean {
-  try {
-    execFileSync("sh", ["-c", "command -v eapol_test"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "wcm-resume-bench-"));

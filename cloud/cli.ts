@@ -341,16 +341,11 @@ const COMMANDS: Command[] = [
       const file = ctx.str("exported");
       if (file === undefined) throw new CloudError("INVALID_INPUT", "give --exported <file> (from server-ca export)", { field: "exported" });
       const { registry } = await ctx.services();
-      const key = await offlineServerCaKey(registry, file);
-      try {
-        await removeServerCaKey(registry, key, async () => {
-          // while the key is still here: the MQTT certificate for the configured names, and the RADIUS one
-          await issuedServerTls(registry, getPath(ctx.config().values, "mqtt.names") as string[]);
-          await radiusIdentity(registry, getPath(ctx.config().values, "radius.names") as string[]);
-        });
-      } finally {
-        key.fill(0);
-      }
+      await removeServerCaKey(registry, file, async () => {
+        // while the key is still here: the MQTT certificate for the configured names, and the RADIUS one
+        await issuedServerTls(registry, getPath(ctx.config().values, "mqtt.names") as string[]);
+        await radiusIdentity(registry, getPath(ctx.config().values, "radius.names") as string[]);
+      });
       return { caKey: "offline", server: certificateInfo((await registry.serverTls("server"))!.certPem) };
     },
   },

@@ -181,14 +181,15 @@ export async function offlineServerCaKey(registry: Registry, file: string): Prom
 
 /**
  * Drops the server CA's key from the registry (`server-ca remove-key`), once
- * `exportedKey` (checked by offlineServerCaKey against the CA) proves the operator holds it. Every certificate the cloud
- * serves from that CA must exist first (`issueMissing` makes them while the key is at hand).
+ * `exportedFile` (owner-only, checked by offlineServerCaKey) proves the operator
+ * holds it. Every certificate the cloud serves from that CA must exist first
+ * (`issueMissing` makes them while the key is at hand).
  */
-export async function removeServerCaKey(registry: Registry, exportedKey: Uint8Array, issueMissing: () => Promise<void>): Promise<void> {
+export async function removeServerCaKey(registry: Registry, exportedFile: string, issueMissing: () => Promise<void>): Promise<void> {
   if (!(await serverCaKeyOnline(registry))) throw new CloudError("CA_HAS_NO_KEY", "the server CA's key is already offline");
-  const ca = (await registry.serverTls("ca"))!;
-  if (exportedKey.length === 0) throw new CloudError("CERT_INVALID", "no exported key given", { field: "exported" });
+  (await offlineServerCaKey(registry, exportedFile)).fill(0);
   await issueMissing();
+  const ca = (await registry.serverTls("ca"))!;
   await registry.tx(async () => {
     await registry.replaceServerTls("ca", ca.certPem, new Uint8Array(0));
     await registry.audit("cloud", "server-tls.ca-key-remove");

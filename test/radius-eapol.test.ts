@@ -9,7 +9,7 @@
  * Skipped with a message when eapol_test is not installed.
  */
 import { strict as assert } from "node:assert";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,17 +20,9 @@ import { RadiusServer } from "../cloud/radius/server";
 import { nodeDigest } from "../cloud/node-digest";
 import { deriveHotspotPassword } from "../modules/derive";
 import { newSecret, startTestCloud, temporarySecret, type TestCloud } from "./cloud-helpers";
+import { hasEapolTest } from "../bench/radius-bench";
 
 const NAS_SECRET = "eapol-test-shared-secret";
-
-function hasEapolTest(): boolean {
-  try {
-    execFileSync("sh", ["-c", "command -v eapol_test"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface EapolResult {
   code: number;
