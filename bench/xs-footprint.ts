@@ -129,7 +129,6 @@ if (first?.deviceCompute !== undefined) {
 }
 console.log("\nshipped size of the core (esbuild, ES2022, minified)\n");
 console.log(table(["bundle", "minified", "gzip"], sizeRows.map((row) => [row.name, kb(row.minified), kb(row.gzip)])));
-const shipped = sizeRows[1];
 if (haveXsc()) {
   const modules = releaseBytecode();
   const sum = (group?: string) => modules.filter((m) => !group || m.group === group).reduce((n, m) => n + m.bytes, 0);
@@ -141,5 +140,4 @@ if (haveXsc()) {
   console.log("\nrelease XS bytecode: not measured (no xsc on PATH: PATH=$MODDABLE/build/bin/lin/release:$PATH)");
 }
 const boot = rows.find((row) => row.step.startsWith("boot to ONLINE, temporary"));
-console.log(`\ngoal: flash <= ${kb(FLASH_GOAL)}: ${shipped.minified <= FLASH_GOAL ? "met" : "NOT met"} (${kb(shipped.minified)} minified source of what main.ts ships; the lin build\'s XS bytecode is in docs/moddable.md)`);
-if (boot) console.log(`goal: heap <= ${kb(HEAP_GOAL)}: ${boot.allocatedBytes <= HEAP_GOAL ? "met" : "not shown by this bound"} (${kb(boot.allocatedBytes)} of slots allocated by a whole temporary boot, garbage and fake cloud included; chunks not counted; the live heap after a full GC is measured on the Moddable simulator by npm run check:moddable: docs/moddable.md)`);
+if (boot) console.log(`\ngoal: heap <= ${kb(HEAP_GOAL)}: ${boot.allocatedBytes <= HEAP_GOAL ? "met" : "not shown by this bound"} (${kb(boot.allocatedBytes)} of slots allocated by a whole temporary boot, garbage and fake cloud included; chunks not counted; the live heap after a full GC is measured on the Moddable simulator by npm run check:moddable: docs/moddable.md)`);
