@@ -16,6 +16,7 @@
 import { createLogger, type CloudLog, type LogLevel } from "./log";
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { isMainThread } from "node:worker_threads";
 import { CloudError, isCloudError } from "./errors";
 import { EXIT, formatError, optionsHelp, parseCommandLine, readInputFile, readSecret, UsageError, version, type OptionSpec, type ParsedArgs } from "./cli-kit";
 import { envName, getPath, loadConfig, settingPaths, startOptionsFromConfig, type LoadedConfig } from "./config";
@@ -867,7 +868,8 @@ function textTable(rows: string[][]): string {
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ").trimEnd()).join("\n");
 }
 
-if (invokedDirectly(import.meta.url)) {
+// isMainThread: in the bundle (dist/wcm.mjs) the admin worker (cloud/admin-worker.ts) loads this file too
+if (isMainThread && invokedDirectly(import.meta.url)) {
   runCli(process.argv.slice(2)).then((code) => {
     // a `serve` that could not start exits at once (a half-closed server must not keep it alive)
     if (code !== 0 && process.argv[2] === "serve") process.exit(code);

@@ -39,6 +39,7 @@ import type { SqlValue, Storage } from "./storage/store";
 import { StorageTlsSessionStore, radiusSessionKey, radiusTicketKeys } from "./radius/tls-session-storage";
 import type { Notice, NoticeBus } from "./notices";
 import { openSharedEmitter, redisNoticeBus, type SharedEmitter } from "./redis";
+import { AdminWorker } from "./admin-worker";
 
 export { CloudError, isCloudError, CLOUD_ERROR_CODES, type CloudErrorCode } from "./errors";
 export { CloudServices } from "./services";
@@ -350,6 +351,8 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         key.fill(0);
       }
     })();
+  // bulk imports run in a worker thread with its own registry connection (cloud/admin-worker.ts); it keeps a copy of the key
+  const bulk = new AdminWorker({ location: options.database !== undefined ? { database: options.database } : { dataDir: options.dataDir }, masterKey });
   masterKey.fill(0);
   const tlsSessions = ownStore ? { ...options.tlsSessions, store: ownStore } : options.tlsSessions;
   let mqtt: MqttServer | undefined;
@@ -466,6 +469,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       },
       hotspotStatus: async (id) => radius?.hotspots.status(id),
       disconnectHotspot: async (id, reason) => radius ? radius.disconnectDevice(id, reason) : [],
+      bulkImport: (actor, bundle, checksum) => bulk.importBundle(actor, bundle, checksum),
     });
     const radiusTls = async () => options.radiusCertFile !== undefined && options.radiusKeyFile !== undefined
       ? fileRadiusIdentity(options.radiusCertFile, options.radiusKeyFile)
@@ -519,6 +523,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       await opsListener?.close();
       await radiusServer?.close();
       await live.close();
+      await bulk.close();
       ownStore?.close();
       await registry.close();
     };
@@ -567,6 +572,8 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
         const drained = await live.drain(boundMs);
         closed = true;
         await opsListener?.close();
+        // a bundle import still running stops (half written, finished by importing the same bundle again: cloud/bundle.ts)
+        await bulk.close();
         ownStore?.close();
         await registry.close();
         log?.("info", "shutdown: registry closed", { event: "shutdown.done", ms: Date.now() - started, ...drained });
@@ -585,6 +592,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
     // the broker closes its emitter; one opened before the broker started is closed here
     if (mq && !mqtt) await new Promise<void>((resolve) => mq!.close(() => resolve()));
     ownStore?.close();
+    await bulk.close();
     await registry.close();
     throw error;
   }

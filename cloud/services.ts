@@ -10,7 +10,7 @@
  */
 import { randomBytes, X509Certificate as NodeX509 } from "node:crypto";
 import { isIP } from "node:net";
-import { importBundle, type BundleImportResult } from "./bundle";
+import { importBundle, MAX_BUNDLE_BYTES, type BundleImportResult } from "./bundle";
 import { parseRegistrationCsv } from "./csv";
 import { deviceId, invalid, name, object, optionalInt, secretHex, time } from "./admin-input";
 import { CloudError } from "./errors";
@@ -115,6 +115,8 @@ export interface ServiceHooks {
   hotspotStatus?(deviceId: string): Promise<HotspotStatus | undefined>;
   /** sends Disconnect-Requests (RFC 5176) for the device's live hotspot sessions, when RADIUS runs */
   disconnectHotspot?(deviceId: string, reason: string): Promise<DisconnectReport[]>;
+  /** runs a bundle import off the event loop (cloud/admin-worker.ts: a worker thread with its own registry connection); absent: in this thread */
+  bulkImport?(actor: string, bundle: readonly Uint8Array[], checksum: string): Promise<BundleImportResult>;
 }
 
 /** A device with its hotspot status (getDevice). */
@@ -600,16 +602,24 @@ export class CloudServices {
   /**
    * Imports a manufacturing registration bundle (cloud/bundle.ts,
    * docs/manufacturing.md) after checking it against its SHA-256 checksum.
-   * All or nothing; importing the same bundle again changes nothing and
-   * answers `alreadyImported: true`.
-   * @throws BUNDLE_INVALID (checksum, or a bad line with `line`), CA_NOT_FOUND, CA_REVOKED, LOT_EXISTS
+   * A bad bundle changes nothing; the rows go in short transactions;
+   * importing the same bundle again changes nothing and answers
+   * `alreadyImported: true` (or finishes an import cut short). In the running
+   * cloud it runs in a worker thread (hooks.bulkImport), off the event loop that serves devices.
+   * @param input.bundle - the bytes, whole or as the chunks a request body arrived in
+   * @throws BUNDLE_INVALID (checksum, or a bad line with `line`), CA_NOT_FOUND, CA_REVOKED, LOT_EXISTS, TOO_LARGE
    */
-  async importBundle(input: { bundle: Uint8Array; checksum: string }): Promise<BundleImportResult> {
+  async importBundle(input: { bundle: Uint8Array | readonly Uint8Array[]; checksum: string }): Promise<BundleImportResult> {
     const body = object(input);
-    if (!(body.bundle instanceof Uint8Array)) invalid("bundle", "must be bytes");
+    const chunks = body.bundle instanceof Uint8Array ? [body.bundle] : body.bundle;
+    if (!Array.isArray(chunks) || !chunks.every((c) => c instanceof Uint8Array)) invalid("bundle", "must be bytes");
     if (typeof body.checksum !== "string" || body.checksum.length > 1024) invalid("checksum", "must be the checksum file's text");
-    const bytes = body.bundle as Uint8Array;
-    return importBundle(this.registry, this.actor, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), body.checksum as string);
+    const parts = chunks as Uint8Array[];
+    const size = parts.reduce((n, c) => n + c.byteLength, 0);
+    if (size > MAX_BUNDLE_BYTES) throw new CloudError("TOO_LARGE", `bundle larger than ${MAX_BUNDLE_BYTES} bytes`);
+    if (this.hooks.bulkImport) return this.hooks.bulkImport(this.actor, parts, body.checksum as string);
+    const bytes = parts.length === 1 ? Buffer.from(parts[0].buffer, parts[0].byteOffset, parts[0].byteLength) : Buffer.concat(parts);
+    return importBundle(this.registry, this.actor, bytes, body.checksum as string);
   }
 
   /**

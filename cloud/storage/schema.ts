@@ -9,7 +9,7 @@
  *   one per commit that changed the tables). A registry from then has
  *   user_version 0 whatever its shape, so each of those steps is written to be
  *   re-run safely (CREATE ... IF NOT EXISTS, a column added only when missing)
- *   and all of them run on it. Steps 7..10 landed beside the version list (their
+ *   and all of them run on it. Steps 7..11 landed beside the version list (their
  *   registries too may say 0), so they are written the same way.
  * - PostgreSQL records it in the one-row table `schema_version`; the backend
  *   shipped at schema 6 (its whole DDL is step 6's), so steps 1..5 have no
@@ -239,6 +239,14 @@ CREATE INDEX IF NOT EXISTS radius_tls_sessions_expires ON radius_tls_sessions (e
       db.exec(`
 CREATE TABLE IF NOT EXISTS radius_tls_sessions (id_mac BLOB PRIMARY KEY, sealed BLOB NOT NULL, expires INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS radius_tls_sessions_expires ON radius_tls_sessions (expires);`);
+    },
+  },
+  {
+    version: 11, summary: "bundle imports in short transactions (issue 9 item 6): imported_bundles.complete (0 while an import's rows are still being written)",
+    postgres: "ALTER TABLE imported_bundles ADD COLUMN IF NOT EXISTS complete INTEGER NOT NULL DEFAULT 1;",
+    sqlite(db) {
+      const columns = (db.prepare("PRAGMA table_info(imported_bundles)").all() as { name: string }[]).map((c) => c.name);
+      if (!columns.includes("complete")) db.exec("ALTER TABLE imported_bundles ADD COLUMN complete INTEGER NOT NULL DEFAULT 1");
     },
   },
 ];
