@@ -3,8 +3,11 @@
  * `step(machine, event) -> { state, effects }`.
  *
  * - Machine: all the manager's state, plain data (the status, the link and
- *   timer bookkeeping, the retry counter, and the parts' own states:
- *   credential-flow.ts, request-channel.ts, network-driver.ts, cloud-sync.ts);
+ *   timer bookkeeping, the retry counter, and the parts' own states: the
+ *   credential flow, the request channel, the network side, the cloud sync,
+ *   each a section of pure helpers at the end of this file; one module, not
+ *   five: each module carries its own import, export and name tables in the
+ *   firmware's bytecode, about 2 KB for the four parts);
  * - Event (closed union): what happened (start, stop, a timer, a scan or join
  *   result, the link's ready / message / close, a failed flash write, the
  *   app's publish or subscribe), with the clock and fresh random bytes;
@@ -21,13 +24,13 @@
  * to the table's fixtures (test/support/transitions.ts); the table test names
  * every pair it does not know.
  */
+import { constantTimeEqual, toBase64Url } from "./bytes";
 import { isWcmError, WcmError } from "./errors";
 import type { DeviceConfig } from "./config";
-import type { StoredSecret } from "./credential-store";
-import { accepted, chooseCredential, confirm, fallBack, initialLabel, issued, login, type CredentialState } from "./credential-flow";
-import type { HotspotSet } from "./hotspots";
-import { choose, failure, forgetFailures, joinRequest, NET_START, online, upgradeDelay, view, type JoinedNetwork, type NetState } from "./network-driver";
-import { selectNetwork, type Candidate, type PrivateNetwork } from "./network-selection";
+import { COUNTER_BLOCK, type StoredSecret } from "./credential-store";
+import { deriveCloudLoginKey, deriveCommitProof, deriveHotspotPassword, deriveLoginProof, deriveWrapKey, unwrapSecret, type LoginKind } from "./derive";
+import { DEFAULT_ANONYMOUS_IDENTITY, type HotspotProfile, type HotspotSet } from "./hotspots";
+import { candidateKey, clearNetworkBackoff, recordNetworkFailure, rescanDelay, selectNetwork, type BackoffTable, type Candidate, type PrivateNetwork } from "./network-selection";
 import { applyNetworkChange, type StoredNetworks } from "./network-store";
 import type { DigestPort, JoinRequest, LinkCloseInfo, LinkConnectOptions, NetworkFailure, ScanResult, SealPort, TemporarySecretPort } from "./ports";
 import {
@@ -36,17 +39,21 @@ import {
   decodeNetworkChange,
   encodeRequest,
   encodeStatus,
+  formatLoginPassword,
   MAX_FAILURE_REPORTS,
+  MAX_LOGIN_COUNTER,
+  type CloudNotice,
   type CloudResponse,
   type CredentialLabel,
   type DeviceRequest,
   type DeviceState,
   type DeviceTopics,
+  type NetworkFailureReport,
+  type NetworkResult,
 } from "./wire";
-import { answers, nextSend, requestId, type Outstanding } from "./request-channel";
 import { nextRetryDelay, type FailureClass, type RetryPolicy } from "./retry";
 import { newSealSecretKey, openSealed, sealPublicKey, SEAL_VERSION, type SealPurpose } from "./seal";
-import { dropResult, hello, notice, owns, queueResult, resultRequest, syncStart, want, type SyncState } from "./cloud-sync";
+import { wallObserve, wallStart, type WallState } from "./wall-clock";
 
 export type { DeviceState } from "./wire";
 
@@ -319,16 +326,15 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       if (state === "ONLINE" && m.link) emit(x, { t: "publish", topic: e.topic, payload: e.payload });
       break;
     case "subscribe":
-      if (!m.apps.includes(e.topic)) m.apps = [...m.apps, e.topic];
+      if (!m.apps.includes(e.topic)) m.apps = m.apps.concat(e.topic);
       if (state === "ONLINE" && m.link) emit(x, { t: "subscribe", topic: e.topic });
       break;
     case "networks": {
       // stored like a cloud `set` (same record and rules, the change sequence kept), their failures forgotten; then move to them
-      let networks = m.sync.networks.slice();
-      for (const n of e.networks) networks = applyNetworkChange(networks, { action: "set", ssid: n.ssid, password: n.password, priority: n.priority });
+      const networks = e.networks.reduce((list, n) => applyNetworkChange(list, { action: "set", ssid: n.ssid, password: n.password, priority: n.priority }), m.sync.networks.slice());
       store(x, { rec: "nets", networks: { networks, seq: m.sync.seq } }, true);
       m.sync = { ...m.sync, networks };
-      for (const n of e.networks) m.net = forgetFailures(m.net, n.ssid);
+      e.networks.forEach((n) => m.net = forgetFailures(m.net, n.ssid));
       if (state !== "STOPPED") moveNetwork(x);
       break;
     }
@@ -437,7 +443,7 @@ function ready(x: X): void {
   const m = x.m;
   cancel(x, "connect");
   emit(x, { t: "subscribe", topic: m.ctx.topics.response });
-  for (const topic of m.apps) emit(x, { t: "subscribe", topic });
+  m.apps.forEach((topic) => emit(x, { t: "subscribe", topic }));
   const a = accepted(m.cred);
   m.cred = a.state;
   if (a.record) store(x, { rec: "cred", secret: a.record });
@@ -735,7 +741,7 @@ function chooseNetwork(x: X): void {
   const m = x.m;
   const c = choose(m.net, m.sync.networks, m.sync.hotspots.profiles, x.e.now, () => random01(x));
   m.net = c.net;
-  for (const [reason, detail] of c.notes) recordFailure(x, reason, detail);
+  c.notes.forEach((note) => recordFailure(x, note[0], note[1]));
   if (c.join) {
     join(x, c.join);
     return;
@@ -883,4 +889,449 @@ function storeFailed(x: X, rec: StoreRecord["rec"], must: boolean, code: string)
     m.sync = { ...m.sync, wall: { ...m.sync.wall, saved: m.sync.wall.bootFloor } };
     log(x, "warn", "could not persist the time floor");
   }
+}
+
+// ---------------------------------------------------------------- the credential flow (was credential-flow.ts)
+
+/*
+ * The credential flow, as pure functions over CredentialState: which secret the
+ * device logs in with, and how it gets a permanent one.
+ *
+ * - picks the credential: certificate, the stored issued secret, the configured
+ *   shared secret, or the temporary secret (temporary-secret.ts: stored, from
+ *   hardware, or derived from the provisioning key); once, after the cloud
+ *   refused an unconfirmed issued secret, the credential it replaces;
+ * - makes the login password: a counter-based proof (no clock needed); the
+ *   counters are reserved in blocks, and a block's end is stored before any
+ *   counter in it is used (the caller stores it first: `reserve`);
+ * - issuance and rotation: unwraps the issued secret, returns what to store
+ *   (keeping the secret it replaces until the commit) and the commit proof,
+ *   and marks it confirmed once the cloud has it.
+ * No I/O: what to store is returned; the state machine makes it an effect.
+ */
+/** The credential of the current (or next) session. */
+export interface ActiveCredential {
+  label: CredentialLabel;
+  /** the login proof's kind: "s" for a shared or issued secret, "t" for the temporary one */
+  kind?: LoginKind;
+  secret?: Uint8Array;
+}
+
+/** What the flow keeps between events. */
+export interface CredentialState {
+  /** the issued secret as stored */
+  readonly stored?: StoredSecret;
+  /** the credential of the last login */
+  readonly active?: ActiveCredential;
+  /** try the credential an unconfirmed issued secret replaces, at the next login */
+  readonly fallback?: boolean;
+  /** the next login counter, and the end of the stored reservation */
+  readonly next: number;
+  readonly upTo: number;
+  /** while a "confirmed" write is out: the record it replaces (restored if the write fails) */
+  readonly undo?: StoredSecret;
+}
+
+/** What the flow computes with (deterministic). */
+export interface CredentialContext {
+  readonly config: DeviceConfig;
+  readonly digest: DigestPort;
+  /** the temporary secret (temporary devices only) */
+  readonly temporary?: TemporarySecretPort;
+}
+
+/** The label before the first login: "permanent" once an issued secret is stored. */
+function initialLabel(config: DeviceConfig, state: CredentialState): CredentialLabel {
+  return config.option === "certificate" ? "certificate" : state.stored ? "permanent" : config.option;
+}
+
+/**
+ * The credential to log in with now.
+ * @throws WcmError KEY_UNAVAILABLE when the temporary secret cannot be computed
+ */
+function chooseCredential(ctx: CredentialContext, state: CredentialState): ActiveCredential {
+  const config = ctx.config;
+  if (config.option === "certificate") return { label: "certificate" };
+  const stored = state.stored;
+  if (stored && !state.fallback) return { label: "permanent", kind: "s", secret: stored.secret };
+  if (stored?.previous) return { label: "permanent", kind: "s", secret: stored.previous.secret };
+  if (config.option === "secret") return { label: "secret", kind: "s", secret: config.secret };
+  return { label: "temporary", kind: "t", secret: (ctx.temporary as TemporarySecretPort).temporarySecret(config.deviceId) };
+}
+
+/**
+ * The next session's credential and login password.
+ * @returns the new state, the label, the password (none for a certificate) and
+ *   `reserve`: a counter reservation end to store before the password is used;
+ *   or `limit` when the counter is exhausted
+ * @throws WcmError KEY_UNAVAILABLE (chooseCredential)
+ */
+function login(ctx: CredentialContext, state: CredentialState): { state: CredentialState; label: CredentialLabel; password?: string; reserve?: number; limit?: true } {
+  const active = chooseCredential(ctx, state);
+  const base = { ...state, active, fallback: false };
+  if (!(active.kind && active.secret)) return { state: base, label: active.label };
+  const counter = state.next;
+  if (counter >= MAX_LOGIN_COUNTER) return { state: base, label: active.label, limit: true };
+  const reserve = counter >= state.upTo ? Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER) : undefined;
+  const proof = deriveLoginProof(ctx.digest, deriveCloudLoginKey(ctx.digest, active.secret), ctx.config.deviceId, active.kind, counter);
+  return {
+    state: { ...base, next: counter + 1, upTo: reserve ?? state.upTo },
+    label: active.label,
+    password: formatLoginPassword({ kind: active.kind, counter, proof }),
+    ...(reserve ? { reserve } : {}),
+  };
+}
+
+/** True when the active credential is the stored issued secret and the cloud has not confirmed it. */
+function unconfirmed(state: CredentialState): state is CredentialState & { stored: StoredSecret } {
+  const active = state.active;
+  return active?.label === "permanent" && !!state.stored && !state.stored.confirmed && !!active.secret && constantTimeEqual(active.secret, state.stored.secret);
+}
+
+/** The record that marks `stored` confirmed, and the state holding it. */
+function confirm(state: CredentialState, stored: StoredSecret): { state: CredentialState; record: StoredSecret } {
+  const record: StoredSecret = { deviceId: stored.deviceId, secret: stored.secret, generation: stored.generation, confirmed: true };
+  return { state: { ...state, stored: record, undo: state.stored }, record };
+}
+
+/**
+ * The cloud accepted the login: an unconfirmed issued secret it accepted is to be marked confirmed.
+ * @returns the accepted label ("temporary": issuance follows) and, when due, the confirmed record to store
+ */
+function accepted(state: CredentialState): { state: CredentialState; label: CredentialLabel; record?: StoredSecret } {
+  const label = (state.active as ActiveCredential).label;
+  return unconfirmed(state) ? { label, ...confirm(state, state.stored) } : { state, label };
+}
+
+/**
+ * The cloud refused the login (bad credentials or not authorized).
+ * @returns the state that tries the replaced credential once, when the refused one is an unconfirmed issued secret; else undefined
+ */
+function fallBack(config: DeviceConfig, state: CredentialState): CredentialState | undefined {
+  // The cloud never saw the proof for this secret (it lost the pending one): the credential it replaces is still the live one.
+  return unconfirmed(state) && config.option !== "certificate" ? { ...state, fallback: true } : undefined;
+}
+
+/**
+ * The `issue` response: unwraps the secret.
+ * @param opened - for a sealed rotation: the blob opened with the device's sealing key (undefined when it did not open)
+ * @returns the record to store before the commit and the commit proof; or `bad`, why it cannot be used (BAD_WRAP)
+ */
+function issued(
+  ctx: CredentialContext,
+  state: CredentialState,
+  response: Extract<CloudResponse, { op: "issue"; ok: true }>,
+  opened?: Uint8Array,
+): { record: StoredSecret; proof: Uint8Array } | { bad: string } {
+  const active = state.active as ActiveCredential;
+  let wrapped: { nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array };
+  if ("sealed" in response) {
+    // A rotation sealed to this device's key: the current secret alone does not open it (9.5).
+    if (!opened || opened.length !== 80) return { bad: "rotated secret does not open with this device's sealing key" };
+    wrapped = { nonce: opened.subarray(0, 16), secret: opened.subarray(16, 48), tag: opened.subarray(48, 80) };
+  } else {
+    wrapped = response;
+  }
+  const deviceId = ctx.config.deviceId;
+  const secret = unwrapSecret(ctx.digest, deriveWrapKey(ctx.digest, active.secret as Uint8Array), deviceId, wrapped.nonce, { ciphertext: wrapped.secret, tag: wrapped.tag });
+  if (!secret) return { bad: "issued secret failed its integrity check" };
+  const record: StoredSecret = { deviceId, secret, generation: response.gen, confirmed: false };
+  // a rotation of an issued secret: keep the one it replaces until the commit is confirmed
+  if (active.label === "permanent" && state.stored) record.previous = { secret: active.secret as Uint8Array, generation: state.stored.generation };
+  return { record, proof: deriveCommitProof(ctx.digest, secret, deviceId, response.gen) };
+}
+
+// ---------------------------------------------------------------- the request channel (was request-channel.ts)
+
+/*
+ * The request channel, as pure functions: the device's one outstanding request.
+ *
+ * - request ids: 9 random bytes (given by the caller), base64url;
+ * - a request is sent, and resent with the same request id (every operation is
+ *   idempotent) each time the response timeout passes, up to `attempts` sends;
+ * - a response matches the outstanding request by its request id; stale or
+ *   duplicate ones match nothing.
+ * The state machine (machine.ts) holds the Outstanding value and turns these
+ * answers into publish and timer effects.
+ */
+/** The request waiting for its response, and how often it was sent. */
+export interface Outstanding {
+  readonly request: DeviceRequest;
+  readonly sends: number;
+}
+
+/** A request id from 9 random bytes. @example requestId(random.bytes(9)) */
+function requestId(random9: Uint8Array): string {
+  return toBase64Url(random9.subarray(0, 9));
+}
+
+/**
+ * The next send of `pending`.
+ * @returns the outstanding request after this send, or undefined when it was already sent `attempts` times (give up)
+ */
+function nextSend(pending: Outstanding, attempts: number): Outstanding | undefined {
+  return pending.sends >= attempts ? undefined : { request: pending.request, sends: pending.sends + 1 };
+}
+
+/** True when `response` answers `pending` (same request id). */
+function answers(pending: Outstanding | undefined, response: CloudResponse): pending is Outstanding {
+  return pending !== undefined && pending.request.rid === response.rid;
+}
+
+// ---------------------------------------------------------------- the network side (was network-driver.ts)
+
+/*
+ * The network side of the state machine, as pure functions over NetState.
+ *
+ * - choose: picks a network from the last scan (network-selection.ts: stored
+ *   private networks, then hotspot profiles), or says how long to wait before
+ *   the next scan when nothing can be joined;
+ * - joinRequest: what to ask the radio for (EAP-TTLS/PAP with the derived
+ *   hotspot password, EAP-TLS, or the private network's password);
+ * - failure: records a network's failure: its back-off, the report for the
+ *   cloud's next `hello` (repeats folded), the outcome of a hand-off;
+ * - online: a joined network works: clears its back-off, settles a hand-off
+ *   (JOINED or FAILED); upgradeDelay: on a hotspot, when to look for a stored
+ *   private network again.
+ * No I/O: machine.ts turns the answers into scan, join and leave effects.
+ */
+/** The network the manager is on (with a NetworkPort). */
+export interface JoinedNetwork {
+  kind: "private" | "hotspot";
+  ssid: string;
+  bssid: string;
+  /** the hotspot profile's name */
+  profile?: string;
+}
+
+/** The outcome of a private-network change, to be reported to the cloud (`network-result`). */
+export interface PendingResult {
+  seq: number;
+  result: NetworkResult;
+  failure?: NetworkFailure;
+}
+
+/** What the network side keeps between events. */
+export interface NetState {
+  readonly backoff: BackoffTable;
+  /** the last scan (at most 64 access points) */
+  readonly scan: readonly ScanResult[];
+  /** scans in a row that found nothing to join */
+  readonly empty: number;
+  /** the network joined */
+  readonly joined?: Candidate;
+  /** the network being joined */
+  readonly target?: Candidate;
+  /** radio generation: a scan or join result of an older one is stale */
+  readonly gen: number;
+  /** failure reports not yet acknowledged by the cloud, oldest first */
+  readonly reports: readonly NetworkFailureReport[];
+  /** a private network the cloud handed off to, until its outcome is known */
+  readonly handoff?: { readonly seq: number; readonly ssid: string; readonly failure?: NetworkFailure };
+  /** an upgrade-check scan (while ONLINE on a hotspot) is out */
+  readonly upgrading?: boolean;
+}
+
+/** The state at boot. */
+const NET_START: NetState = { backoff: {}, scan: [], empty: 0, gen: 0, reports: [] };
+
+/** How a candidate shows in the manager's status. */
+function view(candidate: Candidate): JoinedNetwork {
+  const base = { kind: candidate.kind, ssid: candidate.ssid, bssid: candidate.bssid };
+  return candidate.kind === "hotspot" ? { ...base, profile: candidate.profile.name } : base;
+}
+
+/**
+ * Records a failure of `candidate`: back-off, the report for the cloud, the hand-off outcome.
+ * @returns the new state and the failure as the manager's status shows it (reason, detail)
+ */
+function failure(net: NetState, candidate: Candidate, f: NetworkFailure, now: number, random01: number): { net: NetState; reason: string; detail: string } {
+  const detail = f.detail?.slice(0, 64);
+  const reports = net.reports.slice();
+  const last = reports[reports.length - 1];
+  if (last && last.kind === candidate.kind && last.ssid === candidate.ssid && last.reason === f.reason && last.detail === detail) {
+    reports[reports.length - 1] = { ...last, n: Math.min(last.n + 1, 9999) };
+  } else {
+    reports.push({ kind: candidate.kind, ssid: candidate.ssid, reason: f.reason, ...(detail ? { detail } : {}), n: 1 });
+  }
+  const handoff = net.handoff && candidate.kind === "private" && candidate.ssid === net.handoff.ssid
+    ? { ...net.handoff, failure: detail ? { reason: f.reason, detail } : { reason: f.reason } }
+    : net.handoff;
+  return {
+    net: { ...net, backoff: recordNetworkFailure(net.backoff, candidate.key, f, now, random01), reports: reports.slice(-MAX_FAILURE_REPORTS), handoff },
+    reason: f.reason,
+    detail: `${candidate.kind} ${candidate.ssid}${detail ? `: ${detail}` : ""}`,
+  };
+}
+
+/**
+ * What to do with the last scan.
+ * @param random01 - draws a random number in [0, 1) (each call a fresh one)
+ * @returns the new state, the failures to note (in order), and either the candidate to join or the delay before the next scan
+ */
+function choose(
+  net: NetState,
+  networks: readonly PrivateNetwork[],
+  profiles: readonly HotspotProfile[],
+  now: number,
+  random01: () => number,
+): { net: NetState; notes: [string, string][]; join?: Candidate; delay: number } {
+  const notes: [string, string][] = [];
+  const selection = selectNetwork(net.scan, networks, profiles, net.backoff, now);
+  const handoff = net.handoff;
+  if (handoff && !handoff.failure && !selection.ranked.some((c) => c.kind === "private" && c.ssid === handoff.ssid)) {
+    const network = networks.find((n) => n.ssid === handoff.ssid);
+    if (network) {
+      const noted = failure(net, { kind: "private", key: candidateKey("private", network.ssid), ssid: network.ssid, bssid: "", rssi: -127, network }, { reason: "NETWORK-NOT-FOUND" }, now, random01());
+      net = noted.net;
+      notes.push([noted.reason, noted.detail]);
+    }
+  }
+  if (selection.candidate) return { net: { ...net, empty: 0 }, notes, join: selection.candidate, delay: 0 };
+  if (selection.ranked.length === 0) {
+    const empty = net.empty + 1;
+    notes.push(["NETWORK-NOT-FOUND", networks.length + profiles.length === 0 ? "no network configured" : "no known network in range"]);
+    return { net: { ...net, empty }, notes, delay: rescanDelay(empty, random01()) };
+  }
+  return { net, notes, delay: Math.max(1000, selection.waitMs ?? 0) };
+}
+
+/**
+ * What to ask the radio for: the private network's password, or the device's own credential at a hotspot.
+ * @param secret - the login credential's secret, for the hotspot password (may throw KEY_UNAVAILABLE)
+ */
+function joinRequest(config: DeviceConfig, digest: DigestPort, candidate: Candidate, secret: () => Uint8Array): JoinRequest {
+  const base = { ssid: candidate.ssid, ...(candidate.bssid ? { bssid: candidate.bssid } : {}) };
+  if (candidate.kind === "private") {
+    const password = candidate.network.password;
+    return password === "" ? { security: "open", ...base } : { security: "psk", ...base, password };
+  }
+  const server = { ca: candidate.profile.radius.ca, serverName: candidate.profile.radius.serverName };
+  const identity = config.deviceId;
+  if (config.option === "certificate") {
+    return { security: "enterprise", ...base, method: "tls", identity, certificate: config.certificate, privateKey: config.privateKey, server };
+  }
+  return {
+    security: "enterprise", ...base, method: "ttls-pap", identity,
+    anonymousIdentity: candidate.profile.anonymousIdentity ?? DEFAULT_ANONYMOUS_IDENTITY,
+    password: deriveHotspotPassword(digest, secret(), identity),
+    server,
+  };
+}
+
+/** ONLINE over the joined network: it works; settle a hand-off. @returns the new state and a result to report, if any */
+function online(net: NetState): { net: NetState; result?: PendingResult } {
+  const joined = net.joined as Candidate;
+  const next = { ...net, backoff: clearNetworkBackoff(net.backoff, joined.key) };
+  const handoff = net.handoff;
+  if (handoff && joined.kind === "private" && joined.ssid === handoff.ssid) return { net: { ...next, handoff: undefined }, result: { seq: handoff.seq, result: "JOINED" } };
+  if (handoff?.failure) return { net: { ...next, handoff: undefined }, result: { seq: handoff.seq, result: "FAILED", failure: handoff.failure } };
+  return { net: next };
+}
+
+/** On a hotspot with private networks stored: the delay before looking for one again (undefined: no check). */
+function upgradeDelay(net: NetState, networks: readonly PrivateNetwork[], now: number, leastMs: number): number | undefined {
+  if (net.joined?.kind !== "hotspot" || networks.length === 0) return undefined;
+  const untils = networks.map((n) => net.backoff[candidateKey("private", n.ssid)]?.until ?? now);
+  return Math.max(leastMs, Math.min(...untils) - now);
+}
+
+/** A private network was added, changed or forgotten: clear its back-off and its reports. */
+function forgetFailures(net: NetState, ssid: string): NetState {
+  return { ...net, backoff: clearNetworkBackoff(net.backoff, candidateKey("private", ssid)), reports: net.reports.filter((r) => !(r.kind === "private" && r.ssid === ssid)) };
+}
+
+// ---------------------------------------------------------------- the cloud sync (was cloud-sync.ts)
+
+/*
+ * The cloud sync, as pure functions over SyncState: what the device and the
+ * cloud exchange once logged in.
+ *
+ * - holds what is persisted for networks (network-store.ts): the hotspot
+ *   profile set, the private networks with their change sequence, the sealing
+ *   key pair, and the wall clock's floor (wall-clock.ts);
+ * - after a login the device says `hello`, takes the cloud's time, fetches a
+ *   newer hotspot profile set (`config`) and sealed private network changes
+ *   (`network`) and reports a hand-off's outcome (`network-result`);
+ * - queues these background requests (`wants`) and the cloud's notices
+ *   (including `rotate`); machine.ts sends them one at a time when the session
+ *   is free, and turns what is to be stored into store effects.
+ */
+/** A background request the sync wants to send. */
+export type Want = "hello" | "config" | "network" | "rotate" | "result";
+
+/** What the sync keeps between events. */
+export interface SyncState {
+  readonly hotspots: HotspotSet;
+  readonly networks: readonly PrivateNetwork[];
+  /** the last private network change applied */
+  readonly seq: number;
+  /** the sealing key pair (public half computed at first use) */
+  readonly key?: { readonly secret: Uint8Array; readonly public?: Uint8Array };
+  /** hand-off results not yet acknowledged (at most 4) */
+  readonly results: readonly PendingResult[];
+  readonly wants: readonly Want[];
+  readonly wall: WallState;
+}
+
+/** The sync at boot: the stored hotspot profiles (or the firmware's, when newer), private networks, sealing key and time floor. */
+function syncStart(
+  config: DeviceConfig,
+  stored: { hotspots?: HotspotSet; networks: StoredNetworks; sealKey?: Uint8Array; floor: number },
+  nowMs: number,
+): SyncState {
+  const built = config.hotspots;
+  const hotspots = stored.hotspots && (!built || stored.hotspots.rev >= built.rev) ? stored.hotspots : built ?? { rev: 0, profiles: [] };
+  return {
+    hotspots, networks: stored.networks.networks, seq: stored.networks.seq,
+    ...(stored.sealKey ? { key: { secret: stored.sealKey } } : {}),
+    results: [], wants: [],
+    wall: wallStart(nowMs, Math.max(config.buildTime ?? 0, stored.floor)),
+  };
+}
+
+/** Adds `what` to the wanted requests (once). */
+function want(sync: SyncState, what: Want): SyncState {
+  return sync.wants.includes(what) ? sync : { ...sync, wants: [...sync.wants, what] };
+}
+
+/** Queues a hand-off result for the cloud (one per change, the newest four). */
+function queueResult(sync: SyncState, result: PendingResult): SyncState {
+  return want({ ...sync, results: [...sync.results.filter((r) => r.seq !== result.seq), result].slice(-4) }, "result");
+}
+
+/** Drops the result of change `seq` (acknowledged or refused). */
+function dropResult(sync: SyncState, seq: number): SyncState {
+  return { ...sync, results: sync.results.filter((r) => r.seq !== seq) };
+}
+
+/** A notice from the cloud: `rotate` always; the others only when synchronising. */
+function notice(sync: SyncState, message: CloudNotice, enabled: boolean): SyncState {
+  return message.notice === "rotate" || enabled ? want(sync, message.notice) : sync;
+}
+
+/** True for the operations the sync sends: a refusal of one leaves the session as it is. */
+function owns(op: DeviceRequest["op"]): boolean {
+  return op === "hello" || op === "config" || op === "network" || op === "network-result";
+}
+
+/** The `network-result` request for the oldest pending result. */
+function resultRequest(result: PendingResult, rid: string): DeviceRequest {
+  const failure = result.failure;
+  return {
+    v: 1, rid, op: "network-result", seq: result.seq, result: result.result,
+    ...(failure ? { reason: failure.reason, ...(failure.detail ? { detail: failure.detail } : {}) } : {}),
+  };
+}
+
+/**
+ * The `hello` response: takes the cloud's time, wants a newer profile set and a waiting network change.
+ * @returns the new state and `floor`: the time floor to persist, when due
+ */
+function hello(sync: SyncState, response: Extract<CloudResponse, { op: "hello"; ok: true }>, nowMs: number): { sync: SyncState; floor?: number } {
+  const seen = wallObserve(sync.wall, response.time, nowMs);
+  let next: SyncState = { ...sync, wall: seen.wall };
+  if (response.rev > 0 && response.rev !== sync.hotspots.rev) next = want(next, "config");
+  if (response.network) next = want(next, "network");
+  return seen.save === undefined ? { sync: next } : { sync: next, floor: seen.save };
 }

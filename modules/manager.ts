@@ -2,10 +2,9 @@
  * The connection manager: the app API, and the driver of the state machine.
  *
  * Its behaviour is machine.ts's `step(state, event) -> { state, effects }`:
- * credential choice and login (credential-flow.ts), issuance and rotation,
- * requests with resends (request-channel.ts), scan / select / join with a
- * NetworkPort (network-driver.ts), the cloud sync of hotspot profiles, private
- * networks and time (cloud-sync.ts), retries with back-off.
+ * credential choice and login, issuance and rotation, requests with resends,
+ * scan / select / join with a NetworkPort, the cloud sync of hotspot profiles,
+ * private networks and time, retries with back-off.
  * This file only drives it:
  * - reads the stored records once at boot (credential-store.ts, network-store.ts);
  * - turns every port callback (timer, link, radio) and app call into an event
@@ -48,7 +47,7 @@ import { wallNow } from "./wall-clock";
 import { OnboardingAttachment } from "./onboarding/attach";
 import type { OnboardingPort } from "./onboarding/runner";
 
-export type { JoinedNetwork } from "./network-driver";
+export type { JoinedNetwork } from "./machine";
 export type { Failure, ManagerOptions, ManagerStatus } from "./machine";
 
 /** Everything the manager needs from its host. */
