@@ -1,7 +1,7 @@
 /*
  * The reference cloud in a child process for the connect-rate benchmark, so
  * its RSS and CPU are its own (the MQTT.js clients run in the parent).
- * IPC: parent sends {cmd:"start", dataDir, csv, radius?} | {cmd:"stats"} | {cmd:"import-bundle", bundleFile, checksumFile} | {cmd:"close"};
+ * IPC: parent sends {cmd:"start", dataDir, csv, radius?, admin?} | {cmd:"stats"} | {cmd:"import-bundle", bundleFile, checksumFile} | {cmd:"close"};
  * the child answers each with a message of the same cmd.
  */
 import { randomBytes } from "node:crypto";
@@ -52,12 +52,12 @@ export interface PeerMaterial {
 }
 
 export type ChildRequest =
-  | { cmd: "start"; dataDir: string; csv: string; radius?: { nasSecret: string; devices: number }; workers?: number }
+  | { cmd: "start"; dataDir: string; csv: string; radius?: { nasSecret: string; devices: number }; workers?: number; /** the admin HTTP API on an ephemeral loopback port */ admin?: boolean }
   | { cmd: "stats" }
   | { cmd: "import-bundle"; bundleFile: string; checksumFile: string }
   | { cmd: "close" };
 export type ChildReply =
-  | { cmd: "start"; port: number; caPem: string; imported: number; stats: ChildStats; peers?: PeerMaterial; pids: number[] }
+  | { cmd: "start"; port: number; caPem: string; imported: number; stats: ChildStats; peers?: PeerMaterial; pids: number[]; admin?: { url: string; token: string } }
   | { cmd: "stats"; stats: ChildStats }
   | { cmd: "import-bundle"; imported: number; ms: number }
   | { cmd: "close" }
@@ -144,7 +144,7 @@ else process.on("message", (message: ChildRequest) => {
     try {
       if (message.cmd === "start") {
         const masterKey = new Uint8Array(randomBytes(32));
-        cloud = await startCloud({ ...benchOptions(message.dataDir, Boolean(message.radius)), masterKey: masterKey.slice() });
+        cloud = await startCloud({ ...benchOptions(message.dataDir, Boolean(message.radius)), ...(message.admin ? { httpPort: 0 } : {}), masterKey: masterKey.slice() });
         const result = await cloud.services.importDevicesCsv({ csv: message.csv });
         const peers = message.radius ? await peerMaterial(cloud, message.radius.nasSecret, message.radius.devices) : undefined;
         // instrument (not change) the per-login durable write
@@ -172,11 +172,12 @@ else process.on("message", (message: ChildRequest) => {
           reply({ cmd: "start", port: summary.mqttPort as number, caPem, imported: result.imported, stats: stats(), ...(peers ? { peers } : {}), pids });
           return;
         }
-        reply({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, imported: result.imported, stats: stats(), ...(peers ? { peers } : {}), pids: [process.pid] });
+        const admin = cloud.admin ? { url: cloud.admin.url, token: cloud.admin.token } : undefined;
+        reply({ cmd: "start", port: cloud.mqttPort, caPem: cloud.serverCaPem, imported: result.imported, stats: stats(), ...(peers ? { peers } : {}), ...(admin ? { admin } : {}), pids: [process.pid] });
       } else if (message.cmd === "stats") {
         reply({ cmd: "stats", stats: stats() });
       } else if (message.cmd === "import-bundle") {
-        // what the admin API's import does: the services call on the event loop that serves devices
+        // the services call (which runs the import in the cloud's admin worker thread)
         const started = performance.now();
         const result = await cloud!.services.importBundle({ bundle: readFileSync(message.bundleFile), checksum: readFileSync(message.checksumFile, "utf8") });
         reply({ cmd: "import-bundle", imported: result.imported, ms: performance.now() - started });

@@ -69,18 +69,28 @@ export function adminEndpoint(options: {
   return { url, token, ...(ca ? { ca } : {}) };
 }
 
+/** A request body: its media type and bytes. */
+export interface AdminBody {
+  type: string;
+  data: Uint8Array;
+}
+
 /**
  * One request to the admin API.
+ * @param timeoutMs - most ms without a byte either way (a bundle import answers when it is done: give it more)
  * @returns the JSON body of a 2xx answer
  * @throws CloudError with the code the API answered (DEVICE_NOT_FOUND, ...), ADMIN_UNREACHABLE when no answer came
  */
-export function adminCall(endpoint: AdminEndpoint, method: "GET" | "POST", path: string, timeoutMs = 30_000): Promise<unknown> {
+export function adminCall(endpoint: AdminEndpoint, method: "GET" | "POST", path: string, timeoutMs = 30_000, body?: AdminBody): Promise<unknown> {
   const url = new URL(path, endpoint.url);
   const send = url.protocol === "https:" ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = send(url, {
       method,
-      headers: { host: url.host, authorization: `Bearer ${endpoint.token}`, accept: "application/json" },
+      headers: {
+        host: url.host, authorization: `Bearer ${endpoint.token}`, accept: "application/json",
+        ...(body ? { "content-type": body.type, "content-length": String(body.data.byteLength) } : {}),
+      },
       ...(endpoint.ca ? { ca: endpoint.ca } : {}),
       timeout: timeoutMs,
     }, (res) => {
@@ -109,6 +119,6 @@ export function adminCall(endpoint: AdminEndpoint, method: "GET" | "POST", path:
     });
     req.on("timeout", () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)));
     req.on("error", (e) => reject(new CloudError("ADMIN_UNREACHABLE", `the admin API at ${url.origin} did not answer: ${e.message} (is serve running? --admin-url)`)));
-    req.end();
+    req.end(body ? Buffer.from(body.data.buffer, body.data.byteOffset, body.data.byteLength) : undefined);
   });
 }

@@ -21,10 +21,11 @@ import { CloudError, isCloudError } from "./errors";
 import { EXIT, formatError, optionsHelp, parseCommandLine, readInputFile, readSecret, UsageError, version, type OptionSpec, type ParsedArgs } from "./cli-kit";
 import { envName, getPath, loadConfig, settingPaths, startOptionsFromConfig, type LoadedConfig } from "./config";
 import { generateMasterKeyHex, keyFingerprint, loadMasterKey } from "./master-key";
-import { assertNotServing, backupRegistry, claimServeLock, rekeyRegistry, restoreRegistry } from "./storage/lifecycle";
+import { assertNotServing, backupRegistry, claimServeLock, rekeyRegistry, restoreRegistry, servingPid } from "./storage/lifecycle";
 import { ensureOwnerOnlyDir, replaceOwnerOnlyFile } from "./owner-files";
 import { adminToken } from "./admin-token";
-import { adminCall, adminEndpoint } from "./admin-client";
+import { adminCall, adminEndpoint, type AdminEndpoint } from "./admin-client";
+import { BUNDLE_MEDIA_TYPE } from "./http-api";
 import { MAX_CRL_BYTES } from "./pki";
 import { Registry } from "./registry";
 import { CloudServices } from "./services";
@@ -445,13 +446,7 @@ const COMMANDS: Command[] = [
     },
     async run(ctx) {
       const deviceId = ctx.need(0, "device id");
-      const v = (path: string) => getPath(ctx.config().values, path);
-      const endpoint = adminEndpoint({
-        url: ctx.str("admin-url"), caFile: ctx.str("admin-ca"), dataDir: dataDir(ctx), tokenFile: v("admin.tokenFile") as string | undefined,
-        host: v("admin.host") as string, port: v("admin.port") as number, name: v("admin.name") as string | undefined,
-        tls: v("admin.tls") as string | undefined, tlsCertFile: v("admin.tlsCertFile") as string | undefined,
-      });
-      const answer = await adminCall(endpoint, "POST", `/v1/devices/${encodeURIComponent(deviceId)}/disconnect`) as {
+      const answer = await adminCall(runningAdmin(ctx), "POST", `/v1/devices/${encodeURIComponent(deviceId)}/disconnect`) as {
         deviceId: string; sessions: { nas: string; acctSessionId: string; address: string; outcome: { kind: string; attempts: number; error?: string } }[];
       };
       const outcomes = answer.sessions.map((s) => `${s.nas} ${s.address} ${s.acctSessionId}: ${s.outcome.kind === "ack" ? "ACK" : s.outcome.kind === "nak" ? `NAK${s.outcome.error ? ` (${s.outcome.error})` : ""}` : "no answer"} after ${s.outcome.attempts} transmission${s.outcome.attempts === 1 ? "" : "s"}`);
@@ -543,12 +538,23 @@ const COMMANDS: Command[] = [
     run: async (ctx) => (await ctx.services()).importDevicesCsv({ csv: text(ctx.need(0, "CSV file"), 50 * 1024 * 1024, "the CSV file", ctx.io.stdin), caName: ctx.str("ca"), lot: ctx.str("lot") }),
   },
   {
-    name: "import-bundle", args: "<bundle.jsonl>", maxArgs: 1, summary: "import a manufacturing bundle (make-lot's), all or nothing",
-    options: { checksum: { type: "string", value: "<file>", help: "its checksum file (default <bundle>.sha256)" } },
+    name: "import-bundle", args: "<bundle.jsonl>", maxArgs: 1,
+    summary: "import a manufacturing bundle (make-lot's), all or nothing; through the running serve's admin API (its worker thread) when serve holds the data folder or --admin-url is given",
+    options: {
+      checksum: { type: "string", value: "<file>", help: "its checksum file (default <bundle>.sha256)" },
+      "admin-url": { type: "string", value: "<url>", help: "the running server's admin API (else from admin.host, admin.port, admin.name, admin.tls when serve runs)" },
+      "admin-ca": { type: "string", value: "<file>", help: "trust anchor for an https admin API (default <data>/server-ca.pem)" },
+    },
     async run(ctx) {
       const file = ctx.need(0, "bundle file");
-      const checksum = ctx.str("checksum") ?? `${file}.sha256`;
-      return (await ctx.services()).importBundle({ bundle: readInputFile(file, 2 * 1024 * 1024 * 1024 - 1, "the bundle file", ctx.io.stdin), checksum: text(checksum, 1024, "the checksum file") });
+      const checksum = text(ctx.str("checksum") ?? `${file}.sha256`, 1024, "the checksum file");
+      const bundle = readInputFile(file, 2 * 1024 * 1024 * 1024 - 1, "the bundle file", ctx.io.stdin);
+      const viaApi = ctx.str("admin-url") !== undefined || (database(ctx) === undefined && servingPid(dataDir(ctx)) !== undefined);
+      if (!viaApi) return (await ctx.services()).importBundle({ bundle, checksum });
+      const sha256 = checksum.trim().split(/\s+/)[0]?.toLowerCase() ?? "";
+      if (!/^[0-9a-f]{64}$/.test(sha256)) throw new CloudError("BUNDLE_INVALID", "checksum file must start with 64 hex digits", { field: "checksum" });
+      // the answer comes when the import is done: a 1,000,000-device bundle takes minutes
+      return adminCall(runningAdmin(ctx), "POST", `/v1/bundles/import?sha256=${sha256}`, 3_600_000, { type: BUNDLE_MEDIA_TYPE, data: bundle });
     },
   },
   {
@@ -619,6 +625,16 @@ function readable(path: string, what: string): void {
     const code = (error as NodeJS.ErrnoException).code;
     throw new CloudError("FILE_UNREADABLE", `cannot read ${what} ${path}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code ?? "error"}`);
   }
+}
+
+/** The running server's admin API (--admin-url, else the configuration's admin settings). */
+function runningAdmin(ctx: Context): AdminEndpoint {
+  const v = (path: string) => getPath(ctx.config().values, path);
+  return adminEndpoint({
+    url: ctx.str("admin-url"), caFile: ctx.str("admin-ca"), dataDir: dataDir(ctx), tokenFile: v("admin.tokenFile") as string | undefined,
+    host: v("admin.host") as string, port: v("admin.port") as number, name: v("admin.name") as string | undefined,
+    tls: v("admin.tls") as string | undefined, tlsCertFile: v("admin.tlsCertFile") as string | undefined,
+  });
 }
 
 /** The master key the configuration names (file or WCM_MASTER_KEY); the caller zeroes it. */

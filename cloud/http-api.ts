@@ -9,7 +9,12 @@
  * change and reveal nothing. Bodies are JSON
  * only (`application/json`; CSV import also takes `text/csv`, which is not a
  * CORS-safelisted type), so no simple cross-site request changes anything.
- * Bodies are bounded (1 MiB JSON, 50 MiB CSV). Errors are
+ * A manufacturing bundle (POST /v1/bundles/import) is `application/x-ndjson`
+ * (not CORS-safelisted either), up to MAX_BUNDLE_BYTES, its SHA-256 in the
+ * query (`?sha256=<hex>`); the body is kept as the chunks it arrived in and
+ * handed to the admin worker (cloud/admin-worker.ts), which parses, checks
+ * and writes it off this event loop.
+ * Bodies are bounded (1 MiB JSON, 50 MiB CSV, 512 MiB bundle). Errors are
  * `{ "error": { "code", "message", "field"?, "line"? } }` with the HTTP status
  * of the code (cloud/errors.ts; catalogue in cloud/README.md).
  */
@@ -20,6 +25,7 @@ import { errorText, type CloudLog } from "./log";
 import { CloudError, isCloudError } from "./errors";
 import { checkAdminRequest, LOOPBACK_NAMES, type AdminAccess } from "./admin-guard";
 import { MAX_CSV_BYTES } from "./csv";
+import { MAX_BUNDLE_BYTES } from "./bundle";
 import type { CloudServices } from "./services";
 import { NetworkServices } from "./network-service";
 import { HEALTH_PATHS, probeResponse, type ReadinessProbe } from "./health";
@@ -33,8 +39,8 @@ export interface AdminRequest {
   /** path and query, e.g. `/v1/devices?limit=10` */
   url: string;
   headers?: Record<string, string | undefined>;
-  /** raw body */
-  body?: string | Uint8Array;
+  /** raw body (a bundle route also takes the chunks it arrived in) */
+  body?: string | Uint8Array | readonly Uint8Array[];
 }
 
 /** A response: status and JSON body. */
@@ -71,12 +77,21 @@ export interface AdminApiOptions {
   log?: CloudLog;
 }
 
-type Handler = (ctx: { params: string[]; query: URLSearchParams; json: () => Record<string, unknown>; text: () => string; contentType: string }) => Promise<unknown>;
+type Handler = (ctx: {
+  params: string[]; query: URLSearchParams; json: () => Record<string, unknown>; text: () => string; contentType: string;
+  /** the body's bytes as they arrived (bundle routes) */
+  chunks: () => readonly Uint8Array[];
+}) => Promise<unknown>;
+
+/** The media type of a bundle body (JSON lines). */
+export const BUNDLE_MEDIA_TYPE = "application/x-ndjson";
+/** The path of the bundle import. */
+const BUNDLE_PATH = "/v1/bundles/import";
 
 interface Route {
   method: string;
   pattern: RegExp;
-  body: "json" | "csv" | "none";
+  body: "json" | "csv" | "bundle" | "none";
   status?: number;
   handler: Handler;
 }
@@ -115,6 +130,14 @@ function routes(services: CloudServices, network: NetworkServices): Route[] {
         const body = json();
         if (typeof body.csv !== "string") throw new CloudError("INVALID_INPUT", "must be a string", { field: "csv" });
         return services.importDevicesCsv({ csv: body.csv, caName: body.caName as never, lot: body.lot as never });
+      },
+    },
+    {
+      method: "POST", pattern: /^\/v1\/bundles\/import$/, body: "bundle", status: 201,
+      handler: async ({ query, chunks }) => {
+        const sha256 = query.get("sha256");
+        if (sha256 === null || !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new CloudError("INVALID_INPUT", "give the bundle's SHA-256 as ?sha256=<64 hex digits>", { field: "sha256" });
+        return services.importBundle({ bundle: chunks(), checksum: sha256 });
       },
     },
     { method: "GET", pattern: new RegExp(`^/v1/devices/${seg}$`), body: "none", handler: async ({ params }) => services.getDevice({ deviceId: params[0] }) },
@@ -184,6 +207,11 @@ export function adminRouteList(): string[] {
     `${route.method} ${route.pattern.source.replace(/^\^/, "").replace(/\$$/, "").replace(/\([^)]*\)/g, "<>").replace(/\\\//g, "/")}`);
 }
 
+/** Largest body of a route's kind. */
+function bodyLimit(kind: Route["body"]): number {
+  return kind === "bundle" ? MAX_BUNDLE_BYTES : kind === "csv" ? MAX_CSV_BYTES + 4096 : MAX_JSON_BODY_BYTES;
+}
+
 function errorBody(error: CloudError): AdminResponse {
   const out: Record<string, unknown> = { code: error.code, message: error.message };
   if (error.field !== undefined) out.field = error.field;
@@ -224,10 +252,20 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
       const route = matches.find((r) => r.method === request.method);
       if (!route) throw new CloudError("METHOD_NOT_ALLOWED", `${request.method} not allowed here`);
       const params = route.pattern.exec(url.pathname)!.slice(1);
-      const raw = request.body === undefined ? "" : typeof request.body === "string" ? request.body : Buffer.from(request.body).toString("utf8");
       const contentType = (request.headers?.["content-type"] ?? "").split(";")[0].trim().toLowerCase();
-      const limit = route.body === "csv" ? MAX_CSV_BYTES + 4096 : MAX_JSON_BODY_BYTES;
-      if (Buffer.byteLength(raw) > limit) throw new CloudError("TOO_LARGE", `request body larger than ${limit} bytes`);
+      const parts: readonly Uint8Array[] = request.body === undefined ? [] : typeof request.body === "string" ? [Buffer.from(request.body)] : request.body instanceof Uint8Array ? [request.body] : request.body;
+      const size = parts.reduce((n, part) => n + part.byteLength, 0);
+      const limit = bodyLimit(route.body);
+      if (size > limit) throw new CloudError("TOO_LARGE", `request body larger than ${limit} bytes`);
+      if (route.body === "bundle") {
+        if (contentType !== BUNDLE_MEDIA_TYPE) throw new CloudError("UNSUPPORTED_MEDIA_TYPE", `send ${BUNDLE_MEDIA_TYPE}`);
+        const unused = () => {
+          throw new CloudError("UNSUPPORTED_MEDIA_TYPE", `send ${BUNDLE_MEDIA_TYPE}`);
+        };
+        const body = await route.handler({ params, query: url.searchParams, json: unused, text: unused, contentType, chunks: () => parts });
+        return { status: route.status ?? 200, body };
+      }
+      const raw = parts.length === 0 ? "" : Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength))).toString("utf8");
       // JSON only: a form or text/plain body (what a page elsewhere can send without a preflight) changes nothing
       const typed = contentType === "application/json" || (route.body === "csv" && contentType === "text/csv");
       if (raw.length > 0 && !typed) throw new CloudError("UNSUPPORTED_MEDIA_TYPE", route.body === "csv" ? "send application/json or text/csv" : "send application/json");
@@ -246,7 +284,7 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
         if (contentType !== "text/csv") throw new CloudError("UNSUPPORTED_MEDIA_TYPE", "send application/json or text/csv");
         return raw;
       };
-      const body = await route.handler({ params, query: url.searchParams, json, text, contentType });
+      const body = await route.handler({ params, query: url.searchParams, json, text, contentType, chunks: () => parts });
       return { status: route.status ?? 200, body };
     } catch (error) {
       if (isCloudError(error)) return errorBody(error);
@@ -285,7 +323,9 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
       req.resume();
       return;
     }
-    const limit = (req.url ?? "").startsWith("/v1/devices/import") ? MAX_CSV_BYTES + 4096 : MAX_JSON_BODY_BYTES;
+    const path = (req.url ?? "").split("?")[0];
+    const isBundle = path === BUNDLE_PATH;
+    const limit = bodyLimit(isBundle ? "bundle" : path === "/v1/devices/import" ? "csv" : "json");
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > limit) {
       send(errorBody(new CloudError("TOO_LARGE", `request body larger than ${limit} bytes`)));
@@ -308,7 +348,8 @@ export function buildAdminApi(services: CloudServices, options: AdminApiOptions)
     });
     req.on("end", () => {
       if (refused) return;
-      dispatch({ method: req.method ?? "GET", url: req.url ?? "/", headers, body: Buffer.concat(chunks) }).then(send, () => {
+      // a bundle stays in its chunks: no copy of hundreds of MiB on this thread (the admin worker joins them)
+      dispatch({ method: req.method ?? "GET", url: req.url ?? "/", headers, body: isBundle ? chunks : Buffer.concat(chunks) }).then(send, () => {
         send(errorBody(new CloudError("INTERNAL", "internal error")));
       });
     });

@@ -88,18 +88,24 @@ export function claimServeLock(dataDir: string): () => void {
   return release;
 }
 
+/** The pid of a live `serve` (another process) holding the data folder, or undefined. */
+export function servingPid(dataDir: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(serveLockPath(dataDir), "utf8").trim());
+  } catch {
+    return undefined;
+  }
+  return Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid) ? pid : undefined;
+}
+
 /**
  * Refuses when a live `serve` holds the data folder (its `serve.pid` names a running process).
  * @throws CloudError REGISTRY_IN_USE
  */
 export function assertNotServing(dataDir: string, what: string): void {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(serveLockPath(dataDir), "utf8").trim());
-  } catch {
-    return;
-  }
-  if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+  const pid = servingPid(dataDir);
+  if (pid !== undefined) {
     throw new CloudError("REGISTRY_IN_USE", `serve (pid ${pid}, ${serveLockPath(dataDir)}) holds this data folder: stop it before ${what} (remove the file if no serve runs)`);
   }
 }
