@@ -1,5 +1,5 @@
 /*
- * The OnboardingPort on ESP32 (modules/onboarding/runner.ts): Moddable's
+ * The OnboardingPort on ESP32 (modules/onboarding/attach.ts): Moddable's
  * WiFi.accessPoint with `station: true` (ESP-IDF's AP+STA mode, so the manager
  * keeps scanning and joins the handed-over network while the owner's phone
  * stays on the SoftAP to read JOINED), an open SoftAP (the PAKE protects the
@@ -10,7 +10,7 @@
  */
 import WiFi from "wifi";
 import { serveOnboarding } from "wcm-host/onboarding-http";
-import type { OnboardingPort } from "wcm/onboarding/runner";
+import type { OnboardingPort } from "wcm/onboarding/attach";
 
 /** The SoftAP and its service; undefined where the platform has none. */
 export function createOnboardingPort(): OnboardingPort | undefined {

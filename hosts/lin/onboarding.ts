@@ -6,7 +6,7 @@
  * --url http://127.0.0.1:8080` can talk to a simulated device.
  */
 import { serveOnboarding } from "wcm-host/onboarding-http";
-import type { OnboardingPort } from "wcm/onboarding/runner";
+import type { OnboardingPort } from "wcm/onboarding/attach";
 
 /** The service without a SoftAP. */
 export function createOnboardingPort(): OnboardingPort | undefined {

@@ -120,47 +120,35 @@ export interface OnboardingStep {
 /** The state at power-on: off, no failures. */
 export const INITIAL_ONBOARDING: OnboardingState = { phase: "off", asked: false, until: 0, failures: 0, online: false, scan: [] };
 
-const ERROR_STATUS: Record<string, number> = {
-  MESSAGE_INVALID: 400, MESSAGE_TOO_LARGE: 413, NOT_FOUND: 404, METHOD_NOT_ALLOWED: 405, LOCKED: 423,
-  AUTH_FAILED: 403, NO_SESSION: 401, REPLAY: 409, BUSY: 409, CLOSED: 410, STORE_FAILED: 500,
-};
+type Effects = OnboardingEffect[];
 
-function error(id: number, code: string, detail: string): OnboardingEffect {
-  return { type: "respond", id, status: ERROR_STATUS[code] ?? 400, body: encodeError(code, detail) };
-}
+const log = (effects: Effects, message: string, level: "info" | "warn" = "info") => effects.push({ type: "log", level, message: `onboarding: ${message}` });
 
-/** The access points worth showing the owner: strongest per SSID, strongest first, bounded. */
-function summarise(results: readonly ScanResult[]): ScanEntry[] {
+const reply = (effects: Effects, id: number, status: number, body: Uint8Array) => effects.push({ type: "respond", id, status, body });
+
+/** The sealed answer to call `n`. */
+const answer = (effects: Effects, ctx: OnboardingContext, session: Session, id: number, n: number, response: CallResponse) =>
+  reply(effects, id, 200, encodeCallAnswer(n, sealCall(ctx.seal, session.keys, "s2c", session.sid, n, encodeCallResponse(response))));
+
+/** The access points worth showing the owner: strongest per SSID, strongest first, bounded, the device's own SoftAP left out. */
+function summarise(results: readonly ScanResult[], own: string): ScanEntry[] {
   const best = new Map<string, ScanEntry>();
   for (const r of results.slice(0, 64)) {
-    if (typeof r.ssid !== "string" || r.ssid === "" || utf8Encode(r.ssid).length > 32 || /[\x00-\x1f\x7f]/.test(r.ssid)) continue;
+    const ssid = r.ssid;
+    if (typeof ssid !== "string" || ssid === "" || ssid === own || utf8Encode(ssid).length > 32 || /[\x00-\x1f\x7f]/.test(ssid)) continue;
     const rssi = Math.max(-127, Math.min(0, Math.round(r.rssi)));
-    const seen = best.get(r.ssid);
-    if (!seen || seen.rssi < rssi) best.set(r.ssid, { ssid: r.ssid, rssi, security: r.security });
+    const seen = best.get(ssid);
+    if (!seen || seen.rssi < rssi) best.set(ssid, { ssid, rssi, security: r.security });
   }
   return [...best.values()].sort((a, b) => b.rssi - a.rssi).slice(0, MAX_SCAN_ENTRIES);
 }
 
-function wakeAt(state: OnboardingState): number | undefined {
-  if (state.phase === "off") return undefined;
-  let at = state.until;
-  if (state.pending) at = Math.min(at, state.pending.until);
-  if (state.session) at = Math.min(at, state.session.until);
-  return at;
-}
-
-function close(state: OnboardingState, effects: OnboardingEffect[], why: string): OnboardingState {
+const close = (state: OnboardingState, effects: Effects, why: string): OnboardingState => {
   if (state.phase === "off") return state;
-  effects.push({ type: "ap-close" }, { type: "log", level: "info", message: `onboarding ended: ${why}` });
-  return { ...INITIAL_ONBOARDING, failures: state.failures, online: state.online, scan: state.scan, ...(state.result ? { result: state.result } : {}) };
-}
-
-function statusOf(state: OnboardingState): CallResponse {
-  const online = state.online;
-  if (state.phase === "joining") return { op: "status", state: "JOINING", ...(state.target ? { ssid: state.target[0] } : {}), online };
-  if (state.result) return { op: "status", state: state.result.state, ssid: state.result.ssid, ...(state.result.reason ? { reason: state.result.reason } : {}), online };
-  return { op: "status", state: "WAITING", online };
-}
+  effects.push({ type: "ap-close" });
+  log(effects, `ended: ${why}`);
+  return { ...INITIAL_ONBOARDING, failures: state.failures, online: state.online, scan: state.scan, ...(state.result && { result: state.result }) };
+};
 
 /**
  * One step of the onboarding machine.
@@ -169,173 +157,132 @@ function statusOf(state: OnboardingState): CallResponse {
  *   ({ state: s, effects } = onboardingStep(s, { type: "start", asked: true }, ctx));   // [ap-open wcm-lamp-1]
  */
 export function onboardingStep(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingContext): OnboardingStep {
-  const effects: OnboardingEffect[] = [];
+  const effects: Effects = [];
   const next = reduce(state, event, ctx, effects);
-  return { state: next, effects, wakeAt: wakeAt(next) };
+  return {
+    state: next,
+    effects,
+    wakeAt: next.phase === "off" ? undefined : Math.min(next.until, next.pending?.until ?? Infinity, next.session?.until ?? Infinity),
+  };
 }
 
-function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingContext, effects: OnboardingEffect[]): OnboardingState {
+const PATHS = ["/v1/info", "/v1/start", "/v1/confirm", "/v1/call"];
+
+function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingContext, effects: Effects): OnboardingState {
   const now = ctx.now;
+  const times = ctx.times;
+  const phase = state.phase;
+  const failures = state.failures;
   switch (event.type) {
     case "start": {
-      const failures = event.asked ? 0 : state.failures;
-      if (state.phase !== "off") return { ...state, asked: state.asked || event.asked, failures, until: Math.max(state.until, now + ctx.times.windowMs) };
+      const asked = event.asked;
+      const until = now + times.windowMs;
+      const cleared = asked ? 0 : failures;
+      if (phase !== "off") return { ...state, asked: state.asked || asked, failures: cleared, until: Math.max(state.until, until) };
       const ssid = softApName(ctx.deviceId);
-      effects.push({ type: "ap-open", ssid }, { type: "log", level: "info", message: `onboarding: SoftAP ${ssid} for ${Math.round(ctx.times.windowMs / 1000)} s${failures >= MAX_FAILED_HANDSHAKES ? " (locked: press the button)" : ""}` });
-      return { ...state, result: undefined, phase: "open", asked: event.asked, until: now + ctx.times.windowMs, failures };
+      effects.push({ type: "ap-open", ssid });
+      log(effects, `SoftAP ${ssid} for ${Math.round(times.windowMs / 1000)} s${cleared >= MAX_FAILED_HANDSHAKES ? " (locked: press the button)" : ""}`);
+      return { ...state, result: undefined, phase: "open", asked, until, failures: cleared };
     }
     case "stop":
       return close(state, effects, "stopped");
     case "tick": {
-      if (state.phase === "off") return state;
-      if (now >= state.until) return close(state, effects, state.phase === "joined" ? "joined" : "window over");
-      let next = state;
-      if (next.pending && now >= next.pending.until) next = { ...next, pending: undefined };
-      if (next.session && now >= next.session.until) next = { ...next, session: undefined };
-      return next;
+      if (phase === "off") return state;
+      if (now >= state.until) return close(state, effects, phase === "joined" ? "joined" : "window over");
+      const pending = state.pending;
+      const session = state.session;
+      return { ...state, pending: pending && now < pending.until ? pending : undefined, session: session && now < session.until ? session : undefined };
     }
     case "scan":
-      return { ...state, scan: summarise(event.results) };
+      return { ...state, scan: summarise(event.results, softApName(ctx.deviceId)) };
     case "online": {
       const next = { ...state, online: event.online };
       // never onboarding while ONLINE unless the product asked: a hotspot or stored network came through
-      if (event.online && state.phase === "open" && !state.asked) return close(next, effects, "online without it");
-      return next;
+      return event.online && phase === "open" && !state.asked ? close(next, effects, "online without it") : next;
     }
-    case "joined": {
-      // the join of a handed-over network, or a later retry of one that failed (the manager keeps trying it)
-      const retried = state.phase === "open" && state.result?.state === "FAILED" && state.result.ssid === event.ssid;
-      if (!retried && (state.phase !== "joining" || !state.target?.includes(event.ssid))) return state;
-      effects.push({ type: "log", level: "info", message: `onboarding: joined ${event.ssid}` });
-      return { ...state, phase: "joined", target: undefined, result: { state: "JOINED", ssid: event.ssid }, until: Math.min(state.until, now + ctx.times.lingerMs) };
+    case "joined":
+    case "join-failed": {
+      const ssid = event.ssid;
+      const result = state.result;
+      const ok = event.type === "joined";
+      // the join of a handed-over network, or (joined) a later retry of one that failed (the manager keeps trying it)
+      if (!(phase === "joining" && state.target?.includes(ssid)) && !(ok && phase === "open" && result?.state === "FAILED" && result.ssid === ssid)) return state;
+      const reason = ok ? undefined : event.reason;
+      log(effects, reason ? `${ssid} failed: ${reason}` : `joined ${ssid}`, reason ? "warn" : "info");
+      return {
+        ...state, target: undefined, phase: ok ? "joined" : "open", result: { state: ok ? "JOINED" : "FAILED", ssid, reason },
+        until: ok ? Math.min(state.until, now + times.lingerMs) : state.until,
+      };
     }
-    case "join-failed":
-      if (state.phase !== "joining" || !state.target?.includes(event.ssid)) return state;
-      effects.push({ type: "log", level: "warn", message: `onboarding: ${event.ssid} failed: ${event.reason}` });
-      return { ...state, phase: "open", target: undefined, result: { state: "FAILED", ssid: event.ssid, reason: event.reason } };
     case "stored": {
       const storing = state.storing;
-      if (!storing || storing.id !== event.id || !state.session) return state;
-      const rest = { ...state, storing: undefined };
-      if (!event.ok) {
-        effects.push(answer(ctx, state.session, event.id, storing.n, { op: "status", state: "FAILED", reason: "STORE_FAILED", online: state.online }));
-        return rest;
-      }
-      effects.push(answer(ctx, state.session, event.id, storing.n, { op: "networks", stored: storing.count }));
-      return { ...rest, phase: "joining", until: Math.max(state.until, now + ctx.times.joinMs) };
+      const session = state.session;
+      const ok = event.ok;
+      if (!storing || storing.id !== event.id || !session) return state;
+      answer(effects, ctx, session, event.id, storing.n, ok ? { op: "networks", stored: storing.count } : { op: "status", state: "FAILED", reason: "STORE_FAILED", online: state.online });
+      return { ...state, storing: undefined, ...(ok && { phase: "joining", until: Math.max(state.until, now + times.joinMs) }) };
     }
-    case "request":
-      return request(state, event.id, event.request, ctx, effects);
   }
-}
-
-function answer(ctx: OnboardingContext, session: Session, id: number, n: number, response: CallResponse): OnboardingEffect {
-  return { type: "respond", id, status: 200, body: encodeCallAnswer(n, sealCall(ctx.seal, session.keys, "s2c", session.sid, n, encodeCallResponse(response))) };
-}
-
-function request(state: OnboardingState, id: number, req: LocalRequest, ctx: OnboardingContext, effects: OnboardingEffect[]): OnboardingState {
-  const route = `${req.method} ${req.path}`;
-  if (state.phase === "off") {
-    effects.push(error(id, "CLOSED", "onboarding is not running"));
-    return state;
-  }
-  if (!["/v1/info", "/v1/start", "/v1/confirm", "/v1/call"].includes(req.path)) {
-    effects.push(error(id, "NOT_FOUND", "no such path"));
-    return state;
-  }
-  if (route !== "GET /v1/info" && req.method !== "POST") {
-    effects.push(error(id, "METHOD_NOT_ALLOWED", "use POST"));
-    return state;
-  }
+  // a request of the local service
+  const id = event.id;
+  const req = event.request;
+  const path = PATHS.indexOf(req.path);
+  const body = req.body;
+  const fail = (status: number, code: string, detail: string) => (reply(effects, id, status, encodeError(code, detail)), state);
+  if (phase === "off") return fail(410, "CLOSED", "onboarding is not running");
+  if (path < 0) return fail(404, "NOT_FOUND", "no such path");
+  if (req.method !== (path ? "POST" : "GET")) return fail(405, "METHOD_NOT_ALLOWED", path ? "use POST" : "use GET");
   try {
-    switch (route) {
-      case "GET /v1/info":
-        effects.push({ type: "respond", id, status: 200, body: encodeInfo(ctx.deviceId, ONBOARD_PAKE, state.failures >= MAX_FAILED_HANDSHAKES) });
-        return state;
-      case "POST /v1/start":
-        return start(state, id, req.body, ctx, effects);
-      case "POST /v1/confirm":
-        return confirm(state, id, req.body, ctx, effects);
-      default:
-        return call(state, id, req.body, ctx, effects);
+    if (!path) return (reply(effects, id, 200, encodeInfo(ctx.deviceId, ONBOARD_PAKE, failures >= MAX_FAILED_HANDSHAKES)), state);
+    if (path === 1) {
+      const m = parseStart(body);
+      const sid = m.sid;
+      if (failures >= MAX_FAILED_HANDSHAKES) return fail(423, "LOCKED", "too many failed attempts: press the device's button or power-cycle it");
+      // counted now, cleared by the confirmation: an attacker who never confirms spends an attempt too
+      const mine = cpaceShare(ctx.seal, cpaceGenerator(ctx.digest, ctx.code, ctx.deviceId, sid), ctx.random);
+      const keys = cpaceKeys(ctx.digest, ctx.seal, ctx.deviceId, sid, mine.scalar, m.a, mine.share, m.a);
+      if (keys) reply(effects, id, 200, encodeStartAnswer(mine.share, keys.deviceTag));
+      else fail(400, "MESSAGE_INVALID", "a: not a P-256 share");
+      return { ...state, failures: failures + 1, pending: keys && { sid, keys, lastN: 0, until: now + times.handshakeMs } };
     }
+    if (path === 2) {
+      const m = parseConfirm(body);
+      const pending = state.pending;
+      if (!pending || !constantTimeEqual(pending.sid, m.sid)) return fail(401, "NO_SESSION", "no handshake with this sid is waiting");
+      if (!constantTimeEqual(pending.keys.clientTag, m.t)) {
+        fail(403, "AUTH_FAILED", "wrong label code");
+        log(effects, `a handshake failed (${failures} of ${MAX_FAILED_HANDSHAKES})`, "warn");
+        return { ...state, pending: undefined };
+      }
+      reply(effects, id, 200, utf8Encode('{"v":1,"ok":true}'));
+      log(effects, "owner authenticated");
+      return { ...state, pending: undefined, session: { ...pending, until: now + times.sessionMs }, failures: 0 };
+    }
+    const m = parseCall(body);
+    const n = m.n;
+    const session = state.session;
+    if (!session || !constantTimeEqual(session.sid, m.sid)) return fail(401, "NO_SESSION", "no session with this sid");
+    const plaintext = openCall(ctx.seal, session.keys, "c2s", session.sid, n, m.c);
+    if (!plaintext) return fail(403, "AUTH_FAILED", "the call does not open with the session's key");
+    if (n <= session.lastN) return fail(409, "REPLAY", "call number already used");
+    if (state.storing) return fail(409, "BUSY", "networks are being stored");
+    const call = parseCallRequest(plaintext);
+    const live: Session = { ...session, lastN: n, until: now + times.sessionMs };
+    const next: OnboardingState = { ...state, session: live };
+    const op = call.op;
+    if (op === "networks") {
+      const networks = call.networks;
+      effects.push({ type: "store", id, networks });
+      log(effects, `${networks.length} network(s) handed over`);
+      return { ...next, result: undefined, target: networks.map((x) => x.ssid), storing: { id, n, count: networks.length } };
+    }
+    // status: JOINING while a join runs, else the last outcome, else WAITING (JSON leaves the undefined fields out)
+    const r = phase === "joining" ? { state: "JOINING" as const, ssid: state.target?.[0], reason: undefined } : state.result ?? { state: "WAITING" as const };
+    answer(effects, ctx, live, id, n, op === "status" ? { op, state: r.state, ssid: r.ssid, reason: r.reason, online: state.online } : op === "scan" ? { op, networks: state.scan } : { op });
+    return op === "end" ? close(next, effects, "the owner's client ended it") : next;
   } catch (caught) {
     if (!isWcmError(caught)) throw caught;
-    effects.push(error(id, caught.code === "MESSAGE_TOO_LARGE" ? "MESSAGE_TOO_LARGE" : "MESSAGE_INVALID", caught.message));
-    return state;
-  }
-}
-
-function start(state: OnboardingState, id: number, body: Uint8Array, ctx: OnboardingContext, effects: OnboardingEffect[]): OnboardingState {
-  const message = parseStart(body);
-  if (state.failures >= MAX_FAILED_HANDSHAKES) {
-    effects.push(error(id, "LOCKED", "too many failed attempts: press the device's button or power-cycle it"));
-    return state;
-  }
-  // counted now, cleared by the confirmation: an attacker who never confirms spends an attempt too
-  const failures = state.failures + 1;
-  const generator = cpaceGenerator(ctx.digest, ctx.code, ctx.deviceId, message.sid);
-  const mine = cpaceShare(ctx.seal, generator, ctx.random);
-  const keys = cpaceKeys(ctx.digest, ctx.seal, ctx.deviceId, message.sid, mine.scalar, message.a, mine.share, message.a);
-  if (!keys) {
-    effects.push(error(id, "MESSAGE_INVALID", "a: not a P-256 share"));
-    return { ...state, failures, pending: undefined };
-  }
-  effects.push({ type: "respond", id, status: 200, body: encodeStartAnswer(mine.share, keys.deviceTag) });
-  return { ...state, failures, pending: { sid: message.sid, keys, lastN: 0, until: ctx.now + ctx.times.handshakeMs } };
-}
-
-function confirm(state: OnboardingState, id: number, body: Uint8Array, ctx: OnboardingContext, effects: OnboardingEffect[]): OnboardingState {
-  const message = parseConfirm(body);
-  const pending = state.pending;
-  if (!pending || !constantTimeEqual(pending.sid, message.sid)) {
-    effects.push(error(id, "NO_SESSION", "no handshake with this sid is waiting"));
-    return state;
-  }
-  if (!constantTimeEqual(pending.keys.clientTag, message.t)) {
-    effects.push(error(id, "AUTH_FAILED", "wrong label code"), { type: "log", level: "warn", message: `onboarding: a handshake failed (${state.failures} of ${MAX_FAILED_HANDSHAKES})` });
-    return { ...state, pending: undefined };
-  }
-  effects.push({ type: "respond", id, status: 200, body: utf8Encode('{"v":1,"ok":true}') }, { type: "log", level: "info", message: "onboarding: owner authenticated" });
-  return { ...state, pending: undefined, session: { ...pending, until: ctx.now + ctx.times.sessionMs }, failures: 0 };
-}
-
-function call(state: OnboardingState, id: number, body: Uint8Array, ctx: OnboardingContext, effects: OnboardingEffect[]): OnboardingState {
-  const message = parseCall(body);
-  const session = state.session;
-  if (!session || !constantTimeEqual(session.sid, message.sid)) {
-    effects.push(error(id, "NO_SESSION", "no session with this sid"));
-    return state;
-  }
-  const plaintext = openCall(ctx.seal, session.keys, "c2s", session.sid, message.n, message.c);
-  if (!plaintext) {
-    effects.push(error(id, "AUTH_FAILED", "the call does not open with the session's key"));
-    return state;
-  }
-  if (message.n <= session.lastN) {
-    effects.push(error(id, "REPLAY", "call number already used"));
-    return state;
-  }
-  if (state.storing) {
-    effects.push(error(id, "BUSY", "networks are being stored"));
-    return state;
-  }
-  const request = parseCallRequest(plaintext);
-  const live: Session = { ...session, lastN: message.n, until: ctx.now + ctx.times.sessionMs };
-  const next: OnboardingState = { ...state, session: live };
-  switch (request.op) {
-    case "status":
-      effects.push(answer(ctx, live, id, message.n, statusOf(state)));
-      return next;
-    case "scan":
-      effects.push(answer(ctx, live, id, message.n, { op: "scan", networks: state.scan }));
-      return next;
-    case "end":
-      effects.push(answer(ctx, live, id, message.n, { op: "end" }));
-      return close(next, effects, "the owner's client ended it");
-    case "networks": {
-      effects.push({ type: "store", id, networks: request.networks }, { type: "log", level: "info", message: `onboarding: ${request.networks.length} network(s) handed over` });
-      return { ...next, result: undefined, target: request.networks.map((n) => n.ssid), storing: { id, n: message.n, count: request.networks.length } };
-    }
+    const large = caught.code === "MESSAGE_TOO_LARGE";
+    return fail(large ? 413 : 400, large ? "MESSAGE_TOO_LARGE" : "MESSAGE_INVALID", caught.message);
   }
 }
