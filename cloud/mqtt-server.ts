@@ -194,6 +194,10 @@ export class MqttServer {
   #aggregateTimer: NodeJS.Timeout | undefined;
   readonly #sessions = new WeakMap<Client, Session>();
   readonly #live = new Map<string, Client>();
+  /** clients whose login is being decided, by client id (a revocation meanwhile marks them in #cut) */
+  readonly #deciding = new Map<string, Set<Client>>();
+  /** clients whose login decision must not open a session: their device was disconnected while it was made */
+  readonly #cut = new WeakSet<Client>();
   readonly #sockets = new Set<Socket>();
   /** connection ids by "address:port", from accept to close (log lines only) */
   readonly #connIds = new Map<string, string>();
@@ -344,6 +348,19 @@ export class MqttServer {
   /** The connection id of a socket ("c<n>", numbered at accept), for log lines. */
   #connId(socket: Socket | undefined): string | undefined {
     return socket ? this.#connIds.get(`${socket.remoteAddress}:${socket.remotePort}`) : undefined;
+  }
+
+  #loginStarted(client: Client): void {
+    const set = this.#deciding.get(client.id);
+    if (set) set.add(client);
+    else this.#deciding.set(client.id, new Set([client]));
+  }
+
+  /** The login decision of `client` ended; returns whether a disconnect of its device came meanwhile. */
+  #loginEnded(client: Client): boolean {
+    const set = this.#deciding.get(client.id);
+    if (set?.delete(client) && set.size === 0) this.#deciding.delete(client.id);
+    return this.#cut.has(client);
   }
 
   #authenticated(socket: TLSSocket): void {
@@ -519,11 +536,21 @@ export class MqttServer {
         const socket = (client.conn as GuardedConnection).socket;
         const started = performance.now();
         if (socket) this.#progressed(socket);
+        this.#loginStarted(client);
+        // the claim's TLS parameters (audited with a first temporary login only) are read when the rules ask
         this.auth.mqttLogin({
           clientId: client.id, username: username ?? undefined, password: password ?? undefined,
           peerCertificate: socket?.getPeerX509Certificate?.(), source: socket?.remoteAddress ?? "?",
-          claim: socket ? claimSource(socket) : undefined,
+          get claim() {
+            return socket ? claimSource(socket) : undefined;
+          },
         }).then((result) => {
+          // a revocation that reached this node while the decision was being made: no session
+          if (this.#loginEnded(client) && result.ok) {
+            this.#log("info", "login accepted, but its device was disconnected while it was decided: closed", { event: "mqtt.disconnect", deviceId: result.session.deviceId });
+            client.close();
+            return;
+          }
           const outcome = result.ok ? "accepted" : "refused";
           this.#metrics?.logins.inc({ outcome, reason: result.ok ? "" : result.failure });
           this.#metrics?.login.observe({ outcome }, (performance.now() - started + (result.ok ? 0 : result.delayMs)) / 1000);
@@ -539,6 +566,11 @@ export class MqttServer {
               this.#authenticated(socket);
               this.#rememberSession(socket);
             }
+            // live from the decision on, before CONNACK is written: a revocation from now on finds it
+            this.#live.set(client.id, client);
+            client.conn.once("close", () => {
+              if (this.#live.get(client.id) === client) this.#live.delete(client.id);
+            });
             return done(null, true);
           }
           this.stats.loginsRefused++;
@@ -548,6 +580,7 @@ export class MqttServer {
           if (result.delayMs > 0) setTimeout(() => done(authError(result), null), result.delayMs).unref();
           else done(authError(result), null);
         }, (error: Error) => {
+          this.#loginEnded(client);
           this.#log("error", `login failed internally: ${error.message}`, { event: "mqtt.refused", deviceId: client.id.slice(0, 64), conn: this.#connId(socket), reason: "INTERNAL" });
           done(authError({ ok: false, deviceId: undefined, failure: "INTERNAL", detail: "internal error", delayMs: 0 }), null);
         });
@@ -602,8 +635,7 @@ export class MqttServer {
       },
     });
     this.#broker.on("clientReady", (client) => {
-      this.#live.set(client.id, client);
-      // revoked between authenticate and CONNACK
+      // (live since its login was accepted, in authenticate above) revoked between the login's read and CONNACK
       this.auth.sessionAllowed(client.id).then((allowed) => allowed || client.close(), () => client.close());
     });
     // A device that was offline when its rotation was started hears of it as soon
@@ -765,6 +797,8 @@ export class MqttServer {
 
   /** Closes the live session of `deviceId`, if any; returns whether there was one. */
   disconnect(deviceId: string): boolean {
+    // logins of this id being decided now end closed, whatever the decision (it may have read the row before the change)
+    for (const deciding of this.#deciding.get(deviceId) ?? []) this.#cut.add(deciding);
     const client = this.#live.get(deviceId);
     if (!client) return false;
     this.#live.delete(deviceId);
@@ -790,7 +824,7 @@ export class MqttServer {
   /** Closes the live sessions of every device for which `predicate` holds. */
   async disconnectWhere(predicate: (deviceId: string) => boolean | Promise<boolean>): Promise<number> {
     let count = 0;
-    for (const id of [...this.#live.keys()]) {
+    for (const id of new Set([...this.#live.keys(), ...this.#deciding.keys()])) {
       if ((await predicate(id)) && this.disconnect(id)) count++;
     }
     return count;

@@ -7,6 +7,12 @@
  * one announces more than `maxPacketBytes`, so a client cannot make the broker
  * buffer more than that. It is the duplex aedes handles; `socket` is the TLS
  * socket underneath (client certificate, cipher).
+ *
+ * Writes: mqtt-packet writes one packet as several small chunks (fixed header,
+ * length, topic, payload) inside cork()/uncork(); _writev hands them to the
+ * TLS socket as one write, so a packet is one TLS record and one send, not
+ * one per chunk (each costs the cloud an encryption and a syscall, and the
+ * device a record to decrypt).
  */
 import { Duplex } from "node:stream";
 import type { TLSSocket } from "node:tls";
@@ -88,6 +94,11 @@ export class GuardedConnection extends Duplex {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     if (this.socket.destroyed) return callback(new Error("socket closed"));
     this.socket.write(chunk, callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer; encoding: BufferEncoding }[], callback: (error?: Error | null) => void): void {
+    if (this.socket.destroyed) return callback(new Error("socket closed"));
+    this.socket.write(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
   }
 
   override _final(callback: (error?: Error | null) => void): void {

@@ -47,6 +47,8 @@ export class SqliteResumptionStore implements TlsSessionStore, TicketKeyStore {
   readonly #macKey: Buffer;
   readonly #now: () => number;
   #sinceTrim = 0;
+  /** prepared statements by SQL (preparing costs more than running on every resumed handshake) */
+  readonly #statements = new Map<string, Database.Statement>();
 
   private constructor(db: Database.Database, key: Uint8Array, options: SqliteResumptionStoreOptions) {
     this.#db = db;
@@ -81,9 +83,18 @@ export class SqliteResumptionStore implements TlsSessionStore, TicketKeyStore {
     }
   }
 
+  #stmt(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   /** Sessions stored now (expired ones included until trimmed). */
   get size(): number {
-    return (this.#db.prepare("SELECT COUNT(*) AS n FROM tls_sessions").get() as { n: number }).n;
+    return (this.#stmt("SELECT COUNT(*) AS n FROM tls_sessions").get() as { n: number }).n;
   }
 
   #idMac(id: Uint8Array): Buffer {
@@ -93,11 +104,11 @@ export class SqliteResumptionStore implements TlsSessionStore, TicketKeyStore {
   async get(id: Uint8Array): Promise<Uint8Array | undefined> {
     if (id.length === 0 || id.length > 32) return undefined;
     const mac = this.#idMac(id);
-    const row = this.#db.prepare("SELECT sealed, expires FROM tls_sessions WHERE id_mac = ?").get(mac) as { sealed: Buffer; expires: number } | undefined;
+    const row = this.#stmt("SELECT sealed, expires FROM tls_sessions WHERE id_mac = ?").get(mac) as { sealed: Buffer; expires: number } | undefined;
     if (!row || row.expires <= this.#now()) {
       if (row) {
         this.stats.expired++;
-        this.#db.prepare("DELETE FROM tls_sessions WHERE id_mac = ?").run(mac);
+        this.#stmt("DELETE FROM tls_sessions WHERE id_mac = ?").run(mac);
       }
       this.stats.misses++;
       return undefined;
@@ -108,7 +119,7 @@ export class SqliteResumptionStore implements TlsSessionStore, TicketKeyStore {
       return session;
     } catch {
       // another master key, or a tampered row: a full handshake, and the row goes
-      this.#db.prepare("DELETE FROM tls_sessions WHERE id_mac = ?").run(mac);
+      this.#stmt("DELETE FROM tls_sessions WHERE id_mac = ?").run(mac);
       this.stats.misses++;
       return undefined;
     }
@@ -118,7 +129,7 @@ export class SqliteResumptionStore implements TlsSessionStore, TicketKeyStore {
     if (id.length === 0 || id.length > 32 || session.length > MAX_SESSION_BYTES || !(ttlMs > 0)) return;
     const mac = this.#idMac(id);
     const sealed = this.#box.seal(session, `tls-session:${mac.toString("hex")}`);
-    this.#db.prepare("INSERT OR REPLACE INTO tls_sessions (id_mac, sealed, expires) VALUES (?, ?, ?)").run(mac, sealed, Math.floor(this.#now() + ttlMs));
+    this.#stmt("INSERT OR REPLACE INTO tls_sessions (id_mac, sealed, expires) VALUES (?, ?, ?)").run(mac, sealed, Math.floor(this.#now() + ttlMs));
     this.stats.stored++;
     // the bound is enforced every 64 writes (and at most 64 rows over it in between)
     if (++this.#sinceTrim >= 64) this.trim();
@@ -126,17 +137,17 @@ export class SqliteResumptionStore implements TlsSessionStore, TicketKeyStore {
 
   async delete(id: Uint8Array): Promise<void> {
     if (id.length === 0 || id.length > 32) return;
-    this.#db.prepare("DELETE FROM tls_sessions WHERE id_mac = ?").run(this.#idMac(id));
+    this.#stmt("DELETE FROM tls_sessions WHERE id_mac = ?").run(this.#idMac(id));
   }
 
   /** Deletes expired sessions, then those closest to expiry beyond maxEntries. */
   trim(): void {
     this.#sinceTrim = 0;
-    const expired = this.#db.prepare("DELETE FROM tls_sessions WHERE expires <= ?").run(this.#now()).changes;
+    const expired = this.#stmt("DELETE FROM tls_sessions WHERE expires <= ?").run(this.#now()).changes;
     this.stats.expired += expired;
     const over = this.size - this.maxEntries;
     if (over > 0) {
-      this.#db.prepare("DELETE FROM tls_sessions WHERE id_mac IN (SELECT id_mac FROM tls_sessions ORDER BY expires LIMIT ?)").run(over);
+      this.#stmt("DELETE FROM tls_sessions WHERE id_mac IN (SELECT id_mac FROM tls_sessions ORDER BY expires LIMIT ?)").run(over);
       this.stats.evicted += over;
     }
   }
@@ -144,7 +155,7 @@ export class SqliteResumptionStore implements TlsSessionStore, TicketKeyStore {
   async ticketKeys(period: number, make: () => Uint8Array): Promise<Uint8Array> {
     if (!Number.isSafeInteger(period) || period < 0) throw new RangeError("period must be a non-negative integer");
     const aad = `tls-ticket-keys:${period}`;
-    const read = () => this.#db.prepare("SELECT sealed FROM tls_ticket_keys WHERE period = ?").get(period) as { sealed: Buffer } | undefined;
+    const read = () => this.#stmt("SELECT sealed FROM tls_ticket_keys WHERE period = ?").get(period) as { sealed: Buffer } | undefined;
     let row = read();
     if (row) {
       try {
@@ -153,13 +164,13 @@ export class SqliteResumptionStore implements TlsSessionStore, TicketKeyStore {
       } catch {
         // unreadable (another master key): replaced below
       }
-      this.#db.prepare("DELETE FROM tls_ticket_keys WHERE period = ?").run(period);
+      this.#stmt("DELETE FROM tls_ticket_keys WHERE period = ?").run(period);
     }
     const keys = make();
     if (keys.length !== TICKET_KEY_BYTES) throw new RangeError(`ticket keys must be ${TICKET_KEY_BYTES} bytes`);
     this.#db.transaction(() => {
-      this.#db.prepare("INSERT OR IGNORE INTO tls_ticket_keys (period, sealed) VALUES (?, ?)").run(period, this.#box.seal(keys, aad));
-      this.#db.prepare("DELETE FROM tls_ticket_keys WHERE period < ?").run(period);
+      this.#stmt("INSERT OR IGNORE INTO tls_ticket_keys (period, sealed) VALUES (?, ?)").run(period, this.#box.seal(keys, aad));
+      this.#stmt("DELETE FROM tls_ticket_keys WHERE period < ?").run(period);
     })();
     row = read();
     return row ? this.#box.open(row.sealed, aad) : keys;

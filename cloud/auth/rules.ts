@@ -94,8 +94,8 @@ function proofMatches(digest: DigestPort, secret: Uint8Array | undefined, id: st
   return constantTimeEqual(expected, login.proof);
 }
 
-async function verifySecret(store: CredentialStore, digest: DigestPort, id: string, login: LoginPassword, budget: Budget): Promise<RuleResult> {
-  const row = await store.device(id);
+/** `row`: the device's row as mqttRules read it for this login (read once per login; every write below is conditional in the database). */
+async function verifySecret(store: CredentialStore, digest: DigestPort, row: DeviceRow | undefined, id: string, login: LoginPassword, budget: Budget): Promise<RuleResult> {
   if (!row) return refuse(id, "UNKNOWN_DEVICE", "no such device");
   if (row.revoked) return refuse(id, "REVOKED", "device revoked");
   const active = store.activeSecret(row);
@@ -123,8 +123,7 @@ async function temporaryBlocked(store: CredentialStore, row: DeviceRow): Promise
   return undefined;
 }
 
-async function verifyTemporary(store: CredentialStore, digest: DigestPort, id: string, login: LoginPassword, budget: Budget, claim: ClaimSource | undefined): Promise<RuleResult> {
-  const row = await store.device(id);
+async function verifyTemporary(store: CredentialStore, digest: DigestPort, row: DeviceRow | undefined, id: string, login: LoginPassword, budget: Budget, claim: ClaimSource | undefined): Promise<RuleResult> {
   if (row) {
     if (row.revoked) return refuse(id, "REVOKED", "device revoked");
     if (row.kind !== "temporary") {
@@ -183,7 +182,7 @@ export async function mqttRules(store: CredentialStore, digest: DigestPort, atte
   } catch {
     return refuse(id, "BAD_LOGIN", "password is not v1:<s|t>:<counter>:<proof>");
   }
-  return login.kind === "s" ? (await verifySecret(store, digest, id, login, budget)) : (await verifyTemporary(store, digest, id, login, budget, attempt.claim));
+  return login.kind === "s" ? (await verifySecret(store, digest, row, id, login, budget)) : (await verifyTemporary(store, digest, row, id, login, budget, attempt.claim));
 }
 
 function hotspotMatches(digest: DigestPort, secret: Uint8Array | undefined, id: string, password: Uint8Array): boolean {
