@@ -8,8 +8,9 @@
  * key object can be handed to the logger; anything else that reaches it at run
  * time (a cast, an any) is written as "[not logged]". Call sites put ids,
  * reasons and counts in the fields, never a password, key or token.
- * test/logs-no-secrets.test.ts runs the demo and a slice of the suite with
- * debug logs on and searches every line for the secrets they made.
+ * Every `npm test` runs the whole suite with debug logs on and searches every
+ * line for the secrets it made (test/support/log-scan-hooks.ts);
+ * test/logs-no-secrets.test.ts does the same for the demo.
  *
  * CloudLog is also a LogPort (modules/ports.ts): `(level, message)` without
  * fields is a valid call, so the portable core and older callers log through it.

@@ -32,8 +32,8 @@ export interface TestCloud {
 let suiteLogger: Logger | undefined;
 
 /**
- * The log of every test cloud when env WCM_TEST_LOG_FILE names a file (test/logs-no-secrets.test.ts
- * runs part of the suite so, at debug unless WCM_TEST_LOG_LEVEL says otherwise); else none.
+ * The log of every test cloud when env WCM_TEST_LOG_FILE names a file (the suite's root hook,
+ * test/support/log-scan-hooks.ts, sets it for every mocha run: debug unless WCM_TEST_LOG_LEVEL says otherwise); else none.
  */
 export function suiteLog(): CloudLog | undefined {
   const file = process.env.WCM_TEST_LOG_FILE;
