@@ -280,14 +280,16 @@ export class ConnectionManager {
     const event = { ...input, now: ports.clock.now(), rnd: ports.random.bytes(ENTROPY_BYTES) } as Event;
     const { state, effects } = step(this.#m, event);
     const soft: Input[] = [];
-    for (const effect of effects) {
+    for (let i = 0; i < effects.length; i++) {
+      const effect = effects[i];
       if (effect.t !== "store") continue;
       try {
         this.#store(effect);
       } catch (error) {
-        const failed: Input = { t: "storeFailed", rec: effect.rec, must: !!effect.must, code: isWcmError(error) ? error.code : "STORE_FAILED" };
+        const code = isWcmError(error) ? error.code : "STORE_FAILED";
+        const failed: Input = { t: "storeFailed", rec: effect.rec, must: !!effect.must, code };
         if (effect.must) {
-          this.#storeFailed = failed.t === "storeFailed" ? failed.code : "STORE_FAILED";
+          this.#storeFailed = code;
           ports.recorder?.step(event, effects, false);
           this.#queue.unshift(failed);
           return;
@@ -297,8 +299,8 @@ export class ConnectionManager {
     }
     ports.recorder?.step(event, effects, true);
     this.#m = state;
-    for (const effect of effects) this.#run(effect);
-    this.#queue.push(...soft);
+    effects.forEach((effect) => this.#run(effect));
+    soft.forEach((failed) => this.#queue.push(failed));
   }
 
   #store(effect: Extract<Effect, { t: "store" }>): void {
@@ -328,20 +330,18 @@ export class ConnectionManager {
     const radio = ports.network as NetworkPort;
     switch (effect.t) {
       case "status":
-        for (const listener of this.#listeners.slice()) {
-          try {
-            listener({ ...effect.status });
-          } catch {
-            // a listener's failure is not the manager's
-          }
-        }
+        // a listener's failure is not the manager's
+        this.#listeners.slice().forEach((listener) => quietly(() => listener({ ...effect.status })));
         break;
       case "log":
         ports.log?.(effect.level, `[${this.deviceId}] ${effect.msg}`);
         break;
-      case "arm": {
+      case "arm":
+      case "cancel": {
         const name = effect.timer;
         this.#timers[name]?.cancel();
+        delete this.#timers[name];
+        if (effect.t === "cancel") break;
         const task = ports.scheduler.after(effect.ms, () => {
           if (this.#timers[name] !== task) return;
           delete this.#timers[name];
@@ -350,10 +350,6 @@ export class ConnectionManager {
         this.#timers[name] = task;
         break;
       }
-      case "cancel":
-        this.#timers[effect.timer]?.cancel();
-        delete this.#timers[effect.timer];
-        break;
       case "connect": {
         const id = effect.link;
         const link = ports.link();
@@ -366,11 +362,8 @@ export class ConnectionManager {
       case "close": {
         const link = this.#link;
         this.#link = undefined;
-        try {
-          link?.close();
-        } catch {
-          // closing a dead link is fine
-        }
+        // closing a dead link is fine
+        if (link) quietly(() => link.close());
         break;
       }
       case "publish":
@@ -405,11 +398,17 @@ export class ConnectionManager {
         break;
       }
       case "leave":
-        try {
-          radio.leave();
-        } catch {
-          // leaving a network that is gone is fine
-        }
+        // leaving a network that is gone is fine
+        quietly(() => radio.leave());
     }
+  }
+}
+
+/** Runs `f`, ignoring what it throws. */
+function quietly(f: () => void): void {
+  try {
+    f();
+  } catch {
+    // ignored
   }
 }
