@@ -208,12 +208,25 @@ export interface Machine {
 
 /** The machine at power-on: STOPPED. */
 export function boot(ctx: Context, stored: Stored, nowMs: number): Machine {
-  const cred: CredentialState = { ...(stored.secret ? { stored: stored.secret } : {}), next: stored.counter, upTo: stored.counter };
+  const config = ctx.config;
+  const secret = stored.secret;
+  // the stored hotspot profiles, or the firmware's when newer
+  const built = config.hotspots;
+  const hotspots = stored.hotspots && (!built || stored.hotspots.rev >= built.rev) ? stored.hotspots : built ?? { rev: 0, profiles: [] };
   return {
     ctx,
-    status: { state: "STOPPED", credential: initialLabel(ctx.config, cred), attempt: 0 },
+    // the label before the first login: "permanent" once an issued secret is stored
+    status: { state: "STOPPED", credential: config.option === "certificate" ? "certificate" : secret ? "permanent" : config.option, attempt: 0 },
     link: 0, links: 0, fails: { cls: "network", count: 0 }, timers: 0,
-    cred, net: NET_START, sync: syncStart(ctx.config, stored, nowMs), apps: [],
+    cred: { ...(secret ? { stored: secret } : {}), next: stored.counter, upTo: stored.counter },
+    net: { backoff: {}, scan: [], empty: 0, gen: 0, reports: [] },
+    sync: {
+      hotspots, networks: stored.networks.networks, seq: stored.networks.seq,
+      ...(stored.sealKey ? { key: { secret: stored.sealKey } } : {}),
+      results: [], wants: [],
+      wall: wallStart(nowMs, Math.max(config.buildTime ?? 0, stored.floor)),
+    },
+    apps: [],
   };
 }
 
@@ -287,7 +300,9 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       const joined = { ...target, bssid: e.bssid || target.bssid };
       m.net = { ...m.net, joined, target: undefined };
       log(x, "info", `joined ${joined.kind} network ${joined.ssid} (${e.ip})`);
-      setStatus(x, { network: view(joined) });
+      // how the network shows in the status
+      const shown = { kind: joined.kind, ssid: joined.ssid, bssid: joined.bssid };
+      setStatus(x, { network: joined.kind === "hotspot" ? { ...shown, profile: joined.profile.name } : shown });
       connect(x);
       break;
     }
@@ -406,22 +421,33 @@ function attempt(x: X): void {
 function connect(x: X): void {
   const m = x.m;
   const ctx = m.ctx;
-  let r;
+  const cred = m.cred;
+  let active;
   try {
-    r = login(ctx, m.cred);
+    active = chooseCredential(ctx, cred);
   } catch (error) {
     if (!isWcmError(error, "KEY_UNAVAILABLE")) throw error;
     fail(x, "auth", "KEY_UNAVAILABLE", error.message);
     return;
   }
-  m.cred = r.state;
-  if (r.limit) {
-    fail(x, "network", "STORE_FAILED", "STORE_LIMIT");
-    return;
+  m.cred = { ...cred, active, fallback: false };
+  let password;
+  const kind = active.kind;
+  if (kind && active.secret) {
+    // a counter-based proof (no clock needed)
+    const counter = cred.next;
+    if (counter >= MAX_LOGIN_COUNTER) {
+      fail(x, "network", "STORE_FAILED", "STORE_LIMIT");
+      return;
+    }
+    // counters are reserved in blocks; a block's end is stored before the password that uses it leaves the device
+    const reserve = counter >= cred.upTo ? Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER) : undefined;
+    const proof = deriveLoginProof(ctx.digest, deriveCloudLoginKey(ctx.digest, active.secret), ctx.config.deviceId, kind, counter);
+    m.cred = { ...m.cred, next: counter + 1, upTo: reserve ?? cred.upTo };
+    password = formatLoginPassword({ kind, counter, proof });
+    if (reserve) store(x, { rec: "ctr", end: reserve }, true);
   }
-  // the reservation is stored before the password that uses it leaves the device
-  if (r.reserve) store(x, { rec: "ctr", end: r.reserve }, true);
-  setStatus(x, { state: "CONNECTING", credential: r.label, retryInMs: undefined });
+  setStatus(x, { state: "CONNECTING", credential: active.label, retryInMs: undefined });
   m.link = m.links = m.links + 1;
   arm(x, "connect", ctx.options.connectTimeoutMs);
   const config = ctx.config;
@@ -433,7 +459,7 @@ function connect(x: X): void {
     t: "connect", link: m.link,
     options: {
       host: cloud.host, port: cloud.port, clientId: config.deviceId, username: config.deviceId,
-      ...(r.password !== undefined ? { password: r.password } : {}),
+      ...(password !== undefined ? { password } : {}),
       keepAliveSeconds: cloud.keepAliveSeconds, tls,
     },
   });
@@ -444,10 +470,9 @@ function ready(x: X): void {
   cancel(x, "connect");
   emit(x, { t: "subscribe", topic: m.ctx.topics.response });
   m.apps.forEach((topic) => emit(x, { t: "subscribe", topic }));
-  const a = accepted(m.cred);
-  m.cred = a.state;
-  if (a.record) store(x, { rec: "cred", secret: a.record });
-  if (a.label === "temporary") {
+  // an unconfirmed issued secret the cloud accepted is marked confirmed
+  if (unconfirmed(m.cred)) confirm(x, m.cred.stored);
+  if ((m.cred.active as ActiveCredential).label === "temporary") {
     setStatus(x, { state: "ISSUING" });
     send(x, { v: 1, rid: rid(x), op: "issue" });
     return;
@@ -460,10 +485,18 @@ function goOnline(x: X): void {
   m.fails = { cls: "network", count: 0 };
   m.sync = { ...m.sync, wants: [] };
   setStatus(x, { state: "ONLINE", attempt: 0, retryInMs: undefined });
-  if (m.net.joined) {
-    const o = online(m.net);
-    m.net = o.net;
-    if (o.result) m.sync = queueResult(m.sync, o.result);
+  const joined = m.net.joined;
+  if (joined) {
+    // the joined network works: clear its back-off, settle a hand-off (JOINED or FAILED)
+    const handoff = m.net.handoff;
+    m.net = { ...m.net, backoff: clearNetworkBackoff(m.net.backoff, joined.key) };
+    const settled: PendingResult | undefined = handoff && (joined.kind === "private" && joined.ssid === handoff.ssid
+      ? { seq: handoff.seq, result: "JOINED" }
+      : handoff.failure && { seq: handoff.seq, result: "FAILED", failure: handoff.failure });
+    if (settled) {
+      m.net = { ...m.net, handoff: undefined };
+      queueResult(x, settled);
+    }
     scheduleUpgradeCheck(x);
   }
   const failure = m.status.lastFailure;
@@ -475,16 +508,17 @@ function goOnline(x: X): void {
     }),
   });
   if (m.ctx.options.sync) {
-    m.sync = want(m.sync, "hello");
-    if (m.sync.results.length) m.sync = want(m.sync, "result");
+    want(x, "hello");
+    if (m.sync.results.length) want(x, "result");
   }
   pump(x);
 }
 
 // ---------------------------------------------------------------- requests
 
+/** A request id: 9 random bytes of the event, base64url. */
 function rid(x: X): string {
-  return requestId(take(x, 9));
+  return toBase64Url(take(x, 9));
 }
 
 /** Sends `request` now, replacing any outstanding one. */
@@ -494,18 +528,19 @@ function send(x: X, request: DeviceRequest): void {
   resend(x);
 }
 
+/** Sends the outstanding request (again: the same request id, every operation is idempotent), or gives up after requestAttempts sends. */
 function resend(x: X): void {
   const m = x.m;
-  if (!m.req || !m.link) return;
-  const next = nextSend(m.req, m.ctx.options.requestAttempts);
-  if (!next) {
-    const op = m.req.request.op;
+  const req = m.req;
+  if (!req || !m.link) return;
+  const request = req.request;
+  if (req.sends >= m.ctx.options.requestAttempts) {
     m.req = undefined;
-    fail(x, "network", "REQUEST_TIMEOUT", op);
+    fail(x, "network", "REQUEST_TIMEOUT", request.op);
     return;
   }
-  m.req = next;
-  emit(x, { t: "publish", topic: m.ctx.topics.request, payload: encodeRequest(next.request) });
+  m.req = { request, sends: req.sends + 1 };
+  emit(x, { t: "publish", topic: m.ctx.topics.request, payload: encodeRequest(request) });
   arm(x, "request", m.ctx.options.requestTimeoutMs);
 }
 
@@ -530,8 +565,14 @@ function pump(x: X): void {
     } else if (what === "result") {
       const results = m.sync.results;
       if (!results.length) continue;
-      if (results.length > 1) m.sync = want(m.sync, "result");
-      send(x, resultRequest(results[0], rid(x)));
+      if (results.length > 1) want(x, "result");
+      // the oldest pending result
+      const result = results[0];
+      const failure = result.failure;
+      send(x, {
+        v: 1, rid: rid(x), op: "network-result", seq: result.seq, result: result.result,
+        ...(failure ? { reason: failure.reason, ...(failure.detail ? { detail: failure.detail } : {}) } : {}),
+      });
     } else {
       send(x, { v: 1, rid: rid(x), op: what });
     }
@@ -583,17 +624,20 @@ function message(x: X, topic: string, payload: Uint8Array): void {
     return;
   }
   if ("notice" in msg) {
-    m.sync = notice(m.sync, msg, m.ctx.options.sync);
+    // `rotate` always; the others only when synchronising
+    if (msg.notice === "rotate" || m.ctx.options.sync) want(x, msg.notice);
     pump(x);
     return;
   }
-  if (!answers(m.req, msg)) return; // stale or duplicate: ignore
-  const request = m.req.request;
+  const req = m.req;
+  if (!req || req.request.rid !== msg.rid) return; // stale or duplicate: ignore
+  const request = req.request;
   m.req = undefined;
   cancel(x, "request");
   const op = request.op;
   if (!msg.ok) {
-    if (!owns(op)) {
+    // the sync's requests (all but issue and commit): a refusal leaves the session as it is
+    if (op === "issue" || op === "commit") {
       fail(x, "server", `REFUSED_${msg.reason}`, msg.detail);
       return;
     }
@@ -613,9 +657,12 @@ function message(x: X, topic: string, payload: Uint8Array): void {
     // The cloud has them: drop the reports it acknowledged (new ones may have been added since).
     const sent = (request as Extract<DeviceRequest, { op: "hello" }>).failures ?? [];
     m.net = { ...m.net, reports: m.net.reports.filter((r) => !sent.includes(r)) };
-    const h = hello(m.sync, msg, x.e.now);
-    m.sync = h.sync;
-    if (h.floor !== undefined) store(x, { rec: "floor", seconds: h.floor });
+    // the cloud's time; a newer profile set and a waiting network change are wanted
+    const seen = wallObserve(m.sync.wall, msg.time, x.e.now);
+    m.sync = { ...m.sync, wall: seen.wall };
+    if (msg.rev > 0 && msg.rev !== m.sync.hotspots.rev) want(x, "config");
+    if (msg.network) want(x, "network");
+    if (seen.save !== undefined) store(x, { rec: "floor", seconds: seen.save });
   } else if (msg.op === "config") {
     if (msg.rev !== m.sync.hotspots.rev) {
       const set: HotspotSet = { rev: msg.rev, profiles: msg.hotspots };
@@ -634,15 +681,32 @@ function message(x: X, topic: string, payload: Uint8Array): void {
 /** The `issue` response: unwrap, store, then prove possession (`commit`). */
 function onIssued(x: X, response: Extract<CloudResponse, { op: "issue"; ok: true }>): void {
   const m = x.m;
-  const r = issued(m.ctx, m.cred, response, "sealed" in response ? open(x, response.sealed, "rotation") : undefined);
-  if ("bad" in r) {
-    fail(x, "server", "BAD_WRAP", r.bad);
+  const ctx = m.ctx;
+  const cred = m.cred;
+  const active = cred.active as ActiveCredential;
+  let wrapped: { nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array } = response as typeof wrapped;
+  if ("sealed" in response) {
+    // A rotation sealed to this device's key: the current secret alone does not open it (9.5).
+    const opened = open(x, response.sealed, "rotation");
+    if (!opened || opened.length !== 80) {
+      fail(x, "server", "BAD_WRAP", "rotated secret does not open with this device's sealing key");
+      return;
+    }
+    wrapped = { nonce: opened.subarray(0, 16), secret: opened.subarray(16, 48), tag: opened.subarray(48, 80) };
+  }
+  const deviceId = ctx.config.deviceId;
+  const secret = unwrapSecret(ctx.digest, deriveWrapKey(ctx.digest, active.secret as Uint8Array), deviceId, wrapped.nonce, { ciphertext: wrapped.secret, tag: wrapped.tag });
+  if (!secret) {
+    fail(x, "server", "BAD_WRAP", "issued secret failed its integrity check");
     return;
   }
+  const record: StoredSecret = { deviceId, secret, generation: response.gen, confirmed: false };
+  // a rotation of an issued secret: keep the one it replaces until the commit is confirmed
+  if (active.label === "permanent" && cred.stored) record.previous = { secret: active.secret as Uint8Array, generation: cred.stored.generation };
   // Stored before the proof is sent: the cloud retires the replaced secret only after the proof.
-  store(x, { rec: "cred", secret: r.record }, true);
-  m.cred = { ...m.cred, stored: r.record };
-  send(x, { v: 1, rid: rid(x), op: "commit", gen: response.gen, proof: r.proof });
+  store(x, { rec: "cred", secret: record }, true);
+  m.cred = { ...cred, stored: record };
+  send(x, { v: 1, rid: rid(x), op: "commit", gen: response.gen, proof: deriveCommitProof(ctx.digest, secret, deviceId, response.gen) });
 }
 
 /** The `commit` response: the issued secret of `generation` is the device's credential now: ONLINE as PERMANENT. */
@@ -653,9 +717,8 @@ function onCommitted(x: X, generation: number): void {
     fail(x, "server", "PROTOCOL_VIOLATION", "commit of an unknown generation");
     return;
   }
-  const c = confirm(m.cred, stored);
-  store(x, { rec: "cred", secret: c.record });
-  m.cred = { ...c.state, active: { label: "permanent", kind: "s", secret: stored.secret } };
+  confirm(x, stored);
+  m.cred = { ...m.cred, active: { label: "permanent", kind: "s", secret: stored.secret } };
   setStatus(x, { credential: "permanent" });
   goOnline(x);
   log(x, "info", `secret generation ${generation} committed`);
@@ -673,7 +736,7 @@ function onNetworkChange(x: X, response: Extract<CloudResponse, { op: "network";
   }
   if (!change || change.seq !== response.seq) {
     log(x, "warn", `network change ${response.seq} does not open with this device's key`);
-    m.sync = queueResult(m.sync, { seq: response.seq, result: "UNREADABLE" });
+    queueResult(x, { seq: response.seq, result: "UNREADABLE" });
     return;
   }
   const joined = m.net.joined;
@@ -681,8 +744,8 @@ function onNetworkChange(x: X, response: Extract<CloudResponse, { op: "network";
   const seq = change.seq;
   if (seq <= m.sync.seq) {
     // Applied before (its result was lost): report again, or try it again.
-    if (change.action === "forget") m.sync = queueResult(m.sync, { seq, result: "FORGOTTEN" });
-    else if (onIt) m.sync = queueResult(m.sync, { seq, result: "JOINED" });
+    if (change.action === "forget") queueResult(x, { seq, result: "FORGOTTEN" });
+    else if (onIt) queueResult(x, { seq, result: "JOINED" });
     else handOff(x, seq, change.ssid);
     return;
   }
@@ -693,7 +756,7 @@ function onNetworkChange(x: X, response: Extract<CloudResponse, { op: "network";
   m.net = forgetFailures(m.net, change.ssid);
   log(x, "info", `network change ${seq}: ${change.action} a private network`);
   if (change.action === "forget") {
-    m.sync = queueResult(m.sync, { seq, result: "FORGOTTEN" });
+    queueResult(x, { seq, result: "FORGOTTEN" });
     if (onIt) moveNetwork(x);
     return;
   }
@@ -704,7 +767,7 @@ function onNetworkChange(x: X, response: Extract<CloudResponse, { op: "network";
 function handOff(x: X, seq: number, ssid: string): void {
   const m = x.m;
   if (!m.ctx.radio) {
-    m.sync = queueResult(m.sync, { seq, result: "FAILED", failure: { reason: "NETWORK-NOT-FOUND", detail: "no radio" } });
+    queueResult(x, { seq, result: "FAILED", failure: { reason: "NETWORK-NOT-FOUND", detail: "no radio" } });
     return;
   }
   m.net = { ...m.net, handoff: { seq, ssid } };
@@ -739,15 +802,31 @@ function scanned(x: X, results: ScanResult[]): void {
 /** Joins the best candidate of the last scan, or waits and rescans. */
 function chooseNetwork(x: X): void {
   const m = x.m;
-  const c = choose(m.net, m.sync.networks, m.sync.hotspots.profiles, x.e.now, () => random01(x));
-  m.net = c.net;
-  c.notes.forEach((note) => recordFailure(x, note[0], note[1]));
-  if (c.join) {
-    join(x, c.join);
+  const networks = m.sync.networks;
+  const profiles = m.sync.hotspots.profiles;
+  // stored private networks first, then hotspot profiles (network-selection.ts)
+  const selection = selectNetwork(m.net.scan, networks, profiles, m.net.backoff, x.e.now);
+  const handoff = m.net.handoff;
+  if (handoff && !handoff.failure && !selection.ranked.some((c) => c.kind === "private" && c.ssid === handoff.ssid)) {
+    // the network handed off to is not in range
+    const network = networks.find((n) => n.ssid === handoff.ssid);
+    if (network) netFailure(x, { kind: "private", key: candidateKey("private", network.ssid), ssid: network.ssid, bssid: "", rssi: -127, network }, { reason: "NETWORK-NOT-FOUND" });
+  }
+  const candidate = selection.candidate;
+  if (candidate) {
+    m.net = { ...m.net, empty: 0 };
+    join(x, candidate);
     return;
   }
+  let delay = Math.max(1000, selection.waitMs ?? 0);
+  if (!selection.ranked.length) {
+    const empty = m.net.empty + 1;
+    recordFailure(x, "NETWORK-NOT-FOUND", networks.length + profiles.length === 0 ? "no network configured" : "no known network in range");
+    m.net = { ...m.net, empty };
+    delay = rescanDelay(empty, random01(x));
+  }
   m.fails = { cls: "network", count: m.fails.cls === "network" ? m.fails.count + 1 : 1 };
-  scheduleRetry(x, c.delay, "RETRY_WAIT");
+  scheduleRetry(x, delay, "RETRY_WAIT");
 }
 
 function join(x: X, candidate: Candidate): void {
@@ -768,17 +847,36 @@ function join(x: X, candidate: Candidate): void {
   emit(x, { t: "join", gen: m.net.gen, request });
 }
 
+/** Records a failure of `candidate`: its back-off, the report for the cloud's next `hello` (repeats folded), a hand-off's outcome; noted in the status. */
 function netFailure(x: X, candidate: Candidate, f: NetworkFailure): void {
-  const r = failure(x.m.net, candidate, f, x.e.now, random01(x));
-  x.m.net = r.net;
-  recordFailure(x, r.reason, r.detail);
+  const net = x.m.net;
+  const backoff = recordNetworkFailure(net.backoff, candidate.key, f, x.e.now, random01(x));
+  const detail = f.detail?.slice(0, 64);
+  const reports = net.reports.slice();
+  const last = reports[reports.length - 1];
+  if (last && last.kind === candidate.kind && last.ssid === candidate.ssid && last.reason === f.reason && last.detail === detail) {
+    reports[reports.length - 1] = { ...last, n: Math.min(last.n + 1, 9999) };
+  } else {
+    reports.push({ kind: candidate.kind, ssid: candidate.ssid, reason: f.reason, ...(detail ? { detail } : {}), n: 1 });
+  }
+  const handoff = net.handoff && candidate.kind === "private" && candidate.ssid === net.handoff.ssid
+    ? { ...net.handoff, failure: detail ? { reason: f.reason, detail } : { reason: f.reason } }
+    : net.handoff;
+  x.m.net = { ...net, backoff, reports: reports.slice(-MAX_FAILURE_REPORTS), handoff };
+  recordFailure(x, f.reason, `${candidate.kind} ${candidate.ssid}${detail ? `: ${detail}` : ""}`);
 }
 
 /** While on a hotspot with private networks stored, checks now and then whether one can be joined again. */
 function scheduleUpgradeCheck(x: X): void {
+  const net = x.m.net;
+  const networks = x.m.sync.networks;
+  const now = x.e.now;
   cancel(x, "upgrade");
-  const delay = upgradeDelay(x.m.net, x.m.sync.networks, x.e.now, x.m.ctx.options.upgradeCheckMs);
-  if (delay !== undefined) arm(x, "upgrade", delay);
+  if (net.joined?.kind !== "hotspot" || !networks.length) return;
+  // the soonest a stored private network's back-off ends
+  let until = Infinity;
+  networks.forEach((n) => until = Math.min(until, net.backoff[candidateKey("private", n.ssid)]?.until ?? now));
+  arm(x, "upgrade", Math.max(x.m.ctx.options.upgradeCheckMs, until - now));
 }
 
 function upgradeScanned(x: X, results: ScanResult[]): void {
@@ -817,12 +915,12 @@ function closed(x: X, info: LinkCloseInfo): void {
   const code = info.connackCode;
   if (code === CONNACK.badCredentials || code === CONNACK.notAuthorized) {
     const reason = code === CONNACK.badCredentials ? "BAD_CREDENTIALS" : "NOT_AUTHORIZED";
-    const fallback = fallBack(m.ctx.config, m.cred);
-    if (!fallback) {
+    // an unconfirmed issued secret refused: the cloud never saw its proof (it lost the pending one), so the credential it replaces is still the live one: try that once
+    if (!unconfirmed(m.cred) || m.ctx.config.option === "certificate") {
       fail(x, "auth", reason, info.detail);
       return;
     }
-    m.cred = fallback;
+    m.cred = { ...m.cred, fallback: true };
     dropLink(x);
     recordFailure(x, reason, "unconfirmed issued secret refused; falling back to the credential it replaces");
     scheduleRetry(x, 0, "RETRY_WAIT");
@@ -940,11 +1038,6 @@ export interface CredentialContext {
   readonly temporary?: TemporarySecretPort;
 }
 
-/** The label before the first login: "permanent" once an issued secret is stored. */
-function initialLabel(config: DeviceConfig, state: CredentialState): CredentialLabel {
-  return config.option === "certificate" ? "certificate" : state.stored ? "permanent" : config.option;
-}
-
 /**
  * The credential to log in with now.
  * @throws WcmError KEY_UNAVAILABLE when the temporary secret cannot be computed
@@ -959,86 +1052,17 @@ function chooseCredential(ctx: CredentialContext, state: CredentialState): Activ
   return { label: "temporary", kind: "t", secret: (ctx.temporary as TemporarySecretPort).temporarySecret(config.deviceId) };
 }
 
-/**
- * The next session's credential and login password.
- * @returns the new state, the label, the password (none for a certificate) and
- *   `reserve`: a counter reservation end to store before the password is used;
- *   or `limit` when the counter is exhausted
- * @throws WcmError KEY_UNAVAILABLE (chooseCredential)
- */
-function login(ctx: CredentialContext, state: CredentialState): { state: CredentialState; label: CredentialLabel; password?: string; reserve?: number; limit?: true } {
-  const active = chooseCredential(ctx, state);
-  const base = { ...state, active, fallback: false };
-  if (!(active.kind && active.secret)) return { state: base, label: active.label };
-  const counter = state.next;
-  if (counter >= MAX_LOGIN_COUNTER) return { state: base, label: active.label, limit: true };
-  const reserve = counter >= state.upTo ? Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER) : undefined;
-  const proof = deriveLoginProof(ctx.digest, deriveCloudLoginKey(ctx.digest, active.secret), ctx.config.deviceId, active.kind, counter);
-  return {
-    state: { ...base, next: counter + 1, upTo: reserve ?? state.upTo },
-    label: active.label,
-    password: formatLoginPassword({ kind: active.kind, counter, proof }),
-    ...(reserve ? { reserve } : {}),
-  };
-}
-
 /** True when the active credential is the stored issued secret and the cloud has not confirmed it. */
 function unconfirmed(state: CredentialState): state is CredentialState & { stored: StoredSecret } {
   const active = state.active;
   return active?.label === "permanent" && !!state.stored && !state.stored.confirmed && !!active.secret && constantTimeEqual(active.secret, state.stored.secret);
 }
 
-/** The record that marks `stored` confirmed, and the state holding it. */
-function confirm(state: CredentialState, stored: StoredSecret): { state: CredentialState; record: StoredSecret } {
+/** Stores the record that marks `stored` confirmed (the record it replaces kept as `undo` until the write is known). */
+function confirm(x: X, stored: StoredSecret): void {
   const record: StoredSecret = { deviceId: stored.deviceId, secret: stored.secret, generation: stored.generation, confirmed: true };
-  return { state: { ...state, stored: record, undo: state.stored }, record };
-}
-
-/**
- * The cloud accepted the login: an unconfirmed issued secret it accepted is to be marked confirmed.
- * @returns the accepted label ("temporary": issuance follows) and, when due, the confirmed record to store
- */
-function accepted(state: CredentialState): { state: CredentialState; label: CredentialLabel; record?: StoredSecret } {
-  const label = (state.active as ActiveCredential).label;
-  return unconfirmed(state) ? { label, ...confirm(state, state.stored) } : { state, label };
-}
-
-/**
- * The cloud refused the login (bad credentials or not authorized).
- * @returns the state that tries the replaced credential once, when the refused one is an unconfirmed issued secret; else undefined
- */
-function fallBack(config: DeviceConfig, state: CredentialState): CredentialState | undefined {
-  // The cloud never saw the proof for this secret (it lost the pending one): the credential it replaces is still the live one.
-  return unconfirmed(state) && config.option !== "certificate" ? { ...state, fallback: true } : undefined;
-}
-
-/**
- * The `issue` response: unwraps the secret.
- * @param opened - for a sealed rotation: the blob opened with the device's sealing key (undefined when it did not open)
- * @returns the record to store before the commit and the commit proof; or `bad`, why it cannot be used (BAD_WRAP)
- */
-function issued(
-  ctx: CredentialContext,
-  state: CredentialState,
-  response: Extract<CloudResponse, { op: "issue"; ok: true }>,
-  opened?: Uint8Array,
-): { record: StoredSecret; proof: Uint8Array } | { bad: string } {
-  const active = state.active as ActiveCredential;
-  let wrapped: { nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array };
-  if ("sealed" in response) {
-    // A rotation sealed to this device's key: the current secret alone does not open it (9.5).
-    if (!opened || opened.length !== 80) return { bad: "rotated secret does not open with this device's sealing key" };
-    wrapped = { nonce: opened.subarray(0, 16), secret: opened.subarray(16, 48), tag: opened.subarray(48, 80) };
-  } else {
-    wrapped = response;
-  }
-  const deviceId = ctx.config.deviceId;
-  const secret = unwrapSecret(ctx.digest, deriveWrapKey(ctx.digest, active.secret as Uint8Array), deviceId, wrapped.nonce, { ciphertext: wrapped.secret, tag: wrapped.tag });
-  if (!secret) return { bad: "issued secret failed its integrity check" };
-  const record: StoredSecret = { deviceId, secret, generation: response.gen, confirmed: false };
-  // a rotation of an issued secret: keep the one it replaces until the commit is confirmed
-  if (active.label === "permanent" && state.stored) record.previous = { secret: active.secret as Uint8Array, generation: state.stored.generation };
-  return { record, proof: deriveCommitProof(ctx.digest, secret, deviceId, response.gen) };
+  store(x, { rec: "cred", secret: record });
+  x.m.cred = { ...x.m.cred, stored: record, undo: x.m.cred.stored };
 }
 
 // ---------------------------------------------------------------- the request channel (was request-channel.ts)
@@ -1060,23 +1084,6 @@ export interface Outstanding {
   readonly sends: number;
 }
 
-/** A request id from 9 random bytes. @example requestId(random.bytes(9)) */
-function requestId(random9: Uint8Array): string {
-  return toBase64Url(random9.subarray(0, 9));
-}
-
-/**
- * The next send of `pending`.
- * @returns the outstanding request after this send, or undefined when it was already sent `attempts` times (give up)
- */
-function nextSend(pending: Outstanding, attempts: number): Outstanding | undefined {
-  return pending.sends >= attempts ? undefined : { request: pending.request, sends: pending.sends + 1 };
-}
-
-/** True when `response` answers `pending` (same request id). */
-function answers(pending: Outstanding | undefined, response: CloudResponse): pending is Outstanding {
-  return pending !== undefined && pending.request.rid === response.rid;
-}
 
 // ---------------------------------------------------------------- the network side (was network-driver.ts)
 
@@ -1132,70 +1139,6 @@ export interface NetState {
   readonly upgrading?: boolean;
 }
 
-/** The state at boot. */
-const NET_START: NetState = { backoff: {}, scan: [], empty: 0, gen: 0, reports: [] };
-
-/** How a candidate shows in the manager's status. */
-function view(candidate: Candidate): JoinedNetwork {
-  const base = { kind: candidate.kind, ssid: candidate.ssid, bssid: candidate.bssid };
-  return candidate.kind === "hotspot" ? { ...base, profile: candidate.profile.name } : base;
-}
-
-/**
- * Records a failure of `candidate`: back-off, the report for the cloud, the hand-off outcome.
- * @returns the new state and the failure as the manager's status shows it (reason, detail)
- */
-function failure(net: NetState, candidate: Candidate, f: NetworkFailure, now: number, random01: number): { net: NetState; reason: string; detail: string } {
-  const detail = f.detail?.slice(0, 64);
-  const reports = net.reports.slice();
-  const last = reports[reports.length - 1];
-  if (last && last.kind === candidate.kind && last.ssid === candidate.ssid && last.reason === f.reason && last.detail === detail) {
-    reports[reports.length - 1] = { ...last, n: Math.min(last.n + 1, 9999) };
-  } else {
-    reports.push({ kind: candidate.kind, ssid: candidate.ssid, reason: f.reason, ...(detail ? { detail } : {}), n: 1 });
-  }
-  const handoff = net.handoff && candidate.kind === "private" && candidate.ssid === net.handoff.ssid
-    ? { ...net.handoff, failure: detail ? { reason: f.reason, detail } : { reason: f.reason } }
-    : net.handoff;
-  return {
-    net: { ...net, backoff: recordNetworkFailure(net.backoff, candidate.key, f, now, random01), reports: reports.slice(-MAX_FAILURE_REPORTS), handoff },
-    reason: f.reason,
-    detail: `${candidate.kind} ${candidate.ssid}${detail ? `: ${detail}` : ""}`,
-  };
-}
-
-/**
- * What to do with the last scan.
- * @param random01 - draws a random number in [0, 1) (each call a fresh one)
- * @returns the new state, the failures to note (in order), and either the candidate to join or the delay before the next scan
- */
-function choose(
-  net: NetState,
-  networks: readonly PrivateNetwork[],
-  profiles: readonly HotspotProfile[],
-  now: number,
-  random01: () => number,
-): { net: NetState; notes: [string, string][]; join?: Candidate; delay: number } {
-  const notes: [string, string][] = [];
-  const selection = selectNetwork(net.scan, networks, profiles, net.backoff, now);
-  const handoff = net.handoff;
-  if (handoff && !handoff.failure && !selection.ranked.some((c) => c.kind === "private" && c.ssid === handoff.ssid)) {
-    const network = networks.find((n) => n.ssid === handoff.ssid);
-    if (network) {
-      const noted = failure(net, { kind: "private", key: candidateKey("private", network.ssid), ssid: network.ssid, bssid: "", rssi: -127, network }, { reason: "NETWORK-NOT-FOUND" }, now, random01());
-      net = noted.net;
-      notes.push([noted.reason, noted.detail]);
-    }
-  }
-  if (selection.candidate) return { net: { ...net, empty: 0 }, notes, join: selection.candidate, delay: 0 };
-  if (selection.ranked.length === 0) {
-    const empty = net.empty + 1;
-    notes.push(["NETWORK-NOT-FOUND", networks.length + profiles.length === 0 ? "no network configured" : "no known network in range"]);
-    return { net: { ...net, empty }, notes, delay: rescanDelay(empty, random01()) };
-  }
-  return { net, notes, delay: Math.max(1000, selection.waitMs ?? 0) };
-}
-
 /**
  * What to ask the radio for: the private network's password, or the device's own credential at a hotspot.
  * @param secret - the login credential's secret, for the hotspot password (may throw KEY_UNAVAILABLE)
@@ -1219,22 +1162,6 @@ function joinRequest(config: DeviceConfig, digest: DigestPort, candidate: Candid
   };
 }
 
-/** ONLINE over the joined network: it works; settle a hand-off. @returns the new state and a result to report, if any */
-function online(net: NetState): { net: NetState; result?: PendingResult } {
-  const joined = net.joined as Candidate;
-  const next = { ...net, backoff: clearNetworkBackoff(net.backoff, joined.key) };
-  const handoff = net.handoff;
-  if (handoff && joined.kind === "private" && joined.ssid === handoff.ssid) return { net: { ...next, handoff: undefined }, result: { seq: handoff.seq, result: "JOINED" } };
-  if (handoff?.failure) return { net: { ...next, handoff: undefined }, result: { seq: handoff.seq, result: "FAILED", failure: handoff.failure } };
-  return { net: next };
-}
-
-/** On a hotspot with private networks stored: the delay before looking for one again (undefined: no check). */
-function upgradeDelay(net: NetState, networks: readonly PrivateNetwork[], now: number, leastMs: number): number | undefined {
-  if (net.joined?.kind !== "hotspot" || networks.length === 0) return undefined;
-  const untils = networks.map((n) => net.backoff[candidateKey("private", n.ssid)]?.until ?? now);
-  return Math.max(leastMs, Math.min(...untils) - now);
-}
 
 /** A private network was added, changed or forgotten: clear its back-off and its reports. */
 function forgetFailures(net: NetState, ssid: string): NetState {
@@ -1274,30 +1201,17 @@ export interface SyncState {
   readonly wall: WallState;
 }
 
-/** The sync at boot: the stored hotspot profiles (or the firmware's, when newer), private networks, sealing key and time floor. */
-function syncStart(
-  config: DeviceConfig,
-  stored: { hotspots?: HotspotSet; networks: StoredNetworks; sealKey?: Uint8Array; floor: number },
-  nowMs: number,
-): SyncState {
-  const built = config.hotspots;
-  const hotspots = stored.hotspots && (!built || stored.hotspots.rev >= built.rev) ? stored.hotspots : built ?? { rev: 0, profiles: [] };
-  return {
-    hotspots, networks: stored.networks.networks, seq: stored.networks.seq,
-    ...(stored.sealKey ? { key: { secret: stored.sealKey } } : {}),
-    results: [], wants: [],
-    wall: wallStart(nowMs, Math.max(config.buildTime ?? 0, stored.floor)),
-  };
-}
-
 /** Adds `what` to the wanted requests (once). */
-function want(sync: SyncState, what: Want): SyncState {
-  return sync.wants.includes(what) ? sync : { ...sync, wants: [...sync.wants, what] };
+function want(x: X, what: Want): void {
+  const sync = x.m.sync;
+  if (!sync.wants.includes(what)) x.m.sync = { ...sync, wants: sync.wants.concat(what) };
 }
 
 /** Queues a hand-off result for the cloud (one per change, the newest four). */
-function queueResult(sync: SyncState, result: PendingResult): SyncState {
-  return want({ ...sync, results: [...sync.results.filter((r) => r.seq !== result.seq), result].slice(-4) }, "result");
+function queueResult(x: X, result: PendingResult): void {
+  const sync = x.m.sync;
+  x.m.sync = { ...sync, results: sync.results.filter((r) => r.seq !== result.seq).concat(result).slice(-4) };
+  want(x, "result");
 }
 
 /** Drops the result of change `seq` (acknowledged or refused). */
@@ -1305,33 +1219,4 @@ function dropResult(sync: SyncState, seq: number): SyncState {
   return { ...sync, results: sync.results.filter((r) => r.seq !== seq) };
 }
 
-/** A notice from the cloud: `rotate` always; the others only when synchronising. */
-function notice(sync: SyncState, message: CloudNotice, enabled: boolean): SyncState {
-  return message.notice === "rotate" || enabled ? want(sync, message.notice) : sync;
-}
 
-/** True for the operations the sync sends: a refusal of one leaves the session as it is. */
-function owns(op: DeviceRequest["op"]): boolean {
-  return op === "hello" || op === "config" || op === "network" || op === "network-result";
-}
-
-/** The `network-result` request for the oldest pending result. */
-function resultRequest(result: PendingResult, rid: string): DeviceRequest {
-  const failure = result.failure;
-  return {
-    v: 1, rid, op: "network-result", seq: result.seq, result: result.result,
-    ...(failure ? { reason: failure.reason, ...(failure.detail ? { detail: failure.detail } : {}) } : {}),
-  };
-}
-
-/**
- * The `hello` response: takes the cloud's time, wants a newer profile set and a waiting network change.
- * @returns the new state and `floor`: the time floor to persist, when due
- */
-function hello(sync: SyncState, response: Extract<CloudResponse, { op: "hello"; ok: true }>, nowMs: number): { sync: SyncState; floor?: number } {
-  const seen = wallObserve(sync.wall, response.time, nowMs);
-  let next: SyncState = { ...sync, wall: seen.wall };
-  if (response.rev > 0 && response.rev !== sync.hotspots.rev) next = want(next, "config");
-  if (response.network) next = want(next, "network");
-  return seen.save === undefined ? { sync: next } : { sync: next, floor: seen.save };
-}
