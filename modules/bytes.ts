@@ -146,3 +146,6 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
   return diff === 0;
 }
+
+/** UTF-8 JSON of `value` (fields whose value is undefined are left out). */
+export const jsonBytes = (value: unknown): Uint8Array => utf8Encode(JSON.stringify(value));

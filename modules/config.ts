@@ -6,10 +6,10 @@
  * WcmError("CONFIG_INVALID") naming the field; it never echoes secret values.
  */
 import { fromHex } from "./bytes";
-import { WcmError } from "./errors";
+import { check, fail, fields, object, optional, text, type Check, type Shape } from "./check";
 import { checkHotspotRev, validateHotspotProfiles, type HotspotSet } from "./hotspots";
 import { parseLabelCode } from "./onboarding/device-label-code";
-import { checkDeviceId } from "./wire";
+import { DEVICE_ID_PATTERN } from "./wire";
 
 /** The three provisioning options of the seed. */
 export type ProvisioningOption = "certificate" | "secret" | "temporary";
@@ -59,132 +59,63 @@ export type DeviceConfig = CommonConfig & (
 /** Build times accepted: 2020-01-01 .. 2100-01-01. */
 export const BUILD_TIME_RANGE = [1_577_836_800, 4_102_444_800] as const;
 
-/**
- * Validates the optional common settings: `hotspots` is an array of profiles
- * (revision 0) or `{ rev, profiles }`; `buildTime` is Unix seconds.
- */
-export function validateCommonConfig(config: Record<string, unknown>): CommonConfig {
-  const out: CommonConfig = {};
-  const hotspots = config.hotspots;
-  if (hotspots !== undefined) {
-    if (Array.isArray(hotspots)) {
-      out.hotspots = { rev: 0, profiles: validateHotspotProfiles(hotspots, "hotspots", "CONFIG_INVALID") };
-    } else if (typeof hotspots === "object" && hotspots !== null) {
-      const set = hotspots as Record<string, unknown>;
-      for (const key of Object.keys(set)) if (key !== "rev" && key !== "profiles") fail(`hotspots.${key}`, "unexpected field");
-      out.hotspots = {
-        rev: set.rev === undefined ? 0 : checkHotspotRev(set.rev, "hotspots.rev", "CONFIG_INVALID"),
-        profiles: validateHotspotProfiles(set.profiles, "hotspots.profiles", "CONFIG_INVALID"),
-      };
-    } else {
-      fail("hotspots", "must be an array of profiles or { rev, profiles }");
-    }
-  }
-  const buildTime = config.buildTime;
-  if (buildTime !== undefined) {
-    if (typeof buildTime !== "number" || !Number.isInteger(buildTime) || buildTime < BUILD_TIME_RANGE[0] || buildTime > BUILD_TIME_RANGE[1]) {
-      fail("buildTime", "must be Unix seconds between 2020 and 2100");
-    }
-    out.buildTime = buildTime;
-  }
-  if (config.labelCode !== undefined) out.labelCode = parseLabelCode(config.labelCode);
-  return out;
-}
-
+const HOST = /^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$/;
 const MAX_PEM = 8192;
-const HOST_PATTERN = /^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$/;
-
-function fail(field: string, rule: string): never {
-  throw new WcmError("CONFIG_INVALID", rule, field);
-}
-
-function keyMaterial(value: unknown, field: string): Uint8Array {
-  if (typeof value !== "string" || value.length < 32 || value.length > 128 || !/^[0-9a-fA-F]+$/.test(value) || value.length % 2) {
-    fail(field, "must be 16 to 64 bytes written as hex (32 to 128 hex digits)");
-  }
-  return fromHex(value);
-}
-
-function pem(value: unknown, field: string, kind: RegExp): string {
-  if (typeof value !== "string" || value.length > MAX_PEM || !kind.test(value)) {
-    fail(field, `must be PEM text of at most ${MAX_PEM} characters`);
-  }
-  return value;
-}
-
-/** The temporary secret is an HMAC-SHA256 output: exactly 32 bytes. */
-const TEMPORARY_SECRET = /^[0-9a-fA-F]{64}$/;
-
-/** Exactly one of temporarySecret, temporarySecretFrom and provisioningKey. */
-function temporaryCredential(config: Record<string, unknown>, deviceId: string, cloud: CloudConfig): TemporaryConfig {
-  const given = ["temporarySecret", "temporarySecretFrom", "provisioningKey"].filter((field) => config[field] !== undefined);
-  if (given.length !== 1) {
-    fail(given[1] ?? "temporarySecret", "a temporary device takes exactly one of temporarySecret, temporarySecretFrom and provisioningKey");
-  }
-  switch (given[0]) {
-    case "temporarySecret": {
-      const value = config.temporarySecret;
-      if (typeof value !== "string" || !TEMPORARY_SECRET.test(value)) fail("temporarySecret", "must be the 32-byte derived secret written as 64 hex digits");
-      return { deviceId, option: "temporary", temporarySecret: fromHex(value), cloud };
-    }
-    case "temporarySecretFrom":
-      if (config.temporarySecretFrom !== "hardware") fail("temporarySecretFrom", 'must be "hardware"');
-      return { deviceId, option: "temporary", temporarySecretFrom: "hardware", cloud };
-    default:
-      return { deviceId, option: "temporary", provisioningKey: keyMaterial(config.provisioningKey, "provisioningKey"), cloud };
-  }
-}
-
 const CERT_PEM = /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/;
 /** `cloud.ca`: one or two whole PEM certificates and nothing else (two while a CA is rolled). */
 const CLOUD_CA_PEM = /^\s*(-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*){1,2}$/;
 const KEY_PEM = /-----BEGIN (RSA |EC )?PRIVATE KEY-----[\s\S]+-----END (RSA |EC )?PRIVATE KEY-----/;
 
-/** Validates the cloud part of a configuration. */
+/** Hex text matching `pattern`, as bytes. */
+const hex = (pattern: RegExp): Check => (value, field, code) => fromHex(check(value, pattern, field, code));
+/** A secret or a lot key: 16 to 64 bytes written as hex. */
+const KEY_MATERIAL = hex(/^(?:[0-9a-fA-F]{2}){16,64}$/);
+
+/** The hotspots setting: an array of profiles (revision 0) or `{ rev, profiles }`. */
+const hotspots: Check = (value, field, code) => Array.isArray(value)
+  ? { rev: 0, profiles: validateHotspotProfiles(value, field, code) }
+  : check(value, { rev: optional(checkHotspotRev, 0), profiles: validateHotspotProfiles }, field, code);
+
+/** The optional settings every option may carry. */
+const COMMON: Shape = { hotspots: optional(hotspots), buildTime: optional(BUILD_TIME_RANGE), labelCode: optional(parseLabelCode) };
+
+/** The credential fields of each option. */
+const OPTIONS: Record<string, Shape> = {
+  secret: { secret: KEY_MATERIAL },
+  certificate: { certificate: text(MAX_PEM, CERT_PEM), privateKey: text(MAX_PEM, KEY_PEM) },
+  // the temporary secret is an HMAC-SHA256 output: exactly 32 bytes
+  temporary: { temporarySecret: optional(hex(/^[0-9a-fA-F]{64}$/)), temporarySecretFrom: optional(["hardware"]), provisioningKey: optional(KEY_MATERIAL) },
+};
+
+const CLOUD: Shape = { host: HOST, port: [1, 65535], ca: text(MAX_PEM, CLOUD_CA_PEM), serverName: optional(HOST), keepAliveSeconds: optional([5, 3600], 60) };
+
+/**
+ * Validates the optional common settings: `hotspots` is an array of profiles
+ * (revision 0) or `{ rev, profiles }`; `buildTime` is Unix seconds; `labelCode` the label code.
+ */
+export const validateCommonConfig = (config: Record<string, unknown>): CommonConfig => fields(config, COMMON, "", "CONFIG_INVALID");
+
+/** Validates the cloud part of a configuration (other fields are ignored). */
 export function validateCloudConfig(input: unknown): CloudConfig {
-  if (typeof input !== "object" || input === null) fail("cloud", "must be an object");
-  const cloud = input as Record<string, unknown>;
-  if (typeof cloud.host !== "string" || !HOST_PATTERN.test(cloud.host)) fail("cloud.host", "must be a host name or address");
-  const port = cloud.port;
-  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) fail("cloud.port", "must be 1..65535");
-  const ca = pem(cloud.ca, "cloud.ca", CLOUD_CA_PEM);
-  const serverName = cloud.serverName === undefined ? cloud.host : cloud.serverName;
-  if (typeof serverName !== "string" || !HOST_PATTERN.test(serverName)) fail("cloud.serverName", "must be a host name");
-  const keepAlive = cloud.keepAliveSeconds === undefined ? 60 : cloud.keepAliveSeconds;
-  if (typeof keepAlive !== "number" || !Number.isInteger(keepAlive) || keepAlive < 5 || keepAlive > 3600) {
-    fail("cloud.keepAliveSeconds", "must be 5..3600");
-  }
-  return { host: cloud.host, port, ca, serverName, keepAliveSeconds: keepAlive };
+  const cloud = fields(input, CLOUD, "cloud", "CONFIG_INVALID");
+  cloud.serverName ??= cloud.host;
+  return cloud;
 }
 
 /**
- * Validates a device configuration.
+ * Validates a device configuration (fields it does not know are ignored).
  * @param input - the manifest `config` (or provisioning file) object
  * @returns the typed configuration
  * @throws WcmError CONFIG_INVALID naming the first field that breaks a rule
  * @example validateConfig({ deviceId: "lamp-0001", option: "secret", secret: "00ff...", cloud: { host, port: 8883, ca } })
  */
 export function validateConfig(input: unknown): DeviceConfig {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) fail("config", "must be an object");
-  const config = input as Record<string, unknown>;
-  const deviceId = checkDeviceId(config.deviceId, "CONFIG_INVALID");
-  const cloud = validateCloudConfig(config.cloud);
-  const common = () => validateCommonConfig(config);
-  switch (config.option) {
-    case "secret":
-      return { deviceId, option: "secret", secret: keyMaterial(config.secret, "secret"), cloud, ...common() };
-    case "temporary":
-      return { ...temporaryCredential(config, deviceId, cloud), ...common() };
-    case "certificate":
-      return {
-        deviceId,
-        option: "certificate",
-        certificate: pem(config.certificate, "certificate", CERT_PEM),
-        privateKey: pem(config.privateKey, "privateKey", KEY_PEM),
-        cloud,
-        ...common(),
-      };
-    default:
-      return fail("option", 'must be "certificate", "secret" or "temporary"');
+  const config = object(input, "config", "CONFIG_INVALID");
+  const head = fields(config, { deviceId: DEVICE_ID_PATTERN, cloud: validateCloudConfig, option: ["certificate", "secret", "temporary"] }, "", "CONFIG_INVALID");
+  if (head.option === "temporary") {
+    // exactly one of temporarySecret, temporarySecretFrom and provisioningKey
+    const given = Object.keys(OPTIONS.temporary).filter((field) => config[field] !== undefined);
+    if (given.length !== 1) fail("CONFIG_INVALID", "a temporary device takes exactly one of temporarySecret, temporarySecretFrom and provisioningKey", given[1] ?? "temporarySecret");
   }
+  return { ...head, ...fields(config, OPTIONS[head.option], "", "CONFIG_INVALID"), ...validateCommonConfig(config) };
 }

@@ -12,8 +12,9 @@
  *
  * validateHotspotSet() is the one validator for all three sources.
  */
-import { utf8Encode } from "./bytes";
-import { WcmError, type WcmErrorCode } from "./errors";
+import { jsonBytes, utf8Encode } from "./bytes";
+import { check, fail, list, optional, text, type Shape } from "./check";
+import type { WcmErrorCode } from "./errors";
 
 /** The RADIUS server a device must see at the hotspot. */
 export interface RadiusCheck {
@@ -54,57 +55,28 @@ export const MAX_HOTSPOT_REV = 0x7fffffff;
 /** Default outer identity. */
 export const DEFAULT_ANONYMOUS_IDENTITY = "anonymous@wcm";
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
-const OI = /^([0-9a-f]{6}|[0-9a-f]{10})$/;
 const HOST = /^[A-Za-z0-9.-]{1,253}$/;
-const IDENTITY = /^[\x21-\x7e]{1,64}$/;
 const CERT_PEM = /^\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----(\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----)*\s*$/;
+const SSID = /^[^\x00-\x1f\x7f]{1,32}$/;
 
 /** Throws a WcmError with `code` unless `ssid` is 1-32 bytes of UTF-8 without control characters. */
 export function checkSsid(ssid: unknown, field: string, code: WcmErrorCode): string {
-  if (typeof ssid !== "string" || ssid.length === 0 || ssid.length > 32 || /[\x00-\x1f\x7f]/.test(ssid) || utf8Encode(ssid).length > 32) {
-    throw new WcmError(code, "must be 1-32 bytes of UTF-8 without control characters", field);
-  }
-  return ssid;
+  return utf8Encode(check(ssid, SSID, field, code)).length > 32 ? fail(code, "longer than 32 bytes", field) : ssid as string;
 }
 
+/** The fields of a profile, in the order they are checked. */
+const PROFILE: Shape = {
+  name: /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/,
+  ssid: optional(checkSsid),
+  roamingConsortium: optional(list(/^([0-9a-f]{6}|[0-9a-f]{10})$/, 1, 4)),
+  anonymousIdentity: optional(/^[\x21-\x7e]{1,64}$/),
+  radius: { serverName: HOST, ca: text(MAX_RADIUS_CA_CHARS, CERT_PEM) },
+};
+
+/** One profile: its fields, and at least one of ssid and roamingConsortium. */
 function profile(input: unknown, field: string, code: WcmErrorCode): HotspotProfile {
-  const fail = (sub: string, rule: string): never => {
-    throw new WcmError(code, rule, `${field}.${sub}`);
-  };
-  if (typeof input !== "object" || input === null || Array.isArray(input)) throw new WcmError(code, "must be an object", field);
-  const object = input as Record<string, unknown>;
-  for (const key of Object.keys(object)) {
-    if (!["name", "ssid", "roamingConsortium", "anonymousIdentity", "radius"].includes(key)) fail(key, "unexpected field");
-  }
-  if (typeof object.name !== "string" || !NAME.test(object.name)) fail("name", "must be 1-32 characters of A-Z a-z 0-9 . _ - starting with a letter or digit");
-  const out: HotspotProfile = { name: object.name as string, radius: { serverName: "", ca: "" } };
-  if (object.ssid !== undefined) out.ssid = checkSsid(object.ssid, `${field}.ssid`, code);
-  if (object.roamingConsortium !== undefined) {
-    const ois = object.roamingConsortium;
-    if (!Array.isArray(ois) || ois.length < 1 || ois.length > 4) fail("roamingConsortium", "must be 1-4 OIs");
-    out.roamingConsortium = (ois as unknown[]).map((oi, i) => {
-      if (typeof oi !== "string" || !OI.test(oi)) fail(`roamingConsortium[${i}]`, "must be 3 or 5 bytes as lower-case hex");
-      return oi as string;
-    });
-  }
-  if (out.ssid === undefined && out.roamingConsortium === undefined) fail("ssid", "give ssid, roamingConsortium or both");
-  if (object.anonymousIdentity !== undefined) {
-    if (typeof object.anonymousIdentity !== "string" || !IDENTITY.test(object.anonymousIdentity)) {
-      fail("anonymousIdentity", "must be 1-64 printable ASCII characters without spaces");
-    }
-    out.anonymousIdentity = object.anonymousIdentity as string;
-  }
-  const radius = object.radius;
-  if (typeof radius !== "object" || radius === null || Array.isArray(radius)) fail("radius", "must be an object");
-  const r = radius as Record<string, unknown>;
-  for (const key of Object.keys(r)) if (key !== "serverName" && key !== "ca") fail(`radius.${key}`, "unexpected field");
-  if (typeof r.serverName !== "string" || !HOST.test(r.serverName)) fail("radius.serverName", "must be a host name");
-  if (typeof r.ca !== "string" || r.ca.length > MAX_RADIUS_CA_CHARS || !CERT_PEM.test(r.ca)) {
-    fail("radius.ca", `must be PEM certificates of at most ${MAX_RADIUS_CA_CHARS} characters`);
-  }
-  out.radius = { serverName: r.serverName as string, ca: r.ca as string };
-  return out;
+  const out = check(input, PROFILE, field, code);
+  return out.ssid || out.roamingConsortium ? out : fail(code, "give ssid, roamingConsortium or both", `${field}.ssid`);
 }
 
 /**
@@ -115,42 +87,26 @@ function profile(input: unknown, field: string, code: WcmErrorCode): HotspotProf
  * @throws WcmError `code` naming the first bad field; MESSAGE_TOO_LARGE/`code` when the set is over MAX_HOTSPOT_SET_BYTES
  */
 export function validateHotspotProfiles(input: unknown, field: string, code: WcmErrorCode): HotspotProfile[] {
-  if (!Array.isArray(input) || input.length > MAX_HOTSPOT_PROFILES) {
-    throw new WcmError(code, `must be an array of at most ${MAX_HOTSPOT_PROFILES} profiles`, field);
-  }
-  const profiles = input.map((item, i) => profile(item, `${field}[${i}]`, code));
-  const names = new Set<string>();
-  for (const p of profiles) {
-    if (names.has(p.name)) throw new WcmError(code, "profile names must be unique", `${field}.name`);
-    names.add(p.name);
-  }
-  if (encodeHotspotProfiles(profiles).length > MAX_HOTSPOT_SET_BYTES) {
-    throw new WcmError(code, `encoded larger than ${MAX_HOTSPOT_SET_BYTES} bytes`, field);
-  }
-  return profiles;
+  const profiles: HotspotProfile[] = check(input, PROFILES, field, code);
+  if (new Set(profiles.map((p) => p.name)).size < profiles.length) fail(code, "profile names must be unique", `${field}.name`);
+  return encodeHotspotProfiles(profiles).length > MAX_HOTSPOT_SET_BYTES ? fail(code, `encoded larger than ${MAX_HOTSPOT_SET_BYTES} bytes`, field) : profiles;
 }
+
+const PROFILES = list(profile, 0, MAX_HOTSPOT_PROFILES);
+
+/** Revisions: 0..MAX_HOTSPOT_REV. */
+const REV = [0, MAX_HOTSPOT_REV] as const;
 
 /** Validates a revision number. */
-export function checkHotspotRev(value: unknown, field: string, code: WcmErrorCode): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_HOTSPOT_REV) {
-    throw new WcmError(code, "must be an integer 0..2^31-1", field);
-  }
-  return value;
-}
+export const checkHotspotRev = (value: unknown, field: string, code: WcmErrorCode): number => check(value, REV, field, code);
 
-/** The canonical JSON of a profile list (field order fixed; absent fields omitted). */
+/** The canonical JSON of a profile list (field order fixed; absent fields are undefined, which JSON leaves out). */
 export function hotspotProfilesJson(profiles: readonly HotspotProfile[]): unknown[] {
-  return profiles.map((p) => {
-    const out: Record<string, unknown> = { name: p.name };
-    if (p.ssid !== undefined) out.ssid = p.ssid;
-    if (p.roamingConsortium !== undefined) out.roamingConsortium = p.roamingConsortium.slice();
-    if (p.anonymousIdentity !== undefined) out.anonymousIdentity = p.anonymousIdentity;
-    out.radius = { serverName: p.radius.serverName, ca: p.radius.ca };
-    return out;
-  });
+  return profiles.map((p) => ({
+    name: p.name, ssid: p.ssid, roamingConsortium: p.roamingConsortium?.slice(), anonymousIdentity: p.anonymousIdentity,
+    radius: { serverName: p.radius.serverName, ca: p.radius.ca },
+  }));
 }
 
 /** UTF-8 JSON of a profile list, as bounded by MAX_HOTSPOT_SET_BYTES. */
-export function encodeHotspotProfiles(profiles: readonly HotspotProfile[]): Uint8Array {
-  return utf8Encode(JSON.stringify(hotspotProfilesJson(profiles)));
-}
+export const encodeHotspotProfiles = (profiles: readonly HotspotProfile[]): Uint8Array => jsonBytes(hotspotProfilesJson(profiles));

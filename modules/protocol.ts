@@ -11,14 +11,48 @@ import type { LoginKind } from "./derive";
 import { checkHotspotRev, checkSsid, hotspotProfilesJson } from "./hotspots";
 import { isSealPublicKey, SEAL_PUBLIC_KEY_BYTES, SEAL_VERSION } from "./seal";
 import type { NetworkFailureReason } from "./ports";
+import { base64url, check, decodeJson } from "./check";
 import {
-  APP_SUFFIX_PATTERN, bytesField, decodeObject, DEVICE_ID_PATTERN, generation, MAX_FAILURE_DETAIL, MAX_FAILURE_REPORTS,
-  MAX_LOGIN_COUNTER, MAX_MESSAGE_BYTES, onlyKeys, PROTOCOL_VERSION, REQUEST_ID_PATTERN, requestId, uint,
+  APP_SUFFIX_PATTERN, decodeCloudMessage, DEVICE_ID_PATTERN, MAX_FAILURE_DETAIL, MAX_FAILURE_REPORTS,
+  MAX_LOGIN_COUNTER, MAX_MESSAGE_BYTES, PROTOCOL_VERSION, REQUEST_ID_PATTERN,
   type CloudNotice, type CloudResponse, type CredentialLabel, type DeviceRequest, type DeviceState, type DeviceStatus, type LoginPassword,
   type NetworkChange, type NetworkFailureReport, type NetworkKind, type NetworkResult,
 } from "./wire";
 
 export * from "./wire";
+
+/** A JSON object of at most `limit` bytes with `v` 1 (errors name `what`). */
+export function decodeObject(payload: Uint8Array, what: string, limit = MAX_MESSAGE_BYTES): Record<string, unknown> {
+  const object = decodeJson(payload, limit, what);
+  check(object.v, [PROTOCOL_VERSION, PROTOCOL_VERSION], `${what}.v`);
+  return object;
+}
+
+/** Throws MESSAGE_INVALID naming the first field of `object` not in `allowed`. */
+export function onlyKeys(object: Record<string, unknown>, allowed: readonly string[], what: string): void {
+  for (const key of Object.keys(object)) {
+    if (!allowed.includes(key)) throw new WcmError("MESSAGE_INVALID", "unexpected field", `${what}.${key}`);
+  }
+}
+
+/** The request id of `object` (errors name `what`.rid). */
+export const requestId = (object: Record<string, unknown>, what: string): string => check(object.rid, REQUEST_ID_PATTERN, `${what}.rid`);
+/** A generation or sequence number: an integer 1..2^31-1. */
+export const generation = (value: unknown, what: string): number => check(value, [1, 0x7fffffff], what);
+/** Base64url of exactly `length` bytes. */
+export const bytesField = (value: unknown, length: number, what: string): Uint8Array => check(value, base64url(length), what);
+/** An integer 0..max. */
+export const uint = (value: unknown, max: number, what: string): number => check(value, [0, max], what);
+
+/**
+ * Parses a cloud response strictly (a notice is not one); throws MESSAGE_TOO_LARGE or MESSAGE_INVALID.
+ * Only a successful `config` response may be larger than MAX_MESSAGE_BYTES (up to MAX_CONFIG_BYTES).
+ */
+export function decodeResponse(payload: Uint8Array): CloudResponse {
+  const message = decodeCloudMessage(payload);
+  if ("notice" in message) throw new WcmError("MESSAGE_INVALID", "a notice, not a response", "response.notice");
+  return message;
+}
 
 /** Every NetworkFailureReason (ports.ts), for validation. */
 export const NETWORK_FAILURE_REASONS: readonly NetworkFailureReason[] = [

@@ -11,8 +11,9 @@
  * operation is idempotent, so a device may resend a request whose response it
  * did not see.
  */
-import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from "./bytes";
-import { WcmError } from "./errors";
+import { jsonBytes, toBase64Url } from "./bytes";
+import { base64url, check, decodeJson, fail, optional, text, VERSION, type Shape } from "./check";
+import type { WcmErrorCode } from "./errors";
 import type { LoginKind } from "./derive";
 import { checkHotspotRev, checkSsid, validateHotspotProfiles, type HotspotProfile } from "./hotspots";
 import type { NetworkFailureReason } from "./ports";
@@ -36,17 +37,9 @@ export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 /** Application topic suffixes: 1 to 64 characters of [A-Za-z0-9_/-], no empty levels. */
 export const APP_SUFFIX_PATTERN = /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/;
 
-/** The error of a message that breaks a rule (`rule`) in its field `what`. */
-function invalid(rule: string, what: string): WcmError {
-  return new WcmError("MESSAGE_INVALID", rule, what);
-}
-
 /** Throws CONFIG_INVALID/MESSAGE_INVALID unless `deviceId` matches DEVICE_ID_PATTERN. */
 export function checkDeviceId(deviceId: unknown, code: "CONFIG_INVALID" | "MESSAGE_INVALID" = "MESSAGE_INVALID"): string {
-  if (typeof deviceId !== "string" || !DEVICE_ID_PATTERN.test(deviceId)) {
-    throw new WcmError(code, "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit", "deviceId");
-  }
-  return deviceId;
+  return check(deviceId, DEVICE_ID_PATTERN, "deviceId", code);
 }
 
 /** The per-device topics. Each device may use only its own. */
@@ -67,11 +60,11 @@ export function deviceTopics(deviceId: string): DeviceTopics {
   return { request: `${base}/req`, response: `${base}/res`, status: `${base}/status`, app: `${base}/app` };
 }
 
+const APP_SUFFIX = text(64, APP_SUFFIX_PATTERN);
+
 /** The application topic `wcm/v1/<deviceId>/app/<suffix>`; throws MESSAGE_INVALID for a bad suffix. */
 export function appTopic(deviceId: string, suffix: string): string {
-  if (suffix.length > 64 || !APP_SUFFIX_PATTERN.test(suffix)) {
-    throw invalid("must be 1-64 characters of A-Z a-z 0-9 _ - separated by /", "topic");
-  }
+  check(suffix, APP_SUFFIX, "topic");
   return `${deviceTopics(deviceId).app}/${suffix}`;
 }
 
@@ -117,7 +110,7 @@ export type ReasonCode =
   | "NOTHING_PENDING"
   | "INTERNAL";
 
-/** @internal */
+/** Every ReasonCode. */
 export const REASON_CODES: readonly ReasonCode[] = [
   "BAD_REQUEST", "TOO_LARGE", "UNKNOWN_OP", "NOTHING_TO_ISSUE", "BAD_PROOF", "GENERATION_MISMATCH", "RATE_LIMITED", "NOTHING_PENDING", "INTERNAL",
 ];
@@ -205,100 +198,31 @@ export interface DeviceStatus {
   lastFailure?: { reason: string; detail?: string };
 }
 
-/** @internal shared with protocol.ts (the cloud side) */
-export function decodeObject(payload: Uint8Array, what: string, limit = MAX_MESSAGE_BYTES): Record<string, unknown> {
-  if (payload.length > limit) {
-    throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${limit} bytes`, what);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(utf8Decode(payload));
-  } catch {
-    throw invalid("not JSON", what);
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw invalid("not a JSON object", what);
-  }
-  const object = value as Record<string, unknown>;
-  if (object.v !== PROTOCOL_VERSION) throw invalid("unsupported version", `${what}.v`);
-  return object;
-}
-
-/** @internal shared with protocol.ts (the cloud side) */
-export function onlyKeys(object: Record<string, unknown>, allowed: readonly string[], what: string): void {
-  for (const key of Object.keys(object)) {
-    if (!allowed.includes(key)) throw invalid("unexpected field", `${what}.${key}`);
-  }
-}
-
-/** @internal shared with protocol.ts (the cloud side) */
-export function requestId(object: Record<string, unknown>, what: string): string {
-  const rid = object.rid;
-  if (typeof rid !== "string" || !REQUEST_ID_PATTERN.test(rid)) {
-    throw invalid("must be 1-32 characters of A-Z a-z 0-9 _ -", `${what}.rid`);
-  }
-  return rid;
-}
-
-/** @internal shared with protocol.ts (the cloud side) */
-export function generation(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 0x7fffffff) {
-    throw invalid("must be an integer 1..2^31-1", what);
-  }
-  return value;
-}
-
-/** @internal shared with protocol.ts (the cloud side) */
-export function bytesField(value: unknown, length: number, what: string): Uint8Array {
-  if (typeof value !== "string") throw invalid("must be base64url", what);
-  const bytes = fromBase64Url(value);
-  if (bytes.length !== length) throw invalid(`must be ${length} bytes`, what);
-  return bytes;
-}
-
-/** @internal shared with protocol.ts (the cloud side) */
-export function uint(value: unknown, max: number, what: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) {
-    throw invalid(`must be an integer 0..${max}`, what);
-  }
-  return value;
-}
-
-function failureJson(failure: NetworkFailureReport): Record<string, unknown> {
-  const out: Record<string, unknown> = { kind: failure.kind, ssid: failure.ssid, reason: failure.reason };
-  if (failure.detail !== undefined) out.detail = failure.detail.slice(0, MAX_FAILURE_DETAIL);
-  out.n = Math.min(Math.max(1, Math.floor(failure.n)), 9999);
-  return out;
-}
+/** Largest `detail` of a refusal or a status report's last failure. */
+const MAX_DETAIL = 200;
+/** Generations and sequence numbers: 1..2^31-1. */
+const GEN = [1, 0x7fffffff] as const;
 
 /**
  * Serialises a device request. A `hello` whose failure list would make it larger
  * than MAX_MESSAGE_BYTES is sent with fewer failures (the oldest kept).
  */
 export function encodeRequest(request: DeviceRequest): Uint8Array {
-  switch (request.op) {
-    case "commit":
-      return utf8Encode(JSON.stringify({ v: 1, rid: request.rid, op: "commit", gen: request.gen, proof: toBase64Url(request.proof) }));
-    case "hello": {
-      const out: Record<string, unknown> = { v: 1, rid: request.rid, op: "hello", rev: request.rev, key: toBase64Url(request.key) };
-      if (request.seal !== undefined) out.seal = request.seal;
-      if (request.net) out.net = { kind: request.net.kind, ssid: request.net.ssid };
-      const failures = (request.failures ?? []).slice(0, MAX_FAILURE_REPORTS).map(failureJson);
-      for (let count = failures.length; ; count--) {
-        if (count > 0) out.failures = failures.slice(0, count);
-        else delete out.failures;
-        const bytes = utf8Encode(JSON.stringify(out));
-        if (bytes.length <= MAX_MESSAGE_BYTES || count === 0) return bytes;
-      }
-    }
-    case "network-result": {
-      const out: Record<string, unknown> = { v: 1, rid: request.rid, op: request.op, seq: request.seq, result: request.result };
-      if (request.reason !== undefined) out.reason = request.reason;
-      if (request.detail !== undefined) out.detail = request.detail.slice(0, MAX_FAILURE_DETAIL);
-      return utf8Encode(JSON.stringify(out));
-    }
-    default:
-      return utf8Encode(JSON.stringify({ v: 1, rid: request.rid, op: request.op }));
+  const r = request as Partial<Record<string, any>>;
+  // one literal for every op: JSON leaves out the fields an op does not have, the others keep their order
+  const out = {
+    v: 1, rid: r.rid, op: r.op,
+    gen: r.gen, proof: r.proof && toBase64Url(r.proof),
+    rev: r.rev, key: r.key && toBase64Url(r.key), seal: r.seal, net: r.net && { kind: r.net.kind, ssid: r.net.ssid }, failures: undefined as unknown,
+    seq: r.seq, result: r.result, reason: r.reason, detail: r.detail?.slice(0, MAX_FAILURE_DETAIL),
+  };
+  const failures = ((r.failures ?? []) as NetworkFailureReport[]).slice(0, MAX_FAILURE_REPORTS).map((f) => ({
+    kind: f.kind, ssid: f.ssid, reason: f.reason, detail: f.detail?.slice(0, MAX_FAILURE_DETAIL), n: Math.min(Math.max(1, Math.floor(f.n)), 9999),
+  }));
+  for (let count = failures.length; ; count--) {
+    out.failures = count ? failures.slice(0, count) : undefined;
+    const bytes = jsonBytes(out);
+    if (bytes.length <= MAX_MESSAGE_BYTES || !count) return bytes;
   }
 }
 
@@ -310,74 +234,23 @@ export const SEALED_ROTATION_BYTES = 80 + SEAL_OVERHEAD;
 /** Largest Unix time the cloud may send (year 36812; rejects garbage, not the far future). */
 export const MAX_TIME_SECONDS = 2 ** 40;
 
-/**
- * Parses a cloud response strictly; throws MESSAGE_TOO_LARGE or MESSAGE_INVALID.
- * Only a successful `config` response may be larger than MAX_MESSAGE_BYTES (up to MAX_CONFIG_BYTES).
- */
-export function decodeResponse(payload: Uint8Array): CloudResponse {
-  const object = decodeObject(payload, "response", MAX_CONFIG_BYTES);
-  return responseFrom(object, payload.length);
-}
-
-function responseFrom(object: Record<string, unknown>, size: number): CloudResponse {
-  if (size > MAX_MESSAGE_BYTES && !(object.op === "config" && object.ok === true)) {
-    throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, "response");
-  }
-  const rid = requestId(object, "response");
-  const op = object.op;
-  if (typeof op !== "string" || op.length > 16) throw invalid("must be a short string", "response.op");
-  if (object.ok === false) {
-    onlyKeys(object, ["v", "rid", "op", "ok", "reason", "detail"], "response");
-    const reason = object.reason;
-    if (typeof reason !== "string" || !REASON_CODES.includes(reason as ReasonCode)) {
-      throw invalid("unknown reason code", "response.reason");
-    }
-    const detail = object.detail;
-    if (detail !== undefined && (typeof detail !== "string" || detail.length > 200)) {
-      throw invalid("must be a string of at most 200 characters", "response.detail");
-    }
-    return { v: 1, rid, op, ok: false, reason: reason as ReasonCode, ...(detail !== undefined ? { detail } : {}) };
-  }
-  if (object.ok !== true) throw invalid("must be true or false", "response.ok");
-  const fields = op === "issue" && object.sealed !== undefined ? SEALED_ISSUE : Object.hasOwn(OK_FIELDS, op) ? OK_FIELDS[op] : undefined;
-  if (!fields) throw invalid("unknown operation", "response.op");
-  onlyKeys(object, ["v", "rid", "op", "ok", ...Object.keys(fields)], "response");
-  const out: Record<string, unknown> = { v: 1, rid, op, ok: true };
-  for (const [name, check] of Object.entries(fields)) out[name] = check(object[name], `response.${name}`);
-  return out as CloudResponse;
-}
-
-/** Checks one field of a response (the value and its name, e.g. `response.gen`) and returns it as the response carries it. */
-type FieldCheck = (value: unknown, what: string) => unknown;
-const bytes = (length: number): FieldCheck => (value, what) => bytesField(value, length, what);
-const rev: FieldCheck = (value, what) => checkHotspotRev(value, what, "MESSAGE_INVALID");
-
-/** The fields of each successful response besides v, rid, op and ok, all required, with their checks, in the order they are checked. */
-const OK_FIELDS: Record<string, Record<string, FieldCheck>> = {
-  issue: { gen: generation, nonce: bytes(16), secret: bytes(32), tag: bytes(32) },
-  commit: { gen: generation },
-  hello: {
-    network: (value, what) => {
-      if (typeof value !== "boolean") throw invalid("must be true or false", what);
-      return value;
-    },
-    time: (value, what) => uint(value, MAX_TIME_SECONDS, what),
-    rev,
-  },
-  config: { rev, hotspots: (value, what) => validateHotspotProfiles(value, what, "MESSAGE_INVALID") },
-  network: {
-    sealed: (value, what) => {
-      if (typeof value !== "string" || value.length > Math.ceil((MAX_SEALED_BYTES * 4) / 3)) {
-        throw invalid(`must be base64url of at most ${MAX_SEALED_BYTES} bytes`, what);
-      }
-      return fromBase64Url(value);
-    },
-    seq: generation,
-  },
-  "network-result": { seq: generation },
+/** The fields every response starts with. */
+const HEAD: Shape = { v: [1, 1], rid: REQUEST_ID_PATTERN, op: text(16), ok: [true, false] };
+/** The fields of a refusal besides HEAD. */
+const REFUSED: Shape = { reason: REASON_CODES, detail: optional(text(MAX_DETAIL)) };
+/** The fields of each successful response besides HEAD, all required, in the order they are checked. */
+const OK_FIELDS: Record<string, Shape> = {
+  issue: { gen: GEN, nonce: base64url(16), secret: base64url(32), tag: base64url(32) },
+  commit: { gen: GEN },
+  hello: { network: [true, false], time: [0, MAX_TIME_SECONDS], rev: checkHotspotRev },
+  config: { rev: checkHotspotRev, hotspots: validateHotspotProfiles },
+  network: { sealed: base64url(0, MAX_SEALED_BYTES), seq: GEN },
+  "network-result": { seq: GEN },
 };
 /** An `issue` response with `sealed`: a rotation sealed to the device's key. */
-const SEALED_ISSUE: Record<string, FieldCheck> = { gen: generation, sealed: bytes(SEALED_ROTATION_BYTES) };
+const SEALED_ISSUE: Shape = { gen: GEN, sealed: base64url(SEALED_ROTATION_BYTES) };
+const UNKNOWN_OP: Shape = { op: (_, field, code) => fail(code, "unknown operation", field) };
+const NOTICE: Shape = { v: [1, 1], notice: ["rotate", "config", "network"] };
 
 /**
  * Cloud -> device, on the response topic, unsolicited: "rotate" says the cloud
@@ -392,18 +265,21 @@ export interface CloudNotice {
 }
 
 /**
- * Parses anything the cloud sends on the response topic: a response, or a
+ * Parses anything the cloud sends on the response topic strictly: a response, or a
  * notice (an object with a `notice` field). Throws MESSAGE_TOO_LARGE or MESSAGE_INVALID.
+ * Only a successful `config` response may be larger than MAX_MESSAGE_BYTES (up to MAX_CONFIG_BYTES).
  */
 export function decodeCloudMessage(payload: Uint8Array): CloudResponse | CloudNotice {
-  const object = decodeObject(payload, "response", MAX_CONFIG_BYTES);
-  if (!("notice" in object)) return responseFrom(object, payload.length);
-  if (payload.length > MAX_MESSAGE_BYTES) throw new WcmError("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, "notice");
-  onlyKeys(object, ["v", "notice"], "notice");
-  if (object.notice !== "rotate" && object.notice !== "config" && object.notice !== "network") {
-    throw invalid("unknown notice", "notice.notice");
-  }
-  return { v: 1, notice: object.notice };
+  const o = decodeJson(payload, MAX_CONFIG_BYTES, "response");
+  const what = "notice" in o ? "notice" : "response";
+  const ok = o.ok === true;
+  if (payload.length > MAX_MESSAGE_BYTES && !(ok && o.op === "config" && what === "response")) fail("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, what);
+  if (what === "notice") return check(o, NOTICE, what);
+  const op = o.op;
+  return check(o, {
+    ...HEAD,
+    ...(o.ok === false ? REFUSED : !ok ? {} : op === "issue" && o.sealed !== undefined ? SEALED_ISSUE : Object.hasOwn(OK_FIELDS, op) ? OK_FIELDS[op] : UNKNOWN_OP),
+  }, what);
 }
 
 // ---------------------------------------------------------------- sealed network changes
@@ -416,43 +292,25 @@ export type NetworkChange =
 /** Highest private network priority (higher is tried first). */
 export const MAX_NETWORK_PRIORITY = 100;
 
+const PASSWORD = /^(?:|[\x20-\x7e]{8,63}|[0-9a-fA-F]{64})$/;
+
 /**
  * Throws a WcmError with `code` unless `password` is "" (an open network), a
  * WPA2 passphrase (8-63 printable ASCII characters) or a raw PSK (64 hex digits).
  */
-export function checkNetworkPassword(password: unknown, field: string, code: "MESSAGE_INVALID" | "CONFIG_INVALID"): string {
-  if (typeof password !== "string" || !(password === "" || /^[\x20-\x7e]{8,63}$/.test(password) || /^[0-9a-fA-F]{64}$/.test(password))) {
-    throw new WcmError(code, "must be empty (open), 8-63 printable ASCII characters or 64 hex digits", field);
-  }
-  return password;
-}
+export const checkNetworkPassword = (password: unknown, field: string, code: WcmErrorCode): string => check(password, PASSWORD, field, code);
+
+const FORGET: Shape = { v: VERSION, seq: GEN, action: ["set", "forget"], ssid: checkSsid };
+const SET: Shape = { ...FORGET, password: PASSWORD, priority: [0, MAX_NETWORK_PRIORITY] };
 
 /** Parses an opened network change strictly; throws MESSAGE_INVALID. */
 export function decodeNetworkChange(plaintext: Uint8Array): NetworkChange {
-  const object = decodeObject(plaintext, "change");
-  const seq = generation(object.seq, "change.seq");
-  const ssid = checkSsid(object.ssid, "change.ssid", "MESSAGE_INVALID");
-  if (object.action === "forget") {
-    onlyKeys(object, ["v", "seq", "action", "ssid"], "change");
-    return { seq, action: "forget", ssid };
-  }
-  if (object.action !== "set") throw invalid("must be set or forget", "change.action");
-  onlyKeys(object, ["v", "seq", "action", "ssid", "password", "priority"], "change");
-  return {
-    seq, action: "set", ssid,
-    password: checkNetworkPassword(object.password, "change.password", "MESSAGE_INVALID"),
-    priority: uint(object.priority, MAX_NETWORK_PRIORITY, "change.priority"),
-  };
+  const o = decodeJson(plaintext, MAX_MESSAGE_BYTES, "change");
+  return check(o, o.action === "set" ? SET : FORGET, "change");
 }
 
 /** Serialises a status report. */
 export function encodeStatus(status: DeviceStatus): Uint8Array {
-  const out: Record<string, unknown> = { v: 1, state: status.state, credential: status.credential };
-  if (status.lastFailure) {
-    out.lastFailure = status.lastFailure.detail === undefined
-      ? { reason: status.lastFailure.reason }
-      : { reason: status.lastFailure.reason, detail: status.lastFailure.detail.slice(0, 200) };
-  }
-  return utf8Encode(JSON.stringify(out));
+  const last = status.lastFailure;
+  return jsonBytes({ v: 1, state: status.state, credential: status.credential, lastFailure: last && { reason: last.reason, detail: last.detail?.slice(0, MAX_DETAIL) } });
 }
-

@@ -10,7 +10,8 @@
  * (Luhn mod 32) catches typos before they cost one of the device's bounded attempts.
  * The PAKE uses the 13 data characters; the check character is derived.
  */
-import { WcmError } from "../errors";
+import { fail } from "../check";
+import type { WcmErrorCode } from "../errors";
 
 /** Crockford's base32 alphabet (no I, L, O, U). */
 export const CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -35,15 +36,12 @@ export function checkChar(data: string): string {
  *   14 characters of the alphabet (after normalising) or whose check character is wrong
  * @example parseLabelCode("7kq2 m9xd 4rtb wh") === "7KQ2M9XD4RTBW"
  */
-export function parseLabelCode(text: unknown, field = "labelCode", code: "CONFIG_INVALID" | "MESSAGE_INVALID" = "CONFIG_INVALID"): string {
-  if (typeof text !== "string" || text.length > 40) throw new WcmError(code, "must be the 14-character label code", field);
-  const clean = text.toUpperCase().replace(/[\s-]/g, "").replace(/O/g, "0").replace(/[IL]/g, "1");
-  if (clean.length !== CODE_DATA_CHARS + 1 || [...clean].some((c) => !CODE_ALPHABET.includes(c))) {
-    throw new WcmError(code, "must be the 14-character label code (0-9 and A-Z without U)", field);
-  }
+export function parseLabelCode(text: unknown, field = "labelCode", code: WcmErrorCode = "CONFIG_INVALID"): string {
+  // at most 40 characters typed; after normalising, 14 of the alphabet
+  const clean = typeof text === "string" && text.length <= 40 ? text.toUpperCase().replace(/[\s-]/g, "").replace(/O/g, "0").replace(/[IL]/g, "1") : "";
+  if (!/^[0-9A-HJKMNP-TV-Z]{14}$/.test(clean)) fail(code, "must be the 14-character label code", field);
   const data = clean.slice(0, CODE_DATA_CHARS);
-  if (checkChar(data) !== clean[CODE_DATA_CHARS]) throw new WcmError(code, "check character does not match: a typo", field);
-  return data;
+  return checkChar(data) === clean[CODE_DATA_CHARS] ? data : fail(code, "check character does not match: a typo", field);
 }
 
 /** The SoftAP name of a device: `wcm-` and the last 28 characters of its id (an SSID holds 32 bytes). */

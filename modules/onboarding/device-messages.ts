@@ -17,8 +17,8 @@
  * Every parser checks the size first, then exact fields and types, and throws
  * WcmError MESSAGE_TOO_LARGE / MESSAGE_INVALID naming the field; none echoes a value.
  */
-import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from "../bytes";
-import { WcmError } from "../errors";
+import { jsonBytes, toBase64Url } from "../bytes";
+import { base64url, check, decodeJson, fail, list, optional, VERSION, type Shape } from "../check";
 import { checkSsid } from "../hotspots";
 import type { NetworkSecurity } from "../ports";
 import { checkNetworkPassword, MAX_NETWORK_PRIORITY } from "../wire";
@@ -62,118 +62,46 @@ export type CallResponse =
   | { op: "end" };
 
 /** @internal */
-export function invalid(field: string, rule: string): never {
-  throw new WcmError("MESSAGE_INVALID", rule, field);
-}
-
-/** @internal Parses a JSON object of at most `max` bytes with exactly the fields `required` (+ `optional`). */
-export function object(bytes: Uint8Array, max: number, required: readonly string[], optional: readonly string[] = []): Record<string, unknown> {
-  if (bytes.length > max) throw new WcmError("MESSAGE_TOO_LARGE", `more than ${max} bytes`, "body");
-  let value: unknown;
-  try {
-    value = JSON.parse(utf8Decode(bytes));
-  } catch {
-    invalid("body", "not JSON");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) invalid("body", "must be a JSON object");
-  const o = value as Record<string, unknown>;
-  for (const key of Object.keys(o)) if (!required.includes(key) && !optional.includes(key)) invalid(key, "unexpected field");
-  for (const key of required) if (o[key] === undefined) invalid(key, "missing");
-  return o;
-}
-
-/** @internal */
-export function version(o: Record<string, unknown>): void {
-  if (o.v !== 1) invalid("v", "must be 1");
-}
-
-/** @internal */
-export function bytesField(o: Record<string, unknown>, field: string, length: number | [number, number]): Uint8Array {
-  const value = o[field];
-  const [min, max] = typeof length === "number" ? [length, length] : length;
-  if (typeof value !== "string" || value.length > Math.ceil((max * 4) / 3)) invalid(field, "must be base64url");
-  let bytes: Uint8Array;
-  try {
-    bytes = fromBase64Url(value);
-  } catch {
-    invalid(field, "must be base64url");
-  }
-  if (bytes.length < min || bytes.length > max) invalid(field, min === max ? `must be ${min} bytes` : `must be ${min} to ${max} bytes`);
-  return bytes;
-}
-
-/** @internal */
-export function counter(o: Record<string, unknown>, field: string): number {
-  const n = o[field];
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 0x7fffffff) invalid(field, "must be 1..2^31-1");
-  return n;
-}
-
-/** @internal */
 export const SEALED_MAX = MAX_CALL_PLAINTEXT + 16;
 /** @internal */
-export const json = (value: unknown) => utf8Encode(JSON.stringify(value));
+export const json = jsonBytes;
+
+/** @internal A JSON body of at most `max` bytes with exactly the fields of `shape` (errors name the field alone). */
+export const message = (bytes: Uint8Array, max: number, shape: Shape): any => check(decodeJson(bytes, max, "body"), shape, "");
+
+/** The sid of every outer message. */
+const SID = base64url(SID_BYTES);
 
 /** POST /v1/start body. */
-export function parseStart(bytes: Uint8Array): StartMessage {
-  const o = object(bytes, MAX_LOCAL_BODY, ["v", "sid", "a"]);
-  version(o);
-  return { sid: bytesField(o, "sid", SID_BYTES), a: bytesField(o, "a", 32) };
-}
+export const parseStart = (bytes: Uint8Array): StartMessage => message(bytes, MAX_LOCAL_BODY, { v: VERSION, sid: SID, a: base64url(32) });
 
 /** POST /v1/confirm body. */
-export function parseConfirm(bytes: Uint8Array): ConfirmMessage {
-  const o = object(bytes, MAX_LOCAL_BODY, ["v", "sid", "t"]);
-  version(o);
-  return { sid: bytesField(o, "sid", SID_BYTES), t: bytesField(o, "t", 32) };
-}
+export const parseConfirm = (bytes: Uint8Array): ConfirmMessage => message(bytes, MAX_LOCAL_BODY, { v: VERSION, sid: SID, t: base64url(32) });
+
+/** @internal Call counters: 1..2^31-1. */
+export const COUNTER = [1, 0x7fffffff] as const;
 
 /** POST /v1/call body. */
-export function parseCall(bytes: Uint8Array): CallMessage {
-  const o = object(bytes, MAX_LOCAL_BODY, ["v", "sid", "n", "c"]);
-  version(o);
-  return { sid: bytesField(o, "sid", SID_BYTES), n: counter(o, "n"), c: bytesField(o, "c", [16, SEALED_MAX]) };
-}
+export const parseCall = (bytes: Uint8Array): CallMessage => message(bytes, MAX_LOCAL_BODY, { v: VERSION, sid: SID, n: COUNTER, c: base64url(16, SEALED_MAX) });
 
 export const encodeStartAnswer = (b: Uint8Array, t: Uint8Array) => json({ v: 1, b: toBase64Url(b), t: toBase64Url(t) });
 export const encodeCallAnswer = (n: number, c: Uint8Array) => json({ v: 1, n, c: toBase64Url(c) });
 export const encodeInfo = (id: string, pake: string, locked: boolean) => json({ v: 1, id, pake, locked });
 export const encodeError = (error: string, detail: string) => json({ v: 1, error, detail });
 
-function network(input: unknown, field: string): OnboardNetwork {
-  if (typeof input !== "object" || input === null || Array.isArray(input)) invalid(field, "must be an object");
-  const o = input as Record<string, unknown>;
-  for (const key of Object.keys(o)) if (!["ssid", "password", "priority"].includes(key)) invalid(`${field}.${key}`, "unexpected field");
-  const priority = o.priority === undefined ? DEFAULT_ONBOARD_PRIORITY : o.priority;
-  if (typeof priority !== "number" || !Number.isInteger(priority) || priority < 0 || priority > MAX_NETWORK_PRIORITY) {
-    invalid(`${field}.priority`, `must be 0..${MAX_NETWORK_PRIORITY}`);
-  }
-  return {
-    ssid: checkSsid(o.ssid, `${field}.ssid`, "MESSAGE_INVALID"),
-    password: checkNetworkPassword(o.password, `${field}.password`, "MESSAGE_INVALID"),
-    priority,
-  };
-}
+/** A `networks` call: 1 to MAX_ONBOARD_NETWORKS networks. */
+const NETWORKS: Shape = {
+  op: ["networks"],
+  networks: list({ ssid: checkSsid, password: checkNetworkPassword, priority: optional([0, MAX_NETWORK_PRIORITY], DEFAULT_ONBOARD_PRIORITY) }, 1, MAX_ONBOARD_NETWORKS),
+};
+const OTHER_CALL: Shape = { op: ["status", "scan", "end", "networks"] };
 
 /** The opened plaintext of a call (device side). */
 export function parseCallRequest(plaintext: Uint8Array): CallRequest {
-  const peek = object(plaintext, MAX_CALL_PLAINTEXT, ["op"], ["networks"]);
-  switch (peek.op) {
-    case "status":
-    case "scan":
-    case "end":
-      if (peek.networks !== undefined) invalid("networks", "unexpected field");
-      return { op: peek.op };
-    case "networks": {
-      const list = peek.networks;
-      if (!Array.isArray(list) || list.length < 1 || list.length > MAX_ONBOARD_NETWORKS) invalid("networks", `must be 1 to ${MAX_ONBOARD_NETWORKS} networks`);
-      const networks = list.map((n, i) => network(n, `networks[${i}]`));
-      if (new Set(networks.map((n) => n.ssid)).size !== networks.length) invalid("networks", "an SSID appears twice");
-      return { op: "networks", networks };
-    }
-    default:
-      return invalid("op", "must be status, scan, networks or end");
-  }
+  const o = decodeJson(plaintext, MAX_CALL_PLAINTEXT, "body");
+  const request = check(o, o.op === "networks" ? NETWORKS : OTHER_CALL, "");
+  if (request.networks && new Set(request.networks.map((n: OnboardNetwork) => n.ssid)).size < request.networks.length) fail("MESSAGE_INVALID", "an SSID appears twice", "networks");
+  return request;
 }
 
 export const encodeCallResponse = (response: CallResponse) => json(response);

@@ -5,16 +5,61 @@
  * client's encoders. Same rules: size first, then exact fields and types;
  * WcmError MESSAGE_TOO_LARGE / MESSAGE_INVALID naming the field.
  */
-import { toBase64Url } from "../bytes";
+import { fromBase64Url, toBase64Url, utf8Decode } from "../bytes";
+import { WcmError } from "../errors";
 import { checkSsid } from "../hotspots";
 import type { NetworkSecurity } from "../ports";
 import { NETWORK_FAILURE_REASONS } from "../protocol";
 import {
-  bytesField, counter, invalid, json, MAX_CALL_PLAINTEXT, MAX_LOCAL_BODY, MAX_ONBOARD_NETWORKS, MAX_SCAN_ENTRIES, object, SEALED_MAX, version,
+  json, MAX_CALL_PLAINTEXT, MAX_LOCAL_BODY, MAX_ONBOARD_NETWORKS, MAX_SCAN_ENTRIES, SEALED_MAX,
   type CallMessage, type CallRequest, type CallResponse, type ConfirmMessage, type OnboardState, type StartMessage,
 } from "./device-messages";
 
 export * from "./device-messages";
+
+function invalid(field: string, rule: string): never {
+  throw new WcmError("MESSAGE_INVALID", rule, field);
+}
+
+/** A JSON object of at most `max` bytes with exactly the fields `required` (+ `optional`). */
+function object(bytes: Uint8Array, max: number, required: readonly string[], optional: readonly string[] = []): Record<string, unknown> {
+  if (bytes.length > max) throw new WcmError("MESSAGE_TOO_LARGE", `more than ${max} bytes`, "body");
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8Decode(bytes));
+  } catch {
+    invalid("body", "not JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) invalid("body", "must be a JSON object");
+  const o = value as Record<string, unknown>;
+  for (const key of Object.keys(o)) if (!required.includes(key) && !optional.includes(key)) invalid(key, "unexpected field");
+  for (const key of required) if (o[key] === undefined) invalid(key, "missing");
+  return o;
+}
+
+function version(o: Record<string, unknown>): void {
+  if (o.v !== 1) invalid("v", "must be 1");
+}
+
+function bytesField(o: Record<string, unknown>, field: string, length: number | [number, number]): Uint8Array {
+  const value = o[field];
+  const [min, max] = typeof length === "number" ? [length, length] : length;
+  if (typeof value !== "string" || value.length > Math.ceil((max * 4) / 3)) invalid(field, "must be base64url");
+  let bytes: Uint8Array;
+  try {
+    bytes = fromBase64Url(value);
+  } catch {
+    invalid(field, "must be base64url");
+  }
+  if (bytes.length < min || bytes.length > max) invalid(field, min === max ? `must be ${min} bytes` : `must be ${min} to ${max} bytes`);
+  return bytes;
+}
+
+function counter(o: Record<string, unknown>, field: string): number {
+  const n = o[field];
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 0x7fffffff) invalid(field, "must be 1..2^31-1");
+  return n;
+}
 
 /** The answer to /v1/start (client side). */
 export function parseStartAnswer(bytes: Uint8Array): { b: Uint8Array; t: Uint8Array } {
