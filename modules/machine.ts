@@ -230,7 +230,9 @@ export function boot(ctx: Context, stored: Stored, nowMs: number): Machine {
   };
 }
 
-type Draft = { -readonly [K in keyof Machine]: Machine[K] };
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+/** The machine being built: its own copies of the parts' states, changed in place (the step's input is never changed). */
+type Draft = Omit<Mutable<Machine>, "cred" | "net" | "sync"> & { net: Mutable<NetState>; sync: Mutable<SyncState>; cred: Mutable<CredentialState> };
 
 /** One step in progress: the machine being built, the effects so far, the event and how much of its randomness is used. */
 interface X {
@@ -248,7 +250,7 @@ interface X {
  *   ({ state: m, effects } = step(m, { t: "start", now: clock.now(), rnd: random.bytes(ENTROPY_BYTES) }));
  */
 export function step(machine: Machine, event: Event): { state: Machine; effects: Effect[] } {
-  const x: X = { m: { ...machine }, fx: [], e: event, r: 0 };
+  const x: X = { m: { ...machine, cred: { ...machine.cred }, net: { ...machine.net }, sync: { ...machine.sync } }, fx: [], e: event, r: 0 };
   const m = x.m;
   const state = m.status.state;
   const e = event;
@@ -276,12 +278,12 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       else if (e.timer === "request") resend(x);
       else if (e.timer === "upgrade") {
         if (state === "ONLINE" && m.net.joined) {
-          m.net = { ...m.net, upgrading: true };
+          m.net.upgrading = true;
           emit(x, { t: "scan", gen: m.net.gen });
         }
       } else if (state === "SCANNING") scanned(x, []);
       else if (state === "JOINING") {
-        m.net = { ...m.net, gen: m.net.gen + 1 };
+        m.net.gen++;
         emit(x, { t: "leave" });
         netFailure(x, m.net.target as Candidate, { reason: "ASSOCIATION-FAILED", detail: "join timed out" });
         chooseNetwork(x);
@@ -298,7 +300,8 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       if (e.gen !== m.net.gen || state !== "JOINING" || !target) break;
       cancel(x, "radio");
       const joined = { ...target, bssid: e.bssid || target.bssid };
-      m.net = { ...m.net, joined, target: undefined };
+      m.net.joined = joined;
+      m.net.target = undefined;
       log(x, "info", `joined ${joined.kind} network ${joined.ssid} (${e.ip})`);
       // how the network shows in the status
       const shown = { kind: joined.kind, ssid: joined.ssid, bssid: joined.bssid };
@@ -308,7 +311,7 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
     }
     case "joinFailed":
       if (e.gen !== m.net.gen || state !== "JOINING") break;
-      m.net = { ...m.net, gen: m.net.gen + 1 };
+      m.net.gen++;
       cancel(x, "radio");
       netFailure(x, m.net.target as Candidate, e.failure);
       chooseNetwork(x);
@@ -316,7 +319,9 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
     case "lost": {
       const joined = m.net.joined;
       if (e.gen !== m.net.gen || !joined || state === "STOPPED") break;
-      m.net = { ...m.net, joined: undefined, gen: m.net.gen + 1, upgrading: false };
+      m.net.joined = undefined;
+      m.net.gen++;
+      m.net.upgrading = false;
       cancel(x, "upgrade");
       dropLink(x);
       netFailure(x, joined, { reason: e.failure.reason || "CONNECTION-LOST", ...(e.failure.detail ? { detail: e.failure.detail } : {}) });
@@ -348,8 +353,8 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       // stored like a cloud `set` (same record and rules, the change sequence kept), their failures forgotten; then move to them
       const networks = e.networks.reduce((list, n) => applyNetworkChange(list, { action: "set", ssid: n.ssid, password: n.password, priority: n.priority }), m.sync.networks.slice());
       store(x, { rec: "nets", networks: { networks, seq: m.sync.seq } }, true);
-      m.sync = { ...m.sync, networks };
-      e.networks.forEach((n) => m.net = forgetFailures(m.net, n.ssid));
+      m.sync.networks = networks;
+      e.networks.forEach((n) => forgetFailures(x, n.ssid));
       if (state !== "STOPPED") moveNetwork(x);
       break;
     }
@@ -430,7 +435,8 @@ function connect(x: X): void {
     fail(x, "auth", "KEY_UNAVAILABLE", error.message);
     return;
   }
-  m.cred = { ...cred, active, fallback: false };
+  m.cred.active = active;
+  m.cred.fallback = false;
   let password;
   const kind = active.kind;
   if (kind && active.secret) {
@@ -443,7 +449,8 @@ function connect(x: X): void {
     // counters are reserved in blocks; a block's end is stored before the password that uses it leaves the device
     const reserve = counter >= cred.upTo ? Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER) : undefined;
     const proof = deriveLoginProof(ctx.digest, deriveCloudLoginKey(ctx.digest, active.secret), ctx.config.deviceId, kind, counter);
-    m.cred = { ...m.cred, next: counter + 1, upTo: reserve ?? cred.upTo };
+    m.cred.next = counter + 1;
+    m.cred.upTo = reserve ?? cred.upTo;
     password = formatLoginPassword({ kind, counter, proof });
     if (reserve) store(x, { rec: "ctr", end: reserve }, true);
   }
@@ -483,18 +490,18 @@ function ready(x: X): void {
 function goOnline(x: X): void {
   const m = x.m;
   m.fails = { cls: "network", count: 0 };
-  m.sync = { ...m.sync, wants: [] };
+  m.sync.wants = [];
   setStatus(x, { state: "ONLINE", attempt: 0, retryInMs: undefined });
   const joined = m.net.joined;
   if (joined) {
     // the joined network works: clear its back-off, settle a hand-off (JOINED or FAILED)
     const handoff = m.net.handoff;
-    m.net = { ...m.net, backoff: clearNetworkBackoff(m.net.backoff, joined.key) };
+    m.net.backoff = clearNetworkBackoff(m.net.backoff, joined.key);
     const settled: PendingResult | undefined = handoff && (joined.kind === "private" && joined.ssid === handoff.ssid
       ? { seq: handoff.seq, result: "JOINED" }
       : handoff.failure && { seq: handoff.seq, result: "FAILED", failure: handoff.failure });
     if (settled) {
-      m.net = { ...m.net, handoff: undefined };
+      m.net.handoff = undefined;
       queueResult(x, settled);
     }
     scheduleUpgradeCheck(x);
@@ -549,7 +556,7 @@ function pump(x: X): void {
   const m = x.m;
   while (m.status.state === "ONLINE" && m.link && !m.req && m.sync.wants.length) {
     const what = m.sync.wants[0];
-    m.sync = { ...m.sync, wants: m.sync.wants.slice(1) };
+    m.sync.wants = m.sync.wants.slice(1);
     if (what === "rotate") {
       // The cloud holds a rotated secret for this device: fetch it (only with a shared or issued secret).
       if (m.cred.active?.kind === "s") send(x, { v: 1, rid: rid(x), op: "issue" });
@@ -592,7 +599,7 @@ function sealKey(x: X, make: boolean): { secret: Uint8Array; public: Uint8Array 
     store(x, { rec: "seal", key: key.secret }, true);
   }
   if (!key.public) key = { secret: key.secret, public: sealPublicKey(m.ctx.seal, key.secret) };
-  m.sync = { ...m.sync, key };
+  m.sync.key = key;
   return key as { secret: Uint8Array; public: Uint8Array };
 }
 
@@ -656,10 +663,10 @@ function message(x: X, topic: string, payload: Uint8Array): void {
   } else if (msg.op === "hello") {
     // The cloud has them: drop the reports it acknowledged (new ones may have been added since).
     const sent = (request as Extract<DeviceRequest, { op: "hello" }>).failures ?? [];
-    m.net = { ...m.net, reports: m.net.reports.filter((r) => !sent.includes(r)) };
+    m.net.reports = m.net.reports.filter((r) => !sent.includes(r));
     // the cloud's time; a newer profile set and a waiting network change are wanted
     const seen = wallObserve(m.sync.wall, msg.time, x.e.now);
-    m.sync = { ...m.sync, wall: seen.wall };
+    m.sync.wall = seen.wall;
     if (msg.rev > 0 && msg.rev !== m.sync.hotspots.rev) want(x, "config");
     if (msg.network) want(x, "network");
     if (seen.save !== undefined) store(x, { rec: "floor", seconds: seen.save });
@@ -667,7 +674,7 @@ function message(x: X, topic: string, payload: Uint8Array): void {
     if (msg.rev !== m.sync.hotspots.rev) {
       const set: HotspotSet = { rev: msg.rev, profiles: msg.hotspots };
       store(x, { rec: "hot", set });
-      m.sync = { ...m.sync, hotspots: set };
+      m.sync.hotspots = set;
       log(x, "info", `hotspot profiles rev ${set.rev}: ${set.profiles.length} profile(s)`);
     }
   } else if (msg.op === "network") {
@@ -705,7 +712,7 @@ function onIssued(x: X, response: Extract<CloudResponse, { op: "issue"; ok: true
   if (active.label === "permanent" && cred.stored) record.previous = { secret: active.secret as Uint8Array, generation: cred.stored.generation };
   // Stored before the proof is sent: the cloud retires the replaced secret only after the proof.
   store(x, { rec: "cred", secret: record }, true);
-  m.cred = { ...cred, stored: record };
+  m.cred.stored = record;
   send(x, { v: 1, rid: rid(x), op: "commit", gen: response.gen, proof: deriveCommitProof(ctx.digest, secret, deviceId, response.gen) });
 }
 
@@ -718,7 +725,7 @@ function onCommitted(x: X, generation: number): void {
     return;
   }
   confirm(x, stored);
-  m.cred = { ...m.cred, active: { label: "permanent", kind: "s", secret: stored.secret } };
+  m.cred.active = { label: "permanent", kind: "s", secret: stored.secret };
   setStatus(x, { credential: "permanent" });
   goOnline(x);
   log(x, "info", `secret generation ${generation} committed`);
@@ -752,8 +759,9 @@ function onNetworkChange(x: X, response: Extract<CloudResponse, { op: "network";
   const networks = applyNetworkChange(m.sync.networks, change);
   // Nothing applied, nothing reported if this write fails: the cloud keeps the change and the next session fetches it again.
   store(x, { rec: "nets", networks: { networks, seq } }, true);
-  m.sync = { ...m.sync, networks, seq };
-  m.net = forgetFailures(m.net, change.ssid);
+  m.sync.networks = networks;
+  m.sync.seq = seq;
+  forgetFailures(x, change.ssid);
   log(x, "info", `network change ${seq}: ${change.action} a private network`);
   if (change.action === "forget") {
     queueResult(x, { seq, result: "FORGOTTEN" });
@@ -770,7 +778,7 @@ function handOff(x: X, seq: number, ssid: string): void {
     queueResult(x, { seq, result: "FAILED", failure: { reason: "NETWORK-NOT-FOUND", detail: "no radio" } });
     return;
   }
-  m.net = { ...m.net, handoff: { seq, ssid } };
+  m.net.handoff = { seq, ssid };
   moveNetwork(x);
 }
 
@@ -786,7 +794,8 @@ function moveNetwork(x: X): void {
 
 function scan(x: X): void {
   const m = x.m;
-  m.net = { ...m.net, gen: m.net.gen + 1, upgrading: false };
+  m.net.gen++;
+  m.net.upgrading = false;
   setStatus(x, { state: "SCANNING", retryInMs: undefined, network: undefined });
   cancel(x, "radio");
   arm(x, "radio", m.ctx.options.scanTimeoutMs);
@@ -794,7 +803,8 @@ function scan(x: X): void {
 }
 
 function scanned(x: X, results: ScanResult[]): void {
-  x.m.net = { ...x.m.net, gen: x.m.net.gen + 1, scan: results.slice(0, 64) };
+  x.m.net.gen++;
+  x.m.net.scan = results.slice(0, 64);
   cancel(x, "radio");
   chooseNetwork(x);
 }
@@ -814,7 +824,7 @@ function chooseNetwork(x: X): void {
   }
   const candidate = selection.candidate;
   if (candidate) {
-    m.net = { ...m.net, empty: 0 };
+    m.net.empty = 0;
     join(x, candidate);
     return;
   }
@@ -822,7 +832,7 @@ function chooseNetwork(x: X): void {
   if (!selection.ranked.length) {
     const empty = m.net.empty + 1;
     recordFailure(x, "NETWORK-NOT-FOUND", networks.length + profiles.length === 0 ? "no network configured" : "no known network in range");
-    m.net = { ...m.net, empty };
+    m.net.empty = empty;
     delay = rescanDelay(empty, random01(x));
   }
   m.fails = { cls: "network", count: m.fails.cls === "network" ? m.fails.count + 1 : 1 };
@@ -832,7 +842,8 @@ function chooseNetwork(x: X): void {
 function join(x: X, candidate: Candidate): void {
   const m = x.m;
   const ctx = m.ctx;
-  m.net = { ...m.net, gen: m.net.gen + 1, target: candidate };
+  m.net.gen++;
+  m.net.target = candidate;
   setStatus(x, { state: "JOINING", retryInMs: undefined, network: undefined });
   let request: JoinRequest;
   try {
@@ -862,7 +873,9 @@ function netFailure(x: X, candidate: Candidate, f: NetworkFailure): void {
   const handoff = net.handoff && candidate.kind === "private" && candidate.ssid === net.handoff.ssid
     ? { ...net.handoff, failure: detail ? { reason: f.reason, detail } : { reason: f.reason } }
     : net.handoff;
-  x.m.net = { ...net, backoff, reports: reports.slice(-MAX_FAILURE_REPORTS), handoff };
+  x.m.net.backoff = backoff;
+  x.m.net.reports = reports.slice(-MAX_FAILURE_REPORTS);
+  x.m.net.handoff = handoff;
   recordFailure(x, f.reason, `${candidate.kind} ${candidate.ssid}${detail ? `: ${detail}` : ""}`);
 }
 
@@ -881,7 +894,7 @@ function scheduleUpgradeCheck(x: X): void {
 
 function upgradeScanned(x: X, results: ScanResult[]): void {
   const m = x.m;
-  m.net = { ...m.net, upgrading: false };
+  m.net.upgrading = false;
   if (m.status.state !== "ONLINE" || !m.net.joined) return;
   const candidate = selectNetwork(results, m.sync.networks, [], m.net.backoff, x.e.now).candidate;
   if (!candidate) {
@@ -891,18 +904,19 @@ function upgradeScanned(x: X, results: ScanResult[]): void {
   log(x, "info", `private network ${candidate.ssid} in range: leaving the hotspot`);
   dropLink(x);
   leave(x);
-  m.net = { ...m.net, scan: results.slice(0, 64) };
+  m.net.scan = results.slice(0, 64);
   join(x, candidate);
 }
 
 /** Leaves the current network (if any), stops the radio's timers and clears the status's network. */
 function leave(x: X): void {
   const m = x.m;
-  m.net = { ...m.net, gen: m.net.gen + 1, upgrading: false };
+  m.net.gen++;
+  m.net.upgrading = false;
   cancel(x, "radio");
   cancel(x, "upgrade");
   if (!m.ctx.radio) return;
-  m.net = { ...m.net, joined: undefined };
+  m.net.joined = undefined;
   emit(x, { t: "leave" });
   if (m.status.network) setStatus(x, { network: undefined });
 }
@@ -920,7 +934,7 @@ function closed(x: X, info: LinkCloseInfo): void {
       fail(x, "auth", reason, info.detail);
       return;
     }
-    m.cred = { ...m.cred, fallback: true };
+    m.cred.fallback = true;
     dropLink(x);
     recordFailure(x, reason, "unconfirmed issued secret refused; falling back to the credential it replaces");
     scheduleRetry(x, 0, "RETRY_WAIT");
@@ -979,12 +993,13 @@ function storeFailed(x: X, rec: StoreRecord["rec"], must: boolean, code: string)
     fail(x, "network", "STORE_FAILED", code);
   } else if (rec === "cred") {
     // Not fatal: an unconfirmed secret is confirmed again at the next login.
-    m.cred = { ...m.cred, stored: m.cred.undo ?? m.cred.stored, undo: undefined };
+    m.cred.stored = m.cred.undo ?? m.cred.stored;
+    m.cred.undo = undefined;
     log(x, "warn", "could not mark the issued secret confirmed; will retry at next login");
   } else if (rec === "hot") {
     log(x, "warn", `could not store hotspot profiles rev ${m.sync.hotspots.rev} (${code})`);
   } else {
-    m.sync = { ...m.sync, wall: { ...m.sync.wall, saved: m.sync.wall.bootFloor } };
+    m.sync.wall = { ...m.sync.wall, saved: m.sync.wall.bootFloor };
     log(x, "warn", "could not persist the time floor");
   }
 }
@@ -1053,7 +1068,7 @@ function chooseCredential(ctx: CredentialContext, state: CredentialState): Activ
 }
 
 /** True when the active credential is the stored issued secret and the cloud has not confirmed it. */
-function unconfirmed(state: CredentialState): state is CredentialState & { stored: StoredSecret } {
+function unconfirmed(state: Mutable<CredentialState>): state is Mutable<CredentialState> & { stored: StoredSecret } {
   const active = state.active;
   return active?.label === "permanent" && !!state.stored && !state.stored.confirmed && !!active.secret && constantTimeEqual(active.secret, state.stored.secret);
 }
@@ -1062,7 +1077,8 @@ function unconfirmed(state: CredentialState): state is CredentialState & { store
 function confirm(x: X, stored: StoredSecret): void {
   const record: StoredSecret = { deviceId: stored.deviceId, secret: stored.secret, generation: stored.generation, confirmed: true };
   store(x, { rec: "cred", secret: record });
-  x.m.cred = { ...x.m.cred, stored: record, undo: x.m.cred.stored };
+  x.m.cred.undo = x.m.cred.stored;
+  x.m.cred.stored = record;
 }
 
 // ---------------------------------------------------------------- the request channel (was request-channel.ts)
@@ -1164,8 +1180,10 @@ function joinRequest(config: DeviceConfig, digest: DigestPort, candidate: Candid
 
 
 /** A private network was added, changed or forgotten: clear its back-off and its reports. */
-function forgetFailures(net: NetState, ssid: string): NetState {
-  return { ...net, backoff: clearNetworkBackoff(net.backoff, candidateKey("private", ssid)), reports: net.reports.filter((r) => !(r.kind === "private" && r.ssid === ssid)) };
+function forgetFailures(x: X, ssid: string): void {
+  const net = x.m.net;
+  net.backoff = clearNetworkBackoff(net.backoff, candidateKey("private", ssid));
+  net.reports = net.reports.filter((r) => !(r.kind === "private" && r.ssid === ssid));
 }
 
 // ---------------------------------------------------------------- the cloud sync (was cloud-sync.ts)
@@ -1204,13 +1222,13 @@ export interface SyncState {
 /** Adds `what` to the wanted requests (once). */
 function want(x: X, what: Want): void {
   const sync = x.m.sync;
-  if (!sync.wants.includes(what)) x.m.sync = { ...sync, wants: sync.wants.concat(what) };
+  if (!sync.wants.includes(what)) x.m.sync.wants = sync.wants.concat(what);
 }
 
 /** Queues a hand-off result for the cloud (one per change, the newest four). */
 function queueResult(x: X, result: PendingResult): void {
   const sync = x.m.sync;
-  x.m.sync = { ...sync, results: sync.results.filter((r) => r.seq !== result.seq).concat(result).slice(-4) };
+  x.m.sync.results = sync.results.filter((r) => r.seq !== result.seq).concat(result).slice(-4);
   want(x, "result");
 }
 
