@@ -334,10 +334,10 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       if (e.link === m.link && state === "CONNECTING") ready(x);
       break;
     case "message":
-      if (e.link === m.link && m.link) message(x, e.topic, e.payload);
-      break;
     case "closed":
-      if (e.link === m.link && m.link) closed(x, e.info);
+      if (e.link !== m.link || !m.link) break;
+      if (e.t === "message") message(x, e.topic, e.payload);
+      else closed(x, e.info);
       break;
     case "storeFailed":
       storeFailed(x, e.rec, e.must, e.code);
@@ -481,7 +481,7 @@ function ready(x: X): void {
   if (unconfirmed(m.cred)) confirm(x, m.cred.stored);
   if ((m.cred.active as ActiveCredential).label === "temporary") {
     setStatus(x, { state: "ISSUING" });
-    send(x, { v: 1, rid: rid(x), op: "issue" });
+    send(x, { op: "issue" });
     return;
   }
   goOnline(x);
@@ -523,15 +523,13 @@ function goOnline(x: X): void {
 
 // ---------------------------------------------------------------- requests
 
-/** A request id: 9 random bytes of the event, base64url. */
-function rid(x: X): string {
-  return toBase64Url(take(x, 9));
-}
+/** A request without its version and request id (send adds them). */
+type Unsent = DeviceRequest extends infer R ? (R extends DeviceRequest ? Omit<R, "v" | "rid"> : never) : never;
 
-/** Sends `request` now, replacing any outstanding one. */
-function send(x: X, request: DeviceRequest): void {
+/** Sends `request` now (with a new request id), replacing any outstanding one. */
+function send(x: X, request: Unsent): void {
   cancel(x, "request");
-  x.m.req = { request, sends: 0 };
+  x.m.req = { request: { v: 1, rid: toBase64Url(take(x, 9)), ...request } as DeviceRequest, sends: 0 };
   resend(x);
 }
 
@@ -559,13 +557,13 @@ function pump(x: X): void {
     m.sync.wants = m.sync.wants.slice(1);
     if (what === "rotate") {
       // The cloud holds a rotated secret for this device: fetch it (only with a shared or issued secret).
-      if (m.cred.active?.kind === "s") send(x, { v: 1, rid: rid(x), op: "issue" });
+      if (m.cred.active?.kind === "s") send(x, { op: "issue" });
     } else if (what === "hello") {
       const key = sealKey(x, true) as { secret: Uint8Array; public: Uint8Array };
       const joined = m.net.joined;
       const reports = m.net.reports.slice(0, MAX_FAILURE_REPORTS);
       send(x, {
-        v: 1, rid: rid(x), op: "hello", rev: m.sync.hotspots.rev, key: key.public, seal: SEAL_VERSION,
+        op: "hello", rev: m.sync.hotspots.rev, key: key.public, seal: SEAL_VERSION,
         ...(joined ? { net: { kind: joined.kind, ssid: joined.ssid } } : {}),
         ...(reports.length ? { failures: reports } : {}),
       });
@@ -577,11 +575,11 @@ function pump(x: X): void {
       const result = results[0];
       const failure = result.failure;
       send(x, {
-        v: 1, rid: rid(x), op: "network-result", seq: result.seq, result: result.result,
+        op: "network-result", seq: result.seq, result: result.result,
         ...(failure ? { reason: failure.reason, ...(failure.detail ? { detail: failure.detail } : {}) } : {}),
       });
     } else {
-      send(x, { v: 1, rid: rid(x), op: what });
+      send(x, { op: what });
     }
   }
 }
@@ -713,7 +711,7 @@ function onIssued(x: X, response: Extract<CloudResponse, { op: "issue"; ok: true
   // Stored before the proof is sent: the cloud retires the replaced secret only after the proof.
   store(x, { rec: "cred", secret: record }, true);
   m.cred.stored = record;
-  send(x, { v: 1, rid: rid(x), op: "commit", gen: response.gen, proof: deriveCommitProof(ctx.digest, secret, deviceId, response.gen) });
+  send(x, { op: "commit", gen: response.gen, proof: deriveCommitProof(ctx.digest, secret, deviceId, response.gen) });
 }
 
 /** The `commit` response: the issued secret of `generation` is the device's credential now: ONLINE as PERMANENT. */
