@@ -747,26 +747,25 @@ function onNetworkChange(x: X, response: Extract<CloudResponse, { op: "network";
   const joined = m.net.joined;
   const onIt = joined?.kind === "private" && joined.ssid === change.ssid;
   const seq = change.seq;
-  if (seq <= m.sync.seq) {
-    // Applied before (its result was lost): report again, or try it again.
-    if (change.action === "forget") queueResult(x, { seq, result: "FORGOTTEN" });
-    else if (onIt) queueResult(x, { seq, result: "JOINED" });
-    else handOff(x, seq, change.ssid);
-    return;
+  // not fresh: applied before (its result was lost): report again, or try it again
+  const fresh = seq > m.sync.seq;
+  if (fresh) {
+    const networks = applyNetworkChange(m.sync.networks, change);
+    // Nothing applied, nothing reported if this write fails: the cloud keeps the change and the next session fetches it again.
+    store(x, { rec: "nets", networks: { networks, seq } }, true);
+    m.sync.networks = networks;
+    m.sync.seq = seq;
+    forgetFailures(x, change.ssid);
+    log(x, "info", `network change ${seq}: ${change.action} a private network`);
   }
-  const networks = applyNetworkChange(m.sync.networks, change);
-  // Nothing applied, nothing reported if this write fails: the cloud keeps the change and the next session fetches it again.
-  store(x, { rec: "nets", networks: { networks, seq } }, true);
-  m.sync.networks = networks;
-  m.sync.seq = seq;
-  forgetFailures(x, change.ssid);
-  log(x, "info", `network change ${seq}: ${change.action} a private network`);
   if (change.action === "forget") {
     queueResult(x, { seq, result: "FORGOTTEN" });
-    if (onIt) moveNetwork(x);
-    return;
+    if (fresh && onIt) moveNetwork(x);
+  } else if (!fresh && onIt) {
+    queueResult(x, { seq, result: "JOINED" });
+  } else {
+    handOff(x, seq, change.ssid);
   }
-  handOff(x, seq, change.ssid);
 }
 
 /** Moves to the private network `ssid` of change `seq` (its outcome is reported once known). */
