@@ -30,8 +30,7 @@ import type { RetryPolicy } from "wcm/retry";
 import { factoryIdentity } from "wcm-host/factory-identity";
 import { hardwareTemporarySecret } from "wcm-host/hardware-key";
 import { createModdableLink } from "wcm-host/mqtt-link";
-import { createNetworkPort } from "wcm-host/network";
-import { createOnboardingPort } from "wcm-host/onboarding";
+import { createNetworkPort, createOnboardingPort } from "wcm-host/network";
 import { moddableClock, moddableRandom, moddableScheduler, nativeDigest, preferenceStore } from "wcm-host/ports";
 import { nativeSeal } from "wcm-host/seal";
 import { applyTimeFloor, raiseClock, syncTime } from "wcm-host/time-floor";
@@ -64,17 +63,15 @@ interface AppSettings {
 
 /** The eFuse key block of a hardware-mode device: 0..5, default 5 (BLOCK_KEY5). */
 function keyBlock(value: unknown): number {
-  if (value === undefined) return 5;
-  const n = typeof value === "string" && /^[0-5]$/.test(value) ? Number(value) : value;
+  const n = value === undefined ? 5 : typeof value === "string" && /^[0-5]$/.test(value) ? Number(value) : value;
   if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 5) throw new Error("hmacKeyBlock: an eFuse key block, 0..5");
   return n;
 }
 
 function describe(status: ManagerStatus): string {
-  let line = `wcm state ${status.state} credential ${status.credential}`;
-  if (status.retryInMs !== undefined) line += ` attempt ${status.attempt} retryInMs ${Math.round(status.retryInMs)}`;
-  if (status.lastFailure) line += ` lastFailure ${status.lastFailure.reason}${status.lastFailure.detail ? ` (${status.lastFailure.detail})` : ""}`;
-  return line;
+  const failure = status.lastFailure;
+  return `wcm state ${status.state} credential ${status.credential}${status.retryInMs === undefined ? "" : ` attempt ${status.attempt} retryInMs ${Math.round(status.retryInMs)}`}${
+    failure ? ` lastFailure ${failure.reason}${failure.detail ? ` (${failure.detail})` : ""}` : ""}\n`;
 }
 
 const RETRY_FIELDS = ["networkBaseMs", "networkMaxMs", "authBaseMs", "authMaxMs"] as const;
@@ -84,47 +81,37 @@ function retryPolicy(value: unknown): RetryPolicy | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "object" || value === null) throw new Error("retry: an object");
   const fields = value as Record<string, unknown>;
-  for (const key of Object.keys(fields)) {
-    if (!(RETRY_FIELDS as readonly string[]).includes(key)) throw new Error(`retry: unknown field ${key.slice(0, 32)}`);
-  }
-  const ms = (key: (typeof RETRY_FIELDS)[number]) => {
+  const unknown = Object.keys(fields).find((key) => !(RETRY_FIELDS as readonly string[]).includes(key));
+  if (unknown !== undefined) throw new Error(`retry: unknown field ${unknown.slice(0, 32)}`);
+  for (const key of RETRY_FIELDS) {
     const n = fields[key];
     if (typeof n !== "number" || !Number.isInteger(n) || n < 100 || n > 86_400_000) throw new Error(`retry.${key}: whole milliseconds, 100 to 86400000`);
-    return n;
-  };
-  const policy = { networkBaseMs: ms("networkBaseMs"), networkMaxMs: ms("networkMaxMs"), authBaseMs: ms("authBaseMs"), authMaxMs: ms("authMaxMs") };
+  }
+  const policy = fields as unknown as RetryPolicy;
   if (policy.networkBaseMs > policy.networkMaxMs || policy.authBaseMs > policy.authMaxMs) throw new Error("retry: a base above its max");
-  return policy;
+  return { networkBaseMs: policy.networkBaseMs, networkMaxMs: policy.networkMaxMs, authBaseMs: policy.authBaseMs, authMaxMs: policy.authMaxMs };
 }
 
-/** The whole VM's XS heap use (slots and chunks, bytes): wcm, TLS and MQTT together; release builds have no instrumentation. */
-function heapReport(): string {
+/** The whole VM's XS heap use (slots and chunks, bytes): wcm, TLS and MQTT together; undefined in release builds (no instrumentation). */
+function heap(gc: boolean): { slots: number | undefined; chunks: number | undefined } {
+  if (gc) Debug.gc();
   const read = (name: "XS Slot Heap Used" | "XS Chunk Heap Used") => Instrumentation.get(Instrumentation.map(name));
-  const slots = read("XS Slot Heap Used");
-  const chunks = read("XS Chunk Heap Used");
-  return slots === undefined || chunks === undefined ? "n/a (release build: measure on debug)" : `slots ${slots} chunks ${chunks}`;
-}
-
-/** Slots and chunks in use after a full garbage collection (bytes). */
-function liveHeap(): { slots: number; chunks: number } {
-  Debug.gc();
-  const read = (name: "XS Slot Heap Used" | "XS Chunk Heap Used") => Instrumentation.get(Instrumentation.map(name)) ?? 0;
   return { slots: read("XS Slot Heap Used"), chunks: read("XS Chunk Heap Used") };
 }
 
 /** At the first ONLINE: the live heap then, and again once the manager has stopped (link, TLS and MQTT gone). */
-function measureHeapOnce(manager: ConnectionManager, boot: { slots: number; chunks: number }): void {
+function measureHeapOnce(manager: ConnectionManager, boot: { slots?: number; chunks?: number }): void {
   let done = false;
   manager.onStatus((status) => {
     if (done || status.state !== "ONLINE") return;
     done = true;
     Timer.set(() => {
-      const online = liveHeap();
-      trace(`wcm heap-live boot slots ${boot.slots} chunks ${boot.chunks} online slots ${online.slots} chunks ${online.chunks}\n`);
+      const online = heap(true);
+      trace(`wcm heap-live boot slots ${boot.slots ?? 0} chunks ${boot.chunks ?? 0} online slots ${online.slots ?? 0} chunks ${online.chunks ?? 0}\n`);
       manager.stop();
       Timer.set(() => {
-        const stopped = liveHeap();
-        trace(`wcm heap-live stopped slots ${stopped.slots} chunks ${stopped.chunks}\n`);
+        const stopped = heap(true);
+        trace(`wcm heap-live stopped slots ${stopped.slots ?? 0} chunks ${stopped.chunks ?? 0}\n`);
       }, 500);
     }, 200);
   });
@@ -136,26 +123,26 @@ const NO_IDENTITY = {
   hmacKeyBlock: undefined, provisioningKey: undefined, certificate: undefined, privateKey: undefined,
 };
 
+const sntpTrace = (ok: boolean) => trace(`wcm sntp ${ok ? "ok" : "unavailable"}\n`);
+
 function main(): void {
   const settings = (config as Record<string, unknown>).wcm as (Record<string, unknown> & AppSettings) | undefined;
-  const bootHeap = settings?.measureHeap === true ? liveHeap() : undefined;
+  const app: AppSettings = settings ?? {};
+  const bootHeap = app.measureHeap === true ? heap(true) : undefined;
   // the manufacturing line's NVS identity, when flashed, takes the place of the built-in one
   const factory = factoryIdentity();
   let device: DeviceConfig;
   let retry: RetryPolicy | undefined;
-  let block = 5;
+  let block: number;
   try {
-    retry = retryPolicy(settings?.retry);
-    block = keyBlock(factory?.hmacKeyBlock ?? settings?.hmacKeyBlock);
+    retry = retryPolicy(app.retry);
+    block = keyBlock(factory?.hmacKeyBlock ?? app.hmacKeyBlock);
     device = validateConfig(factory ? { ...settings, ...NO_IDENTITY, ...factory } : settings);
   } catch (error) {
     trace(`wcm config invalid: ${error instanceof Error ? error.message : "error"}\n`);
     return;
   }
-  const app: AppSettings = settings ?? {};
-  if (app.networks !== undefined || app.hotspotCa !== undefined) {
-    trace("wcm config: networks/hotspotCa are ignored (hotspot profiles go in hotspots; private networks come from the cloud)\n");
-  }
+  if (app.networks !== undefined || app.hotspotCa !== undefined) trace("wcm config: networks/hotspotCa are ignored (hotspots: profiles; private networks: the cloud)\n");
   applyTimeFloor(Math.max(app.timeFloor ?? 0, device.buildTime ?? 0));
   const network = createNetworkPort();
   // local onboarding (docs/protocol.md 15): the SoftAP + HTTP service, used when config carries a labelCode
@@ -171,11 +158,11 @@ function main(): void {
     scheduler: moddableScheduler,
     kv: preferenceStore(),
     link: createModdableLink,
-    ...(network ? { network } : {}),
-    ...(temporarySecret ? { temporarySecret } : {}),
-    ...(onboarding ? { onboarding } : {}),
+    network,
+    temporarySecret,
+    onboarding,
     log: (level, message) => trace(`wcm log ${level} ${message}\n`),
-  }, retry ? { retry } : {});
+  }, { retry });
   // the core's wall clock: build time, the cloud's last time (persisted), monotonic time
   raiseClock(manager.wallClock().unixSeconds);
   if (retry) trace(`wcm retry network ${retry.networkBaseMs}-${retry.networkMaxMs} auth ${retry.authBaseMs}-${retry.authMaxMs}\n`);
@@ -187,30 +174,30 @@ function main(): void {
   let synced = false;
   if (bootHeap) measureHeapOnce(manager, bootHeap);
   manager.onStatus((status) => {
-    trace(`${describe(status)}\n`);
+    trace(describe(status));
     const wall = manager.wallClock();
     if (wall.synced && raiseClock(wall.unixSeconds)) trace(`wcm time ${wall.unixSeconds} (cloud)\n`);
     if (wall.synced && !synced) {
       synced = true;
       trace(`wcm time synced ${wall.unixSeconds}\n`);
     }
-    if (status.state === "ONLINE") trace(`wcm heap ${heapReport()}\n`);
+    if (status.state === "ONLINE") {
+      const now = heap(false);
+      trace(`wcm heap ${now.slots === undefined || now.chunks === undefined ? "n/a (release build: measure on debug)" : `slots ${now.slots} chunks ${now.chunks}`}\n`);
+    }
     if (network && status.network && !sntpTried && sntpHost) {
       // once per boot, in the background: TLS already has the floors and the cloud's time
       sntpTried = true;
-      syncTime(sntpHost, (ok) => trace(`wcm sntp ${ok ? "ok" : "unavailable"}\n`));
+      syncTime(sntpHost, sntpTrace);
     }
   });
 
-  if (network) {
-    manager.start();
-  } else if (sntpHost) {
+  if (network || !sntpHost) manager.start();
+  else {
     syncTime(sntpHost, (ok) => {
-      trace(`wcm sntp ${ok ? "ok" : "unavailable"}\n`);
+      sntpTrace(ok);
       manager.start();
     });
-  } else {
-    manager.start();
   }
 }
 

@@ -27,6 +27,9 @@ import Eap, { type NativeScanRecord } from "wcm-host/eap";
 import { pemBlocks } from "wcm-host/pem";
 import type { JoinEvents, JoinRequest, NetworkFailure, NetworkFailureReason, NetworkPort, NetworkSecurity, ScanResult } from "wcm/ports";
 
+/** The SoftAP and its service (hosts/esp32/onboarding.ts): main.ts takes both ports from wcm-host/network, as on lin. */
+export { createOnboardingPort } from "wcm-host/onboarding";
+
 /** From the connect request to "connect" (association + authentication, the wifi module's 5 tries included). */
 export const ASSOCIATE_DEADLINE_MS = 30_000;
 /** From "connect" to "gotIP" (the wifi module waits for IPv4 and an IPv6 link-local address). */

@@ -1,13 +1,37 @@
 /*
- * The network on the lin simulator: the desktop's own. Moddable's simulator
- * Wi-Fi (wifi/sim) is a fake with canned scan results, so there is no radio to
- * give the core: without a NetworkPort the manager connects to the cloud
- * directly, through the host's sockets. The ESP32 host (hosts/esp32/network.ts)
- * gives the core a real NetworkPort.
+ * The radio of the lin simulator, and its onboarding service.
+ * - No NetworkPort: the desktop's own network. Moddable's simulator Wi-Fi
+ *   (wifi/sim) is a fake with canned scan results, so there is no radio to give
+ *   the core: without a NetworkPort the manager connects to the cloud directly,
+ *   through the host's sockets. The ESP32 host (hosts/esp32/network.ts) gives
+ *   the core a real NetworkPort.
+ * - The OnboardingPort: no SoftAP (the desktop has no radio for it, and lin has
+ *   no NetworkPort, so the manager never starts onboarding by itself), but the
+ *   same HTTP service on port 8080 of the desktop when the product asks
+ *   (manager.startOnboarding()), so `npm run onboard -- --url
+ *   http://127.0.0.1:8080` can talk to a simulated device.
  */
+import { serveOnboarding } from "wcm-host/onboarding-http";
+import type { OnboardingPort } from "wcm/onboarding/attach";
 import type { NetworkPort } from "wcm/ports";
 
 /** No radio on the simulator. */
 export function createNetworkPort(): NetworkPort | undefined {
   return undefined;
+}
+
+/** The service without a SoftAP. */
+export function createOnboardingPort(): OnboardingPort | undefined {
+  let stop: (() => void) | undefined;
+  return {
+    open(ssid, handler) {
+      stop?.();
+      stop = serveOnboarding(8080, handler);
+      trace(`wcm onboarding: (no SoftAP on lin: would be ${ssid}) service on port 8080\n`);
+    },
+    close() {
+      stop?.();
+      stop = undefined;
+    },
+  };
 }

@@ -47,11 +47,12 @@ const TcpSocket = Socket as unknown as new (options: Record<string, unknown>) =>
  * nothing reaches MQTT during that turn.
  */
 class DeferredCloseSocket extends TcpSocket {
-  #closing = false;
+  // declared, not defined: a class field costs bytecode on XS (undefined until the first close)
+  private declare closing: boolean;
 
   override close(): void {
-    if (this.#closing) return;
-    this.#closing = true;
+    if (this.closing) return;
+    this.closing = true;
     Timer.set(() => {
       try {
         super.close();
@@ -70,10 +71,11 @@ class LinkSecureSocket extends SecureSocket {
 }
 
 class LinkClient extends Client {
-  lastFailure = "";
+  /** the message of mqtt.js fail(), if it failed */
+  declare lastFailure?: string;
 
   override fail(message?: string): void {
-    this.lastFailure = message ?? "";
+    this.lastFailure = message;
     super.fail(message);
   }
 }
@@ -86,10 +88,9 @@ export function createModdableLink(): CloudLink {
 
   const finish = (detail: string, connackCode?: number) => {
     const target = events;
-    events = undefined;
-    ready = false;
     const old = client;
-    client = undefined;
+    events = client = undefined;
+    ready = false;
     if (old) {
       old.onReady = old.onMessage = old.onClose = undefined;
       try {
@@ -98,7 +99,15 @@ export function createModdableLink(): CloudLink {
         // already closed
       }
     }
-    if (target) target.onClose(connackCode === undefined ? { detail } : { connackCode, detail });
+    target?.onClose({ connackCode, detail });
+  };
+  /** Publish and subscribe while ready; a failure here arrives through onClose. */
+  const send = (act: (c: LinkClient) => void) => {
+    try {
+      if (ready && client) act(client);
+    } catch {
+      // the close arrives through onClose
+    }
   };
 
   return {
@@ -107,23 +116,19 @@ export function createModdableLink(): CloudLink {
       const tls = options.tls;
       const anchors = pemBlocks(tls.ca, "CERTIFICATE");
       for (const extra of anchors.slice(1)) CertificateManager.register(extra);
-      const secure: Record<string, unknown> = {
-        protocolVersion: 0x0303,
-        certificate: anchors[0],
-        tls_server_name: tls.serverName,
-        verify: true,
-      };
+      const secure: Record<string, unknown> = { protocolVersion: 0x0303, certificate: anchors[0], tls_server_name: tls.serverName, verify: true };
       if (tls.certificate && tls.privateKey) {
         secure.clientCertificates = pemBlocks(tls.certificate, "CERTIFICATE");
         secure.clientKey = pemBlocks(tls.privateKey, "PRIVATE KEY")[0];
       }
+      let current: LinkClient;
       try {
-        client = new LinkClient({
+        current = client = new LinkClient({
           host: options.host,
           port: options.port,
           id: options.clientId,
           user: options.username,
-          ...(options.password !== undefined ? { password: ArrayBuffer.fromString(options.password) } : {}),
+          ...(options.password !== undefined && { password: ArrayBuffer.fromString(options.password) }),
           timeout: options.keepAliveSeconds * 1000,
           Socket: LinkSecureSocket,
           secure,
@@ -134,7 +139,6 @@ export function createModdableLink(): CloudLink {
         Promise.resolve().then(() => finish(detail));
         return;
       }
-      const current = client;
       current.onReady = () => {
         if (client !== current || !events) return;
         ready = true;
@@ -145,28 +149,13 @@ export function createModdableLink(): CloudLink {
       };
       current.onClose = () => {
         if (client !== current) return;
-        const refused = REFUSED.exec(current.lastFailure);
-        finish(current.lastFailure.slice(0, 120) || "connection closed", refused ? Number(refused[1]) : undefined);
+        const failure = current.lastFailure ?? "";
+        const refused = REFUSED.exec(failure);
+        finish(failure.slice(0, 120) || "connection closed", refused ? Number(refused[1]) : undefined);
       };
     },
-    publish(topic: string, payload: Uint8Array): void {
-      if (!ready || !client) return;
-      try {
-        client.publish(topic, payload.slice().buffer as ArrayBuffer);
-      } catch {
-        // the close arrives through onClose
-      }
-    },
-    subscribe(topic: string): void {
-      if (!ready || !client) return;
-      try {
-        client.subscribe(topic);
-      } catch {
-        // the close arrives through onClose
-      }
-    },
-    close(): void {
-      finish("closed by device");
-    },
+    publish: (topic: string, payload: Uint8Array) => send((c) => c.publish(topic, payload.slice().buffer as ArrayBuffer)),
+    subscribe: (topic: string) => send((c) => c.subscribe(topic)),
+    close: () => finish("closed by device"),
   };
 }

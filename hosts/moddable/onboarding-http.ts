@@ -1,18 +1,19 @@
 /*
  * The local onboarding service over Moddable's HTTP server (modules/network/http):
- * one request in, the core's answer out (modules/onboarding/runner.ts answers
+ * one request in, the core's answer out (modules/onboarding/attach.ts answers
  * synchronously, inside the request). The body is read only when its
  * Content-Length is at most MAX_LOCAL_BODY bytes (chunked bodies are refused
  * by the server itself); anything larger is ignored unread and answered 413.
  * Every answer carries `Access-Control-Allow-Origin: *` and `connection: close`
  * (the server's own). The SoftAP around it is the platform's (hosts/esp32/onboarding.ts).
+ * What one request gathered is kept on the server's request object (`this` of
+ * its callback) under `wcm`, a name http.js does not use.
  */
 import { Server, type HTTPServerCallback } from "http";
 import type { LocalRequest } from "wcm/onboarding/machine";
 
 /** Largest body read (modules/onboarding/device-messages.ts MAX_LOCAL_BODY). */
 const MAX_BODY = 1536;
-const TOO_LARGE = '{"v":1,"error":"MESSAGE_TOO_LARGE","detail":"body over 1536 bytes"}';
 
 type Handler = (request: LocalRequest, respond: (status: number, body: Uint8Array) => void) => void;
 
@@ -21,51 +22,42 @@ interface Exchange {
   method: string;
   length: number;
   body?: Uint8Array;
-  answer?: { status: number; body: Uint8Array };
+  status?: number;
+  answer?: Uint8Array;
 }
 
 /** Starts the service on `port`; returns a function that stops it. */
 export function serveOnboarding(port: number, handler: Handler): () => void {
   const server = new Server({ port });
-  const exchanges = new WeakMap<object, Exchange>();
   // headersComplete answers with the body's type (the ArrayBuffer constructor), which Moddable's typings do not list
-  server.callback = function (this: object, message: number, value?: unknown, etc?: unknown) {
-    let exchange = exchanges.get(this);
-    switch (message) {
-      case Server.status:
-        exchanges.set(this, { path: String(value).split("?")[0], method: String(etc), length: 0 });
-        return;
-      case Server.header:
-        if (exchange && value === "content-length") exchange.length = parseInt(String(etc), 10) || 0;
-        return;
-      case Server.headersComplete:
-        if (!exchange) return;
-        if (exchange.length > MAX_BODY) {
-          exchange.answer = { status: 413, body: new Uint8Array(ArrayBuffer.fromString(TOO_LARGE)) };
-          return false;
-        }
-        return ArrayBuffer;
-      case Server.requestComplete:
-        if (exchange) exchange.body = new Uint8Array(value as ArrayBuffer);
-        return;
-      case Server.prepareResponse: {
-        exchange ??= { path: "/", method: "GET", length: 0 };
-        if (!exchange.answer) {
-          const request: LocalRequest = { method: exchange.method, path: exchange.path, body: exchange.body ?? new Uint8Array(0) };
-          handler(request, (status, body) => {
-            exchange!.answer = { status, body };
-          });
-        }
-        const answer = exchange.answer ?? { status: 503, body: new Uint8Array(0) };
-        exchanges.delete(this);
-        const body = new Uint8Array(answer.body.length);
-        body.set(answer.body);
-        return {
-          status: answer.status,
-          headers: ["content-type", "application/json", "access-control-allow-origin", "*", "cache-control", "no-store"],
-          body: body.buffer,
-        };
+  server.callback = function (this: { wcm?: Exchange }, message: number, value?: unknown, etc?: unknown) {
+    if (message === Server.status) {
+      this.wcm = { path: String(value).split("?")[0], method: String(etc), length: 0 };
+      return;
+    }
+    const exchange = (this.wcm ??= { path: "/", method: "GET", length: 0 });
+    if (message === Server.header) {
+      if (value === "content-length") exchange.length = parseInt(String(etc), 10) || 0;
+    } else if (message === Server.headersComplete) {
+      if (exchange.length <= MAX_BODY) return ArrayBuffer;
+      exchange.status = 413;
+      exchange.answer = new Uint8Array(ArrayBuffer.fromString(`{"v":1,"error":"MESSAGE_TOO_LARGE","detail":"body over ${MAX_BODY} bytes"}`));
+      return false;
+    } else if (message === Server.requestComplete) {
+      exchange.body = new Uint8Array(value as ArrayBuffer);
+    } else if (message === Server.prepareResponse) {
+      if (!exchange.status) {
+        handler({ method: exchange.method, path: exchange.path, body: exchange.body ?? new Uint8Array(0) }, (status, body) => {
+          exchange.status = status;
+          exchange.answer = body;
+        });
       }
+      this.wcm = undefined;
+      return {
+        status: exchange.status ?? 503,
+        headers: ["content-type", "application/json", "access-control-allow-origin", "*", "cache-control", "no-store"],
+        body: (exchange.answer ?? new Uint8Array(0)).slice().buffer,
+      };
     }
   } as unknown as HTTPServerCallback;
   return () => server.close();

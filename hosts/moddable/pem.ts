@@ -1,39 +1,21 @@
 /*
  * PEM to DER for SecureSocket, which takes DER: the cloud CA (trust anchor),
- * the client certificate chain and the PKCS#8 client key. Strict base64.
+ * the client certificate chain and the PKCS#8 client key. Strict base64
+ * (the core's base64url decoder, wcm/bytes, after the alphabet is mapped).
  */
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-function base64Decode(text: string): ArrayBuffer {
-  const clean = text.replace(/[\r\n\t ]/g, "");
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean) || clean.length % 4) throw new Error("PEM: bad base64");
-  const body = clean.replace(/=+$/, "");
-  const out = new Uint8Array(Math.floor((body.length * 3) / 4));
-  let bits = 0;
-  let value = 0;
-  let o = 0;
-  for (let i = 0; i < body.length; i++) {
-    value = ((value << 6) | ALPHABET.indexOf(body[i])) & 0xffffff;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (value >> bits) & 0xff;
-    }
-  }
-  return out.buffer;
-}
+import { fromBase64Url } from "wcm/bytes";
 
 /** Every block of `label` ("CERTIFICATE", "PRIVATE KEY") in `pem`, as DER. */
 export function pemBlocks(pem: string, label: string): ArrayBuffer[] {
   const blocks: ArrayBuffer[] = [];
   const begin = `-----BEGIN ${label}-----`;
   const end = `-----END ${label}-----`;
-  let at = pem.indexOf(begin);
-  while (at >= 0) {
-    const stop = pem.indexOf(end, at);
+  for (let at = pem.indexOf(begin), stop = 0; at >= 0; at = pem.indexOf(begin, stop)) {
+    stop = pem.indexOf(end, at);
     if (stop < 0) throw new Error(`PEM: unterminated ${label}`);
-    blocks.push(base64Decode(pem.slice(at + begin.length, stop)));
-    at = pem.indexOf(begin, stop);
+    const text = pem.slice(at + begin.length, stop).replace(/[\r\n\t ]/g, "");
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4) throw new Error("PEM: bad base64");
+    blocks.push(fromBase64Url(text.replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_")).buffer as ArrayBuffer);
   }
   return blocks;
 }

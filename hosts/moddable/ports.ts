@@ -15,8 +15,6 @@ import Time from "time";
 import Timer from "timer";
 import type { ClockPort, DigestPort, KeyValuePort, RandomPort, SchedulerPort } from "wcm/ports";
 
-const BLOCK = 64;
-
 function sha256(...parts: Uint8Array[]): Uint8Array {
   const digest = new Digest("SHA256");
   for (const part of parts) digest.write(part as unknown as ArrayBuffer);
@@ -27,30 +25,24 @@ function sha256(...parts: Uint8Array[]): Uint8Array {
 export const nativeDigest: DigestPort = {
   sha256: (data) => sha256(data),
   hmacSha256(key, data) {
-    const block = new Uint8Array(BLOCK);
-    block.set(key.length > BLOCK ? sha256(key) : key);
-    const inner = new Uint8Array(BLOCK);
-    const outer = new Uint8Array(BLOCK);
-    for (let i = 0; i < BLOCK; i++) {
-      inner[i] = block[i] ^ 0x36;
-      outer[i] = block[i] ^ 0x5c;
-    }
-    return sha256(outer, sha256(inner, data));
+    const block = new Uint8Array(64);
+    block.set(key.length > 64 ? sha256(key) : key);
+    const pad = (x: number) => block.map((b) => b ^ x);
+    return sha256(pad(0x5c), sha256(pad(0x36), data));
   },
 };
 
 /** Randomness for request ids and retry jitter (the device never makes keys). */
 export function moddableRandom(): RandomPort {
   let counter = 0;
-  const now = new Float64Array([Date.now(), Time.ticks, Math.random()]);
-  const seed = sha256(new Uint8Array(RNG.get(32)), new Uint8Array(now.buffer));
+  const seed = sha256(new Uint8Array(RNG.get(32)), new Uint8Array(new Float64Array([Date.now(), Time.ticks, Math.random()]).buffer));
   return {
     bytes(length) {
       const out = new Uint8Array(length);
       for (let filled = 0; filled < length; filled += 32) {
-        const block = sha256(seed, Uint8Array.of(counter >>> 24, counter >>> 16, counter >>> 8, counter), new Uint8Array(RNG.get(8)));
-        counter++;
-        out.set(block.subarray(0, Math.min(32, length - filled)), filled);
+        const count = new Uint8Array(4);
+        new DataView(count.buffer).setUint32(0, counter++);
+        out.set(sha256(seed, count, new Uint8Array(RNG.get(8))).subarray(0, length - filled), filled);
       }
       return out;
     },
@@ -64,9 +56,8 @@ export function moddableClock(): ClockPort {
   return {
     now() {
       const ticks = Time.ticks;
-      const step = Time.delta(last, ticks);
+      total += Math.max(0, Time.delta(last, ticks));
       last = ticks;
-      if (step > 0) total += step;
       return total;
     },
   };
@@ -95,11 +86,7 @@ export function preferenceStore(domain = "wcm"): KeyValuePort {
       const value = Preference.get(domain, key);
       return value instanceof ArrayBuffer ? new Uint8Array(value) : undefined;
     },
-    set(key, value) {
-      Preference.set(domain, key, value.slice().buffer as ArrayBuffer);
-    },
-    delete(key) {
-      Preference.delete(domain, key);
-    },
+    set: (key, value) => Preference.set(domain, key, value.slice().buffer as ArrayBuffer),
+    delete: (key) => Preference.delete(domain, key),
   };
 }

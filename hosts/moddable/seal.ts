@@ -12,22 +12,19 @@ import type { SealPort } from "wcm/ports";
 
 const p256 = new Curve("secp256r1");
 
-function buffer(bytes: Uint8Array): ArrayBuffer {
-  return bytes.slice().buffer as ArrayBuffer;
-}
+const buffer = (bytes: Uint8Array) => bytes.slice().buffer as ArrayBuffer;
+
+const gcm = (key: Uint8Array) => new GCM(new BlockCipher("AES", buffer(key)));
 
 /** P-256 ECDH and AES-128-GCM on the SDK's native crypto. */
 export const nativeSeal: SealPort = {
   p256PublicKey: (secretKey) => new Uint8Array(p256.dh(buffer(secretKey))),
   p256SharedSecret: (secretKey, publicKey) => new Uint8Array(p256.Z(p256.dh(buffer(secretKey), buffer(publicKey)))),
-  aesGcmSeal(key, iv, aad, plaintext) {
-    const sealed = new GCM(new BlockCipher("AES", buffer(key))).process(buffer(plaintext), null, buffer(iv), buffer(aad), true);
-    return new Uint8Array(sealed as ArrayBuffer);
-  },
+  aesGcmSeal: (key, iv, aad, plaintext) => new Uint8Array(gcm(key).process(buffer(plaintext), null, buffer(iv), buffer(aad), true) as ArrayBuffer),
   aesGcmOpen(key, iv, aad, sealed) {
     if (sealed.length < 16) return undefined;
     const data = sealed.slice();
-    const opened = new GCM(new BlockCipher("AES", buffer(key))).process(data, data, buffer(iv), buffer(aad), false);
+    const opened = gcm(key).process(data, data, buffer(iv), buffer(aad), false);
     return opened === undefined ? undefined : new Uint8Array(opened as Uint8Array).slice();
   },
 };

@@ -16,18 +16,16 @@ import SNTP from "sntp";
 import Time from "time";
 import Timer from "timer";
 
-const DOMAIN = "wcm";
-const KEY = "timeFloor";
-const SAVE_EVERY_MS = 60 * 60 * 1000;
-
-function savedFloor(): number {
-  const value = Preference.get(DOMAIN, KEY);
+const savedFloor = () => {
+  const value = Preference.get("wcm", "timeFloor");
   return typeof value === "number" && Number.isFinite(value) ? value : 0;
-}
+};
 
-function save(seconds: number): void {
-  if (seconds > savedFloor()) Preference.set(DOMAIN, KEY, Math.floor(seconds));
-}
+const save = (seconds: number) => {
+  if (seconds > savedFloor()) Preference.set("wcm", "timeFloor", Math.floor(seconds));
+};
+
+const nowSeconds = () => Date.now() / 1000;
 
 /**
  * Raises the clock to max(now, saved floor, build floor), then saves the floor hourly.
@@ -35,10 +33,10 @@ function save(seconds: number): void {
  * @returns the wall time in seconds after the raise
  */
 export function applyTimeFloor(buildFloorSeconds = 0): number {
-  const now = Math.floor(Date.now() / 1000);
+  const now = Math.floor(nowSeconds());
   const floor = Math.max(savedFloor(), buildFloorSeconds);
   if (floor > now) Time.set(floor);
-  Timer.repeat(() => save(Date.now() / 1000), SAVE_EVERY_MS);
+  Timer.repeat(() => save(nowSeconds()), 3_600_000);
   return Math.max(now, floor);
 }
 
@@ -48,7 +46,7 @@ export function applyTimeFloor(buildFloorSeconds = 0): number {
  * @returns true when the clock was set
  */
 export function raiseClock(seconds: number): boolean {
-  if (!Number.isFinite(seconds) || seconds * 1000 <= Date.now() + 1000) return false;
+  if (!Number.isFinite(seconds) || seconds <= nowSeconds() + 1) return false;
   Time.set(Math.floor(seconds));
   save(seconds);
   return true;
@@ -68,7 +66,7 @@ export function syncTime(host: string, done: (ok: boolean) => void): void {
   try {
     new SNTP({ host }, (message, value) => {
       if (message === SNTP.time && typeof value === "number") {
-        if (value * 1000 > Date.now()) Time.set(value);
+        if (value > nowSeconds()) Time.set(value);
         save(value);
         finish(true);
       } else if (message === SNTP.error) {

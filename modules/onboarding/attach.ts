@@ -36,7 +36,7 @@ export const DEFAULT_ONBOARD_AFTER_MS = 120_000;
 
 /**
  * The host's SoftAP and local HTTP service (Node: hosts/node/onboarding-softap.ts;
- * Moddable: hosts/lin/onboarding.ts, hosts/esp32/onboarding.ts). The host bounds
+ * Moddable: hosts/lin/network.ts, hosts/esp32/onboarding.ts). The host bounds
  * each body to MAX_LOCAL_BODY bytes (answering 413 itself beyond) before calling `handler`.
  */
 export interface OnboardingPort {
