@@ -634,6 +634,22 @@ export class MqttServer {
         callback(null);
       },
     });
+    // aedes announces every SUBSCRIBE and every disconnect on $SYS/<broker>/new/subscribes and
+    // .../disconnect/clients (a JSON body and a trip through the emitter, to Redis with cluster.redis, per
+    // connect). Nothing here or in aedes listens to them, and no device may subscribe to $SYS: they are
+    // not sent. $SYS/<broker>/new/clients (the takeover of a session on another node), heartbeat and
+    // birth go on as before.
+    const broker = this.#broker;
+    const publishOnBroker = broker.publish.bind(broker);
+    const unheard = [`$SYS/${broker.id}/new/subscribes`, `$SYS/${broker.id}/disconnect/clients`];
+    broker.publish = ((packet: PublishPacket, client?: Client | null | ((error?: Error) => void), done?: (error?: Error) => void) => {
+      if (packet.topic === unheard[0] || packet.topic === unheard[1]) {
+        const callback = typeof client === "function" ? client : done;
+        callback?.();
+        return;
+      }
+      return (publishOnBroker as (p: PublishPacket, c?: unknown, d?: unknown) => void)(packet, client, done);
+    }) as typeof broker.publish;
     this.#broker.on("clientReady", (client) => {
       // (live since its login was accepted, in authenticate above) revoked between the login's read and CONNACK
       this.auth.sessionAllowed(client.id).then((allowed) => allowed || client.close(), () => client.close());
@@ -770,7 +786,7 @@ export class MqttServer {
     const client = this.#live.get(deviceId);
     const session = client ? this.#sessions.get(client) : undefined;
     if (!session || session.credential !== "s") return false;
-    const row = await this.options.registry.device(deviceId);
+    const row = await this.options.registry.deviceStanding(deviceId);
     if (!row || row.revoked || row.kind !== "secret" || row.pending_generation === null) return false;
     this.publish(deviceTopics(deviceId).response, encodeNotice({ v: 1, notice: "rotate" }));
     return true;

@@ -491,6 +491,14 @@ export class Registry {
     return (await this.storage.get("SELECT * FROM devices WHERE id = ?", [id])) as DeviceRow | undefined;
   }
 
+  /**
+   * What a live session's checks read of a device (revoked? kind, pending rotation), or undefined when
+   * it is gone: three columns, not the whole row with its sealed blobs (read on every connect).
+   */
+  async deviceStanding(id: string): Promise<Pick<DeviceRow, "revoked" | "kind" | "pending_generation"> | undefined> {
+    return (await this.storage.get("SELECT revoked, kind, pending_generation FROM devices WHERE id = ?", [id])) as Pick<DeviceRow, "revoked" | "kind" | "pending_generation"> | undefined;
+  }
+
   /** The device's active secret (secret devices only). */
   activeSecret(row: DeviceRow): Uint8Array | undefined {
     return row.secret_enc ? this.box.open(row.secret_enc, deviceSecretAad(row.id, row.generation)) : undefined;

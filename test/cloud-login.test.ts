@@ -157,4 +157,35 @@ forEachBackend("cloud login (startCloud, verifyLogin over MQTT/TLS)", function (
     const outcome = await connectDevice(t.cloud, { id: "cert-rev", cert: c.certificatePem, key: c.privateKeyPem });
     assert.equal(outcome.code, CONNACK.notAuthorized);
   });
+
+  it("revokeProductCa_WhileTheLoginIsDecided_NoSessionStaysOpen", async function () {
+    await t.cloud.services.createProductCa({ name: "ca-race" });
+    const c = await t.cloud.services.issueDeviceCertificate({ caName: "ca-race", deviceId: "cert-race" });
+    await t.cloud.services.registerCertificateDevice({ deviceId: "cert-race", certificatePem: c.certificatePem });
+    // hold the decision after its certificate check passed (the login's last write), revoke the CA meanwhile
+    const registry = t.cloud.registry;
+    const touch = registry.touch.bind(registry);
+    let held!: () => void;
+    const reached = new Promise<void>((resolve) => (held = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    registry.touch = async (id: string) => {
+      if (id === "cert-race") {
+        held();
+        await released;
+      }
+      return touch(id);
+    };
+    try {
+      const outcome = connectDevice(t.cloud, { id: "cert-race", cert: c.certificatePem, key: c.privateKeyPem });
+      await reached;
+      await t.cloud.services.revokeProductCa({ name: "ca-race" });
+      release();
+      const result = await outcome;
+      // refused, or closed at once: a session that stays open fails here ("still connected")
+      if (result.client) await closed(result.client);
+    } finally {
+      registry.touch = touch;
+    }
+  });
 });

@@ -191,7 +191,7 @@ export class Authenticator {
 
   /** Whether an authenticated session of `deviceId` may go on (false once the device is revoked or gone). */
   async sessionAllowed(deviceId: string): Promise<boolean> {
-    const row = await this.#registry.device(deviceId);
+    const row = await this.#registry.deviceStanding(deviceId);
     return row !== undefined && !row.revoked;
   }
 
