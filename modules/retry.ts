@@ -96,8 +96,7 @@ export function nextRetryDelay(
   }
   const base = failure === "auth" ? policy.authBaseMs : policy.networkBaseMs;
   const max = failure === "auth" ? policy.authMaxMs : policy.networkMaxMs;
-  const exponent = Number.isFinite(attempt) ? Math.min(Math.max(Math.floor(attempt), 1) - 1, 30) : 0;
-  const capped = Math.min(max, base * 2 ** exponent);
+  const capped = Math.min(max, base * 2 ** Math.min(n - 1, 30));
   const delay = Math.floor(capped / 2 + (capped / 2) * jitter);
   return Math.max(delay, Math.min(retryAfterMs, max));
 }
