@@ -29,7 +29,7 @@ import { isWcmError, WcmError } from "./errors";
 import type { DeviceConfig } from "./config";
 import { COUNTER_BLOCK, type StoredSecret } from "./credential-store";
 import { deriveCloudLoginKey, deriveCommitProof, deriveHotspotPassword, deriveLoginProof, deriveWrapKey, unwrapSecret, type LoginKind } from "./derive";
-import { DEFAULT_ANONYMOUS_IDENTITY, type HotspotProfile, type HotspotSet } from "./hotspots";
+import { DEFAULT_ANONYMOUS_IDENTITY, type HotspotSet } from "./hotspots";
 import { candidateKey, clearNetworkBackoff, recordNetworkFailure, rescanDelay, selectNetwork, type BackoffTable, type Candidate, type PrivateNetwork } from "./network-selection";
 import { applyNetworkChange, type StoredNetworks } from "./network-store";
 import type { DigestPort, JoinRequest, LinkCloseInfo, LinkConnectOptions, NetworkFailure, ScanResult, SealPort, TemporarySecretPort } from "./ports";
@@ -42,7 +42,6 @@ import {
   formatLoginPassword,
   MAX_FAILURE_REPORTS,
   MAX_LOGIN_COUNTER,
-  type CloudNotice,
   type CloudResponse,
   type CredentialLabel,
   type DeviceRequest,

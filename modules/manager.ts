@@ -32,7 +32,6 @@ import type {
   CloudLinkFactory,
   DigestPort,
   KeyValuePort,
-  LinkConnectOptions,
   LogPort,
   NetworkPort,
   RandomPort,
@@ -314,17 +313,6 @@ export class ConnectionManager {
     }
   }
 
-  #connect(link: CloudLink, id: number, options: LinkConnectOptions): void {
-    link.connect(options, {
-      onReady: () => this.#later({ t: "ready", link: id }),
-      onMessage: (topic, payload) => this.#later({ t: "message", link: id, topic, payload }),
-      onClose: (info) => {
-        if (this.#link === link) this.#link = undefined;
-        this.#later({ t: "closed", link: id, info });
-      },
-    });
-  }
-
   #run(effect: Effect): void {
     const ports = this.#ports;
     const radio = ports.network as NetworkPort;
@@ -356,7 +344,14 @@ export class ConnectionManager {
         this.#link = link;
         // from a fresh stack: a TLS client's setup is deep (Moddable: certificate parsing
         // under a 384-slot JS stack), and start() may be called from anywhere
-        ports.scheduler.after(0, () => this.#link === link && this.#connect(link, id, effect.options));
+        ports.scheduler.after(0, () => this.#link === link && link.connect(effect.options, {
+          onReady: () => this.#later({ t: "ready", link: id }),
+          onMessage: (topic, payload) => this.#later({ t: "message", link: id, topic, payload }),
+          onClose: (info) => {
+            if (this.#link === link) this.#link = undefined;
+            this.#later({ t: "closed", link: id, info });
+          },
+        }));
         break;
       }
       case "close": {
