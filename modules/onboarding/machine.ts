@@ -229,15 +229,15 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
   const path = PATHS.indexOf(req.path);
   const body = req.body;
   const fail = (status: number, code: string, detail: string) => (reply(effects, id, status, encodeError(code, detail)), state);
-  if (phase === "off") return fail(410, "CLOSED", "onboarding is not running");
+  if (phase === "off") return fail(410, "CLOSED", "not onboarding");
   if (path < 0) return fail(404, "NOT_FOUND", "no such path");
-  if (req.method !== (path ? "POST" : "GET")) return fail(405, "METHOD_NOT_ALLOWED", path ? "use POST" : "use GET");
+  if (req.method !== (path ? "POST" : "GET")) return fail(405, "METHOD_NOT_ALLOWED", path ? "POST" : "GET");
   try {
     if (!path) return (reply(effects, id, 200, encodeInfo(ctx.deviceId, ONBOARD_PAKE, failures >= MAX_FAILED_HANDSHAKES)), state);
     if (path === 1) {
       const m = parseStart(body);
       const sid = m.sid;
-      if (failures >= MAX_FAILED_HANDSHAKES) return fail(423, "LOCKED", "too many failed attempts: press the device's button or power-cycle it");
+      if (failures >= MAX_FAILED_HANDSHAKES) return fail(423, "LOCKED", "too many failed attempts");
       // counted now, cleared by the confirmation: an attacker who never confirms spends an attempt too
       const mine = cpaceShare(ctx.seal, cpaceGenerator(ctx.digest, ctx.code, ctx.deviceId, sid), ctx.random);
       const keys = cpaceKeys(ctx.digest, ctx.seal, ctx.deviceId, sid, mine.scalar, m.a, mine.share, m.a);
@@ -248,7 +248,7 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
     if (path === 2) {
       const m = parseConfirm(body);
       const pending = state.pending;
-      if (!pending || !constantTimeEqual(pending.sid, m.sid)) return fail(401, "NO_SESSION", "no handshake with this sid is waiting");
+      if (!pending || !constantTimeEqual(pending.sid, m.sid)) return fail(401, "NO_SESSION", "no such handshake");
       if (!constantTimeEqual(pending.keys.clientTag, m.t)) {
         fail(403, "AUTH_FAILED", "wrong label code");
         log(effects, `a handshake failed (${failures} of ${MAX_FAILED_HANDSHAKES})`, "warn");
@@ -261,11 +261,11 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
     const m = parseCall(body);
     const n = m.n;
     const session = state.session;
-    if (!session || !constantTimeEqual(session.sid, m.sid)) return fail(401, "NO_SESSION", "no session with this sid");
+    if (!session || !constantTimeEqual(session.sid, m.sid)) return fail(401, "NO_SESSION", "no such session");
     const plaintext = openCall(ctx.seal, session.keys, "c2s", session.sid, n, m.c);
-    if (!plaintext) return fail(403, "AUTH_FAILED", "the call does not open with the session's key");
-    if (n <= session.lastN) return fail(409, "REPLAY", "call number already used");
-    if (state.storing) return fail(409, "BUSY", "networks are being stored");
+    if (!plaintext) return fail(403, "AUTH_FAILED", "does not open");
+    if (n <= session.lastN) return fail(409, "REPLAY", "call number used");
+    if (state.storing) return fail(409, "BUSY", "storing");
     const call = parseCallRequest(plaintext);
     const live: Session = { ...session, lastN: n, until: now + times.sessionMs };
     const next: OnboardingState = { ...state, session: live };
