@@ -1,33 +1,29 @@
 /*
- * Byte helpers for the portable core: UTF-8, hex, base64url, concatenation and
- * constant-time comparison.
+ * Byte helpers for the portable core: UTF-8, hex, base64url, JSON, concatenation
+ * and constant-time comparison.
  *
  * Written out by hand because the core must run on XS (Moddable) where
- * TextEncoder, Buffer and atob are not guaranteed. Decoders validate their input
- * and throw WcmError("MESSAGE_INVALID") on anything malformed.
+ * TextEncoder, Buffer and atob are not guaranteed (and XS's decodeURIComponent
+ * takes overlong forms and surrogates); hex and base64url share one radix codec. Decoders
+ * validate their input and throw WcmError("MESSAGE_INVALID") on anything malformed.
  */
 import { WcmError } from "./errors";
+
+const invalid = (what: string): never => {
+  throw new WcmError("MESSAGE_INVALID", `not ${what}`);
+};
 
 /** Encodes a string as UTF-8. Lone surrogates become U+FFFD. */
 export function utf8Encode(text: string): Uint8Array {
   const out: number[] = [];
   for (let i = 0; i < text.length; i++) {
-    let code = text.charCodeAt(i);
-    if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-      const low = text.charCodeAt(i + 1);
-      if (low >= 0xdc00 && low <= 0xdfff) {
-        code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
-        i++;
-      } else {
-        code = 0xfffd;
-      }
-    } else if (code >= 0xd800 && code <= 0xdfff) {
-      code = 0xfffd;
-    }
-    if (code < 0x80) out.push(code);
-    else if (code < 0x800) out.push(0xc0 | (code >> 6), 0x80 | (code & 63));
-    else if (code < 0x10000) out.push(0xe0 | (code >> 12), 0x80 | ((code >> 6) & 63), 0x80 | (code & 63));
-    else out.push(0xf0 | (code >> 18), 0x80 | ((code >> 12) & 63), 0x80 | ((code >> 6) & 63), 0x80 | (code & 63));
+    let code = text.codePointAt(i) as number;
+    if (code > 0xffff) i++;
+    else if (code >= 0xd800 && code <= 0xdfff) code = 0xfffd;
+    // n continuation bytes of 6 bits after a lead byte 0xxxxxxx, 110xxxxx, 1110xxxx or 11110xxx
+    let n = code < 0x80 ? 0 : code < 0x800 ? 1 : code < 0x10000 ? 2 : 3;
+    out.push(((0xff00 >> (n + 1)) & 0xff & -!!n) | (code >> (6 * n)));
+    while (n--) out.push(0x80 | ((code >> (6 * n)) & 63));
   }
   return Uint8Array.from(out);
 }
@@ -35,116 +31,77 @@ export function utf8Encode(text: string): Uint8Array {
 /** Decodes strict UTF-8 (no overlongs, no surrogates); throws MESSAGE_INVALID otherwise. */
 export function utf8Decode(bytes: Uint8Array): string {
   let text = "";
-  let i = 0;
-  while (i < bytes.length) {
-    const b0 = bytes[i];
-    let code: number;
-    let need: number;
-    let min: number;
-    if (b0 < 0x80) { code = b0; need = 0; min = 0; }
-    else if ((b0 & 0xe0) === 0xc0) { code = b0 & 0x1f; need = 1; min = 0x80; }
-    else if ((b0 & 0xf0) === 0xe0) { code = b0 & 0x0f; need = 2; min = 0x800; }
-    else if ((b0 & 0xf8) === 0xf0) { code = b0 & 0x07; need = 3; min = 0x10000; }
-    else throw new WcmError("MESSAGE_INVALID", "invalid UTF-8");
-    for (let k = 1; k <= need; k++) {
-      const b = bytes[i + k];
-      if (b === undefined || (b & 0xc0) !== 0x80) throw new WcmError("MESSAGE_INVALID", "invalid UTF-8");
-      code = (code << 6) | (b & 0x3f);
+  for (let i = 0; i < bytes.length; ) {
+    const lead = bytes[i++];
+    const n = lead < 0x80 ? 0 : lead < 0xc0 ? 4 : lead < 0xe0 ? 1 : lead < 0xf0 ? 2 : lead < 0xf8 ? 3 : 4;
+    let code = lead & (0x7f >> n);
+    for (let k = 0; k < n; k++) {
+      const next = bytes[i++];
+      if ((next & 0xc0) !== 0x80) invalid("UTF-8");
+      code = (code << 6) | (next & 63);
     }
-    if (code < min || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) {
-      throw new WcmError("MESSAGE_INVALID", "invalid UTF-8");
-    }
-    if (code >= 0x10000) {
-      code -= 0x10000;
-      text += String.fromCharCode(0xd800 + (code >> 10), 0xdc00 + (code & 0x3ff));
-    } else {
-      text += String.fromCharCode(code);
-    }
-    i += need + 1;
+    // the shortest form only, no surrogates, at most U+10FFFF
+    if (n > 3 || code < [0, 0x80, 0x800, 0x10000][n] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) invalid("UTF-8");
+    text += String.fromCodePoint(code);
   }
   return text;
 }
 
 const HEX = "0123456789abcdef";
-
-/** Lower-case hex of `bytes`. */
-export function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (let i = 0; i < bytes.length; i++) out += HEX[bytes[i] >> 4] + HEX[bytes[i] & 15];
-  return out;
-}
-
-/** Parses hex (either case, even length); throws MESSAGE_INVALID otherwise. */
-export function fromHex(text: string): Uint8Array {
-  if (text.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(text)) {
-    throw new WcmError("MESSAGE_INVALID", "not hex");
-  }
-  const out = new Uint8Array(text.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.substr(i * 2, 2), 16);
-  return out;
-}
-
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/** Unpadded base64url (RFC 4648 section 5) of `bytes`. */
-export function toBase64Url(bytes: Uint8Array): string {
+/** `bytes` in an alphabet of 2^bits characters, most significant bits first, the last character zero-filled. */
+function encode(bytes: Uint8Array, alphabet: string, bits: number): string {
   let out = "";
-  let i = 0;
-  for (; i + 2 < bytes.length; i += 3) {
-    const n = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
-    out += B64URL[n >> 18] + B64URL[(n >> 12) & 63] + B64URL[(n >> 6) & 63] + B64URL[n & 63];
+  let acc = 0;
+  let n = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    acc = ((acc << 8) | bytes[i]) & 0xffff;
+    for (n += 8; n >= bits; ) out += alphabet[(acc >> (n -= bits)) & ((1 << bits) - 1)];
   }
-  const rest = bytes.length - i;
-  if (rest === 1) {
-    const n = bytes[i] << 16;
-    out += B64URL[n >> 18] + B64URL[(n >> 12) & 63];
-  } else if (rest === 2) {
-    const n = (bytes[i] << 16) | (bytes[i + 1] << 8);
-    out += B64URL[n >> 18] + B64URL[(n >> 12) & 63] + B64URL[(n >> 6) & 63];
-  }
-  return out;
+  return n ? out + alphabet[(acc << (bits - n)) & ((1 << bits) - 1)] : out;
 }
 
-/** Parses unpadded base64url; rejects padding, other alphabets and non-canonical tails. */
-export function fromBase64Url(text: string): Uint8Array {
-  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) {
-    throw new WcmError("MESSAGE_INVALID", "not base64url");
-  }
-  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
-  let bits = 0;
-  let value = 0;
+/** The inverse of encode(): throws MESSAGE_INVALID ("not `what`") on a character outside the alphabet, a dangling character or a set unused bit. */
+function decode(text: string, alphabet: string, bits: number, what: string): Uint8Array {
+  const out = new Uint8Array((text.length * bits) >> 3);
+  let acc = 0;
+  let n = 0;
   let o = 0;
   for (let i = 0; i < text.length; i++) {
-    value = (value << 6) | B64URL.indexOf(text[i]);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (value >> bits) & 0xff;
-    }
+    const digit = alphabet.indexOf(text[i]);
+    if (digit < 0) invalid(what);
+    acc = ((acc << bits) | digit) & 0xffff;
+    n += bits;
+    if (n >= 8) out[o++] = acc >> (n -= 8);
   }
-  if ((value & ((1 << bits) - 1)) !== 0) throw new WcmError("MESSAGE_INVALID", "non-canonical base64url");
-  return out;
+  return n >= bits || acc & ((1 << n) - 1) ? invalid(what) : out;
 }
+
+/** Lower-case hex of `bytes`. */
+export const toHex = (bytes: Uint8Array): string => encode(bytes, HEX, 4);
+
+/** Parses hex (either case, even length); throws MESSAGE_INVALID otherwise. */
+export const fromHex = (text: string): Uint8Array => decode(text.toLowerCase(), HEX, 4, "hex");
+
+/** Unpadded base64url (RFC 4648 section 5) of `bytes`. */
+export const toBase64Url = (bytes: Uint8Array): string => encode(bytes, B64URL, 6);
+
+/** Parses unpadded base64url; rejects padding, other alphabets and non-canonical tails. */
+export const fromBase64Url = (text: string): Uint8Array => decode(text, B64URL, 6, "base64url");
 
 /** Concatenates byte arrays. */
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
+  const out = new Uint8Array(parts.reduce((length, part) => length + part.length, 0));
+  parts.reduce((offset, part) => (out.set(part, offset), offset + part.length), 0);
   return out;
 }
 
 /** Compares two byte arrays in time that depends only on their lengths. */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
+  let diff = a.length ^ b.length;
   for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
+  return !diff;
 }
 
 /** UTF-8 JSON of `value` (fields whose value is undefined are left out). */

@@ -67,6 +67,15 @@ export function check(value: any, rule: Rule, field: string, code: WcmErrorCode 
   return out;
 }
 
+/** `value` when it passes `rule`, else `otherwise` (for what a store reads back: a bad record is no record). */
+export function valid<T>(value: unknown, rule: Rule, otherwise: T): T {
+  try {
+    return check(value, rule, "", "STATE_INVALID");
+  } catch {
+    return otherwise;
+  }
+}
+
 /** Optional: undefined gives `absent`, anything else must pass `rule`. */
 export const optional = (rule: Rule, absent?: unknown): Check => (value, field, code) => value === undefined ? absent : check(value, rule, field, code);
 

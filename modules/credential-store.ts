@@ -9,8 +9,8 @@
  * of the block BEFORE it uses any counter in it, so after any power cut the
  * next counter is larger than every counter ever sent.
  */
-import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from "./bytes";
-import { WcmError } from "./errors";
+import { fromBase64Url, toBase64Url } from "./bytes";
+import { base64url, check, fail, valid } from "./check";
 import type { DigestPort, KeyValuePort } from "./ports";
 import { MAX_LOGIN_COUNTER } from "./wire";
 import { RecordStore } from "./record-store";
@@ -33,13 +33,16 @@ export interface StoredSecret {
 /** How many counters one flash write reserves. */
 export const COUNTER_BLOCK = 32;
 
+/** A stored secret: 16 to 64 bytes. */
+const SECRET = base64url(16, 64);
+
 /** Durable credential state of one device. */
 export class CredentialStore {
-  readonly #secret: RecordStore;
-  readonly #counter: RecordStore;
-  readonly #deviceId: string;
-  #nextCounter: number | undefined;
-  #reservedUpTo = 0;
+  declare private readonly secret: RecordStore;
+  declare private readonly counter: RecordStore;
+  declare private readonly deviceId: string;
+  declare private nextCounter: number | undefined;
+  private reservedUpTo = 0;
 
   /**
    * @param kv - the key-value port
@@ -47,22 +50,17 @@ export class CredentialStore {
    * @param deviceId - records written for another device id are ignored
    */
   constructor(kv: KeyValuePort, digest: DigestPort, deviceId: string) {
-    this.#secret = new RecordStore(kv, digest, "cred");
-    this.#counter = new RecordStore(kv, digest, "ctr");
-    this.#deviceId = deviceId;
+    this.secret = new RecordStore(kv, digest, "cred");
+    this.counter = new RecordStore(kv, digest, "ctr");
+    this.deviceId = deviceId;
   }
 
   /** The stored issued secret for this device, if any valid one exists. */
   loadSecret(): StoredSecret | undefined {
-    const record = this.#secret.read();
-    if (!record) return undefined;
+    const value = this.secret.load(this.deviceId);
     try {
-      const value = JSON.parse(utf8Decode(record.payload)) as Record<string, unknown>;
-      if (value.id !== this.#deviceId || typeof value.s !== "string" || typeof value.g !== "number") return undefined;
-      const secret = fromBase64Url(value.s);
-      if (secret.length < 16 || secret.length > 64 || !Number.isInteger(value.g) || value.g < 1) return undefined;
-      const loaded: StoredSecret = { deviceId: this.#deviceId, secret, generation: value.g, confirmed: value.c === true };
-      if (typeof value.p === "string" && typeof value.pg === "number" && Number.isInteger(value.pg) && value.pg >= 1) {
+      const loaded: StoredSecret = { deviceId: this.deviceId, secret: check(value?.s, SECRET, "s"), generation: check(value?.g, [1, Infinity], "g"), confirmed: value?.c === true };
+      if (typeof value?.p === "string" && Number.isInteger(value.pg) && value.pg >= 1) {
         const previous = fromBase64Url(value.p);
         if (previous.length >= 16 && previous.length <= 64) loaded.previous = { secret: previous, generation: value.pg };
       }
@@ -78,14 +76,12 @@ export class CredentialStore {
    * @throws WcmError STORE_FAILED / STORE_LIMIT
    */
   saveSecret(secret: StoredSecret): void {
-    if (secret.deviceId !== this.#deviceId) throw new WcmError("STATE_INVALID", "secret for another device", "deviceId");
-    const record: Record<string, unknown> = { id: this.#deviceId, s: toBase64Url(secret.secret), g: secret.generation, c: secret.confirmed };
-    if (secret.previous && !secret.confirmed) {
-      record.p = toBase64Url(secret.previous.secret);
-      record.pg = secret.previous.generation;
-    }
-    const payload = utf8Encode(JSON.stringify(record));
-    this.#secret.write(payload);
+    if (secret.deviceId !== this.deviceId) fail("STATE_INVALID", "secret for another device", "deviceId");
+    const previous = secret.confirmed ? undefined : secret.previous;
+    this.secret.save(this.deviceId, {
+      s: toBase64Url(secret.secret), g: secret.generation, c: secret.confirmed,
+      p: previous && toBase64Url(previous.secret), pg: previous?.generation,
+    });
   }
 
   /**
@@ -94,37 +90,25 @@ export class CredentialStore {
    * @throws WcmError STORE_FAILED when the reservation cannot be persisted (no counter is used then)
    */
   nextLoginCounter(): number {
-    if (this.#nextCounter === undefined) {
-      this.#nextCounter = this.loadReservation();
-      this.#reservedUpTo = this.#nextCounter;
-    }
-    const counter = this.#nextCounter;
-    if (counter >= MAX_LOGIN_COUNTER) throw new WcmError("STORE_LIMIT", "login counter exhausted", "counter");
-    if (counter >= this.#reservedUpTo) {
+    if (this.nextCounter === undefined) this.reservedUpTo = this.nextCounter = this.loadReservation();
+    const counter = this.nextCounter;
+    if (counter >= MAX_LOGIN_COUNTER) fail("STORE_LIMIT", "login counter exhausted", "counter");
+    if (counter >= this.reservedUpTo) {
       const end = Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER);
       this.saveReservation(end);
-      this.#reservedUpTo = end;
+      this.reservedUpTo = end;
     }
-    this.#nextCounter = counter + 1;
+    this.nextCounter = counter + 1;
     return counter;
   }
 
   /** Stores the end of a counter reservation: every counter below it may have been used. @throws WcmError STORE_FAILED */
   saveReservation(end: number): void {
-    this.#counter.write(utf8Encode(JSON.stringify({ id: this.#deviceId, n: end })));
+    this.counter.save(this.deviceId, { n: end });
   }
 
   /** The stored reservation's end (1 when none): the first counter that is safe to use after a restart. */
   loadReservation(): number {
-    const record = this.#counter.read();
-    if (!record) return 1;
-    try {
-      const value = JSON.parse(utf8Decode(record.payload)) as Record<string, unknown>;
-      if (value.id !== this.#deviceId) return 1;
-      const n = value.n;
-      return typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= MAX_LOGIN_COUNTER ? n : 1;
-    } catch {
-      return 1;
-    }
+    return valid(this.counter.load(this.deviceId)?.n, [1, MAX_LOGIN_COUNTER], 1);
   }
 }

@@ -12,13 +12,12 @@
  * Passwords are stored in clear in the payload, as the issued secret is:
  * protecting flash from readout is the host's job (ESP32 flash encryption).
  */
-import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from "./bytes";
-import { WcmError } from "./errors";
-import { checkHotspotRev, validateHotspotProfiles, hotspotProfilesJson, type HotspotSet } from "./hotspots";
+import { fromBase64Url, toBase64Url } from "./bytes";
+import { check, fail, list, valid, type Check } from "./check";
+import { checkHotspotRev, checkSsid, validateHotspotProfiles, hotspotProfilesJson, type HotspotSet } from "./hotspots";
 import type { PrivateNetwork } from "./network-selection";
 import type { DigestPort, KeyValuePort } from "./ports";
 import { checkNetworkPassword, MAX_NETWORK_PRIORITY } from "./wire";
-import { checkSsid } from "./hotspots";
 import { RecordStore } from "./record-store";
 import { isSealSecretKey } from "./seal";
 
@@ -32,86 +31,53 @@ export interface StoredNetworks {
   seq: number;
 }
 
-function parse(payload: Uint8Array, deviceId: string): Record<string, unknown> | undefined {
-  try {
-    const value = JSON.parse(utf8Decode(payload)) as unknown;
-    if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-    const object = value as Record<string, unknown>;
-    return object.id === deviceId ? object : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** A stored private network: `{ s: ssid, p: password, r: priority }`. */
+const NETWORK: Check = (n, field, code) => ({ ssid: checkSsid(n.s, field, code), password: checkNetworkPassword(n.p, field, code), priority: check(n.r, [0, MAX_NETWORK_PRIORITY], field, code) });
+const NETWORKS = list(NETWORK, 0, MAX_PRIVATE_NETWORKS);
 
 /** Durable network state of one device. */
 export class NetworkStore {
-  readonly #hotspots: RecordStore;
-  readonly #networks: RecordStore;
-  readonly #key: RecordStore;
-  readonly #floor: RecordStore;
-  readonly #deviceId: string;
+  declare private readonly hotspots: RecordStore;
+  declare private readonly networks: RecordStore;
+  declare private readonly key: RecordStore;
+  declare private readonly floor: RecordStore;
+  declare private readonly deviceId: string;
 
   constructor(kv: KeyValuePort, digest: DigestPort, deviceId: string) {
-    this.#hotspots = new RecordStore(kv, digest, "hotspots");
-    this.#networks = new RecordStore(kv, digest, "nets");
-    this.#key = new RecordStore(kv, digest, "netkey");
-    this.#floor = new RecordStore(kv, digest, "tfloor");
-    this.#deviceId = deviceId;
+    this.hotspots = new RecordStore(kv, digest, "hotspots");
+    this.networks = new RecordStore(kv, digest, "nets");
+    this.key = new RecordStore(kv, digest, "netkey");
+    this.floor = new RecordStore(kv, digest, "tfloor");
+    this.deviceId = deviceId;
   }
 
   /** The stored hotspot profile set, or undefined (none valid). */
   loadHotspots(): HotspotSet | undefined {
-    const record = this.#hotspots.read();
-    const object = record && parse(record.payload, this.#deviceId);
-    if (!object) return undefined;
-    try {
-      return { rev: checkHotspotRev(object.rev, "rev", "STATE_INVALID"), profiles: validateHotspotProfiles(object.p, "p", "STATE_INVALID") };
-    } catch {
-      return undefined;
-    }
+    return valid(this.hotspots.load(this.deviceId), (o, field, code) => ({ rev: checkHotspotRev(o.rev, field, code), profiles: validateHotspotProfiles(o.p, field, code) }), undefined);
   }
 
   /** Stores a profile set crash-safely. @throws WcmError STORE_FAILED / STORE_LIMIT */
   saveHotspots(set: HotspotSet): void {
-    this.#hotspots.write(utf8Encode(JSON.stringify({ id: this.#deviceId, rev: set.rev, p: hotspotProfilesJson(set.profiles) })));
+    this.hotspots.save(this.deviceId, { rev: set.rev, p: hotspotProfilesJson(set.profiles) });
   }
 
   /** The stored private networks (none: an empty list at seq 0). */
   loadNetworks(): StoredNetworks {
-    const record = this.#networks.read();
-    const object = record && parse(record.payload, this.#deviceId);
-    if (!object || !Array.isArray(object.n) || object.n.length > MAX_PRIVATE_NETWORKS) return { networks: [], seq: 0 };
-    try {
-      const seq = checkHotspotRev(object.seq, "seq", "STATE_INVALID");
-      const networks = (object.n as unknown[]).map((item) => {
-        const n = item as Record<string, unknown>;
-        const priority = n.r;
-        if (typeof priority !== "number" || !Number.isInteger(priority) || priority < 0 || priority > MAX_NETWORK_PRIORITY) {
-          throw new WcmError("STATE_INVALID", "bad priority", "r");
-        }
-        return { ssid: checkSsid(n.s, "s", "STATE_INVALID"), password: checkNetworkPassword(n.p, "p", "CONFIG_INVALID"), priority };
-      });
-      return { networks, seq };
-    } catch {
-      return { networks: [], seq: 0 };
-    }
+    return valid(this.networks.load(this.deviceId), (o, field, code) => ({ networks: NETWORKS(o.n, field, code), seq: checkHotspotRev(o.seq, field, code) }), { networks: [], seq: 0 });
   }
 
   /** Stores the private networks and the change sequence crash-safely. @throws WcmError STORE_FAILED / STORE_LIMIT */
   saveNetworks(stored: StoredNetworks): void {
-    if (stored.networks.length > MAX_PRIVATE_NETWORKS) throw new WcmError("STORE_LIMIT", `at most ${MAX_PRIVATE_NETWORKS} networks`, "networks");
-    const n = stored.networks.map((network) => ({ s: network.ssid, p: network.password, r: network.priority }));
-    this.#networks.write(utf8Encode(JSON.stringify({ id: this.#deviceId, seq: stored.seq, n })));
+    if (stored.networks.length > MAX_PRIVATE_NETWORKS) fail("STORE_LIMIT", `at most ${MAX_PRIVATE_NETWORKS} networks`, "networks");
+    this.networks.save(this.deviceId, { seq: stored.seq, n: stored.networks.map((network) => ({ s: network.ssid, p: network.password, r: network.priority })) });
   }
 
   /** The P-256 sealing secret key (32 bytes), or undefined (none, or an older firmware's X25519 key). */
   loadSealKey(): Uint8Array | undefined {
-    const record = this.#key.read();
-    const object = record && parse(record.payload, this.#deviceId);
-    if (!object || typeof object.k !== "string" || object.c !== "p256") return undefined;
+    const object = this.key.load(this.deviceId);
     try {
-      const key = fromBase64Url(object.k);
-      return isSealSecretKey(key) ? key : undefined;
+      const key = fromBase64Url(object?.k);
+      return object?.c === "p256" && isSealSecretKey(key) ? key : undefined;
     } catch {
       return undefined;
     }
@@ -119,21 +85,18 @@ export class NetworkStore {
 
   /** Stores the sealing secret key crash-safely. @throws WcmError STORE_FAILED */
   saveSealKey(secretKey: Uint8Array): void {
-    if (!isSealSecretKey(secretKey)) throw new WcmError("STATE_INVALID", "not a P-256 secret key", "secretKey");
-    this.#key.write(utf8Encode(JSON.stringify({ id: this.#deviceId, c: "p256", k: toBase64Url(secretKey) })));
+    if (!isSealSecretKey(secretKey)) fail("STATE_INVALID", "not a P-256 secret key", "secretKey");
+    this.key.save(this.deviceId, { c: "p256", k: toBase64Url(secretKey) });
   }
 
   /** The persisted time floor, Unix seconds (0 when none). */
   loadTimeFloor(): number {
-    const record = this.#floor.read();
-    const object = record && parse(record.payload, this.#deviceId);
-    const t = object?.t;
-    return typeof t === "number" && Number.isInteger(t) && t >= 0 && t < 2 ** 40 ? t : 0;
+    return valid(this.floor.load(this.deviceId)?.t, [0, 2 ** 40 - 1], 0);
   }
 
   /** Persists the time floor. @throws WcmError STORE_FAILED */
   saveTimeFloor(seconds: number): void {
-    this.#floor.write(utf8Encode(JSON.stringify({ id: this.#deviceId, t: Math.floor(seconds) })));
+    this.floor.save(this.deviceId, { t: Math.floor(seconds) });
   }
 }
 
@@ -147,11 +110,13 @@ export function applyNetworkChange(
   change: { action: "set"; ssid: string; password: string; priority: number } | { action: "forget"; ssid: string },
 ): PrivateNetwork[] {
   const rest = networks.filter((n) => n.ssid !== change.ssid);
-  if (change.action === "forget") return rest;
-  while (rest.length >= MAX_PRIVATE_NETWORKS) {
-    let lowest = 0;
-    for (let i = 1; i < rest.length; i++) if (rest[i].priority < rest[lowest].priority) lowest = i;
-    rest.splice(lowest, 1);
+  if (change.action === "set") {
+    while (rest.length >= MAX_PRIVATE_NETWORKS) {
+      let lowest = 0;
+      for (let i = 1; i < rest.length; i++) if (rest[i].priority < rest[lowest].priority) lowest = i;
+      rest.splice(lowest, 1);
+    }
+    rest.push({ ssid: change.ssid, password: change.password, priority: change.priority });
   }
-  return [...rest, { ssid: change.ssid, password: change.password, priority: change.priority }];
+  return rest;
 }
