@@ -19,11 +19,12 @@
  * no scan, no extra request, no extra flash write.
  */
 import { appTopic, deviceTopics, MAX_APP_PAYLOAD_BYTES } from "./wire";
-import type { DeviceConfig } from "./config";
+import type { DeviceConfig, TemporaryConfig } from "./config";
+import { deriveTemporarySecret } from "./derive";
 import { CredentialStore } from "./credential-store";
 import { isWcmError, WcmError } from "./errors";
 import type { HotspotSet } from "./hotspots";
-import { boot, ENTROPY_BYTES, step, type Context, type Effect, type Event, type Input, type Machine, type ManagerOptions, type ManagerStatus, type Stored, type TimerName } from "./machine";
+import { boot, ENTROPY_BYTES, step, wallNow, type Context, type Effect, type Event, type Input, type Machine, type ManagerOptions, type ManagerStatus, type Stored, type TimerName } from "./machine";
 import type { PrivateNetwork } from "./network-selection";
 import { NetworkStore } from "./network-store";
 import type {
@@ -41,8 +42,6 @@ import type {
   TemporarySecretPort,
 } from "./ports";
 import { DEFAULT_RETRY_POLICY } from "./retry";
-import { temporarySecretPort } from "./temporary-secret";
-import { wallNow } from "./wall-clock";
 import { OnboardingAttachment } from "./onboarding/attach";
 import type { OnboardingPort } from "./onboarding/runner";
 
@@ -406,4 +405,50 @@ function quietly(f: () => void): void {
   } catch {
     // ignored
   }
+}
+
+// ------------------------------------------------------------ the temporary secret (also modules/temporary-secret.ts for the Node side)
+
+/*
+ * Where a temporary device's temporary secret (docs/protocol.md 5.1) comes
+ * from: the TemporarySecretPort for its configuration.
+ *
+ * - derived mode (config.temporarySecret): the line wrote the device's own
+ *   derived secret; there is no lot key on the device, so a dump of it logs in
+ *   as that one device and no other;
+ * - hardware mode (config.temporarySecretFrom = "hardware"): the host's port
+ *   (ESP32: the HMAC peripheral over an eFuse key block) computes it;
+ * - lot-key mode (config.provisioningKey): computed in software from the lot
+ *   key, which the device then holds (weaker: see docs/manufacturing.md).
+ */
+/**
+ * The port that computes the temporary secret for a temporary configuration.
+ * @param config - a validated temporary configuration
+ * @param digest - HMAC-SHA256 for the lot-key mode
+ * @param hardware - the host's hardware port (hardware mode only)
+ * @returns a port; its temporarySecret() throws WcmError KEY_UNAVAILABLE when the
+ *   secret cannot be had (hardware mode on a host without a port, a derived secret
+ *   asked for another device id, or the hardware's own faults)
+ * @example temporarySecretPort(config, nobleDigest).temporarySecret(config.deviceId)
+ */
+export function temporarySecretPort(config: TemporaryConfig, digest: DigestPort, hardware?: TemporarySecretPort): TemporarySecretPort {
+  if ("temporarySecret" in config) {
+    const stored = config.temporarySecret;
+    return {
+      temporarySecret(deviceId) {
+        if (deviceId !== config.deviceId) throw new WcmError("KEY_UNAVAILABLE", "the stored temporary secret is this device's only", "deviceId");
+        return stored.slice();
+      },
+    };
+  }
+  if ("provisioningKey" in config) {
+    const key = config.provisioningKey;
+    return { temporarySecret: (deviceId) => deriveTemporarySecret(digest, key, deviceId) };
+  }
+  if (hardware) return hardware;
+  return {
+    temporarySecret() {
+      throw new WcmError("KEY_UNAVAILABLE", "temporarySecretFrom is hardware but this host has no hardware key port (ManagerPorts.temporarySecret)");
+    },
+  };
 }
