@@ -27,8 +27,9 @@ import Eap, { type NativeScanRecord } from "wcm-host/eap";
 import { pemBlocks } from "wcm-host/pem";
 import type { JoinEvents, JoinRequest, NetworkFailure, NetworkFailureReason, NetworkPort, NetworkSecurity, ScanResult } from "wcm/ports";
 
-/** The SoftAP and its service (hosts/esp32/onboarding.ts): main.ts takes both ports from wcm-host/network, as on lin. */
+/** The SoftAP and its service (hosts/esp32/onboarding.ts) and the key hardware (hmac/ or none): main.ts takes the platform's ports from wcm-host/network, as on lin. */
 export { createOnboardingPort } from "wcm-host/onboarding";
+export { hardwareTemporarySecret } from "wcm-host/hardware-key";
 
 /** From the connect request to "connect" (association + authentication, the wifi module's 5 tries included). */
 export const ASSOCIATE_DEADLINE_MS = 30_000;

@@ -1,5 +1,6 @@
 /*
- * The radio of the lin simulator, and its onboarding service.
+ * What the lin simulator has of the platform ports main.ts takes from
+ * wcm-host/network: the radio, the onboarding service and the key hardware.
  * - No NetworkPort: the desktop's own network. Moddable's simulator Wi-Fi
  *   (wifi/sim) is a fake with canned scan results, so there is no radio to give
  *   the core: without a NetworkPort the manager connects to the cloud directly,
@@ -10,10 +11,18 @@
  *   same HTTP service on port 8080 of the desktop when the product asks
  *   (manager.startOnboarding()), so `npm run onboard -- --url
  *   http://127.0.0.1:8080` can talk to a simulated device.
+ * - No key hardware: a temporary device configured with temporarySecretFrom
+ *   "hardware" fails with KEY_UNAVAILABLE (as hosts/moddable/no-hardware-key.ts
+ *   does for ESP32 chips without an HMAC peripheral).
  */
 import { serveOnboarding } from "wcm-host/onboarding-http";
 import type { OnboardingPort } from "wcm/onboarding/attach";
-import type { NetworkPort } from "wcm/ports";
+import type { NetworkPort, TemporarySecretPort } from "wcm/ports";
+
+/** No key hardware on the simulator. */
+export function hardwareTemporarySecret(_block: number): TemporarySecretPort | undefined {
+  return undefined;
+}
 
 /** No radio on the simulator. */
 export function createNetworkPort(): NetworkPort | undefined {

@@ -1,6 +1,6 @@
 /*
- * wcm-host/hardware-key where there is no key hardware (the lin simulator, ESP32
- * chips without an HMAC peripheral): a temporary device configured with
+ * wcm-host/hardware-key on ESP32 chips without an HMAC peripheral (lin has the
+ * same in hosts/lin/network.ts): a temporary device configured with
  * temporarySecretFrom "hardware" then fails with KEY_UNAVAILABLE (the core's
  * message says there is no hardware key port). The ESP32 version is
  * hosts/esp32/hmac/hardware-key.ts.
