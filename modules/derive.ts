@@ -8,29 +8,22 @@
  * 0x00 (device ids are validated), binary fields have fixed lengths.
  * Test vectors: docs/protocol.md, "Derivations".
  */
-import { concatBytes, utf8Encode, toBase64Url } from "./bytes";
+import { concatBytes, constantTimeEqual, utf8Encode, toBase64Url } from "./bytes";
 import type { DigestPort } from "./ports";
-
-/** Domain-separation labels, one per purpose. Never reuse one for another purpose. */
-export const LABELS = {
-  temporarySecret: "wcm-v1 temporary-secret",
-  cloudLoginKey: "wcm-v1 cloud-login-key",
-  loginProof: "wcm-v1 login",
-  hotspotPassword: "wcm-v1 hotspot-password",
-  wrapKey: "wcm-v1 secret-wrap-key",
-  wrapPad: "wcm-v1 secret-wrap-pad",
-  wrapTag: "wcm-v1 secret-wrap-tag",
-  commitProof: "wcm-v1 commit",
-} as const;
 
 /** Encodes `label 0x00 f1 0x00 f2 ...` (strings as UTF-8). */
 export function labelled(label: string, ...fields: (string | Uint8Array)[]): Uint8Array {
-  const parts: Uint8Array[] = [utf8Encode(label)];
-  for (const field of fields) {
-    parts.push(Uint8Array.of(0), typeof field === "string" ? utf8Encode(field) : field);
-  }
-  return concatBytes(...parts);
+  return concatBytes(utf8Encode(label), ...fields.flatMap((field) => [Uint8Array.of(0), typeof field === "string" ? utf8Encode(field) : field]));
 }
+
+/**
+ * HMAC(key, "wcm-v1 <purpose>" 0 field1 0 ...): every derivation below. The purposes
+ * (domain separation: never reuse one for another purpose) are temporary-secret,
+ * cloud-login-key, login, hotspot-password, secret-wrap-key, secret-wrap-pad,
+ * secret-wrap-tag and commit.
+ */
+const mac = (digest: DigestPort, key: Uint8Array, purpose: string, ...fields: (string | Uint8Array)[]): Uint8Array =>
+  digest.hmacSha256(key, labelled(`wcm-v1 ${purpose}`, ...fields));
 
 /**
  * The temporary secret of a device: HMAC(provisioningKey, "wcm-v1 temporary-secret" 0 deviceId).
@@ -47,12 +40,12 @@ export function deriveTemporarySecret(digest: DigestPort, provisioningKey: Uint8
  * computes HMAC-SHA256 (the ESP32 HMAC peripheral) can compute the temporary secret.
  */
 export function temporarySecretMessage(deviceId: string): Uint8Array {
-  return labelled(LABELS.temporarySecret, deviceId);
+  return labelled("wcm-v1 temporary-secret", deviceId);
 }
 
 /** The key that signs cloud logins: HMAC(secret, "wcm-v1 cloud-login-key"). */
 export function deriveCloudLoginKey(digest: DigestPort, secret: Uint8Array): Uint8Array {
-  return digest.hmacSha256(secret, labelled(LABELS.cloudLoginKey));
+  return mac(digest, secret, "cloud-login-key");
 }
 
 /** Credential kinds as they appear in a login: s = shared/permanent secret, t = temporary. */
@@ -69,7 +62,7 @@ export function deriveLoginProof(
   kind: LoginKind,
   counter: number,
 ): Uint8Array {
-  return digest.hmacSha256(loginKey, labelled(LABELS.loginProof, deviceId, kind, String(counter)));
+  return mac(digest, loginKey, "login", deviceId, kind, String(counter));
 }
 
 /**
@@ -77,18 +70,24 @@ export function deriveLoginProof(
  * hotspot: base64url(HMAC(secret, "wcm-v1 hotspot-password" 0 deviceId)).
  */
 export function deriveHotspotPassword(digest: DigestPort, secret: Uint8Array, deviceId: string): string {
-  return toBase64Url(digest.hmacSha256(secret, labelled(LABELS.hotspotPassword, deviceId)));
+  return toBase64Url(mac(digest, secret, "hotspot-password", deviceId));
 }
 
 /** The key that wraps a newly issued secret for the device: HMAC(secret, "wcm-v1 secret-wrap-key"). */
 export function deriveWrapKey(digest: DigestPort, secret: Uint8Array): Uint8Array {
-  return digest.hmacSha256(secret, labelled(LABELS.wrapKey));
+  return mac(digest, secret, "secret-wrap-key");
 }
 
 /** A wrapped 32-byte secret: ciphertext and tag, both 32 bytes. */
 export interface WrappedSecret {
   ciphertext: Uint8Array;
   tag: Uint8Array;
+}
+
+/** 32 bytes of `data` XOR HMAC(wrapKey, "wcm-v1 secret-wrap-pad" 0 deviceId 0 nonce). */
+function pad(digest: DigestPort, wrapKey: Uint8Array, deviceId: string, nonce: Uint8Array, data: Uint8Array): Uint8Array {
+  const p = mac(digest, wrapKey, "secret-wrap-pad", deviceId, nonce);
+  return new Uint8Array(32).map((_, i) => data[i] ^ p[i]);
 }
 
 /**
@@ -104,11 +103,8 @@ export function wrapSecret(
   nonce: Uint8Array,
   secret: Uint8Array,
 ): WrappedSecret {
-  const pad = digest.hmacSha256(wrapKey, labelled(LABELS.wrapPad, deviceId, nonce));
-  const ciphertext = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) ciphertext[i] = secret[i] ^ pad[i];
-  const tag = digest.hmacSha256(wrapKey, labelled(LABELS.wrapTag, deviceId, nonce, ciphertext));
-  return { ciphertext, tag };
+  const ciphertext = pad(digest, wrapKey, deviceId, nonce, secret);
+  return { ciphertext, tag: mac(digest, wrapKey, "secret-wrap-tag", deviceId, nonce, ciphertext) };
 }
 
 /**
@@ -122,15 +118,10 @@ export function unwrapSecret(
   nonce: Uint8Array,
   wrapped: WrappedSecret,
 ): Uint8Array | undefined {
-  if (wrapped.ciphertext.length !== 32 || wrapped.tag.length !== 32) return undefined;
-  const expected = digest.hmacSha256(wrapKey, labelled(LABELS.wrapTag, deviceId, nonce, wrapped.ciphertext));
-  let diff = 0;
-  for (let i = 0; i < 32; i++) diff |= expected[i] ^ wrapped.tag[i];
-  if (diff !== 0) return undefined;
-  const pad = digest.hmacSha256(wrapKey, labelled(LABELS.wrapPad, deviceId, nonce));
-  const secret = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) secret[i] = wrapped.ciphertext[i] ^ pad[i];
-  return secret;
+  const { ciphertext, tag } = wrapped;
+  return ciphertext.length === 32 && tag.length === 32 && constantTimeEqual(mac(digest, wrapKey, "secret-wrap-tag", deviceId, nonce, ciphertext), tag)
+    ? pad(digest, wrapKey, deviceId, nonce, ciphertext)
+    : undefined;
 }
 
 /**
@@ -143,5 +134,5 @@ export function deriveCommitProof(
   deviceId: string,
   generation: number,
 ): Uint8Array {
-  return digest.hmacSha256(deriveCloudLoginKey(digest, newSecret), labelled(LABELS.commitProof, deviceId, String(generation)));
+  return mac(digest, deriveCloudLoginKey(digest, newSecret), "commit", deviceId, String(generation));
 }

@@ -14,7 +14,7 @@
  */
 import type { HotspotProfile } from "./hotspots";
 import type { NetworkFailure, ScanResult } from "./ports";
-import { nextRetryDelay } from "./retry";
+import { nextRetryDelay, type RetryPolicy } from "./retry";
 
 /** A private network the owner handed to the device. */
 export interface PrivateNetwork {
@@ -66,47 +66,37 @@ export function candidateKey(kind: "private" | "hotspot", name: string): string 
   return `${kind}:${name}`;
 }
 
-function matchesProfile(ap: ScanResult, profile: HotspotProfile): boolean {
-  if (ap.security !== "enterprise") return false;
-  if (profile.ssid !== undefined && ap.ssid === profile.ssid) return true;
-  const ois = profile.roamingConsortium;
-  return !!ois && !!ap.roamingConsortium && ap.roamingConsortium.some((oi) => ois.includes(oi.toLowerCase()));
-}
-
 /**
  * Every candidate heard in `scan`, best first, ignoring back-off: one per
  * private network or profile (its strongest access point).
  * @example rankCandidates(scan, [{ ssid: "Home", password: "…", priority: 10 }], profiles)[0].kind === "private"
  */
 export function rankCandidates(scan: readonly ScanResult[], networks: readonly PrivateNetwork[], profiles: readonly HotspotProfile[]): Candidate[] {
-  const best = new Map<string, Candidate>();
-  const keep = (candidate: Candidate) => {
-    const current = best.get(candidate.key);
-    if (!current || candidate.rssi > current.rssi) best.set(candidate.key, candidate);
-  };
-  for (const ap of scan) {
-    for (const network of networks) {
-      const security = network.password === "" ? "open" : "psk";
-      if (ap.ssid === network.ssid && ap.security === security) {
-        keep({ kind: "private", key: candidateKey("private", network.ssid), ssid: ap.ssid, bssid: ap.bssid, rssi: ap.rssi, network });
-      }
+  // by key ("private:" / "hotspot:" prefixed, so never an Object.prototype name), in the order first heard
+  const best: Record<string, Candidate> = {};
+  scan.forEach((ap) => {
+    const keep = (kind: Candidate["kind"], name: string, extra: object) => {
+      const key = candidateKey(kind, name);
+      if (!(best[key]?.rssi >= ap.rssi)) best[key] = { kind, key, ssid: ap.ssid, bssid: ap.bssid, rssi: ap.rssi, ...extra } as Candidate;
+    };
+    networks.forEach((network) => {
+      if (ap.ssid === network.ssid && ap.security === (network.password === "" ? "open" : "psk")) keep("private", network.ssid, { network });
+    });
+    // a profile matches an enterprise access point by SSID or by a shared roaming-consortium OI
+    if (ap.security === "enterprise") {
+      profiles.forEach((profile) => {
+        const ois = profile.roamingConsortium;
+        if ((profile.ssid !== undefined && ap.ssid === profile.ssid) || (ois && ap.roamingConsortium?.some((oi) => ois.includes(oi.toLowerCase())))) keep("hotspot", profile.name, { profile });
+      });
     }
-    for (const profile of profiles) {
-      if (matchesProfile(ap, profile)) {
-        keep({ kind: "hotspot", key: candidateKey("hotspot", profile.name), ssid: ap.ssid, bssid: ap.bssid, rssi: ap.rssi, profile });
-      }
-    }
-  }
-  const order = (c: Candidate): number[] => c.kind === "private"
-    ? [0, -c.network.priority, -c.rssi]
-    : [1, 0, -c.rssi, profiles.indexOf(c.profile)];
-  return [...best.values()].sort((a, b) => {
-    const [x, y] = [order(a), order(b)];
-    for (let i = 0; i < Math.max(x.length, y.length); i++) {
-      const d = (x[i] ?? 0) - (y[i] ?? 0);
-      if (d !== 0) return d;
-    }
-    return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+  });
+  // private first (higher priority first), then hotspots; the stronger signal, then the profile order, then the key
+  const order = (c: Candidate): number[] => c.kind === "private" ? [0, -c.network.priority, -c.rssi, 0] : [1, 0, -c.rssi, profiles.indexOf(c.profile)];
+  return Object.values(best).sort((a, b) => {
+    const x = order(a);
+    const y = order(b);
+    for (let i = 0; i < 4; i++) if (x[i] !== y[i]) return x[i] - y[i];
+    return a.key < b.key ? -1 : 1;
   });
 }
 
@@ -136,7 +126,7 @@ export function selectNetwork(
   const candidate = ranked.find((c) => (backoff[c.key]?.until ?? 0) <= now);
   if (candidate) return { candidate, ranked };
   if (ranked.length === 0) return { ranked };
-  return { ranked, waitMs: Math.max(0, Math.min(...ranked.map((c) => (backoff[c.key]?.until ?? now) - now))) };
+  return { ranked, waitMs: Math.max(0, ranked.reduce((wait, c) => Math.min(wait, (backoff[c.key]?.until ?? now) - now), Infinity)) };
 }
 
 /**
@@ -153,8 +143,7 @@ export function recordNetworkFailure(
   policy: NetworkBackoffPolicy = DEFAULT_NETWORK_BACKOFF,
 ): BackoffTable {
   const failures = (backoff[key]?.failures ?? 0) + 1;
-  const delay = nextRetryDelay("network", failures, random01, { networkBaseMs: policy.baseMs, networkMaxMs: policy.maxMs, authBaseMs: policy.baseMs, authMaxMs: policy.maxMs });
-  return { ...backoff, [key]: { failures, until: now + delay, last: failure } };
+  return { ...backoff, [key]: { failures, until: now + rescanDelay(failures, random01, policy), last: failure } };
 }
 
 /** Forgets the back-off of `key` (it worked, or its credentials changed). @returns a new table */
@@ -165,7 +154,11 @@ export function clearNetworkBackoff(backoff: BackoffTable, key: string): Backoff
   return next;
 }
 
-/** The delay before the next scan after `emptyScans` scans in a row found nothing usable. */
+/**
+ * The delay before the next scan after `emptyScans` scans in a row found nothing usable
+ * (and the back-off of a network after that many failures, with its policy).
+ */
 export function rescanDelay(emptyScans: number, random01: number, policy: NetworkBackoffPolicy = DEFAULT_RESCAN_BACKOFF): number {
-  return nextRetryDelay("network", emptyScans, random01, { networkBaseMs: policy.baseMs, networkMaxMs: policy.maxMs, authBaseMs: policy.baseMs, authMaxMs: policy.maxMs });
+  // the "network" class reads only the network bounds
+  return nextRetryDelay("network", emptyScans, random01, { networkBaseMs: policy.baseMs, networkMaxMs: policy.maxMs } as RetryPolicy);
 }
