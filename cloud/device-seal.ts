@@ -6,7 +6,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { nodeSeal } from "../hosts/node/node-seal";
-import { newSealSecretKey, sealTo, SEAL_PUBLIC_KEY_BYTES, type SealPurpose } from "../modules/seal";
+import { newSealSecretKey, SEAL_PUBLIC_KEY_BYTES, type SealPurpose } from "../modules/seal";
+import { sealTo } from "../modules/seal-to";
 import { LEGACY_KEY_BYTES, legacySealTo } from "./legacy-seal";
 import { WcmError } from "../modules/errors";
 import { nodeDigest } from "./node-digest";

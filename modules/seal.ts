@@ -29,7 +29,8 @@
  * port it is native. Format 2 blobs are still made by the cloud for devices in
  * the field that registered a 32-byte X25519 key (cloud/legacy-seal.ts); this
  * firmware neither makes nor opens them.
- * Vectors: docs/protocol.md 14.4, test/support/vectors.ts.
+ * Vectors: docs/protocol.md 14.4, test/support/vectors.ts. The sealing half
+ * (sealTo, the cloud's) is in seal-to.ts: the firmware only opens.
  */
 import { concatBytes } from "./bytes";
 import { labelled } from "./derive";
@@ -111,33 +112,10 @@ export function sealPublicKey(seal: SealPort, secretKey: Uint8Array): Uint8Array
   return seal.p256PublicKey(secretKey);
 }
 
-function keys(digest: DigestPort, shared: Uint8Array, ephemeralPublic: Uint8Array, recipient: Uint8Array, deviceId: string, purpose: SealPurpose) {
+/** The AES-128-GCM key and IV of one sealed blob (HKDF over the ECDH secret; also seal-to.ts). */
+export function sealKeys(digest: DigestPort, shared: Uint8Array, ephemeralPublic: Uint8Array, recipient: Uint8Array, deviceId: string, purpose: SealPurpose) {
   const okm = hkdfSha256(digest, shared, concatBytes(ephemeralPublic, recipient), labelled(SEAL_LABEL, purpose, deviceId), 28);
   return { key: okm.subarray(0, 16), iv: okm.subarray(16, 28) };
-}
-
-/**
- * Seals `plaintext` to a device's public key.
- * @param ephemeralSecret - a fresh secret key (newSealSecretKey; never reuse one)
- * @throws WcmError CREDENTIAL_INVALID for a public key that is not a P-256 point, or a bad ephemeral key
- * @example sealTo(digest, seal, devicePublic, "lamp-1", change, newSealSecretKey(random), "network")
- */
-export function sealTo(
-  digest: DigestPort,
-  seal: SealPort,
-  recipientPublicKey: Uint8Array,
-  deviceId: string,
-  plaintext: Uint8Array,
-  ephemeralSecret: Uint8Array,
-  purpose: SealPurpose = "network",
-): Uint8Array {
-  if (!isSealPublicKey(recipientPublicKey)) throw new WcmError("CREDENTIAL_INVALID", "not a P-256 public key", "publicKey");
-  if (!isSealSecretKey(ephemeralSecret)) throw new WcmError("CREDENTIAL_INVALID", "not a P-256 secret key", "ephemeralSecret");
-  const ephemeralPublic = seal.p256PublicKey(ephemeralSecret);
-  const shared = seal.p256SharedSecret(ephemeralSecret, recipientPublicKey);
-  const { key, iv } = keys(digest, shared, ephemeralPublic, recipientPublicKey, deviceId, purpose);
-  const header = concatBytes(Uint8Array.of(SEAL_VERSION), ephemeralPublic);
-  return concatBytes(header, seal.aesGcmSeal(key, iv, header, plaintext));
 }
 
 /**
@@ -161,7 +139,7 @@ export function openSealed(
   if (!isSealPublicKey(ephemeralPublic)) return undefined;
   try {
     const shared = seal.p256SharedSecret(secretKey, ephemeralPublic);
-    const { key, iv } = keys(digest, shared, ephemeralPublic, publicKey, deviceId, purpose);
+    const { key, iv } = sealKeys(digest, shared, ephemeralPublic, publicKey, deviceId, purpose);
     return seal.aesGcmOpen(key, iv, header, sealed.subarray(header.length));
   } catch {
     return undefined;

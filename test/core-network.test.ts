@@ -24,7 +24,8 @@ import {
   MAX_CONFIG_BYTES, MAX_MESSAGE_BYTES, type CloudResponse, type DeviceRequest,
 } from "../modules/protocol";
 import { jsSeal } from "../modules/js-seal";
-import { isSealPublicKey, newSealSecretKey, openSealed, SEAL_OVERHEAD, sealPublicKey, sealTo } from "../modules/seal";
+import { isSealPublicKey, newSealSecretKey, openSealed, SEAL_OVERHEAD, sealPublicKey } from "../modules/seal";
+import { sealTo } from "../modules/seal-to";
 import { wallNow, wallObserve, wallStart } from "../modules/wall-clock";
 import { MemoryFlash, PowerCutSignal } from "./support/scenarios";
 import { VECTORS } from "./support/vectors";

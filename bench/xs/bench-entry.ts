@@ -11,7 +11,8 @@ import { deriveCloudLoginKey, deriveCommitProof, deriveLoginProof, deriveTempora
 import { ConnectionManager } from "../../modules/manager";
 import { nobleDigest } from "../../modules/noble-digest";
 import type { DigestPort } from "../../modules/ports";
-import { openSealed, sealPublicKey, sealTo } from "../../modules/seal";
+import { openSealed, sealPublicKey } from "../../modules/seal";
+import { sealTo } from "../../modules/seal-to";
 import { MemoryFlash, TestBed, testRandom } from "../../test/support/scenarios";
 import { jsSeal } from "../../modules/js-seal";
 import { modelDigest, modelPorts, modelSeal } from "./device-model";

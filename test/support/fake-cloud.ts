@@ -25,7 +25,8 @@ import {
 } from "../../modules/derive";
 import type { HotspotProfile, HotspotSet } from "../../modules/hotspots";
 import { jsSeal } from "../../modules/js-seal";
-import { newSealSecretKey, sealTo } from "../../modules/seal";
+import { newSealSecretKey } from "../../modules/seal";
+import { sealTo } from "../../modules/seal-to";
 import type { CloudLink, CloudLinkFactory, DigestPort, LinkConnectOptions, LinkEvents, RandomPort, SchedulerPort } from "../../modules/ports";
 import {
   CONNACK,

@@ -26,7 +26,8 @@ import {
 import { jsSeal } from "../../modules/js-seal";
 import type { DigestPort, SealPort } from "../../modules/ports";
 import { utf8Encode } from "../../modules/bytes";
-import { hkdfSha256, openSealed, sealPublicKey, sealTo, type SealPurpose } from "../../modules/seal";
+import { hkdfSha256, openSealed, sealPublicKey, type SealPurpose } from "../../modules/seal";
+import { sealTo } from "../../modules/seal-to";
 
 /** The derivations the vectors cover. */
 export type VectorFunction =

@@ -10,7 +10,8 @@
 import { Digest } from "crypt";
 import { nativeSeal } from "wcm-host/seal";
 import { fromHex, toHex, utf8Encode } from "wcm/bytes";
-import { openSealed, sealPublicKey, sealTo } from "wcm/seal";
+import { openSealed, sealPublicKey } from "wcm/seal";
+import { sealTo } from "wcm/seal-to";
 import type { DigestPort } from "wcm/ports";
 
 function sha256(...parts: Uint8Array[]): Uint8Array {
