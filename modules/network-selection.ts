@@ -79,25 +79,18 @@ export function rankCandidates(scan: readonly ScanResult[], networks: readonly P
       const key = candidateKey(kind, name);
       if (!(best[key]?.rssi >= ap.rssi)) best[key] = { kind, key, ssid: ap.ssid, bssid: ap.bssid, rssi: ap.rssi, ...extra } as Candidate;
     };
-    networks.forEach((network) => {
-      if (ap.ssid === network.ssid && ap.security === (network.password === "" ? "open" : "psk")) keep("private", network.ssid, { network });
-    });
+    networks.forEach((network) => ap.ssid === network.ssid && ap.security === (network.password ? "psk" : "open") && keep("private", network.ssid, { network }));
     // a profile matches an enterprise access point by SSID or by a shared roaming-consortium OI
-    if (ap.security === "enterprise") {
-      profiles.forEach((profile) => {
-        const ois = profile.roamingConsortium;
-        if ((profile.ssid !== undefined && ap.ssid === profile.ssid) || (ois && ap.roamingConsortium?.some((oi) => ois.includes(oi.toLowerCase())))) keep("hotspot", profile.name, { profile });
-      });
-    }
+    profiles.forEach((profile) => ap.security === "enterprise"
+      && (ap.ssid === profile.ssid || ap.roamingConsortium?.some((oi) => profile.roamingConsortium?.includes(oi.toLowerCase())))
+      && keep("hotspot", profile.name, { profile }));
   });
   // private first (higher priority first), then hotspots; the stronger signal, then the profile order, then the key
-  const order = (c: Candidate): number[] => c.kind === "private" ? [0, -c.network.priority, -c.rssi, 0] : [1, 0, -c.rssi, profiles.indexOf(c.profile)];
-  return Object.values(best).sort((a, b) => {
-    const x = order(a);
-    const y = order(b);
-    for (let i = 0; i < 4; i++) if (x[i] !== y[i]) return x[i] - y[i];
-    return a.key < b.key ? -1 : 1;
-  });
+  return Object.values(best).sort((a, b) => +("profile" in a) - +("profile" in b)
+    || ((b as { network?: PrivateNetwork }).network?.priority ?? 0) - ((a as { network?: PrivateNetwork }).network?.priority ?? 0)
+    || b.rssi - a.rssi
+    || profiles.indexOf((a as { profile: HotspotProfile }).profile) - profiles.indexOf((b as { profile: HotspotProfile }).profile)
+    || (a.key < b.key ? -1 : 1));
 }
 
 /** What selectNetwork decided. */

@@ -21,6 +21,11 @@ import {
 
 export * from "./wire";
 
+/** Throws CONFIG_INVALID/MESSAGE_INVALID unless `deviceId` matches DEVICE_ID_PATTERN. */
+export function checkDeviceId(deviceId: unknown, code: "CONFIG_INVALID" | "MESSAGE_INVALID" = "MESSAGE_INVALID"): string {
+  return check(deviceId, DEVICE_ID_PATTERN, "deviceId", code);
+}
+
 /** A JSON object of at most `limit` bytes with `v` 1 (errors name `what`). */
 export function decodeObject(payload: Uint8Array, what: string, limit = MAX_MESSAGE_BYTES): Record<string, unknown> {
   const object = decodeJson(payload, limit, what);
