@@ -119,12 +119,21 @@ export class AdminWorker {
         if (reply.kind === "ready") {
           const key = new Uint8Array(this.#key);
           worker.postMessage({ kind: "key", key } satisfies MainMessage, [key.buffer]);
-          for (const chunk of chunks) {
-            // a copy of its own, moved (not cloned) to the worker: a request chunk may share its memory with others
-            const bytes = new Uint8Array(chunk);
-            worker.postMessage({ kind: "chunk", bytes } satisfies MainMessage, [bytes.buffer]);
-          }
-          worker.postMessage({ kind: "end" } satisfies MainMessage);
+          void (async () => {
+            let sinceYield = 0;
+            for (const chunk of chunks) {
+              if (settled) return;
+              // a copy of its own, moved (not cloned) to the worker: a request chunk may share its memory with others
+              const bytes = new Uint8Array(chunk);
+              worker.postMessage({ kind: "chunk", bytes } satisfies MainMessage, [bytes.buffer]);
+              // copying 100 MiB at once would hold this loop for tens of ms: let the device traffic in every 4 MiB
+              if ((sinceYield += bytes.byteLength) >= 4 << 20) {
+                sinceYield = 0;
+                await new Promise((resolve) => setImmediate(resolve));
+              }
+            }
+            if (!settled) worker.postMessage({ kind: "end" } satisfies MainMessage);
+          })();
         } else if (reply.kind === "result") {
           settle(undefined, { ...reply.result, threadId: reply.threadId });
         } else {

@@ -547,8 +547,8 @@ const COMMANDS: Command[] = [
     },
     async run(ctx) {
       const file = ctx.need(0, "bundle file");
-      const checksum = text(ctx.str("checksum") ?? `${file}.sha256`, 1024, "the checksum file");
       const bundle = readInputFile(file, 2 * 1024 * 1024 * 1024 - 1, "the bundle file", ctx.io.stdin);
+      const checksum = text(ctx.str("checksum") ?? `${file}.sha256`, 1024, "the checksum file");
       const viaApi = ctx.str("admin-url") !== undefined || (database(ctx) === undefined && servingPid(dataDir(ctx)) !== undefined);
       if (!viaApi) return (await ctx.services()).importBundle({ bundle, checksum });
       const sha256 = checksum.trim().split(/\s+/)[0]?.toLowerCase() ?? "";
