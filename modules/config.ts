@@ -59,6 +59,7 @@ export type DeviceConfig = CommonConfig & (
 /** Build times accepted: 2020-01-01 .. 2100-01-01. */
 export const BUILD_TIME_RANGE = [1_577_836_800, 4_102_444_800] as const;
 
+const CODE = "CONFIG_INVALID";
 const HOST = /^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$/;
 const MAX_PEM = 8192;
 const CERT_PEM = /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/;
@@ -93,11 +94,11 @@ const CLOUD: Shape = { host: HOST, port: [1, 65535], ca: text(MAX_PEM, CLOUD_CA_
  * Validates the optional common settings: `hotspots` is an array of profiles
  * (revision 0) or `{ rev, profiles }`; `buildTime` is Unix seconds; `labelCode` the label code.
  */
-export const validateCommonConfig = (config: Record<string, unknown>): CommonConfig => fields(config, COMMON, "", "CONFIG_INVALID");
+export const validateCommonConfig = (config: Record<string, unknown>): CommonConfig => fields(config, COMMON, "", CODE);
 
 /** Validates the cloud part of a configuration (other fields are ignored). */
 export function validateCloudConfig(input: unknown): CloudConfig {
-  const cloud = fields(input, CLOUD, "cloud", "CONFIG_INVALID");
+  const cloud = fields(input, CLOUD, "cloud", CODE);
   cloud.serverName ??= cloud.host;
   return cloud;
 }
@@ -110,12 +111,13 @@ export function validateCloudConfig(input: unknown): CloudConfig {
  * @example validateConfig({ deviceId: "lamp-0001", option: "secret", secret: "00ff...", cloud: { host, port: 8883, ca } })
  */
 export function validateConfig(input: unknown): DeviceConfig {
-  const config = object(input, "config", "CONFIG_INVALID");
-  const head = fields(config, { deviceId: DEVICE_ID_PATTERN, cloud: validateCloudConfig, option: ["certificate", "secret", "temporary"] }, "", "CONFIG_INVALID");
+  const config = object(input, "config", CODE);
+  const head = fields(config, { deviceId: DEVICE_ID_PATTERN, cloud: validateCloudConfig, option: ["certificate", "secret", "temporary"] }, "", CODE);
   if (head.option === "temporary") {
     // exactly one of temporarySecret, temporarySecretFrom and provisioningKey
-    const given = Object.keys(OPTIONS.temporary).filter((field) => config[field] !== undefined);
-    if (given.length !== 1) fail("CONFIG_INVALID", "a temporary device takes exactly one of temporarySecret, temporarySecretFrom and provisioningKey", given[1] ?? "temporarySecret");
+    const names = Object.keys(OPTIONS.temporary);
+    const given = names.filter((field) => config[field] !== undefined);
+    if (given.length !== 1) fail(CODE, `a temporary device takes exactly one of ${names}`, given[1] ?? names[0]);
   }
-  return { ...head, ...fields(config, OPTIONS[head.option], "", "CONFIG_INVALID"), ...validateCommonConfig(config) };
+  return { ...head, ...fields(config, OPTIONS[head.option], "", CODE), ...validateCommonConfig(config) };
 }

@@ -20,14 +20,13 @@ export const CODE_DATA_CHARS = 13;
 
 /** @internal The Luhn mod 32 check character: catches every single-character typo and most swaps of neighbours. */
 export function checkChar(data: string): string {
+  // `data` is of the alphabet: every addend is 0..62
   let sum = 0;
-  let factor = 2;
-  for (let i = data.length - 1; i >= 0; i--) {
+  for (let i = data.length - 1, factor = 2; i >= 0; i--, factor = 3 - factor) {
     const addend = factor * CODE_ALPHABET.indexOf(data[i]);
-    sum += Math.floor(addend / 32) + (addend % 32);
-    factor = factor === 2 ? 1 : 2;
+    sum += (addend >> 5) + (addend & 31);
   }
-  return CODE_ALPHABET[(32 - (sum % 32)) % 32];
+  return CODE_ALPHABET[-sum & 31];
 }
 
 /**
