@@ -17,23 +17,35 @@ const invalid = (what: string): never => {
 export function utf8Encode(text: string): Uint8Array {
   const out: number[] = [];
   for (let i = 0; i < text.length; i++) {
-    let code = text.codePointAt(i) as number;
+    let code = text.charCodeAt(i);
+    if (code < 0x80) {
+      out.push(code);
+      continue;
+    }
+    code = text.codePointAt(i) as number;
     if (code > 0xffff) i++;
     else if (code >= 0xd800 && code <= 0xdfff) code = 0xfffd;
     // n continuation bytes of 6 bits after a lead byte 0xxxxxxx, 110xxxxx, 1110xxxx or 11110xxx
-    let n = code < 0x80 ? 0 : code < 0x800 ? 1 : code < 0x10000 ? 2 : 3;
-    out.push(((0xff00 >> (n + 1)) & 0xff & -!!n) | (code >> (6 * n)));
+    let n = code < 0x800 ? 1 : code < 0x10000 ? 2 : 3;
+    out.push(((0xff00 >> (n + 1)) & 0xff) | (code >> (6 * n)));
     while (n--) out.push(0x80 | ((code >> (6 * n)) & 63));
   }
   return Uint8Array.from(out);
 }
+
+/** The smallest code point of a sequence with n continuation bytes (a smaller one is an overlong form). */
+const MIN_CODE = [0, 0x80, 0x800, 0x10000];
 
 /** Decodes strict UTF-8 (no overlongs, no surrogates); throws MESSAGE_INVALID otherwise. */
 export function utf8Decode(bytes: Uint8Array): string {
   let text = "";
   for (let i = 0; i < bytes.length; ) {
     const lead = bytes[i++];
-    const n = lead < 0x80 ? 0 : lead < 0xc0 ? 4 : lead < 0xe0 ? 1 : lead < 0xf0 ? 2 : lead < 0xf8 ? 3 : 4;
+    if (lead < 0x80) {
+      text += String.fromCharCode(lead);
+      continue;
+    }
+    const n = lead < 0xc0 ? 4 : lead < 0xe0 ? 1 : lead < 0xf0 ? 2 : lead < 0xf8 ? 3 : 4;
     let code = lead & (0x7f >> n);
     for (let k = 0; k < n; k++) {
       const next = bytes[i++];
@@ -41,7 +53,7 @@ export function utf8Decode(bytes: Uint8Array): string {
       code = (code << 6) | (next & 63);
     }
     // the shortest form only, no surrogates, at most U+10FFFF
-    if (n > 3 || code < [0, 0x80, 0x800, 0x10000][n] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) invalid("UTF-8");
+    if (n > 3 || code < MIN_CODE[n] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) invalid("UTF-8");
     text += String.fromCodePoint(code);
   }
   return text;
