@@ -20,11 +20,11 @@ export type WcmErrorCode =
 
 /** An error raised by the core: `code` is stable, `field` names the offending input when there is one. */
 export class WcmError extends Error {
-  readonly code: WcmErrorCode;
-  readonly field: string | undefined;
+  declare readonly code: WcmErrorCode;
+  declare readonly field: string | undefined;
 
   constructor(code: WcmErrorCode, message: string, field?: string) {
-    super(field ? `${code}: ${field}: ${message}` : `${code}: ${message}`);
+    super(`${code}: ${field ? `${field}: ` : ""}${message}`);
     this.name = "WcmError";
     this.code = code;
     this.field = field;
