@@ -64,6 +64,7 @@ export const mochaHooks = {
   afterAll(this: Mocha.Context) {
     if (!on || !logFile || !dir) return;
     this.timeout(120_000);
+    const started = performance.now();
     const ran = filesRun(this.test!.parent! as unknown as SuiteLike);
     const logText = existsSync(logFile) ? readFileSync(logFile, "utf8") : "";
     const lines = logText.split("\n").filter(Boolean).length;
@@ -80,6 +81,6 @@ export const mochaHooks = {
       assert.ok(secrets.length > 100, `log scan: the tap recorded the suite's secrets (${secrets.length})`);
     }
     rmSync(dir, { recursive: true, force: true });
-    console.log(`log scan: ${lines} log lines, ${secrets.length} secrets, ${ran.size} files${whole ? " (the whole suite)" : ""}: none found`);
+    console.log(`log scan: ${lines} log lines, ${secrets.length} secrets, ${ran.size} files${whole ? " (the whole suite)" : ""}: none found (${Math.round(performance.now() - started)} ms)`);
   },
 };
