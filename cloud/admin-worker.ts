@@ -1,11 +1,11 @@
 /*
  * Admin bulk work off the event loop that serves devices (issue 9 item 6): a
- * bundle import runs in a worker thread (node:worker_threads) with its own
+ * bundle or CSV import runs in a worker thread (node:worker_threads) with its own
  * registry connection (its own SQLite connection to the same WAL file, or its
  * own PostgreSQL pool).
  *
  * - The worker parses and checks the bundle, seals the secrets and writes the
- *   rows in short transactions (cloud/bundle.ts importBundle); the main thread
+ *   rows in short transactions (cloud/bundle.ts importBundle, cloud/csv-import.ts); the main thread
  *   only hands it the bytes and waits. Its nice value is raised (Linux: per
  *   thread) so, when the cores are busy, the device listeners' thread comes first.
  * - The master key reaches the worker in the start message (memory, never
@@ -25,25 +25,27 @@ import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { CLOUD_ERROR_CODES, CloudError, type CloudErrorCode } from "./errors";
 import { importBundle, type BundleImportResult } from "./bundle";
+import { importCsv, type CsvImportResult } from "./csv-import";
 import { Registry, type RegistryLocation } from "./registry";
 
 /** How much lower the worker thread's priority is than the cloud's (nice increment). */
 export const ADMIN_WORKER_NICE = 10;
 
+/** A job: a bundle (its checksum) or a CSV (its CA and lot); the bytes follow as chunks. */
+type Job = { job: "import-bundle"; checksum: string } | { job: "import-csv"; caName?: string; lot?: string };
+
 /** What the worker is started with (workerData). */
-interface JobData {
+type JobData = Job & {
   wcmAdminWorker: 1;
-  job: "import-bundle";
   location: RegistryLocation;
   actor: string;
-  checksum: string;
   nice: number;
-}
+};
 
 /** Worker to main. */
 type WorkerReply =
   | { kind: "ready" }
-  | { kind: "result"; result: BundleImportResult; threadId: number }
+  | { kind: "result"; result: BundleImportResult | CsvImportResult; threadId: number }
   | { kind: "error"; error: { code: string; message: string; field?: string; line?: number } };
 
 /** Main to worker. */
@@ -94,20 +96,34 @@ export class AdminWorker {
   importBundle(actor: string, bundle: Uint8Array | readonly Uint8Array[], checksum: string): Promise<WorkerImportResult> {
     if (this.#closed) return Promise.reject(new CloudError("INTERNAL", "the admin worker is closed"));
     const chunks = bundle instanceof Uint8Array ? [bundle] : bundle;
-    const run = this.#queue.then(() => this.#run(actor, chunks, checksum));
+    return this.#enqueue<WorkerImportResult>({ job: "import-bundle", checksum }, actor, chunks);
+  }
+
+  /**
+   * Imports a registration CSV (cloud/csv-import.ts importCsv) in a worker thread.
+   * @throws the CloudError of importCsv; INTERNAL when the worker failed otherwise
+   */
+  importCsv(actor: string, csv: string, caName: string | undefined, lot: string | undefined): Promise<CsvImportResult> {
+    if (this.#closed) return Promise.reject(new CloudError("INTERNAL", "the admin worker is closed"));
+    return this.#enqueue<CsvImportResult & { threadId: number }>({ job: "import-csv", ...(caName !== undefined ? { caName } : {}), ...(lot !== undefined ? { lot } : {}) }, actor, [Buffer.from(csv, "utf8")])
+      .then(({ threadId: _thread, ...counts }) => counts);
+  }
+
+  #enqueue<T>(job: Job, actor: string, chunks: readonly Uint8Array[]): Promise<T> {
+    const run = this.#queue.then(() => this.#run<T>(job, actor, chunks));
     this.#queue = run.catch(() => undefined);
     return run;
   }
 
-  #run(actor: string, chunks: readonly Uint8Array[], checksum: string): Promise<WorkerImportResult> {
+  #run<T>(job: Job, actor: string, chunks: readonly Uint8Array[]): Promise<T> {
     if (this.#closed) return Promise.reject(new CloudError("INTERNAL", "the admin worker is closed"));
-    const data: JobData = { wcmAdminWorker: 1, job: "import-bundle", location: this.#location, actor, checksum, nice: this.#nice };
+    const data: JobData = { ...job, wcmAdminWorker: 1, location: this.#location, actor, nice: this.#nice };
     const { entry, eval: isEval } = workerEntry();
     const worker = new Worker(entry, { eval: isEval, workerData: data });
     this.#running.add(worker);
-    return new Promise<WorkerImportResult>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       let settled = false;
-      const settle = (error: Error | undefined, result?: WorkerImportResult) => {
+      const settle = (error: Error | undefined, result?: T) => {
         if (settled) return;
         settled = true;
         this.#running.delete(worker);
@@ -135,7 +151,7 @@ export class AdminWorker {
             if (!settled) worker.postMessage({ kind: "end" } satisfies MainMessage);
           })();
         } else if (reply.kind === "result") {
-          settle(undefined, { ...reply.result, threadId: reply.threadId });
+          settle(undefined, { ...reply.result, threadId: reply.threadId } as T);
         } else {
           const code = reply.error.code in CLOUD_ERROR_CODES ? (reply.error.code as CloudErrorCode) : "INTERNAL";
           settle(new CloudError(code, reply.error.message, {
@@ -193,9 +209,11 @@ async function workerMain(port: NonNullable<typeof parentPort>, data: JobData): 
       key.fill(0);
     }
     try {
-      const bundle = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      const bytes = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
       chunks.length = 0;
-      const result = await importBundle(registry, data.actor, bundle, data.checksum);
+      const result = data.job === "import-bundle"
+        ? await importBundle(registry, data.actor, bytes, data.checksum)
+        : await importCsv(registry, data.actor, bytes.toString("utf8"), data.caName, data.lot);
       port.postMessage({ kind: "result", result, threadId } satisfies WorkerReply);
     } finally {
       await registry.close();

@@ -470,6 +470,7 @@ export async function startCloud(options: StartCloudOptions): Promise<Cloud> {
       hotspotStatus: async (id) => radius?.hotspots.status(id),
       disconnectHotspot: async (id, reason) => radius ? radius.disconnectDevice(id, reason) : [],
       bulkImport: (actor, bundle, checksum) => bulk.importBundle(actor, bundle, checksum),
+      bulkImportCsv: (actor, csv, caName, lot) => bulk.importCsv(actor, csv, caName, lot),
     });
     const radiusTls = async () => options.radiusCertFile !== undefined && options.radiusKeyFile !== undefined
       ? fileRadiusIdentity(options.radiusCertFile, options.radiusKeyFile)

@@ -11,7 +11,8 @@
 import { randomBytes, X509Certificate as NodeX509 } from "node:crypto";
 import { isIP } from "node:net";
 import { importBundle, MAX_BUNDLE_BYTES, type BundleImportResult } from "./bundle";
-import { parseRegistrationCsv } from "./csv";
+import { MAX_CSV_BYTES } from "./csv";
+import { importCsv, type CsvImportResult } from "./csv-import";
 import { deviceId, invalid, name, object, optionalInt, secretHex, time } from "./admin-input";
 import { CloudError } from "./errors";
 import { deviceCertificateUsage } from "./auth/certificate";
@@ -117,6 +118,8 @@ export interface ServiceHooks {
   disconnectHotspot?(deviceId: string, reason: string): Promise<DisconnectReport[]>;
   /** runs a bundle import off the event loop (cloud/admin-worker.ts: a worker thread with its own registry connection); absent: in this thread */
   bulkImport?(actor: string, bundle: readonly Uint8Array[], checksum: string): Promise<BundleImportResult>;
+  /** runs a CSV import off the event loop (the same worker); absent: in this thread */
+  bulkImportCsv?(actor: string, csv: string, caName: string | undefined, lot: string | undefined): Promise<CsvImportResult>;
 }
 
 /** A device with its hotspot status (getDevice). */
@@ -563,40 +566,19 @@ export class CloudServices {
   /**
    * Bulk registration from CSV (`device_id,option,secret_hex`): option secret
    * registers the id with its secret; certificate registers the id under
-   * `caName`; temporary adds the id to the allowlist of `lot`. All or nothing:
-   * the first bad line is reported (CSV_INVALID with `line`) and nothing is imported.
+   * `caName`; temporary adds the id to the allowlist of `lot`. A bad CSV changes
+   * nothing: the first bad line is reported (CSV_INVALID with `line`) before any
+   * write; the rows then go in short transactions (cloud/csv-import.ts), in the
+   * running cloud in its admin worker thread (hooks.bulkImportCsv).
    */
-  async importDevicesCsv(input: { csv: string; caName?: string; lot?: string }): Promise<{ imported: number; secret: number; certificate: number; temporary: number }> {
+  async importDevicesCsv(input: { csv: string; caName?: string; lot?: string }): Promise<CsvImportResult> {
     const body = object(input);
     if (typeof body.csv !== "string") invalid("csv", "must be CSV text");
-    const rows = parseRegistrationCsv(body.csv);
+    if (body.csv.length > MAX_CSV_BYTES) throw new CloudError("TOO_LARGE", `CSV larger than ${MAX_CSV_BYTES} bytes`);
     const caName = body.caName === undefined ? undefined : name(body.caName, "caName");
     const lotName = body.lot === undefined ? undefined : name(body.lot, "lot");
-    const counts = { imported: 0, secret: 0, certificate: 0, temporary: 0 };
-    await this.registry.tx(async () => {
-      const ca = caName === undefined ? undefined : (await this.#requireCa(caName));
-      const lot = lotName === undefined ? undefined : (await this.registry.lot(lotName));
-      if (lotName !== undefined && !lot) throw new CloudError("LOT_NOT_FOUND", `no lot ${lotName}`, { field: "lot" });
-      if (lot?.retired) throw new CloudError("LOT_RETIRED", `lot ${lotName} is retired`, { field: "lot" });
-      for (const row of rows) {
-        if ((await this.registry.device(row.deviceId))) {
-          throw new CloudError("CSV_INVALID", `device ${row.deviceId} is already registered`, { line: row.line });
-        }
-        if (row.option === "secret") {
-          await this.registry.insertSecretDevice(row.deviceId, Uint8Array.from(Buffer.from(row.secretHex!, "hex")), this.actor);
-        } else if (row.option === "certificate") {
-          if (!ca) throw new CloudError("CSV_INVALID", "certificate rows need a CA (caName / --ca)", { line: row.line });
-          await this.registry.insertCertificateDevice(row.deviceId, ca.name, null, this.actor);
-        } else {
-          if (!lot) throw new CloudError("CSV_INVALID", "temporary rows need a lot (lot / --lot)", { line: row.line });
-          await this.registry.addToAllowlist(lot.lot, [row.deviceId]);
-        }
-        counts[row.option]++;
-        counts.imported++;
-      }
-      await this.registry.audit(this.actor, "device.import", null, `rows=${counts.imported}`);
-    });
-    return counts;
+    if (this.hooks.bulkImportCsv) return this.hooks.bulkImportCsv(this.actor, body.csv as string, caName, lotName);
+    return importCsv(this.registry, this.actor, body.csv as string, caName, lotName);
   }
 
   /**

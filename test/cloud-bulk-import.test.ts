@@ -10,7 +10,9 @@
  *   a wrong checksum, an unknown CA) changes nothing stored;
  * - an import cut short after some batches is finished by importing the same
  *   bundle again: every device once, every device.register audited once;
- * - the CLI's import-bundle with --admin-url goes through the running server.
+ * - the CLI's import-bundle with --admin-url goes through the running server;
+ * - the same for a registration CSV (POST /v1/devices/import): logins during a
+ *   large one, a bad one changes nothing, one cut short finishes on the same CSV.
  * Behaviour only: no timing is asserted (bench/admin-load.ts measures it).
  */
 import assert from "node:assert/strict";
@@ -19,6 +21,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BUNDLE_FORMAT, bundleSha256, checksumLine, importBundle } from "../cloud/bundle";
+import { importCsv } from "../cloud/csv-import";
 import { runCli } from "../cloud/cli";
 import { isCloudError } from "../cloud/errors";
 import { end, loginPassword, mustConnect, newSecret, startTestCloud, type TestCloud } from "./cloud-helpers";
@@ -31,6 +34,24 @@ function secretBundle(lot: string, prefix: string, count: number, last?: string)
   for (let i = 0; i < count; i++) lines.push(`{"deviceId":"${prefix}${i}","secretHex":"${secrets.subarray(32 * i, 32 * i + 32).toString("hex")}"}`);
   if (last !== undefined) lines[lines.length - 1] = last;
   return Buffer.from(`${lines.join("\n")}\n`);
+}
+
+/** A registration CSV of `count` secret devices `<prefix><n>`; `last` replaces the last line. */
+function secretCsv(prefix: string, count: number, last?: string): string {
+  const lines = ["device_id,option,secret_hex"];
+  const secrets = randomBytes(32 * count);
+  for (let i = 0; i < count; i++) lines.push(`${prefix}${i},secret,${secrets.subarray(32 * i, 32 * i + 32).toString("hex")}`);
+  if (last !== undefined) lines[lines.length - 1] = last;
+  return `${lines.join("\n")}\n`;
+}
+
+/** POSTs a CSV to the cloud's admin API. */
+async function postCsv(t: TestCloud, csv: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const admin = t.cloud.admin!;
+  const response = await fetch(`http://127.0.0.1:${admin.port}/v1/devices/import`, {
+    method: "POST", headers: { authorization: `Bearer ${admin.token}`, "content-type": "text/csv" }, body: csv,
+  });
+  return { status: response.status, body: await response.json() as Record<string, unknown> };
 }
 
 /** POSTs a bundle to the cloud's admin API. */
@@ -163,5 +184,54 @@ forEachBackend("bulk bundle import off the device event loop", function () {
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
+  });
+
+  it("devicesImportCsv_LargeCsv_LoginsCompleteMeanwhile_BadCsvChangesNothing", async function () {
+    this.timeout(300_000);
+    const secret = newSecret();
+    await t.cloud.services.registerSecretDevice({ deviceId: "live-2", secretHex: secret.hex });
+    const before = await storedBytes(t.cloud.registry);
+    // a bad last line, then an id already registered on the last line: nothing stored changes
+    let r = await postCsv(t, secretCsv("csv-bad-", 3000, "csv-bad-x,secret,zz"));
+    assert.equal(r.status, 400);
+    assert.equal((r.body.error as { line: number }).line, 3001);
+    r = await postCsv(t, secretCsv("csv-bad-", 3000, `live-2,secret,${"ab".repeat(32)}`));
+    assert.deepEqual(r.body.error, { code: "CSV_INVALID", message: "CSV_INVALID: line 3001: device live-2 is already registered", line: 3001 });
+    assert.ok((await storedBytes(t.cloud.registry)).equals(before), "nothing stored changed");
+    const devices = 20_000;
+    let answered = false;
+    const importing = postCsv(t, secretCsv("csv-", devices)).finally(() => {
+      answered = true;
+    });
+    let loginsBeforeTheAnswer = 0;
+    for (let counter = 1; !answered; counter++) {
+      await end(await mustConnect(t.cloud, { id: "live-2", password: loginPassword("live-2", secret.bytes, "s", counter) }));
+      if (!answered) loginsBeforeTheAnswer++;
+    }
+    const result = await importing;
+    assert.equal(result.status, 201, JSON.stringify(result.body));
+    assert.deepEqual(result.body, { imported: devices, secret: devices, certificate: 0, temporary: 0 });
+    assert.ok(loginsBeforeTheAnswer >= 1, "a device login completed while the CSV was imported");
+    assert.equal(await count(t, "SELECT COUNT(*) AS n FROM audit WHERE action = 'device.register' AND device_id LIKE 'csv-%'"), devices);
+    // imported whole, the same CSV again is refused (its ids are registered), as before
+    r = await postCsv(t, secretCsv("csv-", 1));
+    assert.equal((r.body.error as { code: string }).code, "CSV_INVALID");
+  });
+
+  it("importCsv_CutShortAfterTwoBatches_SameCsvAgainFinishesIt", async function () {
+    this.timeout(120_000);
+    const csv = secretCsv("cutcsv-", 350);
+    let batches = 0;
+    await assert.rejects(importCsv(t.cloud.registry, "admin:test", csv, undefined, undefined, {
+      batchRows: 100,
+      betweenBatches: async () => {
+        if (++batches === 2) throw new Error("cut");
+      },
+    }), /cut/);
+    assert.equal(await count(t, "SELECT COUNT(*) AS n FROM devices WHERE id LIKE 'cutcsv-%'"), 200);
+    assert.deepEqual(await t.cloud.services.importDevicesCsv({ csv }), { imported: 350, secret: 350, certificate: 0, temporary: 0 });
+    assert.equal(await count(t, "SELECT COUNT(*) AS n FROM devices WHERE id LIKE 'cutcsv-%'"), 350);
+    assert.equal(await count(t, "SELECT COUNT(*) AS n FROM audit WHERE action = 'device.register' AND device_id LIKE 'cutcsv-%'"), 350);
+    await assert.rejects(t.cloud.services.importDevicesCsv({ csv }), { code: "CSV_INVALID", line: 2 });
   });
 });
