@@ -7,7 +7,7 @@
  */
 import { fromHex } from "./bytes";
 import { check, fail, fields, object, optional, text, type Check, type Shape } from "./check";
-import { checkHotspotRev, validateHotspotProfiles, type HotspotSet } from "./hotspots";
+import { checkHotspotRev, PEM_CERTIFICATE, validateHotspotProfiles, type HotspotSet } from "./hotspots";
 import { parseLabelCode } from "./onboarding/device-label-code";
 import { DEVICE_ID_PATTERN } from "./wire";
 
@@ -64,7 +64,7 @@ const HOST = /^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$/;
 const MAX_PEM = 8192;
 const CERT_PEM = /-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/;
 /** `cloud.ca`: one or two whole PEM certificates and nothing else (two while a CA is rolled). */
-const CLOUD_CA_PEM = /^\s*(-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----\s*){1,2}$/;
+const CLOUD_CA_PEM = new RegExp(`^${PEM_CERTIFICATE}{1,2}\\s*$`);
 const KEY_PEM = /-----BEGIN (RSA |EC )?PRIVATE KEY-----[\s\S]+-----END (RSA |EC )?PRIVATE KEY-----/;
 
 /** Hex text matching `pattern`, as bytes. */

@@ -57,10 +57,10 @@ export class CredentialStore {
 
   /** The stored issued secret for this device, if any valid one exists. */
   loadSecret(): StoredSecret | undefined {
-    const value = this.secret.load(this.deviceId);
+    const value = this.secret.load(this.deviceId) ?? {};
     try {
-      const loaded: StoredSecret = { deviceId: this.deviceId, secret: check(value?.s, SECRET, "s"), generation: check(value?.g, [1, Infinity], "g"), confirmed: value?.c === true };
-      if (typeof value?.p === "string" && Number.isInteger(value.pg) && value.pg >= 1) {
+      const loaded: StoredSecret = { deviceId: this.deviceId, secret: check(value.s, SECRET, "s"), generation: check(value.g, [1, Infinity], "g"), confirmed: value.c === true };
+      if (typeof value.p === "string" && Number.isInteger(value.pg) && value.pg >= 1) {
         const previous = fromBase64Url(value.p);
         if (previous.length >= 16 && previous.length <= 64) loaded.previous = { secret: previous, generation: value.pg };
       }

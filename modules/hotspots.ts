@@ -56,7 +56,10 @@ export const MAX_HOTSPOT_REV = 0x7fffffff;
 export const DEFAULT_ANONYMOUS_IDENTITY = "anonymous@wcm";
 
 const HOST = /^[A-Za-z0-9.-]{1,253}$/;
-const CERT_PEM = /^\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----(\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----)*\s*$/;
+/** One whole PEM certificate, with the white space before it (config.ts's cloud.ca takes one or two). */
+export const PEM_CERTIFICATE = "(\\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\\s]+-----END CERTIFICATE-----)";
+/** `radius.ca`: one or more whole PEM certificates and nothing else. */
+const CERT_PEM = new RegExp(`^${PEM_CERTIFICATE}+\\s*$`);
 const SSID = /^[^\x00-\x1f\x7f]{1,32}$/;
 
 /** Throws a WcmError with `code` unless `ssid` is 1-32 bytes of UTF-8 without control characters. */
