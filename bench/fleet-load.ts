@@ -39,7 +39,7 @@
  */
 import { fork, execSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, connect as netConnect, type Socket } from "node:net";
+import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { randomBytes } from "node:crypto";
 import { tmpdir, cpus, loadavg } from "node:os";
@@ -53,6 +53,7 @@ import type { FleetCheck, FleetChildRequest, FleetChildStats } from "./fleet-chi
 import { createDatabase, postgresUnavailable, stopPostgres } from "../test/support/postgres";
 import { redisUnavailable, startRedis, type TestRedis } from "../test/support/redis";
 import { mb, percentile, table } from "./table";
+import { freePort } from "./connect-bench";
 
 // three storms (--nodes above 1) of up to 6 minutes each, plus start-up
 const WATCHDOG_MS = 28 * 60_000;
@@ -120,14 +121,6 @@ class FleetChild {
     await this.exited;
     clearTimeout(killer);
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** A distinct loopback source address per device (64 per /24). */

@@ -33,7 +33,6 @@
  */
 import { fork, execSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { randomBytes } from "node:crypto";
 import { tmpdir, cpus, loadavg, getPriority } from "node:os";
 import { join } from "node:path";
@@ -42,6 +41,7 @@ import type { ConnectionLimits } from "../cloud/limits";
 import type { FleetChildStats } from "./fleet-child";
 import { benchDeviceId, benchSecret, type SimCount, type SimReport, type SimRequest } from "./reconnect-sim";
 import { percentile, table } from "./table";
+import { freePort } from "./connect-bench";
 
 const WATCHDOG_MS = 45 * 60_000;
 const RUN_BUDGET_MS = 5 * 60_000;
@@ -121,14 +121,6 @@ class Child<Req extends { cmd: string }> {
 
 type CloudReq = { cmd: "start"; dataDir: string; port: number; masterKeyHex: string; connections?: Partial<ConnectionLimits>; memoryTlsStore?: boolean } | { cmd: "stats" } | { cmd: "import"; csv: string } | { cmd: "check" } | { cmd: "close" };
 type Cloud = Child<CloudReq>;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Cloud settings of a mode (see the header). */
 let modeLimits: Partial<ConnectionLimits> | undefined;

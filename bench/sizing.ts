@@ -31,7 +31,6 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { randomBytes } from "node:crypto";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -43,7 +42,7 @@ import { invokedDirectly } from "../cloud/invoked-directly";
 import { deriveLoginProof } from "../modules/derive";
 import { formatLoginPassword } from "../modules/protocol";
 import { deviceTopics } from "../modules/wire";
-import { CloudChild, connectPass, makeDevices, type BenchDevice, type ConnectPass } from "./connect-bench";
+import { CloudChild, connectPass, makeDevices, type BenchDevice, type ConnectPass, freePort } from "./connect-bench";
 import type { FleetChildRequest, FleetChildStats } from "./fleet-child";
 import { processCpuMs } from "./peers";
 import { median, percentile, table } from "./table";
@@ -64,14 +63,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const load = () => loadavg().map((l) => l.toFixed(2)).join(" ");
 const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
 const spread = (values: number[], digits: number) => `${Math.min(...values).toFixed(digits)}-${Math.max(...values).toFixed(digits)}`;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A distinct loopback source address per session (the per-source limits then apply per device). */
 function sourceAddress(i: number): string {
