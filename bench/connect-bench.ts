@@ -11,7 +11,6 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import mqtt from "mqtt";
 import type { TLSSocket } from "node:tls";
@@ -220,10 +219,4 @@ export async function connectPass(
 }
 
 /** A TCP port free on 127.0.0.1 at the time of the call (the OS picks it). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from "../test/support/redis";

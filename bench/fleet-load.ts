@@ -49,7 +49,8 @@ import { createNodeDevice } from "../hosts/node/device";
 import { SimulatedFlash } from "../hosts/node/file-preferences";
 import { createMqttLink } from "../hosts/node/mqtt-link";
 import type { ConnectionManager } from "../modules/manager";
-import type { FleetCheck, FleetChildRequest, FleetChildStats } from "./fleet-child";
+import type { FleetCheck, FleetChildStats } from "./fleet-child";
+import { FleetChild } from "./fleet-child-process";
 import { createDatabase, postgresUnavailable, stopPostgres } from "../test/support/postgres";
 import { redisUnavailable, startRedis, type TestRedis } from "../test/support/redis";
 import { mb, percentile, table } from "./table";
@@ -76,52 +77,8 @@ const DATABASE = process.argv.slice(2).find((a) => a.startsWith("--database="))?
 if (DATABASE !== "sqlite" && DATABASE !== "postgres") throw new Error("--database is sqlite or postgres");
 if (NODES > 1 && DATABASE !== "postgres") throw new Error("--nodes above 1 needs --database=postgres (nodes share the registry)");
 
-/** The cloud in a child process. */
-class FleetChild {
-  readonly child: ChildProcess;
-  /** Node flags of the cloud process (e.g. the flood run's GC settings) */
-  static nodeFlags: string[] = (process.env.WCM_CLOUD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
-  readonly exited: Promise<number | null>;
-  #waiting: ((reply: Record<string, unknown>) => void)[] = [];
-
-  constructor() {
-    this.child = fork(fileURLToPath(new URL("./fleet-child.ts", import.meta.url)), [], { execArgv: ["--import", "tsx", ...FleetChild.nodeFlags], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.child.on("message", (reply: Record<string, unknown>) => this.#waiting.shift()?.(reply));
-    this.exited = new Promise((resolve) => this.child.once("exit", (code) => resolve(code)));
-  }
-
-  request<T>(message: FleetChildRequest, timeoutMs = 60_000): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`cloud child: no reply to ${message.cmd}`)), timeoutMs);
-      this.#waiting.push((reply) => {
-        clearTimeout(timer);
-        if (reply.cmd === "error") reject(new Error(`cloud child: ${String(reply.message)}`));
-        else resolve(reply as T);
-      });
-      this.child.send(message);
-    });
-  }
-
-  async stats(full = false): Promise<FleetChildStats> {
-    return (await this.request<{ stats: FleetChildStats }>({ cmd: "stats", full })).stats;
-  }
-
-  kill(): Promise<number | null> {
-    this.child.kill("SIGKILL");
-    return this.exited;
-  }
-
-  async close(): Promise<void> {
-    try {
-      if (this.child.connected) await this.request({ cmd: "close" }, 20_000);
-    } catch {
-      // killed below
-    }
-    const killer = setTimeout(() => this.child.kill("SIGKILL"), 5000);
-    await this.exited;
-    clearTimeout(killer);
-  }
-}
+/** Node flags of the cloud processes (e.g. the flood run's GC settings) */
+let cloudNodeFlags: string[] = (process.env.WCM_CLOUD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 
 /** A distinct loopback source address per device (64 per /24). */
 function sourceAddress(i: number): string {
@@ -139,7 +96,7 @@ interface StartedChild {
 }
 
 async function startChild(dataDir: string, port: number, masterKeyHex: string, lot?: string, shared: { database?: string; redis?: string } = {}): Promise<StartedChild> {
-  const child = new FleetChild();
+  const child = new FleetChild(cloudNodeFlags);
   const reply = await child.request<{ caPem: string; provisioningKeyHex?: string; stats: FleetChildStats }>({ cmd: "start", dataDir, port, masterKeyHex, lot, ...shared });
   return { child, caPem: reply.caPem, provisioningKeyHex: reply.provisioningKeyHex, stats: reply.stats };
 }
@@ -152,9 +109,9 @@ async function flood(): Promise<string[][]> {
   // --expose-gc: live memory is measured after a full GC; --max-semi-space-size=1:
   // V8's young generation otherwise grows to 2 x 16 MB under allocation pressure,
   // which shows as RSS growth whatever the cloud retains (cloud/README.md).
-  const savedFlags = FleetChild.nodeFlags;
-  FleetChild.nodeFlags = [...savedFlags, "--expose-gc", "--max-semi-space-size=1"];
-  const started = await startChild(dataDir, port, randomBytes(32).toString("hex")).finally(() => { FleetChild.nodeFlags = savedFlags; });
+  const savedFlags = cloudNodeFlags;
+  cloudNodeFlags = [...savedFlags, "--expose-gc", "--max-semi-space-size=1"];
+  const started = await startChild(dataDir, port, randomBytes(32).toString("hex")).finally(() => { cloudNodeFlags = savedFlags; });
   const { child } = started;
   const sockets: Socket[] = [];
   const rows: string[][] = [["flood (each from 32 loopback sources)", "connections", "refused at accept", "peak unauthenticated", "peak RSS growth", "live growth (after GC)", "live growth since warm-up"]];

@@ -27,14 +27,14 @@
  * A peer whose binary is missing is skipped with a message. WCM_PEERS_RADIUS_DEBUG=1 runs
  * FreeRADIUS with -X and writes its log to $TMPDIR/wcm-peers-freeradius-<method>.log.
  */
-import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, connect as netConnect } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { CloudChild, connectPass, makeDevices, wcmPassword, type BenchDevice, type ConnectPass, type PasswordOf } from "./connect-bench";
+import { CloudChild, makeDevices, type BenchDevice } from "./connect-bench";
+import { Loader, mosquittoPassword, type LoaderPass } from "./connect-loader";
 import type { PeerMaterial } from "./cloud-child";
 import { NAS_SECRET, runChild, type LoadResult } from "./radius-bench";
 import { authenticate, UdpTransport, type PeerOptions } from "./radius-peer";
@@ -169,7 +169,6 @@ async function startMosquitto(dir: string, material: PeerMaterial, caPem: string
 }
 
 /** The password a device has in mosquitto's password file (any secret works: mosquitto checks its hash). */
-const mosquittoPassword: PasswordOf = (device) => Buffer.from(device.loginKey).toString("hex").slice(0, 32);
 
 /**
  * FreeRADIUS from a private copy of Debian's configuration: own log and run
@@ -223,61 +222,11 @@ async function startFreeradius(dir: string, material: PeerMaterial): Promise<Pee
 
 // ------------------------------------------------------------------ MQTT loaders
 
-interface LoaderInit {
-  devices: { deviceId: string; loginKey: string }[];
-}
-interface LoaderPass {
-  port: number;
-  caPem: string;
-  tls: TlsVersion;
-  counter: number;
-  concurrency: number;
-  kind: "wcm" | "mosquitto";
-}
-
-/** A loader child process: its slice of the devices, one pass per request. */
-class Loader {
-  readonly child: ChildProcess;
-  #waiting: ((reply: ConnectPass) => void)[] = [];
-
-  constructor(devices: BenchDevice[]) {
-    this.child = fork(fileURLToPath(import.meta.url), ["--mqtt-loader"], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.child.on("message", (reply: ConnectPass) => this.#waiting.shift()?.(reply));
-    const init: LoaderInit = { devices: devices.map((d) => ({ deviceId: d.deviceId, loginKey: Buffer.from(d.loginKey).toString("hex") })) };
-    this.child.send(init);
-  }
-
-  pass(job: LoaderPass): Promise<ConnectPass> {
-    return new Promise((resolve) => {
-      this.#waiting.push(resolve);
-      this.child.send(job);
-    });
-  }
-
-  close(): void {
-    this.child.disconnect();
-  }
-}
-
-function loaderMain(): void {
-  let devices: BenchDevice[] = [];
-  process.on("message", (message: LoaderInit | LoaderPass) => {
-    if ("devices" in message) {
-      devices = message.devices.map((d) => ({ deviceId: d.deviceId, loginKey: new Uint8Array(Buffer.from(d.loginKey, "hex")) }));
-      return;
-    }
-    const passwordOf = message.kind === "wcm" ? wcmPassword : mosquittoPassword;
-    void connectPass(message.port, message.caPem, message.tls, devices, message.counter, message.concurrency, 120_000, passwordOf)
-      .then((result) => process.send?.(result));
-  });
-  process.on("disconnect", () => process.exit(0));
-}
-
 /** One MQTT pass of every loader at once, with the server's CPU around it. */
-async function mqttPass(loaders: Loader[], job: Omit<LoaderPass, "concurrency">, concurrency: number, pids: number[]): Promise<PassFigures> {
+async function mqttPass(loaders: Loader[], job: Omit<LoaderPass, "concurrency" | "timeoutMs">, concurrency: number, pids: number[]): Promise<PassFigures> {
   const cpu0 = processCpuMs(pids);
   const t0 = performance.now();
-  const results = await Promise.all(loaders.map((l) => l.pass({ ...job, concurrency: Math.max(1, Math.round(concurrency / loaders.length)) })));
+  const results = await Promise.all(loaders.map((l) => l.pass({ ...job, timeoutMs: 120_000, concurrency: Math.max(1, Math.round(concurrency / loaders.length)) })));
   const seconds = (performance.now() - t0) / 1000;
   const cpuMs = processCpuMs(pids) - cpu0;
   const ok = results.reduce((n, r) => n + r.accepted, 0);
@@ -537,8 +486,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes("--mqtt-loader")) loaderMain();
-else if (invokedDirectly(import.meta.url)) {
+if (invokedDirectly(import.meta.url)) {
   main().then(() => process.exit(0), (error) => {
     console.error(error);
     process.exit(1);

@@ -29,21 +29,20 @@
  * --workers W (2)  --only rss|connects. Needs 2 x the largest step + 1000
  * file descriptors (`ulimit -n`). Prints the load average before and after.
  */
-import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import { randomBytes } from "node:crypto";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import mqttPacket from "mqtt-packet";
 import { nodeDigest } from "../cloud/node-digest";
 import { invokedDirectly } from "../cloud/invoked-directly";
 import { deriveLoginProof } from "../modules/derive";
 import { formatLoginPassword } from "../modules/protocol";
 import { deviceTopics } from "../modules/wire";
-import { CloudChild, connectPass, makeDevices, type BenchDevice, type ConnectPass, freePort } from "./connect-bench";
-import type { FleetChildRequest, FleetChildStats } from "./fleet-child";
+import { CloudChild, makeDevices, type BenchDevice, freePort } from "./connect-bench";
+import { Loader } from "./connect-loader";
+import { FleetChild } from "./fleet-child-process";
 import { processCpuMs } from "./peers";
 import { median, percentile, table } from "./table";
 import { createDatabase, postgresUnavailable, stopPostgres } from "../test/support/postgres";
@@ -70,46 +69,6 @@ function sourceAddress(i: number): string {
 }
 
 // ------------------------------------------------------------------ 1. RSS per connected device
-
-/** The fleet child (bench/fleet-child.ts) with a full-GC switch. */
-class SizingChild {
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-  #waiting: ((reply: Record<string, unknown>) => void)[] = [];
-
-  constructor() {
-    this.child = fork(fileURLToPath(new URL("./fleet-child.ts", import.meta.url)), [], { execArgv: ["--import", "tsx", "--expose-gc"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.child.on("message", (reply: Record<string, unknown>) => this.#waiting.shift()?.(reply));
-    this.exited = new Promise((resolve) => this.child.once("exit", () => resolve()));
-  }
-
-  request<T>(message: FleetChildRequest, timeoutMs = 120_000): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`cloud child: no reply to ${message.cmd}`)), timeoutMs);
-      this.#waiting.push((reply) => {
-        clearTimeout(timer);
-        if (reply.cmd === "error") reject(new Error(`cloud child: ${String(reply.message)}`));
-        else resolve(reply as T);
-      });
-      this.child.send(message);
-    });
-  }
-
-  async stats(): Promise<FleetChildStats> {
-    return (await this.request<{ stats: FleetChildStats }>({ cmd: "stats", full: true })).stats;
-  }
-
-  async close(): Promise<void> {
-    try {
-      await this.request({ cmd: "close" }, 15_000);
-    } catch {
-      // killed below
-    }
-    const killer = setTimeout(() => this.child.kill("SIGKILL"), 5000);
-    await this.exited;
-    clearTimeout(killer);
-  }
-}
 
 /** Opens one idle session: TLS 1.3, CONNECT, CONNACK 0, SUBSCRIBE, SUBACK. */
 function openSession(port: number, caPem: string, device: BenchDevice, source: string): Promise<TLSSocket> {
@@ -151,7 +110,7 @@ async function rssRun(database: "sqlite" | "postgres", steps: number[]): Promise
   const dataDir = mkdtempSync(join(tmpdir(), "wcm-sizing-rss-"));
   const most = Math.max(...steps);
   const { devices, csv } = makeDevices(most);
-  const child = new SizingChild();
+  const child = new FleetChild(["--expose-gc"]);
   const sockets: TLSSocket[] = [];
   const pinger = setInterval(() => {
     const ping = mqttPacket.generate({ cmd: "pingreq" });
@@ -176,7 +135,7 @@ async function rssRun(database: "sqlite" | "postgres", steps: number[]): Promise
       await Promise.all(Array.from({ length: 32 }, opener));
       const openSeconds = (performance.now() - t0) / 1000;
       await sleep(3000);
-      const stats = await child.stats();
+      const stats = await child.stats(true);
       if (stats.liveSessions !== step) throw new Error(`${database}: ${stats.liveSessions} live sessions, expected ${step}`);
       out.push({ sessions: step, rss: stats.rss, live: stats.liveAfterGc, cloudCpuMs: stats.cpuMicros / 1000, openSeconds });
       console.log(`  ${database}: ${step} sessions, RSS ${mib(stats.rss)} MiB, live after GC ${mib(stats.liveAfterGc)} MiB (load ${load()})`);
@@ -210,50 +169,13 @@ function rssTable(runs: Map<string, RssStep[]>): string {
 
 // ------------------------------------------------------------------ 2. connects per second and per core
 
-interface LoaderPass { port: number; caPem: string; counter: number; concurrency: number }
-
-/** A loader child process: its slice of the devices, one connectPass per request. */
-class Loader {
-  readonly child: ChildProcess;
-  #waiting: ((reply: ConnectPass) => void)[] = [];
-
-  constructor(devices: BenchDevice[]) {
-    this.child = fork(fileURLToPath(import.meta.url), ["--connect-loader"], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    this.child.on("message", (reply: ConnectPass) => this.#waiting.shift()?.(reply));
-    this.child.send({ devices: devices.map((d) => ({ deviceId: d.deviceId, loginKey: Buffer.from(d.loginKey).toString("hex") })) });
-  }
-
-  pass(job: LoaderPass): Promise<ConnectPass> {
-    return new Promise((resolve) => {
-      this.#waiting.push(resolve);
-      this.child.send(job);
-    });
-  }
-
-  close(): void {
-    this.child.disconnect();
-  }
-}
-
-function loaderMain(): void {
-  let devices: BenchDevice[] = [];
-  process.on("message", (message: { devices: { deviceId: string; loginKey: string }[] } | LoaderPass) => {
-    if ("devices" in message) {
-      devices = message.devices.map((d) => ({ deviceId: d.deviceId, loginKey: new Uint8Array(Buffer.from(d.loginKey, "hex")) }));
-      return;
-    }
-    void connectPass(message.port, message.caPem, "TLSv1.3", devices, message.counter, message.concurrency, 180_000).then((result) => process.send?.(result));
-  });
-  process.on("disconnect", () => process.exit(0));
-}
-
 interface ConnectFigures { perSecond: number; cpuMsPerConnect: number; primaryMsPerConnect: number; serverCores: number; loaderCores: number; p50: number; p99: number; failed: number; failure?: string; load1: number }
 
 async function connectRun(loaders: Loader[], port: number, caPem: string, counter: number, concurrency: number, pids: number[]): Promise<ConnectFigures> {
   const cpu0 = processCpuMs(pids);
   const primary0 = processCpuMs(pids.slice(0, 1));
   const t0 = performance.now();
-  const results = await Promise.all(loaders.map((l) => l.pass({ port, caPem, counter, concurrency: Math.max(1, Math.round(concurrency / loaders.length)) })));
+  const results = await Promise.all(loaders.map((l) => l.pass({ port, caPem, tls: "TLSv1.3", kind: "wcm", timeoutMs: 180_000, counter, concurrency: Math.max(1, Math.round(concurrency / loaders.length)) })));
   const seconds = (performance.now() - t0) / 1000;
   const cpuMs = processCpuMs(pids) - cpu0;
   const primaryMs = processCpuMs(pids.slice(0, 1)) - primary0;
@@ -351,8 +273,7 @@ async function main(): Promise<void> {
   console.log(`\nload average at the end ${load()}`);
 }
 
-if (process.argv.includes("--connect-loader")) loaderMain();
-else if (invokedDirectly(import.meta.url)) {
+if (invokedDirectly(import.meta.url)) {
   main().then(() => process.exit(0), (error) => {
     console.error(error instanceof Error ? error.stack : error);
     process.exit(1);
