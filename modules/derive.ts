@@ -12,9 +12,8 @@ import { concatBytes, constantTimeEqual, utf8Encode, toBase64Url } from "./bytes
 import type { DigestPort } from "./ports";
 
 /** Encodes `label 0x00 f1 0x00 f2 ...` (strings as UTF-8). */
-export function labelled(label: string, ...fields: (string | Uint8Array)[]): Uint8Array {
-  return concatBytes(utf8Encode(label), ...fields.flatMap((field) => [Uint8Array.of(0), typeof field === "string" ? utf8Encode(field) : field]));
-}
+export const labelled = (label: string, ...fields: (string | Uint8Array)[]): Uint8Array =>
+  fields.reduce((out: Uint8Array, field) => concatBytes(out, Uint8Array.of(0), typeof field === "string" ? utf8Encode(field) : field), utf8Encode(label));
 
 /**
  * HMAC(key, "wcm-v1 <purpose>" 0 field1 0 ...): every derivation below. The purposes
@@ -86,8 +85,7 @@ export interface WrappedSecret {
 
 /** 32 bytes of `data` XOR HMAC(wrapKey, "wcm-v1 secret-wrap-pad" 0 deviceId 0 nonce). */
 function pad(digest: DigestPort, wrapKey: Uint8Array, deviceId: string, nonce: Uint8Array, data: Uint8Array): Uint8Array {
-  const p = mac(digest, wrapKey, "secret-wrap-pad", deviceId, nonce);
-  return new Uint8Array(32).map((_, i) => data[i] ^ p[i]);
+  return mac(digest, wrapKey, "secret-wrap-pad", deviceId, nonce).map((byte, i) => byte ^ data[i]);
 }
 
 /**
@@ -118,8 +116,8 @@ export function unwrapSecret(
   nonce: Uint8Array,
   wrapped: WrappedSecret,
 ): Uint8Array | undefined {
-  const { ciphertext, tag } = wrapped;
-  return ciphertext.length === 32 && tag.length === 32 && constantTimeEqual(mac(digest, wrapKey, "secret-wrap-tag", deviceId, nonce, ciphertext), tag)
+  const ciphertext = wrapped.ciphertext;
+  return ciphertext.length === 32 && wrapped.tag.length === 32 && constantTimeEqual(mac(digest, wrapKey, "secret-wrap-tag", deviceId, nonce, ciphertext), wrapped.tag)
     ? pad(digest, wrapKey, deviceId, nonce, ciphertext)
     : undefined;
 }

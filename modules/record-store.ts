@@ -9,7 +9,7 @@
  * slot with the highest generation. Keys are `<name>.0` and `<name>.1`, so `name`
  * is at most 13 characters (ESP32 NVS keys are at most 15).
  */
-import { jsonBytes, utf8Decode } from "./bytes";
+import { constantTimeEqual, jsonBytes, utf8Decode } from "./bytes";
 import { fail } from "./check";
 import type { DigestPort, KeyValuePort } from "./ports";
 
@@ -61,24 +61,14 @@ export class RecordStore {
    * @throws WcmError STORE_LIMIT when the payload is too large, STORE_FAILED when the port fails
    */
   write(payload: Uint8Array): RecordValue {
-    const length = payload.length;
-    if (length > MAX_RECORD_PAYLOAD) fail("STORE_LIMIT", `payload larger than ${MAX_RECORD_PAYLOAD} bytes`, "payload");
+    if (payload.length > MAX_RECORD_PAYLOAD) fail("STORE_LIMIT", `payload larger than ${MAX_RECORD_PAYLOAD} bytes`, "payload");
     const a = this.slot(0);
     const newest = newer(a, this.slot(1));
     const generation = (newest ? newest.generation : 0) + 1;
     if (generation > 0xffffffff) fail("STORE_LIMIT", "generation exhausted", "generation");
     // the slot that does not hold the newest record
     const key = `${this.name}.${a && newest === a ? 1 : 0}`;
-    const value = new Uint8Array(HEADER + length + CHECKSUM);
-    // "WR", format 1, generation u32, length u16 (set() keeps the low 8 bits of each)
-    value.set([0x57, 0x52, 1, generation / 2 ** 24, generation >> 16, generation >> 8, generation, length >> 8, length]);
-    value.set(payload, HEADER);
-    value.set(this.digest.sha256(value.subarray(0, HEADER + length)).subarray(0, CHECKSUM), HEADER + length);
-    try {
-      this.kv.set(key, value);
-    } catch (error) {
-      failed("write", error, key);
-    }
+    this.port(key, this.frame(generation, payload));
     return { payload, generation };
   }
 
@@ -103,12 +93,16 @@ export class RecordStore {
 
   /** Removes both slots (factory reset). */
   clear(): void {
-    const key = `${this.name}.0`;
+    this.port(`${this.name}.0`);
+    this.port(`${this.name}.1`);
+  }
+
+  /** Writes `value` to `key` (deletes `key` without one); throws STORE_FAILED naming the key, with the port's message (at most 80 characters). */
+  private port(key: string, value?: Uint8Array): void {
     try {
-      this.kv.delete(key);
-      this.kv.delete(`${this.name}.1`);
+      value ? this.kv.set(key, value) : this.kv.delete(key);
     } catch (error) {
-      failed("delete", error, key);
+      fail("STORE_FAILED", `${value ? "write" : "delete"} failed (${error instanceof Error ? error.message.slice(0, 80) : "unknown"})`, key);
     }
   }
 
@@ -119,17 +113,21 @@ export class RecordStore {
     } catch {
       return undefined;
     }
-    if (!value || value.length < HEADER + CHECKSUM || value.length > MAX_VALUE_BYTES || value[0] !== 0x57 || value[1] !== 0x52 || value[2] !== 1) return undefined;
+    if (!value || value.length > MAX_VALUE_BYTES) return undefined;
+    // valid when it is exactly what write() makes of its generation and payload (magic, format, length, checksum)
+    const payload = value.slice(HEADER, value.length - CHECKSUM);
     const generation = value[3] * 2 ** 24 + (value[4] << 16 | value[5] << 8 | value[6]);
-    const end = HEADER + (value[7] << 8 | value[8]);
-    if (end + CHECKSUM !== value.length || !generation) return undefined;
-    const sum = this.digest.sha256(value.subarray(0, end));
-    for (let i = 0; i < CHECKSUM; i++) if (sum[i] !== value[end + i]) return undefined;
-    return { payload: value.slice(HEADER, end), generation };
+    return generation && constantTimeEqual(this.frame(generation, payload), value) ? { payload, generation } : undefined;
   }
-}
 
-/** Throws STORE_FAILED naming the key, with the port's message (at most 80 characters). */
-function failed(what: string, error: unknown, key: string): never {
-  return fail("STORE_FAILED", `${what} failed (${error instanceof Error ? error.message.slice(0, 80) : "unknown"})`, key);
+  /** The slot bytes of `payload` at `generation`: header, payload, checksum. */
+  private frame(generation: number, payload: Uint8Array): Uint8Array {
+    const length = payload.length;
+    const value = new Uint8Array(HEADER + length + CHECKSUM);
+    // "WR", format 1, generation u32, length u16 (set() keeps the low 8 bits of each)
+    value.set(Uint8Array.of(0x57, 0x52, 1, generation / 2 ** 24, generation >> 16, generation >> 8, generation, length >> 8, length));
+    value.set(payload, HEADER);
+    value.set(this.digest.sha256(value.subarray(0, HEADER + length)).subarray(0, CHECKSUM), HEADER + length);
+    return value;
+  }
 }

@@ -226,15 +226,18 @@ export const SEALED_ROTATION_BYTES = 80 + SEAL_OVERHEAD;
 /** Largest Unix time the cloud may send (year 36812; rejects garbage, not the far future). */
 export const MAX_TIME_SECONDS = 2 ** 40;
 
+/** The rules of `v` (kept in the result) and of a boolean. */
+const V1 = [1, 1] as const;
+const BOOLEAN = [true, false];
 /** The fields every response starts with. */
-const HEAD: Shape = { v: [1, 1], rid: REQUEST_ID_PATTERN, op: text(16), ok: [true, false] };
+const HEAD: Shape = { v: V1, rid: REQUEST_ID_PATTERN, op: text(16), ok: BOOLEAN };
 /** The fields of a refusal besides HEAD. */
 const REFUSED: Shape = { reason: REASON_CODES, detail: optional(text(MAX_DETAIL)) };
 /** The fields of each successful response besides HEAD, all required, in the order they are checked. */
 const OK_FIELDS: Record<string, Shape> = {
   issue: { gen: GEN, nonce: base64url(16), secret: base64url(32), tag: base64url(32) },
   commit: { gen: GEN },
-  hello: { network: [true, false], time: [0, MAX_TIME_SECONDS], rev: checkHotspotRev },
+  hello: { network: BOOLEAN, time: [0, MAX_TIME_SECONDS], rev: checkHotspotRev },
   config: { rev: checkHotspotRev, hotspots: validateHotspotProfiles },
   network: { sealed: base64url(0, MAX_SEALED_BYTES), seq: GEN },
   "network-result": { seq: GEN },
@@ -242,7 +245,7 @@ const OK_FIELDS: Record<string, Shape> = {
 /** An `issue` response with `sealed`: a rotation sealed to the device's key. */
 const SEALED_ISSUE: Shape = { gen: GEN, sealed: base64url(SEALED_ROTATION_BYTES) };
 const UNKNOWN_OP: Shape = { op: (_, field, code) => fail(code, "unknown operation", field) };
-const NOTICE: Shape = { v: [1, 1], notice: ["rotate", "config", "network"] };
+const NOTICE: Shape = { v: V1, notice: ["rotate", "config", "network"] };
 
 /**
  * Cloud -> device, on the response topic, unsolicited: "rotate" says the cloud
