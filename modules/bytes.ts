@@ -34,7 +34,7 @@ export function utf8Encode(text: string): Uint8Array {
 }
 
 /** The smallest code point of a sequence with n continuation bytes (a smaller one is an overlong form). */
-const MIN_CODE = [0, 0x80, 0x800, 0x10000];
+const MIN_CODE = Uint32Array.of(0, 0x80, 0x800, 0x10000);
 
 /** Decodes strict UTF-8 (no overlongs, no surrogates); throws MESSAGE_INVALID otherwise. */
 export function utf8Decode(bytes: Uint8Array): string {

@@ -32,7 +32,7 @@
  * Vectors: docs/protocol.md 14.4, test/support/vectors.ts. The sealing half
  * (sealTo, the cloud's) is in seal-to.ts: the firmware only opens.
  */
-import { concatBytes } from "./bytes";
+import { concatBytes, toHex } from "./bytes";
 import { labelled } from "./derive";
 import { WcmError } from "./errors";
 import type { DigestPort, SealPort } from "./ports";
@@ -52,11 +52,8 @@ const P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;
 const B = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn;
 const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
 
-function toBigInt(bytes: Uint8Array): bigint {
-  let n = 0n;
-  for (let i = 0; i < bytes.length; i++) n = (n << 8n) | BigInt(bytes[i]);
-  return n;
-}
+/** The big-endian integer of `bytes` (never empty). */
+const toBigInt = (bytes: Uint8Array): bigint => BigInt(`0x${toHex(bytes)}`);
 
 /** True for a P-256 secret scalar: 32 bytes big-endian, 1 <= k < n. */
 export function isSealSecretKey(secretKey: Uint8Array): boolean {
@@ -93,14 +90,10 @@ export function newSealSecretKey(random: (length: number) => Uint8Array): Uint8A
 export function hkdfSha256(digest: DigestPort, ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
   if (!Number.isInteger(length) || length < 1 || length > 255 * 32) throw new WcmError("STATE_INVALID", "HKDF length out of range", "length");
   const prk = digest.hmacSha256(salt.length ? salt : new Uint8Array(32), ikm);
-  const out = new Uint8Array(length);
-  let block: Uint8Array = new Uint8Array(0);
-  for (let i = 0, filled = 0; filled < length; i++) {
-    block = digest.hmacSha256(prk, concatBytes(block, info, Uint8Array.of(i + 1)));
-    out.set(block.subarray(0, Math.min(32, length - filled)), filled);
-    filled += 32;
-  }
-  return out;
+  // T(i) = HMAC(prk, T(i-1) || info || i), okm = T(1) || T(2) ...
+  let okm: Uint8Array = new Uint8Array(0);
+  for (let block = okm, i = 1; okm.length < length; i++) okm = concatBytes(okm, block = digest.hmacSha256(prk, concatBytes(block, info, Uint8Array.of(i))));
+  return okm.slice(0, length);
 }
 
 /**
@@ -139,8 +132,8 @@ export function openSealed(
   if (!isSealPublicKey(ephemeralPublic)) return undefined;
   try {
     const shared = seal.p256SharedSecret(secretKey, ephemeralPublic);
-    const { key, iv } = sealKeys(digest, shared, ephemeralPublic, publicKey, deviceId, purpose);
-    return seal.aesGcmOpen(key, iv, header, sealed.subarray(header.length));
+    const keys = sealKeys(digest, shared, ephemeralPublic, publicKey, deviceId, purpose);
+    return seal.aesGcmOpen(keys.key, keys.iv, header, sealed.subarray(header.length));
   } catch {
     return undefined;
   }

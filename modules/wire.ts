@@ -55,11 +55,9 @@ export function deviceTopics(deviceId: string): DeviceTopics {
   return { request: `${base}/req`, response: `${base}/res`, status: `${base}/status`, app: `${base}/app` };
 }
 
-const APP_SUFFIX = text(64, APP_SUFFIX_PATTERN);
-
 /** The application topic `wcm/v1/<deviceId>/app/<suffix>`; throws MESSAGE_INVALID for a bad suffix. */
 export function appTopic(deviceId: string, suffix: string): string {
-  check(suffix, APP_SUFFIX, "topic");
+  check(suffix, text(64, APP_SUFFIX_PATTERN), "topic");
   return `${deviceTopics(deviceId).app}/${suffix}`;
 }
 
@@ -229,11 +227,7 @@ export const MAX_TIME_SECONDS = 2 ** 40;
 /** The rules of `v` (kept in the result) and of a boolean. */
 const V1 = [1, 1] as const;
 const BOOLEAN = [true, false];
-/** The fields every response starts with. */
-const HEAD: Shape = { v: V1, rid: REQUEST_ID_PATTERN, op: text(16), ok: BOOLEAN };
-/** The fields of a refusal besides HEAD. */
-const REFUSED: Shape = { reason: REASON_CODES, detail: optional(text(MAX_DETAIL)) };
-/** The fields of each successful response besides HEAD, all required, in the order they are checked. */
+/** The fields of each successful response besides the head (v, rid, op, ok), all required, in the order they are checked. */
 const OK_FIELDS: Record<string, Shape> = {
   issue: { gen: GEN, nonce: base64url(16), secret: base64url(32), tag: base64url(32) },
   commit: { gen: GEN },
@@ -242,10 +236,6 @@ const OK_FIELDS: Record<string, Shape> = {
   network: { sealed: base64url(0, MAX_SEALED_BYTES), seq: GEN },
   "network-result": { seq: GEN },
 };
-/** An `issue` response with `sealed`: a rotation sealed to the device's key. */
-const SEALED_ISSUE: Shape = { gen: GEN, sealed: base64url(SEALED_ROTATION_BYTES) };
-const UNKNOWN_OP: Shape = { op: (_, field, code) => fail(code, "unknown operation", field) };
-const NOTICE: Shape = { v: V1, notice: ["rotate", "config", "network"] };
 
 /**
  * Cloud -> device, on the response topic, unsolicited: "rotate" says the cloud
@@ -269,11 +259,15 @@ export function decodeCloudMessage(payload: Uint8Array): CloudResponse | CloudNo
   const what = "notice" in o ? "notice" : "response";
   const ok = o.ok === true;
   if (payload.length > MAX_MESSAGE_BYTES && !(ok && o.op === "config" && what === "response")) fail("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, what);
-  if (what === "notice") return check(o, NOTICE, what);
   const op = o.op;
-  return check(o, {
-    ...HEAD,
-    ...(o.ok === false ? REFUSED : !ok ? {} : op === "issue" && o.sealed !== undefined ? SEALED_ISSUE : Object.hasOwn(OK_FIELDS, op) ? OK_FIELDS[op] : UNKNOWN_OP),
+  return check(o, what === "notice" ? { v: V1, notice: ["rotate", "config", "network"] } : {
+    v: V1, rid: REQUEST_ID_PATTERN, op: text(16), ok: BOOLEAN,
+    // a refusal; a rotation sealed to the device's key; a response of its op
+    ...(o.ok === false ? { reason: REASON_CODES, detail: optional(text(MAX_DETAIL)) }
+      : !ok ? {}
+      : op === "issue" && o.sealed !== undefined ? { gen: GEN, sealed: base64url(SEALED_ROTATION_BYTES) }
+      : Object.hasOwn(OK_FIELDS, op) ? OK_FIELDS[op]
+      : { op: (_: unknown, field: string, code: WcmErrorCode) => fail(code, "unknown operation", field) }),
   }, what);
 }
 
@@ -295,13 +289,11 @@ const PASSWORD = /^(?:|[\x20-\x7e]{8,63}|[0-9a-fA-F]{64})$/;
  */
 export const checkNetworkPassword = (password: unknown, field: string, code: WcmErrorCode): string => check(password, PASSWORD, field, code);
 
-const FORGET: Shape = { v: VERSION, seq: GEN, action: ["set", "forget"], ssid: checkSsid };
-const SET: Shape = { ...FORGET, password: PASSWORD, priority: [0, MAX_NETWORK_PRIORITY] };
 
 /** Parses an opened network change strictly; throws MESSAGE_INVALID. */
 export function decodeNetworkChange(plaintext: Uint8Array): NetworkChange {
   const o = decodeJson(plaintext, MAX_MESSAGE_BYTES, "change");
-  return check(o, o.action === "set" ? SET : FORGET, "change");
+  return check(o, { v: VERSION, seq: GEN, action: ["set", "forget"], ssid: checkSsid, ...(o.action === "set" && { password: PASSWORD, priority: [0, MAX_NETWORK_PRIORITY] }) }, "change");
 }
 
 /** Serialises a status report. */
