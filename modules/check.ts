@@ -41,10 +41,10 @@ export function object(value: unknown, field: string, code: WcmErrorCode): Recor
 export function fields(value: unknown, shape: Shape, field: string, code: WcmErrorCode): any {
   const input = object(value, field, code);
   const out: Record<string, unknown> = {};
-  for (const name in shape) {
+  Object.keys(shape).forEach((name) => {
     const checked = check(input[name], shape[name], field ? `${field}.${name}` : name, code);
     if (checked !== undefined) out[name] = checked;
-  }
+  });
   return out;
 }
 
@@ -63,7 +63,7 @@ export function check(value: any, rule: Rule, field: string, code: WcmErrorCode 
     return Number.isInteger(value) && value >= rule[0] && value <= rule[1] ? value : fail(code, `must be an integer ${rule[0]}..${rule[1]}`, field);
   }
   const out = fields(value, rule as Shape, field, code);
-  for (const name in value) if (!Object.hasOwn(rule, name)) fail(code, "unexpected field", field ? `${field}.${name}` : name);
+  Object.keys(value).forEach((name) => Object.hasOwn(rule, name) || fail(code, "unexpected field", field ? `${field}.${name}` : name));
   return out;
 }
 
@@ -91,12 +91,7 @@ export const text = (max: number, pattern = /(?:)/): Check => (value, field, cod
 
 /** Unpadded base64url of `min` to `max` bytes (the text is bounded before it is decoded); gives the bytes. */
 export const base64url = (min: number, max = min): Check => (value, field, code) => {
-  let bytes: Uint8Array | undefined;
-  try {
-    if (typeof value === "string" && value.length <= Math.ceil((max * 4) / 3)) bytes = fromBase64Url(value);
-  } catch {
-    // not base64url
-  }
+  const bytes: Uint8Array | undefined = typeof value === "string" && value.length <= Math.ceil((max * 4) / 3) ? valid(value, fromBase64Url, undefined) : undefined;
   return bytes && bytes.length >= min && bytes.length <= max ? bytes : fail(code, `must be base64url of ${min} to ${max} bytes`, field);
 };
 

@@ -55,11 +55,8 @@ export const MAX_HOTSPOT_REV = 0x7fffffff;
 /** Default outer identity. */
 export const DEFAULT_ANONYMOUS_IDENTITY = "anonymous@wcm";
 
-const HOST = /^[A-Za-z0-9.-]{1,253}$/;
 /** One whole PEM certificate, with the white space before it (config.ts's cloud.ca takes one or two). */
 export const PEM_CERTIFICATE = "(\\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\\s]+-----END CERTIFICATE-----)";
-/** `radius.ca`: one or more whole PEM certificates and nothing else. */
-const CERT_PEM = new RegExp(`^${PEM_CERTIFICATE}+\\s*$`);
 const SSID = /^[^\x00-\x1f\x7f]{1,32}$/;
 
 /** Throws a WcmError with `code` unless `ssid` is 1-32 bytes of UTF-8 without control characters. */
@@ -73,14 +70,9 @@ const PROFILE: Shape = {
   ssid: optional(checkSsid),
   roamingConsortium: optional(list(/^([0-9a-f]{6}|[0-9a-f]{10})$/, 1, 4)),
   anonymousIdentity: optional(/^[\x21-\x7e]{1,64}$/),
-  radius: { serverName: HOST, ca: text(MAX_RADIUS_CA_CHARS, CERT_PEM) },
+  // radius.ca: one or more whole PEM certificates and nothing else
+  radius: { serverName: /^[A-Za-z0-9.-]{1,253}$/, ca: text(MAX_RADIUS_CA_CHARS, new RegExp(`^${PEM_CERTIFICATE}+\\s*$`)) },
 };
-
-/** One profile: its fields, and at least one of ssid and roamingConsortium. */
-function profile(input: unknown, field: string, code: WcmErrorCode): HotspotProfile {
-  const out = check(input, PROFILE, field, code);
-  return out.ssid || out.roamingConsortium ? out : fail(code, "give ssid, roamingConsortium or both", `${field}.ssid`);
-}
 
 /**
  * Validates a list of profiles.
@@ -92,16 +84,18 @@ function profile(input: unknown, field: string, code: WcmErrorCode): HotspotProf
 export function validateHotspotProfiles(input: unknown, field: string, code: WcmErrorCode): HotspotProfile[] {
   const profiles: HotspotProfile[] = check(input, PROFILES, field, code);
   if (new Set(profiles.map((p) => p.name)).size < profiles.length) fail(code, "profile names must be unique", `${field}.name`);
-  return encodeHotspotProfiles(profiles).length > MAX_HOTSPOT_SET_BYTES ? fail(code, `encoded larger than ${MAX_HOTSPOT_SET_BYTES} bytes`, field) : profiles;
+  // the set's canonical JSON as UTF-8 is what is bounded
+  return jsonBytes(hotspotProfilesJson(profiles)).length > MAX_HOTSPOT_SET_BYTES ? fail(code, `encoded larger than ${MAX_HOTSPOT_SET_BYTES} bytes`, field) : profiles;
 }
 
-const PROFILES = list(profile, 0, MAX_HOTSPOT_PROFILES);
+/** Profiles: each with its fields, and at least one of ssid and roamingConsortium. */
+const PROFILES = list((input, field, code) => {
+  const out = check(input, PROFILE, field, code);
+  return out.ssid || out.roamingConsortium ? out : fail(code, "give ssid, roamingConsortium or both", `${field}.ssid`);
+}, 0, MAX_HOTSPOT_PROFILES);
 
-/** Revisions: 0..MAX_HOTSPOT_REV. */
-const REV = [0, MAX_HOTSPOT_REV] as const;
-
-/** Validates a revision number. */
-export const checkHotspotRev = (value: unknown, field: string, code: WcmErrorCode): number => check(value, REV, field, code);
+/** Validates a revision number (0..MAX_HOTSPOT_REV). */
+export const checkHotspotRev = (value: unknown, field: string, code: WcmErrorCode): number => check(value, [0, MAX_HOTSPOT_REV], field, code);
 
 /** The canonical JSON of a profile list (field order fixed; absent fields are undefined, which JSON leaves out). */
 export function hotspotProfilesJson(profiles: readonly HotspotProfile[]): unknown[] {
@@ -111,5 +105,3 @@ export function hotspotProfilesJson(profiles: readonly HotspotProfile[]): unknow
   }));
 }
 
-/** UTF-8 JSON of a profile list, as bounded by MAX_HOTSPOT_SET_BYTES. */
-export const encodeHotspotProfiles = (profiles: readonly HotspotProfile[]): Uint8Array => jsonBytes(hotspotProfilesJson(profiles));

@@ -12,8 +12,8 @@
  * Passwords are stored in clear in the payload, as the issued secret is:
  * protecting flash from readout is the host's job (ESP32 flash encryption).
  */
-import { fromBase64Url, toBase64Url } from "./bytes";
-import { check, fail, list, valid, type Check } from "./check";
+import { toBase64Url } from "./bytes";
+import { base64url, check, fail, list, valid } from "./check";
 import { checkHotspotRev, checkSsid, validateHotspotProfiles, hotspotProfilesJson, type HotspotSet } from "./hotspots";
 import type { PrivateNetwork } from "./network-selection";
 import type { DigestPort, KeyValuePort } from "./ports";
@@ -31,9 +31,8 @@ export interface StoredNetworks {
   seq: number;
 }
 
-/** A stored private network: `{ s: ssid, p: password, r: priority }`. */
-const NETWORK: Check = (n, field, code) => ({ ssid: checkSsid(n.s, field, code), password: checkNetworkPassword(n.p, field, code), priority: check(n.r, [0, MAX_NETWORK_PRIORITY], field, code) });
-const NETWORKS = list(NETWORK, 0, MAX_PRIVATE_NETWORKS);
+/** The stored private networks, each `{ s: ssid, p: password, r: priority }`. */
+const NETWORKS = list((n, field, code) => ({ ssid: checkSsid(n.s, field, code), password: checkNetworkPassword(n.p, field, code), priority: check(n.r, [0, MAX_NETWORK_PRIORITY], field, code) }), 0, MAX_PRIVATE_NETWORKS);
 
 /** Durable network state of one device. */
 export class NetworkStore {
@@ -74,13 +73,8 @@ export class NetworkStore {
 
   /** The P-256 sealing secret key (32 bytes), or undefined (none, or an older firmware's X25519 key). */
   loadSealKey(): Uint8Array | undefined {
-    const object = this.key.load(this.deviceId);
-    try {
-      const key = fromBase64Url(object?.k);
-      return object?.c === "p256" && isSealSecretKey(key) ? key : undefined;
-    } catch {
-      return undefined;
-    }
+    const key = valid(this.key.load(this.deviceId), (o, field, code) => o?.c === "p256" && base64url(32)(o.k, field, code), undefined);
+    return key && isSealSecretKey(key) ? key : undefined;
   }
 
   /** Stores the sealing secret key crash-safely. @throws WcmError STORE_FAILED */
