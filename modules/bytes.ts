@@ -17,17 +17,13 @@ const invalid = (what: string): never => {
 export function utf8Encode(text: string): Uint8Array {
   const out: number[] = [];
   for (let i = 0; i < text.length; i++) {
-    let code = text.charCodeAt(i);
-    if (code < 0x80) {
-      out.push(code);
-      continue;
-    }
-    code = text.codePointAt(i) as number;
+    let code = text.codePointAt(i) as number;
     if (code > 0xffff) i++;
     else if (code >= 0xd800 && code <= 0xdfff) code = 0xfffd;
     // n continuation bytes of 6 bits after a lead byte 0xxxxxxx, 110xxxxx, 1110xxxx or 11110xxx
-    let n = code < 0x800 ? 1 : code < 0x10000 ? 2 : 3;
-    out.push(((0xff00 >> (n + 1)) & 0xff) | (code >> (6 * n)));
+    // (the lead bits are byte n of 0xf0e0c000)
+    let n = code < 0x80 ? 0 : code < 0x800 ? 1 : code < 0x10000 ? 2 : 3;
+    out.push(((0xf0e0c000 >> (8 * n)) & 0xff) | (code >> (6 * n)));
     while (n--) out.push(0x80 | ((code >> (6 * n)) & 63));
   }
   return Uint8Array.from(out);
@@ -41,11 +37,8 @@ export function utf8Decode(bytes: Uint8Array): string {
   let text = "";
   for (let i = 0; i < bytes.length; ) {
     const lead = bytes[i++];
-    if (lead < 0x80) {
-      text += String.fromCharCode(lead);
-      continue;
-    }
-    const n = lead < 0xc0 ? 4 : lead < 0xe0 ? 1 : lead < 0xf0 ? 2 : lead < 0xf8 ? 3 : 4;
+    // n continuation bytes (4: not a lead byte)
+    const n = lead < 0x80 ? 0 : lead < 0xc0 ? 4 : lead < 0xe0 ? 1 : lead < 0xf0 ? 2 : lead < 0xf8 ? 3 : 4;
     let code = lead & (0x7f >> n);
     for (let k = 0; k < n; k++) {
       const next = bytes[i++];
