@@ -12,8 +12,10 @@ import { concatBytes, constantTimeEqual, utf8Encode, toBase64Url } from "./bytes
 import type { DigestPort } from "./ports";
 
 /** Encodes `label 0x00 f1 0x00 f2 ...` (strings as UTF-8). */
-export const labelled = (label: string, ...fields: (string | Uint8Array)[]): Uint8Array =>
-  fields.reduce((out: Uint8Array, field) => concatBytes(out, Uint8Array.of(0), typeof field === "string" ? utf8Encode(field) : field), utf8Encode(label));
+export const labelled = (label: string, ...fields: (string | Uint8Array)[]): Uint8Array => fields.reduce(append, utf8Encode(label));
+
+/** `out` 0x00 `field` (a string as UTF-8). */
+const append = (out: Uint8Array, field: string | Uint8Array): Uint8Array => concatBytes(out, Uint8Array.of(0), typeof field === "string" ? utf8Encode(field) : field);
 
 /**
  * HMAC(key, "wcm-v1 <purpose>" 0 field1 0 ...): every derivation below. The purposes
@@ -22,7 +24,7 @@ export const labelled = (label: string, ...fields: (string | Uint8Array)[]): Uin
  * secret-wrap-tag and commit.
  */
 const mac = (digest: DigestPort, key: Uint8Array, purpose: string, ...fields: (string | Uint8Array)[]): Uint8Array =>
-  digest.hmacSha256(key, labelled(`wcm-v1 ${purpose}`, ...fields));
+  digest.hmacSha256(key, fields.reduce(append, utf8Encode(`wcm-v1 ${purpose}`)));
 
 /**
  * The temporary secret of a device: HMAC(provisioningKey, "wcm-v1 temporary-secret" 0 deviceId).
