@@ -10,7 +10,7 @@
 import { WcmError } from "./errors";
 
 const invalid = (what: string): never => {
-  throw new WcmError("MESSAGE_INVALID", `not ${what}`);
+  throw new WcmError("MESSAGE_INVALID", "not " + what);
 };
 
 /** Encodes a string as UTF-8. Lone surrogates become U+FFFD. */

@@ -42,7 +42,7 @@ export function fields(value: unknown, shape: Shape, field: string, code: WcmErr
   const input = object(value, field, code);
   const out: Record<string, unknown> = {};
   Object.keys(shape).forEach((name) => {
-    const checked = check(input[name], shape[name], field ? `${field}.${name}` : name, code);
+    const checked = check(input[name], shape[name], field ? field + "." + name : name, code);
     if (checked !== undefined) out[name] = checked;
   });
   return out;
@@ -57,13 +57,13 @@ export function fields(value: unknown, shape: Shape, field: string, code: WcmErr
  */
 export function check(value: any, rule: Rule, field: string, code: WcmErrorCode = "MESSAGE_INVALID"): any {
   if (typeof rule === "function") return rule(value, field, code);
-  if (rule instanceof RegExp) return typeof value === "string" && rule.test(value) ? value : fail(code, `must match ${rule}`, field);
+  if (rule instanceof RegExp) return typeof value === "string" && rule.test(value) ? value : fail(code, "must match " + rule, field);
   if (Array.isArray(rule)) {
-    if (typeof rule[0] !== "number") return rule.includes(value) ? value : fail(code, `must be one of ${rule}`, field);
-    return Number.isInteger(value) && value >= rule[0] && value <= rule[1] ? value : fail(code, `must be an integer ${rule[0]}..${rule[1]}`, field);
+    if (typeof rule[0] !== "number") return rule.includes(value) ? value : fail(code, "must be one of " + rule, field);
+    return Number.isInteger(value) && value >= rule[0] && value <= rule[1] ? value : fail(code, "must be an integer " + rule[0] + ".." + rule[1], field);
   }
   const out = fields(value, rule as Shape, field, code);
-  Object.keys(value).forEach((name) => Object.hasOwn(rule, name) || fail(code, "unexpected field", field ? `${field}.${name}` : name));
+  Object.keys(value).forEach((name) => Object.hasOwn(rule, name) || fail(code, "unexpected field", field ? field + "." + name : name));
   return out;
 }
 
@@ -82,17 +82,17 @@ export const optional = (rule: Rule, absent?: unknown): Check => (value, field, 
 /** An array of `min` to `max` items, each passing `rule` (named `field[i]`). */
 export const list = (rule: Rule, min: number, max: number): Check => (value, field, code) =>
   Array.isArray(value) && value.length >= min && value.length <= max
-    ? value.map((item, i) => check(item, rule, `${field}[${i}]`, code))
-    : fail(code, `must be an array of ${min} to ${max} items`, field);
+    ? value.map((item, i) => check(item, rule, field + "[" + i + "]", code))
+    : fail(code, "must be an array of " + min + " to " + max + " items", field);
 
 /** A string of at most `max` characters that matches `pattern`. */
 export const text = (max: number, pattern = /(?:)/): Check => (value, field, code) =>
-  typeof value === "string" && value.length <= max && pattern.test(value) ? value : fail(code, `must be at most ${max} characters matching ${pattern}`, field);
+  typeof value === "string" && value.length <= max && pattern.test(value) ? value : fail(code, "must be at most " + max + " characters matching " + pattern, field);
 
 /** Unpadded base64url of `min` to `max` bytes (the text is bounded before it is decoded); gives the bytes. */
 export const base64url = (min: number, max = min): Check => (value, field, code) => {
-  const bytes: Uint8Array | undefined = typeof value === "string" && value.length <= Math.ceil((max * 4) / 3) ? valid(value, fromBase64Url, undefined) : undefined;
-  return bytes && bytes.length >= min && bytes.length <= max ? bytes : fail(code, `must be base64url of ${min} to ${max} bytes`, field);
+  const bytes = typeof value === "string" && value.length <= Math.ceil((max * 4) / 3) ? valid<Uint8Array | undefined>(value, fromBase64Url, undefined) : undefined;
+  return bytes && bytes.length >= min && bytes.length <= max ? bytes : fail(code, "must be base64url of " + min + " to " + max + " bytes", field);
 };
 
 /** The protocol version field: must be 1, left out of the result. */
@@ -103,7 +103,7 @@ export const VERSION: Check = (value, field, code) => void check(value, [1, 1], 
  * or MESSAGE_INVALID (not JSON, not an object) naming `field`.
  */
 export function decodeJson(bytes: Uint8Array, max: number, field: string): Record<string, any> {
-  if (bytes.length > max) fail("MESSAGE_TOO_LARGE", `larger than ${max} bytes`, field);
+  if (bytes.length > max) fail("MESSAGE_TOO_LARGE", "larger than " + max + " bytes", field);
   let value: unknown;
   try {
     value = JSON.parse(utf8Decode(bytes));

@@ -24,7 +24,7 @@ const append = (out: Uint8Array, field: string | Uint8Array): Uint8Array => conc
  * secret-wrap-tag and commit.
  */
 const mac = (digest: DigestPort, key: Uint8Array, purpose: string, ...fields: (string | Uint8Array)[]): Uint8Array =>
-  digest.hmacSha256(key, fields.reduce(append, utf8Encode(`wcm-v1 ${purpose}`)));
+  digest.hmacSha256(key, fields.reduce(append, utf8Encode("wcm-v1 " + purpose)));
 
 /**
  * The temporary secret of a device: HMAC(provisioningKey, "wcm-v1 temporary-secret" 0 deviceId).

@@ -83,15 +83,15 @@ const PROFILE: Shape = {
  */
 export function validateHotspotProfiles(input: unknown, field: string, code: WcmErrorCode): HotspotProfile[] {
   const profiles: HotspotProfile[] = check(input, PROFILES, field, code);
-  if (new Set(profiles.map((p) => p.name)).size < profiles.length) fail(code, "profile names must be unique", `${field}.name`);
+  if (new Set(profiles.map((p) => p.name)).size < profiles.length) fail(code, "profile names must be unique", field + ".name");
   // the set's canonical JSON as UTF-8 is what is bounded
-  return jsonBytes(hotspotProfilesJson(profiles)).length > MAX_HOTSPOT_SET_BYTES ? fail(code, `encoded larger than ${MAX_HOTSPOT_SET_BYTES} bytes`, field) : profiles;
+  return jsonBytes(hotspotProfilesJson(profiles)).length > MAX_HOTSPOT_SET_BYTES ? fail(code, "encoded larger than " + MAX_HOTSPOT_SET_BYTES + " bytes", field) : profiles;
 }
 
 /** Profiles: each with its fields, and at least one of ssid and roamingConsortium. */
 const PROFILES = list((input, field, code) => {
   const out = check(input, PROFILE, field, code);
-  return out.ssid || out.roamingConsortium ? out : fail(code, "give ssid, roamingConsortium or both", `${field}.ssid`);
+  return out.ssid || out.roamingConsortium ? out : fail(code, "give ssid, roamingConsortium or both", field + ".ssid");
 }, 0, MAX_HOTSPOT_PROFILES);
 
 /** Validates a revision number (0..MAX_HOTSPOT_REV). */

@@ -63,7 +63,7 @@ export const DEFAULT_RESCAN_BACKOFF: NetworkBackoffPolicy = { baseMs: 5_000, max
 
 /** The back-off key of a private network or a hotspot profile. */
 export function candidateKey(kind: "private" | "hotspot", name: string): string {
-  return `${kind}:${name}`;
+  return kind + ":" + name;
 }
 
 /**

@@ -67,7 +67,7 @@ export class NetworkStore {
 
   /** Stores the private networks and the change sequence crash-safely. @throws WcmError STORE_FAILED / STORE_LIMIT */
   saveNetworks(stored: StoredNetworks): void {
-    if (stored.networks.length > MAX_PRIVATE_NETWORKS) fail("STORE_LIMIT", `at most ${MAX_PRIVATE_NETWORKS} networks`, "networks");
+    if (stored.networks.length > MAX_PRIVATE_NETWORKS) fail("STORE_LIMIT", "at most " + MAX_PRIVATE_NETWORKS + " networks", "networks");
     this.networks.save(this.deviceId, { seq: stored.seq, n: stored.networks.map((network) => ({ s: network.ssid, p: network.password, r: network.priority })) });
   }
 

@@ -61,13 +61,13 @@ export class RecordStore {
    * @throws WcmError STORE_LIMIT when the payload is too large, STORE_FAILED when the port fails
    */
   write(payload: Uint8Array): RecordValue {
-    if (payload.length > MAX_RECORD_PAYLOAD) fail("STORE_LIMIT", `payload larger than ${MAX_RECORD_PAYLOAD} bytes`, "payload");
+    if (payload.length > MAX_RECORD_PAYLOAD) fail("STORE_LIMIT", "payload larger than " + MAX_RECORD_PAYLOAD + " bytes", "payload");
     const a = this.slot(0);
     const newest = newer(a, this.slot(1));
     const generation = (newest ? newest.generation : 0) + 1;
     if (generation > 0xffffffff) fail("STORE_LIMIT", "generation exhausted", "generation");
     // the slot that does not hold the newest record
-    const key = `${this.name}.${a && newest === a ? 1 : 0}`;
+    const key = this.name + "." + (a && newest === a ? 1 : 0);
     this.port(key, this.frame(generation, payload));
     return { payload, generation };
   }
@@ -93,8 +93,8 @@ export class RecordStore {
 
   /** Removes both slots (factory reset). */
   clear(): void {
-    this.port(`${this.name}.0`);
-    this.port(`${this.name}.1`);
+    this.port(this.name + ".0");
+    this.port(this.name + ".1");
   }
 
   /** Writes `value` to `key` (deletes `key` without one); throws STORE_FAILED naming the key, with the port's message (at most 80 characters). */
@@ -102,14 +102,14 @@ export class RecordStore {
     try {
       value ? this.kv.set(key, value) : this.kv.delete(key);
     } catch (error) {
-      fail("STORE_FAILED", `${value ? "write" : "delete"} failed (${error instanceof Error ? error.message.slice(0, 80) : "unknown"})`, key);
+      fail("STORE_FAILED", (value ? "write" : "delete") + " failed (" + (error instanceof Error ? error.message.slice(0, 80) : "unknown") + ")", key);
     }
   }
 
   private slot(index: number): RecordValue | undefined {
     let value: Uint8Array | undefined;
     try {
-      value = this.kv.get(`${this.name}.${index}`);
+      value = this.kv.get(this.name + "." + index);
     } catch {
       return undefined;
     }

@@ -53,7 +53,7 @@ const B = 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn;
 const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
 
 /** The big-endian integer of `bytes` (never empty). */
-const toBigInt = (bytes: Uint8Array): bigint => BigInt(`0x${toHex(bytes)}`);
+const toBigInt = (bytes: Uint8Array): bigint => BigInt("0x" + toHex(bytes));
 
 /** True for a P-256 secret scalar: 32 bytes big-endian, 1 <= k < n. */
 export function isSealSecretKey(secretKey: Uint8Array): boolean {

@@ -51,14 +51,14 @@ export interface DeviceTopics {
 
 /** The topics of `deviceId`: `wcm/v1/<deviceId>/{req,res,status,app/...}`. */
 export function deviceTopics(deviceId: string): DeviceTopics {
-  const base = `wcm/v${PROTOCOL_VERSION}/${deviceId}`;
-  return { request: `${base}/req`, response: `${base}/res`, status: `${base}/status`, app: `${base}/app` };
+  const base = "wcm/v" + PROTOCOL_VERSION + "/" + deviceId;
+  return { request: base + "/req", response: base + "/res", status: base + "/status", app: base + "/app" };
 }
 
 /** The application topic `wcm/v1/<deviceId>/app/<suffix>`; throws MESSAGE_INVALID for a bad suffix. */
 export function appTopic(deviceId: string, suffix: string): string {
   check(suffix, text(64, APP_SUFFIX_PATTERN), "topic");
-  return `${deviceTopics(deviceId).app}/${suffix}`;
+  return deviceTopics(deviceId).app + "/" + suffix;
 }
 
 // ---------------------------------------------------------------- login
@@ -75,7 +75,7 @@ export const MAX_LOGIN_COUNTER = 2 ** 48 - 1;
 
 /** Formats a login password. */
 export function formatLoginPassword(login: LoginPassword): string {
-  return `v${PROTOCOL_VERSION}:${login.kind}:${login.counter}:${toBase64Url(login.proof)}`;
+  return "v" + PROTOCOL_VERSION + ":" + login.kind + ":" + login.counter + ":" + toBase64Url(login.proof);
 }
 
 /** MQTT 3.1.1 CONNACK return codes the cloud uses, and what the device does with each. */
@@ -258,7 +258,7 @@ export function decodeCloudMessage(payload: Uint8Array): CloudResponse | CloudNo
   const o = decodeJson(payload, MAX_CONFIG_BYTES, "response");
   const what = "notice" in o ? "notice" : "response";
   const ok = o.ok === true;
-  if (payload.length > MAX_MESSAGE_BYTES && !(ok && o.op === "config" && what === "response")) fail("MESSAGE_TOO_LARGE", `larger than ${MAX_MESSAGE_BYTES} bytes`, what);
+  if (payload.length > MAX_MESSAGE_BYTES && !(ok && o.op === "config" && what === "response")) fail("MESSAGE_TOO_LARGE", "larger than " + MAX_MESSAGE_BYTES + " bytes", what);
   const op = o.op;
   return check(o, what === "notice" ? { v: V1, notice: ["rotate", "config", "network"] } : {
     v: V1, rid: REQUEST_ID_PATTERN, op: text(16), ok: BOOLEAN,
