@@ -7,6 +7,7 @@
  */
 import { startCloud, type Cloud } from "../cloud/index";
 import type { ConnectionLimits } from "../cloud/limits";
+import type { CloudLog } from "../cloud/log";
 import { MemorySessionStore } from "../cloud/tls-sessions";
 import { fleetCheck, type FleetCheck } from "./fleet-check";
 
@@ -53,6 +54,15 @@ export type FleetChildRequest =
 
 let cloud: Cloud | undefined;
 
+/** The cloud's error lines on stderr (the first 20 of each message; the cloud's log carries no secrets). */
+const errorCounts = new Map<string, number>();
+const errorLog: CloudLog = (level, message, fields) => {
+  if (level !== "error") return;
+  const seen = (errorCounts.get(message) ?? 0) + 1;
+  errorCounts.set(message, seen);
+  if (seen <= 20) process.stderr.write(`fleet-child ${process.pid} error: ${message} ${JSON.stringify(fields ?? {})}\n`);
+};
+
 function liveAfterGc(): number {
   const collect = (globalThis as { gc?: () => void }).gc;
   if (!collect) return 0;
@@ -85,7 +95,7 @@ process.on("message", (message: FleetChildRequest) => {
     try {
       if (message.cmd === "start") {
         cloud = await startCloud({
-          dataDir: message.dataDir, masterKey: Uint8Array.from(Buffer.from(message.masterKeyHex, "hex")), mqttPort: message.port,
+          dataDir: message.dataDir, log: errorLog, masterKey: Uint8Array.from(Buffer.from(message.masterKeyHex, "hex")), mqttPort: message.port,
           maxConnections: 30_000, ...(message.connections ? { limits: { connections: message.connections } } : {}),
           // several nodes: one PostgreSQL registry and one Redis (cloud/redis.ts)
           ...(message.database ? { database: message.database } : {}), ...(message.redis ? { redis: message.redis } : {}),
