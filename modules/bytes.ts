@@ -14,7 +14,7 @@ const invalid = (what: string): never => {
 };
 
 /** Encodes a string as UTF-8. Lone surrogates become U+FFFD. */
-export function utf8Encode(text: string): Uint8Array {
+export const utf8Encode = (text: string): Uint8Array => {
   const out: number[] = [];
   for (let i = 0; i < text.length; i++) {
     let code = text.codePointAt(i) as number;
@@ -27,13 +27,13 @@ export function utf8Encode(text: string): Uint8Array {
     while (n--) out.push(0x80 | ((code >> (6 * n)) & 63));
   }
   return Uint8Array.from(out);
-}
+};
 
 /** The smallest code point of a sequence with n continuation bytes (a smaller one is an overlong form). */
 const MIN_CODE = Uint32Array.of(0, 0x80, 0x800, 0x10000);
 
 /** Decodes strict UTF-8 (no overlongs, no surrogates); throws MESSAGE_INVALID otherwise. */
-export function utf8Decode(bytes: Uint8Array): string {
+export const utf8Decode = (bytes: Uint8Array): string => {
   let text = "";
   for (let i = 0; i < bytes.length; ) {
     const lead = bytes[i++];
@@ -50,13 +50,13 @@ export function utf8Decode(bytes: Uint8Array): string {
     text += String.fromCodePoint(code);
   }
   return text;
-}
+};
 
 const HEX = "0123456789abcdef";
 const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /** `bytes` in an alphabet of 2^bits characters, most significant bits first, the last character zero-filled. */
-function encode(bytes: Uint8Array, alphabet: string, bits: number): string {
+const encode = (bytes: Uint8Array, alphabet: string, bits: number): string => {
   let out = "";
   let acc = 0;
   let n = 0;
@@ -65,10 +65,10 @@ function encode(bytes: Uint8Array, alphabet: string, bits: number): string {
     for (n += 8; n >= bits; ) out += alphabet[(acc >> (n -= bits)) & ((1 << bits) - 1)];
   }
   return n ? out + alphabet[(acc << (bits - n)) & ((1 << bits) - 1)] : out;
-}
+};
 
 /** The inverse of encode(): throws MESSAGE_INVALID ("not `what`") on a character outside the alphabet, a dangling character or a set unused bit. */
-function decode(text: string, alphabet: string, bits: number, what: string): Uint8Array {
+const decode = (text: string, alphabet: string, bits: number, what: string): Uint8Array => {
   const out = new Uint8Array((text.length * bits) >> 3);
   let acc = 0;
   let n = 0;
@@ -81,7 +81,7 @@ function decode(text: string, alphabet: string, bits: number, what: string): Uin
     if (n >= 8) out[o++] = acc >> (n -= 8);
   }
   return n >= bits || acc & ((1 << n) - 1) ? invalid(what) : out;
-}
+};
 
 /** Lower-case hex of `bytes`. */
 export const toHex = (bytes: Uint8Array): string => encode(bytes, HEX, 4);
@@ -96,18 +96,18 @@ export const toBase64Url = (bytes: Uint8Array): string => encode(bytes, B64URL, 
 export const fromBase64Url = (text: string): Uint8Array => decode(text, B64URL, 6, "base64url");
 
 /** Concatenates byte arrays. */
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+export const concatBytes = (...parts: Uint8Array[]): Uint8Array => {
   const out = new Uint8Array(parts.reduce((length, part) => length + part.length, 0));
   parts.reduce((offset, part) => (out.set(part, offset), offset + part.length), 0);
   return out;
-}
+};
 
 /** Compares two byte arrays in time that depends only on their lengths. */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+export const constantTimeEqual = (a: Uint8Array, b: Uint8Array): boolean => {
   let diff = a.length ^ b.length;
   for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
   return !diff;
-}
+};
 
 /** UTF-8 JSON of `value` (fields whose value is undefined are left out). */
 export const jsonBytes = (value: unknown): Uint8Array => utf8Encode(JSON.stringify(value));

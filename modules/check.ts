@@ -23,22 +23,22 @@ export type Rule = RegExp | readonly [number, number] | readonly (string | boole
 export interface Shape { readonly [field: string]: Rule }
 
 /** Throws WcmError(code, rule, field). */
-export function fail(code: WcmErrorCode, rule: string, field?: string): never {
+export const fail = (code: WcmErrorCode, rule: string, field?: string): never => {
   throw new WcmError(code, rule, field);
-}
+};
 
 /** `value` as a plain (non-array) object, or fails with `code` naming `field`. */
-export function object(value: unknown, field: string, code: WcmErrorCode): Record<string, any> {
+export const object = (value: unknown, field: string, code: WcmErrorCode): Record<string, any> => {
   if (typeof value !== "object" || value === null || Array.isArray(value)) fail(code, "must be an object", field);
   return value as Record<string, any>;
-}
+};
 
 /**
  * Checks the fields `shape` lists (other fields are not looked at); a sub-field is
  * named `field.name` (just `name` when `field` is "").
  * @returns a new object with the checked values that are not undefined, in shape order
  */
-export function fields(value: unknown, shape: Shape, field: string, code: WcmErrorCode): any {
+export const fields = (value: unknown, shape: Shape, field: string, code: WcmErrorCode): any => {
   const input = object(value, field, code);
   const out: Record<string, unknown> = {};
   Object.keys(shape).forEach((name) => {
@@ -46,7 +46,7 @@ export function fields(value: unknown, shape: Shape, field: string, code: WcmErr
     if (checked !== undefined) out[name] = checked;
   });
   return out;
-}
+};
 
 /**
  * Checks `value` against `rule`.
@@ -55,7 +55,7 @@ export function fields(value: unknown, shape: Shape, field: string, code: WcmErr
  * @returns the value (for a Shape: a new object with exactly its fields)
  * @example check(JSON.parse(text), { v: [1, 1], rid: /^[A-Za-z0-9_-]{1,32}$/ }, "response")
  */
-export function check(value: any, rule: Rule, field: string, code: WcmErrorCode = "MESSAGE_INVALID"): any {
+export const check = (value: any, rule: Rule, field: string, code: WcmErrorCode = "MESSAGE_INVALID"): any => {
   if (typeof rule === "function") return rule(value, field, code);
   if (rule instanceof RegExp) return typeof value === "string" && rule.test(value) ? value : fail(code, "must match " + rule, field);
   if (Array.isArray(rule)) {
@@ -65,16 +65,16 @@ export function check(value: any, rule: Rule, field: string, code: WcmErrorCode 
   const out = fields(value, rule as Shape, field, code);
   Object.keys(value).forEach((name) => Object.hasOwn(rule, name) || fail(code, "unexpected field", field ? field + "." + name : name));
   return out;
-}
+};
 
 /** `value` when it passes `rule`, else `otherwise` (for what a store reads back: a bad record is no record). */
-export function valid<T>(value: unknown, rule: Rule, otherwise: T): T {
+export const valid = <T>(value: unknown, rule: Rule, otherwise: T): T => {
   try {
     return check(value, rule, "", "STATE_INVALID");
   } catch {
     return otherwise;
   }
-}
+};
 
 /** Optional: undefined gives `absent`, anything else must pass `rule`. */
 export const optional = (rule: Rule, absent?: unknown): Check => (value, field, code) => value === undefined ? absent : check(value, rule, field, code);
@@ -102,7 +102,7 @@ export const VERSION: Check = (value, field, code) => void check(value, [1, 1], 
  * A JSON object of at most `max` bytes of strict UTF-8: throws MESSAGE_TOO_LARGE,
  * or MESSAGE_INVALID (not JSON, not an object) naming `field`.
  */
-export function decodeJson(bytes: Uint8Array, max: number, field: string): Record<string, any> {
+export const decodeJson = (bytes: Uint8Array, max: number, field: string): Record<string, any> => {
   if (bytes.length > max) fail("MESSAGE_TOO_LARGE", "larger than " + max + " bytes", field);
   let value: unknown;
   try {
@@ -111,4 +111,4 @@ export function decodeJson(bytes: Uint8Array, max: number, field: string): Recor
     fail("MESSAGE_INVALID", "not JSON", field);
   }
   return object(value, field, "MESSAGE_INVALID");
-}
+};

@@ -31,23 +31,23 @@ const mac = (digest: DigestPort, key: Uint8Array, purpose: string, ...fields: (s
  * Both the device (from its provisioning key) and the cloud compute it; it is
  * used until the cloud issues a permanent secret.
  */
-export function deriveTemporarySecret(digest: DigestPort, provisioningKey: Uint8Array, deviceId: string): Uint8Array {
+export const deriveTemporarySecret = (digest: DigestPort, provisioningKey: Uint8Array, deviceId: string): Uint8Array => {
   return digest.hmacSha256(provisioningKey, temporarySecretMessage(deviceId));
-}
+};
 
 /**
  * The message of the temporary-secret HMAC: "wcm-v1 temporary-secret" 0 deviceId.
  * One HMAC with the lot key as its key, so hardware that holds the key and
  * computes HMAC-SHA256 (the ESP32 HMAC peripheral) can compute the temporary secret.
  */
-export function temporarySecretMessage(deviceId: string): Uint8Array {
+export const temporarySecretMessage = (deviceId: string): Uint8Array => {
   return labelled("wcm-v1 temporary-secret", deviceId);
-}
+};
 
 /** The key that signs cloud logins: HMAC(secret, "wcm-v1 cloud-login-key"). */
-export function deriveCloudLoginKey(digest: DigestPort, secret: Uint8Array): Uint8Array {
+export const deriveCloudLoginKey = (digest: DigestPort, secret: Uint8Array): Uint8Array => {
   return mac(digest, secret, "cloud-login-key");
-}
+};
 
 /** Credential kinds as they appear in a login: s = shared/permanent secret, t = temporary. */
 export type LoginKind = "s" | "t";
@@ -56,28 +56,28 @@ export type LoginKind = "s" | "t";
  * The proof in an MQTT CONNECT password:
  * HMAC(loginKey, "wcm-v1 login" 0 deviceId 0 kind 0 decimal(counter)).
  */
-export function deriveLoginProof(
+export const deriveLoginProof = (
   digest: DigestPort,
   loginKey: Uint8Array,
   deviceId: string,
   kind: LoginKind,
   counter: number,
-): Uint8Array {
+): Uint8Array => {
   return mac(digest, loginKey, "login", deviceId, kind, String(counter));
-}
+};
 
 /**
  * The WPA2-Enterprise (EAP-TTLS/PAP) password a device presents at a partner
  * hotspot: base64url(HMAC(secret, "wcm-v1 hotspot-password" 0 deviceId)).
  */
-export function deriveHotspotPassword(digest: DigestPort, secret: Uint8Array, deviceId: string): string {
+export const deriveHotspotPassword = (digest: DigestPort, secret: Uint8Array, deviceId: string): string => {
   return toBase64Url(mac(digest, secret, "hotspot-password", deviceId));
-}
+};
 
 /** The key that wraps a newly issued secret for the device: HMAC(secret, "wcm-v1 secret-wrap-key"). */
-export function deriveWrapKey(digest: DigestPort, secret: Uint8Array): Uint8Array {
+export const deriveWrapKey = (digest: DigestPort, secret: Uint8Array): Uint8Array => {
   return mac(digest, secret, "secret-wrap-key");
-}
+};
 
 /** A wrapped 32-byte secret: ciphertext and tag, both 32 bytes. */
 export interface WrappedSecret {
@@ -86,9 +86,9 @@ export interface WrappedSecret {
 }
 
 /** 32 bytes of `data` XOR HMAC(wrapKey, "wcm-v1 secret-wrap-pad" 0 deviceId 0 nonce). */
-function pad(digest: DigestPort, wrapKey: Uint8Array, deviceId: string, nonce: Uint8Array, data: Uint8Array): Uint8Array {
+const pad = (digest: DigestPort, wrapKey: Uint8Array, deviceId: string, nonce: Uint8Array, data: Uint8Array): Uint8Array => {
   return mac(digest, wrapKey, "secret-wrap-pad", deviceId, nonce).map((byte, i) => byte ^ data[i]);
-}
+};
 
 /**
  * Wraps a 32-byte secret under `wrapKey` for `deviceId` with a 16-byte nonce:
@@ -96,43 +96,43 @@ function pad(digest: DigestPort, wrapKey: Uint8Array, deviceId: string, nonce: U
  * ciphertext = secret XOR pad,
  * tag = HMAC(wrapKey, "wcm-v1 secret-wrap-tag" 0 deviceId 0 nonce 0 ciphertext).
  */
-export function wrapSecret(
+export const wrapSecret = (
   digest: DigestPort,
   wrapKey: Uint8Array,
   deviceId: string,
   nonce: Uint8Array,
   secret: Uint8Array,
-): WrappedSecret {
+): WrappedSecret => {
   const ciphertext = pad(digest, wrapKey, deviceId, nonce, secret);
   return { ciphertext, tag: mac(digest, wrapKey, "secret-wrap-tag", deviceId, nonce, ciphertext) };
-}
+};
 
 /**
  * Unwraps what wrapSecret made; returns undefined when the tag does not verify
  * (wrong key, wrong device, tampered message).
  */
-export function unwrapSecret(
+export const unwrapSecret = (
   digest: DigestPort,
   wrapKey: Uint8Array,
   deviceId: string,
   nonce: Uint8Array,
   wrapped: WrappedSecret,
-): Uint8Array | undefined {
+): Uint8Array | undefined => {
   const ciphertext = wrapped.ciphertext;
   return ciphertext.length === 32 && wrapped.tag.length === 32 && constantTimeEqual(mac(digest, wrapKey, "secret-wrap-tag", deviceId, nonce, ciphertext), wrapped.tag)
     ? pad(digest, wrapKey, deviceId, nonce, ciphertext)
     : undefined;
-}
+};
 
 /**
  * Proof that the device holds an issued secret of generation `generation`:
  * HMAC(cloudLoginKey(newSecret), "wcm-v1 commit" 0 deviceId 0 decimal(generation)).
  */
-export function deriveCommitProof(
+export const deriveCommitProof = (
   digest: DigestPort,
   newSecret: Uint8Array,
   deviceId: string,
   generation: number,
-): Uint8Array {
+): Uint8Array => {
   return mac(digest, deriveCloudLoginKey(digest, newSecret), "commit", deviceId, String(generation));
-}
+};

@@ -60,9 +60,9 @@ export const PEM_CERTIFICATE = "(\\s*-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\\s
 const SSID = /^[^\x00-\x1f\x7f]{1,32}$/;
 
 /** Throws a WcmError with `code` unless `ssid` is 1-32 bytes of UTF-8 without control characters. */
-export function checkSsid(ssid: unknown, field: string, code: WcmErrorCode): string {
+export const checkSsid = (ssid: unknown, field: string, code: WcmErrorCode): string => {
   return utf8Encode(check(ssid, SSID, field, code)).length > 32 ? fail(code, "longer than 32 bytes", field) : ssid as string;
-}
+};
 
 /** The fields of a profile, in the order they are checked. */
 const PROFILE: Shape = {
@@ -81,12 +81,12 @@ const PROFILE: Shape = {
  * @param code - CONFIG_INVALID (firmware config) or MESSAGE_INVALID (from the cloud)
  * @throws WcmError `code` naming the first bad field; MESSAGE_TOO_LARGE/`code` when the set is over MAX_HOTSPOT_SET_BYTES
  */
-export function validateHotspotProfiles(input: unknown, field: string, code: WcmErrorCode): HotspotProfile[] {
+export const validateHotspotProfiles = (input: unknown, field: string, code: WcmErrorCode): HotspotProfile[] => {
   const profiles: HotspotProfile[] = check(input, PROFILES, field, code);
   if (new Set(profiles.map((p) => p.name)).size < profiles.length) fail(code, "profile names must be unique", field + ".name");
   // the set's canonical JSON as UTF-8 is what is bounded
   return jsonBytes(hotspotProfilesJson(profiles)).length > MAX_HOTSPOT_SET_BYTES ? fail(code, "encoded larger than " + MAX_HOTSPOT_SET_BYTES + " bytes", field) : profiles;
-}
+};
 
 /** Profiles: each with its fields, and at least one of ssid and roamingConsortium. */
 const PROFILES = list((input, field, code) => {
@@ -98,10 +98,10 @@ const PROFILES = list((input, field, code) => {
 export const checkHotspotRev = (value: unknown, field: string, code: WcmErrorCode): number => check(value, [0, MAX_HOTSPOT_REV], field, code);
 
 /** The canonical JSON of a profile list (field order fixed; absent fields are undefined, which JSON leaves out). */
-export function hotspotProfilesJson(profiles: readonly HotspotProfile[]): unknown[] {
+export const hotspotProfilesJson = (profiles: readonly HotspotProfile[]): unknown[] => {
   return profiles.map((p) => ({
     name: p.name, ssid: p.ssid, roamingConsortium: p.roamingConsortium?.slice(), anonymousIdentity: p.anonymousIdentity,
     radius: { serverName: p.radius.serverName, ca: p.radius.ca },
   }));
-}
+};
 

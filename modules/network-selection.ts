@@ -62,16 +62,16 @@ export const DEFAULT_NETWORK_BACKOFF: NetworkBackoffPolicy = { baseMs: 10_000, m
 export const DEFAULT_RESCAN_BACKOFF: NetworkBackoffPolicy = { baseMs: 5_000, maxMs: 120_000 };
 
 /** The back-off key of a private network or a hotspot profile. */
-export function candidateKey(kind: "private" | "hotspot", name: string): string {
+export const candidateKey = (kind: "private" | "hotspot", name: string): string => {
   return kind + ":" + name;
-}
+};
 
 /**
  * Every candidate heard in `scan`, best first, ignoring back-off: one per
  * private network or profile (its strongest access point).
  * @example rankCandidates(scan, [{ ssid: "Home", password: "…", priority: 10 }], profiles)[0].kind === "private"
  */
-export function rankCandidates(scan: readonly ScanResult[], networks: readonly PrivateNetwork[], profiles: readonly HotspotProfile[]): Candidate[] {
+export const rankCandidates = (scan: readonly ScanResult[], networks: readonly PrivateNetwork[], profiles: readonly HotspotProfile[]): Candidate[] => {
   // by key ("private:" / "hotspot:" prefixed, so never an Object.prototype name), in the order first heard
   const best: Record<string, Candidate> = {};
   scan.forEach((ap) => {
@@ -91,7 +91,7 @@ export function rankCandidates(scan: readonly ScanResult[], networks: readonly P
     || b.rssi - a.rssi
     || profiles.indexOf((a as { profile: HotspotProfile }).profile) - profiles.indexOf((b as { profile: HotspotProfile }).profile)
     || (a.key < b.key ? -1 : 1));
-}
+};
 
 /** What selectNetwork decided. */
 export interface Selection {
@@ -108,50 +108,50 @@ export interface Selection {
  * @param now - the caller's clock (ms), compared with back-off `until`
  * @returns the best candidate not backing off; else, when some were heard, how long to wait
  */
-export function selectNetwork(
+export const selectNetwork = (
   scan: readonly ScanResult[],
   networks: readonly PrivateNetwork[],
   profiles: readonly HotspotProfile[],
   backoff: BackoffTable,
   now: number,
-): Selection {
+): Selection => {
   const ranked = rankCandidates(scan, networks, profiles);
   const candidate = ranked.find((c) => (backoff[c.key]?.until ?? 0) <= now);
   if (candidate) return { candidate, ranked };
   if (ranked.length === 0) return { ranked };
   return { ranked, waitMs: Math.max(0, ranked.reduce((wait, c) => Math.min(wait, (backoff[c.key]?.until ?? now) - now), Infinity)) };
-}
+};
 
 /**
  * Records a failure of `key`: its back-off doubles from `policy.baseMs` up to
  * `policy.maxMs` (equal jitter from `random01`).
  * @returns a new table
  */
-export function recordNetworkFailure(
+export const recordNetworkFailure = (
   backoff: BackoffTable,
   key: string,
   failure: NetworkFailure,
   now: number,
   random01: number,
   policy: NetworkBackoffPolicy = DEFAULT_NETWORK_BACKOFF,
-): BackoffTable {
+): BackoffTable => {
   const failures = (backoff[key]?.failures ?? 0) + 1;
   return { ...backoff, [key]: { failures, until: now + rescanDelay(failures, random01, policy), last: failure } };
-}
+};
 
 /** Forgets the back-off of `key` (it worked, or its credentials changed). @returns a new table */
-export function clearNetworkBackoff(backoff: BackoffTable, key: string): BackoffTable {
+export const clearNetworkBackoff = (backoff: BackoffTable, key: string): BackoffTable => {
   if (!(key in backoff)) return backoff;
   const next: Record<string, BackoffEntry> = { ...backoff };
   delete next[key];
   return next;
-}
+};
 
 /**
  * The delay before the next scan after `emptyScans` scans in a row found nothing usable
  * (and the back-off of a network after that many failures, with its policy).
  */
-export function rescanDelay(emptyScans: number, random01: number, policy: NetworkBackoffPolicy = DEFAULT_RESCAN_BACKOFF): number {
+export const rescanDelay = (emptyScans: number, random01: number, policy: NetworkBackoffPolicy = DEFAULT_RESCAN_BACKOFF): number => {
   // the "network" class reads only the network bounds
   return nextRetryDelay("network", emptyScans, random01, { networkBaseMs: policy.baseMs, networkMaxMs: policy.maxMs } as RetryPolicy);
-}
+};

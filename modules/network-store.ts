@@ -99,10 +99,10 @@ export class NetworkStore {
  * SSID or adds it (when the list is full, the lowest-priority one, the oldest
  * among equals, makes room); `forget` removes it.
  */
-export function applyNetworkChange(
+export const applyNetworkChange = (
   networks: readonly PrivateNetwork[],
   change: { action: "set"; ssid: string; password: string; priority: number } | { action: "forget"; ssid: string },
-): PrivateNetwork[] {
+): PrivateNetwork[] => {
   const rest = networks.filter((n) => n.ssid !== change.ssid);
   if (change.action === "set") {
     while (rest.length >= MAX_PRIVATE_NETWORKS) {
@@ -113,4 +113,4 @@ export function applyNetworkChange(
     rest.push({ ssid: change.ssid, password: change.password, priority: change.priority });
   }
   return rest;
-}
+};

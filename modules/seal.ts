@@ -56,60 +56,59 @@ const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
 const toBigInt = (bytes: Uint8Array): bigint => BigInt("0x" + toHex(bytes));
 
 /** True for a P-256 secret scalar: 32 bytes big-endian, 1 <= k < n. */
-export function isSealSecretKey(secretKey: Uint8Array): boolean {
+export const isSealSecretKey = (secretKey: Uint8Array): boolean => {
   if (secretKey.length !== 32) return false;
   const k = toBigInt(secretKey);
   return k > 0n && k < N;
-}
+};
 
 /** True for an uncompressed P-256 point on the curve (y^2 = x^3 - 3x + b mod p, 0 <= x, y < p). */
-export function isSealPublicKey(publicKey: Uint8Array): boolean {
+export const isSealPublicKey = (publicKey: Uint8Array): boolean => {
   if (publicKey.length !== SEAL_PUBLIC_KEY_BYTES || publicKey[0] !== 4) return false;
   const x = toBigInt(publicKey.subarray(1, 33));
   const y = toBigInt(publicKey.subarray(33, 65));
   if (x >= P || y >= P) return false;
-  const right = ((((x * x) % P) * x) % P - 3n * x + B + 3n * P) % P;
-  return (y * y) % P === right;
-}
+  return (x * x * x - 3n * x + B - y * y) % P === 0n;
+};
 
 /**
  * A new sealing secret key from a random source (draws again in the rare case,
  * about 2^-32, that 32 random bytes are not a scalar below n).
  */
-export function newSealSecretKey(random: (length: number) => Uint8Array): Uint8Array {
+export const newSealSecretKey = (random: (length: number) => Uint8Array): Uint8Array => {
   for (;;) {
     const key = random(32);
     if (isSealSecretKey(key)) return key;
   }
-}
+};
 
 /**
  * HKDF-SHA256 (RFC 5869) over a DigestPort.
  * @param length - output bytes, at most 255 * 32
  */
-export function hkdfSha256(digest: DigestPort, ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+export const hkdfSha256 = (digest: DigestPort, ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array => {
   if (!Number.isInteger(length) || length < 1 || length > 255 * 32) throw new WcmError("STATE_INVALID", "HKDF length out of range", "length");
   const prk = digest.hmacSha256(salt.length ? salt : new Uint8Array(32), ikm);
   // T(i) = HMAC(prk, T(i-1) || info || i), okm = T(1) || T(2) ...
   let okm: Uint8Array = new Uint8Array(0);
   for (let block = okm, i = 1; okm.length < length; i++) okm = concatBytes(okm, block = digest.hmacSha256(prk, concatBytes(block, info, Uint8Array.of(i))));
   return okm.slice(0, length);
-}
+};
 
 /**
  * The public key of a device's sealing secret key.
  * @throws WcmError CREDENTIAL_INVALID when the secret key is not a P-256 scalar
  */
-export function sealPublicKey(seal: SealPort, secretKey: Uint8Array): Uint8Array {
+export const sealPublicKey = (seal: SealPort, secretKey: Uint8Array): Uint8Array => {
   if (!isSealSecretKey(secretKey)) throw new WcmError("CREDENTIAL_INVALID", "not a P-256 secret key", "secretKey");
   return seal.p256PublicKey(secretKey);
-}
+};
 
 /** The AES-128-GCM key and IV of one sealed blob (HKDF over the ECDH secret; also seal-to.ts). */
-export function sealKeys(digest: DigestPort, shared: Uint8Array, ephemeralPublic: Uint8Array, recipient: Uint8Array, deviceId: string, purpose: SealPurpose) {
+export const sealKeys = (digest: DigestPort, shared: Uint8Array, ephemeralPublic: Uint8Array, recipient: Uint8Array, deviceId: string, purpose: SealPurpose) => {
   const okm = hkdfSha256(digest, shared, concatBytes(ephemeralPublic, recipient), labelled(SEAL_LABEL, purpose, deviceId), 28);
   return { key: okm.subarray(0, 16), iv: okm.subarray(16, 28) };
-}
+};
 
 /**
  * Opens a blob made by sealTo with the device's secret key.
@@ -117,7 +116,7 @@ export function sealKeys(digest: DigestPort, shared: Uint8Array, ephemeralPublic
  * @returns the plaintext, or undefined when the blob is malformed, for another
  *   key, device or purpose, or was changed in any bit
  */
-export function openSealed(
+export const openSealed = (
   digest: DigestPort,
   seal: SealPort,
   secretKey: Uint8Array,
@@ -125,11 +124,10 @@ export function openSealed(
   deviceId: string,
   sealed: Uint8Array,
   purpose: SealPurpose = "network",
-): Uint8Array | undefined {
-  if (sealed.length < SEAL_OVERHEAD || sealed[0] !== SEAL_VERSION || !isSealSecretKey(secretKey)) return undefined;
+): Uint8Array | undefined => {
   const header = sealed.subarray(0, 1 + SEAL_PUBLIC_KEY_BYTES);
   const ephemeralPublic = header.subarray(1);
-  if (!isSealPublicKey(ephemeralPublic)) return undefined;
+  if (sealed.length < SEAL_OVERHEAD || sealed[0] !== SEAL_VERSION || !isSealSecretKey(secretKey) || !isSealPublicKey(ephemeralPublic)) return undefined;
   try {
     const shared = seal.p256SharedSecret(secretKey, ephemeralPublic);
     const keys = sealKeys(digest, shared, ephemeralPublic, publicKey, deviceId, purpose);
@@ -137,4 +135,4 @@ export function openSealed(
   } catch {
     return undefined;
   }
-}
+};

@@ -50,16 +50,16 @@ export interface DeviceTopics {
 }
 
 /** The topics of `deviceId`: `wcm/v1/<deviceId>/{req,res,status,app/...}`. */
-export function deviceTopics(deviceId: string): DeviceTopics {
+export const deviceTopics = (deviceId: string): DeviceTopics => {
   const base = "wcm/v" + PROTOCOL_VERSION + "/" + deviceId;
   return { request: base + "/req", response: base + "/res", status: base + "/status", app: base + "/app" };
-}
+};
 
 /** The application topic `wcm/v1/<deviceId>/app/<suffix>`; throws MESSAGE_INVALID for a bad suffix. */
-export function appTopic(deviceId: string, suffix: string): string {
+export const appTopic = (deviceId: string, suffix: string): string => {
   check(suffix, text(64, APP_SUFFIX_PATTERN), "topic");
   return deviceTopics(deviceId).app + "/" + suffix;
-}
+};
 
 // ---------------------------------------------------------------- login
 
@@ -74,9 +74,9 @@ export interface LoginPassword {
 export const MAX_LOGIN_COUNTER = 2 ** 48 - 1;
 
 /** Formats a login password. */
-export function formatLoginPassword(login: LoginPassword): string {
+export const formatLoginPassword = (login: LoginPassword): string => {
   return "v" + PROTOCOL_VERSION + ":" + login.kind + ":" + login.counter + ":" + toBase64Url(login.proof);
-}
+};
 
 /** MQTT 3.1.1 CONNACK return codes the cloud uses, and what the device does with each. */
 export const CONNACK = {
@@ -198,7 +198,7 @@ const GEN = [1, 0x7fffffff] as const;
  * Serialises a device request. A `hello` whose failure list would make it larger
  * than MAX_MESSAGE_BYTES is sent with fewer failures (the oldest kept).
  */
-export function encodeRequest(request: DeviceRequest): Uint8Array {
+export const encodeRequest = (request: DeviceRequest): Uint8Array => {
   const r = request as Partial<Record<string, any>>;
   // the request's own fields in its order (v, rid, op first), the binary ones as base64url, texts cut to their bounds
   const out = {
@@ -214,7 +214,7 @@ export function encodeRequest(request: DeviceRequest): Uint8Array {
     const bytes = jsonBytes(out);
     if (bytes.length <= MAX_MESSAGE_BYTES || !count) return bytes;
   }
-}
+};
 
 /** Largest sealed network change in a `network` response (bytes before base64url). */
 export const MAX_SEALED_BYTES = 512;
@@ -254,7 +254,7 @@ export interface CloudNotice {
  * notice (an object with a `notice` field). Throws MESSAGE_TOO_LARGE or MESSAGE_INVALID.
  * Only a successful `config` response may be larger than MAX_MESSAGE_BYTES (up to MAX_CONFIG_BYTES).
  */
-export function decodeCloudMessage(payload: Uint8Array): CloudResponse | CloudNotice {
+export const decodeCloudMessage = (payload: Uint8Array): CloudResponse | CloudNotice => {
   const o = decodeJson(payload, MAX_CONFIG_BYTES, "response");
   const what = "notice" in o ? "notice" : "response";
   const ok = o.ok === true;
@@ -269,7 +269,7 @@ export function decodeCloudMessage(payload: Uint8Array): CloudResponse | CloudNo
       : Object.hasOwn(OK_FIELDS, op) ? OK_FIELDS[op]
       : { op: (_: unknown, field: string, code: WcmErrorCode) => fail(code, "unknown operation", field) }),
   }, what);
-}
+};
 
 // ---------------------------------------------------------------- sealed network changes
 
@@ -291,13 +291,13 @@ export const checkNetworkPassword = (password: unknown, field: string, code: Wcm
 
 
 /** Parses an opened network change strictly; throws MESSAGE_INVALID. */
-export function decodeNetworkChange(plaintext: Uint8Array): NetworkChange {
+export const decodeNetworkChange = (plaintext: Uint8Array): NetworkChange => {
   const o = decodeJson(plaintext, MAX_MESSAGE_BYTES, "change");
   return check(o, { v: VERSION, seq: GEN, action: ["set", "forget"], ssid: checkSsid, ...(o.action === "set" && { password: PASSWORD, priority: [0, MAX_NETWORK_PRIORITY] }) }, "change");
-}
+};
 
 /** Serialises a status report. */
-export function encodeStatus(status: DeviceStatus): Uint8Array {
+export const encodeStatus = (status: DeviceStatus): Uint8Array => {
   const last = status.lastFailure;
   return jsonBytes({ v: 1, state: status.state, credential: status.credential, lastFailure: last && { reason: last.reason, detail: last.detail?.slice(0, MAX_DETAIL) } });
-}
+};
