@@ -113,11 +113,10 @@ export function validateCloudConfig(input: unknown): CloudConfig {
 export function validateConfig(input: unknown): DeviceConfig {
   const config = object(input, "config", CODE);
   const head = fields(config, { deviceId: DEVICE_ID_PATTERN, cloud: validateCloudConfig, option: ["certificate", "secret", "temporary"] }, "", CODE);
-  if (head.option === "temporary") {
-    // exactly one of temporarySecret, temporarySecretFrom and provisioningKey
-    const names = Object.keys(OPTIONS.temporary);
-    const given = names.filter((field) => config[field] !== undefined);
-    if (given.length !== 1) fail(CODE, `a temporary device takes exactly one of ${names}`, given[1] ?? names[0]);
-  }
-  return { ...head, ...fields(config, OPTIONS[head.option], "", CODE), ...validateCommonConfig(config) };
+  const shape = OPTIONS[head.option];
+  const credential = fields(config, shape, "", CODE);
+  // a temporary device: exactly one of temporarySecret, temporarySecretFrom and provisioningKey
+  const given = Object.keys(credential);
+  if (head.option === "temporary" && given.length !== 1) fail(CODE, `a temporary device takes exactly one of ${Object.keys(shape)}`, given[1] ?? "temporarySecret");
+  return Object.assign(head, credential, validateCommonConfig(config));
 }

@@ -81,7 +81,7 @@ export function managerContext(
   const digest = ports.digest;
   return {
     config, digest, seal: ports.seal, radio: ports.radio, topics: deviceTopics(config.deviceId),
-    ...(config.option === "temporary" ? { temporary: temporarySecretPort(config, digest, ports.temporarySecret) } : {}),
+    temporary: config.option === "temporary" ? temporarySecretPort(config, digest, ports.temporarySecret) : undefined,
     options: {
       retry: options.retry ?? DEFAULT_RETRY_POLICY,
       requestTimeoutMs: options.requestTimeoutMs ?? 5000,
@@ -99,6 +99,9 @@ export function managerContext(
 /** Receives the product's messages on one app topic. */
 export type AppHandler = (payload: Uint8Array, suffix: string) => void;
 
+/** An error's message for a log line, never anything else of it. */
+const messageOf = (error: unknown) => error instanceof Error ? error.message : "error";
+
 /**
  * Connects a device to the wcm cloud and keeps it connected.
  * @example
@@ -108,47 +111,54 @@ export type AppHandler = (payload: Uint8Array, suffix: string) => void;
  *   manager.start();
  */
 export class ConnectionManager {
-  readonly #ports: ManagerPorts;
-  readonly #creds: CredentialStore;
-  readonly #nets: NetworkStore;
-  readonly #listeners: ((status: ManagerStatus) => void)[] = [];
-  readonly #handlers = new Map<string, AppHandler>();
-  readonly #timers: Partial<Record<TimerName, ScheduledTask>> = {};
-  readonly #queue: Input[] = [];
-  readonly #onboarding: OnboardingAttachment | undefined;
-  #running = false;
-  #drainArmed = false;
+  // plain private fields (not #private), set in the constructor: each # name and field initializer costs XS bytecode
+  declare private readonly ports: ManagerPorts;
+  declare private readonly creds: CredentialStore;
+  declare private readonly nets: NetworkStore;
+  declare private readonly onboarding: OnboardingAttachment | undefined;
+  declare private m: Machine;
+  declare private link: CloudLink | undefined;
+  declare private readonly listeners: ((status: ManagerStatus) => void)[];
+  declare private readonly handlers: Map<string, AppHandler>;
+  declare private readonly timers: Partial<Record<TimerName, ScheduledTask>>;
+  declare private readonly queue: Input[];
+  declare private running: boolean;
+  declare private drainArmed: boolean;
   /** set when a `must` store of the last step failed */
-  #storeFailed = "";
-  #m: Machine;
-  #link: CloudLink | undefined;
+  declare private storeFailed: string;
 
   constructor(config: DeviceConfig, ports: ManagerPorts, options: ManagerOptions = {}) {
-    const { network, onboarding: softAp } = ports;
+    // fields set here, not as initializers: cheaper in XS bytecode
+    this.listeners = [];
+    this.handlers = new Map();
+    this.timers = {};
+    this.queue = [];
+    this.running = this.drainArmed = false;
+    this.storeFailed = "";
+    const network = ports.network;
     // local onboarding (modules/onboarding/attach.ts) watches the radio and the status; the state machine does not know it
-    const onboarding = network && softAp && config.labelCode
-      ? new OnboardingAttachment({ ...ports, network, onboarding: softAp }, { deviceId: config.deviceId, code: config.labelCode, afterMs: options.onboardAfterMs })
+    const onboarding = network && ports.onboarding && config.labelCode
+      ? new OnboardingAttachment(ports as ConstructorParameters<typeof OnboardingAttachment>[0], { deviceId: config.deviceId, code: config.labelCode, afterMs: options.onboardAfterMs })
       : undefined;
-    this.#onboarding = onboarding;
+    this.onboarding = onboarding;
     if (onboarding) ports = { ...ports, network: onboarding.network };
-    this.#ports = ports;
-    const digest = ports.digest;
+    this.ports = ports;
     const id = config.deviceId;
-    this.#creds = new CredentialStore(ports.kv, digest, id);
-    this.#nets = new NetworkStore(ports.kv, digest, id);
+    const creds = this.creds = new CredentialStore(ports.kv, ports.digest, id);
+    const nets = this.nets = new NetworkStore(ports.kv, ports.digest, id);
     const stored: Stored = {
-      secret: this.#creds.loadSecret(),
-      counter: this.#creds.loadReservation(),
-      hotspots: this.#nets.loadHotspots(),
-      networks: this.#nets.loadNetworks(),
-      sealKey: this.#nets.loadSealKey(),
-      floor: this.#nets.loadTimeFloor(),
+      secret: creds.loadSecret(),
+      counter: creds.loadReservation(),
+      hotspots: nets.loadHotspots(),
+      networks: nets.loadNetworks(),
+      sealKey: nets.loadSealKey(),
+      floor: nets.loadTimeFloor(),
     };
     const now = ports.clock.now();
     ports.recorder?.boot(stored, now);
-    this.#m = boot(managerContext(config, { ...ports, radio: ports.network !== undefined }, options), stored, now);
+    this.m = boot(managerContext(config, { digest: ports.digest, seal: ports.seal, radio: !!network, temporarySecret: ports.temporarySecret }, options), stored, now);
     if (onboarding) {
-      onboarding.bind({ storeNetworks: (networks) => this.#storeNetworks(networks), networks: () => this.#m.sync.networks });
+      onboarding.bind({ storeNetworks: (networks) => this.storeNetworks(networks), networks: () => this.m.sync.networks });
       this.onStatus((status) => onboarding.status(status));
     }
   }
@@ -160,15 +170,16 @@ export class ConnectionManager {
    * @returns false when the device has no onboarding (no OnboardingPort, radio or label code)
    */
   startOnboarding(): boolean {
-    this.#onboarding?.start();
-    return this.#onboarding !== undefined;
+    this.onboarding?.start();
+    return !!this.onboarding;
   }
 
   /** Local onboarding handed over networks: stored (a `networks` event), then moved to. @throws WcmError STORE_FAILED when the record could not be written */
-  #storeNetworks(networks: readonly PrivateNetwork[]): void {
-    this.#storeFailed = "";
-    this.#dispatch({ t: "networks", networks: networks.map((n) => ({ ssid: n.ssid, password: n.password, priority: n.priority })) });
-    if (this.#storeFailed) throw new WcmError(this.#storeFailed === "STORE_LIMIT" ? "STORE_LIMIT" : "STORE_FAILED", "could not store the networks", "networks");
+  private storeNetworks(networks: readonly PrivateNetwork[]): void {
+    this.storeFailed = "";
+    this.dispatch({ t: "networks", networks: networks.map((n) => ({ ssid: n.ssid, password: n.password, priority: n.priority })) });
+    const code = this.storeFailed;
+    if (code) throw new WcmError(code === "STORE_LIMIT" ? code : "STORE_FAILED", "could not store the networks", "networks");
   }
 
   /**
@@ -177,48 +188,49 @@ export class ConnectionManager {
    * time plus monotonic time since once it told it in this boot.
    */
   wallClock(): { unixSeconds: number; synced: boolean } {
-    const wall = this.#m.sync.wall;
-    return { unixSeconds: wallNow(wall, this.#ports.clock.now()), synced: wall.sync !== undefined };
+    const wall = this.m.sync.wall;
+    return { unixSeconds: wallNow(wall, this.ports.clock.now()), synced: wall.sync !== undefined };
   }
 
   /** The hotspot profile set in use (firmware's or the newest from the cloud). */
   get hotspots(): HotspotSet {
-    const hotspots = this.#m.sync.hotspots;
+    const hotspots = this.m.sync.hotspots;
     return { rev: hotspots.rev, profiles: hotspots.profiles.slice() };
   }
 
   /** The private networks the device holds (passwords included: never log them). */
   get privateNetworks(): PrivateNetwork[] {
-    return this.#m.sync.networks.map((n) => ({ ...n }));
+    return this.m.sync.networks.map((n) => ({ ...n }));
   }
 
   /** The current status. */
   get status(): ManagerStatus {
-    return { ...this.#m.status };
+    return { ...this.m.status };
   }
 
   /** The device id this manager serves. */
   get deviceId(): string {
-    return this.#m.ctx.config.deviceId;
+    return this.m.ctx.config.deviceId;
   }
 
   /** Calls `listener` on every status change; returns a function that removes it. */
   onStatus(listener: (status: ManagerStatus) => void): () => void {
-    this.#listeners.push(listener);
+    const listeners = this.listeners;
+    listeners.push(listener);
     return () => {
-      const index = this.#listeners.indexOf(listener);
-      if (index >= 0) this.#listeners.splice(index, 1);
+      const index = listeners.indexOf(listener);
+      if (index >= 0) listeners.splice(index, 1);
     };
   }
 
   /** Starts connecting. Idempotent. */
   start(): void {
-    this.#dispatch({ t: "start" });
+    this.dispatch({ t: "start" });
   }
 
   /** Closes the session and stops all timers. Idempotent. */
   stop(): void {
-    this.#dispatch({ t: "stop" });
+    this.dispatch({ t: "stop" });
   }
 
   /**
@@ -228,8 +240,9 @@ export class ConnectionManager {
    */
   publish(suffix: string, payload: Uint8Array): boolean {
     const topic = appTopic(this.deviceId, suffix);
-    if (payload.length > MAX_APP_PAYLOAD_BYTES || this.#m.status.state !== "ONLINE" || !this.#m.link) return false;
-    this.#dispatch({ t: "publish", topic, payload });
+    const m = this.m;
+    if (payload.length > MAX_APP_PAYLOAD_BYTES || m.status.state !== "ONLINE" || !m.link) return false;
+    this.dispatch({ t: "publish", topic, payload });
     return true;
   }
 
@@ -240,8 +253,8 @@ export class ConnectionManager {
    */
   subscribe(suffix: string, handler: AppHandler): void {
     const topic = appTopic(this.deviceId, suffix);
-    this.#handlers.set(topic, handler);
-    this.#dispatch({ t: "subscribe", topic });
+    this.handlers.set(topic, handler);
+    this.dispatch({ t: "subscribe", topic });
   }
 
   // ------------------------------------------------------------ the driver
@@ -251,143 +264,155 @@ export class ConnectionManager {
    * timer) unless a step is running. Callbacks can come from deep inside the TLS and
    * MQTT code (Moddable's JS stack is 384 slots), so the machine never runs on top of them.
    */
-  #later(input: Input): void {
-    this.#queue.push(input);
-    if (this.#running || this.#drainArmed) return;
-    this.#drainArmed = true;
-    this.#ports.scheduler.after(0, () => {
-      this.#drainArmed = false;
-      this.#dispatch();
+  private later(input: Input): void {
+    this.queue.push(input);
+    if (this.running || this.drainArmed) return;
+    this.drainArmed = true;
+    this.ports.scheduler.after(0, () => {
+      this.drainArmed = false;
+      this.dispatch();
     });
   }
 
   /** Steps `input` (and whatever is queued or its effects raise, in turn). */
-  #dispatch(input?: Input): void {
-    if (input) this.#queue.push(input);
-    if (this.#running) return;
-    this.#running = true;
+  private dispatch(input?: Input): void {
+    const queue = this.queue;
+    if (input) queue.push(input);
+    if (this.running) return;
+    this.running = true;
     try {
-      for (let next = this.#queue.shift(); next; next = this.#queue.shift()) this.#step(next);
+      for (let next = queue.shift(); next; next = queue.shift()) this.step(next);
     } finally {
-      this.#running = false;
+      this.running = false;
     }
   }
 
-  #step(input: Input): void {
-    const ports = this.#ports;
+  /** One step: its stores first (a failed `must` store drops the step), then its other effects in order. */
+  private step(input: Input): void {
+    const ports = this.ports;
     const event = { ...input, now: ports.clock.now(), rnd: ports.random.bytes(ENTROPY_BYTES) } as Event;
-    const { state, effects } = step(this.#m, event);
+    const next = step(this.m, event);
+    const effects = next.effects;
     const soft: Input[] = [];
     for (let i = 0; i < effects.length; i++) {
       const effect = effects[i];
       if (effect.t !== "store") continue;
       try {
-        this.#store(effect);
+        this.store(effect);
       } catch (error) {
         const code = isWcmError(error) ? error.code : "STORE_FAILED";
-        const failed: Input = { t: "storeFailed", rec: effect.rec, must: !!effect.must, code };
-        if (effect.must) {
-          this.#storeFailed = code;
+        const must = !!effect.must;
+        const failed: Input = { t: "storeFailed", rec: effect.rec, must, code };
+        if (must) {
+          this.storeFailed = code;
           ports.recorder?.step(event, effects, false);
-          this.#queue.unshift(failed);
+          this.queue.unshift(failed);
           return;
         }
         soft.push(failed);
       }
     }
     ports.recorder?.step(event, effects, true);
-    this.#m = state;
-    effects.forEach((effect) => this.#run(effect));
-    soft.forEach((failed) => this.#queue.push(failed));
+    this.m = next.state;
+    for (let i = 0; i < effects.length; i++) this.run(effects[i]);
+    this.queue.push(...soft);
   }
 
-  #store(effect: Extract<Effect, { t: "store" }>): void {
+  private store(effect: Extract<Effect, { t: "store" }>): void {
+    const creds = this.creds;
+    const nets = this.nets;
     switch (effect.rec) {
-      case "ctr": this.#creds.saveReservation(effect.end); break;
-      case "cred": this.#creds.saveSecret(effect.secret); break;
-      case "nets": this.#nets.saveNetworks(effect.networks); break;
-      case "hot": this.#nets.saveHotspots(effect.set); break;
-      case "seal": this.#nets.saveSealKey(effect.key); break;
-      case "floor": this.#nets.saveTimeFloor(effect.seconds);
+      case "ctr": creds.saveReservation(effect.end); break;
+      case "cred": creds.saveSecret(effect.secret); break;
+      case "nets": nets.saveNetworks(effect.networks); break;
+      case "hot": nets.saveHotspots(effect.set); break;
+      case "seal": nets.saveSealKey(effect.key); break;
+      case "floor": nets.saveTimeFloor(effect.seconds);
     }
   }
 
-  #run(effect: Effect): void {
-    const ports = this.#ports;
+  /** A log line through the LogPort, prefixed with the device id. */
+  private log(level: Parameters<LogPort>[0], message: string): void {
+    this.ports.log?.(level, `[${this.deviceId}] ${message}`);
+  }
+
+  private run(effect: Effect): void {
+    const ports = this.ports;
     const radio = ports.network as NetworkPort;
+    const later = (input: Input) => this.later(input);
     switch (effect.t) {
       case "status":
         // a listener's failure is not the manager's
-        this.#listeners.slice().forEach((listener) => quietly(() => listener({ ...effect.status })));
+        this.listeners.slice().forEach((listener) => quietly(() => listener({ ...effect.status })));
         break;
       case "log":
-        ports.log?.(effect.level, `[${this.deviceId}] ${effect.msg}`);
+        this.log(effect.level, effect.msg);
         break;
       case "arm":
       case "cancel": {
         const name = effect.timer;
-        this.#timers[name]?.cancel();
-        delete this.#timers[name];
+        const timers = this.timers;
+        timers[name]?.cancel();
+        delete timers[name];
         if (effect.t === "cancel") break;
         const task = ports.scheduler.after(effect.ms, () => {
-          if (this.#timers[name] !== task) return;
-          delete this.#timers[name];
-          this.#dispatch({ t: "timer", timer: name });
+          if (timers[name] !== task) return;
+          delete timers[name];
+          this.dispatch({ t: "timer", timer: name });
         });
-        this.#timers[name] = task;
+        timers[name] = task;
         break;
       }
       case "connect": {
         const id = effect.link;
-        const link = ports.link();
-        this.#link = link;
+        const link = this.link = ports.link();
         // from a fresh stack: a TLS client's setup is deep (Moddable: certificate parsing
         // under a 384-slot JS stack), and start() may be called from anywhere
-        ports.scheduler.after(0, () => this.#link === link && link.connect(effect.options, {
-          onReady: () => this.#later({ t: "ready", link: id }),
-          onMessage: (topic, payload) => this.#later({ t: "message", link: id, topic, payload }),
+        ports.scheduler.after(0, () => this.link === link && link.connect(effect.options, {
+          onReady: () => later({ t: "ready", link: id }),
+          onMessage: (topic, payload) => later({ t: "message", link: id, topic, payload }),
           onClose: (info) => {
-            if (this.#link === link) this.#link = undefined;
-            this.#later({ t: "closed", link: id, info });
+            if (this.link === link) this.link = undefined;
+            later({ t: "closed", link: id, info });
           },
         }));
         break;
       }
       case "close": {
-        const link = this.#link;
-        this.#link = undefined;
+        const link = this.link;
+        this.link = undefined;
         // closing a dead link is fine
         if (link) quietly(() => link.close());
         break;
       }
       case "publish":
-        this.#link?.publish(effect.topic, effect.payload);
+        this.link?.publish(effect.topic, effect.payload);
         break;
       case "subscribe":
-        this.#link?.subscribe(effect.topic);
+        this.link?.subscribe(effect.topic);
         break;
       case "deliver":
         try {
-          this.#handlers.get(effect.topic)?.(effect.payload, effect.suffix);
+          this.handlers.get(effect.topic)?.(effect.payload, effect.suffix);
         } catch (error) {
-          ports.log?.("error", `[${this.deviceId}] app handler failed: ${error instanceof Error ? error.message : "error"}`);
+          this.log("error", `app handler failed: ${messageOf(error)}`);
         }
         break;
       case "scan": {
         const gen = effect.gen;
         try {
-          radio.scan((results) => this.#later({ t: "scanned", gen, results }));
+          radio.scan((results) => later({ t: "scanned", gen, results }));
         } catch (error) {
-          this.#later({ t: "scanned", gen, results: [], error: error instanceof Error ? error.message : "error" });
+          later({ t: "scanned", gen, results: [], error: messageOf(error) });
         }
         break;
       }
       case "join": {
         const gen = effect.gen;
         radio.join(effect.request, {
-          onJoined: (info) => this.#later({ t: "joined", gen, ip: info.ip, bssid: info.bssid }),
-          onFailed: (failure) => this.#later({ t: "joinFailed", gen, failure }),
-          onLost: (failure) => this.#later({ t: "lost", gen, failure }),
+          onJoined: (info) => later({ t: "joined", gen, ip: info.ip, bssid: info.bssid }),
+          onFailed: (failure) => later({ t: "joinFailed", gen, failure }),
+          onLost: (failure) => later({ t: "lost", gen, failure }),
         });
         break;
       }

@@ -88,15 +88,14 @@ export function nextRetryDelay(
   }
   if (failure === "lost") {
     const within = Math.max(0, Math.floor(policy.lostAttempts ?? DEFAULT_LOST_RETRY.lostAttempts));
-    if (within === 0) return nextRetryDelay("network", n, random01, policy, retryAfterMs);
     if (n <= within) {
       return windowed(policy.lostMinMs ?? DEFAULT_LOST_RETRY.lostMinMs, policy.lostWindowMs ?? DEFAULT_LOST_RETRY.lostWindowMs, policy.lostWindowMaxMs ?? DEFAULT_LOST_RETRY.lostWindowMaxMs);
     }
-    return nextRetryDelay("network", n - within - 1 + LOST_THEN_NETWORK_ATTEMPT, random01, policy, retryAfterMs);
+    // then (at once with lostAttempts 0) a network failure
+    if (within !== 0) return nextRetryDelay("network", n - within - 1 + LOST_THEN_NETWORK_ATTEMPT, random01, policy, retryAfterMs);
   }
-  const base = failure === "auth" ? policy.authBaseMs : policy.networkBaseMs;
-  const max = failure === "auth" ? policy.authMaxMs : policy.networkMaxMs;
-  const capped = Math.min(max, base * 2 ** Math.min(n - 1, 30));
-  const delay = Math.floor(capped / 2 + (capped / 2) * jitter);
-  return Math.max(delay, Math.min(retryAfterMs, max));
+  const auth = failure === "auth";
+  const max = auth ? policy.authMaxMs : policy.networkMaxMs;
+  const capped = Math.min(max, (auth ? policy.authBaseMs : policy.networkBaseMs) * 2 ** Math.min(n - 1, 30));
+  return Math.max(Math.floor(capped / 2 + (capped / 2) * jitter), Math.min(retryAfterMs, max));
 }
