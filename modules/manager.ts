@@ -22,7 +22,8 @@ import { appTopic, deviceTopics, MAX_APP_PAYLOAD_BYTES } from "./wire";
 import type { DeviceConfig, TemporaryConfig } from "./config";
 import { deriveTemporarySecret } from "./derive";
 import { CredentialStore } from "./credential-store";
-import { isWcmError, WcmError } from "./errors";
+import { fail } from "./check";
+import { isWcmError } from "./errors";
 import type { HotspotSet } from "./hotspots";
 import { boot, ENTROPY_BYTES, step, wallNow, type Context, type Effect, type Event, type Input, type Machine, type ManagerOptions, type ManagerStatus, type Stored, type TimerName } from "./machine";
 import type { PrivateNetwork } from "./network-selection";
@@ -179,7 +180,7 @@ export class ConnectionManager {
     this.storeFailed = "";
     this.dispatch({ t: "networks", networks: networks.map((n) => ({ ssid: n.ssid, password: n.password, priority: n.priority })) });
     const code = this.storeFailed;
-    if (code) throw new WcmError(code === "STORE_LIMIT" ? code : "STORE_FAILED", "could not store the networks", "networks");
+    if (code) fail(code === "STORE_LIMIT" ? code : "STORE_FAILED", "could not store the networks", "networks");
   }
 
   /**
@@ -457,23 +458,12 @@ function quietly(f: () => void): void {
  * @example temporarySecretPort(config, nobleDigest).temporarySecret(config.deviceId)
  */
 export function temporarySecretPort(config: TemporaryConfig, digest: DigestPort, hardware?: TemporarySecretPort): TemporarySecretPort {
-  if ("temporarySecret" in config) {
-    const stored = config.temporarySecret;
-    return {
-      temporarySecret(deviceId) {
-        if (deviceId !== config.deviceId) throw new WcmError("KEY_UNAVAILABLE", "the stored temporary secret is this device's only", "deviceId");
-        return stored.slice();
-      },
-    };
-  }
-  if ("provisioningKey" in config) {
-    const key = config.provisioningKey;
-    return { temporarySecret: (deviceId) => deriveTemporarySecret(digest, key, deviceId) };
-  }
-  if (hardware) return hardware;
-  return {
-    temporarySecret() {
-      throw new WcmError("KEY_UNAVAILABLE", "temporarySecretFrom is hardware but this host has no hardware key port (ManagerPorts.temporarySecret)");
+  return hardware && "temporarySecretFrom" in config ? hardware : {
+    temporarySecret(deviceId) {
+      if ("provisioningKey" in config) return deriveTemporarySecret(digest, config.provisioningKey, deviceId);
+      if (!("temporarySecret" in config)) fail("KEY_UNAVAILABLE", "temporarySecretFrom is hardware but this host has no hardware key port (ManagerPorts.temporarySecret)");
+      if (deviceId !== config.deviceId) fail("KEY_UNAVAILABLE", "the stored temporary secret is this device's only", "deviceId");
+      return config.temporarySecret.slice();
     },
   };
 }
