@@ -62,7 +62,10 @@ const retryPolicy: Check = (value, field, code): RetryPolicy => {
 const keyBlock: Check = (value, field, code): number => check(typeof value === "string" && /^[0-5]$/.test(value) ? Number(value) : value, [0, 5], field, code);
 
 /** The identity fields of config.wcm, cleared when the NVS partition brings the identity. */
-const IDENTITY = "deviceId option secret temporarySecret temporarySecretFrom provisioningKey certificate privateKey".split(" ");
+const NO_IDENTITY = {
+  deviceId: undefined, option: undefined, secret: undefined, temporarySecret: undefined, temporarySecretFrom: undefined,
+  provisioningKey: undefined, certificate: undefined, privateKey: undefined,
+};
 
 /** One status as a trace line (the check:moddable tool reads these). */
 function describe(status: ManagerStatus): string {
@@ -89,12 +92,7 @@ function main(): void {
   let bootHeap = settings?.measureHeap === true ? heap(true) : undefined;
   // the manufacturing line's NVS identity, when flashed, takes the place of the built-in one
   const factory = factoryIdentity();
-  let input = settings;
-  if (factory) {
-    input = { ...settings };
-    IDENTITY.forEach((field) => input![field] = undefined);
-    Object.assign(input, factory);
-  }
+  const input = factory ? { ...settings, ...NO_IDENTITY, ...factory } : settings;
   let device, app;
   try {
     device = validateConfig(input);

@@ -42,7 +42,8 @@ export class CredentialStore {
   declare private readonly counter: RecordStore;
   declare private readonly deviceId: string;
   declare private nextCounter: number | undefined;
-  private reservedUpTo = 0;
+  /** set with nextCounter on the first nextLoginCounter() */
+  declare private reservedUpTo: number;
 
   /**
    * @param kv - the key-value port

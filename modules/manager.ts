@@ -316,7 +316,7 @@ export class ConnectionManager {
     ports.recorder?.step(event, effects, true);
     this.m = next.state;
     for (let i = 0; i < effects.length; i++) this.run(effects[i]);
-    this.queue.push(...soft);
+    for (let i = 0; i < soft.length; i++) this.queue.push(soft[i]);
   }
 
   private store(effect: Extract<Effect, { t: "store" }>): void {
