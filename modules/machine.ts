@@ -32,7 +32,7 @@ import { deriveCloudLoginKey, deriveCommitProof, deriveHotspotPassword, deriveLo
 import { DEFAULT_ANONYMOUS_IDENTITY, type HotspotSet } from "./hotspots";
 import { candidateKey, clearNetworkBackoff, recordNetworkFailure, rescanDelay, selectNetwork, type BackoffTable, type Candidate, type PrivateNetwork } from "./network-selection";
 import { applyNetworkChange, type StoredNetworks } from "./network-store";
-import type { DigestPort, JoinRequest, LinkCloseInfo, LinkConnectOptions, NetworkFailure, ScanResult, SealPort, TemporarySecretPort } from "./ports";
+import type { DigestPort, JoinRequest, LinkCloseInfo, LinkConnectOptions, LinkTls, NetworkFailure, ScanResult, SealPort, TemporarySecretPort } from "./ports";
 import {
   CONNACK,
   decodeCloudMessage,
@@ -250,8 +250,11 @@ interface X {
 export function step(machine: Machine, event: Event): { state: Machine; effects: Effect[] } {
   const x: X = { m: { ...machine, cred: { ...machine.cred }, net: { ...machine.net }, sync: { ...machine.sync } }, fx: [], e: event, r: 0 };
   const m = x.m;
+  const net = m.net;
   const state = m.status.state;
   const e = event;
+  // a scan or join result of an older radio generation, an event of a closed link: stale
+  if (("gen" in e && e.gen !== net.gen) || ("link" in e && (e.link !== m.link || !m.link))) return { state: m, effects: x.fx };
   switch (e.t) {
     case "start":
       if (state === "STOPPED") {
@@ -262,94 +265,84 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
     case "stop":
       if (state !== "STOPPED") {
         cancel(x, "retry");
-        cancel(x, "connect");
         dropLink(x);
         leave(x);
-        setStatus(x, { state: "STOPPED", retryInMs: undefined });
+        setStatus(x, { state: "STOPPED" });
       }
       break;
-    case "timer":
-      if (!(m.timers & BIT[e.timer])) break;
-      m.timers &= ~BIT[e.timer];
-      if (e.timer === "retry") attempt(x);
-      else if (e.timer === "connect") fail(x, m.fails.cls === "lost" ? "lost" : "network", "CONNECT_TIMEOUT");
-      else if (e.timer === "request") resend(x);
-      else if (e.timer === "upgrade") {
-        if (state === "ONLINE" && m.net.joined) {
-          m.net.upgrading = true;
-          emit(x, { t: "scan", gen: m.net.gen });
+    case "timer": {
+      const timer = e.timer;
+      if (!disarm(x, timer)) break;
+      if (timer === "retry") attempt(x);
+      else if (timer === "connect") fail(x, m.fails.cls === "lost" ? "lost" : "network", "CONNECT_TIMEOUT");
+      else if (timer === "request") resend(x);
+      else if (timer === "upgrade") {
+        if (state === "ONLINE" && net.joined) {
+          net.upgrading = true;
+          emit(x, { t: "scan", gen: net.gen });
         }
       } else if (state === "SCANNING") scanned(x, []);
-      else if (state === "JOINING") {
-        m.net.gen++;
-        emit(x, { t: "leave" });
-        netFailure(x, m.net.target as Candidate, { reason: "ASSOCIATION-FAILED", detail: "join timed out" });
-        chooseNetwork(x);
-      }
+      else if (state === "JOINING") joinFailed(x, { reason: "ASSOCIATION-FAILED", detail: "join timed out" }, true);
       break;
+    }
     case "scanned":
-      if (e.gen !== m.net.gen) break;
-      if (e.error) log(x, "warn", `scan failed: ${e.error}`);
-      if (m.net.upgrading) upgradeScanned(x, e.results);
+      if (e.error) log(x, "warn", "scan failed: " + e.error);
+      if (net.upgrading) upgradeScanned(x, e.results);
       else if (state === "SCANNING") scanned(x, e.results);
       break;
     case "joined": {
-      const target = m.net.target;
-      if (e.gen !== m.net.gen || state !== "JOINING" || !target) break;
+      const target = net.target;
+      if (state !== "JOINING" || !target) break;
       cancel(x, "radio");
       const joined = { ...target, bssid: e.bssid || target.bssid };
-      m.net.joined = joined;
-      m.net.target = undefined;
+      net.joined = joined;
+      net.target = undefined;
       log(x, "info", `joined ${joined.kind} network ${joined.ssid} (${e.ip})`);
       // how the network shows in the status
-      const shown = { kind: joined.kind, ssid: joined.ssid, bssid: joined.bssid };
-      setStatus(x, { network: joined.kind === "hotspot" ? { ...shown, profile: joined.profile.name } : shown });
+      const shown: JoinedNetwork = { kind: joined.kind, ssid: joined.ssid, bssid: joined.bssid };
+      if (joined.kind === "hotspot") shown.profile = joined.profile.name;
+      setStatus(x, { network: shown });
       connect(x);
       break;
     }
     case "joinFailed":
-      if (e.gen !== m.net.gen || state !== "JOINING") break;
-      m.net.gen++;
-      cancel(x, "radio");
-      netFailure(x, m.net.target as Candidate, e.failure);
-      chooseNetwork(x);
+      if (state === "JOINING") joinFailed(x, e.failure);
       break;
     case "lost": {
-      const joined = m.net.joined;
-      if (e.gen !== m.net.gen || !joined || state === "STOPPED") break;
-      m.net.joined = undefined;
-      m.net.gen++;
-      m.net.upgrading = false;
+      const joined = net.joined;
+      if (!joined || state === "STOPPED") break;
+      net.joined = undefined;
+      net.gen++;
+      net.upgrading = false;
       cancel(x, "upgrade");
       dropLink(x);
-      netFailure(x, joined, { reason: e.failure.reason || "CONNECTION-LOST", ...(e.failure.detail ? { detail: e.failure.detail } : {}) });
+      netFailure(x, joined, failureOf(e.failure.reason || "CONNECTION-LOST", e.failure.detail));
       setStatus(x, { network: undefined });
       m.fails = { cls: "network", count: 1 };
-      scheduleRetry(x, nextRetryDelay("network", 1, random01(x), m.ctx.options.retry), "RETRY_WAIT");
+      scheduleRetry(x, nextRetryDelay("network", 1, random01(x), m.ctx.options.retry));
       break;
     }
     case "ready":
-      if (e.link === m.link && state === "CONNECTING") ready(x);
+      if (state === "CONNECTING") ready(x);
       break;
     case "message":
+      message(x, e.topic, e.payload);
+      break;
     case "closed":
-      if (e.link !== m.link || !m.link) break;
-      if (e.t === "message") message(x, e.topic, e.payload);
-      else closed(x, e.info);
+      closed(x, e.info);
       break;
     case "storeFailed":
       storeFailed(x, e.rec, e.must, e.code);
       break;
-    case "publish":
-      if (state === "ONLINE" && m.link) emit(x, { t: "publish", topic: e.topic, payload: e.payload });
-      break;
     case "subscribe":
-      if (!m.apps.includes(e.topic)) m.apps = m.apps.concat(e.topic);
-      if (state === "ONLINE" && m.link) emit(x, { t: "subscribe", topic: e.topic });
+    case "publish":
+      // a subscription is kept for the next sessions; both are sent now when ONLINE
+      if (e.t === "subscribe" && !m.apps.includes(e.topic)) m.apps = m.apps.concat(e.topic);
+      if (state === "ONLINE" && m.link) emit(x, e.t === "publish" ? { t: "publish", topic: e.topic, payload: e.payload } : { t: "subscribe", topic: e.topic });
       break;
     case "networks": {
       // stored like a cloud `set` (same record and rules, the change sequence kept), their failures forgotten; then move to them
-      const networks = e.networks.reduce((list, n) => applyNetworkChange(list, { action: "set", ssid: n.ssid, password: n.password, priority: n.priority }), m.sync.networks.slice());
+      const networks = e.networks.reduce((list, n) => applyNetworkChange(list, { ...n, action: "set" }), m.sync.networks.slice());
       store(x, { rec: "nets", networks: { networks, seq: m.sync.seq } }, true);
       m.sync.networks = networks;
       e.networks.forEach((n) => forgetFailures(x, n.ssid));
@@ -375,14 +368,19 @@ function arm(x: X, timer: TimerName, ms: number): void {
   emit(x, { t: "arm", timer, ms });
 }
 
+/** Marks `timer` not armed; true when it was. */
+function disarm(x: X, timer: TimerName): boolean {
+  const armed = x.m.timers & BIT[timer];
+  x.m.timers ^= armed;
+  return !!armed;
+}
+
 function cancel(x: X, timer: TimerName): void {
-  if (!(x.m.timers & BIT[timer])) return;
-  x.m.timers &= ~BIT[timer];
-  emit(x, { t: "cancel", timer });
+  if (disarm(x, timer)) emit(x, { t: "cancel", timer });
 }
 
 function store(x: X, record: StoreRecord, must?: true): void {
-  emit(x, { t: "store", ...(must ? { must } : {}), ...record } as Effect);
+  emit(x, must ? { t: "store", must, ...record } : { t: "store", ...record });
 }
 
 /** Random bytes of the event, each used once. */
@@ -397,19 +395,34 @@ function random01(x: X): number {
   return (((b[0] << 24) >>> 0) + (b[1] << 16) + (b[2] << 8) + b[3]) / 2 ** 32;
 }
 
-/** Applies a status change and reports it. */
+/**
+ * Applies a status change and reports it. A new state drops the retry delay (only
+ * scheduleRetry gives one); a network given as undefined is dropped.
+ */
 function setStatus(x: X, change: Partial<ManagerStatus>): void {
   const next = { ...x.m.status, ...change };
-  if ("retryInMs" in change && change.retryInMs === undefined) delete next.retryInMs;
-  if ("network" in change && change.network === undefined) delete next.network;
+  if (change.state && change.retryInMs === undefined) delete next.retryInMs;
+  if (!next.network) delete next.network;
   x.m.status = next;
   emit(x, { t: "status", status: next });
 }
 
+/** `text`, and `: detail` when there is one. */
+function withDetail(text: string, detail?: string): string {
+  return detail ? text + ": " + detail : text;
+}
+
+/** A failure's reason, and its detail when there is one. */
+function failureOf<R extends string>(reason: R, detail?: string): { reason: R; detail?: string } {
+  return detail ? { reason, detail } : { reason };
+}
+
 /** Notes a failure in the status and the log, without ending anything (no status report). */
 function recordFailure(x: X, reason: string, detail?: string): void {
-  x.m.status = { ...x.m.status, lastFailure: { reason, at: x.e.now, ...(detail ? { detail: detail.slice(0, 200) } : {}) } };
-  log(x, "warn", `${reason}${detail ? `: ${detail}` : ""}`);
+  const failure: Failure = { reason, at: x.e.now };
+  if (detail) failure.detail = detail.slice(0, 200);
+  x.m.status = { ...x.m.status, lastFailure: failure };
+  log(x, "warn", withDetail(reason, detail));
 }
 
 // ---------------------------------------------------------------- connecting
@@ -420,46 +433,55 @@ function attempt(x: X): void {
   else connect(x);
 }
 
+/**
+ * `compute()`, or undefined once the attempt failed for it: KEY_UNAVAILABLE (the
+ * temporary secret cannot be computed) as an auth failure; with `join`, any
+ * other error as STORE_FAILED (else it is thrown on).
+ */
+function guarded<T>(x: X, compute: () => T, join?: boolean): T | undefined {
+  try {
+    return compute();
+  } catch (error) {
+    if (isWcmError(error, "KEY_UNAVAILABLE")) fail(x, "auth", "KEY_UNAVAILABLE", error.message);
+    else if (join) fail(x, "network", "STORE_FAILED", isWcmError(error) ? error.code : "join");
+    else throw error;
+  }
+}
+
 /** Logs in to the cloud over a new link. */
 function connect(x: X): void {
   const m = x.m;
   const ctx = m.ctx;
+  const config = ctx.config;
   const cred = m.cred;
-  let active;
-  try {
-    active = chooseCredential(ctx, cred);
-  } catch (error) {
-    if (!isWcmError(error, "KEY_UNAVAILABLE")) throw error;
-    fail(x, "auth", "KEY_UNAVAILABLE", error.message);
-    return;
-  }
-  m.cred.active = active;
-  m.cred.fallback = false;
+  const active = guarded(x, () => chooseCredential(ctx, cred));
+  if (!active) return;
+  cred.active = active;
+  cred.fallback = false;
   let password;
-  const kind = active.kind;
-  if (kind && active.secret) {
+  const secret = active.secret;
+  if (secret) {
     // a counter-based proof (no clock needed)
+    const kind = active.kind as LoginKind;
     const counter = cred.next;
     if (counter >= MAX_LOGIN_COUNTER) {
       fail(x, "network", "STORE_FAILED", "STORE_LIMIT");
       return;
     }
     // counters are reserved in blocks; a block's end is stored before the password that uses it leaves the device
-    const reserve = counter >= cred.upTo ? Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER) : undefined;
-    const proof = deriveLoginProof(ctx.digest, deriveCloudLoginKey(ctx.digest, active.secret), ctx.config.deviceId, kind, counter);
-    m.cred.next = counter + 1;
-    m.cred.upTo = reserve ?? cred.upTo;
-    password = formatLoginPassword({ kind, counter, proof });
-    if (reserve) store(x, { rec: "ctr", end: reserve }, true);
+    if (counter >= cred.upTo) store(x, { rec: "ctr", end: cred.upTo = Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER) }, true);
+    cred.next = counter + 1;
+    password = formatLoginPassword({ kind, counter, proof: deriveLoginProof(ctx.digest, deriveCloudLoginKey(ctx.digest, secret), config.deviceId, kind, counter) });
   }
-  setStatus(x, { state: "CONNECTING", credential: active.label, retryInMs: undefined });
+  setStatus(x, { state: "CONNECTING", credential: active.label });
   m.link = m.links = m.links + 1;
   arm(x, "connect", ctx.options.connectTimeoutMs);
-  const config = ctx.config;
   const cloud = config.cloud;
-  const tls = config.option === "certificate"
-    ? { ca: cloud.ca, serverName: cloud.serverName, certificate: config.certificate, privateKey: config.privateKey }
-    : { ca: cloud.ca, serverName: cloud.serverName };
+  const tls: LinkTls = { ca: cloud.ca, serverName: cloud.serverName };
+  if (config.option === "certificate") {
+    tls.certificate = config.certificate;
+    tls.privateKey = config.privateKey;
+  }
   emit(x, {
     t: "connect", link: m.link,
     options: {
@@ -472,51 +494,50 @@ function connect(x: X): void {
 
 function ready(x: X): void {
   const m = x.m;
+  const cred = m.cred;
   cancel(x, "connect");
   emit(x, { t: "subscribe", topic: m.ctx.topics.response });
   m.apps.forEach((topic) => emit(x, { t: "subscribe", topic }));
   // an unconfirmed issued secret the cloud accepted is marked confirmed
-  if (unconfirmed(m.cred)) confirm(x, m.cred.stored);
-  if ((m.cred.active as ActiveCredential).label === "temporary") {
+  if (unconfirmed(cred)) confirm(x, cred.stored);
+  if ((cred.active as ActiveCredential).label === "temporary") {
     setStatus(x, { state: "ISSUING" });
     send(x, { op: "issue" });
-    return;
-  }
-  goOnline(x);
+  } else goOnline(x);
 }
 
 function goOnline(x: X): void {
   const m = x.m;
+  const net = m.net;
   m.fails = { cls: "network", count: 0 };
   m.sync.wants = [];
-  setStatus(x, { state: "ONLINE", attempt: 0, retryInMs: undefined });
-  const joined = m.net.joined;
+  setStatus(x, { state: "ONLINE", attempt: 0 });
+  const joined = net.joined;
   if (joined) {
     // the joined network works: clear its back-off, settle a hand-off (JOINED or FAILED)
-    const handoff = m.net.handoff;
-    m.net.backoff = clearNetworkBackoff(m.net.backoff, joined.key);
-    const settled: PendingResult | undefined = handoff && (joined.kind === "private" && joined.ssid === handoff.ssid
+    const handoff = net.handoff;
+    net.backoff = clearNetworkBackoff(net.backoff, joined.key);
+    const settled: PendingResult | undefined = handoff && (isPrivate(joined, handoff.ssid)
       ? { seq: handoff.seq, result: "JOINED" }
       : handoff.failure && { seq: handoff.seq, result: "FAILED", failure: handoff.failure });
     if (settled) {
-      m.net.handoff = undefined;
+      net.handoff = undefined;
       queueResult(x, settled);
     }
     scheduleUpgradeCheck(x);
   }
-  const failure = m.status.lastFailure;
-  emit(x, {
-    t: "publish", topic: m.ctx.topics.status,
-    payload: encodeStatus({
-      v: 1, state: "ONLINE", credential: m.status.credential,
-      ...(failure ? { lastFailure: failure.detail ? { reason: failure.reason, detail: failure.detail } : { reason: failure.reason } } : {}),
-    }),
-  });
+  // (encodeStatus takes the failure's reason and detail)
+  emit(x, { t: "publish", topic: m.ctx.topics.status, payload: encodeStatus({ v: 1, state: "ONLINE", credential: m.status.credential, lastFailure: m.status.lastFailure }) });
   if (m.ctx.options.sync) {
     want(x, "hello");
     if (m.sync.results.length) want(x, "result");
   }
   pump(x);
+}
+
+/** True when `c` is the private network `ssid`. */
+function isPrivate(c: { kind: string; ssid: string }, ssid: string): boolean {
+  return c.kind === "private" && c.ssid === ssid;
 }
 
 // ---------------------------------------------------------------- requests
@@ -550,70 +571,67 @@ function resend(x: X): void {
 /** Sends the next wanted background request, when ONLINE and none is outstanding. */
 function pump(x: X): void {
   const m = x.m;
-  while (m.status.state === "ONLINE" && m.link && !m.req && m.sync.wants.length) {
-    const what = m.sync.wants[0];
-    m.sync.wants = m.sync.wants.slice(1);
+  const sync = m.sync;
+  while (m.status.state === "ONLINE" && m.link && !m.req && sync.wants.length) {
+    const what = sync.wants[0];
+    sync.wants = sync.wants.slice(1);
     if (what === "rotate") {
       // The cloud holds a rotated secret for this device: fetch it (only with a shared or issued secret).
       if (m.cred.active?.kind === "s") send(x, { op: "issue" });
     } else if (what === "hello") {
-      const key = sealKey(x, true) as { secret: Uint8Array; public: Uint8Array };
       const joined = m.net.joined;
       const reports = m.net.reports.slice(0, MAX_FAILURE_REPORTS);
-      send(x, {
-        op: "hello", rev: m.sync.hotspots.rev, key: key.public, seal: SEAL_VERSION,
-        ...(joined ? { net: { kind: joined.kind, ssid: joined.ssid } } : {}),
-        ...(reports.length ? { failures: reports } : {}),
-      });
+      const hello: Unsent = { op: "hello", rev: sync.hotspots.rev, key: (sealKey(x, true) as SealKeyPair).public, seal: SEAL_VERSION };
+      if (joined) hello.net = { kind: joined.kind, ssid: joined.ssid };
+      if (reports.length) hello.failures = reports;
+      send(x, hello);
     } else if (what === "result") {
-      const results = m.sync.results;
+      const results = sync.results;
       if (!results.length) continue;
       if (results.length > 1) want(x, "result");
-      // the oldest pending result
+      // the oldest pending result (a failure has its reason and, when there is one, its detail)
       const result = results[0];
-      const failure = result.failure;
-      send(x, {
-        op: "network-result", seq: result.seq, result: result.result,
-        ...(failure ? { reason: failure.reason, ...(failure.detail ? { detail: failure.detail } : {}) } : {}),
-      });
+      send(x, { op: "network-result", seq: result.seq, result: result.result, ...result.failure });
     } else {
       send(x, { op: what });
     }
   }
 }
 
+type SealKeyPair = { secret: Uint8Array; public: Uint8Array };
+
 /**
  * The device's sealing key pair: the stored one, or with `make` a new one (stored before
  * its public half is ever sent: a failed write just makes a new pair next time).
  */
-function sealKey(x: X, make: boolean): { secret: Uint8Array; public: Uint8Array } | undefined {
-  const m = x.m;
-  let key = m.sync.key;
+function sealKey(x: X, make: boolean): SealKeyPair | undefined {
+  const sync = x.m.sync;
+  let key = sync.key;
   if (!key) {
     if (!make) return undefined;
     key = { secret: newSealSecretKey((n) => take(x, n)) };
     store(x, { rec: "seal", key: key.secret }, true);
   }
-  if (!key.public) key = { secret: key.secret, public: sealPublicKey(m.ctx.seal, key.secret) };
-  m.sync.key = key;
-  return key as { secret: Uint8Array; public: Uint8Array };
+  if (!key.public) key = { secret: key.secret, public: sealPublicKey(x.m.ctx.seal, key.secret) };
+  sync.key = key;
+  return key as SealKeyPair;
 }
 
 function open(x: X, sealed: Uint8Array, purpose: SealPurpose): Uint8Array | undefined {
-  let key;
+  const ctx = x.m.ctx;
   try {
-    key = sealKey(x, false);
+    const key = sealKey(x, false);
+    return key && openSealed(ctx.digest, ctx.seal, key.secret, key.public, ctx.config.deviceId, sealed, purpose);
   } catch {
     return undefined;
   }
-  const ctx = x.m.ctx;
-  return key && openSealed(ctx.digest, ctx.seal, key.secret, key.public, ctx.config.deviceId, sealed, purpose);
 }
 
 // ---------------------------------------------------------------- messages
 
 function message(x: X, topic: string, payload: Uint8Array): void {
   const m = x.m;
+  const sync = m.sync;
   const topics = m.ctx.topics;
   if (topic !== topics.response) {
     if (m.apps.includes(topic)) emit(x, { t: "deliver", topic, suffix: topic.slice(topics.app.length + 1), payload });
@@ -629,99 +647,84 @@ function message(x: X, topic: string, payload: Uint8Array): void {
   if ("notice" in msg) {
     // `rotate` always; the others only when synchronising
     if (msg.notice === "rotate" || m.ctx.options.sync) want(x, msg.notice);
-    pump(x);
-    return;
+    return pump(x);
   }
   const req = m.req;
   if (!req || req.request.rid !== msg.rid) return; // stale or duplicate: ignore
   const request = req.request;
+  const op = request.op;
   m.req = undefined;
   cancel(x, "request");
-  const op = request.op;
   if (!msg.ok) {
-    // the sync's requests (all but issue and commit): a refusal leaves the session as it is
-    if (op === "issue" || op === "commit") {
-      fail(x, "server", `REFUSED_${msg.reason}`, msg.detail);
-      return;
-    }
-    // Background requests: a refusal leaves the session as it is.
+    // issue and commit: a refusal ends the attempt
+    if (op === "issue" || op === "commit") return fail(x, "server", "REFUSED_" + msg.reason, msg.detail);
+    // Background requests (the sync's): a refusal leaves the session as it is.
     log(x, msg.reason === "NOTHING_PENDING" ? "debug" : "warn", `${op} refused: ${msg.reason}`);
-    if (request.op === "network-result") m.sync = dropResult(m.sync, request.seq);
+    if (op === "network-result") m.sync = dropResult(sync, request.seq);
   } else if (msg.op !== op) {
-    fail(x, "server", "PROTOCOL_VIOLATION", "response does not match request");
-    return;
+    return fail(x, "server", "PROTOCOL_VIOLATION", "response does not match request");
   } else if (msg.op === "issue") {
-    onIssued(x, msg);
-    return;
+    return onIssued(x, msg);
   } else if (msg.op === "commit") {
-    onCommitted(x, msg.gen);
-    return;
+    return onCommitted(x, msg.gen);
   } else if (msg.op === "hello") {
     // The cloud has them: drop the reports it acknowledged (new ones may have been added since).
     const sent = (request as Extract<DeviceRequest, { op: "hello" }>).failures ?? [];
     m.net.reports = m.net.reports.filter((r) => !sent.includes(r));
     // the cloud's time; a newer profile set and a waiting network change are wanted
-    const seen = wallObserve(m.sync.wall, msg.time, x.e.now);
-    m.sync.wall = seen.wall;
-    if (msg.rev > 0 && msg.rev !== m.sync.hotspots.rev) want(x, "config");
+    const seen = wallObserve(sync.wall, msg.time, x.e.now);
+    sync.wall = seen.wall;
+    if (msg.rev > 0 && msg.rev !== sync.hotspots.rev) want(x, "config");
     if (msg.network) want(x, "network");
     if (seen.save !== undefined) store(x, { rec: "floor", seconds: seen.save });
   } else if (msg.op === "config") {
-    if (msg.rev !== m.sync.hotspots.rev) {
+    if (msg.rev !== sync.hotspots.rev) {
       const set: HotspotSet = { rev: msg.rev, profiles: msg.hotspots };
       store(x, { rec: "hot", set });
-      m.sync.hotspots = set;
+      sync.hotspots = set;
       log(x, "info", `hotspot profiles rev ${set.rev}: ${set.profiles.length} profile(s)`);
     }
   } else if (msg.op === "network") {
     onNetworkChange(x, msg);
   } else {
-    m.sync = dropResult(m.sync, msg.seq);
+    m.sync = dropResult(sync, msg.seq);
   }
   pump(x);
 }
 
 /** The `issue` response: unwrap, store, then prove possession (`commit`). */
 function onIssued(x: X, response: Extract<CloudResponse, { op: "issue"; ok: true }>): void {
-  const m = x.m;
-  const ctx = m.ctx;
-  const cred = m.cred;
+  const ctx = x.m.ctx;
+  const digest = ctx.digest;
+  const cred = x.m.cred;
   const active = cred.active as ActiveCredential;
-  let wrapped: { nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array } = response as typeof wrapped;
+  const gen = response.gen;
+  let wrapped = response as { nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array };
   if ("sealed" in response) {
     // A rotation sealed to this device's key: the current secret alone does not open it (9.5).
     const opened = open(x, response.sealed, "rotation");
-    if (!opened || opened.length !== 80) {
-      fail(x, "server", "BAD_WRAP", "rotated secret does not open with this device's sealing key");
-      return;
-    }
-    wrapped = { nonce: opened.subarray(0, 16), secret: opened.subarray(16, 48), tag: opened.subarray(48, 80) };
+    if (!opened || opened.length !== 80) return fail(x, "server", "BAD_WRAP", "rotated secret does not open with this device's sealing key");
+    wrapped = { nonce: opened.subarray(0, 16), secret: opened.subarray(16, 48), tag: opened.subarray(48) };
   }
   const deviceId = ctx.config.deviceId;
-  const secret = unwrapSecret(ctx.digest, deriveWrapKey(ctx.digest, active.secret as Uint8Array), deviceId, wrapped.nonce, { ciphertext: wrapped.secret, tag: wrapped.tag });
-  if (!secret) {
-    fail(x, "server", "BAD_WRAP", "issued secret failed its integrity check");
-    return;
-  }
-  const record: StoredSecret = { deviceId, secret, generation: response.gen, confirmed: false };
+  const secret = unwrapSecret(digest, deriveWrapKey(digest, active.secret as Uint8Array), deviceId, wrapped.nonce, { ciphertext: wrapped.secret, tag: wrapped.tag });
+  if (!secret) return fail(x, "server", "BAD_WRAP", "issued secret failed its integrity check");
+  const record: StoredSecret = { deviceId, secret, generation: gen, confirmed: false };
   // a rotation of an issued secret: keep the one it replaces until the commit is confirmed
   if (active.label === "permanent" && cred.stored) record.previous = { secret: active.secret as Uint8Array, generation: cred.stored.generation };
   // Stored before the proof is sent: the cloud retires the replaced secret only after the proof.
   store(x, { rec: "cred", secret: record }, true);
-  m.cred.stored = record;
-  send(x, { op: "commit", gen: response.gen, proof: deriveCommitProof(ctx.digest, secret, deviceId, response.gen) });
+  cred.stored = record;
+  send(x, { op: "commit", gen, proof: deriveCommitProof(digest, secret, deviceId, gen) });
 }
 
 /** The `commit` response: the issued secret of `generation` is the device's credential now: ONLINE as PERMANENT. */
 function onCommitted(x: X, generation: number): void {
-  const m = x.m;
-  const stored = m.cred.stored;
-  if (!stored || stored.generation !== generation) {
-    fail(x, "server", "PROTOCOL_VIOLATION", "commit of an unknown generation");
-    return;
-  }
+  const cred = x.m.cred;
+  const stored = cred.stored;
+  if (!stored || stored.generation !== generation) return fail(x, "server", "PROTOCOL_VIOLATION", "commit of an unknown generation");
   confirm(x, stored);
-  m.cred.active = { label: "permanent", kind: "s", secret: stored.secret };
+  cred.active = { label: "permanent", kind: "s", secret: stored.secret };
   setStatus(x, { credential: "permanent" });
   goOnline(x);
   log(x, "info", `secret generation ${generation} committed`);
@@ -730,30 +733,31 @@ function onCommitted(x: X, generation: number): void {
 /** A sealed private network change: store it, then hand off (or report). */
 function onNetworkChange(x: X, response: Extract<CloudResponse, { op: "network"; ok: true }>): void {
   const m = x.m;
+  const sync = m.sync;
   const plaintext = open(x, response.sealed, "network");
   let change;
   try {
     change = plaintext && decodeNetworkChange(plaintext);
   } catch {
-    change = undefined;
+    // unreadable
   }
-  if (!change || change.seq !== response.seq) {
-    log(x, "warn", `network change ${response.seq} does not open with this device's key`);
-    queueResult(x, { seq: response.seq, result: "UNREADABLE" });
-    return;
+  const seq = response.seq;
+  if (!change || change.seq !== seq) {
+    log(x, "warn", `network change ${seq} does not open with this device's key`);
+    return queueResult(x, { seq, result: "UNREADABLE" });
   }
+  const ssid = change.ssid;
   const joined = m.net.joined;
-  const onIt = joined?.kind === "private" && joined.ssid === change.ssid;
-  const seq = change.seq;
+  const onIt = !!joined && isPrivate(joined, ssid);
   // not fresh: applied before (its result was lost): report again, or try it again
-  const fresh = seq > m.sync.seq;
+  const fresh = seq > sync.seq;
   if (fresh) {
-    const networks = applyNetworkChange(m.sync.networks, change);
+    const networks = applyNetworkChange(sync.networks, change);
     // Nothing applied, nothing reported if this write fails: the cloud keeps the change and the next session fetches it again.
     store(x, { rec: "nets", networks: { networks, seq } }, true);
-    m.sync.networks = networks;
-    m.sync.seq = seq;
-    forgetFailures(x, change.ssid);
+    sync.networks = networks;
+    sync.seq = seq;
+    forgetFailures(x, ssid);
     log(x, "info", `network change ${seq}: ${change.action} a private network`);
   }
   if (change.action === "forget") {
@@ -761,20 +765,13 @@ function onNetworkChange(x: X, response: Extract<CloudResponse, { op: "network";
     if (fresh && onIt) moveNetwork(x);
   } else if (!fresh && onIt) {
     queueResult(x, { seq, result: "JOINED" });
-  } else {
-    handOff(x, seq, change.ssid);
-  }
-}
-
-/** Moves to the private network `ssid` of change `seq` (its outcome is reported once known). */
-function handOff(x: X, seq: number, ssid: string): void {
-  const m = x.m;
-  if (!m.ctx.radio) {
+  } else if (!m.ctx.radio) {
+    // the hand-off's outcome is reported once known
     queueResult(x, { seq, result: "FAILED", failure: { reason: "NETWORK-NOT-FOUND", detail: "no radio" } });
-    return;
+  } else {
+    m.net.handoff = { seq, ssid };
+    moveNetwork(x);
   }
-  m.net.handoff = { seq, ssid };
-  moveNetwork(x);
 }
 
 /** Leaves the current network and selects again from a fresh scan. */
@@ -788,90 +785,99 @@ function moveNetwork(x: X): void {
 // ---------------------------------------------------------------- the radio
 
 function scan(x: X): void {
-  const m = x.m;
-  m.net.gen++;
-  m.net.upgrading = false;
-  setStatus(x, { state: "SCANNING", retryInMs: undefined, network: undefined });
+  const net = x.m.net;
+  net.gen++;
+  net.upgrading = false;
+  setStatus(x, { state: "SCANNING", network: undefined });
   cancel(x, "radio");
-  arm(x, "radio", m.ctx.options.scanTimeoutMs);
-  emit(x, { t: "scan", gen: m.net.gen });
+  arm(x, "radio", x.m.ctx.options.scanTimeoutMs);
+  emit(x, { t: "scan", gen: net.gen });
 }
 
-function scanned(x: X, results: ScanResult[]): void {
-  x.m.net.gen++;
-  x.m.net.scan = results.slice(0, 64);
+function scanned(x: X, results: readonly ScanResult[]): void {
+  const net = x.m.net;
+  net.gen++;
+  net.scan = results.slice(0, 64);
   cancel(x, "radio");
+  chooseNetwork(x);
+}
+
+/** The join of the target failed (with `timedOut`, its timer ran out: the radio is told to stop). */
+function joinFailed(x: X, failure: NetworkFailure, timedOut?: boolean): void {
+  const net = x.m.net;
+  net.gen++;
+  if (timedOut) emit(x, { t: "leave" });
+  cancel(x, "radio");
+  netFailure(x, net.target as Candidate, failure);
   chooseNetwork(x);
 }
 
 /** Joins the best candidate of the last scan, or waits and rescans. */
 function chooseNetwork(x: X): void {
   const m = x.m;
+  const net = m.net;
   const networks = m.sync.networks;
   const profiles = m.sync.hotspots.profiles;
   // stored private networks first, then hotspot profiles (network-selection.ts)
-  const selection = selectNetwork(m.net.scan, networks, profiles, m.net.backoff, x.e.now);
-  const handoff = m.net.handoff;
-  if (handoff && !handoff.failure && !selection.ranked.some((c) => c.kind === "private" && c.ssid === handoff.ssid)) {
-    // the network handed off to is not in range
-    const network = networks.find((n) => n.ssid === handoff.ssid);
-    if (network) netFailure(x, { kind: "private", key: candidateKey("private", network.ssid), ssid: network.ssid, bssid: "", rssi: -127, network }, { reason: "NETWORK-NOT-FOUND" });
+  const selection = selectNetwork(net.scan, networks, profiles, net.backoff, x.e.now);
+  const ranked = selection.ranked;
+  const handoff = net.handoff;
+  if (handoff && !handoff.failure && !ranked.some((c) => isPrivate(c, handoff.ssid)) && networks.some((n) => n.ssid === handoff.ssid)) {
+    // the (stored) network handed off to is not in range
+    netFailure(x, { kind: "private", key: candidateKey("private", handoff.ssid), ssid: handoff.ssid }, { reason: "NETWORK-NOT-FOUND" });
   }
   const candidate = selection.candidate;
   if (candidate) {
-    m.net.empty = 0;
-    join(x, candidate);
-    return;
+    net.empty = 0;
+    return join(x, candidate);
   }
   let delay = Math.max(1000, selection.waitMs ?? 0);
-  if (!selection.ranked.length) {
-    const empty = m.net.empty + 1;
+  if (!ranked.length) {
+    const empty = net.empty + 1;
     recordFailure(x, "NETWORK-NOT-FOUND", networks.length + profiles.length === 0 ? "no network configured" : "no known network in range");
-    m.net.empty = empty;
+    net.empty = empty;
     delay = rescanDelay(empty, random01(x));
   }
   m.fails = { cls: "network", count: m.fails.cls === "network" ? m.fails.count + 1 : 1 };
-  scheduleRetry(x, delay, "RETRY_WAIT");
+  scheduleRetry(x, delay);
 }
 
 function join(x: X, candidate: Candidate): void {
   const m = x.m;
   const ctx = m.ctx;
-  m.net.gen++;
-  m.net.target = candidate;
-  setStatus(x, { state: "JOINING", retryInMs: undefined, network: undefined });
-  let request: JoinRequest;
-  try {
-    request = joinRequest(ctx.config, ctx.digest, candidate, () => chooseCredential(ctx, m.cred).secret as Uint8Array);
-  } catch (error) {
-    if (isWcmError(error, "KEY_UNAVAILABLE")) fail(x, "auth", "KEY_UNAVAILABLE", error.message);
-    else fail(x, "network", "STORE_FAILED", isWcmError(error) ? error.code : "join");
-    return;
-  }
+  const net = m.net;
+  net.gen++;
+  net.target = candidate;
+  setStatus(x, { state: "JOINING", network: undefined });
+  const request = guarded(x, () => joinRequest(ctx, candidate, () => chooseCredential(ctx, m.cred).secret as Uint8Array), true);
+  if (!request) return;
   cancel(x, "radio");
   arm(x, "radio", ctx.options.joinTimeoutMs);
-  emit(x, { t: "join", gen: m.net.gen, request });
+  emit(x, { t: "join", gen: net.gen, request });
 }
 
+/** A network's failure, as netFailure needs it. */
+type Failed = Pick<Candidate, "kind" | "key" | "ssid">;
+
 /** Records a failure of `candidate`: its back-off, the report for the cloud's next `hello` (repeats folded), a hand-off's outcome; noted in the status. */
-function netFailure(x: X, candidate: Candidate, f: NetworkFailure): void {
+function netFailure(x: X, candidate: Failed, f: NetworkFailure): void {
   const net = x.m.net;
-  const backoff = recordNetworkFailure(net.backoff, candidate.key, f, x.e.now, random01(x));
+  const kind = candidate.kind;
+  const ssid = candidate.ssid;
+  const reason = f.reason;
   const detail = f.detail?.slice(0, 64);
+  net.backoff = recordNetworkFailure(net.backoff, candidate.key, f, x.e.now, random01(x));
   const reports = net.reports.slice();
   const last = reports[reports.length - 1];
-  if (last && last.kind === candidate.kind && last.ssid === candidate.ssid && last.reason === f.reason && last.detail === detail) {
+  if (last && last.kind === kind && last.ssid === ssid && last.reason === reason && last.detail === detail) {
     reports[reports.length - 1] = { ...last, n: Math.min(last.n + 1, 9999) };
   } else {
-    reports.push({ kind: candidate.kind, ssid: candidate.ssid, reason: f.reason, ...(detail ? { detail } : {}), n: 1 });
+    reports.push({ kind, ssid, ...failureOf(reason, detail), n: 1 });
   }
-  const handoff = net.handoff && candidate.kind === "private" && candidate.ssid === net.handoff.ssid
-    ? { ...net.handoff, failure: detail ? { reason: f.reason, detail } : { reason: f.reason } }
-    : net.handoff;
-  x.m.net.backoff = backoff;
-  x.m.net.reports = reports.slice(-MAX_FAILURE_REPORTS);
-  x.m.net.handoff = handoff;
-  recordFailure(x, f.reason, `${candidate.kind} ${candidate.ssid}${detail ? `: ${detail}` : ""}`);
+  net.reports = reports.slice(-MAX_FAILURE_REPORTS);
+  const handoff = net.handoff;
+  if (handoff && isPrivate(candidate, handoff.ssid)) net.handoff = { ...handoff, failure: failureOf(reason, detail) };
+  recordFailure(x, reason, withDetail(kind + " " + ssid, detail));
 }
 
 /** While on a hotspot with private networks stored, checks now and then whether one can be joined again. */
@@ -887,31 +893,30 @@ function scheduleUpgradeCheck(x: X): void {
   arm(x, "upgrade", Math.max(x.m.ctx.options.upgradeCheckMs, until - now));
 }
 
-function upgradeScanned(x: X, results: ScanResult[]): void {
+function upgradeScanned(x: X, results: readonly ScanResult[]): void {
   const m = x.m;
-  m.net.upgrading = false;
-  if (m.status.state !== "ONLINE" || !m.net.joined) return;
-  const candidate = selectNetwork(results, m.sync.networks, [], m.net.backoff, x.e.now).candidate;
-  if (!candidate) {
-    scheduleUpgradeCheck(x);
-    return;
-  }
+  const net = m.net;
+  net.upgrading = false;
+  if (m.status.state !== "ONLINE" || !net.joined) return;
+  const candidate = selectNetwork(results, m.sync.networks, [], net.backoff, x.e.now).candidate;
+  if (!candidate) return scheduleUpgradeCheck(x);
   log(x, "info", `private network ${candidate.ssid} in range: leaving the hotspot`);
   dropLink(x);
   leave(x);
-  m.net.scan = results.slice(0, 64);
+  net.scan = results.slice(0, 64);
   join(x, candidate);
 }
 
 /** Leaves the current network (if any), stops the radio's timers and clears the status's network. */
 function leave(x: X): void {
   const m = x.m;
-  m.net.gen++;
-  m.net.upgrading = false;
+  const net = m.net;
+  net.gen++;
+  net.upgrading = false;
   cancel(x, "radio");
   cancel(x, "upgrade");
   if (!m.ctx.radio) return;
-  m.net.joined = undefined;
+  net.joined = undefined;
   emit(x, { t: "leave" });
   if (m.status.network) setStatus(x, { network: undefined });
 }
@@ -920,26 +925,23 @@ function leave(x: X): void {
 
 function closed(x: X, info: LinkCloseInfo): void {
   const m = x.m;
-  m.link = 0;
   const code = info.connackCode;
+  const detail = info.detail;
+  m.link = 0;
   if (code === CONNACK.badCredentials || code === CONNACK.notAuthorized) {
     const reason = code === CONNACK.badCredentials ? "BAD_CREDENTIALS" : "NOT_AUTHORIZED";
     // an unconfirmed issued secret refused: the cloud never saw its proof (it lost the pending one), so the credential it replaces is still the live one: try that once
-    if (!unconfirmed(m.cred) || m.ctx.config.option === "certificate") {
-      fail(x, "auth", reason, info.detail);
-      return;
-    }
+    if (!unconfirmed(m.cred) || m.ctx.config.option === "certificate") return fail(x, "auth", reason, detail);
     m.cred.fallback = true;
     dropLink(x);
     recordFailure(x, reason, "unconfirmed issued secret refused; falling back to the credential it replaces");
-    scheduleRetry(x, 0, "RETRY_WAIT");
-    return;
+    scheduleRetry(x, 0);
   }
   // "cloud busy" (docs/protocol.md section 10): a short jittered window, not the network's exponential back-off
-  if (code === CONNACK.serverUnavailable) fail(x, "busy", "SERVER_UNAVAILABLE", info.detail);
+  else if (code === CONNACK.serverUnavailable) fail(x, "busy", "SERVER_UNAVAILABLE", detail);
   // a network failure since an ONLINE session ended (the cloud was there a moment ago: a restart): "lost", a short window
-  else if (m.status.state === "ONLINE") fail(x, "lost", "CONNECTION_LOST", info.detail);
-  else fail(x, m.fails.cls === "lost" ? "lost" : "network", "NETWORK", info.detail);
+  else if (m.status.state === "ONLINE") fail(x, "lost", "CONNECTION_LOST", detail);
+  else fail(x, m.fails.cls === "lost" ? "lost" : "network", "NETWORK", detail);
 }
 
 /** A failure that ends the attempt: back off and retry (or, unreachable over a joined network, try the next one). */
@@ -952,18 +954,18 @@ function fail(x: X, cls: FailureClass, reason: string, detail?: string): void {
   if (joined && !wasOnline && (reason === "NETWORK" || reason === "CONNECT_TIMEOUT")) {
     // The network is up but the cloud is not reachable over it: try the next network.
     leave(x);
-    netFailure(x, joined, { reason: "INTERNET-NOT-REACHABLE", detail: `${reason}${detail ? `: ${detail}` : ""}` });
-    chooseNetwork(x);
-    return;
+    netFailure(x, joined, { reason: "INTERNET-NOT-REACHABLE", detail: withDetail(reason, detail) });
+    return chooseNetwork(x);
   }
   const count = wasOnline ? 1 : (m.fails.cls === cls ? m.fails.count : 0) + 1;
   m.fails = { cls, count };
-  scheduleRetry(x, nextRetryDelay(cls, count, random01(x), m.ctx.options.retry), cls === "auth" ? "AUTH_FAILED" : "RETRY_WAIT");
+  scheduleRetry(x, nextRetryDelay(cls, count, random01(x), m.ctx.options.retry), cls === "auth");
 }
 
-function scheduleRetry(x: X, delay: number, state: "RETRY_WAIT" | "AUTH_FAILED"): void {
+/** RETRY_WAIT (with `auth`: AUTH_FAILED) until the retry timer fires after `delay` ms. */
+function scheduleRetry(x: X, delay: number, auth?: boolean): void {
   cancel(x, "retry");
-  setStatus(x, { state, attempt: x.m.fails.count, retryInMs: delay });
+  setStatus(x, { state: auth ? "AUTH_FAILED" : "RETRY_WAIT", attempt: x.m.fails.count, retryInMs: delay });
   arm(x, "retry", delay);
 }
 
@@ -983,18 +985,20 @@ function dropLink(x: X): void {
  */
 function storeFailed(x: X, rec: StoreRecord["rec"], must: boolean, code: string): void {
   const m = x.m;
+  const cred = m.cred;
+  const sync = m.sync;
   if (must) {
     if (m.status.state === "JOINING") leave(x);
     fail(x, "network", "STORE_FAILED", code);
   } else if (rec === "cred") {
     // Not fatal: an unconfirmed secret is confirmed again at the next login.
-    m.cred.stored = m.cred.undo ?? m.cred.stored;
-    m.cred.undo = undefined;
+    cred.stored = cred.undo ?? cred.stored;
+    cred.undo = undefined;
     log(x, "warn", "could not mark the issued secret confirmed; will retry at next login");
   } else if (rec === "hot") {
-    log(x, "warn", `could not store hotspot profiles rev ${m.sync.hotspots.rev} (${code})`);
+    log(x, "warn", `could not store hotspot profiles rev ${sync.hotspots.rev} (${code})`);
   } else {
-    m.sync.wall = { ...m.sync.wall, saved: m.sync.wall.bootFloor };
+    sync.wall = { ...sync.wall, saved: sync.wall.bootFloor };
     log(x, "warn", "could not persist the time floor");
   }
 }
@@ -1154,7 +1158,8 @@ export interface NetState {
  * What to ask the radio for: the private network's password, or the device's own credential at a hotspot.
  * @param secret - the login credential's secret, for the hotspot password (may throw KEY_UNAVAILABLE)
  */
-function joinRequest(config: DeviceConfig, digest: DigestPort, candidate: Candidate, secret: () => Uint8Array): JoinRequest {
+function joinRequest(ctx: CredentialContext, candidate: Candidate, secret: () => Uint8Array): JoinRequest {
+  const config = ctx.config;
   const base = { ssid: candidate.ssid, ...(candidate.bssid ? { bssid: candidate.bssid } : {}) };
   if (candidate.kind === "private") {
     const password = candidate.network.password;
@@ -1168,7 +1173,7 @@ function joinRequest(config: DeviceConfig, digest: DigestPort, candidate: Candid
   return {
     security: "enterprise", ...base, method: "ttls-pap", identity,
     anonymousIdentity: candidate.profile.anonymousIdentity ?? DEFAULT_ANONYMOUS_IDENTITY,
-    password: deriveHotspotPassword(digest, secret(), identity),
+    password: deriveHotspotPassword(ctx.digest, secret(), identity),
     server,
   };
 }
