@@ -211,19 +211,21 @@ export function boot(ctx: Context, stored: Stored, nowMs: number): Machine {
   // the stored hotspot profiles, or the firmware's when newer
   const built = config.hotspots;
   const hotspots = stored.hotspots && (!built || stored.hotspots.rev >= built.rev) ? stored.hotspots : built ?? { rev: 0, profiles: [] };
+  const cred: Mutable<CredentialState> = { next: stored.counter, upTo: stored.counter };
+  if (secret) cred.stored = secret;
+  const sync: Mutable<SyncState> = {
+    hotspots, networks: stored.networks.networks, seq: stored.networks.seq, results: [], wants: [],
+    wall: wallStart(nowMs, Math.max(config.buildTime ?? 0, stored.floor)),
+  };
+  if (stored.sealKey) sync.key = { secret: stored.sealKey };
   return {
     ctx,
     // the label before the first login: "permanent" once an issued secret is stored
     status: { state: "STOPPED", credential: config.option === "certificate" ? "certificate" : secret ? "permanent" : config.option, attempt: 0 },
     link: 0, links: 0, fails: { cls: "network", count: 0 }, timers: 0,
-    cred: { ...(secret ? { stored: secret } : {}), next: stored.counter, upTo: stored.counter },
+    cred,
     net: { backoff: {}, scan: [], empty: 0, gen: 0, reports: [] },
-    sync: {
-      hotspots, networks: stored.networks.networks, seq: stored.networks.seq,
-      ...(stored.sealKey ? { key: { secret: stored.sealKey } } : {}),
-      results: [], wants: [],
-      wall: wallStart(nowMs, Math.max(config.buildTime ?? 0, stored.floor)),
-    },
+    sync,
     apps: [],
   };
 }
@@ -232,13 +234,12 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 /** The machine being built: its own copies of the parts' states, changed in place (the step's input is never changed). */
 type Draft = Omit<Mutable<Machine>, "cred" | "net" | "sync"> & { net: Mutable<NetState>; sync: Mutable<SyncState>; cred: Mutable<CredentialState> };
 
-/** One step in progress: the machine being built, the effects so far, the event and how much of its randomness is used. */
-interface X {
-  m: Draft;
+/** One step in progress: the machine being built, with the effects so far, the event and how much of its randomness is used (dropped at the step's end). */
+type X = Draft & {
   fx: Effect[];
   e: Event;
   r: number;
-}
+};
 
 /**
  * The transition function.
@@ -248,65 +249,63 @@ interface X {
  *   ({ state: m, effects } = step(m, { t: "start", now: clock.now(), rnd: random.bytes(ENTROPY_BYTES) }));
  */
 export function step(machine: Machine, event: Event): { state: Machine; effects: Effect[] } {
-  const x: X = { m: { ...machine, cred: { ...machine.cred }, net: { ...machine.net }, sync: { ...machine.sync } }, fx: [], e: event, r: 0 };
-  const m = x.m;
+  const m: X = { ...machine, cred: { ...machine.cred }, net: { ...machine.net }, sync: { ...machine.sync }, fx: [], e: event, r: 0 };
   const net = m.net;
   const state = m.status.state;
   const e = event;
   // a scan or join result of an older radio generation, an event of a closed link: stale
-  if (("gen" in e && e.gen !== net.gen) || ("link" in e && (e.link !== m.link || !m.link))) return { state: m, effects: x.fx };
-  switch (e.t) {
+  if (!(("gen" in e && e.gen !== net.gen) || ("link" in e && (e.link !== m.link || !m.link)))) switch (e.t) {
     case "start":
       if (state === "STOPPED") {
         m.fails = { cls: "network", count: 0 };
-        attempt(x);
+        attempt(m);
       }
       break;
     case "stop":
       if (state !== "STOPPED") {
-        cancel(x, "retry");
-        dropLink(x);
-        leave(x);
-        setStatus(x, { state: "STOPPED" });
+        cancel(m, "retry");
+        dropLink(m);
+        leave(m);
+        setStatus(m, { state: "STOPPED" });
       }
       break;
     case "timer": {
       const timer = e.timer;
-      if (!disarm(x, timer)) break;
-      if (timer === "retry") attempt(x);
-      else if (timer === "connect") fail(x, m.fails.cls === "lost" ? "lost" : "network", "CONNECT_TIMEOUT");
-      else if (timer === "request") resend(x);
+      if (!disarm(m, timer)) break;
+      if (timer === "retry") attempt(m);
+      else if (timer === "connect") fail(m, m.fails.cls === "lost" ? "lost" : "network", "CONNECT_TIMEOUT");
+      else if (timer === "request") resend(m);
       else if (timer === "upgrade") {
         if (state === "ONLINE" && net.joined) {
           net.upgrading = true;
-          emit(x, { t: "scan", gen: net.gen });
+          emit(m, { t: "scan", gen: net.gen });
         }
-      } else if (state === "SCANNING") scanned(x, []);
-      else if (state === "JOINING") joinFailed(x, { reason: "ASSOCIATION-FAILED", detail: "join timed out" }, true);
+      } else if (state === "SCANNING") scanned(m, []);
+      else if (state === "JOINING") joinFailed(m, { reason: "ASSOCIATION-FAILED", detail: "join timed out" }, true);
       break;
     }
     case "scanned":
-      if (e.error) log(x, "warn", "scan failed: " + e.error);
-      if (net.upgrading) upgradeScanned(x, e.results);
-      else if (state === "SCANNING") scanned(x, e.results);
+      if (e.error) log(m, "warn", "scan failed: " + e.error);
+      if (net.upgrading) upgradeScanned(m, e.results);
+      else if (state === "SCANNING") scanned(m, e.results);
       break;
     case "joined": {
       const target = net.target;
       if (state !== "JOINING" || !target) break;
-      cancel(x, "radio");
+      cancel(m, "radio");
       const joined = { ...target, bssid: e.bssid || target.bssid };
       net.joined = joined;
       net.target = undefined;
-      log(x, "info", `joined ${joined.kind} network ${joined.ssid} (${e.ip})`);
+      log(m, "info", `joined ${joined.kind} network ${joined.ssid} (${e.ip})`);
       // how the network shows in the status
       const shown: JoinedNetwork = { kind: joined.kind, ssid: joined.ssid, bssid: joined.bssid };
       if (joined.kind === "hotspot") shown.profile = joined.profile.name;
-      setStatus(x, { network: shown });
-      connect(x);
+      setStatus(m, { network: shown });
+      connect(m);
       break;
     }
     case "joinFailed":
-      if (state === "JOINING") joinFailed(x, e.failure);
+      if (state === "JOINING") joinFailed(m, e.failure);
       break;
     case "lost": {
       const joined = net.joined;
@@ -314,84 +313,92 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       net.joined = undefined;
       net.gen++;
       net.upgrading = false;
-      cancel(x, "upgrade");
-      dropLink(x);
-      netFailure(x, joined, failureOf(e.failure.reason || "CONNECTION-LOST", e.failure.detail));
-      setStatus(x, { network: undefined });
+      cancel(m, "upgrade");
+      dropLink(m);
+      netFailure(m, joined, failureOf(e.failure.reason || "CONNECTION-LOST", e.failure.detail));
+      setStatus(m, { network: undefined });
       m.fails = { cls: "network", count: 1 };
-      scheduleRetry(x, nextRetryDelay("network", 1, random01(x), m.ctx.options.retry));
+      scheduleRetry(m, nextRetryDelay("network", 1, random01(m), m.ctx.options.retry));
       break;
     }
     case "ready":
-      if (state === "CONNECTING") ready(x);
+      if (state === "CONNECTING") ready(m);
       break;
     case "message":
-      message(x, e.topic, e.payload);
+      message(m, e.topic, e.payload);
       break;
     case "closed":
-      closed(x, e.info);
+      closed(m, e.info);
       break;
     case "storeFailed":
-      storeFailed(x, e.rec, e.must, e.code);
+      storeFailed(m, e.rec, e.must, e.code);
       break;
     case "subscribe":
     case "publish":
       // a subscription is kept for the next sessions; both are sent now when ONLINE
       if (e.t === "subscribe" && !m.apps.includes(e.topic)) m.apps = m.apps.concat(e.topic);
-      if (state === "ONLINE" && m.link) emit(x, e.t === "publish" ? { t: "publish", topic: e.topic, payload: e.payload } : { t: "subscribe", topic: e.topic });
+      if (state === "ONLINE" && m.link) emit(m, e.t === "publish" ? { t: "publish", topic: e.topic, payload: e.payload } : { t: "subscribe", topic: e.topic });
       break;
     case "networks": {
       // stored like a cloud `set` (same record and rules, the change sequence kept), their failures forgotten; then move to them
-      const networks = e.networks.reduce((list, n) => applyNetworkChange(list, { ...n, action: "set" }), m.sync.networks.slice());
-      store(x, { rec: "nets", networks: { networks, seq: m.sync.seq } }, true);
+      let networks = m.sync.networks.slice();
+      e.networks.forEach((n) => {
+        networks = applyNetworkChange(networks, { ...n, action: "set" });
+        forgetFailures(m, n.ssid);
+      });
+      store(m, { rec: "nets", networks: { networks, seq: m.sync.seq } }, true);
       m.sync.networks = networks;
-      e.networks.forEach((n) => forgetFailures(x, n.ssid));
-      if (state !== "STOPPED") moveNetwork(x);
+      if (state !== "STOPPED") moveNetwork(m);
       break;
     }
   }
-  return { state: m, effects: x.fx };
+  const effects = m.fx;
+  const done: Partial<X> = m;
+  delete done.fx;
+  delete done.e;
+  delete done.r;
+  return { state: m, effects };
 }
 
 // ---------------------------------------------------------------- effects and status
 
-function emit(x: X, effect: Effect): void {
-  x.fx.push(effect);
+function emit(m: X, effect: Effect): void {
+  m.fx.push(effect);
 }
 
-function log(x: X, level: LogLevel, msg: string): void {
-  emit(x, { t: "log", level, msg });
+function log(m: X, level: LogLevel, msg: string): void {
+  emit(m, { t: "log", level, msg });
 }
 
-function arm(x: X, timer: TimerName, ms: number): void {
-  x.m.timers |= BIT[timer];
-  emit(x, { t: "arm", timer, ms });
+function arm(m: X, timer: TimerName, ms: number): void {
+  m.timers |= BIT[timer];
+  emit(m, { t: "arm", timer, ms });
 }
 
 /** Marks `timer` not armed; true when it was. */
-function disarm(x: X, timer: TimerName): boolean {
-  const armed = x.m.timers & BIT[timer];
-  x.m.timers ^= armed;
+function disarm(m: X, timer: TimerName): boolean {
+  const armed = m.timers & BIT[timer];
+  m.timers ^= armed;
   return !!armed;
 }
 
-function cancel(x: X, timer: TimerName): void {
-  if (disarm(x, timer)) emit(x, { t: "cancel", timer });
+function cancel(m: X, timer: TimerName): void {
+  if (disarm(m, timer)) emit(m, { t: "cancel", timer });
 }
 
-function store(x: X, record: StoreRecord, must?: true): void {
-  emit(x, must ? { t: "store", must, ...record } : { t: "store", ...record });
+function store(m: X, record: StoreRecord, must?: true): void {
+  emit(m, must ? { t: "store", must, ...record } : { t: "store", ...record });
 }
 
 /** Random bytes of the event, each used once. */
-function take(x: X, n: number): Uint8Array {
-  if (x.r + n > x.e.rnd.length) throw new WcmError("STATE_INVALID", "event randomness used up", "rnd");
-  x.r += n;
-  return x.e.rnd.subarray(x.r - n, x.r);
+function take(m: X, n: number): Uint8Array {
+  if (m.r + n > m.e.rnd.length) throw new WcmError("STATE_INVALID", "event randomness used up", "rnd");
+  m.r += n;
+  return m.e.rnd.subarray(m.r - n, m.r);
 }
 
-function random01(x: X): number {
-  const b = take(x, 4);
+function random01(m: X): number {
+  const b = take(m, 4);
   return (((b[0] << 24) >>> 0) + (b[1] << 16) + (b[2] << 8) + b[3]) / 2 ** 32;
 }
 
@@ -399,12 +406,12 @@ function random01(x: X): number {
  * Applies a status change and reports it. A new state drops the retry delay (only
  * scheduleRetry gives one); a network given as undefined is dropped.
  */
-function setStatus(x: X, change: Partial<ManagerStatus>): void {
-  const next = { ...x.m.status, ...change };
+function setStatus(m: X, change: Partial<ManagerStatus>): void {
+  const next = { ...m.status, ...change };
   if (change.state && change.retryInMs === undefined) delete next.retryInMs;
   if (!next.network) delete next.network;
-  x.m.status = next;
-  emit(x, { t: "status", status: next });
+  m.status = next;
+  emit(m, { t: "status", status: next });
 }
 
 /** `text`, and `: detail` when there is one. */
@@ -418,43 +425,42 @@ function failureOf<R extends string>(reason: R, detail?: string): { reason: R; d
 }
 
 /** Notes a failure in the status and the log, without ending anything (no status report). */
-function recordFailure(x: X, reason: string, detail?: string): void {
-  const failure: Failure = { reason, at: x.e.now };
+function recordFailure(m: X, reason: string, detail?: string): void {
+  const failure: Failure = { reason, at: m.e.now };
   if (detail) failure.detail = detail.slice(0, 200);
-  x.m.status = { ...x.m.status, lastFailure: failure };
-  log(x, "warn", withDetail(reason, detail));
+  m.status = { ...m.status, lastFailure: failure };
+  log(m, "warn", withDetail(reason, detail));
 }
 
 // ---------------------------------------------------------------- connecting
 
 /** The next attempt: join a network first when there is a radio and none is joined. */
-function attempt(x: X): void {
-  if (x.m.ctx.radio && !x.m.net.joined) scan(x);
-  else connect(x);
+function attempt(m: X): void {
+  if (m.ctx.radio && !m.net.joined) scan(m);
+  else connect(m);
 }
 
 /**
- * `compute()`, or undefined once the attempt failed for it: KEY_UNAVAILABLE (the
+ * `compute(a, b)`, or undefined once the attempt failed for it: KEY_UNAVAILABLE (the
  * temporary secret cannot be computed) as an auth failure; with `join`, any
  * other error as STORE_FAILED (else it is thrown on).
  */
-function guarded<T>(x: X, compute: () => T, join?: boolean): T | undefined {
+function guarded<A, B, T>(m: X, compute: (a: A, b: B) => T, a: A, b: B, join?: boolean): T | undefined {
   try {
-    return compute();
+    return compute(a, b);
   } catch (error) {
-    if (isWcmError(error, "KEY_UNAVAILABLE")) fail(x, "auth", "KEY_UNAVAILABLE", error.message);
-    else if (join) fail(x, "network", "STORE_FAILED", isWcmError(error) ? error.code : "join");
+    if (isWcmError(error, "KEY_UNAVAILABLE")) fail(m, "auth", "KEY_UNAVAILABLE", error.message);
+    else if (join) fail(m, "network", "STORE_FAILED", isWcmError(error) ? error.code : "join");
     else throw error;
   }
 }
 
 /** Logs in to the cloud over a new link. */
-function connect(x: X): void {
-  const m = x.m;
+function connect(m: X): void {
   const ctx = m.ctx;
   const config = ctx.config;
   const cred = m.cred;
-  const active = guarded(x, () => chooseCredential(ctx, cred));
+  const active = guarded(m, chooseCredential, ctx, cred);
   if (!active) return;
   cred.active = active;
   cred.fallback = false;
@@ -465,24 +471,24 @@ function connect(x: X): void {
     const kind = active.kind as LoginKind;
     const counter = cred.next;
     if (counter >= MAX_LOGIN_COUNTER) {
-      fail(x, "network", "STORE_FAILED", "STORE_LIMIT");
+      fail(m, "network", "STORE_FAILED", "STORE_LIMIT");
       return;
     }
     // counters are reserved in blocks; a block's end is stored before the password that uses it leaves the device
-    if (counter >= cred.upTo) store(x, { rec: "ctr", end: cred.upTo = Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER) }, true);
+    if (counter >= cred.upTo) store(m, { rec: "ctr", end: cred.upTo = Math.min(counter + COUNTER_BLOCK, MAX_LOGIN_COUNTER) }, true);
     cred.next = counter + 1;
     password = formatLoginPassword({ kind, counter, proof: deriveLoginProof(ctx.digest, deriveCloudLoginKey(ctx.digest, secret), config.deviceId, kind, counter) });
   }
-  setStatus(x, { state: "CONNECTING", credential: active.label });
+  setStatus(m, { state: "CONNECTING", credential: active.label });
   m.link = m.links = m.links + 1;
-  arm(x, "connect", ctx.options.connectTimeoutMs);
+  arm(m, "connect", ctx.options.connectTimeoutMs);
   const cloud = config.cloud;
   const tls: LinkTls = { ca: cloud.ca, serverName: cloud.serverName };
   if (config.option === "certificate") {
     tls.certificate = config.certificate;
     tls.privateKey = config.privateKey;
   }
-  emit(x, {
+  emit(m, {
     t: "connect", link: m.link,
     options: {
       host: cloud.host, port: cloud.port, clientId: config.deviceId, username: config.deviceId,
@@ -492,26 +498,24 @@ function connect(x: X): void {
   });
 }
 
-function ready(x: X): void {
-  const m = x.m;
+function ready(m: X): void {
   const cred = m.cred;
-  cancel(x, "connect");
-  emit(x, { t: "subscribe", topic: m.ctx.topics.response });
-  m.apps.forEach((topic) => emit(x, { t: "subscribe", topic }));
+  cancel(m, "connect");
+  emit(m, { t: "subscribe", topic: m.ctx.topics.response });
+  m.apps.forEach((topic) => emit(m, { t: "subscribe", topic }));
   // an unconfirmed issued secret the cloud accepted is marked confirmed
-  if (unconfirmed(cred)) confirm(x, cred.stored);
+  if (unconfirmed(cred)) confirm(m, cred.stored);
   if ((cred.active as ActiveCredential).label === "temporary") {
-    setStatus(x, { state: "ISSUING" });
-    send(x, { op: "issue" });
-  } else goOnline(x);
+    setStatus(m, { state: "ISSUING" });
+    send(m, { op: "issue" });
+  } else goOnline(m);
 }
 
-function goOnline(x: X): void {
-  const m = x.m;
+function goOnline(m: X): void {
   const net = m.net;
   m.fails = { cls: "network", count: 0 };
   m.sync.wants = [];
-  setStatus(x, { state: "ONLINE", attempt: 0 });
+  setStatus(m, { state: "ONLINE", attempt: 0 });
   const joined = net.joined;
   if (joined) {
     // the joined network works: clear its back-off, settle a hand-off (JOINED or FAILED)
@@ -522,17 +526,17 @@ function goOnline(x: X): void {
       : handoff.failure && { seq: handoff.seq, result: "FAILED", failure: handoff.failure });
     if (settled) {
       net.handoff = undefined;
-      queueResult(x, settled);
+      queueResult(m, settled);
     }
-    scheduleUpgradeCheck(x);
+    scheduleUpgradeCheck(m);
   }
   // (encodeStatus takes the failure's reason and detail)
-  emit(x, { t: "publish", topic: m.ctx.topics.status, payload: encodeStatus({ v: 1, state: "ONLINE", credential: m.status.credential, lastFailure: m.status.lastFailure }) });
+  emit(m, { t: "publish", topic: m.ctx.topics.status, payload: encodeStatus({ v: 1, state: "ONLINE", credential: m.status.credential, lastFailure: m.status.lastFailure }) });
   if (m.ctx.options.sync) {
-    want(x, "hello");
-    if (m.sync.results.length) want(x, "result");
+    want(m, "hello");
+    if (m.sync.results.length) want(m, "result");
   }
-  pump(x);
+  pump(m);
 }
 
 /** True when `c` is the private network `ssid`. */
@@ -546,54 +550,52 @@ function isPrivate(c: { kind: string; ssid: string }, ssid: string): boolean {
 type Unsent = DeviceRequest extends infer R ? (R extends DeviceRequest ? Omit<R, "v" | "rid"> : never) : never;
 
 /** Sends `request` now (with a new request id), replacing any outstanding one. */
-function send(x: X, request: Unsent): void {
-  cancel(x, "request");
-  x.m.req = { request: { v: 1, rid: toBase64Url(take(x, 9)), ...request } as DeviceRequest, sends: 0 };
-  resend(x);
+function send(m: X, request: Unsent): void {
+  cancel(m, "request");
+  m.req = { request: { v: 1, rid: toBase64Url(take(m, 9)), ...request } as DeviceRequest, sends: 0 };
+  resend(m);
 }
 
 /** Sends the outstanding request (again: the same request id, every operation is idempotent), or gives up after requestAttempts sends. */
-function resend(x: X): void {
-  const m = x.m;
+function resend(m: X): void {
   const req = m.req;
   if (!req || !m.link) return;
   const request = req.request;
   if (req.sends >= m.ctx.options.requestAttempts) {
     m.req = undefined;
-    fail(x, "network", "REQUEST_TIMEOUT", request.op);
+    fail(m, "network", "REQUEST_TIMEOUT", request.op);
     return;
   }
   m.req = { request, sends: req.sends + 1 };
-  emit(x, { t: "publish", topic: m.ctx.topics.request, payload: encodeRequest(request) });
-  arm(x, "request", m.ctx.options.requestTimeoutMs);
+  emit(m, { t: "publish", topic: m.ctx.topics.request, payload: encodeRequest(request) });
+  arm(m, "request", m.ctx.options.requestTimeoutMs);
 }
 
 /** Sends the next wanted background request, when ONLINE and none is outstanding. */
-function pump(x: X): void {
-  const m = x.m;
+function pump(m: X): void {
   const sync = m.sync;
   while (m.status.state === "ONLINE" && m.link && !m.req && sync.wants.length) {
     const what = sync.wants[0];
     sync.wants = sync.wants.slice(1);
     if (what === "rotate") {
       // The cloud holds a rotated secret for this device: fetch it (only with a shared or issued secret).
-      if (m.cred.active?.kind === "s") send(x, { op: "issue" });
+      if (m.cred.active?.kind === "s") send(m, { op: "issue" });
     } else if (what === "hello") {
       const joined = m.net.joined;
       const reports = m.net.reports.slice(0, MAX_FAILURE_REPORTS);
-      const hello: Unsent = { op: "hello", rev: sync.hotspots.rev, key: (sealKey(x, true) as SealKeyPair).public, seal: SEAL_VERSION };
+      const hello: Unsent = { op: "hello", rev: sync.hotspots.rev, key: (sealKey(m, true) as SealKeyPair).public, seal: SEAL_VERSION };
       if (joined) hello.net = { kind: joined.kind, ssid: joined.ssid };
       if (reports.length) hello.failures = reports;
-      send(x, hello);
+      send(m, hello);
     } else if (what === "result") {
       const results = sync.results;
       if (!results.length) continue;
-      if (results.length > 1) want(x, "result");
+      if (results.length > 1) want(m, "result");
       // the oldest pending result (a failure has its reason and, when there is one, its detail)
       const result = results[0];
-      send(x, { op: "network-result", seq: result.seq, result: result.result, ...result.failure });
+      send(m, { op: "network-result", seq: result.seq, result: result.result, ...result.failure });
     } else {
-      send(x, { op: what });
+      send(m, { op: what });
     }
   }
 }
@@ -604,24 +606,26 @@ type SealKeyPair = { secret: Uint8Array; public: Uint8Array };
  * The device's sealing key pair: the stored one, or with `make` a new one (stored before
  * its public half is ever sent: a failed write just makes a new pair next time).
  */
-function sealKey(x: X, make: boolean): SealKeyPair | undefined {
-  const sync = x.m.sync;
+function sealKey(m: X, make: boolean): SealKeyPair | undefined {
+  const sync = m.sync;
   let key = sync.key;
   if (!key) {
     if (!make) return undefined;
-    key = { secret: newSealSecretKey((n) => take(x, n)) };
-    store(x, { rec: "seal", key: key.secret }, true);
+    key = { secret: newSealSecretKey((n) => take(m, n)) };
+    store(m, { rec: "seal", key: key.secret }, true);
   }
-  if (!key.public) key = { secret: key.secret, public: sealPublicKey(x.m.ctx.seal, key.secret) };
+  if (!key.public) key = { secret: key.secret, public: sealPublicKey(m.ctx.seal, key.secret) };
   sync.key = key;
   return key as SealKeyPair;
 }
 
-function open(x: X, sealed: Uint8Array, purpose: SealPurpose): Uint8Array | undefined {
-  const ctx = x.m.ctx;
+/** Opens `sealed` with the device's key (and reads it with `read`); undefined when it does not open or read. */
+function open<T = Uint8Array>(m: X, sealed: Uint8Array, purpose: SealPurpose, read?: (plain: Uint8Array) => T): T | undefined {
+  const ctx = m.ctx;
   try {
-    const key = sealKey(x, false);
-    return key && openSealed(ctx.digest, ctx.seal, key.secret, key.public, ctx.config.deviceId, sealed, purpose);
+    const key = sealKey(m, false);
+    const plain = key && openSealed(ctx.digest, ctx.seal, key.secret, key.public, ctx.config.deviceId, sealed, purpose);
+    return plain && (read ? read(plain) : plain as T);
   } catch {
     return undefined;
   }
@@ -629,122 +633,114 @@ function open(x: X, sealed: Uint8Array, purpose: SealPurpose): Uint8Array | unde
 
 // ---------------------------------------------------------------- messages
 
-function message(x: X, topic: string, payload: Uint8Array): void {
-  const m = x.m;
+function message(m: X, topic: string, payload: Uint8Array): void {
   const sync = m.sync;
   const topics = m.ctx.topics;
   if (topic !== topics.response) {
-    if (m.apps.includes(topic)) emit(x, { t: "deliver", topic, suffix: topic.slice(topics.app.length + 1), payload });
+    if (m.apps.includes(topic)) emit(m, { t: "deliver", topic, suffix: topic.slice(topics.app.length + 1), payload });
     return;
   }
   let msg;
   try {
     msg = decodeCloudMessage(payload);
   } catch (error) {
-    log(x, "warn", `ignored a malformed response (${isWcmError(error) ? error.message : "error"})`);
+    log(m, "warn", `ignored a malformed response (${isWcmError(error) ? error.message : "error"})`);
     return;
   }
   if ("notice" in msg) {
     // `rotate` always; the others only when synchronising
-    if (msg.notice === "rotate" || m.ctx.options.sync) want(x, msg.notice);
-    return pump(x);
+    if (msg.notice === "rotate" || m.ctx.options.sync) want(m, msg.notice);
+    return pump(m);
   }
   const req = m.req;
   if (!req || req.request.rid !== msg.rid) return; // stale or duplicate: ignore
   const request = req.request;
   const op = request.op;
   m.req = undefined;
-  cancel(x, "request");
+  cancel(m, "request");
   if (!msg.ok) {
     // issue and commit: a refusal ends the attempt
-    if (op === "issue" || op === "commit") return fail(x, "server", "REFUSED_" + msg.reason, msg.detail);
+    if (op === "issue" || op === "commit") return fail(m, "server", "REFUSED_" + msg.reason, msg.detail);
     // Background requests (the sync's): a refusal leaves the session as it is.
-    log(x, msg.reason === "NOTHING_PENDING" ? "debug" : "warn", `${op} refused: ${msg.reason}`);
-    if (op === "network-result") m.sync = dropResult(sync, request.seq);
+    log(m, msg.reason === "NOTHING_PENDING" ? "debug" : "warn", `${op} refused: ${msg.reason}`);
+    if (request.op === "network-result") dropResult(m, request.seq);
   } else if (msg.op !== op) {
-    return fail(x, "server", "PROTOCOL_VIOLATION", "response does not match request");
+    return fail(m, "server", "PROTOCOL_VIOLATION", "response does not match request");
   } else if (msg.op === "issue") {
-    return onIssued(x, msg);
+    return onIssued(m, msg);
   } else if (msg.op === "commit") {
-    return onCommitted(x, msg.gen);
+    return onCommitted(m, msg.gen);
   } else if (msg.op === "hello") {
     // The cloud has them: drop the reports it acknowledged (new ones may have been added since).
     const sent = (request as Extract<DeviceRequest, { op: "hello" }>).failures ?? [];
     m.net.reports = m.net.reports.filter((r) => !sent.includes(r));
     // the cloud's time; a newer profile set and a waiting network change are wanted
-    const seen = wallObserve(sync.wall, msg.time, x.e.now);
+    const seen = wallObserve(sync.wall, msg.time, m.e.now);
     sync.wall = seen.wall;
-    if (msg.rev > 0 && msg.rev !== sync.hotspots.rev) want(x, "config");
-    if (msg.network) want(x, "network");
-    if (seen.save !== undefined) store(x, { rec: "floor", seconds: seen.save });
+    if (msg.rev > 0 && msg.rev !== sync.hotspots.rev) want(m, "config");
+    if (msg.network) want(m, "network");
+    if (seen.save !== undefined) store(m, { rec: "floor", seconds: seen.save });
   } else if (msg.op === "config") {
     if (msg.rev !== sync.hotspots.rev) {
       const set: HotspotSet = { rev: msg.rev, profiles: msg.hotspots };
-      store(x, { rec: "hot", set });
+      store(m, { rec: "hot", set });
       sync.hotspots = set;
-      log(x, "info", `hotspot profiles rev ${set.rev}: ${set.profiles.length} profile(s)`);
+      log(m, "info", `hotspot profiles rev ${set.rev}: ${set.profiles.length} profile(s)`);
     }
   } else if (msg.op === "network") {
-    onNetworkChange(x, msg);
+    onNetworkChange(m, msg);
   } else {
-    m.sync = dropResult(sync, msg.seq);
+    dropResult(m, msg.seq);
   }
-  pump(x);
+  pump(m);
 }
 
 /** The `issue` response: unwrap, store, then prove possession (`commit`). */
-function onIssued(x: X, response: Extract<CloudResponse, { op: "issue"; ok: true }>): void {
-  const ctx = x.m.ctx;
+function onIssued(m: X, response: Extract<CloudResponse, { op: "issue"; ok: true }>): void {
+  const ctx = m.ctx;
   const digest = ctx.digest;
-  const cred = x.m.cred;
+  const cred = m.cred;
   const active = cred.active as ActiveCredential;
   const gen = response.gen;
   let wrapped = response as { nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array };
   if ("sealed" in response) {
     // A rotation sealed to this device's key: the current secret alone does not open it (9.5).
-    const opened = open(x, response.sealed, "rotation");
-    if (!opened || opened.length !== 80) return fail(x, "server", "BAD_WRAP", "rotated secret does not open with this device's sealing key");
+    const opened = open(m, response.sealed, "rotation");
+    if (!opened || opened.length !== 80) return fail(m, "server", "BAD_WRAP", "rotated secret does not open with this device's sealing key");
     wrapped = { nonce: opened.subarray(0, 16), secret: opened.subarray(16, 48), tag: opened.subarray(48) };
   }
   const deviceId = ctx.config.deviceId;
   const secret = unwrapSecret(digest, deriveWrapKey(digest, active.secret as Uint8Array), deviceId, wrapped.nonce, { ciphertext: wrapped.secret, tag: wrapped.tag });
-  if (!secret) return fail(x, "server", "BAD_WRAP", "issued secret failed its integrity check");
+  if (!secret) return fail(m, "server", "BAD_WRAP", "issued secret failed its integrity check");
   const record: StoredSecret = { deviceId, secret, generation: gen, confirmed: false };
   // a rotation of an issued secret: keep the one it replaces until the commit is confirmed
   if (active.label === "permanent" && cred.stored) record.previous = { secret: active.secret as Uint8Array, generation: cred.stored.generation };
   // Stored before the proof is sent: the cloud retires the replaced secret only after the proof.
-  store(x, { rec: "cred", secret: record }, true);
+  store(m, { rec: "cred", secret: record }, true);
   cred.stored = record;
-  send(x, { op: "commit", gen, proof: deriveCommitProof(digest, secret, deviceId, gen) });
+  send(m, { op: "commit", gen, proof: deriveCommitProof(digest, secret, deviceId, gen) });
 }
 
 /** The `commit` response: the issued secret of `generation` is the device's credential now: ONLINE as PERMANENT. */
-function onCommitted(x: X, generation: number): void {
-  const cred = x.m.cred;
+function onCommitted(m: X, generation: number): void {
+  const cred = m.cred;
   const stored = cred.stored;
-  if (!stored || stored.generation !== generation) return fail(x, "server", "PROTOCOL_VIOLATION", "commit of an unknown generation");
-  confirm(x, stored);
+  if (!stored || stored.generation !== generation) return fail(m, "server", "PROTOCOL_VIOLATION", "commit of an unknown generation");
+  confirm(m, stored);
   cred.active = { label: "permanent", kind: "s", secret: stored.secret };
-  setStatus(x, { credential: "permanent" });
-  goOnline(x);
-  log(x, "info", `secret generation ${generation} committed`);
+  setStatus(m, { credential: "permanent" });
+  goOnline(m);
+  log(m, "info", `secret generation ${generation} committed`);
 }
 
 /** A sealed private network change: store it, then hand off (or report). */
-function onNetworkChange(x: X, response: Extract<CloudResponse, { op: "network"; ok: true }>): void {
-  const m = x.m;
+function onNetworkChange(m: X, response: Extract<CloudResponse, { op: "network"; ok: true }>): void {
   const sync = m.sync;
-  const plaintext = open(x, response.sealed, "network");
-  let change;
-  try {
-    change = plaintext && decodeNetworkChange(plaintext);
-  } catch {
-    // unreadable
-  }
+  const change = open(m, response.sealed, "network", decodeNetworkChange);
   const seq = response.seq;
   if (!change || change.seq !== seq) {
-    log(x, "warn", `network change ${seq} does not open with this device's key`);
-    return queueResult(x, { seq, result: "UNREADABLE" });
+    log(m, "warn", `network change ${seq} does not open with this device's key`);
+    return queueResult(m, { seq, result: "UNREADABLE" });
   }
   const ssid = change.ssid;
   const joined = m.net.joined;
@@ -754,119 +750,117 @@ function onNetworkChange(x: X, response: Extract<CloudResponse, { op: "network";
   if (fresh) {
     const networks = applyNetworkChange(sync.networks, change);
     // Nothing applied, nothing reported if this write fails: the cloud keeps the change and the next session fetches it again.
-    store(x, { rec: "nets", networks: { networks, seq } }, true);
+    store(m, { rec: "nets", networks: { networks, seq } }, true);
     sync.networks = networks;
     sync.seq = seq;
-    forgetFailures(x, ssid);
-    log(x, "info", `network change ${seq}: ${change.action} a private network`);
+    forgetFailures(m, ssid);
+    log(m, "info", `network change ${seq}: ${change.action} a private network`);
   }
   if (change.action === "forget") {
-    queueResult(x, { seq, result: "FORGOTTEN" });
-    if (fresh && onIt) moveNetwork(x);
+    queueResult(m, { seq, result: "FORGOTTEN" });
+    if (fresh && onIt) moveNetwork(m);
   } else if (!fresh && onIt) {
-    queueResult(x, { seq, result: "JOINED" });
+    queueResult(m, { seq, result: "JOINED" });
   } else if (!m.ctx.radio) {
     // the hand-off's outcome is reported once known
-    queueResult(x, { seq, result: "FAILED", failure: { reason: "NETWORK-NOT-FOUND", detail: "no radio" } });
+    queueResult(m, { seq, result: "FAILED", failure: { reason: "NETWORK-NOT-FOUND", detail: "no radio" } });
   } else {
     m.net.handoff = { seq, ssid };
-    moveNetwork(x);
+    moveNetwork(m);
   }
 }
 
 /** Leaves the current network and selects again from a fresh scan. */
-function moveNetwork(x: X): void {
-  dropLink(x);
-  leave(x);
-  x.m.fails = { cls: "network", count: 0 };
-  scan(x);
+function moveNetwork(m: X): void {
+  dropLink(m);
+  leave(m);
+  m.fails = { cls: "network", count: 0 };
+  scan(m);
 }
 
 // ---------------------------------------------------------------- the radio
 
-function scan(x: X): void {
-  const net = x.m.net;
+function scan(m: X): void {
+  const net = m.net;
   net.gen++;
   net.upgrading = false;
-  setStatus(x, { state: "SCANNING", network: undefined });
-  cancel(x, "radio");
-  arm(x, "radio", x.m.ctx.options.scanTimeoutMs);
-  emit(x, { t: "scan", gen: net.gen });
+  setStatus(m, { state: "SCANNING", network: undefined });
+  cancel(m, "radio");
+  arm(m, "radio", m.ctx.options.scanTimeoutMs);
+  emit(m, { t: "scan", gen: net.gen });
 }
 
-function scanned(x: X, results: readonly ScanResult[]): void {
-  const net = x.m.net;
+function scanned(m: X, results: readonly ScanResult[]): void {
+  const net = m.net;
   net.gen++;
   net.scan = results.slice(0, 64);
-  cancel(x, "radio");
-  chooseNetwork(x);
+  cancel(m, "radio");
+  chooseNetwork(m);
 }
 
 /** The join of the target failed (with `timedOut`, its timer ran out: the radio is told to stop). */
-function joinFailed(x: X, failure: NetworkFailure, timedOut?: boolean): void {
-  const net = x.m.net;
+function joinFailed(m: X, failure: NetworkFailure, timedOut?: boolean): void {
+  const net = m.net;
   net.gen++;
-  if (timedOut) emit(x, { t: "leave" });
-  cancel(x, "radio");
-  netFailure(x, net.target as Candidate, failure);
-  chooseNetwork(x);
+  if (timedOut) emit(m, { t: "leave" });
+  cancel(m, "radio");
+  netFailure(m, net.target as Candidate, failure);
+  chooseNetwork(m);
 }
 
 /** Joins the best candidate of the last scan, or waits and rescans. */
-function chooseNetwork(x: X): void {
-  const m = x.m;
+function chooseNetwork(m: X): void {
   const net = m.net;
   const networks = m.sync.networks;
   const profiles = m.sync.hotspots.profiles;
   // stored private networks first, then hotspot profiles (network-selection.ts)
-  const selection = selectNetwork(net.scan, networks, profiles, net.backoff, x.e.now);
+  const selection = selectNetwork(net.scan, networks, profiles, net.backoff, m.e.now);
   const ranked = selection.ranked;
   const handoff = net.handoff;
   if (handoff && !handoff.failure && !ranked.some((c) => isPrivate(c, handoff.ssid)) && networks.some((n) => n.ssid === handoff.ssid)) {
     // the (stored) network handed off to is not in range
-    netFailure(x, { kind: "private", key: candidateKey("private", handoff.ssid), ssid: handoff.ssid }, { reason: "NETWORK-NOT-FOUND" });
+    netFailure(m, { kind: "private", key: candidateKey("private", handoff.ssid), ssid: handoff.ssid }, { reason: "NETWORK-NOT-FOUND" });
   }
   const candidate = selection.candidate;
   if (candidate) {
     net.empty = 0;
-    return join(x, candidate);
+    return join(m, candidate);
   }
   let delay = Math.max(1000, selection.waitMs ?? 0);
   if (!ranked.length) {
     const empty = net.empty + 1;
-    recordFailure(x, "NETWORK-NOT-FOUND", networks.length + profiles.length === 0 ? "no network configured" : "no known network in range");
+    recordFailure(m, "NETWORK-NOT-FOUND", networks.length + profiles.length === 0 ? "no network configured" : "no known network in range");
     net.empty = empty;
-    delay = rescanDelay(empty, random01(x));
+    delay = rescanDelay(empty, random01(m));
   }
   m.fails = { cls: "network", count: m.fails.cls === "network" ? m.fails.count + 1 : 1 };
-  scheduleRetry(x, delay);
+  scheduleRetry(m, delay);
 }
 
-function join(x: X, candidate: Candidate): void {
-  const m = x.m;
+function join(m: X, candidate: Candidate): void {
   const ctx = m.ctx;
   const net = m.net;
   net.gen++;
   net.target = candidate;
-  setStatus(x, { state: "JOINING", network: undefined });
-  const request = guarded(x, () => joinRequest(ctx, candidate, () => chooseCredential(ctx, m.cred).secret as Uint8Array), true);
+  setStatus(m, { state: "JOINING", network: undefined });
+  const request = guarded(m, joinRequest, m, candidate, true);
   if (!request) return;
-  cancel(x, "radio");
-  arm(x, "radio", ctx.options.joinTimeoutMs);
-  emit(x, { t: "join", gen: net.gen, request });
+  cancel(m, "radio");
+  arm(m, "radio", ctx.options.joinTimeoutMs);
+  emit(m, { t: "join", gen: net.gen, request });
 }
 
 /** A network's failure, as netFailure needs it. */
 type Failed = Pick<Candidate, "kind" | "key" | "ssid">;
 
 /** Records a failure of `candidate`: its back-off, the report for the cloud's next `hello` (repeats folded), a hand-off's outcome; noted in the status. */
-function netFailure(x: X, candidate: Failed, f: NetworkFailure): void {
-  const net = x.m.net;
+function netFailure(m: X, candidate: Failed, f: NetworkFailure): void {
+  const net = m.net;
   const kind = candidate.kind;
   const ssid = candidate.ssid;
   const reason = f.reason;
   const detail = f.detail?.slice(0, 64);
-  net.backoff = recordNetworkFailure(net.backoff, candidate.key, f, x.e.now, random01(x));
+  net.backoff = recordNetworkFailure(net.backoff, candidate.key, f, m.e.now, random01(m));
   const reports = net.reports.slice();
   const last = reports[reports.length - 1];
   if (last && last.kind === kind && last.ssid === ssid && last.reason === reason && last.detail === detail) {
@@ -877,105 +871,100 @@ function netFailure(x: X, candidate: Failed, f: NetworkFailure): void {
   net.reports = reports.slice(-MAX_FAILURE_REPORTS);
   const handoff = net.handoff;
   if (handoff && isPrivate(candidate, handoff.ssid)) net.handoff = { ...handoff, failure: failureOf(reason, detail) };
-  recordFailure(x, reason, withDetail(kind + " " + ssid, detail));
+  recordFailure(m, reason, withDetail(kind + " " + ssid, detail));
 }
 
 /** While on a hotspot with private networks stored, checks now and then whether one can be joined again. */
-function scheduleUpgradeCheck(x: X): void {
-  const net = x.m.net;
-  const networks = x.m.sync.networks;
-  const now = x.e.now;
-  cancel(x, "upgrade");
+function scheduleUpgradeCheck(m: X): void {
+  const net = m.net;
+  const networks = m.sync.networks;
+  const now = m.e.now;
+  cancel(m, "upgrade");
   if (net.joined?.kind !== "hotspot" || !networks.length) return;
   // the soonest a stored private network's back-off ends
   let until = Infinity;
   networks.forEach((n) => until = Math.min(until, net.backoff[candidateKey("private", n.ssid)]?.until ?? now));
-  arm(x, "upgrade", Math.max(x.m.ctx.options.upgradeCheckMs, until - now));
+  arm(m, "upgrade", Math.max(m.ctx.options.upgradeCheckMs, until - now));
 }
 
-function upgradeScanned(x: X, results: readonly ScanResult[]): void {
-  const m = x.m;
+function upgradeScanned(m: X, results: readonly ScanResult[]): void {
   const net = m.net;
   net.upgrading = false;
   if (m.status.state !== "ONLINE" || !net.joined) return;
-  const candidate = selectNetwork(results, m.sync.networks, [], net.backoff, x.e.now).candidate;
-  if (!candidate) return scheduleUpgradeCheck(x);
-  log(x, "info", `private network ${candidate.ssid} in range: leaving the hotspot`);
-  dropLink(x);
-  leave(x);
+  const candidate = selectNetwork(results, m.sync.networks, [], net.backoff, m.e.now).candidate;
+  if (!candidate) return scheduleUpgradeCheck(m);
+  log(m, "info", `private network ${candidate.ssid} in range: leaving the hotspot`);
+  dropLink(m);
+  leave(m);
   net.scan = results.slice(0, 64);
-  join(x, candidate);
+  join(m, candidate);
 }
 
 /** Leaves the current network (if any), stops the radio's timers and clears the status's network. */
-function leave(x: X): void {
-  const m = x.m;
+function leave(m: X): void {
   const net = m.net;
   net.gen++;
   net.upgrading = false;
-  cancel(x, "radio");
-  cancel(x, "upgrade");
+  cancel(m, "radio");
+  cancel(m, "upgrade");
   if (!m.ctx.radio) return;
   net.joined = undefined;
-  emit(x, { t: "leave" });
-  if (m.status.network) setStatus(x, { network: undefined });
+  emit(m, { t: "leave" });
+  if (m.status.network) setStatus(m, { network: undefined });
 }
 
 // ---------------------------------------------------------------- failures
 
-function closed(x: X, info: LinkCloseInfo): void {
-  const m = x.m;
+function closed(m: X, info: LinkCloseInfo): void {
   const code = info.connackCode;
   const detail = info.detail;
   m.link = 0;
   if (code === CONNACK.badCredentials || code === CONNACK.notAuthorized) {
     const reason = code === CONNACK.badCredentials ? "BAD_CREDENTIALS" : "NOT_AUTHORIZED";
     // an unconfirmed issued secret refused: the cloud never saw its proof (it lost the pending one), so the credential it replaces is still the live one: try that once
-    if (!unconfirmed(m.cred) || m.ctx.config.option === "certificate") return fail(x, "auth", reason, detail);
+    if (!unconfirmed(m.cred) || m.ctx.config.option === "certificate") return fail(m, "auth", reason, detail);
     m.cred.fallback = true;
-    dropLink(x);
-    recordFailure(x, reason, "unconfirmed issued secret refused; falling back to the credential it replaces");
-    scheduleRetry(x, 0);
+    dropLink(m);
+    recordFailure(m, reason, "unconfirmed issued secret refused; falling back to the credential it replaces");
+    scheduleRetry(m, 0);
   }
   // "cloud busy" (docs/protocol.md section 10): a short jittered window, not the network's exponential back-off
-  else if (code === CONNACK.serverUnavailable) fail(x, "busy", "SERVER_UNAVAILABLE", detail);
+  else if (code === CONNACK.serverUnavailable) fail(m, "busy", "SERVER_UNAVAILABLE", detail);
   // a network failure since an ONLINE session ended (the cloud was there a moment ago: a restart): "lost", a short window
-  else if (m.status.state === "ONLINE") fail(x, "lost", "CONNECTION_LOST", detail);
-  else fail(x, m.fails.cls === "lost" ? "lost" : "network", "NETWORK", detail);
+  else if (m.status.state === "ONLINE") fail(m, "lost", "CONNECTION_LOST", detail);
+  else fail(m, m.fails.cls === "lost" ? "lost" : "network", "NETWORK", detail);
 }
 
 /** A failure that ends the attempt: back off and retry (or, unreachable over a joined network, try the next one). */
-function fail(x: X, cls: FailureClass, reason: string, detail?: string): void {
-  const m = x.m;
+function fail(m: X, cls: FailureClass, reason: string, detail?: string): void {
   const wasOnline = m.status.state === "ONLINE";
-  dropLink(x);
+  dropLink(m);
   const joined = m.net.joined;
-  recordFailure(x, reason, detail);
+  recordFailure(m, reason, detail);
   if (joined && !wasOnline && (reason === "NETWORK" || reason === "CONNECT_TIMEOUT")) {
     // The network is up but the cloud is not reachable over it: try the next network.
-    leave(x);
-    netFailure(x, joined, { reason: "INTERNET-NOT-REACHABLE", detail: withDetail(reason, detail) });
-    return chooseNetwork(x);
+    leave(m);
+    netFailure(m, joined, { reason: "INTERNET-NOT-REACHABLE", detail: withDetail(reason, detail) });
+    return chooseNetwork(m);
   }
   const count = wasOnline ? 1 : (m.fails.cls === cls ? m.fails.count : 0) + 1;
   m.fails = { cls, count };
-  scheduleRetry(x, nextRetryDelay(cls, count, random01(x), m.ctx.options.retry), cls === "auth");
+  scheduleRetry(m, nextRetryDelay(cls, count, random01(m), m.ctx.options.retry), cls === "auth");
 }
 
 /** RETRY_WAIT (with `auth`: AUTH_FAILED) until the retry timer fires after `delay` ms. */
-function scheduleRetry(x: X, delay: number, auth?: boolean): void {
-  cancel(x, "retry");
-  setStatus(x, { state: auth ? "AUTH_FAILED" : "RETRY_WAIT", attempt: x.m.fails.count, retryInMs: delay });
-  arm(x, "retry", delay);
+function scheduleRetry(m: X, delay: number, auth?: boolean): void {
+  cancel(m, "retry");
+  setStatus(m, { state: auth ? "AUTH_FAILED" : "RETRY_WAIT", attempt: m.fails.count, retryInMs: delay });
+  arm(m, "retry", delay);
 }
 
 /** Closes the cloud session, if any, and forgets its outstanding request. */
-function dropLink(x: X): void {
-  const m = x.m;
+function dropLink(m: X): void {
   m.req = undefined;
-  cancel(x, "request");
-  cancel(x, "connect");
-  if (m.link) emit(x, { t: "close" });
+  cancel(m, "request");
+  cancel(m, "connect");
+  if (m.link) emit(m, { t: "close" });
   m.link = 0;
 }
 
@@ -983,23 +972,22 @@ function dropLink(x: X): void {
  * A store failed. `must` (stepped on the state before the step that asked for it):
  * the attempt ends with STORE_FAILED. Otherwise only noted.
  */
-function storeFailed(x: X, rec: StoreRecord["rec"], must: boolean, code: string): void {
-  const m = x.m;
+function storeFailed(m: X, rec: StoreRecord["rec"], must: boolean, code: string): void {
   const cred = m.cred;
   const sync = m.sync;
   if (must) {
-    if (m.status.state === "JOINING") leave(x);
-    fail(x, "network", "STORE_FAILED", code);
+    if (m.status.state === "JOINING") leave(m);
+    fail(m, "network", "STORE_FAILED", code);
   } else if (rec === "cred") {
     // Not fatal: an unconfirmed secret is confirmed again at the next login.
     cred.stored = cred.undo ?? cred.stored;
     cred.undo = undefined;
-    log(x, "warn", "could not mark the issued secret confirmed; will retry at next login");
+    log(m, "warn", "could not mark the issued secret confirmed; will retry at next login");
   } else if (rec === "hot") {
-    log(x, "warn", `could not store hotspot profiles rev ${sync.hotspots.rev} (${code})`);
+    log(m, "warn", `could not store hotspot profiles rev ${sync.hotspots.rev} (${code})`);
   } else {
     sync.wall = { ...sync.wall, saved: sync.wall.bootFloor };
-    log(x, "warn", "could not persist the time floor");
+    log(m, "warn", "could not persist the time floor");
   }
 }
 
@@ -1058,12 +1046,14 @@ export interface CredentialContext {
  */
 function chooseCredential(ctx: CredentialContext, state: CredentialState): ActiveCredential {
   const config = ctx.config;
-  if (config.option === "certificate") return { label: "certificate" };
+  const option = config.option;
+  if (option === "certificate") return { label: option };
   const stored = state.stored;
-  if (stored && !state.fallback) return { label: "permanent", kind: "s", secret: stored.secret };
-  if (stored?.previous) return { label: "permanent", kind: "s", secret: stored.previous.secret };
-  if (config.option === "secret") return { label: "secret", kind: "s", secret: config.secret };
-  return { label: "temporary", kind: "t", secret: (ctx.temporary as TemporarySecretPort).temporarySecret(config.deviceId) };
+  // the issued secret, or once refused unconfirmed: the one it replaces (if any)
+  const issued = stored && (state.fallback ? stored.previous?.secret : stored.secret);
+  if (issued) return { label: "permanent", kind: "s", secret: issued };
+  if (option === "secret") return { label: option, kind: "s", secret: config.secret };
+  return { label: option, kind: "t", secret: (ctx.temporary as TemporarySecretPort).temporarySecret(config.deviceId) };
 }
 
 /** True when the active credential is the stored issued secret and the cloud has not confirmed it. */
@@ -1073,11 +1063,11 @@ function unconfirmed(state: Mutable<CredentialState>): state is Mutable<Credenti
 }
 
 /** Stores the record that marks `stored` confirmed (the record it replaces kept as `undo` until the write is known). */
-function confirm(x: X, stored: StoredSecret): void {
+function confirm(m: X, stored: StoredSecret): void {
   const record: StoredSecret = { deviceId: stored.deviceId, secret: stored.secret, generation: stored.generation, confirmed: true };
-  store(x, { rec: "cred", secret: record });
-  x.m.cred.undo = x.m.cred.stored;
-  x.m.cred.stored = record;
+  store(m, { rec: "cred", secret: record });
+  m.cred.undo = m.cred.stored;
+  m.cred.stored = record;
 }
 
 // ---------------------------------------------------------------- the request channel (was request-channel.ts)
@@ -1155,35 +1145,44 @@ export interface NetState {
 }
 
 /**
- * What to ask the radio for: the private network's password, or the device's own credential at a hotspot.
- * @param secret - the login credential's secret, for the hotspot password (may throw KEY_UNAVAILABLE)
+ * What to ask the radio for: the private network's password, or the device's own credential at a hotspot
+ * (the login credential's secret makes the hotspot password: may throw KEY_UNAVAILABLE).
  */
-function joinRequest(ctx: CredentialContext, candidate: Candidate, secret: () => Uint8Array): JoinRequest {
+function joinRequest(m: X, candidate: Candidate): JoinRequest {
+  const ctx = m.ctx;
   const config = ctx.config;
-  const base = { ssid: candidate.ssid, ...(candidate.bssid ? { bssid: candidate.bssid } : {}) };
+  const request: Record<string, unknown> = { security: "enterprise", ssid: candidate.ssid };
+  if (candidate.bssid) request.bssid = candidate.bssid;
   if (candidate.kind === "private") {
     const password = candidate.network.password;
-    return password === "" ? { security: "open", ...base } : { security: "psk", ...base, password };
+    // "" for an open network
+    request.security = password ? "psk" : "open";
+    if (password) request.password = password;
+  } else {
+    const profile = candidate.profile;
+    const identity = config.deviceId;
+    if (config.option === "certificate") {
+      request.method = "tls";
+      request.identity = identity;
+      request.certificate = config.certificate;
+      request.privateKey = config.privateKey;
+    } else {
+      request.method = "ttls-pap";
+      request.identity = identity;
+      request.anonymousIdentity = profile.anonymousIdentity ?? DEFAULT_ANONYMOUS_IDENTITY;
+      request.password = deriveHotspotPassword(ctx.digest, chooseCredential(ctx, m.cred).secret as Uint8Array, identity);
+    }
+    request.server = { ca: profile.radius.ca, serverName: profile.radius.serverName };
   }
-  const server = { ca: candidate.profile.radius.ca, serverName: candidate.profile.radius.serverName };
-  const identity = config.deviceId;
-  if (config.option === "certificate") {
-    return { security: "enterprise", ...base, method: "tls", identity, certificate: config.certificate, privateKey: config.privateKey, server };
-  }
-  return {
-    security: "enterprise", ...base, method: "ttls-pap", identity,
-    anonymousIdentity: candidate.profile.anonymousIdentity ?? DEFAULT_ANONYMOUS_IDENTITY,
-    password: deriveHotspotPassword(ctx.digest, secret(), identity),
-    server,
-  };
+  return request as unknown as JoinRequest;
 }
 
 
 /** A private network was added, changed or forgotten: clear its back-off and its reports. */
-function forgetFailures(x: X, ssid: string): void {
-  const net = x.m.net;
+function forgetFailures(m: X, ssid: string): void {
+  const net = m.net;
   net.backoff = clearNetworkBackoff(net.backoff, candidateKey("private", ssid));
-  net.reports = net.reports.filter((r) => !(r.kind === "private" && r.ssid === ssid));
+  net.reports = net.reports.filter((r) => !isPrivate(r, ssid));
 }
 
 // ---------------------------------------------------------------- the cloud sync (was cloud-sync.ts)
@@ -1220,21 +1219,21 @@ export interface SyncState {
 }
 
 /** Adds `what` to the wanted requests (once). */
-function want(x: X, what: Want): void {
-  const sync = x.m.sync;
-  if (!sync.wants.includes(what)) x.m.sync.wants = sync.wants.concat(what);
+function want(m: X, what: Want): void {
+  const sync = m.sync;
+  if (!sync.wants.includes(what)) m.sync.wants = sync.wants.concat(what);
 }
 
 /** Queues a hand-off result for the cloud (one per change, the newest four). */
-function queueResult(x: X, result: PendingResult): void {
-  const sync = x.m.sync;
-  x.m.sync.results = sync.results.filter((r) => r.seq !== result.seq).concat(result).slice(-4);
-  want(x, "result");
+function queueResult(m: X, result: PendingResult): void {
+  dropResult(m, result.seq);
+  m.sync.results = m.sync.results.concat(result).slice(-4);
+  want(m, "result");
 }
 
 /** Drops the result of change `seq` (acknowledged or refused). */
-function dropResult(sync: SyncState, seq: number): SyncState {
-  return { ...sync, results: sync.results.filter((r) => r.seq !== seq) };
+function dropResult(m: X, seq: number): void {
+  m.sync.results = m.sync.results.filter((r) => r.seq !== seq);
 }
 
 // ---------------------------------------------------------------- the wall clock (also modules/wall-clock.ts for the Node side)
