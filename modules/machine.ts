@@ -193,7 +193,8 @@ export interface Machine {
   readonly link: number;
   readonly links: number;
   /** consecutive failures of one class */
-  readonly fails: { readonly cls: FailureClass; readonly count: number };
+  readonly fails: number;
+  readonly failClass: FailureClass;
   /** armed timers (bits of BIT) */
   readonly timers: number;
   readonly cred: CredentialState;
@@ -222,7 +223,7 @@ export function boot(ctx: Context, stored: Stored, nowMs: number): Machine {
     ctx,
     // the label before the first login: "permanent" once an issued secret is stored
     status: { state: "STOPPED", credential: config.option === "certificate" ? "certificate" : secret ? "permanent" : config.option, attempt: 0 },
-    link: 0, links: 0, fails: { cls: "network", count: 0 }, timers: 0,
+    link: 0, links: 0, fails: 0, failClass: "network", timers: 0,
     cred,
     net: { backoff: {}, scan: [], empty: 0, gen: 0, reports: [] },
     sync,
@@ -257,7 +258,8 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
   if (!(("gen" in e && e.gen !== net.gen) || ("link" in e && (e.link !== m.link || !m.link)))) switch (e.t) {
     case "start":
       if (state === "STOPPED") {
-        m.fails = { cls: "network", count: 0 };
+        m.fails = 0;
+        m.failClass = "network";
         attempt(m);
       }
       break;
@@ -273,7 +275,7 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       const timer = e.timer;
       if (!disarm(m, timer)) break;
       if (timer === "retry") attempt(m);
-      else if (timer === "connect") fail(m, m.fails.cls === "lost" ? "lost" : "network", "CONNECT_TIMEOUT");
+      else if (timer === "connect") fail(m, m.failClass === "lost" ? "lost" : "network", "CONNECT_TIMEOUT");
       else if (timer === "request") resend(m);
       else if (timer === "upgrade") {
         if (state === "ONLINE" && net.joined) {
@@ -317,8 +319,8 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       dropLink(m);
       netFailure(m, joined, failureOf(e.failure.reason || "CONNECTION-LOST", e.failure.detail));
       setStatus(m, { network: undefined });
-      m.fails = { cls: "network", count: 1 };
-      scheduleRetry(m, nextRetryDelay("network", 1, random01(m), m.ctx.options.retry));
+      m.fails = 0;
+      scheduleRetry(m, nextRetryDelay("network", countFailure(m, "network"), random01(m), m.ctx.options.retry));
       break;
     }
     case "ready":
@@ -513,7 +515,8 @@ function ready(m: X): void {
 
 function goOnline(m: X): void {
   const net = m.net;
-  m.fails = { cls: "network", count: 0 };
+  m.fails = 0;
+  m.failClass = "network";
   m.sync.wants = [];
   setStatus(m, { state: "ONLINE", attempt: 0 });
   const joined = net.joined;
@@ -774,7 +777,8 @@ function onNetworkChange(m: X, response: Extract<CloudResponse, { op: "network";
 function moveNetwork(m: X): void {
   dropLink(m);
   leave(m);
-  m.fails = { cls: "network", count: 0 };
+  m.fails = 0;
+  m.failClass = "network";
   scan(m);
 }
 
@@ -833,7 +837,7 @@ function chooseNetwork(m: X): void {
     net.empty = empty;
     delay = rescanDelay(empty, random01(m));
   }
-  m.fails = { cls: "network", count: m.fails.cls === "network" ? m.fails.count + 1 : 1 };
+  countFailure(m, "network");
   scheduleRetry(m, delay);
 }
 
@@ -932,7 +936,7 @@ function closed(m: X, info: LinkCloseInfo): void {
   else if (code === CONNACK.serverUnavailable) fail(m, "busy", "SERVER_UNAVAILABLE", detail);
   // a network failure since an ONLINE session ended (the cloud was there a moment ago: a restart): "lost", a short window
   else if (m.status.state === "ONLINE") fail(m, "lost", "CONNECTION_LOST", detail);
-  else fail(m, m.fails.cls === "lost" ? "lost" : "network", "NETWORK", detail);
+  else fail(m, m.failClass === "lost" ? "lost" : "network", "NETWORK", detail);
 }
 
 /** A failure that ends the attempt: back off and retry (or, unreachable over a joined network, try the next one). */
@@ -947,15 +951,21 @@ function fail(m: X, cls: FailureClass, reason: string, detail?: string): void {
     netFailure(m, joined, { reason: "INTERNET-NOT-REACHABLE", detail: withDetail(reason, detail) });
     return chooseNetwork(m);
   }
-  const count = wasOnline ? 1 : (m.fails.cls === cls ? m.fails.count : 0) + 1;
-  m.fails = { cls, count };
-  scheduleRetry(m, nextRetryDelay(cls, count, random01(m), m.ctx.options.retry), cls === "auth");
+  if (wasOnline) m.fails = 0;
+  scheduleRetry(m, nextRetryDelay(cls, countFailure(m, cls), random01(m), m.ctx.options.retry), cls === "auth");
+}
+
+/** One more failure of class `cls` (the count restarts when the class changes); returns the count. */
+function countFailure(m: X, cls: FailureClass): number {
+  m.fails = m.failClass === cls ? m.fails + 1 : 1;
+  m.failClass = cls;
+  return m.fails;
 }
 
 /** RETRY_WAIT (with `auth`: AUTH_FAILED) until the retry timer fires after `delay` ms. */
 function scheduleRetry(m: X, delay: number, auth?: boolean): void {
   cancel(m, "retry");
-  setStatus(m, { state: auth ? "AUTH_FAILED" : "RETRY_WAIT", attempt: m.fails.count, retryInMs: delay });
+  setStatus(m, { state: auth ? "AUTH_FAILED" : "RETRY_WAIT", attempt: m.fails, retryInMs: delay });
   arm(m, "retry", delay);
 }
 
