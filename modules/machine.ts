@@ -288,7 +288,20 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
     }
     case "scanned":
       if (e.error) log(m, "warn", "scan failed: " + e.error);
-      if (net.upgrading) upgradeScanned(m, e.results);
+      if (net.upgrading) {
+        // the upgrade check's scan (ONLINE on a hotspot): a stored private network in range is joined
+        net.upgrading = false;
+        if (state !== "ONLINE" || !net.joined) break;
+        const candidate = selectNetwork(e.results, m.sync.networks, [], net.backoff, e.now).candidate;
+        if (!candidate) scheduleUpgradeCheck(m);
+        else {
+          log(m, "info", `private network ${candidate.ssid} in range: leaving the hotspot`);
+          dropLink(m);
+          leave(m);
+          net.scan = e.results.slice(0, 64);
+          join(m, candidate);
+        }
+      }
       else if (state === "SCANNING") scanned(m, e.results);
       break;
     case "joined": {
@@ -324,17 +337,62 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       break;
     }
     case "ready":
-      if (state === "CONNECTING") ready(m);
+      if (state !== "CONNECTING") break;
+      cancel(m, "connect");
+      emit(m, { t: "subscribe", topic: m.ctx.topics.response });
+      m.apps.forEach((topic) => emit(m, { t: "subscribe", topic }));
+      // an unconfirmed issued secret the cloud accepted is marked confirmed
+      if (unconfirmed(m.cred)) confirm(m, m.cred.stored);
+      if ((m.cred.active as ActiveCredential).label === "temporary") {
+        setStatus(m, { state: "ISSUING" });
+        send(m, { op: "issue" });
+      } else goOnline(m);
       break;
     case "message":
       message(m, e.topic, e.payload);
       break;
-    case "closed":
-      closed(m, e.info);
+    case "closed": {
+      const code = e.info.connackCode;
+      const detail = e.info.detail;
+      m.link = 0;
+      if (code === CONNACK.badCredentials || code === CONNACK.notAuthorized) {
+        const reason = code === CONNACK.badCredentials ? "BAD_CREDENTIALS" : "NOT_AUTHORIZED";
+        // an unconfirmed issued secret refused: the cloud never saw its proof (it lost the pending one), so the credential it replaces is still the live one: try that once
+        if (!unconfirmed(m.cred) || m.ctx.config.option === "certificate") fail(m, "auth", reason, detail);
+        else {
+          m.cred.fallback = true;
+          dropLink(m);
+          recordFailure(m, reason, "unconfirmed issued secret refused; falling back to the credential it replaces");
+          scheduleRetry(m, 0);
+        }
+      }
+      // "cloud busy" (docs/protocol.md section 10): a short jittered window, not the network's exponential back-off
+      else if (code === CONNACK.serverUnavailable) fail(m, "busy", "SERVER_UNAVAILABLE", detail);
+      // a network failure since an ONLINE session ended (the cloud was there a moment ago: a restart): "lost", a short window
+      else if (state === "ONLINE") fail(m, "lost", "CONNECTION_LOST", detail);
+      else fail(m, m.failClass === "lost" ? "lost" : "network", "NETWORK", detail);
       break;
-    case "storeFailed":
-      storeFailed(m, e.rec, e.must, e.code);
+    }
+    case "storeFailed": {
+      // `must` (stepped on the state before the step that asked for it): the attempt ends with STORE_FAILED; otherwise only noted
+      const cred = m.cred;
+      const sync = m.sync;
+      if (e.must) {
+        if (state === "JOINING") leave(m);
+        fail(m, "network", "STORE_FAILED", e.code);
+      } else if (e.rec === "cred") {
+        // Not fatal: an unconfirmed secret is confirmed again at the next login.
+        cred.stored = cred.undo ?? cred.stored;
+        cred.undo = undefined;
+        log(m, "warn", "could not mark the issued secret confirmed; will retry at next login");
+      } else if (e.rec === "hot") {
+        log(m, "warn", `could not store hotspot profiles rev ${sync.hotspots.rev} (${e.code})`);
+      } else {
+        sync.wall = { ...sync.wall, saved: sync.wall.bootFloor };
+        log(m, "warn", "could not persist the time floor");
+      }
       break;
+    }
     case "subscribe":
     case "publish":
       // a subscription is kept for the next sessions; both are sent now when ONLINE
@@ -500,18 +558,6 @@ function connect(m: X): void {
   });
 }
 
-function ready(m: X): void {
-  const cred = m.cred;
-  cancel(m, "connect");
-  emit(m, { t: "subscribe", topic: m.ctx.topics.response });
-  m.apps.forEach((topic) => emit(m, { t: "subscribe", topic }));
-  // an unconfirmed issued secret the cloud accepted is marked confirmed
-  if (unconfirmed(cred)) confirm(m, cred.stored);
-  if ((cred.active as ActiveCredential).label === "temporary") {
-    setStatus(m, { state: "ISSUING" });
-    send(m, { op: "issue" });
-  } else goOnline(m);
-}
 
 function goOnline(m: X): void {
   const net = m.net;
@@ -672,7 +718,15 @@ function message(m: X, topic: string, payload: Uint8Array): void {
   } else if (msg.op === "issue") {
     return onIssued(m, msg);
   } else if (msg.op === "commit") {
-    return onCommitted(m, msg.gen);
+    // the issued secret of that generation is the device's credential now: ONLINE as PERMANENT
+    const generation = msg.gen;
+    const stored = m.cred.stored;
+    if (!stored || stored.generation !== generation) return fail(m, "server", "PROTOCOL_VIOLATION", "commit of an unknown generation");
+    confirm(m, stored);
+    m.cred.active = { label: "permanent", kind: "s", secret: stored.secret };
+    setStatus(m, { credential: "permanent" });
+    goOnline(m);
+    return log(m, "info", `secret generation ${generation} committed`);
   } else if (msg.op === "hello") {
     // The cloud has them: drop the reports it acknowledged (new ones may have been added since).
     const sent = (request as Extract<DeviceRequest, { op: "hello" }>).failures ?? [];
@@ -724,17 +778,6 @@ function onIssued(m: X, response: Extract<CloudResponse, { op: "issue"; ok: true
   send(m, { op: "commit", gen, proof: deriveCommitProof(digest, secret, deviceId, gen) });
 }
 
-/** The `commit` response: the issued secret of `generation` is the device's credential now: ONLINE as PERMANENT. */
-function onCommitted(m: X, generation: number): void {
-  const cred = m.cred;
-  const stored = cred.stored;
-  if (!stored || stored.generation !== generation) return fail(m, "server", "PROTOCOL_VIOLATION", "commit of an unknown generation");
-  confirm(m, stored);
-  cred.active = { label: "permanent", kind: "s", secret: stored.secret };
-  setStatus(m, { credential: "permanent" });
-  goOnline(m);
-  log(m, "info", `secret generation ${generation} committed`);
-}
 
 /** A sealed private network change: store it, then hand off (or report). */
 function onNetworkChange(m: X, response: Extract<CloudResponse, { op: "network"; ok: true }>): void {
@@ -891,18 +934,6 @@ function scheduleUpgradeCheck(m: X): void {
   arm(m, "upgrade", Math.max(m.ctx.options.upgradeCheckMs, until - now));
 }
 
-function upgradeScanned(m: X, results: readonly ScanResult[]): void {
-  const net = m.net;
-  net.upgrading = false;
-  if (m.status.state !== "ONLINE" || !net.joined) return;
-  const candidate = selectNetwork(results, m.sync.networks, [], net.backoff, m.e.now).candidate;
-  if (!candidate) return scheduleUpgradeCheck(m);
-  log(m, "info", `private network ${candidate.ssid} in range: leaving the hotspot`);
-  dropLink(m);
-  leave(m);
-  net.scan = results.slice(0, 64);
-  join(m, candidate);
-}
 
 /** Leaves the current network (if any), stops the radio's timers and clears the status's network. */
 function leave(m: X): void {
@@ -919,25 +950,6 @@ function leave(m: X): void {
 
 // ---------------------------------------------------------------- failures
 
-function closed(m: X, info: LinkCloseInfo): void {
-  const code = info.connackCode;
-  const detail = info.detail;
-  m.link = 0;
-  if (code === CONNACK.badCredentials || code === CONNACK.notAuthorized) {
-    const reason = code === CONNACK.badCredentials ? "BAD_CREDENTIALS" : "NOT_AUTHORIZED";
-    // an unconfirmed issued secret refused: the cloud never saw its proof (it lost the pending one), so the credential it replaces is still the live one: try that once
-    if (!unconfirmed(m.cred) || m.ctx.config.option === "certificate") return fail(m, "auth", reason, detail);
-    m.cred.fallback = true;
-    dropLink(m);
-    recordFailure(m, reason, "unconfirmed issued secret refused; falling back to the credential it replaces");
-    scheduleRetry(m, 0);
-  }
-  // "cloud busy" (docs/protocol.md section 10): a short jittered window, not the network's exponential back-off
-  else if (code === CONNACK.serverUnavailable) fail(m, "busy", "SERVER_UNAVAILABLE", detail);
-  // a network failure since an ONLINE session ended (the cloud was there a moment ago: a restart): "lost", a short window
-  else if (m.status.state === "ONLINE") fail(m, "lost", "CONNECTION_LOST", detail);
-  else fail(m, m.failClass === "lost" ? "lost" : "network", "NETWORK", detail);
-}
 
 /** A failure that ends the attempt: back off and retry (or, unreachable over a joined network, try the next one). */
 function fail(m: X, cls: FailureClass, reason: string, detail?: string): void {
@@ -978,28 +990,6 @@ function dropLink(m: X): void {
   m.link = 0;
 }
 
-/**
- * A store failed. `must` (stepped on the state before the step that asked for it):
- * the attempt ends with STORE_FAILED. Otherwise only noted.
- */
-function storeFailed(m: X, rec: StoreRecord["rec"], must: boolean, code: string): void {
-  const cred = m.cred;
-  const sync = m.sync;
-  if (must) {
-    if (m.status.state === "JOINING") leave(m);
-    fail(m, "network", "STORE_FAILED", code);
-  } else if (rec === "cred") {
-    // Not fatal: an unconfirmed secret is confirmed again at the next login.
-    cred.stored = cred.undo ?? cred.stored;
-    cred.undo = undefined;
-    log(m, "warn", "could not mark the issued secret confirmed; will retry at next login");
-  } else if (rec === "hot") {
-    log(m, "warn", `could not store hotspot profiles rev ${sync.hotspots.rev} (${code})`);
-  } else {
-    sync.wall = { ...sync.wall, saved: sync.wall.bootFloor };
-    log(m, "warn", "could not persist the time floor");
-  }
-}
 
 // ---------------------------------------------------------------- the credential flow (was credential-flow.ts)
 
