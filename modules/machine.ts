@@ -266,7 +266,6 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
     case "stop":
       if (state !== "STOPPED") {
         cancel(m, "retry");
-        dropLink(m);
         leave(m);
         setStatus(m, { state: "STOPPED" });
       }
@@ -296,7 +295,6 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
         if (!candidate) scheduleUpgradeCheck(m);
         else {
           log(m, "info", `private network ${candidate.ssid} in range: leaving the hotspot`);
-          dropLink(m);
           leave(m);
           net.scan = e.results.slice(0, 64);
           join(m, candidate);
@@ -401,13 +399,7 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       break;
     case "networks": {
       // stored like a cloud `set` (same record and rules, the change sequence kept), their failures forgotten; then move to them
-      let networks = m.sync.networks.slice();
-      e.networks.forEach((n) => {
-        networks = applyNetworkChange(networks, { ...n, action: "set" });
-        forgetFailures(m, n.ssid);
-      });
-      store(m, { rec: "nets", networks: { networks, seq: m.sync.seq } }, true);
-      m.sync.networks = networks;
+      applyChanges(m, e.networks.map((n) => ({ ...n, action: "set" })), m.sync.seq);
       if (state !== "STOPPED") moveNetwork(m);
       break;
     }
@@ -548,14 +540,11 @@ function connect(m: X): void {
     tls.certificate = config.certificate;
     tls.privateKey = config.privateKey;
   }
-  emit(m, {
-    t: "connect", link: m.link,
-    options: {
-      host: cloud.host, port: cloud.port, clientId: config.deviceId, username: config.deviceId,
-      ...(password !== undefined ? { password } : {}),
-      keepAliveSeconds: cloud.keepAliveSeconds, tls,
-    },
-  });
+  const options: Partial<LinkConnectOptions> = { host: cloud.host, port: cloud.port, clientId: config.deviceId, username: config.deviceId };
+  if (password) options.password = password;
+  options.keepAliveSeconds = cloud.keepAliveSeconds;
+  options.tls = tls;
+  emit(m, { t: "connect", link: m.link, options: options as LinkConnectOptions });
 }
 
 
@@ -610,11 +599,7 @@ function resend(m: X): void {
   const req = m.req;
   if (!req || !m.link) return;
   const request = req.request;
-  if (req.sends >= m.ctx.options.requestAttempts) {
-    m.req = undefined;
-    fail(m, "network", "REQUEST_TIMEOUT", request.op);
-    return;
-  }
+  if (req.sends >= m.ctx.options.requestAttempts) return fail(m, "network", "REQUEST_TIMEOUT", request.op);
   m.req = { request, sends: req.sends + 1 };
   emit(m, { t: "publish", topic: m.ctx.topics.request, payload: encodeRequest(request) });
   arm(m, "request", m.ctx.options.requestTimeoutMs);
@@ -794,12 +779,8 @@ function onNetworkChange(m: X, response: Extract<CloudResponse, { op: "network";
   // not fresh: applied before (its result was lost): report again, or try it again
   const fresh = seq > sync.seq;
   if (fresh) {
-    const networks = applyNetworkChange(sync.networks, change);
     // Nothing applied, nothing reported if this write fails: the cloud keeps the change and the next session fetches it again.
-    store(m, { rec: "nets", networks: { networks, seq } }, true);
-    sync.networks = networks;
-    sync.seq = seq;
-    forgetFailures(m, ssid);
+    applyChanges(m, [change], seq);
     log(m, "info", `network change ${seq}: ${change.action} a private network`);
   }
   if (change.action === "forget") {
@@ -818,7 +799,6 @@ function onNetworkChange(m: X, response: Extract<CloudResponse, { op: "network";
 
 /** Leaves the current network and selects again from a fresh scan. */
 function moveNetwork(m: X): void {
-  dropLink(m);
   leave(m);
   m.fails = 0;
   m.failClass = "network";
@@ -935,9 +915,10 @@ function scheduleUpgradeCheck(m: X): void {
 }
 
 
-/** Leaves the current network (if any), stops the radio's timers and clears the status's network. */
+/** Closes the cloud session (if any), leaves the current network (if any), stops the radio's timers and clears the status's network. */
 function leave(m: X): void {
   const net = m.net;
+  dropLink(m);
   net.gen++;
   net.upgrading = false;
   cancel(m, "radio");
@@ -1178,11 +1159,23 @@ function joinRequest(m: X, candidate: Candidate): JoinRequest {
 }
 
 
-/** A private network was added, changed or forgotten: clear its back-off and its reports. */
-function forgetFailures(m: X, ssid: string): void {
+/**
+ * Applies private network changes (stored before they are used, with the last change's
+ * sequence `seq`); a network added, changed or forgotten has its back-off and its reports cleared.
+ */
+function applyChanges(m: X, changes: Parameters<typeof applyNetworkChange>[1][], seq: number): void {
   const net = m.net;
-  net.backoff = clearNetworkBackoff(net.backoff, candidateKey("private", ssid));
-  net.reports = net.reports.filter((r) => !isPrivate(r, ssid));
+  const sync = m.sync;
+  let networks = sync.networks.slice();
+  changes.forEach((change) => {
+    const ssid = change.ssid;
+    networks = applyNetworkChange(networks, change);
+    net.backoff = clearNetworkBackoff(net.backoff, candidateKey("private", ssid));
+    net.reports = net.reports.filter((r) => !isPrivate(r, ssid));
+  });
+  store(m, { rec: "nets", networks: { networks, seq } }, true);
+  sync.networks = networks;
+  sync.seq = seq;
 }
 
 // ---------------------------------------------------------------- the cloud sync (was cloud-sync.ts)
@@ -1290,9 +1283,11 @@ export function wallNow(wall: WallState, nowMs: number): number {
  */
 export function wallObserve(wall: WallState, cloudSeconds: number, nowMs: number): { wall: WallState; save?: number } {
   if (!Number.isFinite(cloudSeconds) || cloudSeconds < 0) return { wall };
-  const seconds = Math.max(Math.floor(cloudSeconds), wallNow(wall, nowMs));
-  const floor = cloudSeconds > wall.floor ? Math.floor(cloudSeconds) : wall.floor;
-  const next = { ...wall, floor, sync: { seconds, atMs: nowMs } };
-  const due = floor >= wall.saved + FLOOR_SAVE_STEP_SECONDS || (wall.saved === 0 && floor > 0);
-  return due ? { wall: { ...next, saved: floor }, save: floor } : { wall: next };
+  const cloud = Math.floor(cloudSeconds);
+  const saved = wall.saved;
+  const floor = Math.max(cloud, wall.floor);
+  const next: Mutable<WallState> = { ...wall, floor, sync: { seconds: Math.max(cloud, wallNow(wall, nowMs)), atMs: nowMs } };
+  if (floor < saved + FLOOR_SAVE_STEP_SECONDS && (saved || !floor)) return { wall: next };
+  next.saved = floor;
+  return { wall: next, save: floor };
 }
