@@ -856,7 +856,7 @@ function chooseNetwork(m: X): void {
   let delay = Math.max(1000, selection.waitMs ?? 0);
   if (!ranked.length) {
     const empty = net.empty + 1;
-    recordFailure(m, "NETWORK-NOT-FOUND", networks.length + profiles.length === 0 ? "no network configured" : "no known network in range");
+    recordFailure(m, "NETWORK-NOT-FOUND", networks.length + profiles.length ? "no known network in range" : "no network configured");
     net.empty = empty;
     delay = rescanDelay(empty, random01(m));
   }
@@ -890,11 +890,13 @@ function netFailure(m: X, candidate: Failed, f: NetworkFailure): void {
   net.backoff = recordNetworkFailure(net.backoff, candidate.key, f, m.e.now, random01(m));
   const reports = net.reports.slice();
   const last = reports[reports.length - 1];
+  let n = 1;
   if (last && last.kind === kind && last.ssid === ssid && last.reason === reason && last.detail === detail) {
-    reports[reports.length - 1] = { ...last, n: Math.min(last.n + 1, 9999) };
-  } else {
-    reports.push({ kind, ssid, ...failureOf(reason, detail), n: 1 });
+    // the same failure again: one report, counted
+    reports.pop();
+    n = Math.min(last.n + 1, 9999);
   }
+  reports.push({ kind, ssid, ...failureOf(reason, detail), n });
   net.reports = reports.slice(-MAX_FAILURE_REPORTS);
   const handoff = net.handoff;
   if (handoff && isPrivate(candidate, handoff.ssid)) net.handoff = { ...handoff, failure: failureOf(reason, detail) };
@@ -1039,8 +1041,9 @@ function chooseCredential(ctx: CredentialContext, state: CredentialState): Activ
 
 /** True when the active credential is the stored issued secret and the cloud has not confirmed it. */
 function unconfirmed(state: Mutable<CredentialState>): state is Mutable<CredentialState> & { stored: StoredSecret } {
+  const stored = state.stored;
   const active = state.active;
-  return active?.label === "permanent" && !!state.stored && !state.stored.confirmed && !!active.secret && constantTimeEqual(active.secret, state.stored.secret);
+  return !!stored && !stored.confirmed && active?.label === "permanent" && !!active.secret && constantTimeEqual(active.secret, stored.secret);
 }
 
 /** Stores the record that marks `stored` confirmed (the record it replaces kept as `undo` until the write is known). */
