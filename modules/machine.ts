@@ -324,8 +324,9 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
       const joined = net.joined;
       if (!joined || state === "STOPPED") break;
       net.joined = undefined;
-      net.gen++;
       net.upgrading = false;
+      // (the radio's timer is not armed while a network is joined)
+      radio(m);
       cancel(m, "upgrade");
       dropLink(m);
       netFailure(m, joined, failureOf(e.failure.reason || "CONNECTION-LOST", e.failure.detail));
@@ -337,8 +338,7 @@ export function step(machine: Machine, event: Event): { state: Machine; effects:
     case "ready":
       if (state !== "CONNECTING") break;
       cancel(m, "connect");
-      emit(m, { t: "subscribe", topic: m.ctx.topics.response });
-      m.apps.forEach((topic) => emit(m, { t: "subscribe", topic }));
+      [m.ctx.topics.response].concat(m.apps).forEach((topic) => emit(m, { t: "subscribe", topic }));
       // an unconfirmed issued secret the cloud accepted is marked confirmed
       if (unconfirmed(m.cred)) confirm(m, m.cred.stored);
       if ((m.cred.active as ActiveCredential).label === "temporary") {
@@ -807,31 +807,32 @@ function moveNetwork(m: X): void {
 
 // ---------------------------------------------------------------- the radio
 
+/** A new radio generation (the results of older ones are stale), the radio's timer cancelled. */
+function radio(m: X): void {
+  m.net.gen++;
+  cancel(m, "radio");
+}
+
 function scan(m: X): void {
   const net = m.net;
-  net.gen++;
   net.upgrading = false;
   setStatus(m, { state: "SCANNING", network: undefined });
-  cancel(m, "radio");
+  radio(m);
   arm(m, "radio", m.ctx.options.scanTimeoutMs);
   emit(m, { t: "scan", gen: net.gen });
 }
 
 function scanned(m: X, results: readonly ScanResult[]): void {
-  const net = m.net;
-  net.gen++;
-  net.scan = results.slice(0, 64);
-  cancel(m, "radio");
+  m.net.scan = results.slice(0, 64);
+  radio(m);
   chooseNetwork(m);
 }
 
 /** The join of the target failed (with `timedOut`, its timer ran out: the radio is told to stop). */
 function joinFailed(m: X, failure: NetworkFailure, timedOut?: boolean): void {
-  const net = m.net;
-  net.gen++;
   if (timedOut) emit(m, { t: "leave" });
-  cancel(m, "radio");
-  netFailure(m, net.target as Candidate, failure);
+  radio(m);
+  netFailure(m, m.net.target as Candidate, failure);
   chooseNetwork(m);
 }
 
@@ -855,10 +856,8 @@ function chooseNetwork(m: X): void {
   }
   let delay = Math.max(1000, selection.waitMs ?? 0);
   if (!ranked.length) {
-    const empty = net.empty + 1;
     recordFailure(m, "NETWORK-NOT-FOUND", networks.length + profiles.length ? "no known network in range" : "no network configured");
-    net.empty = empty;
-    delay = rescanDelay(empty, random01(m));
+    delay = rescanDelay(++net.empty, random01(m));
   }
   countFailure(m, "network");
   scheduleRetry(m, delay);
@@ -921,9 +920,8 @@ function scheduleUpgradeCheck(m: X): void {
 function leave(m: X): void {
   const net = m.net;
   dropLink(m);
-  net.gen++;
   net.upgrading = false;
-  cancel(m, "radio");
+  radio(m);
   cancel(m, "upgrade");
   if (!m.ctx.radio) return;
   net.joined = undefined;
