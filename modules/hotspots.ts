@@ -84,8 +84,8 @@ const PROFILE: Shape = {
 export const validateHotspotProfiles = (input: unknown, field: string, code: WcmErrorCode): HotspotProfile[] => {
   const profiles: HotspotProfile[] = check(input, PROFILES, field, code);
   if (new Set(profiles.map((p) => p.name)).size < profiles.length) fail(code, "profile names must be unique", field + ".name");
-  // the set's canonical JSON as UTF-8 is what is bounded
-  return jsonBytes(hotspotProfilesJson(profiles)).length > MAX_HOTSPOT_SET_BYTES ? fail(code, "encoded larger than " + MAX_HOTSPOT_SET_BYTES + " bytes", field) : profiles;
+  // the set's canonical JSON as UTF-8 is what is bounded (checked profiles are canonical: fields in PROFILE order, no others)
+  return jsonBytes(profiles).length > MAX_HOTSPOT_SET_BYTES ? fail(code, "encoded larger than " + MAX_HOTSPOT_SET_BYTES + " bytes", field) : profiles;
 };
 
 /** Profiles: each with its fields, and at least one of ssid and roamingConsortium. */
@@ -96,12 +96,3 @@ const PROFILES = list((input, field, code) => {
 
 /** Validates a revision number (0..MAX_HOTSPOT_REV). */
 export const checkHotspotRev = (value: unknown, field: string, code: WcmErrorCode): number => check(value, [0, MAX_HOTSPOT_REV], field, code);
-
-/** The canonical JSON of a profile list (field order fixed; absent fields are undefined, which JSON leaves out). */
-export const hotspotProfilesJson = (profiles: readonly HotspotProfile[]): unknown[] => {
-  return profiles.map((p) => ({
-    name: p.name, ssid: p.ssid, roamingConsortium: p.roamingConsortium?.slice(), anonymousIdentity: p.anonymousIdentity,
-    radius: { serverName: p.radius.serverName, ca: p.radius.ca },
-  }));
-};
-

@@ -14,7 +14,7 @@
  */
 import { toBase64Url } from "./bytes";
 import { base64url, check, fail, list, valid } from "./check";
-import { checkHotspotRev, checkSsid, validateHotspotProfiles, hotspotProfilesJson, type HotspotSet } from "./hotspots";
+import { checkHotspotRev, checkSsid, validateHotspotProfiles, type HotspotSet } from "./hotspots";
 import type { PrivateNetwork } from "./network-selection";
 import type { DigestPort, KeyValuePort } from "./ports";
 import { checkNetworkPassword, MAX_NETWORK_PRIORITY } from "./wire";
@@ -55,9 +55,9 @@ export class NetworkStore {
     return valid(this.hotspots.load(this.deviceId), (o, field, code) => ({ rev: checkHotspotRev(o.rev, field, code), profiles: validateHotspotProfiles(o.p, field, code) }), undefined);
   }
 
-  /** Stores a profile set crash-safely. @throws WcmError STORE_FAILED / STORE_LIMIT */
+  /** Stores a profile set as validated (validateHotspotProfiles's output) crash-safely. @throws WcmError STORE_FAILED / STORE_LIMIT */
   saveHotspots(set: HotspotSet): void {
-    this.hotspots.save(this.deviceId, { rev: set.rev, p: hotspotProfilesJson(set.profiles) });
+    this.hotspots.save(this.deviceId, { rev: set.rev, p: set.profiles });
   }
 
   /** The stored private networks (none: an empty list at seq 0). */

@@ -8,7 +8,7 @@
 import { fromBase64Url, toBase64Url, utf8Decode, utf8Encode } from "./bytes";
 import { WcmError } from "./errors";
 import type { LoginKind } from "./derive";
-import { checkHotspotRev, checkSsid, hotspotProfilesJson } from "./hotspots";
+import { checkHotspotRev, checkSsid, type HotspotProfile } from "./hotspots";
 import { isSealPublicKey, SEAL_PUBLIC_KEY_BYTES, SEAL_VERSION } from "./seal";
 import type { NetworkFailureReason } from "./ports";
 import { base64url, check, decodeJson } from "./check";
@@ -279,4 +279,15 @@ export function decodeStatus(payload: Uint8Array): DeviceStatus {
     status.lastFailure = detail === undefined ? { reason } : { reason, detail: detail as string };
   }
   return status;
+}
+
+/**
+ * The canonical JSON of a profile list (field order fixed; absent fields are undefined, which JSON leaves out):
+ * what the cloud sends in `config`, the same as validateHotspotProfiles gives on the device.
+ */
+export function hotspotProfilesJson(profiles: readonly HotspotProfile[]): unknown[] {
+  return profiles.map((p) => ({
+    name: p.name, ssid: p.ssid, roamingConsortium: p.roamingConsortium?.slice(), anonymousIdentity: p.anonymousIdentity,
+    radius: { serverName: p.radius.serverName, ca: p.radius.ca },
+  }));
 }
