@@ -461,7 +461,7 @@ export function temporarySecretPort(config: TemporaryConfig, digest: DigestPort,
   return hardware && "temporarySecretFrom" in config ? hardware : {
     temporarySecret(deviceId) {
       if ("provisioningKey" in config) return deriveTemporarySecret(digest, config.provisioningKey, deviceId);
-      if (!("temporarySecret" in config)) fail("KEY_UNAVAILABLE", "temporarySecretFrom is hardware but this host has no hardware key port (ManagerPorts.temporarySecret)");
+      if (!("temporarySecret" in config)) return fail("KEY_UNAVAILABLE", "temporarySecretFrom is hardware but this host has no hardware key port (ManagerPorts.temporarySecret)");
       if (deviceId !== config.deviceId) fail("KEY_UNAVAILABLE", "the stored temporary secret is this device's only", "deviceId");
       return config.temporarySecret.slice();
     },
