@@ -23,9 +23,10 @@ export type Rule = RegExp | readonly [number, number] | readonly (string | boole
 export interface Shape { readonly [field: string]: Rule }
 
 /** Throws WcmError(code, rule, field). */
-export const fail = (code: WcmErrorCode, rule: string, field?: string): never => {
+// a declaration, not a const arrow: TypeScript narrows after a call to it only then
+export function fail(code: WcmErrorCode, rule: string, field?: string): never {
   throw new WcmError(code, rule, field);
-};
+}
 
 /** `value` as a plain (non-array) object, or fails with `code` naming `field`. */
 export const object = (value: unknown, field: string, code: WcmErrorCode): Record<string, any> => {

@@ -201,10 +201,10 @@ const GEN = [1, 0x7fffffff] as const;
 export const encodeRequest = (request: DeviceRequest): Uint8Array => {
   const r = request as Partial<Record<string, any>>;
   // the request's own fields in its order (v, rid, op first), the binary ones as base64url, texts cut to their bounds
-  const out = {
+  const out: Record<string, unknown> = {
     v: 1, rid: r.rid, ...r,
     proof: r.proof && toBase64Url(r.proof), key: r.key && toBase64Url(r.key), net: r.net && { kind: r.net.kind, ssid: r.net.ssid },
-    detail: r.detail?.slice(0, MAX_FAILURE_DETAIL), failures: undefined as unknown,
+    detail: r.detail?.slice(0, MAX_FAILURE_DETAIL),
   };
   const failures = ((r.failures ?? []) as NetworkFailureReport[]).slice(0, MAX_FAILURE_REPORTS).map((f) => ({
     kind: f.kind, ssid: f.ssid, reason: f.reason, detail: f.detail?.slice(0, MAX_FAILURE_DETAIL), n: Math.min(Math.max(1, Math.floor(f.n)), 9999),
