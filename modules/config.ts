@@ -56,9 +56,6 @@ export type DeviceConfig = CommonConfig & (
   | TemporaryConfig
   | { deviceId: string; option: "certificate"; certificate: string; privateKey: string; cloud: CloudConfig });
 
-/** Build times accepted: 2020-01-01 .. 2100-01-01. */
-export const BUILD_TIME_RANGE = [1_577_836_800, 4_102_444_800] as const;
-
 const CODE = "CONFIG_INVALID";
 const HOST = /^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$/;
 const MAX_PEM = 8192;
@@ -77,8 +74,12 @@ const hotspots: Check = (value, field, code) => Array.isArray(value)
   ? { rev: 0, profiles: validateHotspotProfiles(value, field, code) }
   : check(value, { rev: optional(checkHotspotRev, 0), profiles: validateHotspotProfiles }, field, code);
 
-/** The optional settings every option may carry. */
-const COMMON: Shape = { hotspots: optional(hotspots), buildTime: optional(BUILD_TIME_RANGE), labelCode: optional(parseLabelCode) };
+/**
+ * The optional settings every option may carry: `hotspots` is an array of profiles
+ * (revision 0) or `{ rev, profiles }`; `buildTime` is Unix seconds, 2020-01-01 .. 2100-01-01;
+ * `labelCode` the label code.
+ */
+const COMMON: Shape = { hotspots: optional(hotspots), buildTime: optional([1_577_836_800, 4_102_444_800]), labelCode: optional(parseLabelCode) };
 
 /** The credential fields of each option. */
 const OPTIONS: Record<string, Shape> = {
@@ -89,12 +90,6 @@ const OPTIONS: Record<string, Shape> = {
 };
 
 const CLOUD: Shape = { host: HOST, port: [1, 65535], ca: text(MAX_PEM, CLOUD_CA_PEM), serverName: optional(HOST), keepAliveSeconds: optional([5, 3600], 60) };
-
-/**
- * Validates the optional common settings: `hotspots` is an array of profiles
- * (revision 0) or `{ rev, profiles }`; `buildTime` is Unix seconds; `labelCode` the label code.
- */
-export const validateCommonConfig = (config: Record<string, unknown>): CommonConfig => fields(config, COMMON, "", CODE);
 
 /** Validates the cloud part of a configuration (other fields are ignored). */
 export function validateCloudConfig(input: unknown): CloudConfig {
@@ -118,5 +113,5 @@ export function validateConfig(input: unknown): DeviceConfig {
   // a temporary device: exactly one of temporarySecret, temporarySecretFrom and provisioningKey
   const given = Object.keys(credential);
   if (head.option === "temporary" && given.length !== 1) fail(CODE, `a temporary device takes exactly one of ${Object.keys(shape)}`, given[1] ?? "temporarySecret");
-  return Object.assign(head, credential, validateCommonConfig(config));
+  return Object.assign(head, credential, fields(config, COMMON, "", CODE));
 }
