@@ -67,15 +67,6 @@ const NO_IDENTITY = {
   provisioningKey: undefined, certificate: undefined, privateKey: undefined,
 };
 
-/** One status as a trace line (the check:moddable tool reads these). */
-function describe(status: ManagerStatus): string {
-  const failure = status.lastFailure;
-  let line = `wcm state ${status.state} credential ${status.credential}`;
-  if (status.retryInMs !== undefined) line += ` attempt ${status.attempt} retryInMs ${Math.round(status.retryInMs)}`;
-  if (failure) line += ` lastFailure ${failure.reason}${failure.detail ? ` (${failure.detail})` : ""}`;
-  return line + "\n";
-}
-
 /** The whole VM's XS heap use as "slots N chunks N" (bytes): wcm, TLS and MQTT together; undefined in release builds (no instrumentation). */
 function heap(gc?: boolean): string | undefined {
   if (gc) Debug.gc();
@@ -132,7 +123,12 @@ function main(): void {
   let sntpTried = false;
   let synced = false;
   manager.onStatus((status) => {
-    trace(describe(status));
+    // the status as a trace line (the check:moddable tool reads these)
+    const failure = status.lastFailure;
+    let line = `wcm state ${status.state} credential ${status.credential}`;
+    if (status.retryInMs !== undefined) line += ` attempt ${status.attempt} retryInMs ${Math.round(status.retryInMs)}`;
+    if (failure) line += ` lastFailure ${failure.reason}${failure.detail ? ` (${failure.detail})` : ""}`;
+    trace(line + "\n");
     const wall = manager.wallClock();
     if (wall.synced) {
       if (raiseClock(wall.unixSeconds)) trace(`wcm time ${wall.unixSeconds} (cloud)\n`);
