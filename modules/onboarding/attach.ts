@@ -1,14 +1,11 @@
 /*
- * Device-side onboarding: the runner of the onboarding machine (machine.ts)
- * and its attachment to the connection manager.
- *
- * OnboardingRunner feeds the machine events from the host's OnboardingPort
- * (SoftAP + local HTTP service), the scheduler and its owner, one at a time,
- * and carries out the effects (SoftAP up and down, answers, storing handed-over
- * networks). Its only state is the machine's: it has no decisions of its own.
- *
- * OnboardingAttachment is the runner as the manager uses it (the manager only
- * constructs it, passes its radio through `network`, and binds two functions):
+ * Device-side onboarding: OnboardingAttachment runs the onboarding machine
+ * (machine.ts) for the connection manager. It feeds the machine events from the
+ * host's OnboardingPort (SoftAP + local HTTP service), the scheduler, the radio
+ * and the manager, one at a time, and carries out the effects (SoftAP up and
+ * down, answers, storing handed-over networks); the machine makes every decision.
+ * The manager only constructs it, passes its radio through `network`, and binds
+ * two functions; the attachment:
  * - watches the radio (a NetworkPort that forwards every call): each scan goes
  *   to the owner's scan list, each join outcome to the machine (JOINED / FAILED
  *   of a handed-over network; a join the manager abandons by leave() counts as
@@ -23,7 +20,7 @@
  * same record, rules and move as a cloud hand-off).
  */
 import type {
-  ClockPort, DigestPort, JoinRequest, LogPort, NetworkFailureReason, NetworkPort, RandomPort, ScanResult, ScheduledTask, SchedulerPort, SealPort,
+  ClockPort, DigestPort, JoinRequest, LogPort, NetworkFailureReason, NetworkPort, RandomPort, ScheduledTask, SchedulerPort, SealPort,
 } from "../ports";
 import type { OnboardNetwork } from "./device-messages";
 import {
@@ -46,7 +43,7 @@ export interface OnboardingPort {
   close(): void;
 }
 
-/** What the runner needs from its owner (the connection manager). */
+/** What onboarding needs from its owner (the connection manager). */
 export interface OnboardingHost {
   /**
    * Stores the handed-over networks in the device's network store (the same
@@ -65,76 +62,101 @@ export interface OnboardingBinding extends OnboardingHost {
 /** The status fields the attachment reads. */
 export interface StatusView { state: string }
 
-type RunnerPorts = { digest: DigestPort; seal: SealPort; random: RandomPort; clock: ClockPort; scheduler: SchedulerPort; log?: LogPort };
+/** The ports the attachment runs with. */
+export type RunnerPorts = { digest: DigestPort; seal: SealPort; random: RandomPort; clock: ClockPort; scheduler: SchedulerPort; log?: LogPort };
 
-/** Device-side onboarding. */
-export class OnboardingRunner {
+/** Device-side onboarding for one manager: the machine's runner, fed by the manager's radio and status. */
+export class OnboardingAttachment {
   // fields are `declare`d and set in the constructor, TypeScript-private: on XS a class field
   // definition or a #private name costs ~40 B of bytecode each, a constructor assignment ~8
-  private declare current: OnboardingState;
+  /** the manager's radio, watched */
+  declare readonly network: NetworkPort;
+  /** the machine's state */
+  protected declare current: OnboardingState;
+  /** who stores handed-over networks (bound to the manager) */
+  protected declare host: OnboardingBinding | undefined;
   private declare readonly ports: RunnerPorts;
   private declare readonly port: OnboardingPort;
   private declare readonly ctx: OnboardingContext;
   private declare readonly replies: Map<number, (status: number, body: Uint8Array) => void>;
+  private declare readonly afterMs: number;
   private declare nextId: number;
   private declare timer: ScheduledTask | undefined;
+  private declare trigger: ScheduledTask | undefined;
   private declare queue: OnboardingEvent[];
-  /** who stores handed-over networks (the attachment binds the manager here) */
-  protected declare host: OnboardingHost;
+  /** the manager's last state */
+  private declare seen: string;
 
   /** @param setup.code the label code's 13 data characters (parseLabelCode) */
-  constructor(ports: RunnerPorts, port: OnboardingPort, host: OnboardingHost, setup: { deviceId: string; code: string; times?: Partial<OnboardingTimes> }) {
+  constructor(
+    ports: RunnerPorts & { network: NetworkPort; onboarding: OnboardingPort },
+    setup: { deviceId: string; code: string; afterMs?: number; times?: Partial<OnboardingTimes> },
+  ) {
     this.current = INITIAL_ONBOARDING;
     this.ports = ports;
-    this.port = port;
-    this.host = host;
+    this.port = ports.onboarding;
     this.replies = new Map();
     this.nextId = 1;
     this.queue = [];
+    this.afterMs = setup.afterMs ?? DEFAULT_ONBOARD_AFTER_MS;
+    this.seen = "STOPPED";
     this.ctx = {
       digest: ports.digest, seal: ports.seal, random: (n) => ports.random.bytes(n), now: 0,
       deviceId: setup.deviceId, code: setup.code, times: { ...DEFAULT_ONBOARDING_TIMES, ...setup.times },
     };
+    const radio = ports.network;
+    let pending: string | undefined;
+    // forwards everything and tells the machine what it sees
+    const outcome = (ssid: string, reason?: NetworkFailureReason) => {
+      if (pending === ssid) pending = undefined;
+      this.feed(reason ? { type: "join-failed", ssid, reason } : { type: "joined", ssid });
+    };
+    this.network = {
+      scan: (done) => radio.scan((results) => {
+        this.feed({ type: "scan", results });
+        done(results);
+      }),
+      join: (request: JoinRequest, events) => {
+        const ssid = (pending = request.ssid);
+        radio.join(request, {
+          onJoined: (info) => (outcome(ssid), events.onJoined(info)),
+          onFailed: (failure) => (outcome(ssid, failure.reason), events.onFailed(failure)),
+          onLost: (failure) => events.onLost(failure),
+        });
+      },
+      leave: () => {
+        const abandoned = pending;
+        pending = undefined;
+        radio.leave();
+        if (abandoned !== undefined) outcome(abandoned, "ASSOCIATION-FAILED");
+      },
+    };
   }
 
-  /** The machine's state (read-only). */
-  get state(): OnboardingState {
-    return this.current;
+  /** Binds the manager's functions (once, right after the manager is built). */
+  bind(binding: OnboardingBinding): void {
+    this.host = binding;
   }
 
-  /** True while the SoftAP is up. */
-  get active(): boolean {
-    return this.current.phase !== "off";
-  }
-
-  /** Opens onboarding; `asked` (a button, the product) clears a lockout and may run while ONLINE. */
-  start(asked: boolean): void {
+  /** manager.startOnboarding(): opens onboarding now (even while ONLINE); `asked` (a button, the product) clears a lockout. */
+  start(asked = true): void {
+    this.disarm();
     this.feed({ type: "start", asked });
   }
 
-  stop(): void {
-    this.feed({ type: "stop" });
-  }
-
-  /** The manager's latest scan (the machine leaves the device's own SoftAP out). */
-  scan(results: readonly ScanResult[]): void {
-    this.feed({ type: "scan", results });
-  }
-
-  joined(ssid: string): void {
-    this.feed({ type: "joined", ssid });
-  }
-
-  joinFailed(ssid: string, reason: NetworkFailureReason): void {
-    this.feed({ type: "join-failed", ssid, reason });
-  }
-
-  online(online: boolean): void {
+  /** Every status change of the manager. */
+  status(status: StatusView): void {
+    const was = this.seen;
+    const state = (this.seen = status.state);
+    const online = state === "ONLINE";
+    if (state === "STOPPED") {
+      this.disarm();
+      return this.feed({ type: "stop" });
+    }
     if (online !== this.current.online) this.feed({ type: "online", online });
+    if (online) this.disarm();
+    else if (was === "STOPPED" || was === "ONLINE") this.arm();
   }
-
-  /** Called after every step (the attachment arms its automatic start here). */
-  protected changed(): void {}
 
   /** One event at a time: an event raised while an effect runs (a synchronous join, a store) waits its turn. */
   protected feed(event: OnboardingEvent): void {
@@ -152,16 +174,19 @@ export class OnboardingRunner {
     const clock = ports.clock;
     const ctx = this.ctx;
     const replies = this.replies;
+    const log = ports.log ?? (() => {});
     ctx.now = clock.now();
     const step = onboardingStep(this.current, event, ctx);
     const wakeAt = step.wakeAt;
+    const effects = step.effects;
     this.current = step.state;
     this.timer?.cancel();
     this.timer = wakeAt === undefined ? undefined : ports.scheduler.after(Math.max(0, wakeAt - clock.now()), () => {
       this.timer = undefined;
       this.feed({ type: "tick" });
     });
-    for (const effect of step.effects) {
+    for (let i = 0; i < effects.length; i++) {
+      const effect = effects[i];
       const type = effect.type;
       if (type === "ap-open") {
         this.port.open(effect.ssid, (request, respond) => {
@@ -171,112 +196,27 @@ export class OnboardingRunner {
         });
       } else if (type === "ap-close") {
         this.port.close();
-        for (const respond of replies.values()) respond(410, new Uint8Array(0));
+        replies.forEach((respond) => respond(410, new Uint8Array(0)));
         replies.clear();
       } else if (type === "respond") {
         const respond = replies.get(effect.id);
         replies.delete(effect.id);
-        respond?.(effect.status, effect.body);
+        if (respond) respond(effect.status, effect.body);
       } else if (type === "store") {
         let ok = true;
         try {
-          this.host.storeNetworks(effect.networks);
+          this.host!.storeNetworks(effect.networks);
         } catch (error) {
           ok = false;
-          ports.log?.("warn", `onboarding: storing networks failed: ${error instanceof Error ? error.message : "error"}`);
+          log("warn", `onboarding: storing networks failed: ${error instanceof Error ? error.message : "error"}`);
         }
         this.feed({ type: "stored", id: effect.id, ok });
       } else {
-        ports.log?.(effect.level, effect.message);
+        log(effect.level, effect.message);
       }
     }
-    this.changed();
-  }
-}
-
-const UNBOUND: OnboardingHost = {
-  storeNetworks() {
-    throw new Error("onboarding is not bound to a manager");
-  },
-};
-
-/** Onboarding for one manager: the runner, fed by the manager's radio and status. */
-export class OnboardingAttachment extends OnboardingRunner {
-  /** the manager's radio, watched */
-  declare readonly network: NetworkPort;
-  private declare readonly scheduler: SchedulerPort;
-  private declare readonly afterMs: number;
-  private declare binding: OnboardingBinding | undefined;
-  private declare trigger: ScheduledTask | undefined;
-  /** the manager's last state */
-  private declare seen: string;
-
-  constructor(
-    ports: RunnerPorts & { network: NetworkPort; onboarding: OnboardingPort },
-    setup: { deviceId: string; code: string; afterMs?: number; times?: Partial<OnboardingTimes> },
-  ) {
-    super(ports, ports.onboarding, UNBOUND, setup);
-    this.scheduler = ports.scheduler;
-    this.afterMs = setup.afterMs ?? DEFAULT_ONBOARD_AFTER_MS;
-    this.seen = "STOPPED";
-    const radio = ports.network;
-    let pending: string | undefined;
-    // forwards everything and tells the machine what it sees
-    this.network = {
-      scan: (done) => radio.scan((results) => {
-        this.scan(results);
-        done(results);
-      }),
-      join: (request: JoinRequest, events) => {
-        const ssid = request.ssid;
-        const outcome = (reason?: NetworkFailureReason) => {
-          if (pending === ssid) pending = undefined;
-          if (reason) this.joinFailed(ssid, reason);
-          else this.joined(ssid);
-        };
-        pending = ssid;
-        radio.join(request, {
-          onJoined: (info) => (outcome(), events.onJoined(info)),
-          onFailed: (failure) => (outcome(failure.reason), events.onFailed(failure)),
-          onLost: (failure) => events.onLost(failure),
-        });
-      },
-      leave: () => {
-        const abandoned = pending;
-        pending = undefined;
-        radio.leave();
-        if (abandoned !== undefined) this.joinFailed(abandoned, "ASSOCIATION-FAILED");
-      },
-    };
-  }
-
-  /** Binds the manager's functions (once, right after the manager is built). */
-  bind(binding: OnboardingBinding): void {
-    this.host = this.binding = binding;
-  }
-
-  /** manager.startOnboarding(): opens onboarding now (even while ONLINE) and clears a lockout. */
-  override start(asked = true): void {
-    this.disarm();
-    super.start(asked);
-  }
-
-  /** Every status change of the manager. */
-  status(status: StatusView): void {
-    const was = this.seen;
-    const state = (this.seen = status.state);
-    if (state === "STOPPED") {
-      this.disarm();
-      this.stop();
-      return;
-    }
-    this.online(state === "ONLINE");
-    if (state === "ONLINE") this.disarm();
-    else if (was === "STOPPED" || was === "ONLINE") this.arm();
-  }
-
-  protected override changed(): void {
-    if (!this.active) this.arm();
+    // not running: arm the automatic start
+    if (this.current.phase === "off") this.arm();
   }
 
   private disarm(): void {
@@ -286,12 +226,12 @@ export class OnboardingAttachment extends OnboardingRunner {
 
   /** Starts the wait before an automatic onboarding (when none waits and none runs). */
   private arm(): void {
-    const idle = () => !this.active && this.seen !== "STOPPED" && this.seen !== "ONLINE";
+    const idle = () => this.current.phase === "off" && this.seen !== "STOPPED" && this.seen !== "ONLINE";
     if (this.trigger || !idle()) return;
-    this.trigger = this.scheduler.after(this.afterMs, () => {
+    this.trigger = this.ports.scheduler.after(this.afterMs, () => {
       this.trigger = undefined;
       if (!idle()) return;
-      if (this.binding?.networks().length) this.arm();
+      if (this.host?.networks().length) this.arm();
       else this.start(false);
     });
   }

@@ -1,7 +1,64 @@
 /*
- * The onboarding runner's former home: OnboardingRunner and the OnboardingPort
- * it drives now live in attach.ts (one firmware module with the manager's
- * attachment). Kept for the Node side (tests, simulator host) and the manager's
- * type import; not in the firmware manifest.
+ * The onboarding runner without a connection manager (Node side: tests, the
+ * simulated device): OnboardingAttachment (attach.ts, what the firmware ships)
+ * with its own host to store networks, no radio to watch, and the machine's
+ * events as methods. Not in the firmware manifest.
  */
-export { OnboardingRunner, type OnboardingHost, type OnboardingPort } from "./attach";
+import type { NetworkFailureReason, NetworkPort, ScanResult } from "../ports";
+import { OnboardingAttachment, type OnboardingHost, type OnboardingPort, type RunnerPorts } from "./attach";
+import type { OnboardingState, OnboardingTimes } from "./machine";
+
+export type { OnboardingHost, OnboardingPort } from "./attach";
+
+/** Never used: the runner is told of scans and joins by its methods. */
+const NO_RADIO: NetworkPort = {
+  scan: () => {},
+  join: () => {},
+  leave: () => {},
+};
+
+/** Device-side onboarding driven by hand. */
+export class OnboardingRunner extends OnboardingAttachment {
+  /** @param setup.code the label code's 13 data characters (parseLabelCode) */
+  constructor(ports: RunnerPorts, port: OnboardingPort, host: OnboardingHost, setup: { deviceId: string; code: string; times?: Partial<OnboardingTimes> }) {
+    super({ ...ports, network: NO_RADIO, onboarding: port }, setup);
+    // the automatic start never arms: no status from a manager
+    this.bind({ storeNetworks: (networks) => host.storeNetworks(networks), networks: () => [] });
+  }
+
+  /** The machine's state (read-only). */
+  get state(): OnboardingState {
+    return this.current;
+  }
+
+  /** True while the SoftAP is up. */
+  get active(): boolean {
+    return this.current.phase !== "off";
+  }
+
+  /** Opens onboarding; `asked` (a button, the product) clears a lockout and may run while ONLINE. */
+  override start(asked: boolean): void {
+    super.start(asked);
+  }
+
+  stop(): void {
+    this.feed({ type: "stop" });
+  }
+
+  /** The latest scan (the machine leaves the device's own SoftAP out). */
+  scan(results: readonly ScanResult[]): void {
+    this.feed({ type: "scan", results });
+  }
+
+  joined(ssid: string): void {
+    this.feed({ type: "joined", ssid });
+  }
+
+  joinFailed(ssid: string, reason: NetworkFailureReason): void {
+    this.feed({ type: "join-failed", ssid, reason });
+  }
+
+  online(online: boolean): void {
+    if (online !== this.current.online) this.feed({ type: "online", online });
+  }
+}
