@@ -17,7 +17,9 @@
  * A bad request changes nothing but the failure count of an unconfirmed handshake.
  */
 import { constantTimeEqual, utf8Encode } from "../bytes";
+import { valid } from "../check";
 import { isWcmError } from "../errors";
+import { checkSsid } from "../hotspots";
 import type { DigestPort, NetworkFailureReason, ScanResult, SealPort } from "../ports";
 import { cpaceGenerator, cpaceKeys, cpaceShare, ONBOARD_PAKE, openCall, sealCall, type OnboardKeys } from "./cpace";
 import {
@@ -82,7 +84,7 @@ export interface OnboardingState {
   target?: string[];
   result?: { state: "JOINED" | "FAILED"; ssid: string; reason?: string };
   /** a `networks` call waiting for the store: the request id and its call number */
-  storing?: { id: number; n: number; count: number };
+  storing?: { id: number; n: number };
   online: boolean;
   scan: ScanEntry[];
 }
@@ -132,15 +134,12 @@ const answer = (effects: Effects, ctx: OnboardingContext, session: Session, id: 
 
 /** The access points worth showing the owner: strongest per SSID, strongest first, bounded, the device's own SoftAP left out. */
 function summarise(results: readonly ScanResult[], own: string): ScanEntry[] {
-  const best = new Map<string, ScanEntry>();
-  for (const r of results.slice(0, 64)) {
-    const ssid = r.ssid;
-    if (typeof ssid !== "string" || ssid === "" || ssid === own || utf8Encode(ssid).length > 32 || /[\x00-\x1f\x7f]/.test(ssid)) continue;
-    const rssi = Math.max(-127, Math.min(0, Math.round(r.rssi)));
-    const seen = best.get(ssid);
-    if (!seen || seen.rssi < rssi) best.set(ssid, { ssid, rssi, security: r.security });
-  }
-  return [...best.values()].sort((a, b) => b.rssi - a.rssi).slice(0, MAX_SCAN_ENTRIES);
+  // strongest first (a stable sort), then the first of each SSID
+  const heard = results.slice(0, 64)
+    .filter((r) => r.ssid !== own && valid(r.ssid, checkSsid, ""))
+    .map((r): ScanEntry => ({ ssid: r.ssid, rssi: Math.max(-127, Math.min(0, Math.round(r.rssi))), security: r.security }))
+    .sort((a, b) => b.rssi - a.rssi);
+  return heard.filter((e, i) => heard.findIndex((x) => x.ssid === e.ssid) === i).slice(0, MAX_SCAN_ENTRIES);
 }
 
 const close = (state: OnboardingState, effects: Effects, why: string): OnboardingState => {
@@ -219,7 +218,7 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
       const session = state.session;
       const ok = event.ok;
       if (!storing || storing.id !== event.id || !session) return state;
-      answer(effects, ctx, session, event.id, storing.n, ok ? { op: "networks", stored: storing.count } : { op: "status", state: "FAILED", reason: "STORE_FAILED", online: state.online });
+      answer(effects, ctx, session, event.id, storing.n, ok ? { op: "networks", stored: state.target!.length } : { op: "status", state: "FAILED", reason: "STORE_FAILED", online: state.online });
       return { ...state, storing: undefined, ...(ok && { phase: "joining", until: Math.max(state.until, now + times.joinMs) }) };
     }
   }
@@ -227,11 +226,12 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
   const id = event.id;
   const req = event.request;
   const path = PATHS.indexOf(req.path);
+  const method = path ? "POST" : "GET";
   const body = req.body;
   const fail = (status: number, code: string, detail: string) => (reply(effects, id, status, encodeError(code, detail)), state);
   if (phase === "off") return fail(410, "CLOSED", "not onboarding");
   if (path < 0) return fail(404, "NOT_FOUND", "no such path");
-  if (req.method !== (path ? "POST" : "GET")) return fail(405, "METHOD_NOT_ALLOWED", path ? "POST" : "GET");
+  if (req.method !== method) return fail(405, "METHOD_NOT_ALLOWED", method);
   try {
     if (!path) return (reply(effects, id, 200, encodeInfo(ctx.deviceId, ONBOARD_PAKE, failures >= MAX_FAILED_HANDSHAKES)), state);
     if (path === 1) {
@@ -249,14 +249,15 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
       const m = parseConfirm(body);
       const pending = state.pending;
       if (!pending || !constantTimeEqual(pending.sid, m.sid)) return fail(401, "NO_SESSION", "no such handshake");
-      if (!constantTimeEqual(pending.keys.clientTag, m.t)) {
+      const ok = constantTimeEqual(pending.keys.clientTag, m.t);
+      if (ok) {
+        reply(effects, id, 200, utf8Encode('{"v":1,"ok":true}'));
+        log(effects, "owner authenticated");
+      } else {
         fail(403, "AUTH_FAILED", "wrong label code");
         log(effects, `a handshake failed (${failures} of ${MAX_FAILED_HANDSHAKES})`, "warn");
-        return { ...state, pending: undefined };
       }
-      reply(effects, id, 200, utf8Encode('{"v":1,"ok":true}'));
-      log(effects, "owner authenticated");
-      return { ...state, pending: undefined, session: { ...pending, until: now + times.sessionMs }, failures: 0 };
+      return { ...state, pending: undefined, ...(ok && { session: { ...pending, until: now + times.sessionMs }, failures: 0 }) };
     }
     const m = parseCall(body);
     const n = m.n;
@@ -274,15 +275,16 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
       const networks = call.networks;
       effects.push({ type: "store", id, networks });
       log(effects, `${networks.length} network(s) handed over`);
-      return { ...next, result: undefined, target: networks.map((x) => x.ssid), storing: { id, n, count: networks.length } };
+      return { ...next, result: undefined, target: networks.map((x) => x.ssid), storing: { id, n } };
     }
     // status: JOINING while a join runs, else the last outcome, else WAITING (JSON leaves the undefined fields out)
-    const r = phase === "joining" ? { state: "JOINING" as const, ssid: state.target?.[0], reason: undefined } : state.result ?? { state: "WAITING" as const };
-    answer(effects, ctx, live, id, n, op === "status" ? { op, state: r.state, ssid: r.ssid, reason: r.reason, online: state.online } : op === "scan" ? { op, networks: state.scan } : { op });
+    const r = phase === "joining" ? { state: "JOINING" as const, ssid: state.target![0] } : state.result ?? { state: "WAITING" as const };
+    answer(effects, ctx, live, id, n, op === "status" ? { op, ...r, online: state.online } : op === "scan" ? { op, networks: state.scan } : { op });
     return op === "end" ? close(next, effects, "the owner's client ended it") : next;
   } catch (caught) {
+    // the parsers' MESSAGE_TOO_LARGE (413) or MESSAGE_INVALID (400)
     if (!isWcmError(caught)) throw caught;
-    const large = caught.code === "MESSAGE_TOO_LARGE";
-    return fail(large ? 413 : 400, large ? "MESSAGE_TOO_LARGE" : "MESSAGE_INVALID", caught.message);
+    const code = caught.code;
+    return fail(code === "MESSAGE_TOO_LARGE" ? 413 : 400, code, caught.message);
   }
 }
