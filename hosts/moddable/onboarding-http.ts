@@ -10,10 +10,8 @@
  * its callback) under `wcm`, a name http.js does not use.
  */
 import { Server, type HTTPServerCallback } from "http";
+import { encodeError, MAX_LOCAL_BODY } from "wcm/onboarding/device-messages";
 import type { LocalRequest } from "wcm/onboarding/machine";
-
-/** Largest body read (modules/onboarding/device-messages.ts MAX_LOCAL_BODY). */
-const MAX_BODY = 1536;
 
 type Handler = (request: LocalRequest, respond: (status: number, body: Uint8Array) => void) => void;
 
@@ -35,19 +33,22 @@ export function serveOnboarding(port: number, handler: Handler): () => void {
       this.wcm = { path: String(value).split("?")[0], method: String(etc), length: 0 };
       return;
     }
-    const exchange = (this.wcm ??= { path: "/", method: "GET", length: 0 });
+    // every message of a request comes after its status line
+    const exchange = this.wcm;
+    if (!exchange) return;
     if (message === Server.header) {
       if (value === "content-length") exchange.length = parseInt(String(etc), 10) || 0;
     } else if (message === Server.headersComplete) {
-      if (exchange.length <= MAX_BODY) return ArrayBuffer;
+      if (exchange.length <= MAX_LOCAL_BODY) return ArrayBuffer;
       exchange.status = 413;
-      exchange.answer = new Uint8Array(ArrayBuffer.fromString(`{"v":1,"error":"MESSAGE_TOO_LARGE","detail":"body over ${MAX_BODY} bytes"}`));
+      exchange.answer = encodeError("MESSAGE_TOO_LARGE", `body over ${MAX_LOCAL_BODY} bytes`);
       return false;
     } else if (message === Server.requestComplete) {
       exchange.body = new Uint8Array(value as ArrayBuffer);
     } else if (message === Server.prepareResponse) {
+      const empty = new Uint8Array(0);
       if (!exchange.status) {
-        handler({ method: exchange.method, path: exchange.path, body: exchange.body ?? new Uint8Array(0) }, (status, body) => {
+        handler({ method: exchange.method, path: exchange.path, body: exchange.body ?? empty }, (status, body) => {
           exchange.status = status;
           exchange.answer = body;
         });
@@ -56,7 +57,7 @@ export function serveOnboarding(port: number, handler: Handler): () => void {
       return {
         status: exchange.status ?? 503,
         headers: ["content-type", "application/json", "access-control-allow-origin", "*", "cache-control", "no-store"],
-        body: (exchange.answer ?? new Uint8Array(0)).slice().buffer,
+        body: (exchange.answer ?? empty).slice().buffer,
       };
     }
   } as unknown as HTTPServerCallback;

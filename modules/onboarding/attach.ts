@@ -118,10 +118,11 @@ export class OnboardingAttachment {
       }),
       join: (request: JoinRequest, events) => {
         const ssid = (pending = request.ssid);
+        // (the manager's callbacks are arrow functions: onLost goes through as it is)
         radio.join(request, {
+          ...events,
           onJoined: (info) => (outcome(ssid), events.onJoined(info)),
           onFailed: (failure) => (outcome(ssid, failure.reason), events.onFailed(failure)),
-          onLost: (failure) => events.onLost(failure),
         });
       },
       leave: () => {

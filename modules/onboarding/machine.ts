@@ -146,7 +146,7 @@ const close = (state: OnboardingState, effects: Effects, why: string): Onboardin
   if (state.phase === "off") return state;
   effects.push({ type: "ap-close" });
   log(effects, `ended: ${why}`);
-  return { ...INITIAL_ONBOARDING, failures: state.failures, online: state.online, scan: state.scan, ...(state.result && { result: state.result }) };
+  return { ...INITIAL_ONBOARDING, failures: state.failures, online: state.online, scan: state.scan, result: state.result };
 };
 
 /**
@@ -174,14 +174,15 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
   const failures = state.failures;
   switch (event.type) {
     case "start": {
+      // off: not asked, until 0 (INITIAL_ONBOARDING)
       const asked = event.asked;
-      const until = now + times.windowMs;
       const cleared = asked ? 0 : failures;
-      if (phase !== "off") return { ...state, asked: state.asked || asked, failures: cleared, until: Math.max(state.until, until) };
+      const next = { ...state, asked: state.asked || asked, failures: cleared, until: Math.max(state.until, now + times.windowMs) };
+      if (phase !== "off") return next;
       const ssid = softApName(ctx.deviceId);
       effects.push({ type: "ap-open", ssid });
-      log(effects, `SoftAP ${ssid} for ${Math.round(times.windowMs / 1000)} s${cleared >= MAX_FAILED_HANDSHAKES ? " (locked: press the button)" : ""}`);
-      return { ...state, result: undefined, phase: "open", asked, until, failures: cleared };
+      log(effects, `SoftAP ${ssid} up${cleared >= MAX_FAILED_HANDSHAKES ? " (locked: press the button)" : ""}`);
+      return { ...next, result: undefined, phase: "open" };
     }
     case "stop":
       return close(state, effects, "stopped");
@@ -205,12 +206,12 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
       const result = state.result;
       const ok = event.type === "joined";
       // the join of a handed-over network, or (joined) a later retry of one that failed (the manager keeps trying it)
-      if (!(phase === "joining" && state.target?.includes(ssid)) && !(ok && phase === "open" && result?.state === "FAILED" && result.ssid === ssid)) return state;
+      if (!(phase === "joining" && state.target!.includes(ssid)) && !(ok && phase === "open" && result?.state === "FAILED" && result.ssid === ssid)) return state;
       const reason = ok ? undefined : event.reason;
-      log(effects, reason ? `${ssid} failed: ${reason}` : `joined ${ssid}`, reason ? "warn" : "info");
+      log(effects, `${ssid}: ${reason ?? "joined"}`, ok ? "info" : "warn");
       return {
         ...state, target: undefined, phase: ok ? "joined" : "open", result: { state: ok ? "JOINED" : "FAILED", ssid, reason },
-        until: ok ? Math.min(state.until, now + times.lingerMs) : state.until,
+        until: Math.min(state.until, ok ? now + times.lingerMs : Infinity),
       };
     }
     case "stored": {
