@@ -11,7 +11,7 @@
  */
 import { Server, type HTTPServerCallback } from "http";
 import { encodeError, MAX_LOCAL_BODY } from "wcm/onboarding/device-messages";
-import type { LocalRequest } from "wcm/onboarding/machine";
+import type { LocalRequest } from "wcm/onboarding/attach";
 
 type Handler = (request: LocalRequest, respond: (status: number, body: Uint8Array) => void) => void;
 

@@ -1,6 +1,6 @@
 /*
- * Device-side onboarding: OnboardingAttachment runs the onboarding machine
- * (machine.ts) for the connection manager. It feeds the machine events from the
+ * Device-side onboarding: the onboarding machine and OnboardingAttachment,
+ * which runs it for the connection manager. It feeds the machine events from the
  * host's OnboardingPort (SoftAP + local HTTP service), the scheduler, the radio
  * and the manager, one at a time, and carries out the effects (SoftAP up and
  * down, answers, storing handed-over networks); the machine makes every decision.
@@ -18,15 +18,299 @@
  * - `start()` is manager.startOnboarding(): the product's button (clears a lockout).
  * Handed-over networks are stored by the manager's own `storeNetworks` (the
  * same record, rules and move as a cloud hand-off).
+ *
+ * The onboarding sub-machine, `onboardingStep(state, event, ctx)`, returns the
+ * next state and the effects for the host to carry out (docs/protocol.md 15.5).
+ * No I/O, no timers: the attachment (or a test) feeds events and performs effects.
+ *
+ * - `start` opens the SoftAP and the local service for a bounded window; a
+ *   start the product asks for (a button) also clears a lockout;
+ * - `request` answers one HTTP request: /v1/info, the CPace handshake
+ *   (/v1/start, /v1/confirm) and sealed calls (/v1/call: status, scan,
+ *   networks, end), each strictly parsed, with replay refused (call numbers
+ *   only grow) and failed handshakes counted: at MAX_FAILED_HANDSHAKES the
+ *   device refuses handshakes until a button press or a power cycle;
+ * - `networks` asks the host to store them (effect `store`, then `stored`), and
+ *   waits for the join's outcome (`joined` / `join-failed`), which the client
+ *   reads with `status`; after JOINED the window lingers briefly, then closes;
+ * - `tick` expires the window, a pending handshake and an idle session.
+ * A bad request changes nothing but the failure count of an unconfirmed handshake.
  */
+import { constantTimeEqual, utf8Encode } from "../bytes";
+import { valid } from "../check";
+import { isWcmError } from "../errors";
+import { checkSsid } from "../hotspots";
 import type {
-  ClockPort, DigestPort, JoinRequest, LogPort, NetworkFailureReason, NetworkPort, RandomPort, ScheduledTask, SchedulerPort, SealPort,
+  ClockPort, DigestPort, JoinRequest, LogPort, NetworkFailureReason, NetworkPort, RandomPort, ScanResult, ScheduledTask, SchedulerPort, SealPort,
 } from "../ports";
-import type { OnboardNetwork } from "./device-messages";
+import { cpaceGenerator, cpaceKeys, cpaceShare, ONBOARD_PAKE, openCall, sealCall, type OnboardKeys } from "./cpace";
 import {
-  DEFAULT_ONBOARDING_TIMES, INITIAL_ONBOARDING, onboardingStep,
-  type LocalRequest, type OnboardingContext, type OnboardingEvent, type OnboardingState, type OnboardingTimes,
-} from "./machine";
+  encodeCallAnswer, encodeCallResponse, encodeError, encodeInfo, encodeStartAnswer, MAX_SCAN_ENTRIES,
+  parseCall, parseCallRequest, parseConfirm, parseStart, type CallResponse, type OnboardNetwork, type ScanEntry,
+} from "./device-messages";
+import { softApName } from "./device-label-code";
+
+/** Failed or abandoned handshakes (since power-on or the last button press) before the device refuses more. */
+export const MAX_FAILED_HANDSHAKES = 10;
+
+/** Time bounds, milliseconds. */
+export interface OnboardingTimes {
+  /** how long the SoftAP stays up without success (default 15 min, as Matter's commissioning window) */
+  windowMs: number;
+  /** how long a started handshake waits for the client's confirmation (default 30 s) */
+  handshakeMs: number;
+  /** how long a session lives without a call (default 5 min) */
+  sessionMs: number;
+  /** after JOINED: how long the SoftAP stays for the client to read it (default 60 s) */
+  lingerMs: number;
+  /** after networks arrive: the least time left for the join (default 2 min) */
+  joinMs: number;
+}
+
+export const DEFAULT_ONBOARDING_TIMES: OnboardingTimes = {
+  windowMs: 15 * 60_000, handshakeMs: 30_000, sessionMs: 5 * 60_000, lingerMs: 60_000, joinMs: 2 * 60_000,
+};
+
+/** What the machine runs with (constant for a device). */
+export interface OnboardingContext {
+  digest: DigestPort;
+  seal: SealPort;
+  random: (length: number) => Uint8Array;
+  now: number;
+  deviceId: string;
+  /** the 13 data characters of the label code (label-code.ts parseLabelCode) */
+  code: string;
+  times: OnboardingTimes;
+}
+
+interface Session {
+  sid: Uint8Array;
+  keys: OnboardKeys;
+  /** the highest call number accepted (replay refusal) */
+  lastN: number;
+  until: number;
+}
+
+/** The machine's state. Treat as immutable: step() returns a new one. */
+export interface OnboardingState {
+  phase: "off" | "open" | "joining" | "joined";
+  /** started by the product (manager.startOnboarding): may run while ONLINE */
+  asked: boolean;
+  /** when the window (or the linger after JOINED) ends */
+  until: number;
+  /** failed or abandoned handshakes since power-on or the last button press */
+  failures: number;
+  pending?: Session;
+  session?: Session;
+  /** the networks handed over, waiting for the join */
+  target?: string[];
+  result?: { state: "JOINED" | "FAILED"; ssid: string; reason?: string };
+  /** a `networks` call waiting for the store: the request id and its call number */
+  storing?: { id: number; n: number };
+  online: boolean;
+  scan: ScanEntry[];
+}
+
+/** A local HTTP request (the host bounds the body before it reads it). */
+export interface LocalRequest { method: string; path: string; body: Uint8Array }
+
+/** Events the host feeds the machine. */
+export type OnboardingEvent =
+  | { type: "start"; asked: boolean }
+  | { type: "stop" }
+  | { type: "tick" }
+  | { type: "request"; id: number; request: LocalRequest }
+  | { type: "stored"; id: number; ok: boolean }
+  | { type: "scan"; results: readonly ScanResult[] }
+  | { type: "joined"; ssid: string }
+  | { type: "join-failed"; ssid: string; reason: NetworkFailureReason }
+  | { type: "online"; online: boolean };
+
+/** Effects for the host. */
+export type OnboardingEffect =
+  | { type: "ap-open"; ssid: string }
+  | { type: "ap-close" }
+  | { type: "respond"; id: number; status: number; body: Uint8Array }
+  | { type: "store"; id: number; networks: OnboardNetwork[] }
+  | { type: "log"; level: "info" | "warn"; message: string };
+
+/** What one step returns: the next state, the effects, and when to tick next (undefined: no timer). */
+export interface OnboardingStep {
+  state: OnboardingState;
+  effects: OnboardingEffect[];
+  wakeAt?: number;
+}
+
+/** The state at power-on: off, no failures. */
+export const INITIAL_ONBOARDING: OnboardingState = { phase: "off", asked: false, until: 0, failures: 0, online: false, scan: [] };
+
+type Effects = OnboardingEffect[];
+
+const log = (effects: Effects, message: string, level: "info" | "warn" = "info") => effects.push({ type: "log", level, message: `onboarding: ${message}` });
+
+const reply = (effects: Effects, id: number, status: number, body: Uint8Array) => effects.push({ type: "respond", id, status, body });
+
+/** The sealed answer to call `n`. */
+const answer = (effects: Effects, ctx: OnboardingContext, session: Session, id: number, n: number, response: CallResponse) =>
+  reply(effects, id, 200, encodeCallAnswer(n, sealCall(ctx.seal, session.keys, "s2c", session.sid, n, encodeCallResponse(response))));
+
+/** The access points worth showing the owner: strongest per SSID, strongest first, bounded, the device's own SoftAP left out. */
+function summarise(results: readonly ScanResult[], own: string): ScanEntry[] {
+  // strongest first (a stable sort), then the first of each SSID
+  const heard = results.slice(0, 64)
+    .filter((r) => r.ssid !== own && valid(r.ssid, checkSsid, ""))
+    .map((r): ScanEntry => ({ ssid: r.ssid, rssi: Math.max(-127, Math.min(0, Math.round(r.rssi))), security: r.security }))
+    .sort((a, b) => b.rssi - a.rssi);
+  return heard.filter((e, i) => heard.findIndex((x) => x.ssid === e.ssid) === i).slice(0, MAX_SCAN_ENTRIES);
+}
+
+const close = (state: OnboardingState, effects: Effects, why: string): OnboardingState => {
+  if (state.phase === "off") return state;
+  effects.push({ type: "ap-close" });
+  log(effects, `ended: ${why}`);
+  return { ...INITIAL_ONBOARDING, failures: state.failures, online: state.online, scan: state.scan, result: state.result };
+};
+
+/**
+ * One step of the onboarding machine.
+ * @example
+ *   let s = INITIAL_ONBOARDING;
+ *   ({ state: s, effects } = onboardingStep(s, { type: "start", asked: true }, ctx));   // [ap-open wcm-lamp-1]
+ */
+export function onboardingStep(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingContext): OnboardingStep {
+  const effects: Effects = [];
+  const next = reduce(state, event, ctx, effects);
+  return {
+    state: next,
+    effects,
+    wakeAt: next.phase === "off" ? undefined : Math.min(next.until, next.pending?.until ?? Infinity, next.session?.until ?? Infinity),
+  };
+}
+
+const PATHS = ["/v1/info", "/v1/start", "/v1/confirm", "/v1/call"];
+
+function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingContext, effects: Effects): OnboardingState {
+  const now = ctx.now;
+  const times = ctx.times;
+  const phase = state.phase;
+  const failures = state.failures;
+  switch (event.type) {
+    case "start": {
+      // off: not asked, until 0 (INITIAL_ONBOARDING)
+      const asked = event.asked;
+      const cleared = asked ? 0 : failures;
+      const next = { ...state, asked: state.asked || asked, failures: cleared, until: Math.max(state.until, now + times.windowMs) };
+      if (phase !== "off") return next;
+      const ssid = softApName(ctx.deviceId);
+      effects.push({ type: "ap-open", ssid });
+      log(effects, `SoftAP ${ssid} up${cleared >= MAX_FAILED_HANDSHAKES ? " (locked: press the button)" : ""}`);
+      return { ...next, result: undefined, phase: "open" };
+    }
+    case "stop":
+      return close(state, effects, "stopped");
+    case "tick": {
+      if (phase === "off") return state;
+      if (now >= state.until) return close(state, effects, phase === "joined" ? "joined" : "window over");
+      const pending = state.pending;
+      const session = state.session;
+      return { ...state, pending: pending && now < pending.until ? pending : undefined, session: session && now < session.until ? session : undefined };
+    }
+    case "scan":
+      return { ...state, scan: summarise(event.results, softApName(ctx.deviceId)) };
+    case "online": {
+      const next = { ...state, online: event.online };
+      // never onboarding while ONLINE unless the product asked: a hotspot or stored network came through
+      return event.online && phase === "open" && !state.asked ? close(next, effects, "online without it") : next;
+    }
+    case "joined":
+    case "join-failed": {
+      const ssid = event.ssid;
+      const result = state.result;
+      const ok = event.type === "joined";
+      // the join of a handed-over network, or (joined) a later retry of one that failed (the manager keeps trying it)
+      if (!(phase === "joining" && state.target!.includes(ssid)) && !(ok && phase === "open" && result?.state === "FAILED" && result.ssid === ssid)) return state;
+      const reason = ok ? undefined : event.reason;
+      log(effects, `${ssid}: ${reason ?? "joined"}`, ok ? "info" : "warn");
+      return {
+        ...state, target: undefined, phase: ok ? "joined" : "open", result: { state: ok ? "JOINED" : "FAILED", ssid, reason },
+        until: Math.min(state.until, ok ? now + times.lingerMs : Infinity),
+      };
+    }
+    case "stored": {
+      const storing = state.storing;
+      const session = state.session;
+      const ok = event.ok;
+      if (!storing || storing.id !== event.id || !session) return state;
+      answer(effects, ctx, session, event.id, storing.n, ok ? { op: "networks", stored: state.target!.length } : { op: "status", state: "FAILED", reason: "STORE_FAILED", online: state.online });
+      return { ...state, storing: undefined, ...(ok && { phase: "joining", until: Math.max(state.until, now + times.joinMs) }) };
+    }
+  }
+  // a request of the local service
+  const id = event.id;
+  const req = event.request;
+  const path = PATHS.indexOf(req.path);
+  const method = path ? "POST" : "GET";
+  const body = req.body;
+  const fail = (status: number, code: string, detail: string) => (reply(effects, id, status, encodeError(code, detail)), state);
+  if (phase === "off") return fail(410, "CLOSED", "not onboarding");
+  if (path < 0) return fail(404, "NOT_FOUND", "no such path");
+  if (req.method !== method) return fail(405, "METHOD_NOT_ALLOWED", method);
+  try {
+    if (!path) return (reply(effects, id, 200, encodeInfo(ctx.deviceId, ONBOARD_PAKE, failures >= MAX_FAILED_HANDSHAKES)), state);
+    if (path === 1) {
+      const m = parseStart(body);
+      const sid = m.sid;
+      if (failures >= MAX_FAILED_HANDSHAKES) return fail(423, "LOCKED", "too many failed attempts");
+      // counted now, cleared by the confirmation: an attacker who never confirms spends an attempt too
+      const mine = cpaceShare(ctx.seal, cpaceGenerator(ctx.digest, ctx.code, ctx.deviceId, sid), ctx.random);
+      const keys = cpaceKeys(ctx.digest, ctx.seal, ctx.deviceId, sid, mine.scalar, m.a, mine.share, m.a);
+      if (keys) reply(effects, id, 200, encodeStartAnswer(mine.share, keys.deviceTag));
+      else fail(400, "MESSAGE_INVALID", "a: not a P-256 share");
+      return { ...state, failures: failures + 1, pending: keys && { sid, keys, lastN: 0, until: now + times.handshakeMs } };
+    }
+    if (path === 2) {
+      const m = parseConfirm(body);
+      const pending = state.pending;
+      if (!pending || !constantTimeEqual(pending.sid, m.sid)) return fail(401, "NO_SESSION", "no such handshake");
+      const ok = constantTimeEqual(pending.keys.clientTag, m.t);
+      if (ok) {
+        reply(effects, id, 200, utf8Encode('{"v":1,"ok":true}'));
+        log(effects, "owner authenticated");
+      } else {
+        fail(403, "AUTH_FAILED", "wrong label code");
+        log(effects, `a handshake failed (${failures} of ${MAX_FAILED_HANDSHAKES})`, "warn");
+      }
+      return { ...state, pending: undefined, ...(ok && { session: { ...pending, until: now + times.sessionMs }, failures: 0 }) };
+    }
+    const m = parseCall(body);
+    const n = m.n;
+    const session = state.session;
+    if (!session || !constantTimeEqual(session.sid, m.sid)) return fail(401, "NO_SESSION", "no such session");
+    const plaintext = openCall(ctx.seal, session.keys, "c2s", session.sid, n, m.c);
+    if (!plaintext) return fail(403, "AUTH_FAILED", "does not open");
+    if (n <= session.lastN) return fail(409, "REPLAY", "call number used");
+    if (state.storing) return fail(409, "BUSY", "storing");
+    const call = parseCallRequest(plaintext);
+    const live: Session = { ...session, lastN: n, until: now + times.sessionMs };
+    const next: OnboardingState = { ...state, session: live };
+    const op = call.op;
+    if (op === "networks") {
+      const networks = call.networks;
+      effects.push({ type: "store", id, networks });
+      log(effects, `${networks.length} network(s) handed over`);
+      return { ...next, result: undefined, target: networks.map((x) => x.ssid), storing: { id, n } };
+    }
+    // status: JOINING while a join runs, else the last outcome, else WAITING (JSON leaves the undefined fields out)
+    const r = phase === "joining" ? { state: "JOINING" as const, ssid: state.target![0] } : state.result ?? { state: "WAITING" as const };
+    answer(effects, ctx, live, id, n, op === "status" ? { op, ...r, online: state.online } : op === "scan" ? { op, networks: state.scan } : { op });
+    return op === "end" ? close(next, effects, "the owner's client ended it") : next;
+  } catch (caught) {
+    // the parsers' MESSAGE_TOO_LARGE (413) or MESSAGE_INVALID (400)
+    if (!isWcmError(caught)) throw caught;
+    const code = caught.code;
+    return fail(code === "MESSAGE_TOO_LARGE" ? 413 : 400, code, caught.message);
+  }
+}
 
 /** Default wait before the manager starts onboarding by itself (2 min without ONLINE and with no private network). */
 export const DEFAULT_ONBOARD_AFTER_MS = 120_000;

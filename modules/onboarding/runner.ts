@@ -6,7 +6,7 @@
  */
 import type { NetworkFailureReason, NetworkPort, ScanResult } from "../ports";
 import { OnboardingAttachment, type OnboardingHost, type OnboardingPort, type RunnerPorts } from "./attach";
-import type { OnboardingState, OnboardingTimes } from "./machine";
+import type { OnboardingState, OnboardingTimes } from "./attach";
 
 export type { OnboardingHost, OnboardingPort } from "./attach";
 
