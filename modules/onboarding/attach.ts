@@ -126,33 +126,30 @@ export type OnboardingEvent =
   | { type: "join-failed"; ssid: string; reason: NetworkFailureReason }
   | { type: "online"; online: boolean };
 
-/** Effects for the host. */
-export type OnboardingEffect =
-  | { type: "ap-open"; ssid: string }
-  | { type: "ap-close" }
-  | { type: "respond"; id: number; status: number; body: Uint8Array }
-  | { type: "store"; id: number; networks: OnboardNetwork[] }
-  | { type: "log"; level: "info" | "warn"; message: string };
-
-/** What one step returns: the next state, the effects, and when to tick next (undefined: no timer). */
-export interface OnboardingStep {
-  state: OnboardingState;
-  effects: OnboardingEffect[];
-  wakeAt?: number;
+/**
+ * What the machine has its host do, in order, while it steps (the effects:
+ * machine.ts onboardingStep records them as OnboardingEffect values).
+ */
+export interface OnboardingOutput {
+  /** brings up the SoftAP `ssid` and the local service */
+  open(ssid: string): void;
+  /** takes both down */
+  close(): void;
+  /** answers request `id` */
+  respond(id: number, status: number, body: Uint8Array): void;
+  /** stores the networks of request `id`; the host then feeds `stored` */
+  store(id: number, networks: OnboardNetwork[]): void;
+  log(level: "info" | "warn", message: string): void;
 }
 
 /** The state at power-on: off, no failures. */
 export const INITIAL_ONBOARDING: OnboardingState = { phase: "off", asked: false, until: 0, failures: 0, online: false, scan: [] };
 
-type Effects = OnboardingEffect[];
-
-const log = (effects: Effects, message: string, level: "info" | "warn" = "info") => effects.push({ type: "log", level, message: `onboarding: ${message}` });
-
-const reply = (effects: Effects, id: number, status: number, body: Uint8Array) => effects.push({ type: "respond", id, status, body });
+const log = (out: OnboardingOutput, message: string, level: "info" | "warn" = "info") => out.log(level, `onboarding: ${message}`);
 
 /** The sealed answer to call `n`. */
-const answer = (effects: Effects, ctx: OnboardingContext, session: Session, id: number, n: number, response: CallResponse) =>
-  reply(effects, id, 200, encodeCallAnswer(n, sealCall(ctx.seal, session.keys, "s2c", session.sid, n, encodeCallResponse(response))));
+const answer = (out: OnboardingOutput, ctx: OnboardingContext, session: Session, id: number, n: number, response: CallResponse) =>
+  out.respond(id, 200, encodeCallAnswer(n, sealCall(ctx.seal, session.keys, "s2c", session.sid, n, encodeCallResponse(response))));
 
 /** The access points worth showing the owner: strongest per SSID, strongest first, bounded, the device's own SoftAP left out. */
 function summarise(results: readonly ScanResult[], own: string): ScanEntry[] {
@@ -164,32 +161,27 @@ function summarise(results: readonly ScanResult[], own: string): ScanEntry[] {
   return heard.filter((e, i) => heard.findIndex((x) => x.ssid === e.ssid) === i).slice(0, MAX_SCAN_ENTRIES);
 }
 
-const close = (state: OnboardingState, effects: Effects, why: string): OnboardingState => {
+const close = (state: OnboardingState, out: OnboardingOutput, why: string): OnboardingState => {
   if (state.phase === "off") return state;
-  effects.push({ type: "ap-close" });
-  log(effects, `ended: ${why}`);
+  out.close();
+  log(out, `ended: ${why}`);
   return { ...INITIAL_ONBOARDING, failures: state.failures, online: state.online, scan: state.scan, result: state.result };
 };
 
-/**
- * One step of the onboarding machine.
- * @example
- *   let s = INITIAL_ONBOARDING;
- *   ({ state: s, effects } = onboardingStep(s, { type: "start", asked: true }, ctx));   // [ap-open wcm-lamp-1]
- */
-export function onboardingStep(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingContext): OnboardingStep {
-  const effects: Effects = [];
-  const next = reduce(state, event, ctx, effects);
-  return {
-    state: next,
-    effects,
-    wakeAt: next.phase === "off" ? undefined : Math.min(next.until, next.pending?.until ?? Infinity, next.session?.until ?? Infinity),
-  };
-}
+/** When the machine in `state` must be ticked next (undefined: no timer). */
+export const onboardingWakeAt = (state: OnboardingState): number | undefined =>
+  state.phase === "off" ? undefined : Math.min(state.until, state.pending?.until ?? Infinity, state.session?.until ?? Infinity);
 
 const PATHS = ["/v1/info", "/v1/start", "/v1/confirm", "/v1/call"];
 
-function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingContext, effects: Effects): OnboardingState {
+/**
+ * One step of the onboarding machine: the next state (a new object when
+ * anything changed), with the effects carried out through `out` on the way.
+ * @example
+ *   let s = INITIAL_ONBOARDING;
+ *   s = reduceOnboarding(s, { type: "start", asked: true }, ctx, out);   // out.open("wcm-lamp-1")
+ */
+export function reduceOnboarding(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingContext, out: OnboardingOutput): OnboardingState {
   const now = ctx.now;
   const times = ctx.times;
   const phase = state.phase;
@@ -202,15 +194,15 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
       const next = { ...state, asked: state.asked || asked, failures: cleared, until: Math.max(state.until, now + times.windowMs) };
       if (phase !== "off") return next;
       const ssid = softApName(ctx.deviceId);
-      effects.push({ type: "ap-open", ssid });
-      log(effects, `SoftAP ${ssid} up${cleared >= MAX_FAILED_HANDSHAKES ? " (locked: press the button)" : ""}`);
+      out.open(ssid);
+      log(out, `SoftAP ${ssid} up${cleared >= MAX_FAILED_HANDSHAKES ? " (locked: press the button)" : ""}`);
       return { ...next, result: undefined, phase: "open" };
     }
     case "stop":
-      return close(state, effects, "stopped");
+      return close(state, out, "stopped");
     case "tick": {
       if (phase === "off") return state;
-      if (now >= state.until) return close(state, effects, phase === "joined" ? "joined" : "window over");
+      if (now >= state.until) return close(state, out, phase === "joined" ? "joined" : "window over");
       const pending = state.pending;
       const session = state.session;
       return { ...state, pending: pending && now < pending.until ? pending : undefined, session: session && now < session.until ? session : undefined };
@@ -220,7 +212,7 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
     case "online": {
       const next = { ...state, online: event.online };
       // never onboarding while ONLINE unless the product asked: a hotspot or stored network came through
-      return event.online && phase === "open" && !state.asked ? close(next, effects, "online without it") : next;
+      return event.online && phase === "open" && !state.asked ? close(next, out, "online without it") : next;
     }
     case "joined":
     case "join-failed": {
@@ -230,7 +222,7 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
       // the join of a handed-over network, or (joined) a later retry of one that failed (the manager keeps trying it)
       if (!(phase === "joining" && state.target!.includes(ssid)) && !(ok && phase === "open" && result?.state === "FAILED" && result.ssid === ssid)) return state;
       const reason = ok ? undefined : event.reason;
-      log(effects, `${ssid}: ${reason ?? "joined"}`, ok ? "info" : "warn");
+      log(out, `${ssid}: ${reason ?? "joined"}`, ok ? "info" : "warn");
       return {
         ...state, target: undefined, phase: ok ? "joined" : "open", result: { state: ok ? "JOINED" : "FAILED", ssid, reason },
         until: Math.min(state.until, ok ? now + times.lingerMs : Infinity),
@@ -241,7 +233,7 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
       const session = state.session;
       const ok = event.ok;
       if (!storing || storing.id !== event.id || !session) return state;
-      answer(effects, ctx, session, event.id, storing.n, ok ? { op: "networks", stored: state.target!.length } : { op: "status", state: "FAILED", reason: "STORE_FAILED", online: state.online });
+      answer(out, ctx, session, event.id, storing.n, ok ? { op: "networks", stored: state.target!.length } : { op: "status", state: "FAILED", reason: "STORE_FAILED", online: state.online });
       return { ...state, storing: undefined, ...(ok && { phase: "joining", until: Math.max(state.until, now + times.joinMs) }) };
     }
   }
@@ -251,12 +243,12 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
   const path = PATHS.indexOf(req.path);
   const method = path ? "POST" : "GET";
   const body = req.body;
-  const fail = (status: number, code: string, detail: string) => (reply(effects, id, status, encodeError(code, detail)), state);
+  const fail = (status: number, code: string, detail: string) => (out.respond(id, status, encodeError(code, detail)), state);
   if (phase === "off") return fail(410, "CLOSED", "not onboarding");
   if (path < 0) return fail(404, "NOT_FOUND", "no such path");
   if (req.method !== method) return fail(405, "METHOD_NOT_ALLOWED", method);
   try {
-    if (!path) return (reply(effects, id, 200, encodeInfo(ctx.deviceId, ONBOARD_PAKE, failures >= MAX_FAILED_HANDSHAKES)), state);
+    if (!path) return (out.respond(id, 200, encodeInfo(ctx.deviceId, ONBOARD_PAKE, failures >= MAX_FAILED_HANDSHAKES)), state);
     if (path === 1) {
       const m = parseStart(body);
       const sid = m.sid;
@@ -264,7 +256,7 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
       // counted now, cleared by the confirmation: an attacker who never confirms spends an attempt too
       const mine = cpaceShare(ctx.seal, cpaceGenerator(ctx.digest, ctx.code, ctx.deviceId, sid), ctx.random);
       const keys = cpaceKeys(ctx.digest, ctx.seal, ctx.deviceId, sid, mine.scalar, m.a, mine.share, m.a);
-      if (keys) reply(effects, id, 200, encodeStartAnswer(mine.share, keys.deviceTag));
+      if (keys) out.respond(id, 200, encodeStartAnswer(mine.share, keys.deviceTag));
       else fail(400, "MESSAGE_INVALID", "a: not a P-256 share");
       return { ...state, failures: failures + 1, pending: keys && { sid, keys, lastN: 0, until: now + times.handshakeMs } };
     }
@@ -274,11 +266,11 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
       if (!pending || !constantTimeEqual(pending.sid, m.sid)) return fail(401, "NO_SESSION", "no such handshake");
       const ok = constantTimeEqual(pending.keys.clientTag, m.t);
       if (ok) {
-        reply(effects, id, 200, utf8Encode('{"v":1,"ok":true}'));
-        log(effects, "owner authenticated");
+        out.respond(id, 200, utf8Encode('{"v":1,"ok":true}'));
+        log(out, "owner authenticated");
       } else {
         fail(403, "AUTH_FAILED", "wrong label code");
-        log(effects, `a handshake failed (${failures} of ${MAX_FAILED_HANDSHAKES})`, "warn");
+        log(out, `a handshake failed (${failures} of ${MAX_FAILED_HANDSHAKES})`, "warn");
       }
       return { ...state, pending: undefined, ...(ok && { session: { ...pending, until: now + times.sessionMs }, failures: 0 }) };
     }
@@ -296,14 +288,14 @@ function reduce(state: OnboardingState, event: OnboardingEvent, ctx: OnboardingC
     const op = call.op;
     if (op === "networks") {
       const networks = call.networks;
-      effects.push({ type: "store", id, networks });
-      log(effects, `${networks.length} network(s) handed over`);
+      out.store(id, networks);
+      log(out, `${networks.length} network(s) handed over`);
       return { ...next, result: undefined, target: networks.map((x) => x.ssid), storing: { id, n } };
     }
     // status: JOINING while a join runs, else the last outcome, else WAITING (JSON leaves the undefined fields out)
     const r = phase === "joining" ? { state: "JOINING" as const, ssid: state.target![0] } : state.result ?? { state: "WAITING" as const };
-    answer(effects, ctx, live, id, n, op === "status" ? { op, ...r, online: state.online } : op === "scan" ? { op, networks: state.scan } : { op });
-    return op === "end" ? close(next, effects, "the owner's client ended it") : next;
+    answer(out, ctx, live, id, n, op === "status" ? { op, ...r, online: state.online } : op === "scan" ? { op, networks: state.scan } : { op });
+    return op === "end" ? close(next, out, "the owner's client ended it") : next;
   } catch (caught) {
     // the parsers' MESSAGE_TOO_LARGE (413) or MESSAGE_INVALID (400)
     if (!isWcmError(caught)) throw caught;
@@ -360,11 +352,10 @@ export class OnboardingAttachment {
   /** who stores handed-over networks (bound to the manager) */
   protected declare host: OnboardingBinding | undefined;
   private declare readonly ports: RunnerPorts;
-  private declare readonly port: OnboardingPort;
   private declare readonly ctx: OnboardingContext;
-  private declare readonly replies: Map<number, (status: number, body: Uint8Array) => void>;
+  /** the machine's effects, carried out as it steps */
+  private declare readonly output: OnboardingOutput;
   private declare readonly afterMs: number;
-  private declare nextId: number;
   private declare timer: ScheduledTask | undefined;
   private declare trigger: ScheduledTask | undefined;
   private declare queue: OnboardingEvent[];
@@ -378,15 +369,45 @@ export class OnboardingAttachment {
   ) {
     this.current = INITIAL_ONBOARDING;
     this.ports = ports;
-    this.port = ports.onboarding;
-    this.replies = new Map();
-    this.nextId = 1;
     this.queue = [];
     this.afterMs = setup.afterMs ?? DEFAULT_ONBOARD_AFTER_MS;
     this.seen = "STOPPED";
     this.ctx = {
       digest: ports.digest, seal: ports.seal, random: (n) => ports.random.bytes(n), now: 0,
       deviceId: setup.deviceId, code: setup.code, times: { ...DEFAULT_ONBOARDING_TIMES, ...setup.times },
+    };
+    const port = ports.onboarding;
+    const log = ports.log ?? (() => {});
+    const replies = new Map<number, (status: number, body: Uint8Array) => void>();
+    let nextId = 1;
+    this.output = {
+      open: (ssid) => port.open(ssid, (request, respond) => {
+        const id = nextId++;
+        replies.set(id, respond);
+        this.feed({ type: "request", id, request });
+      }),
+      close: () => {
+        port.close();
+        replies.forEach((respond) => respond(410, new Uint8Array(0)));
+        replies.clear();
+      },
+      respond: (id, status, body) => {
+        const respond = replies.get(id);
+        replies.delete(id);
+        if (respond) respond(status, body);
+      },
+      store: (id, networks) => {
+        let ok = true;
+        try {
+          this.host!.storeNetworks(networks);
+        } catch (error) {
+          ok = false;
+          log("warn", `onboarding: storing networks failed: ${error instanceof Error ? error.message : "error"}`);
+        }
+        // (queued: the machine finishes this step first)
+        this.feed({ type: "stored", id, ok });
+      },
+      log,
     };
     const radio = ports.network;
     let pending: string | undefined;
@@ -456,52 +477,17 @@ export class OnboardingAttachment {
 
   private step(event: OnboardingEvent): void {
     const ports = this.ports;
-    const clock = ports.clock;
     const ctx = this.ctx;
-    const replies = this.replies;
-    const log = ports.log ?? (() => {});
-    ctx.now = clock.now();
-    const step = onboardingStep(this.current, event, ctx);
-    const wakeAt = step.wakeAt;
-    const effects = step.effects;
-    this.current = step.state;
+    ctx.now = ports.clock.now();
+    const state = (this.current = reduceOnboarding(this.current, event, ctx, this.output));
+    const wakeAt = onboardingWakeAt(state);
     this.timer?.cancel();
-    this.timer = wakeAt === undefined ? undefined : ports.scheduler.after(Math.max(0, wakeAt - clock.now()), () => {
+    this.timer = wakeAt === undefined ? undefined : ports.scheduler.after(Math.max(0, wakeAt - ports.clock.now()), () => {
       this.timer = undefined;
       this.feed({ type: "tick" });
     });
-    for (let i = 0; i < effects.length; i++) {
-      const effect = effects[i];
-      const type = effect.type;
-      if (type === "ap-open") {
-        this.port.open(effect.ssid, (request, respond) => {
-          const id = this.nextId++;
-          replies.set(id, respond);
-          this.feed({ type: "request", id, request });
-        });
-      } else if (type === "ap-close") {
-        this.port.close();
-        replies.forEach((respond) => respond(410, new Uint8Array(0)));
-        replies.clear();
-      } else if (type === "respond") {
-        const respond = replies.get(effect.id);
-        replies.delete(effect.id);
-        if (respond) respond(effect.status, effect.body);
-      } else if (type === "store") {
-        let ok = true;
-        try {
-          this.host!.storeNetworks(effect.networks);
-        } catch (error) {
-          ok = false;
-          log("warn", `onboarding: storing networks failed: ${error instanceof Error ? error.message : "error"}`);
-        }
-        this.feed({ type: "stored", id: effect.id, ok });
-      } else {
-        log(effect.level, effect.message);
-      }
-    }
     // not running: arm the automatic start
-    if (this.current.phase === "off") this.arm();
+    if (state.phase === "off") this.arm();
   }
 
   private disarm(): void {
