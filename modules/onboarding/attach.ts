@@ -153,12 +153,14 @@ const answer = (out: OnboardingOutput, ctx: OnboardingContext, session: Session,
 
 /** The access points worth showing the owner: strongest per SSID, strongest first, bounded, the device's own SoftAP left out. */
 function summarise(results: readonly ScanResult[], own: string): ScanEntry[] {
-  // strongest first (a stable sort), then the first of each SSID
-  const heard = results.slice(0, 64)
-    .filter((r) => r.ssid !== own && valid(r.ssid, checkSsid, ""))
-    .map((r): ScanEntry => ({ ssid: r.ssid, rssi: Math.max(-127, Math.min(0, Math.round(r.rssi))), security: r.security }))
-    .sort((a, b) => b.rssi - a.rssi);
-  return heard.filter((e, i) => heard.findIndex((x) => x.ssid === e.ssid) === i).slice(0, MAX_SCAN_ENTRIES);
+  const best = new Map<string, ScanEntry>();
+  results.slice(0, 64).forEach((r) => {
+    const ssid = r.ssid;
+    const rssi = Math.max(-127, Math.min(0, Math.round(r.rssi)));
+    const seen = best.get(ssid);
+    if (ssid !== own && valid(ssid, checkSsid, "") && (!seen || seen.rssi < rssi)) best.set(ssid, { ssid, rssi, security: r.security });
+  });
+  return Array.from(best.values()).sort((a, b) => b.rssi - a.rssi).slice(0, MAX_SCAN_ENTRIES);
 }
 
 const close = (state: OnboardingState, out: OnboardingOutput, why: string): OnboardingState => {
@@ -296,11 +298,11 @@ export function reduceOnboarding(state: OnboardingState, event: OnboardingEvent,
     const r = phase === "joining" ? { state: "JOINING" as const, ssid: state.target![0] } : state.result ?? { state: "WAITING" as const };
     answer(out, ctx, live, id, n, op === "status" ? { op, ...r, online: state.online } : op === "scan" ? { op, networks: state.scan } : { op });
     return op === "end" ? close(next, out, "the owner's client ended it") : next;
-  } catch (caught) {
+  } catch (error) {
     // the parsers' MESSAGE_TOO_LARGE (413) or MESSAGE_INVALID (400)
-    if (!isWcmError(caught)) throw caught;
-    const code = caught.code;
-    return fail(code === "MESSAGE_TOO_LARGE" ? 413 : 400, code, caught.message);
+    if (!isWcmError(error)) throw error;
+    const code = error.code;
+    return fail(code === "MESSAGE_TOO_LARGE" ? 413 : 400, code, error.message);
   }
 }
 
@@ -372,10 +374,8 @@ export class OnboardingAttachment {
     this.queue = [];
     this.afterMs = setup.afterMs ?? DEFAULT_ONBOARD_AFTER_MS;
     this.seen = "STOPPED";
-    this.ctx = {
-      digest: ports.digest, seal: ports.seal, random: (n) => ports.random.bytes(n), now: 0,
-      deviceId: setup.deviceId, code: setup.code, times: { ...DEFAULT_ONBOARDING_TIMES, ...setup.times },
-    };
+    // digest, seal, deviceId and code as they are (the other fields go along unread)
+    this.ctx = { ...ports, ...setup, random: (n) => ports.random.bytes(n), now: 0, times: { ...DEFAULT_ONBOARDING_TIMES, ...setup.times } };
     const port = ports.onboarding;
     const log = ports.log ?? (() => {});
     const replies = new Map<number, (status: number, body: Uint8Array) => void>();

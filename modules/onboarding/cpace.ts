@@ -90,7 +90,7 @@ const point = (x: bigint, y: bigint) => fromHex(`04${hex32(x)}${hex32(y)}`);
 export function encodeToP256(digest: DigestPort, msg: Uint8Array, dst: string): Uint8Array {
   // 5.3.1 expand_message_xmd, 48 bytes (ell = 2): b1 || b2[0:16]
   const tag = utf8Encode(dst);
-  if (tag.length > 255) throw new RangeError("expand_message_xmd: DST over 255 bytes");
+  if (tag.length > 255) throw new RangeError("DST over 255 bytes");
   const dstPrime = concatBytes(tag, Uint8Array.of(tag.length));
   const b0 = digest.sha256(concatBytes(new Uint8Array(64), msg, Uint8Array.of(0, 48, 0), dstPrime));
   const b1 = digest.sha256(concatBytes(b0, Uint8Array.of(1), dstPrime));

@@ -69,20 +69,23 @@ export const json = jsonBytes;
 /** @internal A JSON body of at most `max` bytes with exactly the fields of `shape` (errors name the field alone). */
 export const message = (bytes: Uint8Array, max: number, shape: Shape): any => check(decodeJson(bytes, max, "body"), shape, "");
 
+/** The parser of an outer message (a body of at most MAX_LOCAL_BODY bytes) with the fields of `shape`. */
+const outer = (shape: Shape) => (bytes: Uint8Array): any => message(bytes, MAX_LOCAL_BODY, { v: VERSION, ...shape });
+
 /** The sid of every outer message. */
 const SID = base64url(SID_BYTES);
 
 /** POST /v1/start body. */
-export const parseStart = (bytes: Uint8Array): StartMessage => message(bytes, MAX_LOCAL_BODY, { v: VERSION, sid: SID, a: base64url(32) });
+export const parseStart: (bytes: Uint8Array) => StartMessage = outer({ sid: SID, a: base64url(32) });
 
 /** POST /v1/confirm body. */
-export const parseConfirm = (bytes: Uint8Array): ConfirmMessage => message(bytes, MAX_LOCAL_BODY, { v: VERSION, sid: SID, t: base64url(32) });
+export const parseConfirm: (bytes: Uint8Array) => ConfirmMessage = outer({ sid: SID, t: base64url(32) });
 
 /** @internal Call counters: 1..2^31-1. */
 export const COUNTER = [1, 0x7fffffff] as const;
 
 /** POST /v1/call body. */
-export const parseCall = (bytes: Uint8Array): CallMessage => message(bytes, MAX_LOCAL_BODY, { v: VERSION, sid: SID, n: COUNTER, c: base64url(16, SEALED_MAX) });
+export const parseCall: (bytes: Uint8Array) => CallMessage = outer({ sid: SID, n: COUNTER, c: base64url(16, SEALED_MAX) });
 
 export const encodeStartAnswer = (b: Uint8Array, t: Uint8Array) => json({ v: 1, b: toBase64Url(b), t: toBase64Url(t) });
 export const encodeCallAnswer = (n: number, c: Uint8Array) => json({ v: 1, n, c: toBase64Url(c) });
