@@ -31,7 +31,7 @@
  *   only grow) and failed handshakes counted: at MAX_FAILED_HANDSHAKES the
  *   device refuses handshakes until a button press or a power cycle;
  * - `networks` asks the host to store them (effect `store`, then `stored`), and
- *   waits for the join's outcome (`joined` / `join-failed`), which the client
+ *   waits for the join's outcome (`join`: joined, or failed with a reason), which the client
  *   reads with `status`; after JOINED the window lingers briefly, then closes;
  * - `tick` expires the window, a pending handshake and an idle session.
  * A bad request changes nothing but the failure count of an unconfirmed handshake.
@@ -122,8 +122,8 @@ export type OnboardingEvent =
   | { type: "request"; id: number; request: LocalRequest }
   | { type: "stored"; id: number; ok: boolean }
   | { type: "scan"; results: readonly ScanResult[] }
-  | { type: "joined"; ssid: string }
-  | { type: "join-failed"; ssid: string; reason: NetworkFailureReason }
+  /** a join's outcome: joined, or failed for `reason` */
+  | { type: "join"; ssid: string; reason?: NetworkFailureReason }
   | { type: "online"; online: boolean };
 
 /**
@@ -216,14 +216,13 @@ export function reduceOnboarding(state: OnboardingState, event: OnboardingEvent,
       // never onboarding while ONLINE unless the product asked: a hotspot or stored network came through
       return event.online && phase === "open" && !state.asked ? close(next, out, "online without it") : next;
     }
-    case "joined":
-    case "join-failed": {
+    case "join": {
       const ssid = event.ssid;
       const result = state.result;
-      const ok = event.type === "joined";
+      const reason = event.reason;
+      const ok = !reason;
       // the join of a handed-over network, or (joined) a later retry of one that failed (the manager keeps trying it)
       if (!(phase === "joining" && state.target!.includes(ssid)) && !(ok && phase === "open" && result?.state === "FAILED" && result.ssid === ssid)) return state;
-      const reason = ok ? undefined : event.reason;
       log(out, `${ssid}: ${reason ?? "joined"}`, ok ? "info" : "warn");
       return {
         ...state, target: undefined, phase: ok ? "joined" : "open", result: { state: ok ? "JOINED" : "FAILED", ssid, reason },
@@ -414,7 +413,7 @@ export class OnboardingAttachment {
     // forwards everything and tells the machine what it sees
     const outcome = (ssid: string, reason?: NetworkFailureReason) => {
       if (pending === ssid) pending = undefined;
-      this.feed(reason ? { type: "join-failed", ssid, reason } : { type: "joined", ssid });
+      this.feed({ type: "join", ssid, reason });
     };
     this.network = {
       scan: (done) => radio.scan((results) => {

@@ -157,7 +157,7 @@ export function cpaceKeys(
   } catch {
     return undefined;
   }
-  const okm = hkdfSha256(digest, k, sid, concatBytes(labelled("wcm-v1 onboard-keys", deviceId), Uint8Array.of(0), clientShare, deviceShare), 64);
+  const okm = hkdfSha256(digest, k, sid, labelled("wcm-v1 onboard-keys", deviceId, concatBytes(clientShare, deviceShare)), 64);
   const tag = (from: number, who: string) => digest.hmacSha256(okm.slice(from, from + 16), labelled("wcm-v1 onboard-confirm", who));
   return { deviceTag: tag(0, "device"), clientTag: tag(16, "client"), c2s: okm.slice(32, 48), s2c: okm.slice(48, 64) };
 }

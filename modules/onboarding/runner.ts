@@ -51,11 +51,11 @@ export class OnboardingRunner extends OnboardingAttachment {
   }
 
   joined(ssid: string): void {
-    this.feed({ type: "joined", ssid });
+    this.feed({ type: "join", ssid });
   }
 
   joinFailed(ssid: string, reason: NetworkFailureReason): void {
-    this.feed({ type: "join-failed", ssid, reason });
+    this.feed({ type: "join", ssid, reason });
   }
 
   online(online: boolean): void {
