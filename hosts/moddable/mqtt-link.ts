@@ -10,12 +10,14 @@
  * - A refused CONNECT: the client has no API for the CONNACK code; it calls
  *   fail("server rejected mqtt request with code N") and then onClose(). The
  *   subclass below reads N from that message (mqtt.js, SDK 8.2.3).
- * - Exactly one onClose per connect(); nothing is delivered after it.
+ * - Exactly one onClose per connect(); nothing is delivered after it. A CA,
+ *   certificate or key that is not PEM, or a client that cannot be made, ends
+ *   the attempt one timer turn later with "connect failed: <message>".
  * - The TCP socket under TLS is closed one timer turn after anyone asks (see
  *   DeferredCloseSocket): a close from inside the socket's own callback kills
  *   mcsim on lin.
  */
-import Client from "mqtt";
+import Client, { type ClientOptions } from "mqtt";
 import SecureSocket from "securesocket";
 import { Socket } from "socket";
 import Timer from "timer";
@@ -23,7 +25,8 @@ import CertificateManager from "ssl/cert";
 import type { CloudLink, LinkConnectOptions, LinkEvents } from "wcm/ports";
 import { pemBlocks } from "wcm-host/pem";
 
-const REFUSED = /server rejected mqtt request with code (\d+)/;
+const REFUSED = "server rejected mqtt request with code ";
+const CERTIFICATE = "CERTIFICATE";
 
 // the SDK types Socket as overloads of RAW/TCP/UDP; the link only makes TCP sockets
 const TcpSocket = Socket as unknown as new (options: Record<string, unknown>) => { close(): void };
@@ -50,6 +53,11 @@ class DeferredCloseSocket extends TcpSocket {
   // declared, not defined: a class field costs bytecode on XS (undefined until the first close)
   private declare closing: boolean;
 
+  // written out: XS compiles the implicit one as constructor(...args) { super(...args) }, 45 B more
+  constructor(dictionary: Record<string, unknown>) {
+    super(dictionary);
+  }
+
   override close(): void {
     if (this.closing) return;
     this.closing = true;
@@ -63,16 +71,22 @@ class DeferredCloseSocket extends TcpSocket {
   }
 }
 
-/** SecureSocket over a DeferredCloseSocket (SecureSocket takes a ready socket as `sock`). */
+/** SecureSocket over a DeferredCloseSocket (SecureSocket takes a ready socket as `sock`, else makes one from the same dictionary). */
 class LinkSecureSocket extends SecureSocket {
   constructor(dictionary: Record<string, unknown>) {
-    super({ ...dictionary, sock: new DeferredCloseSocket({ host: dictionary.host, port: dictionary.port }) });
+    dictionary.sock = new DeferredCloseSocket(dictionary);
+    super(dictionary);
   }
 }
 
 class LinkClient extends Client {
   /** the message of mqtt.js fail(), if it failed */
   declare lastFailure?: string;
+
+  // written out, as above
+  constructor(options: ClientOptions) {
+    super(options);
+  }
 
   override fail(message?: string): void {
     this.lastFailure = message;
@@ -91,20 +105,14 @@ export function createModdableLink(): CloudLink {
     const old = client;
     events = client = undefined;
     ready = false;
-    if (old) {
-      old.onReady = old.onMessage = old.onClose = undefined;
-      try {
-        old.close();
-      } catch {
-        // already closed
-      }
-    }
+    // its callbacks check `client === current`, so nothing more is delivered; mqtt.js close() catches its own errors
+    old?.close();
     target?.onClose({ connackCode, detail });
   };
   /** Publish and subscribe while ready; a failure here arrives through onClose. */
-  const send = (act: (c: LinkClient) => void) => {
+  const send = (method: "publish" | "subscribe", topic: string, payload?: ArrayBuffer) => {
     try {
-      if (ready && client) act(client);
+      if (ready && client) client[method](topic, payload as ArrayBuffer);
     } catch {
       // the close arrives through onClose
     }
@@ -114,48 +122,45 @@ export function createModdableLink(): CloudLink {
     connect(options: LinkConnectOptions, linkEvents: LinkEvents): void {
       events = linkEvents;
       const tls = options.tls;
-      const anchors = pemBlocks(tls.ca, "CERTIFICATE");
-      for (const extra of anchors.slice(1)) CertificateManager.register(extra);
-      const secure: Record<string, unknown> = { protocolVersion: 0x0303, certificate: anchors[0], tls_server_name: tls.serverName, verify: true };
-      if (tls.certificate && tls.privateKey) {
-        secure.clientCertificates = pemBlocks(tls.certificate, "CERTIFICATE");
-        secure.clientKey = pemBlocks(tls.privateKey, "PRIVATE KEY")[0];
-      }
-      let current: LinkClient;
       try {
-        current = client = new LinkClient({
+        const anchors = pemBlocks(tls.ca, CERTIFICATE);
+        anchors.slice(1).forEach(CertificateManager.register);
+        const secure: Record<string, unknown> = { protocolVersion: 0x0303, certificate: anchors[0], tls_server_name: tls.serverName, verify: true };
+        if (tls.certificate && tls.privateKey) {
+          secure.clientCertificates = pemBlocks(tls.certificate, CERTIFICATE);
+          secure.clientKey = pemBlocks(tls.privateKey, "PRIVATE KEY")[0];
+        }
+        const current = (client = new LinkClient({
           host: options.host,
           port: options.port,
           id: options.clientId,
           user: options.username,
-          ...(options.password !== undefined && { password: ArrayBuffer.fromString(options.password) }),
+          password: options.password === undefined ? undefined : ArrayBuffer.fromString(options.password),
           timeout: options.keepAliveSeconds * 1000,
           Socket: LinkSecureSocket,
           secure,
-        });
+        }));
+        current.onReady = () => {
+          if (client !== current) return;
+          ready = true;
+          events!.onReady();
+        };
+        current.onMessage = (topic: string, payload: ArrayBuffer) => {
+          if (client === current && ready) events!.onMessage(topic, new Uint8Array(payload));
+        };
+        current.onClose = () => {
+          if (client !== current) return;
+          const failure = current.lastFailure ?? "";
+          finish(failure.slice(0, 120) || "connection closed", failure.startsWith(REFUSED) ? Number(failure.slice(REFUSED.length)) : undefined);
+        };
       } catch (error) {
         const detail = `connect failed: ${error instanceof Error ? error.message : "error"}`;
         // deliver asynchronously, as a network failure would be
-        Promise.resolve().then(() => finish(detail));
-        return;
+        Timer.set(() => finish(detail), 0);
       }
-      current.onReady = () => {
-        if (client !== current || !events) return;
-        ready = true;
-        events.onReady();
-      };
-      current.onMessage = (topic: string, payload: ArrayBuffer) => {
-        if (client === current && ready) events?.onMessage(topic, new Uint8Array(payload));
-      };
-      current.onClose = () => {
-        if (client !== current) return;
-        const failure = current.lastFailure ?? "";
-        const refused = REFUSED.exec(failure);
-        finish(failure.slice(0, 120) || "connection closed", refused ? Number(refused[1]) : undefined);
-      };
     },
-    publish: (topic: string, payload: Uint8Array) => send((c) => c.publish(topic, payload.slice().buffer as ArrayBuffer)),
-    subscribe: (topic: string) => send((c) => c.subscribe(topic)),
+    publish: (topic: string, payload: Uint8Array) => send("publish", topic, payload.slice().buffer as ArrayBuffer),
+    subscribe: (topic: string) => send("subscribe", topic),
     close: () => finish("closed by device"),
   };
 }
