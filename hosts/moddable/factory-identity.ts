@@ -13,38 +13,32 @@
  * Nothing here validates: validateConfig() does, with its bounds and errors.
  */
 import Preference from "preference";
-import { toBase64Url, toHex } from "wcm/bytes";
 
-/** DER as PEM text with `label` ("CERTIFICATE", "PRIVATE KEY"), 64 characters a line. */
-export function derToPem(der: Uint8Array, label: string): string {
-  const base64 = toBase64Url(der).replace(/-/g, "+").replace(/_/g, "/");
-  const body = base64 + "=".repeat(-base64.length & 3);
-  return `-----BEGIN ${label}-----\n${body.replace(/(.{64})(?!$)/g, "$1\n")}\n-----END ${label}-----\n`;
+/** DER as PEM text with `label` ("CERTIFICATE", "PRIVATE KEY"), 64 characters a line (XS's Uint8Array toBase64: padded base64). */
+function derToPem(der: Uint8Array, label: string): string {
+  return `-----BEGIN ${label}-----\n${der.toBase64().replace(/(.{64})(?!$)/g, "$1\n")}\n-----END ${label}-----\n`;
 }
 
-/** NVS key, config field and how it is stored, three words each: "s" a string, "h" a blob as hex, "c"/"k" a DER blob as PEM. */
-const FIELDS = "secret secret h tempSecret temporarySecret h tempFrom temporarySecretFrom s hmacKeyBlock hmacKeyBlock s provKey provisioningKey h cert certificate c key privateKey k labelCode labelCode s".split(" ");
+/** NVS key, config field (empty: the same name) and how it is stored, three items each: "s" a string, "h" a blob as hex (XS's Uint8Array toHex: lower case), else a DER blob as PEM of that label. */
+const FIELDS = "deviceId,,s,option,,s,secret,,h,tempSecret,temporarySecret,h,tempFrom,temporarySecretFrom,s,hmacKeyBlock,,s,provKey,provisioningKey,h,cert,certificate,CERTIFICATE,key,privateKey,PRIVATE KEY,labelCode,,s".split(",");
 
 /**
  * The identity fields from NVS (deviceId, option, secret / temporarySecret /
  * temporarySecretFrom + hmacKeyBlock / provisioningKey / certificate +
- * privateKey, labelCode), or undefined when the partition has no deviceId.
+ * privateKey, labelCode), or undefined when the partition has no deviceId or no option.
  */
 export function factoryIdentity(domain = "wcm"): Record<string, string> | undefined {
-  const deviceId = Preference.get(domain, "deviceId");
-  const option = Preference.get(domain, "option");
-  if (typeof deviceId !== "string" || typeof option !== "string") return undefined;
-  const identity: Record<string, string> = { deviceId, option };
+  const identity: Record<string, string> = {};
   for (let i = 0; i < FIELDS.length; i += 3) {
     const value = Preference.get(domain, FIELDS[i]);
+    const field = FIELDS[i + 1] || FIELDS[i];
     const kind = FIELDS[i + 2];
-    const field = FIELDS[i + 1];
     if (kind === "s") {
       if (typeof value === "string") identity[field] = value;
     } else if (value instanceof ArrayBuffer) {
       const bytes = new Uint8Array(value);
-      identity[field] = kind === "h" ? toHex(bytes) : derToPem(bytes, kind === "c" ? "CERTIFICATE" : "PRIVATE KEY");
+      identity[field] = kind === "h" ? bytes.toHex() : derToPem(bytes, kind);
     }
   }
-  return identity;
+  return "deviceId" in identity && "option" in identity ? identity : undefined;
 }

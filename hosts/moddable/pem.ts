@@ -1,21 +1,21 @@
 /*
  * PEM to DER for SecureSocket, which takes DER: the cloud CA (trust anchor),
- * the client certificate chain and the PKCS#8 client key. Strict base64
- * (the core's base64url decoder, wcm/bytes, after the alphabet is mapped).
+ * the client certificate chain and the PKCS#8 client key. Strict base64 by
+ * XS's own Uint8Array.fromBase64 (SDK 8.2.x, xs/sources/xsDataView.c, every
+ * platform): padding required, unused bits zero, ASCII whitespace skipped;
+ * anything else throws SyntaxError.
  */
-import { fromBase64Url } from "wcm/bytes";
 
 /** Every block of `label` ("CERTIFICATE", "PRIVATE KEY") in `pem`, as DER. */
 export function pemBlocks(pem: string, label: string): ArrayBuffer[] {
-  const blocks: ArrayBuffer[] = [];
-  const begin = `-----BEGIN ${label}-----`;
   const end = `-----END ${label}-----`;
-  for (let at = pem.indexOf(begin), stop = 0; at >= 0; at = pem.indexOf(begin, stop)) {
-    stop = pem.indexOf(end, at);
+  return pem.split(`-----BEGIN ${label}-----`).slice(1).map((block) => {
+    const stop = block.indexOf(end);
     if (stop < 0) throw new Error(`PEM: unterminated ${label}`);
-    const text = pem.slice(at + begin.length, stop).replace(/[\r\n\t ]/g, "");
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4) throw new Error("PEM: bad base64");
-    blocks.push(fromBase64Url(text.replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_")).buffer as ArrayBuffer);
-  }
-  return blocks;
+    try {
+      return Uint8Array.fromBase64(block.slice(0, stop), { lastChunkHandling: "strict" }).buffer as ArrayBuffer;
+    } catch {
+      throw new Error("PEM: bad base64");
+    }
+  });
 }
