@@ -15,15 +15,16 @@ import Time from "time";
 import Timer from "timer";
 import type { ClockPort, DigestPort, KeyValuePort, RandomPort, SchedulerPort } from "wcm/ports";
 
-function sha256(...parts: Uint8Array[]): Uint8Array {
+/** SHA-256 of the parts, one after another (the native digest reads ArrayBuffers and views alike). */
+function sha256(...parts: (ArrayBuffer | ArrayBufferView)[]): Uint8Array {
   const digest = new Digest("SHA256");
-  for (const part of parts) digest.write(part as unknown as ArrayBuffer);
+  for (let i = 0; i < parts.length; i++) digest.write(parts[i] as ArrayBuffer);
   return new Uint8Array(digest.close());
 }
 
 /** SHA-256 and HMAC-SHA256 on the native digest. */
 export const nativeDigest: DigestPort = {
-  sha256: (data) => sha256(data),
+  sha256,
   hmacSha256(key, data) {
     const block = new Uint8Array(64);
     block.set(key.length > 64 ? sha256(key) : key);
@@ -32,18 +33,14 @@ export const nativeDigest: DigestPort = {
   },
 };
 
-/** Randomness for request ids and retry jitter (the device never makes keys). */
+/** Randomness for request ids and retry jitter (the device never makes keys): SHA-256 of a boot seed, a counter and fresh rng bytes per 32 bytes. */
 export function moddableRandom(): RandomPort {
   let counter = 0;
-  const seed = sha256(new Uint8Array(RNG.get(32)), new Uint8Array(new Float64Array([Date.now(), Time.ticks, Math.random()]).buffer));
+  const seed = sha256(RNG.get(32), new Float64Array([Date.now(), Time.ticks, Math.random()]));
   return {
     bytes(length) {
       const out = new Uint8Array(length);
-      for (let filled = 0; filled < length; filled += 32) {
-        const count = new Uint8Array(4);
-        new DataView(count.buffer).setUint32(0, counter++);
-        out.set(sha256(seed, count, new Uint8Array(RNG.get(8))).subarray(0, length - filled), filled);
-      }
+      for (let filled = 0; filled < length; filled += 32) out.set(sha256(seed, new Float64Array([counter++]), RNG.get(8)).subarray(0, length - filled), filled);
       return out;
     },
   };
@@ -63,19 +60,14 @@ export function moddableClock(): ClockPort {
   };
 }
 
-/** One-shot timers. */
+/**
+ * One-shot timers. Clearing a timer that already fired, or twice, does nothing
+ * (modules/base/timer/modTimer.c forgets a one-shot timer once it has run).
+ */
 export const moddableScheduler: SchedulerPort = {
   after(delayMs, callback) {
-    let timer: Timer | undefined = Timer.set(() => {
-      timer = undefined;
-      callback();
-    }, Math.max(0, delayMs));
-    return {
-      cancel() {
-        if (timer) Timer.clear(timer);
-        timer = undefined;
-      },
-    };
+    const timer = Timer.set(callback, Math.max(0, delayMs));
+    return { cancel: () => Timer.clear(timer) };
   },
 };
 
