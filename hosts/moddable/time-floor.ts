@@ -54,26 +54,23 @@ export function raiseClock(seconds: number): boolean {
 
 /**
  * Asks SNTP `host` once (with SNTP's own retries); on success sets the clock if
- * it moves forward and saves the floor. `done` is called once either way.
+ * it moves forward and saves the floor. `done` is called once either way: SNTP
+ * (modules/network/sntp/sntp.js) closes itself before it reports the time and
+ * after it reports an error (our callback asks for no other host), so neither
+ * comes twice, and a constructor that throws has reported nothing.
  */
 export function syncTime(host: string, done: (ok: boolean) => void): void {
-  let finished = false;
-  const finish = (ok: boolean) => {
-    if (finished) return;
-    finished = true;
-    done(ok);
-  };
   try {
     new SNTP({ host }, (message, value) => {
       if (message === SNTP.time && typeof value === "number") {
         if (value > nowSeconds()) Time.set(value);
         save(value);
-        finish(true);
+        done(true);
       } else if (message === SNTP.error) {
-        finish(false);
+        done(false);
       }
     });
   } catch {
-    finish(false);
+    done(false);
   }
 }
