@@ -25,6 +25,7 @@ export const nativeSeal: SealPort = {
     if (sealed.length < 16) return undefined;
     const data = sealed.slice();
     const opened = gcm(key).process(data, data, buffer(iv), buffer(aad), false);
-    return opened === undefined ? undefined : new Uint8Array(opened as Uint8Array).slice();
+    // opened is a view of `data` (gcm.js decrypts in place): new Uint8Array copies it out
+    return opened && new Uint8Array(opened as Uint8Array);
   },
 };
