@@ -94,7 +94,7 @@ class LinkClient extends Client {
   }
 }
 
-/** Makes one CloudLink (a fresh one per connection attempt). */
+/** Makes one CloudLink (a fresh one per connection attempt: connect() is called once per link, wcm/ports). */
 export function createModdableLink(): CloudLink {
   let client: LinkClient | undefined;
   let events: LinkEvents | undefined;
@@ -105,7 +105,7 @@ export function createModdableLink(): CloudLink {
     const old = client;
     events = client = undefined;
     ready = false;
-    // its callbacks check `client === current`, so nothing more is delivered; mqtt.js close() catches its own errors
+    // mqtt.js close() catches its own errors
     old?.close();
     target?.onClose({ connackCode, detail });
   };
@@ -130,7 +130,7 @@ export function createModdableLink(): CloudLink {
           secure.clientCertificates = pemBlocks(tls.certificate, CERTIFICATE);
           secure.clientKey = pemBlocks(tls.privateKey, "PRIVATE KEY")[0];
         }
-        const current = (client = new LinkClient({
+        client = new LinkClient({
           host: options.host,
           port: options.port,
           id: options.clientId,
@@ -139,18 +139,19 @@ export function createModdableLink(): CloudLink {
           timeout: options.keepAliveSeconds * 1000,
           Socket: LinkSecureSocket,
           secure,
-        }));
-        current.onReady = () => {
-          if (client !== current) return;
+        });
+        // finish() clears events, client and ready: nothing is delivered after it
+        client.onReady = () => {
+          if (!events) return;
           ready = true;
-          events!.onReady();
+          events.onReady();
         };
-        current.onMessage = (topic: string, payload: ArrayBuffer) => {
-          if (client === current && ready) events!.onMessage(topic, new Uint8Array(payload));
+        client.onMessage = (topic: string, payload: ArrayBuffer) => {
+          if (ready) events!.onMessage(topic, new Uint8Array(payload));
         };
-        current.onClose = () => {
-          if (client !== current) return;
-          const failure = current.lastFailure ?? "";
+        client.onClose = () => {
+          if (!client) return;
+          const failure = client.lastFailure ?? "";
           finish(failure.slice(0, 120) || "connection closed", failure.startsWith(REFUSED) ? Number(failure.slice(REFUSED.length)) : undefined);
         };
       } catch (error) {
