@@ -211,7 +211,8 @@ export function boot(ctx: Context, stored: Stored, nowMs: number): Machine {
   const secret = stored.secret;
   // the stored hotspot profiles, or the firmware's when newer
   const built = config.hotspots;
-  const hotspots = stored.hotspots && (!built || stored.hotspots.rev >= built.rev) ? stored.hotspots : built ?? { rev: 0, profiles: [] };
+  const kept = stored.hotspots;
+  const hotspots = kept && (!built || kept.rev >= built.rev) ? kept : built ?? { rev: 0, profiles: [] };
   const cred: Mutable<CredentialState> = { next: stored.counter, upTo: stored.counter };
   if (secret) cred.stored = secret;
   const sync: Mutable<SyncState> = {
@@ -701,7 +702,30 @@ function message(m: X, topic: string, payload: Uint8Array): void {
   } else if (msg.op !== op) {
     return fail(m, "server", "PROTOCOL_VIOLATION", "response does not match request");
   } else if (msg.op === "issue") {
-    return onIssued(m, msg);
+    // unwrap, store, then prove possession (`commit`)
+    const ctx = m.ctx;
+    const digest = ctx.digest;
+    const cred = m.cred;
+    const active = cred.active as ActiveCredential;
+    const gen = msg.gen;
+    let wrapped = msg as { nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array };
+    if ("sealed" in msg) {
+      // A rotation sealed to this device's key: the current secret alone does not open it (9.5).
+      const opened = open(m, msg.sealed, "rotation");
+      if (!opened || opened.length !== 80) return fail(m, "server", "BAD_WRAP", "rotated secret does not open with this device's sealing key");
+      wrapped = { nonce: opened.subarray(0, 16), secret: opened.subarray(16, 48), tag: opened.subarray(48) };
+    }
+    const deviceId = ctx.config.deviceId;
+    const secret = unwrapSecret(digest, deriveWrapKey(digest, active.secret as Uint8Array), deviceId, wrapped.nonce, { ciphertext: wrapped.secret, tag: wrapped.tag });
+    if (!secret) return fail(m, "server", "BAD_WRAP", "issued secret failed its integrity check");
+    const record: StoredSecret = { deviceId, secret, generation: gen, confirmed: false };
+    // a rotation of an issued secret: keep the one it replaces until the commit is confirmed
+    if (active.label === "permanent" && cred.stored) record.previous = { secret: active.secret as Uint8Array, generation: cred.stored.generation };
+    // Stored before the proof is sent: the cloud retires the replaced secret only after the proof.
+    store(m, { rec: "cred", secret: record }, true);
+    cred.stored = record;
+    send(m, { op: "commit", gen, proof: deriveCommitProof(digest, secret, deviceId, gen) });
+    return;
   } else if (msg.op === "commit") {
     // the issued secret of that generation is the device's credential now: ONLINE as PERMANENT
     const generation = msg.gen;
@@ -737,31 +761,6 @@ function message(m: X, topic: string, payload: Uint8Array): void {
   pump(m);
 }
 
-/** The `issue` response: unwrap, store, then prove possession (`commit`). */
-function onIssued(m: X, response: Extract<CloudResponse, { op: "issue"; ok: true }>): void {
-  const ctx = m.ctx;
-  const digest = ctx.digest;
-  const cred = m.cred;
-  const active = cred.active as ActiveCredential;
-  const gen = response.gen;
-  let wrapped = response as { nonce: Uint8Array; secret: Uint8Array; tag: Uint8Array };
-  if ("sealed" in response) {
-    // A rotation sealed to this device's key: the current secret alone does not open it (9.5).
-    const opened = open(m, response.sealed, "rotation");
-    if (!opened || opened.length !== 80) return fail(m, "server", "BAD_WRAP", "rotated secret does not open with this device's sealing key");
-    wrapped = { nonce: opened.subarray(0, 16), secret: opened.subarray(16, 48), tag: opened.subarray(48) };
-  }
-  const deviceId = ctx.config.deviceId;
-  const secret = unwrapSecret(digest, deriveWrapKey(digest, active.secret as Uint8Array), deviceId, wrapped.nonce, { ciphertext: wrapped.secret, tag: wrapped.tag });
-  if (!secret) return fail(m, "server", "BAD_WRAP", "issued secret failed its integrity check");
-  const record: StoredSecret = { deviceId, secret, generation: gen, confirmed: false };
-  // a rotation of an issued secret: keep the one it replaces until the commit is confirmed
-  if (active.label === "permanent" && cred.stored) record.previous = { secret: active.secret as Uint8Array, generation: cred.stored.generation };
-  // Stored before the proof is sent: the cloud retires the replaced secret only after the proof.
-  store(m, { rec: "cred", secret: record }, true);
-  cred.stored = record;
-  send(m, { op: "commit", gen, proof: deriveCommitProof(digest, secret, deviceId, gen) });
-}
 
 
 /** A sealed private network change: store it, then hand off (or report). */
