@@ -732,7 +732,8 @@ function message(m: X, topic: string, payload: Uint8Array): void {
     const stored = m.cred.stored;
     if (!stored || stored.generation !== generation) return fail(m, "server", "PROTOCOL_VIOLATION", "commit of an unknown generation");
     confirm(m, stored);
-    m.cred.active = { label: "permanent", kind: "s", secret: stored.secret };
+    // (the stored issued secret now)
+    m.cred.active = chooseCredential(m.ctx, m.cred);
     setStatus(m, { credential: "permanent" });
     goOnline(m);
     return log(m, "info", `secret generation ${generation} committed`);
@@ -754,7 +755,36 @@ function message(m: X, topic: string, payload: Uint8Array): void {
       log(m, "info", `hotspot profiles rev ${set.rev}: ${set.profiles.length} profile(s)`);
     }
   } else if (msg.op === "network") {
-    onNetworkChange(m, msg);
+    // a sealed private network change: store it, then hand off (or report)
+    const change = open(m, msg.sealed, "network", decodeNetworkChange);
+    const seq = msg.seq;
+    if (!change || change.seq !== seq) {
+      log(m, "warn", `network change ${seq} does not open with this device's key`);
+      queueResult(m, { seq, result: "UNREADABLE" });
+    } else {
+      const ssid = change.ssid;
+      const joined = m.net.joined;
+      const onIt = !!joined && isPrivate(joined, ssid);
+      // not fresh: applied before (its result was lost): report again, or try it again
+      const fresh = seq > sync.seq;
+      if (fresh) {
+        // Nothing applied, nothing reported if this write fails: the cloud keeps the change and the next session fetches it again.
+        applyChanges(m, [change], seq);
+        log(m, "info", `network change ${seq}: ${change.action} a private network`);
+      }
+      if (change.action === "forget") {
+        queueResult(m, { seq, result: "FORGOTTEN" });
+        if (fresh && onIt) moveNetwork(m);
+      } else if (!fresh && onIt) {
+        queueResult(m, { seq, result: "JOINED" });
+      } else if (!m.ctx.radio) {
+        // the hand-off's outcome is reported once known
+        queueResult(m, { seq, result: "FAILED", failure: { reason: "NETWORK-NOT-FOUND", detail: "no radio" } });
+      } else {
+        m.net.handoff = { seq, ssid };
+        moveNetwork(m);
+      }
+    }
   } else {
     dropResult(m, msg.seq);
   }
@@ -763,38 +793,6 @@ function message(m: X, topic: string, payload: Uint8Array): void {
 
 
 
-/** A sealed private network change: store it, then hand off (or report). */
-function onNetworkChange(m: X, response: Extract<CloudResponse, { op: "network"; ok: true }>): void {
-  const sync = m.sync;
-  const change = open(m, response.sealed, "network", decodeNetworkChange);
-  const seq = response.seq;
-  if (!change || change.seq !== seq) {
-    log(m, "warn", `network change ${seq} does not open with this device's key`);
-    return queueResult(m, { seq, result: "UNREADABLE" });
-  }
-  const ssid = change.ssid;
-  const joined = m.net.joined;
-  const onIt = !!joined && isPrivate(joined, ssid);
-  // not fresh: applied before (its result was lost): report again, or try it again
-  const fresh = seq > sync.seq;
-  if (fresh) {
-    // Nothing applied, nothing reported if this write fails: the cloud keeps the change and the next session fetches it again.
-    applyChanges(m, [change], seq);
-    log(m, "info", `network change ${seq}: ${change.action} a private network`);
-  }
-  if (change.action === "forget") {
-    queueResult(m, { seq, result: "FORGOTTEN" });
-    if (fresh && onIt) moveNetwork(m);
-  } else if (!fresh && onIt) {
-    queueResult(m, { seq, result: "JOINED" });
-  } else if (!m.ctx.radio) {
-    // the hand-off's outcome is reported once known
-    queueResult(m, { seq, result: "FAILED", failure: { reason: "NETWORK-NOT-FOUND", detail: "no radio" } });
-  } else {
-    m.net.handoff = { seq, ssid };
-    moveNetwork(m);
-  }
-}
 
 /** Leaves the current network and selects again from a fresh scan. */
 function moveNetwork(m: X): void {
