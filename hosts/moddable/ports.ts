@@ -15,7 +15,7 @@ import Time from "time";
 import Timer from "timer";
 import type { ClockPort, DigestPort, KeyValuePort, RandomPort, SchedulerPort } from "wcm/ports";
 
-/** SHA-256 of the parts, one after another (the native digest reads ArrayBuffers and views alike). */
+/** SHA-256 of the parts, one after another (the native digest reads ArrayBuffers, DataViews and byte arrays; a Float64Array throws "invalid buffer"). */
 function sha256(...parts: (ArrayBuffer | ArrayBufferView)[]): Uint8Array {
   const digest = new Digest("SHA256");
   for (let i = 0; i < parts.length; i++) digest.write(parts[i] as ArrayBuffer);
@@ -36,11 +36,11 @@ export const nativeDigest: DigestPort = {
 /** Randomness for request ids and retry jitter (the device never makes keys): SHA-256 of a boot seed, a counter and fresh rng bytes per 32 bytes. */
 export function moddableRandom(): RandomPort {
   let counter = 0;
-  const seed = sha256(RNG.get(32), new Float64Array([Date.now(), Time.ticks, Math.random()]));
+  const seed = sha256(RNG.get(32), new Uint8Array(new Float64Array([Date.now(), Time.ticks, Math.random()]).buffer));
   return {
     bytes(length) {
       const out = new Uint8Array(length);
-      for (let filled = 0; filled < length; filled += 32) out.set(sha256(seed, new Float64Array([counter++]), RNG.get(8)).subarray(0, length - filled), filled);
+      for (let filled = 0; filled < length; filled += 32) out.set(sha256(seed, new Uint8Array(new Float64Array([counter++]).buffer), RNG.get(8)).subarray(0, length - filled), filled);
       return out;
     },
   };
