@@ -20,12 +20,14 @@ export type WcmErrorCode =
 
 /** An error raised by the core: `code` is stable, `field` names the offending input when there is one. */
 export class WcmError extends Error {
+  // a field, not `this.name = …`: in a preloaded (frozen) firmware image the
+  // inherited Error.prototype.name is read-only, and assigning it throws
+  override name = "WcmError";
   declare readonly code: WcmErrorCode;
   declare readonly field: string | undefined;
 
   constructor(code: WcmErrorCode, message: string, field?: string) {
     super(`${code}: ${field ? `${field}: ` : ""}${message}`);
-    this.name = "WcmError";
     this.code = code;
     this.field = field;
   }
