@@ -24,7 +24,7 @@ import Net from "net";
 import Timer from "timer";
 import WiFi from "wifi";
 import Eap, { type NativeScanRecord } from "wcm-host/eap";
-import { pemBlocks } from "wcm-host/pem";
+import { pemBlocks } from "wcm-host/mqtt-link";
 import type { JoinEvents, JoinRequest, NetworkFailure, NetworkFailureReason, NetworkPort, NetworkSecurity, ScanResult } from "wcm/ports";
 
 /** The SoftAP and its service (hosts/esp32/onboarding.ts) and the key hardware (hmac/ or none): main.ts takes the platform's ports from wcm-host/network, as on lin. */

@@ -7,6 +7,7 @@
  *   connection, so the second is added to ssl/cert's VM-wide list, which every
  *   chain check also consults.
  * - Certificate devices: clientCertificates [DER] and clientKey (PKCS#8 DER, RSA).
+ * - PEM to DER (pemBlocks), which SecureSocket needs, is here too.
  * - A refused CONNECT: the client has no API for the CONNACK code; it calls
  *   fail("server rejected mqtt request with code N") and then onClose(). The
  *   subclass below reads N from that message (mqtt.js, SDK 8.2.3).
@@ -23,7 +24,6 @@ import { Socket } from "socket";
 import Timer from "timer";
 import CertificateManager from "ssl/cert";
 import type { CloudLink, LinkConnectOptions, LinkEvents } from "wcm/ports";
-import { pemBlocks } from "wcm-host/pem";
 
 const REFUSED = "server rejected mqtt request with code ";
 const CERTIFICATE = "CERTIFICATE";
@@ -92,6 +92,26 @@ class LinkClient extends Client {
     this.lastFailure = message;
     super.fail(message);
   }
+}
+
+/**
+ * Every block of `label` ("CERTIFICATE", "PRIVATE KEY") in `pem`, as DER (for
+ * SecureSocket here and for the EAP client, hosts/esp32/network.ts). Strict
+ * base64 by XS's own Uint8Array.fromBase64 (SDK 8.2.x, xs/sources/xsDataView.c,
+ * every platform): padding required, unused bits zero, ASCII whitespace skipped.
+ * @throws Error "PEM: unterminated <label>" or "PEM: bad base64"
+ */
+export function pemBlocks(pem: string, label: string): ArrayBuffer[] {
+  const end = `-----END ${label}-----`;
+  return pem.split(`-----BEGIN ${label}-----`).slice(1).map((block) => {
+    const stop = block.indexOf(end);
+    if (stop < 0) throw new Error(`PEM: unterminated ${label}`);
+    try {
+      return Uint8Array.fromBase64(block.slice(0, stop), { lastChunkHandling: "strict" }).buffer as ArrayBuffer;
+    } catch {
+      throw new Error("PEM: bad base64");
+    }
+  });
 }
 
 /** Makes one CloudLink (a fresh one per connection attempt: connect() is called once per link, wcm/ports). */
