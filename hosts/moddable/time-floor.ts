@@ -54,7 +54,7 @@ export function raiseClock(seconds: number): boolean {
 
 /**
  * Asks SNTP `host` once (with SNTP's own retries); on success sets the clock if
- * it moves forward and saves the floor. `done` is called once either way: SNTP
+ * it moves forward by more than a second and saves the floor. `done` is called once either way: SNTP
  * (modules/network/sntp/sntp.js) closes itself before it reports the time and
  * after it reports an error (our callback asks for no other host), so neither
  * comes twice, and a constructor that throws has reported nothing.
@@ -63,8 +63,8 @@ export function syncTime(host: string, done: (ok: boolean) => void): void {
   try {
     new SNTP({ host }, (message, value) => {
       if (message === SNTP.time && typeof value === "number") {
-        if (value > nowSeconds()) Time.set(value);
-        save(value);
+        // the clock as raiseClock() moves it; the floor saved even when the clock was already there
+        if (!raiseClock(value)) save(value);
         done(true);
       } else if (message === SNTP.error) {
         done(false);
