@@ -37,14 +37,13 @@
  * `ulimit -n 65536` in the shell, up to `ulimit -Hn`). Loopback only; every
  * phase is bounded in time and a watchdog ends the process.
  */
-import { fork, execSync, type ChildProcess } from "node:child_process";
+import { execSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { randomBytes } from "node:crypto";
 import { tmpdir, cpus, loadavg } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { createNodeDevice } from "../hosts/node/device";
 import { SimulatedFlash } from "../hosts/node/file-preferences";
 import { createMqttLink } from "../hosts/node/mqtt-link";
@@ -77,8 +76,8 @@ const DATABASE = process.argv.slice(2).find((a) => a.startsWith("--database="))?
 if (DATABASE !== "sqlite" && DATABASE !== "postgres") throw new Error("--database is sqlite or postgres");
 if (NODES > 1 && DATABASE !== "postgres") throw new Error("--nodes above 1 needs --database=postgres (nodes share the registry)");
 
-/** Node flags of the cloud processes (e.g. the flood run's GC settings) */
-let cloudNodeFlags: string[] = (process.env.WCM_CLOUD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
+/** Node flags of the cloud processes (the flood run adds its GC settings) */
+const CLOUD_NODE_FLAGS: string[] = (process.env.WCM_CLOUD_NODE_FLAGS ?? "").split(" ").filter(Boolean);
 
 /** A distinct loopback source address per device (64 per /24). */
 function sourceAddress(i: number): string {
@@ -95,8 +94,8 @@ interface StartedChild {
   stats: FleetChildStats;
 }
 
-async function startChild(dataDir: string, port: number, masterKeyHex: string, lot?: string, shared: { database?: string; redis?: string } = {}): Promise<StartedChild> {
-  const child = new FleetChild(cloudNodeFlags);
+async function startChild(dataDir: string, port: number, masterKeyHex: string, lot?: string, shared: { database?: string; redis?: string } = {}, nodeFlags = CLOUD_NODE_FLAGS): Promise<StartedChild> {
+  const child = new FleetChild(nodeFlags);
   const reply = await child.request<{ caPem: string; provisioningKeyHex?: string; stats: FleetChildStats }>({ cmd: "start", dataDir, port, masterKeyHex, lot, ...shared });
   return { child, caPem: reply.caPem, provisioningKeyHex: reply.provisioningKeyHex, stats: reply.stats };
 }
@@ -109,9 +108,7 @@ async function flood(): Promise<string[][]> {
   // --expose-gc: live memory is measured after a full GC; --max-semi-space-size=1:
   // V8's young generation otherwise grows to 2 x 16 MB under allocation pressure,
   // which shows as RSS growth whatever the cloud retains (cloud/README.md).
-  const savedFlags = cloudNodeFlags;
-  cloudNodeFlags = [...savedFlags, "--expose-gc", "--max-semi-space-size=1"];
-  const started = await startChild(dataDir, port, randomBytes(32).toString("hex")).finally(() => { cloudNodeFlags = savedFlags; });
+  const started = await startChild(dataDir, port, randomBytes(32).toString("hex"), undefined, {}, [...CLOUD_NODE_FLAGS, "--expose-gc", "--max-semi-space-size=1"]);
   const { child } = started;
   const sockets: Socket[] = [];
   const rows: string[][] = [["flood (each from 32 loopback sources)", "connections", "refused at accept", "peak unauthenticated", "peak RSS growth", "live growth (after GC)", "live growth since warm-up"]];

@@ -168,8 +168,6 @@ async function startMosquitto(dir: string, material: PeerMaterial, caPem: string
   return peer;
 }
 
-/** The password a device has in mosquitto's password file (any secret works: mosquitto checks its hash). */
-
 /**
  * FreeRADIUS from a private copy of Debian's configuration: own log and run
  * folders, no privilege drop, one NAS client, the hotspot devices in the users

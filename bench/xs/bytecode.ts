@@ -22,9 +22,10 @@ export interface ModuleSize {
   bytes: number;
 }
 
-function manifestModules(path: string): [string, string][] {
-  const manifest = JSON.parse(readFileSync(join(ROOT, path), "utf8")) as { modules: Record<string, string> };
-  return Object.entries(manifest.modules).map(([name, file]) => [name, join(ROOT, dirname(path), `${file}.ts`)]);
+/** [module specifier, TypeScript file] for each module a manifest maps (`path` relative to `root`). */
+export function manifestModules(path: string, root = ROOT): [string, string][] {
+  const manifest = JSON.parse(readFileSync(join(root, path), "utf8")) as { modules: Record<string, string> };
+  return Object.entries(manifest.modules).map(([name, file]) => [name, join(root, dirname(path), `${file}.ts`)]);
 }
 
 /** True when the SDK's xsc runs. */

@@ -20,9 +20,9 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { ROOT } from "../../test/xs/bundle";
-import { releaseBytecode } from "./bytecode";
+import { manifestModules, releaseBytecode } from "./bytecode";
 
 const MANIFESTS = ["manifest.json", "hosts/moddable/manifest.json", "hosts/lin/manifest.json"];
 
@@ -35,15 +35,10 @@ interface Archive {
 }
 
 function wcmModuleFiles(tree: string): string[] {
-  return MANIFESTS.flatMap((manifest) => {
-    const modules = (JSON.parse(readFileSync(join(tree, manifest), "utf8")) as { modules?: Record<string, string> }).modules ?? {};
-    return Object.entries(modules)
-      .filter(([name]) => name === "*" || name.startsWith("wcm"))
-      .map(([, file]) => join(tree, dirname(manifest), `${file}.ts`));
-  });
+  return MANIFESTS.flatMap((manifest) => manifestModules(manifest, tree).filter(([name]) => name === "*" || name.startsWith("wcm")).map(([, file]) => file));
 }
 
-/** Builds the tree in `dir/app` (mcconfig names the build after the folder: `app`). */
+/** Builds `tree` with mcconfig (which names the build folder after the tree's folder: `name`) and reads its XS archive. */
 function build(tree: string, name: string): Archive {
   const buildDir = join(process.env.MODDABLE!, "build", "tmp", "lin", "mc", "release", name);
   rmSync(buildDir, { recursive: true, force: true });
